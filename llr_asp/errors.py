@@ -1,0 +1,33 @@
+"""Typed errors of the core. The CLI turns each into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class LlrError(Exception):
+    """Base class: something the user must fix before llr-asp can answer."""
+
+
+class InputError(LlrError):
+    """A patient document is unusable: where (file, JSON path) and how to fix it."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {problem}")
+
+
+class RuleError(LlrError):
+    """A rule set is unusable: the rule file, its line where known, and what is wrong."""
+
+    def __init__(self, file: str, line: int | None, problem: str) -> None:
+        self.file = file
+        self.line = line
+        self.problem = problem
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {problem}")
+
+
+class UsageError(LlrError):
+    """A command-line request that cannot be honoured, such as an unknown policy."""

@@ -1,0 +1,257 @@
+"""Patient documents: the JSON Schema derived from the field declarations, safe reading and
+validation, and the validated `Patient` the reasoner works on.
+
+Validation has one authority, jsonschema, run against `json_schema(rules)`. Importing jsonschema
+costs more than the whole start-up budget of `llr-asp explain`, so a document is first checked by
+`conforms`, a direct reading of the few schema keywords `json_schema` emits; only a document that
+fails that check is handed to jsonschema, which decides and words the error. The test suite
+checks that both agree on arbitrary JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .ruleset import Field, RuleSet, Value
+
+MAX_BYTES = 1 << 20
+"""A patient record is a few hundred bytes; anything over 1 MiB is refused unread."""
+
+MAX_ID_LENGTH = 200
+
+JSON_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
+}
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A validated patient record."""
+
+    id: str
+    policy: str | None  # the policy the document names, if any
+    values: Mapping[str, Value]  # the known fields; every other field is unknown
+    answered: frozenset[str]  # fields present in the document, with a value or null
+
+
+@functools.lru_cache(maxsize=8)
+def json_schema(rules: RuleSet) -> dict[str, Any]:
+    """The JSON Schema of a patient document under `rules` (shared: do not modify it)."""
+    root: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "llr-asp patient record",
+        "description": "Every field may be omitted or null (unknown). Free-form notes go under meta.",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "maxLength": MAX_ID_LENGTH, "description": "Names the patient in output."},
+            "policy": {"enum": sorted(rules.policies), "description": "The policy to evaluate by default."},
+            "meta": {"description": "Free-form; ignored."},
+        },
+        "additionalProperties": False,
+    }
+    for field in rules.fields.values():
+        node = root
+        *groups, name = field.path.split(".")
+        for group in groups:
+            node = node["properties"].setdefault(
+                group, {"type": ["object", "null"], "properties": {}, "additionalProperties": False}
+            )
+        node["properties"][name] = _field_schema(field)
+    return root
+
+
+def _field_schema(field: Field) -> dict[str, Any]:
+    schema: dict[str, Any] = {"description": field.question}
+    if field.type == "bool":
+        schema["type"] = ["boolean", "null"]
+    elif field.type in ("grade", "choice"):
+        schema["enum"] = [*field.values, None]
+    else:
+        schema["type"] = ["number" if field.type == "number" else "integer", "null"]
+        schema["minimum"], schema["maximum"] = field.minimum, field.maximum
+    return schema
+
+
+def conforms(instance: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether `instance` satisfies `schema`, for the keywords `json_schema` emits."""
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not any(JSON_TYPES[k](instance) for k in kinds):
+            return False
+    if "enum" in schema and not any(_same(instance, v) for v in schema["enum"]):
+        return False
+    if isinstance(instance, (int, float)) and not isinstance(instance, bool):
+        if "minimum" in schema and instance < schema["minimum"]:
+            return False
+        if "maximum" in schema and instance > schema["maximum"]:
+            return False
+    if isinstance(instance, str) and len(instance) > schema.get("maxLength", math.inf):
+        return False
+    if isinstance(instance, dict) and "properties" in schema:
+        properties = schema["properties"]
+        if schema.get("additionalProperties") is False and not properties.keys() >= instance.keys():
+            return False
+        return all(conforms(v, properties[k]) for k, v in instance.items() if k in properties)
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1."""
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def read_patient(source: str, rules: RuleSet) -> Patient:
+    """Read, parse and validate the patient document at `source` (`-` for standard input)."""
+    return validate(parse(read_text(source), source), rules, source)
+
+
+def read_text(source: str) -> str:
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(source, "", "file not found; give the path of a patient JSON file") from None
+    except IsADirectoryError:
+        raise InputError(source, "", "is a directory; give the path of a patient JSON file") from None
+    except OSError as error:
+        raise InputError(source, "", f"cannot read the file ({error.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(source, "", "file is over 1 MiB, far larger than a patient record")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(source, "", f"not UTF-8 text (byte {error.start}); save the file as UTF-8") from None
+
+
+def parse(text: str, source: str) -> Any:
+    """Parse JSON strictly: no NaN or Infinity, no duplicate keys, no runaway nesting."""
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except _Refused as refused:
+        raise InputError(source, refused.path, refused.problem) from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise InputError(source, where, f"invalid JSON: {error.msg}") from None
+    except RecursionError:
+        raise InputError(source, "", "JSON nested too deeply for a patient record") from None
+    except ValueError as error:  # e.g. an integer with thousands of digits
+        raise InputError(source, "", f"invalid JSON: {error}") from None
+
+
+class _Refused(Exception):
+    def __init__(self, path: str, problem: str) -> None:
+        self.path, self.problem = path, problem
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Refused("", f"{name} is not a JSON number; write a number, or null if unknown")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused("", f"number {text[:20]} is out of range; write a realistic value, or null")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Refused(duplicate, "key appears twice in the same object; keep one")
+    return result
+
+
+def validate(document: Any, rules: RuleSet, source: str) -> Patient:
+    """Check `document` against the schema of `rules`; return the patient it describes."""
+    schema = json_schema(rules)
+    if not conforms(document, schema):
+        _raise_schema_error(document, schema, rules, source)
+    values: dict[str, Value] = {}
+    answered = set()
+    for path in rules.fields:
+        node: Any = document
+        for key in path.split("."):
+            node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            answered.add(path)
+            if node is not None:
+                values[path] = node
+    fallback = "stdin" if source == "-" else Path(source).stem
+    return Patient(document.get("id") or fallback, document.get("policy"), values, frozenset(answered))
+
+
+_ABSENT = object()
+
+
+def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, source: str) -> None:
+    import jsonschema  # slow to import: only for documents that fail the check above
+
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(document)
+    error = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
+    if error is None:
+        return  # jsonschema is the authority: the document is valid
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        known = error.schema["properties"]
+        key = sorted(k for k in error.instance if k not in known)[0]
+        wrong = f"{path}.{key}" if path else key
+        raise InputError(source, wrong, _unknown_key(wrong, rules))
+    got = json.dumps(error.instance)
+    got = got if len(got) <= 40 else got[:37] + "..."
+    raise InputError(source, path or "(document)", f"expected {_expectation(error.schema)}, got {got}")
+
+
+def _unknown_key(wrong: str, rules: RuleSet) -> str:
+    valid = ["id", "policy", "meta", *rules.fields]
+    valid += sorted({p.rsplit(".", 1)[0] for p in rules.fields if "." in p})
+    close = difflib.get_close_matches(wrong, valid, n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"?' if close else "see `llr-asp schema` for the valid fields"
+    return f'unknown field; {hint} (free-form notes go under "meta")'
+
+
+def _expectation(schema: Mapping[str, Any]) -> str:
+    """Plain words for what a schema node accepts."""
+    kinds = schema.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    nullable = "null" in kinds or None in schema.get("enum", [])
+    tail = " (or null if unknown)" if nullable else ""
+    if "enum" in schema:
+        names = [json.dumps(v) for v in schema["enum"] if v is not None]
+        return f"one of {', '.join(names)}{tail}"
+    if "boolean" in kinds:
+        return f"true or false{tail}"
+    if "number" in kinds or "integer" in kinds:
+        kind = "a whole number" if "integer" in kinds else "a number"
+        return f"{kind} from {schema['minimum']} to {schema['maximum']}{tail}"
+    if "string" in kinds:
+        return f"a string of at most {schema.get('maxLength')} characters"
+    if "object" in kinds:
+        names = ", ".join(schema.get("properties", {}))
+        return f"an object with the fields {names}{tail}"
+    return "a different value"

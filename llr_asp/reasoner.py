@@ -1,0 +1,149 @@
+"""The reasoner: clingo decides every policy for a patient, with reasons and missing answers.
+
+The rules are grounded once. A patient enters as truth values of the external atoms
+value(0,F,V) and fractional(0,F) (explain.lp): its text never becomes program text. One solve
+in brave mode yields the statuses, the reasons and every missing field: the first model holds
+all of world 0 (it is the same in every model), later ones add missing fields.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+
+import clingo
+
+from .decision import Decision, Evidence, Node
+from .errors import UsageError
+from .patient import Patient
+from .ruleset import Policy, RuleSet, Value, engine_file, ground, symbol_value
+
+
+class Reasoner:
+    """Decides patients under one rule set. Not thread-safe: use one per thread."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        engine = [engine_file(name) for name in ("vocabulary.lp", "kleene.lp", "explain.lp")]
+        self._control = ground([*rules.files, *engine], ["--enum-mode=brave", "0"])
+        atoms = self._control.symbolic_atoms
+        self._value: dict[tuple[str, Value], int] = {}
+        self._fractional: dict[str, int] = {}
+        self._steps: dict[str, list[int]] = {}  # numeric field -> its candidate values, ascending
+        for atom in atoms.by_signature("value", 3):
+            if atom.is_external:
+                _, field, value = atom.symbol.arguments
+                self._value[field.string, _key(symbol_value(value))] = atom.literal
+                if value.type == clingo.SymbolType.Number:
+                    bisect.insort(self._steps.setdefault(field.string, []), value.number)
+        for atom in atoms.by_signature("fractional", 2):
+            if atom.is_external:
+                self._fractional[atom.symbol.arguments[1].string] = atom.literal
+        # every atom explain.lp can show, and what it says, e.g. status(P,R,S) -> ("status", P, R, S)
+        world0 = [
+            clingo.Function(name, atom.symbol.arguments[1:])
+            for name, arity in (("status", 4), ("reason", 4), ("decision", 3))
+            for atom in atoms.by_signature(name, arity)
+            if atom.symbol.arguments[0] == clingo.Number(0)
+        ]
+        self._missing = [atom.symbol for atom in atoms.by_signature("missing", 2)]
+        self._meaning = {s: (s.name, *map(_text, s.arguments)) for s in [*world0, *self._missing]}
+
+    def policies(self, selection: str | None) -> list[Policy]:
+        """The policies named by `selection`: a policy id, `all`, or None for all."""
+        if selection in (None, "all"):
+            return list(self.rules.policies.values())
+        if selection not in self.rules.policies:
+            known = ", ".join([*self.rules.policies, "all"])
+            raise UsageError(f'unknown policy "{selection}"; choose one of {known}')
+        return [self.rules.policies[selection]]
+
+    def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
+        """Decide `patient` under each policy (default: every policy of the rule set)."""
+        shown = self._solve(patient)
+        status: dict[tuple[str, str], str] = {}
+        reasons: set[tuple[str, str, str]] = set()
+        verdict: dict[str, str] = {}
+        missing: dict[str, set[str]] = {}
+        for name, *args in shown:
+            if name == "status":
+                status[args[0], args[1]] = args[2]
+            elif name == "reason":
+                reasons.add((args[0], args[1], args[2]))
+            elif name == "decision":
+                verdict[args[0]] = args[1]
+            elif name == "missing":
+                missing.setdefault(args[0], set()).add(args[1])
+        decisions = []
+        for policy in policies if policies is not None else self.rules.policies.values():
+            p = policy.id
+
+            def build(rid: str, inherited: str, reason: bool) -> Node:
+                requirement = policy.requirements[rid]
+                text = requirement.text or inherited
+                evidence: tuple[Evidence, ...] = ()
+                if requirement.test is not None:
+                    test = requirement.test
+                    evidence = (Evidence(test.field, patient.values.get(test.field), test.describe()),)
+                return Node(
+                    id=rid,
+                    status=status[p, rid],
+                    label=requirement.label,
+                    text=text,
+                    interpretation=" ".join(requirement.interpretations) or None,
+                    evidence=evidence,
+                    children=tuple(build(c, text, (p, rid, c) in reasons) for c in requirement.parts),
+                    reason=reason,
+                )
+
+            ordered = [f for f in self.rules.fields if f in missing.get(p, ())]
+            tree = build(policy.root, "", True)
+            decisions.append(Decision(patient.id, policy, verdict[p], tree, tuple(ordered), self.rules.digest))
+        return decisions
+
+    def _literals(self, patient: Patient) -> list[int]:
+        """The externals that are true for `patient` (see explain.lp)."""
+        literals = []
+        for path, value in patient.values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                literals.append(self._value[path, _key(value)])
+                continue
+            steps = self._steps[path]
+            literals.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
+            if not float(value).is_integer():
+                literals.append(self._fractional[path])
+        return literals
+
+    def _solve(self, patient: Patient) -> list[tuple[str, ...]]:
+        """The shown atoms for `patient`, each as (predicate, arguments...)."""
+        literals = self._literals(patient)
+        control = self._control
+        for literal in literals:
+            control.assign_external(literal, True)
+        try:
+            shown: list[clingo.Symbol] | None = None
+            unseen = [s for s in self._missing if s.arguments[1].string not in patient.values]
+            with control.solve(yield_=True) as models:
+                for model in models:
+                    if shown is None:
+                        shown = list(model.symbols(shown=True))
+                        seen = set(shown)
+                        unseen = [s for s in unseen if s not in seen]
+                    else:
+                        found = [s for s in unseen if model.contains(s)]
+                        shown += found
+                        unseen = [s for s in unseen if s not in found]
+            return [self._meaning[s] for s in shown or ()]
+        finally:
+            for literal in literals:
+                control.assign_external(literal, False)
+
+
+def _text(symbol: clingo.Symbol) -> str:
+    return symbol.string if symbol.type == clingo.SymbolType.String else symbol.name
+
+
+def _key(value: Value) -> Value:
+    """A dictionary key that keeps true apart from 1."""
+    return ("bool", value) if isinstance(value, bool) else value  # type: ignore[return-value]

@@ -1,0 +1,293 @@
+"""Loading a rule set: the policies, requirement trees and input fields declared in `.lp` files.
+
+Everything here is read from the rules; no policy, requirement or field is named in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Union
+
+import clingo
+import clingo.ast
+
+from .errors import RuleError
+
+Value = Union[bool, str, int, float]
+"""A field value as it appears in a patient document."""
+
+OPERATORS = {"eq": "=", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def engine_file(name: str) -> str:
+    """Path of one of the engine's own ASP programs (shipped inside the package)."""
+    return str(resources.files("llr_asp") / "asp" / name)
+
+
+def default_rules_dir() -> Path:
+    """The bundled rules: inside the installed package, or `rules/` of a source checkout."""
+    packaged = Path(str(resources.files("llr_asp"))) / "rules"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class Field:
+    """An input field of the patient document, as declared by field/2 and its companions."""
+
+    path: str
+    type: str  # bool | grade | choice | number | integer
+    values: tuple[str, ...]  # grades in rank order, or choices; empty otherwise
+    minimum: int | None
+    maximum: int | None
+    question: str
+    immutable: bool
+
+
+@dataclass(frozen=True)
+class Test:
+    """The test of a condition: field, comparison and the value compared with."""
+
+    field: str
+    op: str
+    value: Value
+
+    def describe(self) -> str:
+        value = str(self.value).lower() if isinstance(self.value, bool) else self.value
+        return f"{OPERATORS[self.op]} {value}"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One node of a policy's requirement tree."""
+
+    id: str
+    form: str  # all_of | any_of | condition
+    label: str
+    text: str | None  # the policy sentence it encodes; None: its parent's
+    interpretations: tuple[str, ...]
+    parts: tuple[str, ...]
+    test: Test | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: str
+    title: str
+    reference: str
+    commissioner: str
+    review: int
+    source: str
+    root: str
+    requirements: Mapping[str, Requirement]
+
+    def fields(self) -> frozenset[str]:
+        """The input fields this policy tests."""
+        return frozenset(r.test.field for r in self.requirements.values() if r.test)
+
+
+@dataclass(frozen=True, eq=False)
+class RuleSet:
+    directory: Path
+    files: tuple[str, ...]
+    digest: str
+    fields: Mapping[str, Field]
+    policies: Mapping[str, Policy]
+    assumptions: Mapping[str, str]
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The `.lp` files of a rule set directory, in a stable order."""
+    if not directory.is_dir():
+        raise RuleError(str(directory), None, "rules directory not found (give --rules DIR)")
+    files = sorted(directory.rglob("*.lp"))
+    if not files:
+        raise RuleError(str(directory), None, "no .lp rule files in this directory")
+    return files
+
+
+def digest(files: Iterable[Path], directory: Path) -> str:
+    sha = hashlib.sha256()
+    for file in files:
+        sha.update(file.relative_to(directory).as_posix().encode() + b"\0")
+        sha.update(file.read_bytes() + b"\0")
+    return sha.hexdigest()
+
+
+_LOCATION = re.compile(r"^(?P<file>.*?):(?P<line>\d+):\d+(?:-\d+(?::\d+)?)?: (?P<text>.*)", re.S)
+
+
+def ground(files: Iterable[str], arguments: Iterable[str] = ()) -> clingo.Control:
+    """Load and ground ASP files; any syntax error or clingo warning is a RuleError."""
+    messages: list[str] = []
+    control = clingo.Control(["--warn=all", *arguments], logger=lambda _code, msg: messages.append(msg))
+    try:
+        for file in files:
+            control.load(file)
+        control.ground([("base", [])])
+    except RuntimeError:
+        pass
+    if messages:
+        raise _message_error(messages[0])
+    return control
+
+
+def _message_error(message: str) -> RuleError:
+    found = _LOCATION.match(message.strip())
+    if not found:
+        return RuleError("rules", None, " ".join(message.split()))
+    return RuleError(found["file"], int(found["line"]), " ".join(found["text"].split()))
+
+
+def load_rules(directory: Path | None = None) -> RuleSet:
+    """Read and check the rule set in `directory` (default: the bundled rules)."""
+    directory = Path(directory) if directory is not None else default_rules_dir()
+    files = rule_files(directory)
+    control = ground([*map(str, files), engine_file("vocabulary.lp")])
+    facts = _Facts(control)
+    errors = facts.get("rule_error", 2)
+    if errors:
+        message, declaration = errors[0]
+        file, line = locate(declaration, files)
+        raise RuleError(file, line, f"{message.string}: {declaration}")
+    return RuleSet(
+        directory=directory,
+        files=tuple(str(f) for f in files),
+        digest=digest(files, directory),
+        fields=_fields(facts),
+        policies=_policies(facts),
+        assumptions={a.string: s.string for a, s in facts.get("assumption", 2)},
+    )
+
+
+class _Facts:
+    """The ground facts of a control, by predicate, in grounding order."""
+
+    def __init__(self, control: clingo.Control) -> None:
+        self._control = control
+
+    def get(self, name: str, arity: int) -> list[list[clingo.Symbol]]:
+        atoms = self._control.symbolic_atoms.by_signature(name, arity)
+        return [list(atom.symbol.arguments) for atom in atoms if atom.is_fact]
+
+    def table(self, name: str, arity: int) -> dict[clingo.Symbol, list[clingo.Symbol]]:
+        """Facts keyed by their first argument, e.g. title(P,T) -> {P: [T]}."""
+        return {args[0]: args[1:] for args in self.get(name, arity)}
+
+
+def symbol_value(symbol: clingo.Symbol) -> Value:
+    """A clingo constant, string or number as the value a patient document would hold."""
+    if symbol.type == clingo.SymbolType.String:
+        return symbol.string
+    if symbol.type == clingo.SymbolType.Number:
+        return symbol.number
+    if symbol.name in ("true", "false") and not symbol.arguments:
+        return symbol.name == "true"
+    return symbol.name
+
+
+def _fields(facts: _Facts) -> dict[str, Field]:
+    grades: dict[str, list[tuple[int, str]]] = {}
+    for f, g, n in facts.get("grade", 3):
+        grades.setdefault(f.string, []).append((n.number, g.name))
+    choices: dict[str, list[str]] = {}
+    for f, c in facts.get("choice", 2):
+        choices.setdefault(f.string, []).append(c.name)
+    ranges = {f.string: (lo.number, hi.number) for f, lo, hi in facts.get("range", 3)}
+    questions = {f.string: q.string for f, q in facts.get("question", 2)}
+    immutable = {f.string for (f,) in facts.get("immutable", 1)}
+    fields = {}
+    for f, t in facts.get("field", 2):
+        path = f.string
+        values = [g for _, g in sorted(grades.get(path, []))] or sorted(choices.get(path, []))
+        lo, hi = ranges.get(path, (None, None))
+        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], path in immutable)
+    return fields
+
+
+def _policies(facts: _Facts) -> dict[str, Policy]:
+    meta = {
+        name: {p.string: v[0] for p, v in facts.table(name, 2).items()}
+        for name in ("title", "reference", "commissioner", "review", "source", "root")
+    }
+    parts: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for p, r, n, c in facts.get("part", 4):
+        parts.setdefault((p.string, r.string), []).append((n.number, c.string))
+    texts = {(p.string, r.string): s.string for p, r, s in facts.get("text", 3)}
+    notes: dict[tuple[str, str], list[str]] = {}
+    for p, r, s in facts.get("interpretation", 3):
+        notes.setdefault((p.string, r.string), []).append(s.string)
+
+    requirements: dict[str, dict[str, Requirement]] = {}
+
+    def add(p: clingo.Symbol, r: clingo.Symbol, form: str, label: clingo.Symbol, test: Test | None) -> None:
+        key = (p.string, r.string)
+        requirements.setdefault(p.string, {})[r.string] = Requirement(
+            id=r.string,
+            form=form,
+            label=label.string,
+            text=texts.get(key),
+            interpretations=tuple(notes.get(key, ())),
+            parts=tuple(c for _, c in sorted(parts.get(key, []))),
+            test=test,
+        )
+
+    for form in ("all_of", "any_of"):
+        for p, r, label in facts.get(form, 3):
+            add(p, r, form, label, None)
+    for p, r, label, f, op, v in facts.get("condition", 6):
+        add(p, r, "condition", label, Test(f.string, op.name, symbol_value(v)))
+
+    return {
+        p.string: Policy(
+            id=p.string,
+            title=meta["title"][p.string].string,
+            reference=meta["reference"][p.string].string,
+            commissioner=meta["commissioner"][p.string].string,
+            review=meta["review"][p.string].number,
+            source=meta["source"][p.string].string,
+            root=meta["root"][p.string].string,
+            requirements=requirements.get(p.string, {}),
+        )
+        for (p,) in facts.get("policy", 1)
+    }
+
+
+def locate(declaration: clingo.Symbol, files: Iterable[Path]) -> tuple[str, int | None]:
+    """The file and line of the rule whose head can produce `declaration`."""
+    found: list[tuple[str, int]] = []
+
+    def visit(statement: clingo.ast.AST) -> None:
+        if found or statement.ast_type != clingo.ast.ASTType.Rule:
+            return
+        head = statement.head
+        if head.ast_type == clingo.ast.ASTType.Literal and _matches(head.atom.symbol, declaration):
+            begin = statement.location.begin
+            found.append((begin.filename, begin.line))
+
+    files = list(files)
+    clingo.ast.parse_files([str(f) for f in files], visit)
+    return found[0] if found else (str(files[0].parent), None)
+
+
+def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
+    kind = term.ast_type
+    T = clingo.ast.ASTType
+    if kind == T.Variable:
+        return True
+    if kind == T.SymbolicTerm:
+        return term.symbol == symbol
+    if kind == T.Pool:
+        return any(_matches(alternative, symbol) for alternative in term.arguments)
+    if kind == T.Function:
+        if symbol.type != clingo.SymbolType.Function or term.name != symbol.name:
+            return False
+        if len(term.arguments) != len(symbol.arguments):
+            return False
+        return all(_matches(a, s) for a, s in zip(term.arguments, symbol.arguments))
+    return kind in (T.BinaryOperation, T.UnaryOperation, T.Interval)  # computed: cannot tell
+
