@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ruleset import Policy, Value
+from .ruleset import Policy, Test, Value
 
 DECISIONS = ("eligible", "not_eligible", "undetermined")
 STATUSES = ("met", "not_met", "unknown")
@@ -17,7 +17,7 @@ class Evidence:
 
     field: str
     value: Value | None  # None: unknown
-    test: str
+    test: Test
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,6 @@ def _node_json(node: Node) -> dict[str, Any]:
         "label": node.label,
         "text": node.text,
         "interpretation": node.interpretation,
-        "evidence": [{"field": e.field, "value": e.value, "test": e.test} for e in node.evidence],
+        "evidence": [{"field": e.field, "value": e.value, "test": e.test.describe()} for e in node.evidence],
         "children": [_node_json(child) for child in node.children],
     }

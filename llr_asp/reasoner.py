@@ -85,7 +85,7 @@ class Reasoner:
                 evidence: tuple[Evidence, ...] = ()
                 if requirement.test is not None:
                     test = requirement.test
-                    evidence = (Evidence(test.field, patient.values.get(test.field), test.describe()),)
+                    evidence = (Evidence(test.field, patient.values.get(test.field), test),)
                 return Node(
                     id=rid,
                     status=status[p, rid],

@@ -5,6 +5,7 @@ Everything here is read from the rules; no policy, requirement or field is named
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -57,8 +58,13 @@ class Test:
     value: Value
 
     def describe(self) -> str:
-        value = str(self.value).lower() if isinstance(self.value, bool) else self.value
-        return f"{OPERATORS[self.op]} {value}"
+        """The test as written in JSON output: `>= 6`, `= true`, `!= female`."""
+        return f"{OPERATORS[self.op]} {show(self.value)}"
+
+
+def show(value: Value) -> str:
+    """A value as JSON writes it: true, 4, 5.5, severe."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,14 @@ class Policy:
     def fields(self) -> frozenset[str]:
         """The input fields this policy tests."""
         return frozenset(r.test.field for r in self.requirements.values() if r.test)
+
+    def review_due(self, today: datetime.date) -> str | None:
+        """Whether the review date has passed or falls in the current year, in words."""
+        if self.review < today.year:
+            return "review overdue"
+        if self.review == today.year:
+            return "review due this year"
+        return None
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,37 @@
+"""llr-asp: NHS commissioning policies as Answer Set Programming rules.
+
+The library in a few names::
+
+    from llr_asp import load_rules, read_patient, Reasoner
+
+    rules = load_rules()                      # the bundled rules, or load_rules(Path("my-rules"))
+    patient = read_patient("patient.json", rules)
+    for decision in Reasoner(rules).decide(patient):
+        print(decision.policy.id, decision.decision, decision.missing)
+"""
+
+from .decision import Decision, Evidence, Node
+from .errors import InputError, LlrError, RuleError, UsageError
+from .patient import Patient, json_schema, read_patient, validate
+from .reasoner import Reasoner
+from .ruleset import Field, Policy, Requirement, RuleSet, load_rules
+
+__all__ = [
+    "Decision",
+    "Evidence",
+    "Field",
+    "InputError",
+    "LlrError",
+    "Node",
+    "Patient",
+    "Policy",
+    "Reasoner",
+    "Requirement",
+    "RuleError",
+    "RuleSet",
+    "UsageError",
+    "json_schema",
+    "load_rules",
+    "read_patient",
+    "validate",
+]

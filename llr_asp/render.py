@@ -1,0 +1,117 @@
+"""Rendering for people: Rich justification trees and tables.
+
+Every string from a patient file or a rule file enters Rich as `Text`, never as markup, so
+brackets or escape codes in them are shown, not obeyed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from .decision import Decision, Evidence, Node
+from .ruleset import RuleSet, show
+
+ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
+STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
+VERDICT = {
+    "eligible": ("ELIGIBLE", "bold green"),
+    "not_eligible": ("NOT ELIGIBLE", "bold red"),
+    "undetermined": ("UNDETERMINED: answers missing", "bold yellow"),
+}
+
+
+def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Group:
+    """The decision first, then the justification tree, then what is still needed.
+
+    A requirement that is not a reason for its parent's status is shown on one line, unless
+    `full`: its sentence and its parts do not bear on the result.
+    """
+    policy = decision.policy
+    verdict, style = VERDICT[decision.decision]
+    header = Text.assemble(
+        (f"{policy.title} ({policy.reference})", "bold"),
+        "\nPatient ",
+        (decision.patient, "bold"),
+        ": ",
+        (verdict, style),
+    )
+    tree = Tree(_node_label(decision.tree, parent_text=None, brief=False), guide_style="dim")
+    _add_children(tree, decision.tree, full)
+    parts: list[Text | Tree] = [header, tree]
+    if decision.missing:
+        needed = Text("Still needed to decide:", style="bold yellow")
+        for field in decision.missing:
+            needed.append(f"\n  • {field}: ", style="bold")
+            needed.append(rules.fields[field].question)
+        parts.append(needed)
+    key = "✔ met   ✘ not met   ? unknown"
+    if not full:
+        key += "   (…: not a reason for the result; --full shows it)"
+    parts.append(Text(key, style="dim"))
+    return Group(*parts)
+
+
+def _add_children(tree: Tree, node: Node, full: bool) -> None:
+    for child in node.children:
+        brief = not (full or child.reason)
+        branch = tree.add(_node_label(child, parent_text=node.text, brief=brief))
+        if not brief:
+            _add_children(branch, child, full)
+
+
+def _node_label(node: Node, parent_text: str | None, brief: bool) -> Text:
+    label = Text.assemble(
+        (f"{ICON[node.status]} ", STYLE[node.status]),
+        (node.id, "bold"),
+        "  ",
+        node.label,
+    )
+    if brief:
+        label.append(" …")
+        label.stylize("dim")
+        return label
+    if node.text and node.text != parent_text:
+        label.append(f"\n“{node.text}”", style="italic")
+    if node.interpretation:
+        label.append(f"\nInterpretation: {node.interpretation}", style="cyan")
+    for evidence in node.evidence:
+        label.append("\n")
+        label.append_text(evidence_text(evidence))
+    return label
+
+
+NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
+
+
+def evidence_text(evidence: Evidence) -> Text:
+    """`conservative.months = 4, needs ≥ 6`, or `pain.severity unknown, needs ≥ intense`."""
+    needs = f", needs {NEEDS[evidence.test.op]}{show(evidence.test.value)}"
+    if evidence.value is None:
+        return Text.assemble((evidence.field, "bold"), (" unknown", "yellow"), needs)
+    return Text.assemble((evidence.field, "bold"), f" = {show(evidence.value)}", needs)
+
+
+def policies_table(rules: RuleSet, today: datetime.date) -> Table:
+    table = Table(title="Policies", title_justify="left")
+    for column in ("id", "reference", "title", "review", "commissioner"):
+        table.add_column(column, overflow="fold")
+    for policy in rules.policies.values():
+        due = policy.review_due(today)
+        review = Text(str(policy.review))
+        if due:
+            review.append(f" ({due})", style="bold red")
+        table.add_row(Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner))
+    return table
+
+
+def print_all(console: Console, views: Iterable[Group | Table]) -> None:
+    for index, view in enumerate(views):
+        if index:
+            console.print()
+        console.print(view)
