@@ -37,7 +37,7 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
     header = Text.assemble(
         (f"{policy.title} ({policy.reference})", "bold"),
         "\nPatient ",
-        (decision.patient, "bold"),
+        (printable(decision.patient), "bold"),
         ": ",
         (verdict, style),
     )
@@ -84,6 +84,13 @@ def _node_label(node: Node, parent_text: str | None, brief: bool) -> Text:
         label.append("\n")
         label.append_text(evidence_text(evidence))
     return label
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (escape codes, bells, carriage returns) made visible."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}

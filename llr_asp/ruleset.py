@@ -165,9 +165,14 @@ def load_rules(directory: Path | None = None) -> RuleSet:
     facts = _Facts(control)
     errors = facts.get("rule_error", 2)
     if errors:
-        message, declaration = errors[0]
-        file, line = locate(declaration, files)
-        raise RuleError(file, line, f"{message.string}: {declaration}")
+        statements = _statements(files)
+        located = sorted(
+            (locate(declaration, statements), message.string, str(declaration))
+            for message, declaration in errors
+        )
+        (file, line), message, declaration = located[0]
+        more = f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise RuleError(file, line or None, f"{message}: {declaration}{more}")
     return RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
@@ -271,21 +276,21 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
     }
 
 
-def locate(declaration: clingo.Symbol, files: Iterable[Path]) -> tuple[str, int | None]:
-    """The file and line of the rule whose head can produce `declaration`."""
-    found: list[tuple[str, int]] = []
+def _statements(files: list[Path]) -> list[clingo.ast.AST]:
+    """The rules of the rule files, parsed (for locating errors only)."""
+    statements: list[clingo.ast.AST] = []
+    clingo.ast.parse_files([str(f) for f in files], statements.append)
+    return [s for s in statements if s.ast_type == clingo.ast.ASTType.Rule]
 
-    def visit(statement: clingo.ast.AST) -> None:
-        if found or statement.ast_type != clingo.ast.ASTType.Rule:
-            return
+
+def locate(declaration: clingo.Symbol, statements: list[clingo.ast.AST]) -> tuple[str, int]:
+    """File and line of the first rule whose head can produce `declaration` (line 0: none)."""
+    for statement in statements:
         head = statement.head
         if head.ast_type == clingo.ast.ASTType.Literal and _matches(head.atom.symbol, declaration):
             begin = statement.location.begin
-            found.append((begin.filename, begin.line))
-
-    files = list(files)
-    clingo.ast.parse_files([str(f) for f in files], visit)
-    return found[0] if found else (str(files[0].parent), None)
+            return begin.filename, begin.line
+    return "rules", 0
 
 
 def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:

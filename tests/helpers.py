@@ -1,0 +1,104 @@
+"""Test helpers: building documents from dotted paths, and an independent oracle.
+
+The oracle evaluates a policy's declared requirement tree in plain Python, straight from
+DESIGN §4, so that the clingo encoding can be checked against it and against brute force.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from llr_asp import Policy, RuleSet
+from llr_asp.ruleset import Value
+
+
+
+def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{"pain.severity": "mild"} -> {"pain": {"severity": "mild"}}."""
+    document: dict[str, Any] = {}
+    for path, value in flat.items():
+        *groups, name = path.split(".")
+        node = document
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[name] = value
+    return document
+
+
+def passes(rules: RuleSet, field: str, op: str, target: Value, value: Value) -> bool:
+    spec = rules.fields[field]
+    if spec.type == "grade":
+        rank = spec.values.index
+        a, b = rank(value), rank(target)  # type: ignore[arg-type]
+    else:
+        a, b = value, target  # type: ignore[assignment]
+    return {
+        "eq": a == b and type(a) is type(b) if isinstance(a, bool) else a == b,
+        "ne": not (a == b),
+        "ge": a >= b,  # type: ignore[operator]
+        "gt": a > b,  # type: ignore[operator]
+        "le": a <= b,  # type: ignore[operator]
+        "lt": a < b,  # type: ignore[operator]
+    }[op]
+
+
+def status(rules: RuleSet, policy: Policy, rid: str, values: Mapping[str, Value]) -> str:
+    """Strong Kleene status of requirement `rid` for a partial patient."""
+    requirement = policy.requirements[rid]
+    if requirement.test is not None:
+        test = requirement.test
+        if test.field not in values:
+            return "unknown"
+        passed = passes(rules, test.field, test.op, test.value, values[test.field])
+        return "met" if passed else "not_met"
+    parts = [status(rules, policy, c, values) for c in requirement.parts]
+    decisive, other = ("not_met", "met") if requirement.form == "all_of" else ("met", "not_met")
+    if decisive in parts:
+        return decisive
+    return other if all(p == other for p in parts) else "unknown"
+
+
+DECISION = {"met": "eligible", "not_met": "not_eligible", "unknown": "undetermined"}
+
+
+def decision(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> str:
+    return DECISION[status(rules, policy, policy.root, values)]
+
+
+def outcome_values(rules: RuleSet, field: str) -> list[Value]:
+    """Values of a field that realise every outcome of the policies' tests on it."""
+    spec = rules.fields[field]
+    if spec.type == "bool":
+        return [True, False]
+    if spec.values:
+        return list(spec.values)
+    points = {spec.minimum, spec.maximum}
+    for policy in rules.policies.values():
+        for requirement in policy.requirements.values():
+            if requirement.test and requirement.test.field == field:
+                t = int(requirement.test.value)  # type: ignore[arg-type]
+                points |= {t - 1, t, t + 1}
+    return sorted(p for p in points if spec.minimum <= p <= spec.maximum)  # type: ignore[operator]
+
+
+def completions(rules: RuleSet, values: Mapping[str, Value], unknown: list[str]) -> Iterator[dict[str, Value]]:
+    for choice in itertools.product(*(outcome_values(rules, f) for f in unknown)):
+        yield {**values, **dict(zip(unknown, choice))}
+
+
+def brute_missing(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> list[str]:
+    """DESIGN §4 `missing`, by enumerating every completion of the relevant unknown fields."""
+    unknown = [f for f in rules.fields if f not in values and f in policy.fields()]
+    missing = []
+    for field in unknown:
+        others = [f for f in unknown if f != field]
+        for completion in completions(rules, values, others):
+            outcomes = {
+                decision(rules, policy, {**completion, field: v}) for v in outcome_values(rules, field)
+            }
+            if len(outcomes) > 1:
+                missing.append(field)
+                break
+    return missing

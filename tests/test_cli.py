@@ -1,0 +1,90 @@
+"""The command line as users meet it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp.cli import app
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+runner = CliRunner()
+
+
+def test_explain_json_matches_the_contract() -> None:
+    result = runner.invoke(app, ["explain", str(EXAMPLES / "refused-b-four-months.json"), "-p", "hip-resurfacing", "-f", "json"])
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert set(out) == {"patient", "policy", "reference", "decision", "tree", "missing", "rules"}
+    assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
+        "refused-b-four-months", "hip-resurfacing", "ARP 55", "not_eligible")
+    assert len(out["rules"]) == 64
+    tree = out["tree"]
+    assert set(tree) == {"id", "status", "label", "text", "interpretation", "evidence", "children"}
+
+    def nodes(node: dict) -> list[dict]:
+        return [node, *(n for c in node["children"] for n in nodes(c))]
+
+    by_id = {n["id"]: n for n in nodes(tree)}
+    required = {"eligibility", "A", "B", "C", "C1", "C2", "C3", "C4", "C5", "C6", "contraindication"}
+    assert required <= set(by_id)
+    assert by_id["B.months"]["evidence"] == [{"field": "conservative.months", "value": 4, "test": ">= 6"}]
+    assert by_id["B"]["text"].startswith("The patient has fully engaged with conservative measures")
+    assert "cut off" in by_id["C4"]["interpretation"]
+
+
+def test_all_policies_give_an_array_and_record_policy_is_default() -> None:
+    both = runner.invoke(app, ["explain", str(EXAMPLES / "route-c1-pain.json"), "-f", "json"])
+    assert [o["policy"] for o in json.loads(both.stdout)] == ["hip-resurfacing", "knee-resurfacing"]
+    named = runner.invoke(app, ["explain", str(EXAMPLES / "refused-hip-woman-unknowns.json"), "-f", "json"])
+    assert json.loads(named.stdout)["policy"] == "hip-resurfacing"
+
+
+def test_explain_text_says_decision_reason_and_missing() -> None:
+    result = runner.invoke(app, ["explain", str(EXAMPLES / "undetermined-pain-unknown.json"), "-p", "hip-resurfacing"])
+    assert result.exit_code == 0
+    assert "UNDETERMINED" in result.stdout
+    assert "pain.severity unknown, needs ≥ intense" in result.stdout
+    assert "Still needed to decide:" in result.stdout
+    assert "How severe is the patient's pain?" in result.stdout
+
+
+def test_explain_reads_stdin() -> None:
+    result = runner.invoke(app, ["explain", "-", "-p", "knee-resurfacing", "-f", "json"], input='{"knee": {"compartments_affected": 3}}')
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert (out["patient"], out["decision"]) == ("stdin", "not_eligible")
+
+
+def test_schema_is_valid_json_schema_from_the_fields() -> None:
+    import jsonschema
+
+    result = runner.invoke(app, ["schema"])
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["pain"]["properties"]["severity"]["enum"] == ["none", "mild", "moderate", "intense", "severe", None]
+    assert schema["properties"]["conservative"]["properties"]["months"]["minimum"] == 0
+
+
+def test_policies_lists_and_flags_review() -> None:
+    text = runner.invoke(app, ["policies"])
+    assert "ARP 55" in text.stdout and "ARP 60" in text.stdout
+    out = json.loads(runner.invoke(app, ["policies", "-f", "json"]).stdout)
+    assert {p["id"]: p["reference"] for p in out} == {"hip-resurfacing": "ARP 55", "knee-resurfacing": "ARP 60"}
+    assert all(p["review"] == 2026 for p in out)
+
+
+@pytest.mark.parametrize("command", [[], ["explain", "--help"], ["schema", "--help"], ["policies", "--help"]])
+def test_help_explains(command: list[str]) -> None:
+    result = runner.invoke(app, command or ["--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+
+
+def test_bad_rules_directory_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["policies", "--rules", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "rules directory not found" in result.stderr

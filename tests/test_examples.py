@@ -1,0 +1,47 @@
+"""Every bundled example gives the outcome it declares under meta.expected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llr_asp import Reasoner, RuleSet, read_patient
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+CASES = [
+    (path, policy)
+    for path in EXAMPLES
+    for policy in json.loads(path.read_text())["meta"]["expected"]
+]
+
+
+def test_examples_cover_every_route_and_refusal(rules: RuleSet) -> None:
+    """Per policy: an eligible example per route C1-C6, a refusal per top-level requirement."""
+    for policy in rules.policies.values():
+        met: set[str] = set()
+        refused: set[str] = set()
+        for path in EXAMPLES:
+            expected = json.loads(path.read_text())["meta"]["expected"].get(policy.id, {})
+            if expected.get("decision") == "eligible":
+                met |= set(expected.get("met", []))
+            if expected.get("decision") == "not_eligible":
+                refused |= set(expected.get("not_met", []))
+        top = set(policy.requirements[policy.root].parts)
+        assert {f"C{i}" for i in range(1, 7)} <= met, policy.id
+        assert top <= refused, policy.id
+
+
+@pytest.mark.parametrize(("path", "policy"), CASES, ids=[f"{p.stem}:{q}" for p, q in CASES])
+def test_example(path: Path, policy: str, rules: RuleSet, reasoner: Reasoner) -> None:
+    expected = json.loads(path.read_text())["meta"]["expected"][policy]
+    patient = read_patient(str(path), rules)
+    [decision] = reasoner.decide(patient, [rules.policies[policy]])
+    statuses = {node.id: node.status for node in decision.tree.walk()}
+    assert decision.decision == expected["decision"]
+    for status in ("met", "not_met", "unknown"):
+        for rid in expected.get(status, []):
+            assert statuses[rid] == status, rid
+    if "missing" in expected:
+        assert sorted(decision.missing) == sorted(expected["missing"])

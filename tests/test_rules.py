@@ -1,0 +1,118 @@
+"""The rule set: loading, checks that point at file and line, and policies as data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp import Reasoner, RuleError, RuleSet, load_rules, validate
+from llr_asp.cli import app
+from llr_asp.ruleset import default_rules_dir
+
+RULES = default_rules_dir()
+
+SHOULDER = """
+policy("shoulder-test").
+title("shoulder-test", "Policy for a Test Procedure").
+reference("shoulder-test", "ARP 99").
+commissioner("shoulder-test", "Test ICB").
+review("shoulder-test", 2030).
+source("shoulder-test", "sources/shoulder.txt").
+root("shoulder-test", "eligibility").
+all_of("shoulder-test", "eligibility", "Test procedure can be funded").
+text("shoulder-test", "eligibility", "Funded when pain is severe and six months of measures failed.").
+part("shoulder-test", "eligibility", 1, "pain").
+part("shoulder-test", "eligibility", 2, "months").
+condition("shoulder-test", "pain", "Pain is severe", "pain.severity", eq, severe).
+condition("shoulder-test", "months", "Six months of measures", "conservative.months", ge, 6).
+"""
+
+
+def copy_rules(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target)
+    return target
+
+
+def test_a_third_policy_needs_only_a_rule_file(tmp_path: Path) -> None:
+    rules_dir = copy_rules(tmp_path)
+    (rules_dir / "shoulder_test.lp").write_text(SHOULDER)
+    rules = load_rules(rules_dir)
+    assert list(rules.policies) == ["hip-resurfacing", "knee-resurfacing", "shoulder-test"]
+    patient = validate({"pain": {"severity": "severe"}}, rules, "t")
+    [decision] = Reasoner(rules).decide(patient, [rules.policies["shoulder-test"]])
+    assert decision.decision == "undetermined"
+    assert decision.missing == ("conservative.months",)
+    result = CliRunner().invoke(app, ["policies", "--rules", str(rules_dir), "-f", "json"])
+    assert "shoulder-test" in [p["id"] for p in json.loads(result.stdout)]
+    file = tmp_path / "p.json"
+    file.write_text('{"pain": {"severity": "severe"}, "conservative": {"months": 7}}')
+    result = CliRunner().invoke(app, ["explain", str(file), "-p", "shoulder-test", "--rules", str(rules_dir), "-f", "json"])
+    assert json.loads(result.stdout)["decision"] == "eligible"
+
+
+BROKEN = [
+    ("x.lp", "policy(\n", "x.lp:2", "syntax error"),
+    ("x.lp", SHOULDER + 'all_of("shoulder-test", "pain", "Twice").\n', "x.lp:13", "declared more than once"),
+    ("x.lp", '\n\ncondition("hip-resurfacing", "C7", "Typo", "joint.destructon_risk", eq, true).\n'
+             'part("hip-resurfacing", "C", 7, "C7").\n',
+     "x.lp:3", "condition tests an undeclared field"),
+    ("x.lp", SHOULDER.replace('text("shoulder-test", "eligibility", "Funded when pain is severe and six months of measures failed.").', ""),
+     "x.lp:9", "requirement without source text"),
+    ("x.lp", SHOULDER.replace("ge, 6", "ge, 6000"), "x.lp:14", "outside the field's domain"),
+    ("x.lp", SHOULDER.replace("eq, severe", "ge, agony"), "x.lp:13", "outside the field's domain"),
+    ("x.lp", SHOULDER.replace('title("shoulder-test", "Policy for a Test Procedure").', ""), "x.lp:2", "policy has no title"),
+    ("x.lp", SHOULDER + 'part("shoulder-test", "pain", 1, "eligibility").\n', "x.lp:11", "requirement is part of itself"),
+    ("x.lp", SHOULDER + 'part("shoulder-test", "months", 1, "other").\n'
+     'condition("shoulder-test", "other", "Other", "sex", eq, male).\n', "x.lp:15", "a condition cannot have parts"),
+    ("x.lp", "undeclared_input(X) :- known_thing(X).\n", "x.lp:1", "atom does not occur in any rule head"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "where", "problem"), BROKEN, ids=[b[3] for b in BROKEN])
+def test_bad_rules_name_file_and_line(tmp_path: Path, name: str, text: str, where: str, problem: str) -> None:
+    rules_dir = copy_rules(tmp_path)
+    (rules_dir / name).write_text(text)
+    with pytest.raises(RuleError) as error:
+        load_rules(rules_dir)
+    assert f"{rules_dir / where}" in str(error.value)
+    assert problem in str(error.value)
+    result = CliRunner().invoke(app, ["policies", "--rules", str(rules_dir)])
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert problem in line
+
+
+def test_every_quoted_sentence_is_in_the_policy_text(rules: RuleSet) -> None:
+    for policy in rules.policies.values():
+        source = " ".join((rules.directory / policy.source).read_text().split())
+        for requirement in policy.requirements.values():
+            if requirement.text:
+                assert " ".join(requirement.text.split()) in source, (policy.id, requirement.id)
+
+
+def test_every_requirement_of_the_design_is_declared(rules: RuleSet) -> None:
+    routes = {"A", "B", "C", "C1", "C2", "C3", "C4", "C5", "C6", "eligibility"}
+    assert routes | {"contraindication"} <= set(rules.policies["hip-resurfacing"].requirements)
+    assert routes | {"compartments"} <= set(rules.policies["knee-resurfacing"].requirements)
+
+
+def test_interpretations_are_recorded(rules: RuleSet) -> None:
+    knee = rules.policies["knee-resurfacing"].requirements
+    hip = rules.policies["hip-resurfacing"].requirements
+    assert any("previous page" in note for note in knee["C1"].interpretations)
+    assert any("without AND / OR" in note for note in knee["eligibility"].interpretations)
+    assert any("cut off" in note for note in hip["C4"].interpretations)
+    assert any("background paragraph" in note for note in hip["contraindication"].interpretations)
+    assert rules.assumptions  # the domain assumption of DESIGN §5
+
+
+def test_digest_changes_with_the_rules(tmp_path: Path, rules: RuleSet) -> None:
+    rules_dir = copy_rules(tmp_path)
+    assert load_rules(rules_dir).digest == rules.digest
+    (rules_dir / "shoulder_test.lp").write_text(SHOULDER)
+    assert load_rules(rules_dir).digest != rules.digest
