@@ -98,9 +98,9 @@ def explain(
     An undetermined decision lists the answers still needed.
     """
     with _user_errors():
-        ruleset = load_rules(rules)
+        reasoner = Reasoner.load(rules)
+        ruleset = reasoner.rules
         record = read_patient(patient, ruleset)
-        reasoner = Reasoner(ruleset)
         decisions = reasoner.decide(record, reasoner.policies(policy or record.policy))
     if format is Format.json:
         objects = [d.to_json() for d in decisions]

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` on one line: control characters (newlines, escape codes, bells) shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class LlrError(Exception):
     """Base class: something the user must fix before llr-asp can answer."""
 
@@ -15,7 +22,7 @@ class InputError(LlrError):
         self.path = path
         self.problem = problem
         where = f"{source}: {path}" if path else source
-        super().__init__(f"{where}: {problem}")
+        super().__init__(printable(f"{where}: {problem}"))
 
 
 class RuleError(LlrError):
@@ -26,7 +33,7 @@ class RuleError(LlrError):
         self.line = line
         self.problem = problem
         where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {problem}")
+        super().__init__(printable(f"{where}: {problem}"))
 
 
 class UsageError(LlrError):

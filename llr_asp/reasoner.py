@@ -11,22 +11,29 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import clingo
 
 from .decision import Decision, Evidence, Node
 from .errors import UsageError
 from .patient import Patient
-from .ruleset import Policy, RuleSet, Value, engine_file, ground, symbol_value
+from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
+
+
+PROGRAMS = [engine_file("kleene.lp"), engine_file("explain.lp")]
 
 
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
-        engine = [engine_file(name) for name in ("vocabulary.lp", "kleene.lp", "explain.lp")]
-        self._control = ground([*rules.files, *engine], ["--enum-mode=brave", "0"])
+        if _control is None:
+            _control = ground([*rules.files, engine_file("vocabulary.lp"), *PROGRAMS])
+        self._control = _control
+        _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
+        _control.configuration.solve.models = "0"  # type: ignore[union-attr]
         atoms = self._control.symbolic_atoms
         self._value: dict[tuple[str, Value], int] = {}
         self._fractional: dict[str, int] = {}
@@ -40,15 +47,17 @@ class Reasoner:
         for atom in atoms.by_signature("fractional", 2):
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
-        # every atom explain.lp can show, and what it says, e.g. status(P,R,S) -> ("status", P, R, S)
-        world0 = [
-            clingo.Function(name, atom.symbol.arguments[1:])
-            for name, arity in (("status", 4), ("reason", 4), ("decision", 3))
-            for atom in atoms.by_signature(name, arity)
-            if atom.symbol.arguments[0] == clingo.Number(0)
+        self._missing = [
+            clingo.Function("missing", [clingo.String(p), clingo.String(f)])
+            for p in rules.policies
+            for f in rules.fields
         ]
-        self._missing = [atom.symbol for atom in atoms.by_signature("missing", 2)]
-        self._meaning = {s: (s.name, *map(_text, s.arguments)) for s in [*world0, *self._missing]}
+        self._meaning: dict[clingo.Symbol, tuple[str, ...]] = {}  # shown atom -> (name, args...)
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Reasoner:
+        """The reasoner for the rule set in `directory` (default: bundled), grounded once."""
+        return cls(*compile_rules(directory, PROGRAMS))
 
     def policies(self, selection: str | None) -> list[Policy]:
         """The policies named by `selection`: a policy id, `all`, or None for all."""
@@ -102,6 +111,10 @@ class Reasoner:
             decisions.append(Decision(patient.id, policy, verdict[p], tree, tuple(ordered), self.rules.digest))
         return decisions
 
+    def _read(self, symbol: clingo.Symbol) -> tuple[str, ...]:
+        meaning = self._meaning[symbol] = (symbol.name, *map(_text_of, symbol.arguments))
+        return meaning
+
     def _literals(self, patient: Patient) -> list[int]:
         """The externals that are true for `patient` (see explain.lp)."""
         literals = []
@@ -134,13 +147,13 @@ class Reasoner:
                         found = [s for s in unseen if model.contains(s)]
                         shown += found
                         unseen = [s for s in unseen if s not in found]
-            return [self._meaning[s] for s in shown or ()]
+            return [self._meaning.get(s) or self._read(s) for s in shown or ()]
         finally:
             for literal in literals:
                 control.assign_external(literal, False)
 
 
-def _text(symbol: clingo.Symbol) -> str:
+def _text_of(symbol: clingo.Symbol) -> str:
     return symbol.string if symbol.type == clingo.SymbolType.String else symbol.name
 
 

@@ -15,6 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .decision import Decision, Evidence, Node
+from .errors import printable
 from .ruleset import RuleSet, show
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
@@ -52,7 +53,7 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
         parts.append(needed)
     key = "✔ met   ✘ not met   ? unknown"
     if not full:
-        key += "   (…: not a reason for the result; --full shows it)"
+        key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
     return Group(*parts)
 
@@ -84,13 +85,6 @@ def _node_label(node: Node, parent_text: str | None, brief: bool) -> Text:
         label.append("\n")
         label.append_text(evidence_text(evidence))
     return label
-
-
-def printable(text: str) -> str:
-    """`text` with control characters (escape codes, bells, carriage returns) made visible."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}

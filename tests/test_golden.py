@@ -1,0 +1,39 @@
+"""Golden files: the rendered justification tree, as a clinician reads it (80 columns, no colour).
+
+After an intended change of output, regenerate with `LLR_ASP_UPDATE_GOLDEN=1 pytest tests/test_golden.py`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from llr_asp import Reasoner, RuleSet, read_patient
+from llr_asp.render import decision_view
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+GOLDEN = Path(__file__).parent / "golden"
+CASES = [
+    ("refused-b-four-months", "hip-resurfacing", False),
+    ("undetermined-pain-unknown", "knee-resurfacing", False),
+    ("route-c4-sfi", "hip-resurfacing", True),
+]
+
+
+@pytest.mark.parametrize(("example", "policy", "full"), CASES)
+def test_rendered_tree(example: str, policy: str, full: bool, rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / f"{example}.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies[policy]])
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None, force_terminal=False).print(decision_view(decision, rules, full))
+    rendered = out.getvalue()
+    assert all(len(line) <= 80 for line in rendered.splitlines())
+    golden = GOLDEN / f"{example}.{policy}{'.full' if full else ''}.txt"
+    if os.environ.get("LLR_ASP_UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
