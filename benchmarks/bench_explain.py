@@ -1,0 +1,96 @@
+"""Benchmark for the issue "The eligibility reasoner" (not a test: machines are shared and noisy).
+
+1. Start-up: `llr-asp explain` as a whole process against `python -c "import clingo, rich, typer"`,
+   interleaved in one run; target: explain within 1.6x the import baseline.
+2. In-process: one decision with explanation tree and `missing`, for every example and policy;
+   target: <= 2 ms per patient.
+
+Run: python benchmarks/bench_explain.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "undetermined-new-referral.json"
+
+
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def startup(runs: int) -> None:
+    cli = shutil.which("llr-asp") or sys.exit("llr-asp is not installed: pip install -e .")
+    commands = {
+        "baseline: python -c 'import clingo, rich, typer'": [sys.executable, "-c", "import clingo, rich, typer"],
+        "llr-asp explain (text)": [cli, "explain", str(EXAMPLE)],
+        "llr-asp explain --format json": [cli, "explain", str(EXAMPLE), "--format", "json"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values():  # warm the file cache and .pyc files
+        wall(command)
+    for _ in range(runs):
+        for name, command in commands.items():
+            times[name].append(wall(command))
+    base = statistics.median(times[next(iter(commands))])
+    print(f"start-up, {runs} interleaved runs each (median / min, ratio of medians to baseline):")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:<52} {median * 1e3:7.1f} ms / {min(values) * 1e3:6.1f} ms   {median / base:4.2f}x")
+
+
+def in_process(rounds: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from llr_asp import Reasoner, read_patient
+
+    reasoner = Reasoner.load()
+    rules = reasoner.rules
+    patients = [read_patient(str(p), rules) for p in sorted((ROOT / "examples").glob("*.json"))]
+    for patient in patients:  # warm up the caches of shown atoms
+        reasoner.decide(patient)
+    per_policy = []
+    for policy in rules.policies.values():
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for patient in patients:
+                reasoner.decide(patient, [policy])
+        per_policy.append((time.perf_counter() - start) / (rounds * len(patients)))
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for patient in patients:
+            reasoner.decide(patient)
+    both = (time.perf_counter() - start) / (rounds * len(patients))
+    slowest = max(
+        patients,
+        key=lambda p: min(_time(lambda: reasoner.decide(p, [policy])) for _ in range(5) for policy in [next(iter(rules.policies.values()))]),
+    )
+    worst = min(_time(lambda: reasoner.decide(slowest, [next(iter(rules.policies.values()))])) for _ in range(20))
+    print(f"in-process decision with tree and missing, {len(patients)} examples x {rounds} rounds:")
+    for policy, seconds in zip(rules.policies, per_policy):
+        print(f"  one policy ({policy}): {seconds * 1e3:.3f} ms per patient")
+    print(f"  every policy at once ({len(rules.policies)}): {both * 1e3:.3f} ms per patient")
+    print(f"  slowest example ({slowest.id}, one policy): {worst * 1e3:.3f} ms")
+
+
+def _time(call: object) -> float:
+    start = time.perf_counter()
+    call()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="start-up runs per command")
+    parser.add_argument("--rounds", type=int, default=50, help="in-process rounds over the examples")
+    arguments = parser.parse_args()
+    startup(arguments.runs)
+    in_process(arguments.rounds)
