@@ -45,9 +45,7 @@ RulesOption = Annotated[
         show_default=False,
     ),
 ]
-FormatOption = Annotated[
-    Format, typer.Option("--format", "-f", help="text for people, json for programs.")
-]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="text for people, json for programs.")]
 
 
 @contextlib.contextmanager
@@ -73,7 +71,10 @@ def _console() -> Any:
 @app.command()
 def explain(
     patient: Annotated[
-        str, typer.Argument(metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input.")
+        str,
+        typer.Argument(
+            metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."
+        ),
     ],
     policy: Annotated[
         Optional[str],
@@ -86,7 +87,8 @@ def explain(
     ] = None,
     format: FormatOption = Format.text,
     full: Annotated[
-        bool, typer.Option("--full", help="Text: also expand requirements that are not a reason for the result.")
+        bool,
+        typer.Option("--full", help="Text: also expand requirements that are not a reason for the result."),
     ] = False,
     rules: RulesOption = None,
 ) -> None:

@@ -34,8 +34,9 @@ JSON_TYPES = {
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+    ),
 }
 
 
@@ -58,7 +59,11 @@ def json_schema(rules: RuleSet) -> dict[str, Any]:
         "description": "Every field may be omitted or null (unknown). Free-form notes go under meta.",
         "type": "object",
         "properties": {
-            "id": {"type": "string", "maxLength": MAX_ID_LENGTH, "description": "Names the patient in output."},
+            "id": {
+                "type": "string",
+                "maxLength": MAX_ID_LENGTH,
+                "description": "Names the patient in output.",
+            },
             "policy": {"enum": sorted(rules.policies), "description": "The policy to evaluate by default."},
             "meta": {"description": "Free-form; ignored."},
         },
@@ -237,8 +242,8 @@ def _unknown_key(wrong: str, rules: RuleSet) -> str:
 
 def _expectation(schema: Mapping[str, Any]) -> str:
     """Plain words for what a schema node accepts."""
-    kinds = schema.get("type", [])
-    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    declared = schema.get("type", [])
+    kinds = [declared] if isinstance(declared, str) else list(declared)
     nullable = "null" in kinds or None in schema.get("enum", [])
     tail = " (or null if unknown)" if nullable else ""
     if "enum" in schema:
@@ -252,6 +257,6 @@ def _expectation(schema: Mapping[str, Any]) -> str:
     if "string" in kinds:
         return f"a string of at most {schema.get('maxLength')} characters"
     if "object" in kinds:
-        names = ", ".join(schema.get("properties", {}))
-        return f"an object with the fields {names}{tail}"
+        fields = ", ".join(schema.get("properties", {}))
+        return f"an object with the fields {fields}{tail}"
     return "a different value"

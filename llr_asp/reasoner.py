@@ -20,7 +20,6 @@ from .errors import UsageError
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
 
-
 PROGRAMS = [engine_file("kleene.lp"), engine_file("explain.lp")]
 
 
@@ -86,29 +85,11 @@ class Reasoner:
                 missing.setdefault(args[0], set()).add(args[1])
         decisions = []
         for policy in policies if policies is not None else self.rules.policies.values():
-            p = policy.id
-
-            def build(rid: str, inherited: str, reason: bool) -> Node:
-                requirement = policy.requirements[rid]
-                text = requirement.text or inherited
-                evidence: tuple[Evidence, ...] = ()
-                if requirement.test is not None:
-                    test = requirement.test
-                    evidence = (Evidence(test.field, patient.values.get(test.field), test),)
-                return Node(
-                    id=rid,
-                    status=status[p, rid],
-                    label=requirement.label,
-                    text=text,
-                    interpretation=" ".join(requirement.interpretations) or None,
-                    evidence=evidence,
-                    children=tuple(build(c, text, (p, rid, c) in reasons) for c in requirement.parts),
-                    reason=reason,
-                )
-
-            ordered = [f for f in self.rules.fields if f in missing.get(p, ())]
-            tree = build(policy.root, "", True)
-            decisions.append(Decision(patient.id, policy, verdict[p], tree, tuple(ordered), self.rules.digest))
+            tree = _Tree(policy, patient, status, reasons).node(policy.root, "", True)
+            ordered = tuple(f for f in self.rules.fields if f in missing.get(policy.id, ()))
+            decisions.append(
+                Decision(patient.id, policy, verdict[policy.id], tree, ordered, self.rules.digest)
+            )
         return decisions
 
     def _read(self, symbol: clingo.Symbol) -> tuple[str, ...]:
@@ -151,6 +132,36 @@ class Reasoner:
         finally:
             for literal in literals:
                 control.assign_external(literal, False)
+
+
+class _Tree:
+    """Builds a policy's justification tree from the statuses and reasons of one solve."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        patient: Patient,
+        status: dict[tuple[str, str], str],
+        reasons: set[tuple[str, str, str]],
+    ) -> None:
+        self.policy, self.patient, self.status, self.reasons = policy, patient, status, reasons
+
+    def node(self, rid: str, inherited: str, reason: bool) -> Node:
+        p = self.policy.id
+        requirement = self.policy.requirements[rid]
+        text = requirement.text or inherited
+        test = requirement.test
+        evidence = (Evidence(test.field, self.patient.values.get(test.field), test),) if test else ()
+        return Node(
+            id=rid,
+            status=self.status[p, rid],
+            label=requirement.label,
+            text=text,
+            interpretation=" ".join(requirement.interpretations) or None,
+            evidence=evidence,
+            children=tuple(self.node(c, text, (p, rid, c) in self.reasons) for c in requirement.parts),
+            reason=reason,
+        )
 
 
 def _text_of(symbol: clingo.Symbol) -> str:

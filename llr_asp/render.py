@@ -107,7 +107,9 @@ def policies_table(rules: RuleSet, today: datetime.date) -> Table:
         review = Text(str(policy.review))
         if due:
             review.append(f" ({due})", style="bold red")
-        table.add_row(Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner))
+        table.add_row(
+            Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner)
+        )
     return table
 
 

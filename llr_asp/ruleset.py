@@ -153,7 +153,9 @@ def ground(files: Iterable[str]) -> clingo.Control:
 
 def _message_error(message: str) -> RuleError:
     """A clingo message `file:line:col-col: error: ...` as a RuleError."""
-    found = re.match(r"^(?P<file>.*?):(?P<line>\d+):\d+(?:-\d+(?::\d+)?)?: (?P<text>.*)", message.strip(), re.S)
+    found = re.match(
+        r"^(?P<file>.*?):(?P<line>\d+):\d+(?:-\d+(?::\d+)?)?: (?P<text>.*)", message.strip(), re.S
+    )
     if not found:
         return RuleError("rules", None, " ".join(message.split()))
     return RuleError(found["file"], int(found["line"]), " ".join(found["text"].split()))
@@ -164,7 +166,9 @@ def load_rules(directory: Path | None = None) -> RuleSet:
     return compile_rules(directory)[0]
 
 
-def compile_rules(directory: Path | None = None, programs: Iterable[str] = ()) -> tuple[RuleSet, clingo.Control]:
+def compile_rules(
+    directory: Path | None = None, programs: Iterable[str] = ()
+) -> tuple[RuleSet, clingo.Control]:
     """Read and check a rule set, grounded together with the engine `programs`."""
     directory = Path(directory) if directory is not None else default_rules_dir()
     files = rule_files(directory)
@@ -307,7 +311,7 @@ def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
     if kind == T.Variable:
         return True
     if kind == T.SymbolicTerm:
-        return term.symbol == symbol
+        return bool(term.symbol == symbol)
     if kind == T.Pool:
         return any(_matches(alternative, symbol) for alternative in term.arguments)
     if kind == T.Function:
@@ -317,4 +321,3 @@ def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
             return False
         return all(_matches(a, s) for a, s in zip(term.arguments, symbol.arguments))
     return kind in (T.BinaryOperation, T.UnaryOperation, T.Interval)  # computed: cannot tell
-

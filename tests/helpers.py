@@ -14,7 +14,6 @@ from llr_asp import Policy, RuleSet
 from llr_asp.ruleset import Value
 
 
-
 def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
     """{"pain.severity": "mild"} -> {"pain": {"severity": "mild"}}."""
     document: dict[str, Any] = {}
@@ -36,7 +35,7 @@ def passes(rules: RuleSet, field: str, op: str, target: Value, value: Value) -> 
         a, b = value, target  # type: ignore[assignment]
     return {
         "eq": a == b and type(a) is type(b) if isinstance(a, bool) else a == b,
-        "ne": not (a == b),
+        "ne": a != b,
         "ge": a >= b,  # type: ignore[operator]
         "gt": a > b,  # type: ignore[operator]
         "le": a <= b,  # type: ignore[operator]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import helpers
 import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llr_asp import InputError, Patient, Reasoner, RuleSet, json_schema, load_rules, validate
+from llr_asp import InputError, Patient, Reasoner, json_schema, load_rules, validate
 from llr_asp.patient import conforms
-
-import helpers
 
 RULES = load_rules()
 REASONER = Reasoner(RULES)

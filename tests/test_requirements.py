@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import nested
 
 from llr_asp import Reasoner, RuleSet, validate
-
-from helpers import nested
 
 HIP, KNEE = "hip-resurfacing", "knee-resurfacing"
 A_MET = {"msk.assessed": True, "msk.end_stage_oa": True, "msk.suitable_for_surgical_referral": True}
