@@ -46,8 +46,8 @@ class Reasoner:
         for atom in atoms.by_signature("fractional", 2):
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
-        self._missing = [
-            clingo.Function("missing", [clingo.String(p), clingo.String(f)])
+        self._missing = [  # (field, the atom saying it is missing for a policy)
+            (f, clingo.Function("missing", [clingo.String(p), clingo.String(f)]))
             for p in rules.policies
             for f in rules.fields
         ]
@@ -117,7 +117,7 @@ class Reasoner:
             control.assign_external(literal, True)
         try:
             shown: list[clingo.Symbol] | None = None
-            unseen = [s for s in self._missing if s.arguments[1].string not in patient.values]
+            unseen = [s for f, s in self._missing if f not in patient.values]
             with control.solve(yield_=True) as models:
                 for model in models:
                     if shown is None:
