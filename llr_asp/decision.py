@@ -7,10 +7,6 @@ from typing import Any
 
 from .ruleset import Policy, Test, Value
 
-DECISIONS = ("eligible", "not_eligible", "undetermined")
-STATUSES = ("met", "not_met", "unknown")
-
-
 @dataclass(frozen=True)
 class Evidence:
     """A patient value a condition used: `conservative.months = 4`, tested `>= 6`."""
