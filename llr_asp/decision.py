@@ -7,6 +7,7 @@ from typing import Any
 
 from .ruleset import Policy, Test, Value
 
+
 @dataclass(frozen=True)
 class Evidence:
     """A patient value a condition used: `conservative.months = 4`, tested `>= 6`."""
