@@ -144,8 +144,9 @@ def ground(files: Iterable[str]) -> clingo.Control:
         for file in files:
             control.load(file)
         control.ground([("base", [])])
-    except RuntimeError:
-        pass
+    except RuntimeError as error:
+        if not messages:
+            raise RuleError("rules", None, f"clingo could not load the rules: {error}") from None
     if messages:
         raise _message_error(messages[0])
     return control
