@@ -13,10 +13,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .errors import LlrError
+from .errors import LlrError, UsageError
 from .patient import json_schema, read_patient
 from .reasoner import Reasoner
-from .ruleset import load_rules
+from .ruleset import default_rules_dir, load_rules
 
 app = typer.Typer(
     name="llr-asp",
@@ -145,6 +145,101 @@ def policies(format: FormatOption = Format.text, rules: RulesOption = None) -> N
     from .render import policies_table
 
     _console().print(policies_table(ruleset, today))
+
+
+@app.command()
+def analyze(
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help='Policy id (see `llr-asp policies`) or "all".')
+    ] = "all",
+    format: FormatOption = Format.text,
+    rules: RulesOption = None,
+) -> None:
+    """Search every possible patient for defects of the policies and their rules.
+
+    Reports, each with a witness patient that `llr-asp explain` shows it on: exclusions from
+    background text that refuse patients who meet every criterion, dead and redundant routes,
+    requirements never or always met, patients with two decisions or none, the text defects
+    and interpretations recorded in the rules, reviews due, and rule hygiene (declarations
+    that are wrong or unused, with file and line). Exit 0 when the analysis ran, whatever it
+    found (`llr-asp check` is the gate that fails); 2 when the rules cannot be read.
+    """
+    from .analysis import analyze as run_analysis
+
+    with _user_errors():
+        ruleset, findings = run_analysis(rules, policy)
+    if format is Format.json:
+        _print_json(
+            {"rules": ruleset.digest if ruleset else None, "findings": [f.to_json() for f in findings]}
+        )
+        return
+    from .render import findings_view
+
+    _console().print(findings_view(findings))
+
+
+@app.command()
+def diff(
+    policies: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="POLICY [POLICY_B]",
+            help="Two policies to compare, or one policy to compare across two rule versions.",
+            show_default=False,
+        ),
+    ] = None,
+    rules_old: Annotated[
+        Optional[Path], typer.Option("--rules-old", metavar="DIR", help="The rules before the change.")
+    ] = None,
+    rules_new: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--rules-new", metavar="DIR", help="The rules after the change (default: --rules, else bundled)."
+        ),
+    ] = None,
+    against_git: Annotated[
+        Optional[str],
+        typer.Option(
+            "--against-git", metavar="REV", help="Compare with the rules as they were at git revision REV."
+        ),
+    ] = None,
+    format: FormatOption = Format.text,
+    rules: RulesOption = None,
+) -> None:
+    """Show which patients two policies, or two versions of a policy, decide differently.
+
+    `llr-asp diff hip-resurfacing knee-resurfacing` compares two policies;
+    `llr-asp diff hip-resurfacing --rules-old OLD --rules-new NEW` or
+    `llr-asp diff hip-resurfacing --against-git HEAD` shows what a rule change does. Each class
+    of patients decided differently comes with the requirements that make the difference, the
+    number of fully known patient profiles in it (numbers bucketed at the rules' thresholds)
+    and a witness patient.
+    """
+    from . import difference
+
+    names = policies or []
+    with _user_errors():
+        if len(names) == 2 and rules_old is None and against_git is None:
+            comparison = difference.compare_policies(load_rules(rules_new or rules), *names)
+        elif len(names) == 1 and (rules_old is None) != (against_git is None):
+            new = rules_new or rules
+            if against_git is not None:
+                with difference.rules_at_revision(new or default_rules_dir(), against_git) as old:
+                    comparison = difference.compare_versions(old, new, names[0])
+            else:
+                assert rules_old is not None
+                comparison = difference.compare_versions(rules_old, new, names[0])
+        else:
+            raise UsageError(
+                "give two policies (diff POLICY_A POLICY_B), or one policy with either "
+                "--rules-old DIR or --against-git REV"
+            )
+    if format is Format.json:
+        _print_json(comparison.to_json())
+        return
+    from .render import comparison_view
+
+    _console().print(comparison_view(comparison))
 
 
 def main() -> None:

@@ -26,15 +26,26 @@ class InputError(LlrError):
 
 
 class RuleError(LlrError):
-    """A rule set is unusable: the rule file, its line where known, and what is wrong."""
+    """A rule set is unusable: the rule file, its line where known, and what is wrong.
 
-    def __init__(self, file: str, line: int | None, problem: str) -> None:
+    `problems` holds every problem found, this one first (for reports that list them all).
+    """
+
+    def __init__(
+        self, file: str, line: int | None, problem: str, problems: tuple[RuleError, ...] = ()
+    ) -> None:
         self.file = file
         self.line = line
         self.problem = problem
+        self.problems = problems or (self,)
         where = f"{file}:{line}" if line is not None else file
-        super().__init__(printable(f"{where}: {problem}"))
+        more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(printable(f"{where}: {problem}{more}"))
 
 
 class UsageError(LlrError):
     """A command-line request that cannot be honoured, such as an unknown policy."""
+
+
+class DeclarationError(RuleError):
+    """The rules parse and ground, but declarations fail the checks of vocabulary.lp."""

@@ -50,6 +50,18 @@ class Patient:
     answered: frozenset[str]  # fields present in the document, with a value or null
 
 
+def nested(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A patient document from dotted paths: {"pain.severity": "mild"} -> {"pain": {"severity": "mild"}}."""
+    document: dict[str, Any] = {}
+    for path, value in values.items():
+        *groups, name = path.split(".")
+        node = document
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[name] = value
+    return document
+
+
 @functools.lru_cache(maxsize=8)
 def json_schema(rules: RuleSet) -> dict[str, Any]:
     """The JSON Schema of a patient document under `rules` (shared: do not modify it)."""

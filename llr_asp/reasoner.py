@@ -16,7 +16,6 @@ from pathlib import Path
 import clingo
 
 from .decision import Decision, Evidence, Node
-from .errors import UsageError
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
 
@@ -60,12 +59,7 @@ class Reasoner:
 
     def policies(self, selection: str | None) -> list[Policy]:
         """The policies named by `selection`: a policy id, `all`, or None for all."""
-        if selection in (None, "all"):
-            return list(self.rules.policies.values())
-        if selection not in self.rules.policies:
-            known = ", ".join([*self.rules.policies, "all"])
-            raise UsageError(f'unknown policy "{selection}"; choose one of {known}')
-        return [self.rules.policies[selection]]
+        return self.rules.select(selection)
 
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""

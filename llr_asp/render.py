@@ -7,7 +7,10 @@ brackets or escape codes in them are shown, not obeyed.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -17,6 +20,10 @@ from rich.tree import Tree
 from .decision import Decision, Evidence, Node
 from .errors import printable
 from .ruleset import RuleSet, show
+
+if TYPE_CHECKING:  # explain does not pay for importing the analysis
+    from .analysis import Finding
+    from .difference import Comparison
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
 STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -118,3 +125,73 @@ def print_all(console: Console, views: Iterable[Group | Table]) -> None:
         if index:
             console.print()
         console.print(view)
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
+
+
+def findings_view(findings: Sequence[Finding]) -> Group:
+    """The findings by severity as a table, then each in full: message, sentence, witness."""
+    from .analysis import SEVERITIES
+
+    if not findings:
+        return Group(Text("No findings.", style="bold green"))
+    counts = Counter(f.severity for f in findings)
+    summary = ", ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in SEVERITIES if counts[s])
+    table = Table(title=f"Findings: {summary}", title_justify="left")
+    for column in ("#", "severity", "kind", "policy", "requirements"):
+        table.add_column(column, overflow="fold")
+    details: list[Text] = []
+    for number, finding in enumerate(findings, 1):
+        style = SEVERITY_STYLE[finding.severity]
+        table.add_row(
+            str(number),
+            Text(finding.severity, style=style),
+            Text(finding.kind),
+            Text(finding.policy or "-"),
+            Text(", ".join(finding.requirements) or "-"),
+        )
+        detail = Text.assemble(
+            (f"[{number}] ", "bold"), (finding.kind, style), " ", printable(finding.message)
+        )
+        if finding.quote:
+            detail.append(f"\n    policy text: “{printable(finding.quote)}”", style="italic")
+        if finding.file:
+            where = f"{finding.file}:{finding.line}" if finding.line else finding.file
+            detail.append(f"\n    at {printable(where)}")
+        if finding.witness is not None:
+            detail.append(
+                f"\n    witness: {printable(json.dumps(finding.witness, ensure_ascii=False))}", style="dim"
+            )
+        details.append(detail)
+    return Group(table, Text(), *details)
+
+
+def comparison_view(comparison: Comparison) -> Group:
+    """The classes of patients two policies decide differently, largest first."""
+    first, second = comparison.first.label, comparison.second.label
+    affected = sum(d.profiles for d in comparison.differences)
+    heading = Text.assemble(
+        (f"{first} vs {second}: ", "bold"),
+        f"{len(comparison.differences)} classes of patients decided differently, "
+        f"{affected:,} of {comparison.profiles:,} fully known profiles",
+    )
+    if not comparison.differences:
+        return Group(heading, Text("The two decide every patient alike.", style="bold green"))
+    table = Table(title_justify="left")
+    for column in ("#", first, second, "difference made by", "profiles"):
+        table.add_column(column, overflow="fold")
+    details: list[Text] = []
+    for number, difference in enumerate(comparison.differences, 1):
+        table.add_row(
+            str(number),
+            Text(difference.first.replace("_", " ")),
+            Text(difference.second.replace("_", " ")),
+            Text(", ".join(difference.requirements) or "-"),
+            f"{difference.profiles:,}",
+        )
+        detail = Text.assemble((f"[{number}] ", "bold"), printable(difference.message))
+        witness = json.dumps(difference.witness, ensure_ascii=False)
+        detail.append(f"\n    witness: {printable(witness)}", style="dim")
+        details.append(detail)
+    return Group(heading, table, Text(), *details)

@@ -16,7 +16,7 @@ from typing import Union
 import clingo
 import clingo.ast
 
-from .errors import RuleError
+from .errors import DeclarationError, RuleError, UsageError
 
 Value = Union[bool, str, int, float]
 """A field value as it appears in a patient document."""
@@ -82,6 +82,8 @@ class Requirement:
     interpretations: tuple[str, ...]
     parts: tuple[str, ...]
     test: Test | None
+    defects: tuple[str, ...] = ()  # what is wrong with the published sentence
+    background: bool = False  # from the background text, not the criteria list
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,17 @@ class RuleSet:
     fields: Mapping[str, Field]
     policies: Mapping[str, Policy]
     assumptions: Mapping[str, str]
+    warnings: tuple[RuleError, ...] = ()
+    """Suspect but usable declarations (rule_warning/2), with file and line."""
+
+    def select(self, selection: str | None) -> list[Policy]:
+        """The policies named by `selection`: a policy id, `all`, or None for all."""
+        if selection in (None, "all"):
+            return list(self.policies.values())
+        if selection not in self.policies:
+            known = ", ".join([*self.policies, "all"])
+            raise UsageError(f'unknown policy "{selection}"; choose one of {known}')
+        return [self.policies[selection]]
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -136,20 +149,55 @@ def digest(files: Iterable[Path], directory: Path) -> str:
     return sha.hexdigest()
 
 
-def ground(files: Iterable[str]) -> clingo.Control:
-    """Load and ground ASP files; any syntax error or clingo warning is a RuleError."""
+def ground(
+    files: Iterable[str],
+    parts: Iterable[tuple[str, list[clingo.Symbol]]] = (),
+    renamed: tuple[str, Iterable[str]] | None = None,
+) -> clingo.Control:
+    """Load and ground ASP files; any syntax error or clingo warning is a RuleError.
+
+    `parts`: program parts to ground besides base. `renamed`: (prefix, files) loaded with the
+    prefix on every predicate name, so that a second version of a rule set can sit beside the
+    first (versions.lp maps it back into the vocabulary).
+    """
     messages: list[str] = []
     control = clingo.Control(["--warn=all"], logger=lambda _code, msg: messages.append(msg))
     try:
         for file in files:
             control.load(file)
-        control.ground([("base", [])])
+        if renamed is not None:
+            _load_renamed(control, *renamed)
+        control.ground([("base", []), *parts])
     except RuntimeError as error:
         if not messages:
             raise RuleError("rules", None, f"clingo could not load the rules: {error}") from None
     if messages:
         raise _message_error(messages[0])
     return control
+
+
+class _Renamer(clingo.ast.Transformer):
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def visit_SymbolicAtom(self, atom: clingo.ast.AST) -> clingo.ast.AST:
+        return atom.update(symbol=self._rename(atom.symbol))
+
+    def visit_Defined(self, statement: clingo.ast.AST) -> clingo.ast.AST:
+        return statement.update(name=self.prefix + statement.name)
+
+    def _rename(self, term: clingo.ast.AST) -> clingo.ast.AST:
+        if term.ast_type == clingo.ast.ASTType.Function:
+            return term.update(name=self.prefix + term.name)
+        if term.ast_type == clingo.ast.ASTType.UnaryOperation:  # classical negation: -p(X)
+            return term.update(argument=self._rename(term.argument))
+        return term
+
+
+def _load_renamed(control: clingo.Control, prefix: str, files: Iterable[str]) -> None:
+    renamer = _Renamer(prefix)
+    with clingo.ast.ProgramBuilder(control) as builder:
+        clingo.ast.parse_files(list(files), lambda statement: builder.add(renamer(statement)))
 
 
 def _message_error(message: str) -> RuleError:
@@ -176,15 +224,12 @@ def compile_rules(
     control = ground([*map(str, files), engine_file("vocabulary.lp"), *programs])
     facts = _Facts(control)
     errors = facts.get("rule_error", 2)
+    warnings = facts.get("rule_warning", 2)
+    statements = _statements(files) if errors or warnings else []
     if errors:
-        statements = _statements(files)
-        located = sorted(
-            (locate(declaration, statements), message.string, str(declaration))
-            for message, declaration in errors
-        )
-        (file, line), message, declaration = located[0]
-        more = f" ({len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise RuleError(file, line or None, f"{message}: {declaration}{more}")
+        problems = _located(errors, statements)
+        first = problems[0]
+        raise DeclarationError(first.file, first.line, first.problem, problems)
     rules = RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
@@ -192,6 +237,7 @@ def compile_rules(
         fields=_fields(facts),
         policies=_policies(facts),
         assumptions={a.string: s.string for a, s in facts.get("assumption", 2)},
+        warnings=_located(warnings, statements),
     )
     return rules, control
 
@@ -241,6 +287,14 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     return fields
 
 
+def _grouped(facts: list[list[clingo.Symbol]]) -> dict[tuple[str, str], list[str]]:
+    """(P, R, S) facts as {(P, R): [S, ...]}."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for p, r, s in facts:
+        grouped.setdefault((p.string, r.string), []).append(s.string)
+    return grouped
+
+
 def _policies(facts: _Facts) -> dict[str, Policy]:
     meta = {
         name: {p.string: v[0] for p, v in facts.table(name, 2).items()}
@@ -250,9 +304,9 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
     for p, r, n, c in facts.get("part", 4):
         parts.setdefault((p.string, r.string), []).append((n.number, c.string))
     texts = {(p.string, r.string): s.string for p, r, s in facts.get("text", 3)}
-    notes: dict[tuple[str, str], list[str]] = {}
-    for p, r, s in facts.get("interpretation", 3):
-        notes.setdefault((p.string, r.string), []).append(s.string)
+    notes = _grouped(facts.get("interpretation", 3))
+    defects = _grouped(facts.get("defect", 3))
+    background = {(p.string, r.string) for p, r in facts.get("background", 2)}
 
     requirements: dict[str, dict[str, Requirement]] = {}
 
@@ -266,6 +320,8 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             interpretations=tuple(notes.get(key, ())),
             parts=tuple(c for _, c in sorted(parts.get(key, []))),
             test=test,
+            defects=tuple(defects.get(key, ())),
+            background=key in background,
         )
 
     for form in ("all_of", "any_of"):
@@ -287,6 +343,18 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         )
         for (p,) in facts.get("policy", 1)
     }
+
+
+def _located(problems: list[list[clingo.Symbol]], statements: list[clingo.ast.AST]) -> tuple[RuleError, ...]:
+    """rule_error/rule_warning atoms as RuleErrors at the rule that declares the culprit."""
+    located = sorted(
+        (locate(declaration, statements), message.string, str(declaration))
+        for message, declaration in problems
+    )
+    return tuple(
+        RuleError(file, line or None, f"{message}: {declaration}")
+        for (file, line), message, declaration in located
+    )
 
 
 def _statements(files: list[Path]) -> list[clingo.ast.AST]:

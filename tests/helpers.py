@@ -8,22 +8,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from llr_asp import Policy, RuleSet
+from llr_asp.patient import nested as nested
 from llr_asp.ruleset import Value
-
-
-def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{"pain.severity": "mild"} -> {"pain": {"severity": "mild"}}."""
-    document: dict[str, Any] = {}
-    for path, value in flat.items():
-        *groups, name = path.split(".")
-        node = document
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
-    return document
 
 
 def passes(rules: RuleSet, field: str, op: str, target: Value, value: Value) -> bool:
@@ -82,7 +70,9 @@ def outcome_values(rules: RuleSet, field: str) -> list[Value]:
     return sorted(p for p in points if spec.minimum <= p <= spec.maximum)  # type: ignore[operator]
 
 
-def completions(rules: RuleSet, values: Mapping[str, Value], unknown: list[str]) -> Iterator[dict[str, Value]]:
+def completions(
+    rules: RuleSet, values: Mapping[str, Value], unknown: list[str]
+) -> Iterator[dict[str, Value]]:
     for choice in itertools.product(*(outcome_values(rules, f) for f in unknown)):
         yield {**values, **dict(zip(unknown, choice))}
 

@@ -15,12 +15,18 @@ runner = CliRunner()
 
 
 def test_explain_json_matches_the_contract() -> None:
-    result = runner.invoke(app, ["explain", str(EXAMPLES / "refused-b-four-months.json"), "-p", "hip-resurfacing", "-f", "json"])
+    result = runner.invoke(
+        app, ["explain", str(EXAMPLES / "refused-b-four-months.json"), "-p", "hip-resurfacing", "-f", "json"]
+    )
     assert result.exit_code == 0
     out = json.loads(result.stdout)
     assert set(out) == {"patient", "policy", "reference", "decision", "tree", "missing", "rules"}
     assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
-        "refused-b-four-months", "hip-resurfacing", "ARP 55", "not_eligible")
+        "refused-b-four-months",
+        "hip-resurfacing",
+        "ARP 55",
+        "not_eligible",
+    )
     assert len(out["rules"]) == 64
     tree = out["tree"]
     assert set(tree) == {"id", "status", "label", "text", "interpretation", "evidence", "children"}
@@ -44,7 +50,9 @@ def test_all_policies_give_an_array_and_record_policy_is_default() -> None:
 
 
 def test_explain_text_says_decision_reason_and_missing() -> None:
-    result = runner.invoke(app, ["explain", str(EXAMPLES / "undetermined-pain-unknown.json"), "-p", "hip-resurfacing"])
+    result = runner.invoke(
+        app, ["explain", str(EXAMPLES / "undetermined-pain-unknown.json"), "-p", "hip-resurfacing"]
+    )
     assert result.exit_code == 0
     assert "UNDETERMINED" in result.stdout
     assert "pain.severity unknown, needs ≥ intense" in result.stdout
@@ -53,7 +61,11 @@ def test_explain_text_says_decision_reason_and_missing() -> None:
 
 
 def test_explain_reads_stdin() -> None:
-    result = runner.invoke(app, ["explain", "-", "-p", "knee-resurfacing", "-f", "json"], input='{"knee": {"compartments_affected": 3}}')
+    result = runner.invoke(
+        app,
+        ["explain", "-", "-p", "knee-resurfacing", "-f", "json"],
+        input='{"knee": {"compartments_affected": 3}}',
+    )
     assert result.exit_code == 0
     out = json.loads(result.stdout)
     assert (out["patient"], out["decision"]) == ("stdin", "not_eligible")
@@ -65,7 +77,14 @@ def test_schema_is_valid_json_schema_from_the_fields() -> None:
     result = runner.invoke(app, ["schema"])
     schema = json.loads(result.stdout)
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["properties"]["pain"]["properties"]["severity"]["enum"] == ["none", "mild", "moderate", "intense", "severe", None]
+    assert schema["properties"]["pain"]["properties"]["severity"]["enum"] == [
+        "none",
+        "mild",
+        "moderate",
+        "intense",
+        "severe",
+        None,
+    ]
     assert schema["properties"]["conservative"]["properties"]["months"]["minimum"] == 0
 
 
@@ -73,7 +92,10 @@ def test_policies_lists_and_flags_review() -> None:
     text = runner.invoke(app, ["policies"])
     assert "ARP 55" in text.stdout and "ARP 60" in text.stdout
     out = json.loads(runner.invoke(app, ["policies", "-f", "json"]).stdout)
-    assert {p["id"]: p["reference"] for p in out} == {"hip-resurfacing": "ARP 55", "knee-resurfacing": "ARP 60"}
+    assert {p["id"]: p["reference"] for p in out} == {
+        "hip-resurfacing": "ARP 55",
+        "knee-resurfacing": "ARP 60",
+    }
     assert all(p["review"] == 2026 for p in out)
 
 

@@ -10,11 +10,7 @@ import pytest
 from llr_asp import Reasoner, RuleSet, read_patient
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
-CASES = [
-    (path, policy)
-    for path in EXAMPLES
-    for policy in json.loads(path.read_text())["meta"]["expected"]
-]
+CASES = [(path, policy) for path in EXAMPLES for policy in json.loads(path.read_text())["meta"]["expected"]]
 
 
 def test_examples_cover_every_route_and_refusal(rules: RuleSet) -> None:

@@ -30,7 +30,9 @@ def test_rendered_tree(example: str, policy: str, full: bool, rules: RuleSet, re
     patient = read_patient(str(EXAMPLES / f"{example}.json"), rules)
     [decision] = reasoner.decide(patient, [rules.policies[policy]])
     out = io.StringIO()
-    Console(file=out, width=80, color_system=None, force_terminal=False).print(decision_view(decision, rules, full))
+    Console(file=out, width=80, color_system=None, force_terminal=False).print(
+        decision_view(decision, rules, full)
+    )
     rendered = out.getvalue()
     assert all(len(line) <= 80 for line in rendered.splitlines())
     golden = GOLDEN / f"{example}.{policy}{'.full' if full else ''}.txt"

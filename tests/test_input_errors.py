@@ -14,16 +14,28 @@ BAD = [
     ("{", "line 1 column 2", "invalid JSON"),
     ("[1, 2]", "(document)", "expected an object"),
     ('"hello"', "(document)", "expected an object"),
-    ('{"conservative": {"months": "six"}}', "conservative.months", 'expected a number from 0 to 1200 (or null if unknown), got "six"'),
+    (
+        '{"conservative": {"months": "six"}}',
+        "conservative.months",
+        'expected a number from 0 to 1200 (or null if unknown), got "six"',
+    ),
     ('{"conservative": {"months": -1}}', "conservative.months", "from 0 to 1200"),
     ('{"conservative": {"months": 1e9}}', "conservative.months", "from 0 to 1200"),
     ('{"conservative": {"months": NaN}}', "", "NaN is not a JSON number"),
     ('{"conservative": {"months": Infinity}}', "", "Infinity is not a JSON number"),
     ('{"conservative": {"months": 1e999}}', "", "out of range"),
     ('{"conservative": {"months": ' + "9" * 5000 + "}}", "", "invalid JSON"),
-    ('{"msk": {"assessed": "true"}}', "msk.assessed", 'expected true or false (or null if unknown), got "true"'),
+    (
+        '{"msk": {"assessed": "true"}}',
+        "msk.assessed",
+        'expected true or false (or null if unknown), got "true"',
+    ),
     ('{"msk": {"assessed": 1}}', "msk.assessed", "expected true or false"),
-    ('{"pain": {"severity": "Severe"}}', "pain.severity", 'one of "none", "mild", "moderate", "intense", "severe"'),
+    (
+        '{"pain": {"severity": "Severe"}}',
+        "pain.severity",
+        'one of "none", "mild", "moderate", "intense", "severe"',
+    ),
     ('{"knee": {"compartments_affected": 4}}', "knee.compartments_affected", "a whole number from 1 to 3"),
     ('{"knee": {"compartments_affected": 1.5}}', "knee.compartments_affected", "a whole number"),
     ('{"sex": true}', "sex", 'one of "female", "male"'),
@@ -53,7 +65,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, text: str, path: str, p
 def test_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["explain", str(tmp_path / "nope.json")])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"llr-asp: error: {tmp_path / 'nope.json'}: file not found; give the path of a patient JSON file"
+    assert (
+        result.stderr.strip()
+        == f"llr-asp: error: {tmp_path / 'nope.json'}: file not found; give the path of a patient JSON file"
+    )
 
 
 def test_directory_and_binary_and_huge(tmp_path: Path) -> None:
@@ -80,7 +95,9 @@ def test_patient_text_is_data_not_program(tmp_path: Path) -> None:
     hostile = 'x"). decision("hip-resurfacing",eligible). #show. [bold red]%(\x1b[31m'
     file = tmp_path / "p.json"
     file.write_text(json.dumps({"id": hostile, "sex": "female", "meta": {"note": "eligible(x)."}}))
-    result = CliRunner().invoke(app, ["explain", str(file), "--policy", "hip-resurfacing", "--format", "json"])
+    result = CliRunner().invoke(
+        app, ["explain", str(file), "--policy", "hip-resurfacing", "--format", "json"]
+    )
     assert result.exit_code == 0
     output = json.loads(result.stdout)
     assert output["patient"] == hostile

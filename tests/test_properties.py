@@ -73,7 +73,9 @@ def test_never_eligible_while_a_required_field_is_unknown(values: dict[str, Any]
 
 @SETTINGS
 @given(partial_patients(), st.data())
-def test_filling_in_unknowns_never_changes_a_determined_decision(values: dict[str, Any], data: st.DataObject) -> None:
+def test_filling_in_unknowns_never_changes_a_determined_decision(
+    values: dict[str, Any], data: st.DataObject
+) -> None:
     before = decide(values)
     filled = dict(values)
     for path in RULES.fields:
@@ -96,7 +98,9 @@ def test_missing_agrees_with_brute_force(values: dict[str, Any]) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -105,7 +109,9 @@ def near_patients() -> st.SearchStrategy[Any]:
     """Documents that look like patient records, with a wrong turn here and there."""
     odd = st.sampled_from(["severe", "Severe", "male", 6, 6.5, -1, 1e6, True, "true"])
     fields = st.dictionaries(st.sampled_from(list(RULES.fields)), json_values | odd, max_size=8)
-    extra = st.dictionaries(st.sampled_from(["id", "policy", "meta", "pain_severity", "msk"]), json_values, max_size=2)
+    extra = st.dictionaries(
+        st.sampled_from(["id", "policy", "meta", "pain_severity", "msk"]), json_values, max_size=2
+    )
     return st.builds(lambda flat, more: {**helpers.nested(flat), **more}, fields, extra)
 
 

@@ -23,26 +23,57 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     (HIP, {"msk.assessed": True, "msk.end_stage_oa": True}, {"A": "unknown", "A.referral": "unknown"}),
     (HIP, {"msk.assessed": False}, {"A": "not_met"}),  # one refusal settles an all-of
     # B: at least six months, documented, failed
-    (HIP, {"conservative.months": 6, "conservative.documented": True, "conservative.failed": True}, {"B": "met"}),
-    (HIP, {"conservative.months": 5.9, "conservative.documented": True, "conservative.failed": True},
-     {"B": "not_met", "B.months": "not_met"}),
+    (
+        HIP,
+        {"conservative.months": 6, "conservative.documented": True, "conservative.failed": True},
+        {"B": "met"},
+    ),
+    (
+        HIP,
+        {"conservative.months": 5.9, "conservative.documented": True, "conservative.failed": True},
+        {"B": "not_met", "B.months": "not_met"},
+    ),
     (HIP, {"conservative.months": 6.5}, {"B.months": "met", "B": "unknown"}),
     (HIP, {"conservative.months": 1200}, {"B.months": "met"}),
     (HIP, {"conservative.months": 0}, {"B.months": "not_met", "B": "not_met"}),
     (HIP, {"conservative.documented": False}, {"B": "not_met"}),
     # C1: pain >= intense, persistent, impairment >= moderate
-    (HIP, {"pain.severity": "intense", "pain.persistent": True, "function.impairment": "moderate"}, {"C1": "met", "C": "met"}),
-    (HIP, {"pain.severity": "severe", "pain.persistent": True, "function.impairment": "severe"}, {"C1": "met"}),
-    (HIP, {"pain.severity": "moderate", "pain.persistent": True, "function.impairment": "severe"}, {"C1": "not_met"}),
-    (HIP, {"pain.severity": "severe", "pain.persistent": False, "function.impairment": "severe"}, {"C1": "not_met"}),
-    (HIP, {"pain.severity": "severe", "pain.persistent": True, "function.impairment": "mild"}, {"C1": "not_met"}),
+    (
+        HIP,
+        {"pain.severity": "intense", "pain.persistent": True, "function.impairment": "moderate"},
+        {"C1": "met", "C": "met"},
+    ),
+    (
+        HIP,
+        {"pain.severity": "severe", "pain.persistent": True, "function.impairment": "severe"},
+        {"C1": "met"},
+    ),
+    (
+        HIP,
+        {"pain.severity": "moderate", "pain.persistent": True, "function.impairment": "severe"},
+        {"C1": "not_met"},
+    ),
+    (
+        HIP,
+        {"pain.severity": "severe", "pain.persistent": False, "function.impairment": "severe"},
+        {"C1": "not_met"},
+    ),
+    (
+        HIP,
+        {"pain.severity": "severe", "pain.persistent": True, "function.impairment": "mild"},
+        {"C1": "not_met"},
+    ),
     (HIP, {"pain.severity": "severe", "function.impairment": "mild"}, {"C1": "not_met"}),
     (HIP, {"pain.severity": "severe", "function.impairment": "severe"}, {"C1": "unknown", "C": "unknown"}),
     # SFI: work or domestic
     (HIP, {"function.prevents_work_or_education": True}, {"SFI": "met"}),
     (HIP, {"function.prevents_domestic_or_carer": True}, {"SFI": "met"}),
     (HIP, {"function.prevents_work_or_education": False}, {"SFI": "unknown"}),
-    (HIP, {"function.prevents_work_or_education": False, "function.prevents_domestic_or_carer": False}, {"SFI": "not_met"}),
+    (
+        HIP,
+        {"function.prevents_work_or_education": False, "function.prevents_domestic_or_carer": False},
+        {"SFI": "not_met"},
+    ),
     # C2: instability significant and SFI
     (HIP, {"joint.instability": "significant", "function.prevents_domestic_or_carer": True}, {"C2": "met"}),
     (HIP, {"joint.instability": "present", "function.prevents_domestic_or_carer": True}, {"C2": "not_met"}),
@@ -57,15 +88,41 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     (HIP, {"radiology.severity": "severe", "function.prevents_work_or_education": True}, {"C4": "met"}),
     (HIP, {"radiology.severity": "mild", "joint.instability": "significant"}, {"C4": "not_met"}),
     (HIP, {"radiology.severity": "moderate", "joint.instability": "none"}, {"C4": "unknown"}),
-    (HIP, {"radiology.severity": "moderate", "joint.instability": "none",
-           "function.prevents_work_or_education": False, "function.prevents_domestic_or_carer": False}, {"C4": "not_met"}),
+    (
+        HIP,
+        {
+            "radiology.severity": "moderate",
+            "joint.instability": "none",
+            "function.prevents_work_or_education": False,
+            "function.prevents_domestic_or_carer": False,
+        },
+        {"C4": "not_met"},
+    ),
     # C5: severe persistent pain, severe impairment, danger, relief, conservative contra-indicated
-    (HIP, {"pain.severity": "severe", "pain.persistent": True, "function.impairment": "severe",
-           "independence.immediate_danger": True, "independence.replacement_would_relieve": True,
-           "conservative.contraindicated": True}, {"C5": "met", "C1": "met"}),
-    (HIP, {"pain.severity": "intense", "pain.persistent": True, "function.impairment": "severe",
-           "independence.immediate_danger": True, "independence.replacement_would_relieve": True,
-           "conservative.contraindicated": True}, {"C5": "not_met", "C1": "met"}),
+    (
+        HIP,
+        {
+            "pain.severity": "severe",
+            "pain.persistent": True,
+            "function.impairment": "severe",
+            "independence.immediate_danger": True,
+            "independence.replacement_would_relieve": True,
+            "conservative.contraindicated": True,
+        },
+        {"C5": "met", "C1": "met"},
+    ),
+    (
+        HIP,
+        {
+            "pain.severity": "intense",
+            "pain.persistent": True,
+            "function.impairment": "severe",
+            "independence.immediate_danger": True,
+            "independence.replacement_would_relieve": True,
+            "conservative.contraindicated": True,
+        },
+        {"C5": "not_met", "C1": "met"},
+    ),
     (HIP, {"conservative.contraindicated": False}, {"C5": "not_met"}),
     # C6: risk of joint destruction
     (HIP, {"joint.destruction_risk": True}, {"C6": "met", "C": "met"}),
@@ -80,8 +137,17 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     (KNEE, {"sex": "female"}, {"eligibility": "unknown"}),
     # C: any of C1-C6
     (KNEE, {"joint.destruction_risk": True}, {"C": "met"}),
-    (KNEE, {"joint.destruction_risk": False, "conservative.contraindicated": False, "pain.severity": "mild",
-            "radiology.severity": "none", "joint.instability": "none"}, {"C": "not_met"}),
+    (
+        KNEE,
+        {
+            "joint.destruction_risk": False,
+            "conservative.contraindicated": False,
+            "pain.severity": "mild",
+            "radiology.severity": "none",
+            "joint.instability": "none",
+        },
+        {"C": "not_met"},
+    ),
 ]
 
 
@@ -96,9 +162,15 @@ def test_requirement_status(
 
 
 def test_reasons_are_the_parts_that_share_the_status(rules: RuleSet, reasoner: Reasoner) -> None:
-    """"Why": the met route of a met any-of; "why not": the failing parts of an all-of."""
-    fields = {**A_MET, "conservative.months": 4, "conservative.documented": True, "conservative.failed": True,
-              "joint.destruction_risk": True, "sex": "male"}
+    """ "Why": the met route of a met any-of; "why not": the failing parts of an all-of."""
+    fields = {
+        **A_MET,
+        "conservative.months": 4,
+        "conservative.documented": True,
+        "conservative.failed": True,
+        "joint.destruction_risk": True,
+        "sex": "male",
+    }
     [decision] = reasoner.decide(validate(nested(fields), rules, "t"), [rules.policies[HIP]])
     nodes = {n.id: n for n in decision.tree.walk()}
     assert [c.id for c in decision.tree.children if c.reason] == ["B"]

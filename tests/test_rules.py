@@ -51,24 +51,52 @@ def test_a_third_policy_needs_only_a_rule_file(tmp_path: Path) -> None:
     assert "shoulder-test" in [p["id"] for p in json.loads(result.stdout)]
     file = tmp_path / "p.json"
     file.write_text('{"pain": {"severity": "severe"}, "conservative": {"months": 7}}')
-    result = CliRunner().invoke(app, ["explain", str(file), "-p", "shoulder-test", "--rules", str(rules_dir), "-f", "json"])
+    result = CliRunner().invoke(
+        app, ["explain", str(file), "-p", "shoulder-test", "--rules", str(rules_dir), "-f", "json"]
+    )
     assert json.loads(result.stdout)["decision"] == "eligible"
 
 
 BROKEN = [
     ("x.lp", "policy(\n", "x.lp:2", "syntax error"),
     ("x.lp", SHOULDER + 'all_of("shoulder-test", "pain", "Twice").\n', "x.lp:13", "declared more than once"),
-    ("x.lp", '\n\ncondition("hip-resurfacing", "C7", "Typo", "joint.destructon_risk", eq, true).\n'
-             'part("hip-resurfacing", "C", 7, "C7").\n',
-     "x.lp:3", "condition tests an undeclared field"),
-    ("x.lp", SHOULDER.replace('text("shoulder-test", "eligibility", "Funded when pain is severe and six months of measures failed.").', ""),
-     "x.lp:9", "requirement without source text"),
+    (
+        "x.lp",
+        '\n\ncondition("hip-resurfacing", "C7", "Typo", "joint.destructon_risk", eq, true).\n'
+        'part("hip-resurfacing", "C", 7, "C7").\n',
+        "x.lp:3",
+        "condition tests an undeclared field",
+    ),
+    (
+        "x.lp",
+        SHOULDER.replace(
+            'text("shoulder-test", "eligibility", "Funded when pain is severe and six months of measures failed.").',
+            "",
+        ),
+        "x.lp:9",
+        "requirement without source text",
+    ),
     ("x.lp", SHOULDER.replace("ge, 6", "ge, 6000"), "x.lp:14", "outside the field's domain"),
     ("x.lp", SHOULDER.replace("eq, severe", "ge, agony"), "x.lp:13", "outside the field's domain"),
-    ("x.lp", SHOULDER.replace('title("shoulder-test", "Policy for a Test Procedure").', ""), "x.lp:2", "policy has no title"),
-    ("x.lp", SHOULDER + 'part("shoulder-test", "pain", 1, "eligibility").\n', "x.lp:11", "requirement is part of itself"),
-    ("x.lp", SHOULDER + 'part("shoulder-test", "months", 1, "other").\n'
-     'condition("shoulder-test", "other", "Other", "sex", eq, male).\n', "x.lp:15", "a condition cannot have parts"),
+    (
+        "x.lp",
+        SHOULDER.replace('title("shoulder-test", "Policy for a Test Procedure").', ""),
+        "x.lp:2",
+        "policy has no title",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'part("shoulder-test", "pain", 1, "eligibility").\n',
+        "x.lp:11",
+        "requirement is part of itself",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'part("shoulder-test", "months", 1, "other").\n'
+        'condition("shoulder-test", "other", "Other", "sex", eq, male).\n',
+        "x.lp:15",
+        "a condition cannot have parts",
+    ),
     ("x.lp", "undeclared_input(X) :- known_thing(X).\n", "x.lp:1", "atom does not occur in any rule head"),
 ]
 

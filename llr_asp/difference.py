@@ -1,0 +1,207 @@
+"""Semantic diff: the classes of patients two policies, or two versions of a policy, decide
+differently, each with the requirement that makes the difference, a witness and a count.
+
+difference.lp does the work in clingo: every model is a "cube" of the decision tree over the
+fields, and the profile count is the sum over cubes of the product of the bucket counts of the
+fields a cube leaves open. Python only groups the cubes by class and adds up.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clingo
+import clingo.ast
+
+from .errors import RuleError, UsageError
+from .patient import nested
+from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value
+
+PROGRAMS = [engine_file("kleene.lp"), engine_file("difference.lp")]
+OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a policy of a rule set."""
+
+    label: str  # how reports name it: the policy id, or "old"/"new" with it
+    rules: RuleSet
+    policy: str
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A class of patients decided differently: same pair of decisions, same causes."""
+
+    first: str  # the decision of the first side
+    second: str
+    requirements: tuple[str, ...]  # the requirements that make the difference
+    profiles: int  # fully known profiles in the class
+    message: str
+    witness: dict[str, Any]  # the simplest patient of the class
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decisions": [self.first, self.second],
+            "requirements": list(self.requirements),
+            "profiles": self.profiles,
+            "message": self.message,
+            "witness": self.witness,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    first: Side
+    second: Side
+    differences: tuple[Difference, ...]
+    profiles: int  # every fully known profile over the fields either side tests
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "compared": [
+                {"label": s.label, "policy": s.policy, "rules": s.rules.digest}
+                for s in (self.first, self.second)
+            ],
+            "profiles": self.profiles,
+            "differences": [d.to_json() for d in self.differences],
+        }
+
+
+def compare_policies(rules: RuleSet, first: str, second: str) -> Comparison:
+    """How two policies of one rule set decide the same patients differently."""
+    for policy in (first, second):
+        rules.select(policy)
+    control = ground([*rules.files, engine_file("vocabulary.lp"), *PROGRAMS], parts=[_part(first, second)])
+    return _compare(control, Side(first, rules, first), Side(second, rules, second))
+
+
+def compare_versions(old: Path, new: Path | None, policy: str) -> Comparison:
+    """What a rule change does to one policy: its decisions under the `old` and `new` rules."""
+    old_rules, _ = compile_rules(old)
+    new_rules, _ = compile_rules(new)
+    for rules in (old_rules, new_rules):
+        rules.select(policy)
+    control = ground(
+        [*new_rules.files, engine_file("vocabulary.lp"), engine_file("versions.lp"), *PROGRAMS],
+        parts=[_part(clingo.Function(OLD, [clingo.String(policy)]), policy)],
+        renamed=(OLD + "_", old_rules.files),
+    )
+    return _compare(
+        control, Side(f"{policy} (old)", old_rules, policy), Side(f"{policy} (new)", new_rules, policy)
+    )
+
+
+def _part(first: str | clingo.Symbol, second: str | clingo.Symbol) -> tuple[str, list[clingo.Symbol]]:
+    as_symbol = [s if isinstance(s, clingo.Symbol) else clingo.String(s) for s in (first, second)]
+    return "compare", as_symbol
+
+
+def _compare(control: clingo.Control, first: Side, second: Side) -> Comparison:
+    control.configuration.solve.models = "0"  # type: ignore[union-attr]
+    sizes = {
+        a.symbol.arguments[0].string: a.symbol.arguments[1].number
+        for a in control.symbolic_atoms.by_signature("size", 2)
+    }
+    classes: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
+    decoded: dict[clingo.Symbol, tuple[str, Any, Any]] = {}  # the same atoms recur in every cube
+    with control.solve(yield_=True) as models:
+        for model in models:
+            values: dict[str, Any] = {}
+            decisions: dict[int, str] = {}
+            causes: list[str] = []
+            for symbol in model.symbols(shown=True):
+                kind, key, value = decoded.get(symbol) or decoded.setdefault(symbol, _decode(symbol))
+                if kind == "value":
+                    values[key] = value
+                elif kind == "decision":
+                    decisions[key] = value
+                else:
+                    causes.append(key)
+            weight = math.prod(n for f, n in sizes.items() if f not in values)
+            key = (decisions[1], decisions[2], tuple(sorted(causes)))
+            classes.setdefault(key, []).append((weight, values))
+    differences = [_difference(first, second, key, cubes) for key, cubes in classes.items()]
+    differences.sort(key=lambda d: (-d.profiles, d.first, d.second, d.requirements))
+    return Comparison(first, second, tuple(differences), math.prod(sizes.values()))
+
+
+def _decode(symbol: clingo.Symbol) -> tuple[str, Any, Any]:
+    args = symbol.arguments
+    if symbol.name == "value":
+        return "value", args[0].string, symbol_value(args[1])
+    if symbol.name == "decision":
+        return "decision", args[0].number, args[1].name
+    return "cause", args[0].string, None
+
+
+def _difference(
+    first: Side, second: Side, key: tuple[str, str, tuple[str, ...]], cubes: list[tuple[int, dict[str, Any]]]
+) -> Difference:
+    one, two, causes = key
+    profiles = sum(weight for weight, _ in cubes)
+    simplest = min(cubes, key=lambda cube: (len(cube[1]), sorted(cube[1].items(), key=repr)))[1]
+    labels = [_label(first, second, c) for c in causes]
+    message = (
+        f"{' and '.join(labels) or 'The decision structure'} makes the difference: "
+        f"{_words(one)} under {first.label}, {_words(two)} under {second.label} "
+        f"({profiles:,} profiles)."
+    )
+    policy = {"policy": first.policy} if first.policy == second.policy else {}
+    witness = {"id": f"witness {first.label} vs {second.label}", **policy, **nested(simplest)}
+    return Difference(one, two, causes, profiles, message, witness)
+
+
+def _label(first: Side, second: Side, rid: str) -> str:
+    for side in (second, first):
+        requirement = side.rules.policies[side.policy].requirements.get(rid)
+        if requirement is not None:
+            return f"{rid} ({requirement.label})"
+    return rid
+
+
+def _words(decision: str) -> str:
+    return decision.replace("_", " ")
+
+
+@contextmanager
+def rules_at_revision(directory: Path, revision: str) -> Iterator[Path]:
+    """The rule set in `directory` as it was at git `revision`, in a temporary directory."""
+
+    def git(where: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(["git", "-C", str(where), *args], capture_output=True, check=True)
+        except FileNotFoundError:
+            raise UsageError("--against-git needs git on the PATH") from None
+        except subprocess.CalledProcessError as error:
+            problem = " ".join(error.stderr.decode(errors="replace").split()) or "git failed"
+            raise UsageError(f"--against-git {revision}: {problem}") from None
+
+    if not directory.is_dir():
+        raise RuleError(str(directory), None, "rules directory not found (give --rules DIR)")
+    top = Path(git(directory, "rev-parse", "--show-toplevel").stdout.decode().strip())
+    prefix = git(directory, "rev-parse", "--show-prefix").stdout.decode().strip()
+    archive = git(top, "archive", "--format=tar", f"{revision}:{prefix}" if prefix else revision).stdout
+    with tempfile.TemporaryDirectory(prefix="llr-asp-") as temporary:
+        target = Path(temporary)
+        (target / "rules.tar").write_bytes(archive)
+        with tarfile.open(target / "rules.tar") as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and _safe(m.name)]
+            tar.extractall(target / "rules", members=members)
+        if not any((target / "rules").rglob("*.lp")):
+            raise RuleError(f"{revision}:{prefix}", None, "no .lp rule files at this revision")
+        yield target / "rules"
+
+
+def _safe(name: str) -> bool:
+    parts = Path(name).parts
+    return not Path(name).is_absolute() and ".." not in parts
