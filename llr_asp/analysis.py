@@ -332,7 +332,8 @@ class _PolicyAnalysis:
                 for other in context
                 if not self.space.exists([self.met(rid), self.met(other)])
             ]
-            values = self.space.ask([self.met(rid)], focus=self.focus([rid, *context]))
+            shown = [self.met(rid), *(self.not_met(c) for c in conflicts[:1])]  # the conflict, known
+            values = self.space.ask(shown, focus=self.focus(context))
             if conflicts:
                 given = self.given([self.met(rid), self.met(conflicts[0])])
                 against = " or ".join(self.name(c) for c in conflicts)

@@ -1,0 +1,260 @@
+"""`llr-asp analyze`: each finding kind on a synthetic rule set with exactly that defect and on
+a twin without it; the findings on the real policies; every witness run through explain."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp import Reasoner, load_rules, validate
+from llr_asp import analysis as analysis_module
+from llr_asp.analysis import KINDS, Finding, analyze
+from llr_asp.cli import app
+from llr_asp.decision import Decision
+from llr_asp.ruleset import default_rules_dir, engine_file
+
+CASES = Path(__file__).parent / "analysis"
+TODAY = datetime.date(2026, 11, 21)
+
+
+def case(tmp_path: Path, kind: str, variant: str) -> Path:
+    """A rule set directory: the shared fields and policy plus one case file."""
+    target = tmp_path / f"{kind}-{variant}"
+    while target.exists():  # the same case again: a fresh directory
+        target = target.with_name(target.name + "+")
+    target.mkdir()
+    for name in ("fields.lp", "policy.lp", f"{kind}.{variant}.lp"):
+        shutil.copy(CASES / name, target / name)
+    return target
+
+
+def findings(directory: Path) -> list[Finding]:
+    return analyze(directory, today=TODAY)[1]
+
+
+def explain(directory: Path, witness: dict[str, Any]) -> Decision:
+    """What `llr-asp explain` decides for the witness, under the policy it names."""
+    reasoner = Reasoner.load(directory)
+    patient = validate(witness, reasoner.rules, "witness")
+    [decision] = reasoner.decide(patient, reasoner.policies(patient.policy))
+    return decision
+
+
+def statuses(decision: Decision) -> dict[str, str]:
+    return {node.id: node.status for node in decision.tree.walk()}
+
+
+def only(found: list[Finding], kind: str) -> Finding:
+    [finding] = [f for f in found if f.kind == kind]
+    return finding
+
+
+KINDS_WITH_CASES = sorted({p.name.split(".")[0] for p in CASES.glob("*.defect.lp")})
+
+
+def test_every_finding_kind_but_incomplete_has_a_case() -> None:
+    # incomplete cannot come from rule files alone: it is tested on a broken engine below
+    assert set(KINDS_WITH_CASES) == set(KINDS) - {"incomplete"}
+
+
+@pytest.mark.parametrize("kind", KINDS_WITH_CASES)
+def test_the_defect_is_found_and_its_twin_is_clean(tmp_path: Path, kind: str) -> None:
+    defect = findings(case(tmp_path, kind, "defect"))
+    twin = findings(case(tmp_path, kind, "twin"))
+    assert kind in {f.kind for f in defect}
+    assert kind not in {f.kind for f in twin}
+    for finding in defect:  # every witness is a valid patient document
+        if finding.witness is not None:
+            validate(finding.witness, load_rules(case(tmp_path, kind, "defect")), "witness")
+
+
+def test_exclusion_witness_meets_every_criterion_and_is_refused(tmp_path: Path) -> None:
+    rules = case(tmp_path, "exclusion_outside_criteria", "defect")
+    finding = only(findings(rules), "exclusion_outside_criteria")
+    assert finding.requirements == ("bg",)
+    assert finding.witness is not None
+    decision = explain(rules, finding.witness)
+    assert decision.decision == "not_eligible"
+    assert [statuses(decision)[r] for r in ("crit", "route", "bg")] == ["met", "met", "not_met"]
+
+
+def test_redundant_route_names_the_sibling_that_covers_it(tmp_path: Path) -> None:
+    rules = case(tmp_path, "redundant_route", "defect")
+    finding = only(findings(rules), "redundant_route")
+    assert finding.requirements == ("r2", "r1")
+    assert finding.witness is not None
+    found = statuses(explain(rules, finding.witness))
+    assert found["r2"] == found["r1"] == "met"
+
+
+def test_dead_route_names_what_it_conflicts_with(tmp_path: Path) -> None:
+    rules = case(tmp_path, "dead_route", "defect")
+    finding = only(findings(rules), "dead_route")
+    assert finding.requirements == ("r2", "crit")
+    assert finding.witness is not None
+    decision = explain(rules, finding.witness)
+    assert decision.decision == "not_eligible"
+    assert [statuses(decision)[r] for r in ("r2", "crit")] == ["met", "not_met"]
+
+
+def test_never_and_always_met_are_reported_where_they_arise(tmp_path: Path) -> None:
+    never = only(findings(case(tmp_path, "never_met", "defect")), "never_met")
+    always = only(findings(case(tmp_path, "always_met", "defect")), "always_met")
+    assert never.requirements == ("r2",)  # not its parts, which can each be met
+    assert always.requirements == ("r2",)
+    assert always.witness is not None
+    assert statuses(explain(case(tmp_path, "always_met", "defect"), always.witness))["r2"] == "met"
+
+
+def test_inconsistent_rules_give_a_patient_with_two_decisions(tmp_path: Path) -> None:
+    finding = only(findings(case(tmp_path, "inconsistent", "defect")), "inconsistent")
+    assert finding.severity == "error"
+    assert finding.witness is not None and finding.witness["a"] is False
+
+
+def test_a_broken_engine_leaves_complete_patients_undecided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kleene = Path(engine_file("kleene.lp")).read_text()
+    rule = "status(W,P,R,not_met) :- condition(P,R,_,F,_,_), known(W,F), not holds(W,P,R).\n"
+    assert rule in kleene
+    broken = tmp_path / "kleene.lp"
+    broken.write_text(kleene.replace(rule, ""))
+    monkeypatch.setattr(analysis_module, "PROGRAMS", [str(broken), engine_file("analysis.lp")])
+    found = findings(case(tmp_path, "dead_route", "twin"))
+    finding = only(found, "incomplete")
+    assert finding.severity == "error" and finding.witness is not None
+
+
+def test_recorded_notes_quote_the_sentence_and_show_a_funded_patient(tmp_path: Path) -> None:
+    rules = case(tmp_path, "interpretation", "defect")
+    finding = only(findings(rules), "interpretation")
+    assert finding.requirements == ("r1",)
+    assert finding.quote == "Funded when the criterion and a route are met."  # the parent's sentence
+    assert finding.witness is not None
+    assert explain(rules, finding.witness).decision == "eligible"
+    defect = only(findings(case(tmp_path, "text_defect", "defect")), "text_defect")
+    assert defect.message == "eligibility: The sentence stops mid-clause."
+
+
+def test_review_overdue_is_a_warning(tmp_path: Path) -> None:
+    due = only(findings(case(tmp_path, "review_due", "defect")), "review_due")
+    assert (due.policy, due.severity, due.witness) == ("u", "warning", None)
+    assert "review overdue (review date 2020)" in due.message
+
+
+def test_hygiene_points_at_file_and_line(tmp_path: Path) -> None:
+    rules = case(tmp_path, "rule_hygiene", "defect")
+    spare = only(findings(rules), "rule_hygiene")
+    assert (spare.severity, Path(spare.file or "").name, spare.line) == (
+        "warning",
+        "rule_hygiene.defect.lp",
+        7,
+    )
+    assert 'field("spare",bool)' in spare.message
+    (rules / "rule_hygiene.defect.lp").write_text(
+        (rules / "rule_hygiene.defect.lp").read_text() + 'condition("t", "r1b", "Typo", "bb", eq, true).\n'
+    )
+    found = findings(rules)
+    hygiene = [f for f in found if f.kind == "rule_hygiene"]
+    assert {(f.severity, f.line) for f in hygiene} == {("error", 8)}
+    assert {f.message.split(":")[0] for f in hygiene} == {
+        "condition tests an undeclared field",
+        "requirement is not part of the policy's decision",
+        "requirement without source text (add text/3 to it or to a parent)",
+    }
+    assert found == hygiene  # no search on rules that fail their checks
+
+
+# -- the real policies -------------------------------------------------------------------------
+
+EXPECTED = {
+    ("warning", "exclusion_outside_criteria", "hip-resurfacing", ("contraindication",)),
+    ("warning", "exclusion_outside_criteria", "knee-resurfacing", ("compartments",)),
+    ("warning", "dead_route", "hip-resurfacing", ("C5", "B.months")),
+    ("warning", "dead_route", "knee-resurfacing", ("C5", "B.months")),
+    ("note", "redundant_route", "hip-resurfacing", ("C5", "C1")),
+    ("note", "redundant_route", "knee-resurfacing", ("C5", "C1")),
+    ("note", "review_due", "hip-resurfacing", ()),
+    ("note", "review_due", "knee-resurfacing", ()),
+}
+
+
+@pytest.fixture(scope="module")
+def real() -> list[Finding]:
+    return analyze(today=TODAY)[1]
+
+
+def test_the_real_policies_have_the_agreed_findings(real: list[Finding]) -> None:
+    rules = load_rules()
+    found = {(f.severity, f.kind, f.policy, f.requirements) for f in real}
+    recorded = {
+        (kind, p.id, (r.id,))
+        for p in rules.policies.values()
+        for r in p.requirements.values()
+        for kind, notes in (("text_defect", r.defects), ("interpretation", r.interpretations))
+        if notes
+    }
+    assert {(k, p, r) for _, k, p, r in found if k in ("text_defect", "interpretation")} == recorded
+    assert {f for f in found if f[1] not in ("text_defect", "interpretation")} == EXPECTED
+    texts = {
+        ("hip-resurfacing", "C4"): "cut off",
+        ("knee-resurfacing", "C"): "no OR",
+        ("knee-resurfacing", "eligibility"): "no AND / OR",
+        ("knee-resurfacing", "C1"): "previous page",
+    }
+    for (policy, rid), words in texts.items():
+        assert any(
+            words in f.message
+            for f in real
+            if f.kind == "text_defect" and (f.policy, f.requirements) == (policy, (rid,))
+        )
+    dead = next(f for f in real if f.kind == "dead_route")
+    assert "contra-indicated cannot have been fully engaged with for six months" in dead.message
+
+
+def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding]) -> None:
+    rules = default_rules_dir()
+    for finding in real:
+        if finding.witness is None:
+            continue
+        decision = explain(rules, finding.witness)
+        found = statuses(decision)
+        rid = finding.requirements[0]
+        if finding.kind == "exclusion_outside_criteria":
+            assert decision.decision == "not_eligible"
+            assert [found[r] for r in ("A", "B", "C", rid)] == ["met", "met", "met", "not_met"]
+        elif finding.kind == "dead_route":
+            assert decision.decision == "not_eligible"
+            assert (found[rid], found[finding.requirements[1]]) == ("met", "not_met")
+        elif finding.kind == "redundant_route":
+            assert found[rid] == found[finding.requirements[1]] == "met"
+        else:  # recorded notes: a patient funded through the requirement
+            assert decision.decision == "eligible" and found[rid] == "met", finding
+
+
+def test_analyze_cli_json_and_text() -> None:
+    result = CliRunner().invoke(app, ["analyze", "-f", "json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["rules"] == load_rules().digest
+    first = report["findings"][0]
+    assert set(first) >= {"kind", "severity", "policy", "requirements", "message", "witness"}
+    result = CliRunner().invoke(app, ["analyze", "-p", "knee-resurfacing"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "Findings: " in result.stdout and "hip-resurfacing" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_analyze_cli_errors_are_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["analyze", "-p", "elbow"])
+    assert result.exit_code == 2 and 'unknown policy "elbow"' in result.stderr
+    (tmp_path / "x.lp").write_text("policy(\n")
+    result = CliRunner().invoke(app, ["analyze", "--rules", str(tmp_path)])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
