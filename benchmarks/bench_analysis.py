@@ -1,0 +1,70 @@
+"""Benchmark for the issue "Policy analysis" (not a test: machines are shared and noisy).
+
+`llr-asp analyze` of both policies and `llr-asp diff` (two policies; a rule change) as whole
+processes; target: each <= 3 s.
+
+Run: python benchmarks/bench_analysis.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=7)
+    runs = parser.parse_args().runs
+    cli = shutil.which("llr-asp") or sys.exit("llr-asp is not installed: pip install -e .")
+    with tempfile.TemporaryDirectory() as temporary:
+        changed = Path(temporary) / "rules"
+        shutil.copytree(RULES, changed)
+        criteria = changed / "msk_threshold.lp"
+        criteria.write_text(
+            criteria.read_text().replace('"conservative.months", ge, 6)', '"conservative.months", ge, 3)')
+        )
+        commands = {
+            "analyze (both policies, text)": [cli, "analyze"],
+            "analyze (both policies, json)": [cli, "analyze", "-f", "json"],
+            "diff hip-resurfacing knee-resurfacing": [cli, "diff", "hip-resurfacing", "knee-resurfacing"],
+            "diff hip-resurfacing --rules-old/--rules-new": [
+                cli,
+                "diff",
+                "hip-resurfacing",
+                "--rules-old",
+                str(RULES),
+                "--rules-new",
+                str(changed),
+            ],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for command in commands.values():
+            wall(command)  # warm caches
+        for _ in range(runs):
+            for name, command in commands.items():
+                times[name].append(wall(command))
+    print(f"whole process, {runs} interleaved runs each (median / max; target <= 3 s):")
+    for name, values in times.items():
+        print(f"  {name:<48} {statistics.median(values):6.2f} s / {max(values):5.2f} s")
+
+
+if __name__ == "__main__":
+    main()
