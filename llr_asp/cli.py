@@ -242,5 +242,88 @@ def diff(
     _console().print(comparison_view(comparison))
 
 
+class CheckFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+    sarif = "sarif"
+
+
+@app.command()
+def check(
+    rules: RulesOption = None,
+    examples: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--examples",
+            metavar="DIR",
+            help="Example patients with meta.expected outcomes. Default: examples/ beside the rules.",
+            show_default=False,
+        ),
+    ] = None,
+    baseline: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--baseline",
+            metavar="FILE",
+            help="Acknowledged findings, each with a reason. Default: check-baseline.json in the rules.",
+            show_default=False,
+        ),
+    ] = None,
+    format: Annotated[
+        CheckFormat,
+        typer.Option("--format", "-f", help="text for people; json, junit (XML) or sarif (2.1.0) for CI."),
+    ] = CheckFormat.text,
+    update_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--update-baseline",
+            help="Acknowledge every current finding in the baseline, keeping the reasons given; "
+            "new entries get an empty reason, which fails until you write one.",
+        ),
+    ] = False,
+) -> None:
+    """The rule-consistency gate for CI: exit 0 clean, 1 on failures, 2 on unusable input.
+
+    Checks that the rules load without clingo warnings, their declarations are complete and
+    used, every example keeps its expected outcome, no patient gets two decisions or none, no
+    new dead, never-met or redundant requirement appears, the examples cover every requirement
+    (met by one, not met by another) at least as well as the baseline records, and every finding
+    of `llr-asp analyze` is acknowledged in the baseline with a reason.
+    """
+    from .check import BASELINE, read_baseline, run_check, write_baseline
+
+    with _user_errors():
+        rules_dir = rules or default_rules_dir()
+        examples_dir = examples or rules_dir.resolve().parent / "examples"
+        baseline_path = baseline or rules_dir / BASELINE
+        report = run_check(rules_dir, examples_dir, baseline_path)
+        if update_baseline:
+            new = write_baseline(
+                baseline_path, report.findings, report.coverage, read_baseline(baseline_path)
+            )
+            typer.echo(
+                f"{baseline_path}: {len(report.findings)} findings, {len(new)} new (give each a reason)",
+                err=True,
+            )
+            report = run_check(rules_dir, examples_dir, baseline_path)
+    if format is CheckFormat.json:
+        _print_json(report.to_json())
+    elif format is CheckFormat.junit:
+        from .report import junit_xml
+
+        sys.stdout.write(junit_xml(report))
+    elif format is CheckFormat.sarif:
+        from .report import sarif
+
+        _print_json(sarif(report))
+    else:
+        from .render import check_view
+
+        _console().print(check_view(report))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -23,6 +23,7 @@ from .ruleset import RuleSet, show
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis
     from .analysis import Finding
+    from .check import Report
     from .difference import Comparison
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
@@ -195,3 +196,32 @@ def comparison_view(comparison: Comparison) -> Group:
         detail.append(f"\n    witness: {printable(witness)}", style="dim")
         details.append(detail)
     return Group(heading, table, Text(), *details)
+
+
+def check_view(report: Report) -> Group:
+    """Each step passed or failed, then every failure with the file and line to fix."""
+    from .check import STEPS
+
+    table = Table(title=f"llr-asp check: {'PASSED' if report.passed else 'FAILED'}", title_justify="left")
+    for column in ("step", "checked", "failed", "what it checks"):
+        table.add_column(column, overflow="fold")
+    for step, description in STEPS.items():
+        cases = [c for c in report.cases if c.step == step]
+        failed = sum(1 for c in cases if c.failures)
+        mark = Text("✘ " + step, style="red") if failed else Text("✔ " + step, style="green")
+        if not cases:
+            mark = Text("- " + step, style="dim")
+        table.add_row(mark, str(len(cases)), str(failed), description)
+    lines: list[Text] = []
+    if report.coverage is not None:
+        lines.append(Text(f"Coverage: {report.coverage:.1%} of requirements met and not met by examples"))
+        lines += [Text(f"  uncovered: {printable(u)}", style="yellow") for u in report.uncovered]
+    for case, failure in report.failures():
+        where = f"{failure.file}:{failure.line}" if failure.file and failure.line else failure.file or ""
+        line = Text.assemble(("✘ ", "red"), (f"{case.step} ", "bold"), printable(case.name))
+        if where:
+            line.append(f"\n    {printable(where)}", style="cyan")
+        line.append(f"\n    {printable(failure.message)}")
+        lines.append(line)
+    lines += [Text(f"note: {printable(n)}", style="dim") for n in report.notices]
+    return Group(table, *lines)

@@ -225,7 +225,7 @@ def compile_rules(
     facts = _Facts(control)
     errors = facts.get("rule_error", 2)
     warnings = facts.get("rule_warning", 2)
-    statements = _statements(files) if errors or warnings else []
+    statements = parse_rules(files) if errors or warnings else []
     if errors:
         problems = _located(errors, statements)
         first = problems[0]
@@ -357,11 +357,30 @@ def _located(problems: list[list[clingo.Symbol]], statements: list[clingo.ast.AS
     )
 
 
-def _statements(files: list[Path]) -> list[clingo.ast.AST]:
+def parse_rules(files: list[Path]) -> list[clingo.ast.AST]:
     """The rules of the rule files, parsed (for locating errors only)."""
     statements: list[clingo.ast.AST] = []
     clingo.ast.parse_files([str(f) for f in files], statements.append)
     return [s for s in statements if s.ast_type == clingo.ast.ASTType.Rule]
+
+
+def locate_head(
+    statements: list[clingo.ast.AST], names: Iterable[str], prefix: list[clingo.Symbol]
+) -> tuple[str, int]:
+    """File and line of the first rule whose head is one of `names` and can start with the
+    arguments `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
+    names = set(names)
+    for statement in statements:
+        head = statement.head
+        if head.ast_type != clingo.ast.ASTType.Literal:
+            continue
+        atom = head.atom.symbol
+        if atom.ast_type != clingo.ast.ASTType.Function or atom.name not in names:
+            continue
+        if len(atom.arguments) >= len(prefix) and all(_matches(a, s) for a, s in zip(atom.arguments, prefix)):
+            begin = statement.location.begin
+            return begin.filename, begin.line
+    return "rules", 0
 
 
 def locate(declaration: clingo.Symbol, statements: list[clingo.ast.AST]) -> tuple[str, int]:

@@ -1,0 +1,346 @@
+"""`llr-asp check`: the gate every rule change passes in CI.
+
+Six steps, each a list of cases that pass or fail: the rules load (clingo warnings are
+errors), their declarations are sound and used, every example keeps its expected outcome, no
+patient gets two decisions or none and no new dead, never-met or redundant requirement
+appears, the examples still cover every requirement both ways, and every finding of the
+analysis is acknowledged in the baseline with a reason. The report is plain data; render.py
+and report.py turn it into text, JSON, JUnit XML or SARIF.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import clingo
+
+from .analysis import Finding, analyze
+from .errors import DeclarationError, InputError, LlrError, RuleError, UsageError
+from .patient import read_patient
+from .reasoner import Reasoner
+from .ruleset import RuleSet, locate_head, parse_rules
+
+STEPS = {
+    "load": "every rule file parses and grounds without a clingo warning",
+    "hygiene": "declarations are complete and every declared field is used",
+    "examples": "every example keeps its expected decision, statuses and missing answers",
+    "invariants": "no patient gets two decisions or none; no new dead, never-met or redundant requirement",
+    "coverage": "every requirement is met by one example and not met by another",
+    "baseline": "every finding of the analysis is acknowledged with a reason",
+}
+BASELINE = "check-baseline.json"
+"""The baseline's file name, beside the rules it acknowledges."""
+
+INVARIANT_KINDS = ("inconsistent", "incomplete")  # never acceptable, whatever the baseline says
+STRUCTURAL_KINDS = ("dead_route", "never_met", "always_met", "redundant_route")
+
+RECORDED_KINDS = ("text_defect", "interpretation")  # several may concern one requirement
+
+Key = tuple[str, str, tuple[str, ...], str]  # a finding's identity: kind, policy, requirements, note
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Something the change must fix, where to fix it, and the rule it broke."""
+
+    rule: str  # the step, or the finding kind
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One checked item: a JUnit test case, a row of the report."""
+
+    step: str
+    name: str
+    failures: tuple[Failure, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    rules: str
+    cases: tuple[Case, ...]
+    coverage: float | None  # share of (requirement, met / not met) pairs the examples show
+    uncovered: tuple[str, ...]
+    notices: tuple[str, ...]  # worth knowing, not failing: stale baseline entries
+    findings: tuple[Finding, ...] = field(default=(), compare=False)
+
+    @property
+    def passed(self) -> bool:
+        return not any(case.failures for case in self.cases)
+
+    def failures(self) -> list[tuple[Case, Failure]]:
+        return [(case, failure) for case in self.cases for failure in case.failures]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "rules": self.rules,
+            "steps": {
+                step: {
+                    "checked": sum(1 for c in self.cases if c.step == step),
+                    "failed": sum(1 for c in self.cases if c.step == step and c.failures),
+                }
+                for step in STEPS
+            },
+            "failures": [
+                {
+                    "step": case.step,
+                    "case": case.name,
+                    "rule": f.rule,
+                    "message": f.message,
+                    "file": f.file,
+                    "line": f.line,
+                }
+                for case, f in self.failures()
+            ],
+            "coverage": self.coverage,
+            "uncovered": list(self.uncovered),
+            "notices": list(self.notices),
+        }
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Acknowledged findings with the reason each is accepted, and the coverage to keep."""
+
+    coverage: float
+    reasons: dict[Key, str]
+
+    @staticmethod
+    def key(finding: Finding) -> Key:
+        """What identifies a finding across runs: not its wording, save for recorded notes."""
+        note = finding.message if finding.kind in RECORDED_KINDS else ""
+        return finding.kind, finding.policy or "", finding.requirements, note
+
+
+def read_baseline(path: Path) -> Baseline:
+    """The baseline at `path`; none yet is an empty one (every finding is then new)."""
+    if not path.exists():
+        return Baseline(0.0, {})
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        reasons = {
+            (
+                e["kind"],
+                e["policy"] or "",
+                tuple(e["requirements"]),
+                e["message"] if e["kind"] in RECORDED_KINDS else "",
+            ): str(e.get("reason") or "")
+            for e in data["findings"]
+        }
+        return Baseline(float(data.get("coverage", 0.0)), reasons)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InputError(str(path), "", f"not a baseline written by --update-baseline ({error})") from None
+
+
+def write_baseline(
+    path: Path, findings: Iterable[Finding], coverage: float | None, old: Baseline
+) -> list[Key]:
+    """Acknowledge every current finding, keeping the reasons already given; return the new keys."""
+    entries, new = [], []
+    for finding in findings:
+        if finding.kind == "rule_hygiene" or finding.kind in INVARIANT_KINDS:
+            continue  # never acknowledged: fix them
+        key = Baseline.key(finding)
+        if key not in old.reasons:
+            new.append(key)
+        entries.append(
+            {
+                "kind": finding.kind,
+                "policy": finding.policy,
+                "requirements": list(finding.requirements),
+                "message": finding.message,
+                "reason": old.reasons.get(key, ""),
+            }
+        )
+    data = {"coverage": round(coverage or 0.0, 4), "findings": entries}
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return new
+
+
+def run_check(rules_dir: Path, examples_dir: Path, baseline_path: Path) -> Report:
+    """Run every step of the gate on the rule set in `rules_dir`."""
+    if not rules_dir.is_dir():
+        raise UsageError(f"{rules_dir}: rules directory not found (give --rules DIR)")
+    if not examples_dir.is_dir():
+        raise UsageError(f"{examples_dir}: examples directory not found (give --examples DIR)")
+    baseline = read_baseline(baseline_path)
+    try:
+        reasoner = Reasoner.load(rules_dir)
+    except DeclarationError as error:
+        failures = tuple(Failure("hygiene", e.problem, e.file, e.line) for e in error.problems)
+        return Report(
+            str(rules_dir), (Case("load", "rules"), Case("hygiene", "declarations", failures)), None, (), ()
+        )
+    except RuleError as error:
+        failure = Failure("load", error.problem, error.file, error.line)
+        return Report(str(rules_dir), (Case("load", "rules", (failure,)),), None, (), ())
+    rules = reasoner.rules
+    cases = [Case("load", "rules")]
+    cases.append(
+        Case(
+            "hygiene",
+            "declarations",
+            tuple(Failure("hygiene", w.problem, w.file, w.line) for w in rules.warnings),
+        )
+    )
+    seen: dict[tuple[str, str], set[str]] = {}  # (policy, requirement) -> statuses the examples show
+    cases += _examples(reasoner, examples_dir, seen)
+    _, findings = analyze(rules_dir)
+    where = _Locator(rules)
+    cases += _invariants(rules, findings, baseline, where)
+    coverage, uncovered, coverage_cases = _coverage(rules, seen, baseline)
+    cases += coverage_cases
+    baseline_cases, notices = _baseline(findings, baseline, where)
+    cases += baseline_cases
+    return Report(str(rules_dir), tuple(cases), coverage, tuple(uncovered), tuple(notices), tuple(findings))
+
+
+def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], set[str]]) -> Iterator[Case]:
+    paths = sorted(directory.glob("*.json"))
+    if not paths:
+        yield Case(
+            "examples", str(directory), (Failure("examples", "no example files (*.json)", str(directory)),)
+        )
+    for path in paths:
+        source = str(path)
+        try:
+            patient = read_patient(source, reasoner.rules)
+            expected = json.loads(path.read_text(encoding="utf-8"))["meta"]["expected"]
+            if not isinstance(expected, dict) or not expected:
+                raise KeyError("expected")
+        except LlrError as error:
+            yield Case("examples", path.name, (Failure("examples", str(error), source),))
+            continue
+        except (KeyError, TypeError):
+            message = 'no expected outcome: add meta.expected {"<policy>": {"decision": ...}}'
+            yield Case("examples", path.name, (Failure("examples", message, source),))
+            continue
+        for policy_id, outcome in expected.items():
+            name = f"{path.name} [{policy_id}]"
+            policy = reasoner.rules.policies.get(policy_id)
+            if policy is None or not isinstance(outcome, dict):
+                yield Case(
+                    "examples",
+                    name,
+                    (Failure("examples", f'meta.expected names no policy "{policy_id}"', source),),
+                )
+                continue
+            [decision] = reasoner.decide(patient, [policy])
+            statuses = {node.id: node.status for node in decision.tree.walk()}
+            for rid, status in statuses.items():
+                seen.setdefault((policy_id, rid), set()).add(status)
+            problems = []
+            if decision.decision != outcome.get("decision"):
+                problems.append(f"decision is {decision.decision}, expected {outcome.get('decision')}")
+            for status in ("met", "not_met", "unknown"):
+                for rid in outcome.get(status, []):
+                    if statuses.get(rid) != status:
+                        problems.append(
+                            f"{rid} is {statuses.get(rid, 'not a requirement')}, expected {status}"
+                        )
+            if "missing" in outcome and sorted(decision.missing) != sorted(outcome["missing"]):
+                problems.append(
+                    f"missing is {sorted(decision.missing)}, expected {sorted(outcome['missing'])}"
+                )
+            yield Case("examples", name, tuple(Failure("examples", p, source) for p in problems))
+
+
+def _invariants(
+    rules: RuleSet, findings: list[Finding], baseline: Baseline, where: _Locator
+) -> Iterator[Case]:
+    for policy in rules.policies:
+        failures = []
+        for finding in findings:
+            if finding.policy != policy:
+                continue
+            acknowledged = baseline.reasons.get(Baseline.key(finding), "").strip()
+            if finding.kind in INVARIANT_KINDS or (finding.kind in STRUCTURAL_KINDS and not acknowledged):
+                failures.append(where.failure(finding))
+        yield Case("invariants", policy, tuple(failures))
+
+
+def _coverage(
+    rules: RuleSet, seen: dict[tuple[str, str], set[str]], baseline: Baseline
+) -> tuple[float, list[str], list[Case]]:
+    total = covered = 0
+    uncovered = []
+    for policy in rules.policies.values():
+        for rid in policy.requirements:
+            for status in ("met", "not_met"):
+                total += 1
+                if status in seen.get((policy.id, rid), set()):
+                    covered += 1
+                else:
+                    uncovered.append(f"{policy.id} {rid}: no example where it is {status.replace('_', ' ')}")
+    coverage = covered / total if total else 1.0
+    failures: tuple[Failure, ...] = ()
+    if coverage + 1e-9 < baseline.coverage:
+        message = (
+            f"coverage fell to {coverage:.1%} from {baseline.coverage:.1%}; uncovered: {'; '.join(uncovered)}"
+        )
+        failures = (Failure("coverage", message),)
+    return coverage, uncovered, [Case("coverage", "requirements", failures)]
+
+
+def _baseline(findings: list[Finding], baseline: Baseline, where: _Locator) -> tuple[list[Case], list[str]]:
+    cases = []
+    current = {Baseline.key(f) for f in findings}
+    for finding in findings:
+        if finding.kind == "rule_hygiene" or finding.kind in INVARIANT_KINDS + STRUCTURAL_KINDS:
+            continue  # their own steps
+        key = Baseline.key(finding)
+        name = f"{finding.kind} {finding.policy} {' '.join(finding.requirements)}".strip()
+        if key not in baseline.reasons:
+            failure = where.failure(finding, prefix="new finding, not in the baseline: ")
+            cases.append(Case("baseline", name, (failure,)))
+        elif not baseline.reasons[key].strip():
+            failure = where.failure(
+                finding, prefix="acknowledged without a reason: give one in the baseline: "
+            )
+            cases.append(Case("baseline", name, (failure,)))
+        else:
+            cases.append(Case("baseline", name))
+    notices = [
+        f"baseline entry no longer found (remove it with --update-baseline): {kind} {policy} {' '.join(rids)}"
+        for kind, policy, rids, note in baseline.reasons
+        if (kind, policy, rids, note) not in current
+    ]
+    return cases, notices
+
+
+class _Locator:
+    """File and line of the declaration a finding is about: its first requirement, or for a
+    review the policy's review date."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._statements: list[Any] | None = None
+
+    def failure(self, finding: Finding, prefix: str = "") -> Failure:
+        file, line = self.locate(finding)
+        return Failure(finding.kind, prefix + finding.message, file, line)
+
+    def locate(self, finding: Finding) -> tuple[str | None, int | None]:
+        if finding.policy is None:
+            return finding.file, finding.line
+        if self._statements is None:
+            self._statements = parse_rules([Path(f) for f in self.rules.files])
+        policy = clingo.String(finding.policy)
+        names: tuple[str, ...]
+        if finding.requirements:
+            names, prefix = (
+                ("all_of", "any_of", "condition"),
+                [policy, clingo.String(finding.requirements[0])],
+            )
+        else:
+            names, prefix = ("review",), [policy]
+        file, line = locate_head(self._statements, names, prefix)
+        return (file, line) if line else (None, None)
