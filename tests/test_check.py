@@ -1,0 +1,173 @@
+"""`llr-asp check`: passes on the shipped rules, fails a bad change at its file and line, and
+speaks JSON, JUnit XML and SARIF for CI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp.cli import app
+from llr_asp.ruleset import default_rules_dir
+
+RULES = default_rules_dir()
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def check(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["check", *args], env={"COLUMNS": "100"})
+    return result.exit_code, result.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the rules (with their baseline) and the examples, to break."""
+    shutil.copytree(RULES, tmp_path / "rules")
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    return tmp_path
+
+
+def run(project: Path, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    code, out = check(
+        "--rules", str(project / "rules"), "--examples", str(project / "examples"), "-f", "json", *args
+    )
+    return code, json.loads(out)
+
+
+def edit(file: Path, old: str, new: str) -> None:
+    text = file.read_text()
+    assert old in text
+    file.write_text(text.replace(old, new, 1))
+
+
+def test_the_shipped_rules_pass_in_every_format() -> None:
+    code, out = check()
+    assert code == 0 and "PASSED" in out and "Coverage: 100.0%" in out
+    code, out = check("-f", "json")
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["coverage"] == 1.0 and report["failures"] == []
+    assert report["steps"]["examples"]["checked"] == 2 * len(list(EXAMPLES.glob("*.json")))
+    code, out = check("-f", "junit")
+    suites = ET.fromstring(out)
+    assert [s.get("name") for s in suites] == [
+        "load",
+        "hygiene",
+        "examples",
+        "invariants",
+        "coverage",
+        "baseline",
+    ]
+    assert all(s.get("failures") == "0" for s in suites)
+    code, out = check("-f", "sarif")
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
+
+
+def test_a_changed_grade_fails_the_examples_it_breaks(project: Path) -> None:
+    edit(
+        project / "rules" / "msk_threshold.lp",
+        '"pain.severity", ge, intense)',
+        '"pain.severity", ge, severe)',
+    )
+    code, report = run(project)
+    assert code == 1 and not report["passed"]
+    broken = {f["case"] for f in report["failures"] if f["step"] == "examples"}
+    assert "route-c1-pain.json [hip-resurfacing]" in broken
+    assert any("decision is not_eligible, expected eligible" in f["message"] for f in report["failures"])
+
+
+def test_a_syntax_error_is_annotated_at_its_line(project: Path) -> None:
+    (project / "rules" / "extra.lp").write_text("% a note\npolicy(\n")
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "load"
+    assert (Path(failure["file"]).name, failure["line"]) == ("extra.lp", 3)
+    code, out = check(
+        "--rules", str(project / "rules"), "--examples", str(project / "examples"), "-f", "sarif"
+    )
+    [result] = json.loads(out)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 3}
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("extra.lp")
+
+
+def test_hygiene_fails_on_an_unused_field(project: Path) -> None:
+    with (project / "rules" / "fields.lp").open("a") as file:
+        file.write('field("spare", bool).\nquestion("spare", "Never asked?").\n')
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "hygiene" and "no policy tests it" in failure["message"]
+    assert failure["line"] == len((project / "rules" / "fields.lp").read_text().splitlines()) - 1
+
+
+def test_a_new_redundant_route_fails_the_invariants_at_its_declaration(project: Path) -> None:
+    hip = project / "rules" / "hip_resurfacing.lp"
+    added = [
+        'part("hip-resurfacing", "C", 7, "C7").',
+        'all_of("hip-resurfacing", "C7", "Severe pain and risk of joint destruction").',
+        'part("hip-resurfacing", "C7", 1, "C6").',
+        'part("hip-resurfacing", "C7", 2, "C5.pain").',
+    ]
+    lines = len(hip.read_text().splitlines())
+    with hip.open("a") as file:
+        file.write("\n".join(added) + "\n")
+    code, report = run(project)
+    failures = [f for f in report["failures"] if f["step"] == "invariants"]
+    assert code == 1 and [f["rule"] for f in failures] == ["redundant_route"]
+    assert (Path(failures[0]["file"]).name, failures[0]["line"]) == ("hip_resurfacing.lp", lines + 2)
+    assert failures[0]["message"].startswith(
+        "C7 (Severe pain and risk of joint destruction) never makes a difference"
+    )
+
+
+def test_the_baseline_needs_a_reason_and_update_keeps_the_reasons(project: Path) -> None:
+    baseline = project / "rules" / "check-baseline.json"
+    data = json.loads(baseline.read_text())
+    reasons = [e["reason"] for e in data["findings"]]
+    data["findings"][0]["reason"] = ""
+    baseline.write_text(json.dumps(data))
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "baseline" and "without a reason" in failure["message"]
+    stale = {
+        "kind": "never_met",
+        "policy": "hip-resurfacing",
+        "requirements": ["X"],
+        "message": "",
+        "reason": "r",
+    }
+    data["findings"].append(stale)
+    data["findings"][0]["reason"] = reasons[0]
+    baseline.write_text(json.dumps(data))
+    code, report = run(project)
+    assert code == 0 and report["notices"] == [
+        "baseline entry no longer found (remove it with --update-baseline): never_met hip-resurfacing X"
+    ]
+    code, report = run(project, "--update-baseline")
+    assert code == 0 and report["notices"] == []
+    assert [e["reason"] for e in json.loads(baseline.read_text())["findings"]] == reasons
+
+
+def test_coverage_may_not_fall_below_the_baseline(project: Path) -> None:
+    (project / "examples" / "refused-b-not-documented.json").unlink()
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "coverage"
+    assert "B.documented: no example where it is not met" in failure["message"]
+
+
+def test_unusable_input_exits_2(project: Path) -> None:
+    code, _ = check("--rules", str(project / "rules"), "--examples", str(project / "nowhere"))
+    assert code == 2
+    (project / "rules" / "check-baseline.json").write_text("{not json")
+    result = CliRunner().invoke(
+        app, ["check", "--rules", str(project / "rules"), "--examples", str(project / "examples")]
+    )
+    assert (
+        result.exit_code == 2
+        and "check-baseline.json" in result.stderr
+        and len(result.stderr.splitlines()) == 1
+    )
