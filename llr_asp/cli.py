@@ -114,6 +114,53 @@ def explain(
 
 
 @app.command()
+def whatif(
+    patient: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."
+        ),
+    ],
+    policy: Annotated[
+        Optional[str],
+        typer.Option(
+            "--policy",
+            "-p",
+            help='Policy id or "all". Default: the record\'s "policy", else all.',
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="List at most N sets of changes.")] = 5,
+    format: FormatOption = Format.text,
+    rules: RulesOption = None,
+) -> None:
+    """What would have to change for the patient to be eligible.
+
+    Lists every smallest set of changes (fewest fields touched) that makes the patient eligible,
+    up to --limit, each value the nearest that qualifies (months -> 6, the lowest grade that
+    qualifies). An unknown field may be set; a known immutable field (sex, knee compartments)
+    never changes. When no change can help, says which requirement cannot be met and why.
+    """
+    from .whatif import WhatIfSearch
+    from .whatif import whatif as find
+
+    with _user_errors():
+        reasoner = Reasoner.load(rules)
+        record = read_patient(patient, reasoner.rules)
+        search = WhatIfSearch.load(rules)
+        answers = [
+            find(reasoner, search, record, p, limit) for p in reasoner.policies(policy or record.policy)
+        ]
+    if format is Format.json:
+        objects = [a.to_json() for a in answers]
+        _print_json(objects[0] if len(objects) == 1 else objects)
+        return
+    from .render import print_all, whatif_view
+
+    print_all(_console(), (whatif_view(a) for a in answers))
+
+
+@app.command()
 def schema(rules: RulesOption = None) -> None:
     """Print the JSON Schema of a patient record, derived from the rules' field declarations."""
     with _user_errors():

@@ -32,19 +32,7 @@ class Reasoner:
         self._control = _control
         _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         _control.configuration.solve.models = "0"  # type: ignore[union-attr]
-        atoms = self._control.symbolic_atoms
-        self._value: dict[tuple[str, Value], int] = {}
-        self._fractional: dict[str, int] = {}
-        self._steps: dict[str, list[int]] = {}  # numeric field -> its candidate values, ascending
-        for atom in atoms.by_signature("value", 3):
-            if atom.is_external:
-                _, field, value = atom.symbol.arguments
-                self._value[field.string, _key(symbol_value(value))] = atom.literal
-                if value.type == clingo.SymbolType.Number:
-                    bisect.insort(self._steps.setdefault(field.string, []), value.number)
-        for atom in atoms.by_signature("fractional", 2):
-            if atom.is_external:
-                self._fractional[atom.symbol.arguments[1].string] = atom.literal
+        self._input = PatientInput(_control)
         self._missing = [  # (field, the atom saying it is missing for a policy)
             (f, clingo.Function("missing", [clingo.String(p), clingo.String(f)]))
             for p in rules.policies
@@ -90,22 +78,9 @@ class Reasoner:
         meaning = self._meaning[symbol] = (symbol.name, *map(_text_of, symbol.arguments))
         return meaning
 
-    def _literals(self, patient: Patient) -> list[int]:
-        """The externals that are true for `patient` (see explain.lp)."""
-        literals = []
-        for path, value in patient.values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                literals.append(self._value[path, _key(value)])
-                continue
-            steps = self._steps[path]
-            literals.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
-            if not float(value).is_integer():
-                literals.append(self._fractional[path])
-        return literals
-
     def _solve(self, patient: Patient) -> list[tuple[str, ...]]:
         """The shown atoms for `patient`, each as (predicate, arguments...)."""
-        literals = self._literals(patient)
+        literals = self._input.literals(patient)
         control = self._control
         for literal in literals:
             control.assign_external(literal, True)
@@ -126,6 +101,39 @@ class Reasoner:
         finally:
             for literal in literals:
                 control.assign_external(literal, False)
+
+
+class PatientInput:
+    """How a patient enters a grounded program: the truth values of its external atoms
+    value(0,F,V) and fractional(0,F) (explain.lp, whatif.lp)."""
+
+    def __init__(self, control: clingo.Control) -> None:
+        atoms = control.symbolic_atoms
+        self._value: dict[tuple[str, Value], int] = {}
+        self._fractional: dict[str, int] = {}
+        self._steps: dict[str, list[int]] = {}  # numeric field -> its candidate values, ascending
+        for atom in atoms.by_signature("value", 3):
+            if atom.is_external:
+                _, field, value = atom.symbol.arguments
+                self._value[field.string, _key(symbol_value(value))] = atom.literal
+                if value.type == clingo.SymbolType.Number:
+                    bisect.insort(self._steps.setdefault(field.string, []), value.number)
+        for atom in atoms.by_signature("fractional", 2):
+            if atom.is_external:
+                self._fractional[atom.symbol.arguments[1].string] = atom.literal
+
+    def literals(self, patient: Patient) -> list[int]:
+        """The externals that are true for `patient`."""
+        literals = []
+        for path, value in patient.values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                literals.append(self._value[path, _key(value)])
+                continue
+            steps = self._steps[path]
+            literals.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
+            if not float(value).is_integer():
+                literals.append(self._fractional[path])
+        return literals
 
 
 class _Tree:

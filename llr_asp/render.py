@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis
     from .analysis import Finding
     from .check import Report
     from .difference import Comparison
+    from .whatif import WhatIf
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
 STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -225,3 +226,30 @@ def check_view(report: Report) -> Group:
         lines.append(line)
     lines += [Text(f"note: {printable(n)}", style="dim") for n in report.notices]
     return Group(table, *lines)
+
+
+def whatif_view(answer: WhatIf) -> Group:
+    """The smallest sets of changes that would make the patient eligible, or why none can."""
+    policy = answer.policy
+    verdict, style = VERDICT[answer.decision]
+    lines = [Text.assemble((f"{policy.title} ({policy.reference}): ", "bold"), (verdict, style))]
+    if answer.decision == "eligible":
+        lines.append(Text("Already eligible: nothing needs to change."))
+    elif answer.blocker is not None:
+        blocker = answer.blocker
+        fixed = ", ".join(f"{f} = {show(v)}" for f, v in blocker.fixed)
+        because = f": {fixed}, which cannot change" if fixed else ""
+        cannot = f"{blocker.requirement} ({blocker.label}) cannot be met{because}."
+        lines.append(Text(f"No change can make the patient eligible. {cannot}"))
+    else:
+        size = len(answer.counterfactuals[0])
+        fields = f"{size} field{'s' if size > 1 else ''} each"
+        lines.append(Text(f"Smallest changes that would make the patient eligible ({fields}):"))
+        for number, changes in enumerate(answer.counterfactuals, 1):
+            line = Text(f"  {number}. ")
+            for index, change in enumerate(changes):
+                before = "unknown" if change.before is None else show(change.before)
+                line.append(f"{'; ' if index else ''}{change.field}: {before} → ", style="")
+                line.append(show(change.after), style="bold green")
+            lines.append(line)
+    return Group(*lines)

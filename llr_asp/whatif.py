@@ -1,0 +1,203 @@
+"""What would have to change: the smallest sets of field changes that make a patient eligible.
+
+whatif.lp does the search by clingo optimisation: fewest changes first, then the nearest
+values. Three kinds of solve on one grounding: the optimum (how many changes are needed),
+every set of fields of that size (projected enumeration), and the nearest values for each set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clingo
+
+from .patient import Patient
+from .reasoner import PatientInput, Reasoner
+from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
+
+PROGRAMS = [engine_file("kleene.lp"), engine_file("whatif.lp")]
+
+Model = Sequence[clingo.Symbol]
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    before: Value | None  # None: the field was unknown
+    after: Value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "from": self.before, "to": self.after}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """The requirement no change can meet, and the fixed fields that stop it."""
+
+    requirement: str
+    label: str
+    fixed: tuple[tuple[str, Value], ...]  # immutable fields whose known values stand in the way
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requirement": self.requirement, "label": self.label, "fixed": dict(self.fixed)}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    patient: str
+    policy: Policy
+    decision: str
+    counterfactuals: tuple[tuple[Change, ...], ...]
+    blocker: Blocker | None  # set when no change can make the patient eligible
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "patient": self.patient,
+            "policy": self.policy.id,
+            "decision": self.decision,
+            "counterfactuals": [[c.to_json() for c in changes] for changes in self.counterfactuals],
+        }
+        if self.blocker is not None:
+            result["cannot"] = self.blocker.to_json()
+        return result
+
+
+class WhatIfSearch:
+    """Counterfactual search under one rule set, grounded once. Not thread-safe."""
+
+    def __init__(self, rules: RuleSet, control: clingo.Control) -> None:
+        self.rules = rules
+        self._control = control
+        self._input = PatientInput(control)
+        atoms = control.symbolic_atoms
+        self._bounds = {a.symbol.arguments[0].number: a.symbol for a in atoms.by_signature("bound", 1)}
+        self._most = max(self._bounds)
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> WhatIfSearch:
+        return cls(*compile_rules(directory, PROGRAMS))
+
+    def whatif(self, patient: Patient, policy: Policy, decision: str, limit: int = 5) -> WhatIf:
+        """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`."""
+        if decision == "eligible":
+            return WhatIf(patient.id, policy, decision, (), None)
+        with self._patient(patient):
+            size = self._fewest(policy, policy.root)
+            if size is None:
+                return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
+            sets = self._sets(policy, size)
+            found = [self._nearest(patient, policy, fields) for fields in sets]
+        found.sort(key=lambda item: (item[0], [c.field for c in item[1]]))
+        return WhatIf(patient.id, policy, decision, tuple(c for _, c in found[:limit]), None)
+
+    @contextmanager
+    def _patient(self, patient: Patient) -> Iterator[None]:
+        literals = self._input.literals(patient)
+        for literal in literals:
+            self._control.assign_external(literal, True)
+        try:
+            yield
+        finally:
+            for literal in literals:
+                self._control.assign_external(literal, False)
+
+    @contextmanager
+    def _wanting(self, policy: Policy, rid: str, bound: int) -> Iterator[None]:
+        want = clingo.Function("want", [clingo.String(policy.id), clingo.String(rid)])
+        self._control.assign_external(want, True)
+        self._control.assign_external(self._bounds[bound], True)
+        try:
+            yield
+        finally:
+            self._control.assign_external(want, False)
+            self._control.assign_external(self._bounds[bound], False)
+
+    def _solve(self, mode: str, assumptions: Sequence[tuple[clingo.Symbol, bool]] = ()) -> list[Model]:
+        """The models of one solve: the optimum's improving models ("opt"), or every projected
+        model ("enumerate")."""
+        configuration = self._control.configuration.solve
+        configuration.opt_mode = "opt" if mode == "opt" else "ignore"  # type: ignore[union-attr]
+        configuration.project = "no" if mode == "opt" else "project"  # type: ignore[union-attr]
+        configuration.models = "0"  # type: ignore[union-attr]
+        models: list[Model] = []
+
+        def on_model(model: clingo.Model) -> None:
+            models.append(model.symbols(shown=True))
+
+        self._control.solve(assumptions=list(assumptions), on_model=on_model)
+        return models
+
+    def _fewest(self, policy: Policy, rid: str) -> int | None:
+        """How few changes meet `rid`, or None when none do."""
+        with self._wanting(policy, rid, self._most):
+            models = self._solve("opt")
+        if not models:
+            return None
+        return sum(1 for s in models[-1] if s.name == "change")
+
+    def _sets(self, policy: Policy, size: int) -> list[frozenset[str]]:
+        with self._wanting(policy, policy.root, size):
+            models = self._solve("enumerate")
+        return sorted(
+            {frozenset(s.arguments[0].string for s in m if s.name == "change") for m in models}, key=sorted
+        )
+
+    def _nearest(
+        self, patient: Patient, policy: Policy, fields: frozenset[str]
+    ) -> tuple[int, tuple[Change, ...]]:
+        assumptions = [(clingo.Function("change", [clingo.String(f)]), True) for f in fields]
+        with self._wanting(policy, policy.root, len(fields)):
+            models = self._solve("opt", assumptions)
+        best = models[-1]
+        values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in best if s.name == "value"}
+        order = list(self.rules.fields)
+        changes = tuple(Change(f, patient.values.get(f), values[f]) for f in sorted(fields, key=order.index))
+        distance = sum(_distance(self.rules, c) for c in changes)
+        return distance, changes
+
+    def _blocker(self, patient: Patient, policy: Policy) -> Blocker:
+        """The innermost requirement on the way to the root that no change can meet."""
+        rid = policy.root
+        while True:
+            requirement = policy.requirements[rid]
+            if requirement.form != "all_of":
+                break
+            stuck = [p for p in requirement.parts if self._fewest(policy, p) is None]
+            if not stuck:
+                break
+            rid = stuck[0]
+        tested = {r.test.field for r in _below(policy, rid) if r.test}
+        immutable = [f for f, spec in self.rules.fields.items() if spec.immutable and f in tested]
+        fixed = tuple((f, patient.values[f]) for f in immutable if f in patient.values)
+        return Blocker(rid, policy.requirements[rid].label, fixed)
+
+
+def _below(policy: Policy, rid: str) -> Iterator[Any]:
+    requirement = policy.requirements[rid]
+    yield requirement
+    for part in requirement.parts:
+        yield from _below(policy, part)
+
+
+def _distance(rules: RuleSet, change: Change) -> int:
+    """How far a change moves its field (as whatif.lp measures it), for a stable order."""
+    field = rules.fields[change.field]
+    if field.type == "grade":
+        rank = field.values.index(str(change.after))
+        return abs(rank - field.values.index(str(change.before))) if change.before is not None else rank
+    if field.type in ("number", "integer") and not isinstance(change.after, bool):
+        after, before = float(change.after), change.before
+        return int(abs(after - float(before))) if isinstance(before, (int, float)) else int(after)
+    return 0
+
+
+def whatif(
+    reasoner: Reasoner, search: WhatIfSearch, patient: Patient, policy: Policy, limit: int = 5
+) -> WhatIf:
+    """The what-if answer for one patient and policy, with the decision `explain` gives."""
+    [decision] = reasoner.decide(patient, [policy])
+    return search.whatif(patient, policy, decision.decision, limit)

@@ -1,0 +1,155 @@
+"""`llr-asp whatif`: the smallest change sets are minimal (brute force agrees), each makes the
+patient eligible, and immutable fields never change."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from helpers import decision as oracle
+from helpers import outcome_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from llr_asp import Patient, Reasoner, RuleSet, read_patient
+from llr_asp.cli import app
+from llr_asp.ruleset import Value
+from llr_asp.whatif import WhatIf, WhatIfSearch, whatif
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def search(rules: RuleSet) -> WhatIfSearch:
+    return WhatIfSearch.load()
+
+
+def brute_minimum(
+    rules: RuleSet, policy_id: str, values: Mapping[str, Value], most: int
+) -> set[frozenset[str]]:
+    """Every smallest set of fields (up to `most`) whose change makes the patient eligible."""
+    policy = rules.policies[policy_id]
+    free = [f for f in rules.fields if f in policy.fields()]
+    free = [f for f in free if not (rules.fields[f].immutable and f in values)]
+    for size in range(most + 1):
+        found = set()
+        for fields in itertools.combinations(free, size):
+            options = [[v for v in outcome_values(rules, f) if v != values.get(f)] for f in fields]
+            for choice in itertools.product(*options):
+                if oracle(rules, policy, {**values, **dict(zip(fields, choice))}) == "eligible":
+                    found.add(frozenset(fields))
+                    break
+        if found:
+            return found
+    return set()
+
+
+def apply(patient: Patient, answer: WhatIf) -> list[dict[str, Value]]:
+    return [{**patient.values, **{c.field: c.after for c in changes}} for changes in answer.counterfactuals]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_get_minimal_changes_that_work(
+    path: Path, rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch
+) -> None:
+    patient = read_patient(str(path), rules)
+    for policy in rules.policies.values():
+        answer = whatif(reasoner, search, patient, policy, limit=50)
+        if answer.decision == "eligible":
+            assert answer.counterfactuals == () and answer.blocker is None
+            continue
+        for values in apply(patient, answer):  # applied, every set makes the patient eligible
+            assert oracle(rules, policy, values) == "eligible"
+        sizes = {len(changes) for changes in answer.counterfactuals}
+        if answer.blocker is not None:
+            assert brute_minimum(rules, policy.id, patient.values, 2) == set()
+            continue
+        assert len(sizes) == 1
+        [size] = sizes
+        if size <= 2:  # brute force stays cheap up to two fields
+            expected = brute_minimum(rules, policy.id, patient.values, size)
+            assert {frozenset(c.field for c in changes) for changes in answer.counterfactuals} == expected
+
+
+def test_immutable_fields_never_change(rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch) -> None:
+    woman = read_patient(str(EXAMPLES[0].parent / "refused-hip-female.json"), rules)
+    answer = whatif(reasoner, search, woman, rules.policies["hip-resurfacing"])
+    assert answer.counterfactuals == ()
+    assert answer.blocker is not None and answer.blocker.requirement == "contraindication"
+    assert answer.blocker.fixed == (("sex", "female"),)
+    unknown = read_patient(str(EXAMPLES[0].parent / "undetermined-knee-compartments.json"), rules)
+    answer = whatif(reasoner, search, unknown, rules.policies["knee-resurfacing"])
+    assert [[c.to_json() for c in s] for s in answer.counterfactuals] == [
+        [{"field": "knee.compartments_affected", "from": None, "to": 1}]  # unknown may be set
+    ]
+
+
+def test_values_are_the_nearest_that_qualify(
+    rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch
+) -> None:
+    months = read_patient(str(EXAMPLES[0].parent / "refused-b-four-months.json"), rules)
+    [[change]] = whatif(reasoner, search, months, rules.policies["hip-resurfacing"]).counterfactuals
+    assert (change.field, change.before, change.after) == ("conservative.months", 4, 6)
+    pain = read_patient(str(EXAMPLES[0].parent / "refused-c-moderate-pain.json"), rules)
+    answer = whatif(reasoner, search, pain, rules.policies["hip-resurfacing"], limit=10)
+    moves = {c.field: c.after for [c] in answer.counterfactuals}
+    assert moves["pain.severity"] == "intense"  # the lowest grade C1 accepts
+
+
+def test_limit_cuts_the_list(rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch) -> None:
+    pain = read_patient(str(EXAMPLES[0].parent / "refused-c-moderate-pain.json"), rules)
+    policy = rules.policies["hip-resurfacing"]
+    assert len(whatif(reasoner, search, pain, policy, limit=2).counterfactuals) == 2
+    assert len(whatif(reasoner, search, pain, policy, limit=50).counterfactuals) > 2
+
+
+SMALL = ["msk.assessed", "conservative.months", "pain.severity", "joint.destruction_risk", "sex"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_patients_agree_with_brute_force(
+    data: st.DataObject, rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch
+) -> None:
+    """Every other field of the hip policy met; a few drawn, possibly unknown."""
+    base: dict[str, Value] = {
+        "msk.end_stage_oa": True,
+        "msk.suitable_for_surgical_referral": True,
+        "conservative.documented": True,
+        "conservative.failed": True,
+    }
+    for field in SMALL:
+        value = data.draw(st.one_of(st.none(), st.sampled_from(outcome_values(rules, field))), label=field)
+        if value is not None:
+            base[field] = value
+    patient = Patient("p", None, base, frozenset(base))
+    policy = rules.policies["hip-resurfacing"]
+    answer = whatif(reasoner, search, patient, policy, limit=50)
+    if answer.decision == "eligible" or answer.blocker is not None:
+        return
+    for values in apply(patient, answer):
+        assert oracle(rules, policy, values) == "eligible"
+    [size] = {len(c) for c in answer.counterfactuals}
+    if size <= 2:
+        expected = brute_minimum(rules, policy.id, base, size)
+        assert {frozenset(c.field for c in changes) for changes in answer.counterfactuals} == expected
+
+
+def test_whatif_cli() -> None:
+    path = str(EXAMPLES[0].parent / "refused-b-four-months.json")
+    result = CliRunner().invoke(app, ["whatif", path, "-p", "hip-resurfacing", "-f", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "patient": "refused-b-four-months",
+        "policy": "hip-resurfacing",
+        "decision": "not_eligible",
+        "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6}]],
+    }
+    path = str(EXAMPLES[0].parent / "refused-hip-female.json")
+    result = CliRunner().invoke(app, ["whatif", path, "-p", "hip-resurfacing"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and "No change can make the patient eligible" in result.stdout
+    assert "sex = female, which cannot change" in " ".join(result.stdout.split())
