@@ -196,7 +196,8 @@ def rules_at_revision(directory: Path, revision: str) -> Iterator[Path]:
         (target / "rules.tar").write_bytes(archive)
         with tarfile.open(target / "rules.tar") as tar:
             members = [m for m in tar.getmembers() if m.isfile() and _safe(m.name)]
-            tar.extractall(target / "rules", members=members)
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.12
+            tar.extractall(target / "rules", members=members, **safe)  # type: ignore[arg-type]
         if not any((target / "rules").rglob("*.lp")):
             raise RuleError(f"{revision}:{prefix}", None, "no .lp rule files at this revision")
         yield target / "rules"
