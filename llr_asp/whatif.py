@@ -21,7 +21,7 @@ from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("whatif.lp")]
 
-Model = Sequence[clingo.Symbol]
+Model = tuple[Sequence[clingo.Symbol], Sequence[int]]  # shown atoms, and costs by priority
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class WhatIfSearch:
         models: list[Model] = []
 
         def on_model(model: clingo.Model) -> None:
-            models.append(model.symbols(shown=True))
+            models.append((model.symbols(shown=True), model.cost))
 
         self._control.solve(assumptions=list(assumptions), on_model=on_model)
         return models
@@ -137,13 +137,13 @@ class WhatIfSearch:
             models = self._solve("opt")
         if not models:
             return None
-        return sum(1 for s in models[-1] if s.name == "change")
+        return sum(1 for s in models[-1][0] if s.name == "change")
 
     def _sets(self, policy: Policy, size: int) -> list[frozenset[str]]:
         with self._wanting(policy, policy.root, size):
             models = self._solve("enumerate")
         return sorted(
-            {frozenset(s.arguments[0].string for s in m if s.name == "change") for m in models}, key=sorted
+            {frozenset(s.arguments[0].string for s in m if s.name == "change") for m, _ in models}, key=sorted
         )
 
     def _nearest(
@@ -152,12 +152,11 @@ class WhatIfSearch:
         assumptions = [(clingo.Function("change", [clingo.String(f)]), True) for f in fields]
         with self._wanting(policy, policy.root, len(fields)):
             models = self._solve("opt", assumptions)
-        best = models[-1]
+        best, cost = models[-1]  # cost: [changes, distance], whatif.lp's two priorities
         values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in best if s.name == "value"}
         order = list(self.rules.fields)
         changes = tuple(Change(f, patient.values.get(f), values[f]) for f in sorted(fields, key=order.index))
-        distance = sum(_distance(self.rules, c) for c in changes)
-        return distance, changes
+        return cost[-1], changes
 
     def _blocker(self, patient: Patient, policy: Policy) -> Blocker:
         """The innermost requirement on the way to the root that no change can meet."""
@@ -181,18 +180,6 @@ def _below(policy: Policy, rid: str) -> Iterator[Any]:
     yield requirement
     for part in requirement.parts:
         yield from _below(policy, part)
-
-
-def _distance(rules: RuleSet, change: Change) -> int:
-    """How far a change moves its field (as whatif.lp measures it), for a stable order."""
-    field = rules.fields[change.field]
-    if field.type == "grade":
-        rank = field.values.index(str(change.after))
-        return abs(rank - field.values.index(str(change.before))) if change.before is not None else rank
-    if field.type in ("number", "integer") and not isinstance(change.after, bool):
-        after, before = float(change.after), change.before
-        return int(abs(after - float(before))) if isinstance(before, (int, float)) else int(after)
-    return 0
 
 
 def whatif(
