@@ -110,8 +110,7 @@ class _Space:
         self._assumptions = [
             atom.symbol for atom in control.symbolic_atoms.by_signature("enforce", 1) if atom.is_external
         ]
-        for assumption in self._assumptions:
-            control.assign_external(assumption, True)
+        self._enforce(None)
 
     def ask(
         self, question: Question, focus: Iterable[clingo.Symbol] = (), enforce: Iterable[str] | None = None
@@ -123,8 +122,7 @@ class _Space:
         """
         control = self._control
         focus = list(focus)
-        for assumption in self._assumptions:
-            control.assign_external(assumption, enforce is None or assumption.arguments[0].string in enforce)
+        self._enforce(enforce)
         for atom in focus:
             control.assign_external(atom, True)
         found: list[Sequence[clingo.Symbol]] = []
@@ -139,10 +137,16 @@ class _Space:
     def exists(self, question: Question, enforce: Iterable[str] | None = None) -> bool:
         """Whether some patient answers `question` (no witness needed: no optimisation)."""
         control = self._control
-        for assumption in self._assumptions:
-            control.assign_external(assumption, enforce is None or assumption.arguments[0].string in enforce)
+        self._enforce(enforce)
         control.configuration.solve.opt_mode = "ignore"  # type: ignore[union-attr]
         return bool(control.solve(assumptions=question).satisfiable)
+
+    def _enforce(self, enforce: Iterable[str] | None) -> None:
+        """Respect the domain assumptions named in `enforce` (None: all of them)."""
+        names = None if enforce is None else set(enforce)
+        for assumption in self._assumptions:
+            respected = names is None or assumption.arguments[0].string in names
+            self._control.assign_external(assumption, respected)
 
     @property
     def assumptions(self) -> list[str]:
