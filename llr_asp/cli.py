@@ -45,6 +45,19 @@ RulesOption = Annotated[
         show_default=False,
     ),
 ]
+PatientArgument = Annotated[
+    str,
+    typer.Argument(metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."),
+]
+RecordPolicyOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--policy",
+        "-p",
+        help='Policy id (see `llr-asp policies`) or "all". Default: the record\'s "policy", else all.',
+        show_default=False,
+    ),
+]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="text for people, json for programs.")]
 
 
@@ -62,6 +75,11 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def _print_per_policy(objects: list[dict[str, Any]]) -> None:
+    """One object for one policy, an array for several (DESIGN §6)."""
+    _print_json(objects[0] if len(objects) == 1 else objects)
+
+
 def _console() -> Any:
     from rich.console import Console  # imported only when people read the output
 
@@ -70,21 +88,8 @@ def _console() -> Any:
 
 @app.command()
 def explain(
-    patient: Annotated[
-        str,
-        typer.Argument(
-            metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."
-        ),
-    ],
-    policy: Annotated[
-        Optional[str],
-        typer.Option(
-            "--policy",
-            "-p",
-            help='Policy id (see `llr-asp policies`) or "all". Default: the record\'s "policy", else all.',
-            show_default=False,
-        ),
-    ] = None,
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
     format: FormatOption = Format.text,
     full: Annotated[
         bool,
@@ -105,8 +110,7 @@ def explain(
         record = read_patient(patient, ruleset)
         decisions = reasoner.decide(record, reasoner.policies(policy or record.policy))
     if format is Format.json:
-        objects = [d.to_json() for d in decisions]
-        _print_json(objects[0] if len(objects) == 1 else objects)
+        _print_per_policy([d.to_json() for d in decisions])
         return
     from .render import decision_view, print_all
 
@@ -115,21 +119,8 @@ def explain(
 
 @app.command()
 def whatif(
-    patient: Annotated[
-        str,
-        typer.Argument(
-            metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."
-        ),
-    ],
-    policy: Annotated[
-        Optional[str],
-        typer.Option(
-            "--policy",
-            "-p",
-            help='Policy id or "all". Default: the record\'s "policy", else all.',
-            show_default=False,
-        ),
-    ] = None,
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="List at most N sets of changes.")] = 5,
     format: FormatOption = Format.text,
     rules: RulesOption = None,
@@ -152,8 +143,7 @@ def whatif(
             find(reasoner, search, record, p, limit) for p in reasoner.policies(policy or record.policy)
         ]
     if format is Format.json:
-        objects = [a.to_json() for a in answers]
-        _print_json(objects[0] if len(objects) == 1 else objects)
+        _print_per_policy([a.to_json() for a in answers])
         return
     from .render import print_all, whatif_view
 
