@@ -36,6 +36,7 @@ BASELINE = "check-baseline.json"
 """The baseline's file name, beside the rules it acknowledges."""
 
 INVARIANT_KINDS = ("inconsistent", "incomplete")  # never acceptable, whatever the baseline says
+NEVER_ACKNOWLEDGED = ("rule_hygiene", *INVARIANT_KINDS)  # fix these; the baseline cannot hold them
 STRUCTURAL_KINDS = ("dead_route", "never_met", "always_met", "redundant_route")
 
 RECORDED_KINDS = ("text_defect", "interpretation")  # several may concern one requirement
@@ -116,8 +117,12 @@ class Baseline:
     @staticmethod
     def key(finding: Finding) -> Key:
         """What identifies a finding across runs: not its wording, save for recorded notes."""
-        note = finding.message if finding.kind in RECORDED_KINDS else ""
-        return finding.kind, finding.policy or "", finding.requirements, note
+        return _key(finding.kind, finding.policy, finding.requirements, finding.message)
+
+
+def _key(kind: str, policy: str | None, requirements: tuple[str, ...], message: str) -> Key:
+    """What identifies a finding across runs: not its wording, save for recorded notes."""
+    return kind, policy or "", requirements, message if kind in RECORDED_KINDS else ""
 
 
 def read_baseline(path: Path) -> Baseline:
@@ -126,15 +131,10 @@ def read_baseline(path: Path) -> Baseline:
         return Baseline(0.0, {})
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        reasons = {
-            (
-                e["kind"],
-                e["policy"] or "",
-                tuple(e["requirements"]),
-                e["message"] if e["kind"] in RECORDED_KINDS else "",
-            ): str(e.get("reason") or "")
-            for e in data["findings"]
-        }
+        reasons = {}
+        for e in data["findings"]:
+            key = _key(e["kind"], e["policy"], tuple(e["requirements"]), e.get("message", ""))
+            reasons[key] = str(e.get("reason") or "")
         return Baseline(float(data.get("coverage", 0.0)), reasons)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise InputError(str(path), "", f"not a baseline written by --update-baseline ({error})") from None
@@ -146,8 +146,8 @@ def write_baseline(
     """Acknowledge every current finding, keeping the reasons already given; return the new keys."""
     entries, new = [], []
     for finding in findings:
-        if finding.kind == "rule_hygiene" or finding.kind in INVARIANT_KINDS:
-            continue  # never acknowledged: fix them
+        if finding.kind in NEVER_ACKNOWLEDGED:
+            continue
         key = Baseline.key(finding)
         if key not in old.reasons:
             new.append(key)
@@ -294,7 +294,7 @@ def _baseline(findings: list[Finding], baseline: Baseline, where: _Locator) -> t
     cases = []
     current = {Baseline.key(f) for f in findings}
     for finding in findings:
-        if finding.kind == "rule_hygiene" or finding.kind in INVARIANT_KINDS + STRUCTURAL_KINDS:
+        if finding.kind in NEVER_ACKNOWLEDGED + STRUCTURAL_KINDS:
             continue  # their own steps
         key = Baseline.key(finding)
         name = f"{finding.kind} {finding.policy} {' '.join(finding.requirements)}".strip()
