@@ -12,20 +12,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import installed_cli, wall
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
-
-
-def wall(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -34,7 +27,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=7)
     runs = parser.parse_args().runs
-    cli = shutil.which("llr-asp") or sys.exit("llr-asp is not installed: pip install -e .")
+    cli = installed_cli()
     with tempfile.TemporaryDirectory() as temporary:
         changed = Path(temporary) / "rules"
         shutil.copytree(RULES, changed)

@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from timing import installed_cli, wall
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "undetermined-new-referral.json"
 
 
-def wall(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def startup(runs: int) -> None:
-    cli = shutil.which("llr-asp") or sys.exit("llr-asp is not installed: pip install -e .")
+    cli = installed_cli()
     # pip byte-compiles the dependencies at install time; give llr_asp the same footing even
     # where PYTHONDONTWRITEBYTECODE is set (an editable install writes .pyc on first run otherwise)
     compileall.compile_dir(ROOT / "llr_asp", quiet=1)

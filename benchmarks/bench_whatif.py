@@ -10,21 +10,13 @@ Run: python benchmarks/bench_whatif.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from timing import installed_cli, wall
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "undetermined-pain-unknown.json"
-
-
-def wall(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -33,7 +25,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
-    cli = shutil.which("llr-asp") or sys.exit("llr-asp is not installed: pip install -e .")
+    cli = installed_cli()
     pairs = {
         "text": ([cli, "explain", str(EXAMPLE)], [cli, "whatif", str(EXAMPLE)]),
         "json": ([cli, "explain", str(EXAMPLE), "-f", "json"], [cli, "whatif", str(EXAMPLE), "-f", "json"]),
