@@ -19,16 +19,16 @@ from .decision import Decision, Evidence, Node
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
 
-PROGRAMS = [engine_file("kleene.lp"), engine_file("explain.lp")]
-
 
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
+    programs: tuple[str, ...] = (engine_file("kleene.lp"), engine_file("explain.lp"))
+
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
         if _control is None:
-            _control = ground([*rules.files, engine_file("vocabulary.lp"), *PROGRAMS])
+            _control = ground([*rules.files, engine_file("vocabulary.lp"), *self.programs])
         self._control = _control
         _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         _control.configuration.solve.models = "0"  # type: ignore[union-attr]
@@ -43,7 +43,7 @@ class Reasoner:
     @classmethod
     def load(cls, directory: Path | None = None) -> Reasoner:
         """The reasoner for the rule set in `directory` (default: bundled), grounded once."""
-        return cls(*compile_rules(directory, PROGRAMS))
+        return cls(*compile_rules(directory, cls.programs))
 
     def policies(self, selection: str | None) -> list[Policy]:
         """The policies named by `selection`: a policy id, `all`, or None for all."""
@@ -51,7 +51,11 @@ class Reasoner:
 
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""
-        shown = self._solve(patient)
+        return self._decisions(patient, policies, self._solve(patient))
+
+    def _decisions(
+        self, patient: Patient, policies: Iterable[Policy] | None, shown: list[tuple[str, ...]]
+    ) -> list[Decision]:
         status: dict[tuple[str, str], str] = {}
         reasons: set[tuple[str, str, str]] = set()
         verdict: dict[str, str] = {}
@@ -105,7 +109,8 @@ class Reasoner:
 
 class PatientInput:
     """How a patient enters a grounded program: the truth values of its external atoms
-    value(0,F,V) and fractional(0,F) (explain.lp, whatif.lp)."""
+    value(0,F,V) and fractional(0,F) (explain.lp, whatif.lp), and asked(F) where the program
+    declares it (next.lp)."""
 
     def __init__(self, control: clingo.Control) -> None:
         atoms = control.symbolic_atoms
@@ -121,6 +126,7 @@ class PatientInput:
         for atom in atoms.by_signature("fractional", 2):
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
+        self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
 
     def literals(self, patient: Patient) -> list[int]:
         """The externals that are true for `patient`."""
@@ -133,6 +139,7 @@ class PatientInput:
             literals.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
             if not float(value).is_integer():
                 literals.append(self._fractional[path])
+        literals += (self._asked[f] for f in patient.answered if f not in patient.values and f in self._asked)
         return literals
 
 
@@ -167,7 +174,9 @@ class _Tree:
 
 
 def _text_of(symbol: clingo.Symbol) -> str:
-    return symbol.string if symbol.type == clingo.SymbolType.String else symbol.name
+    if symbol.type == clingo.SymbolType.String:
+        return symbol.string
+    return str(symbol.number) if symbol.type == clingo.SymbolType.Number else symbol.name
 
 
 def _key(value: Value) -> Value:

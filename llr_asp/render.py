@@ -64,6 +64,8 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
     if not full:
         key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
+    if decision.decision == "not_eligible" and policy.recourse:
+        parts.append(Text(f"→ {policy.recourse}", style="bold"))
     return Group(*parts)
 
 

@@ -96,6 +96,7 @@ class Policy:
     source: str
     root: str
     requirements: Mapping[str, Requirement]
+    recourse: str | None = None  # what a clinician can do after a refusal
 
     def fields(self) -> frozenset[str]:
         """The input fields this policy tests."""
@@ -298,7 +299,7 @@ def _grouped(facts: list[list[clingo.Symbol]]) -> dict[tuple[str, str], list[str
 def _policies(facts: _Facts) -> dict[str, Policy]:
     meta = {
         name: {p.string: v[0] for p, v in facts.table(name, 2).items()}
-        for name in ("title", "reference", "commissioner", "review", "source", "root")
+        for name in ("title", "reference", "commissioner", "review", "source", "root", "recourse")
     }
     parts: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for p, r, n, c in facts.get("part", 4):
@@ -340,6 +341,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             source=meta["source"][p.string].string,
             root=meta["root"][p.string].string,
             requirements=requirements.get(p.string, {}),
+            recourse=meta["recourse"][p.string].string if p.string in meta["recourse"] else None,
         )
         for (p,) in facts.get("policy", 1)
     }
