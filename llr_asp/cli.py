@@ -150,6 +150,34 @@ def whatif(
     print_all(_console(), (whatif_view(a) for a in answers))
 
 
+@app.command("next")
+def next_question(
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
+    format: FormatOption = Format.text,
+    rules: RulesOption = None,
+) -> None:
+    """The next question to ask about the patient, or none once the decision is made.
+
+    Asks only a field whose answer can still change the decision and that the record does not
+    hold: a field present as null was asked and is unknown, and is never asked again. Of those,
+    it picks the one whose possible answers leave the fewest questions still to ask, so the
+    decision settles soonest. `llr-asp ask` puts these questions to a clinician one by one.
+    """
+    from .interview import Interviewer
+
+    with _user_errors():
+        interviewer = Interviewer.load(rules)
+        record = read_patient(patient, interviewer.rules)
+        steps = interviewer.next(record, interviewer.policies(policy or record.policy))
+    if format is Format.json:
+        _print_per_policy([s.to_json() for s in steps])
+        return
+    from .render import next_view, print_all
+
+    print_all(_console(), (next_view(s) for s in steps))
+
+
 @app.command()
 def schema(rules: RulesOption = None) -> None:
     """Print the JSON Schema of a patient record, derived from the rules' field declarations."""

@@ -14,11 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import clingo
+
 from .decision import Decision
 from .patient import Patient
-from .reasoner import Reasoner
-from .ruleset import Field, Policy, Value, engine_file
+from .reasoner import PatientInput, Reasoner
+from .ruleset import Field, Policy, RuleSet, Value, engine_file, ground
 
+LOOKAHEAD = ("vocabulary.lp", "kleene.lp", "patient.lp", "next.lp")
 UNKNOWN_ANSWERS = ("unknown", "?", "u", "don't know", "dont know", "not known")
 
 
@@ -57,32 +60,43 @@ class Next:
 
 
 class Interviewer(Reasoner):
-    """A reasoner that also weighs the questions still to ask (next.lp). Not thread-safe."""
+    """A reasoner that also looks one answer ahead (next.lp, grounded on its own, where each
+    model is one possible answer). Not thread-safe."""
 
-    programs = (*Reasoner.programs, engine_file("next.lp"))
+    def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
+        super().__init__(rules, _control)
+        self._ahead = ground([*rules.files, *map(engine_file, LOOKAHEAD)])
+        self._ahead.configuration.solve.models = "0"  # type: ignore[union-attr]
+        self._ahead_input = PatientInput(self._ahead)
 
     def next(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Next]:
         """For each policy (default: all), its decision and the best question to ask next."""
-        shown = self._solve(patient)
-        left: dict[tuple[str, str], list[int]] = {}
-        for name, *args in shown:
-            if name == "left":
-                left.setdefault((args[0], args[1]), []).append(int(args[3]))
-        order = list(self.rules.fields)
         result = []
-        for decision in self._decisions(patient, policies, shown):
+        left: dict[str, dict[str, list[int]]] | None = None
+        order = list(self.rules.fields)
+        for decision in self.decide(patient, policies):
             askable = [f for f in decision.missing if f not in patient.answered]
             if decision.decision != "undetermined" or not askable:
                 result.append(Next(decision, None, 0))
                 continue
-
-            def cost(field: str, policy: str = decision.policy.id) -> tuple[float, int, int]:
-                counts = left[policy, field]
-                return (sum(counts) / len(counts), max(counts), order.index(field))
-
-            best = min(askable, key=cost)
+            left = left or self._look_ahead(patient)
+            counts = left[decision.policy.id]
+            best = min(
+                askable,
+                key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),
+            )
             result.append(Next(decision, Question.of(self.rules.fields[best]), len(askable)))
         return result
+
+    def _look_ahead(self, patient: Patient) -> dict[str, dict[str, list[int]]]:
+        """For each policy and unasked unknown field, how many questions each answer leaves."""
+        left: dict[str, dict[str, list[int]]] = {}
+        with self._ahead_input.entered(patient), self._ahead.solve(yield_=True) as models:
+            for model in models:
+                for atom in model.symbols(shown=True):
+                    p, f, _, n = atom.arguments
+                    left.setdefault(p.string, {}).setdefault(f.string, []).append(n.number)
+        return left
 
 
 def parse_answer(text: str, field: Field) -> Value | None:

@@ -1,7 +1,7 @@
 """The reasoner: clingo decides every policy for a patient, with reasons and missing answers.
 
 The rules are grounded once. A patient enters as truth values of the external atoms
-value(0,F,V) and fractional(0,F) (explain.lp): its text never becomes program text. One solve
+value(0,F,V) and fractional(0,F) (patient.lp): its text never becomes program text. One solve
 in brave mode yields the statuses, the reasons and every missing field: the first model holds
 all of world 0 (it is the same in every model), later ones add missing fields.
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import clingo
 
@@ -19,11 +21,13 @@ from .decision import Decision, Evidence, Node
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
 
+_R = TypeVar("_R", bound="Reasoner")
+
 
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
-    programs: tuple[str, ...] = (engine_file("kleene.lp"), engine_file("explain.lp"))
+    programs = (engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("explain.lp"))
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
@@ -41,7 +45,7 @@ class Reasoner:
         self._meaning: dict[clingo.Symbol, tuple[str, ...]] = {}  # shown atom -> (name, args...)
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> Reasoner:
+    def load(cls: type[_R], directory: Path | None = None) -> _R:
         """The reasoner for the rule set in `directory` (default: bundled), grounded once."""
         return cls(*compile_rules(directory, cls.programs))
 
@@ -84,35 +88,28 @@ class Reasoner:
 
     def _solve(self, patient: Patient) -> list[tuple[str, ...]]:
         """The shown atoms for `patient`, each as (predicate, arguments...)."""
-        literals = self._input.literals(patient)
-        control = self._control
-        for literal in literals:
-            control.assign_external(literal, True)
-        try:
-            shown: list[clingo.Symbol] | None = None
-            unseen = [s for f, s in self._missing if f not in patient.values]
-            with control.solve(yield_=True) as models:
-                for model in models:
-                    if shown is None:
-                        shown = list(model.symbols(shown=True))
-                        seen = set(shown)
-                        unseen = [s for s in unseen if s not in seen]
-                    else:
-                        found = [s for s in unseen if model.contains(s)]
-                        shown += found
-                        unseen = [s for s in unseen if s not in found]
-            return [self._meaning.get(s) or self._read(s) for s in shown or ()]
-        finally:
-            for literal in literals:
-                control.assign_external(literal, False)
+        shown: list[clingo.Symbol] | None = None
+        unseen = [s for f, s in self._missing if f not in patient.values]
+        with self._input.entered(patient), self._control.solve(yield_=True) as models:
+            for model in models:
+                if shown is None:
+                    shown = list(model.symbols(shown=True))
+                    seen = set(shown)
+                    unseen = [s for s in unseen if s not in seen]
+                else:
+                    found = [s for s in unseen if model.contains(s)]
+                    shown += found
+                    unseen = [s for s in unseen if s not in found]
+        return [self._meaning.get(s) or self._read(s) for s in shown or ()]
 
 
 class PatientInput:
     """How a patient enters a grounded program: the truth values of its external atoms
-    value(0,F,V) and fractional(0,F) (explain.lp, whatif.lp), and asked(F) where the program
-    declares it (next.lp)."""
+    value(0,F,V) and fractional(0,F) (patient.lp), and asked(F) where the program declares it
+    (next.lp)."""
 
     def __init__(self, control: clingo.Control) -> None:
+        self._control = control
         atoms = control.symbolic_atoms
         self._value: dict[tuple[str, Value], int] = {}
         self._fractional: dict[str, int] = {}
@@ -127,6 +124,18 @@ class PatientInput:
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
         self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
+
+    @contextmanager
+    def entered(self, patient: Patient) -> Iterator[None]:
+        """The program holds `patient` until the block ends."""
+        literals = self.literals(patient)
+        for literal in literals:
+            self._control.assign_external(literal, True)
+        try:
+            yield
+        finally:
+            for literal in literals:
+                self._control.assign_external(literal, False)
 
     def literals(self, patient: Patient) -> list[int]:
         """The externals that are true for `patient`."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis
     from .analysis import Finding
     from .check import Report
     from .difference import Comparison
+    from .interview import Next, Question
     from .whatif import WhatIf
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
@@ -255,3 +256,34 @@ def whatif_view(answer: WhatIf) -> Group:
                 line.append(show(change.after), style="bold green")
             lines.append(line)
     return Group(*lines)
+
+
+def next_view(step: Next) -> Group:
+    """The decision so far and the next question, or why there is none."""
+    decision = step.decision
+    policy = decision.policy
+    verdict, style = VERDICT[decision.decision]
+    lines = [Text.assemble((f"{policy.title} ({policy.reference}): ", "bold"), (verdict, style))]
+    if step.question is not None:
+        others = step.pending - 1
+        more = f" ({others} more can still change the decision)" if others else ""
+        lines.append(Text(f"Next question{more}:"))
+        lines.append(question_text(step.question))
+    elif decision.decision == "undetermined":
+        lines.append(Text("Nothing left to ask: every answer still needed was given as unknown."))
+    else:
+        lines.append(Text("Decided: nothing more to ask."))
+    return Group(*lines)
+
+
+def question_text(question: Question) -> Text:
+    """`What is the patient's pain grade?` with its field and the answers it takes."""
+    text = Text.assemble(("  " + question.text, "bold"), f"  [{question.field}]")
+    if question.choices is None:
+        answers = "a number"
+    elif question.type == "bool":
+        answers = "yes / no"
+    else:
+        answers = " / ".join(f"{n}. {show(c)}" for n, c in enumerate(question.choices, 1))
+    text.append(f"\n  Answer: {answers}, or unknown", style="dim")
+    return text

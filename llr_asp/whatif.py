@@ -19,7 +19,7 @@ from .patient import Patient
 from .reasoner import PatientInput, Reasoner
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
 
-PROGRAMS = [engine_file("kleene.lp"), engine_file("whatif.lp")]
+PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
 
 Model = tuple[Sequence[clingo.Symbol], Sequence[int]]  # shown atoms, and costs by priority
 
@@ -85,7 +85,7 @@ class WhatIfSearch:
         """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`."""
         if decision == "eligible":
             return WhatIf(patient.id, policy, decision, (), None)
-        with self._patient(patient):
+        with self._input.entered(patient):
             size = self._fewest(policy, policy.root)
             if size is None:
                 return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
@@ -93,17 +93,6 @@ class WhatIfSearch:
             found = [self._nearest(patient, policy, fields) for fields in sets]
         found.sort(key=lambda item: (item[0], [c.field for c in item[1]]))
         return WhatIf(patient.id, policy, decision, tuple(c for _, c in found[:limit]), None)
-
-    @contextmanager
-    def _patient(self, patient: Patient) -> Iterator[None]:
-        literals = self._input.literals(patient)
-        for literal in literals:
-            self._control.assign_external(literal, True)
-        try:
-            yield
-        finally:
-            for literal in literals:
-                self._control.assign_external(literal, False)
 
     @contextmanager
     def _wanting(self, policy: Policy, rid: str, bound: int) -> Iterator[None]:

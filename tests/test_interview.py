@@ -1,0 +1,177 @@
+"""`llr-asp next` and the answers `llr-asp ask` reads: only questions that matter, never twice."""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import helpers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_properties import field_value
+from typer.testing import CliRunner
+
+from llr_asp import RuleSet, load_rules
+from llr_asp.cli import app
+from llr_asp.interview import Interviewer, parse_answer
+from llr_asp.patient import Patient, validate
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+RULES = load_rules()
+INTERVIEWER = Interviewer(RULES)
+
+
+def answered(patient: Patient, field: str, value: Any) -> Patient:
+    values = dict(patient.values)
+    if value is not None:
+        values[field] = value
+    return Patient(patient.id, patient.policy, values, patient.answered | {field})
+
+
+def interview(start: Patient, truth: Patient, policy: str) -> tuple[Patient, int, str]:
+    """Answer `next`'s questions from `truth` until none is left: the patient, how many
+    questions were asked, and the last decision. Checks every question on the way."""
+    patient, asked = start, 0
+    while True:
+        [step] = INTERVIEWER.next(patient, [RULES.policies[policy]])
+        if step.question is None:
+            return patient, asked, step.decision.decision
+        field = step.question.field
+        assert field in step.decision.missing, f"{field} cannot change the decision"
+        assert field not in patient.answered, f"{field} was asked before"
+        patient, asked = answered(patient, field, truth.values.get(field)), asked + 1
+
+
+def blank(truth: Patient) -> Patient:
+    return Patient(truth.id, None, {}, frozenset())
+
+
+@functools.cache
+def interview_example(path: Path, policy: str) -> tuple[int, str]:
+    """The questionnaire from a blank record, answered from an example: questions, decision."""
+    truth = validate(json.loads(path.read_text()), RULES, str(path))
+    _, asked, decision = interview(blank(truth), truth, policy)
+    return asked, decision
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_questionnaire_on_each_example_ends_on_its_expected_decision(path: Path) -> None:
+    for policy, expected in json.loads(path.read_text())["meta"]["expected"].items():
+        asked, decision = interview_example(path, policy)
+        assert decision == expected["decision"]
+        assert asked <= len(RULES.policies[policy].fields())
+
+
+def test_questionnaire_asks_far_fewer_questions_than_the_whole_form() -> None:
+    counts = [interview_example(path, policy)[0] for path in EXAMPLES for policy in RULES.policies]
+    form = statistics.mean(len(p.fields()) for p in RULES.policies.values())
+    assert statistics.mean(counts) < 0.6 * form
+
+
+@st.composite
+def interviews(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """A full patient, what is known of it at the start, and fields already asked as unknown."""
+    paths = list(RULES.fields)
+    truth = {p: draw(field_value(p)) for p in paths}
+    known = draw(st.sets(st.sampled_from(paths)))
+    unknown = [p for p in draw(st.sets(st.sampled_from(paths))) if p not in known]
+    return truth, {p: truth[p] for p in known}, unknown
+
+
+@settings(max_examples=60, deadline=None)
+@given(interviews(), st.sampled_from(sorted(RULES.policies)))
+def test_next_never_asks_an_irrelevant_or_asked_field_and_ends_on_explains_decision(
+    case: tuple[dict[str, Any], dict[str, Any], list[str]], policy: str
+) -> None:
+    truth_values, known, unknown = case
+    start = validate(helpers.nested({**known, **dict.fromkeys(unknown)}), RULES, "start")
+    # the answer to a field asked as unknown stays unknown
+    reachable = {p: v for p, v in truth_values.items() if p not in unknown}
+    truth = validate(helpers.nested(reachable), RULES, "truth")
+    _, _, decision = interview(start, truth, policy)
+    assert decision == helpers.decision(RULES, RULES.policies[policy], reachable)
+
+
+def test_next_json_contract(tmp_path: Path) -> None:
+    record = tmp_path / "p.json"
+    record.write_text(json.dumps({"id": "p-1", "sex": "male", "pain": {"severity": None}}))
+    result = CliRunner().invoke(app, ["next", str(record), "-p", "hip-resurfacing", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"patient", "policy", "decision", "question"}
+    assert (answer["patient"], answer["policy"], answer["decision"]) == (
+        "p-1",
+        "hip-resurfacing",
+        "undetermined",
+    )
+    question = answer["question"]
+    assert set(question) == {"field", "text", "type", "choices"}
+    assert question["field"] not in ("sex", "pain.severity")
+    assert question["text"] == RULES.fields[question["field"]].question
+
+
+def test_next_is_null_once_decided_or_when_only_unknown_answers_remain(tmp_path: Path) -> None:
+    refused = tmp_path / "refused.json"
+    refused.write_text(json.dumps({"sex": "female"}))
+    result = CliRunner().invoke(app, ["next", str(refused), "-p", "hip-resurfacing", "-f", "json"])
+    assert json.loads(result.stdout)["question"] is None
+    assert json.loads(result.stdout)["decision"] == "not_eligible"
+    every_field_unknown = helpers.nested(dict.fromkeys(RULES.fields))
+    stuck = tmp_path / "stuck.json"
+    stuck.write_text(json.dumps(every_field_unknown))
+    result = CliRunner().invoke(app, ["next", str(stuck), "-p", "hip-resurfacing", "-f", "json"])
+    assert json.loads(result.stdout) == {
+        "patient": "stuck",
+        "policy": "hip-resurfacing",
+        "decision": "undetermined",
+        "question": None,
+    }
+    text = CliRunner().invoke(app, ["next", str(stuck), "-p", "hip-resurfacing"])
+    assert "Nothing left to ask" in text.stdout
+
+
+def test_next_text_shows_the_question_and_its_answers(tmp_path: Path) -> None:
+    record = tmp_path / "p.json"
+    record.write_text("{}")
+    result = CliRunner().invoke(app, ["next", str(record), "-p", "knee-resurfacing"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    [question] = [q for q in RULES.fields.values() if q.question in result.stdout]
+    assert f"[{question.path}]" in result.stdout
+    assert "or unknown" in result.stdout
+
+
+def answer_cases(rules: RuleSet) -> list[tuple[str, str, Any]]:
+    return [
+        ("pain.persistent", "yes", True),
+        ("pain.persistent", " N ", False),
+        ("pain.persistent", "unknown", None),
+        ("pain.severity", "Intense", "intense"),
+        ("pain.severity", "1", rules.fields["pain.severity"].values[0]),
+        ("conservative.months", "6", 6),
+        ("conservative.months", "5.5", 5.5),
+        ("knee.compartments_affected", "?", None),
+    ]
+
+
+@pytest.mark.parametrize(("field", "text", "value"), answer_cases(RULES))
+def test_answers_in_a_clinicians_words(field: str, text: str, value: Any) -> None:
+    assert parse_answer(text, RULES.fields[field]) == value
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "hint"),
+    [
+        ("pain.persistent", "maybe", "yes or no"),
+        ("pain.severity", "agonising", "none, mild, moderate, intense, severe"),
+        ("pain.severity", "9", "or its number"),
+        ("conservative.months", "six", "a number from 0 to 1200"),
+        ("conservative.months", "", "unknown"),
+    ],
+)
+def test_a_bad_answer_says_what_to_type(field: str, text: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=hint):
+        parse_answer(text, RULES.fields[field])
