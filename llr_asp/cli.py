@@ -80,10 +80,10 @@ def _print_per_policy(objects: list[dict[str, Any]]) -> None:
     _print_json(objects[0] if len(objects) == 1 else objects)
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console  # imported only when people read the output
 
-    return Console(highlight=False)
+    return Console(highlight=False, stderr=stderr)
 
 
 @app.command()
@@ -176,6 +176,86 @@ def next_question(
     from .render import next_view, print_all
 
     print_all(_console(), (next_view(s) for s in steps))
+
+
+@app.command()
+def ask(
+    policy: Annotated[
+        Optional[str],
+        typer.Option(
+            "--policy",
+            "-p",
+            help='Policy id (see `llr-asp policies`) or "all". Default: the --from record\'s "policy", '
+            "else all.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--from",
+            metavar="PARTIAL.json",
+            help="Start from this patient record: its answers are not asked again.",
+            show_default=False,
+        ),
+    ] = None,
+    save: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--save",
+            metavar="FILE",
+            help="Write the answers to FILE as a patient record, after every answer.",
+            show_default=False,
+        ),
+    ] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Ask a clinician only the questions that matter, then show the decision.
+
+    One question at a time, in the clinician's words with its choices; "unknown" is always an
+    answer, and an answer that cannot be used is asked again with the reason. Questions come
+    from `llr-asp next`, until every policy is decided or nothing useful is left to ask. Ends
+    with the justification tree and, unless eligible, what would have to change (`whatif`).
+    Prompts go to stderr, the result to stdout. Piped input gives one answer per line, so a
+    session can be scripted; when the input ends first, the answers so far are kept (--save)
+    and the exit code is 1.
+    """
+    from rich.text import Text
+
+    from .interview import Interviewer
+    from .patient import parse, read_text
+    from .questionnaire import Questionnaire, line_reader, terminal_reader
+    from .render import decision_view, print_all, whatif_view
+    from .whatif import WhatIfSearch
+
+    prompts = _console(stderr=True)
+    finished = True
+    with _user_errors():
+        interviewer = Interviewer.load(rules)
+        document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
+        chosen = interviewer.policies(policy or document.get("policy"))
+        if len(chosen) == 1:
+            document.setdefault("policy", chosen[0].id)
+        session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        read = terminal_reader(prompts) if sys.stdin.isatty() else line_reader(prompts, sys.stdin)
+        try:
+            session.run(prompts, read)
+        except (EOFError, KeyboardInterrupt):
+            finished = False
+    search = WhatIfSearch.load(rules)
+    views: list[Any] = []
+    for decision in interviewer.decide(session.patient, chosen):
+        views.append(decision_view(decision, interviewer.rules))
+        if decision.decision != "eligible":
+            views.append(whatif_view(search.whatif(session.patient, decision.policy, decision.decision)))
+    print_all(_console(), views)
+    if save is not None:
+        prompts.print(Text(f"Answers saved to {save}", style="dim"), soft_wrap=True)
+    if not finished:
+        again = f" (go on with --from {save})" if save else " (use --save to keep the answers)"
+        ended = Text(f"The answers ended before the questionnaire did{again}.", style="bold yellow")
+        prompts.print(ended, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()

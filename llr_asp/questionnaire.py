@@ -1,0 +1,141 @@
+"""The questionnaire of `llr-asp ask`: the questions `next` chooses, put one at a time.
+
+Prompts go to a console of their own (stderr in the CLI), so that standard output carries only
+the result. Every answer is checked twice before it is kept: `parse_answer` turns the words into
+a value, and the patient schema accepts or refuses the record holding it; a refused answer is
+asked again with the reason. With `save`, the record is written after every answer, so an
+interrupted session loses nothing and can go on with `--from`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from .errors import InputError, UsageError
+from .interview import Interviewer, parse_answer
+from .patient import Patient, validate
+from .render import question_text
+from .ruleset import Field, Policy, Value
+
+Reader = Callable[[], str]  # one line of answer; raises EOFError when there are no more
+
+
+class Questionnaire:
+    """A questionnaire session: the record so far, and the patient it describes."""
+
+    def __init__(
+        self,
+        interviewer: Interviewer,
+        policies: Sequence[Policy],
+        document: dict[str, Any],
+        source: str,
+        save: Path | None = None,
+    ) -> None:
+        self.interviewer, self.policies, self.source, self.save = interviewer, policies, source, save
+        self.document = document
+        self.patient = validate(document, interviewer.rules, source)
+        self.asked = 0
+        if save is not None:
+            write_record(save, document)
+
+    def run(self, console: Console, read: Reader) -> Patient:
+        """Ask until no policy has a question left; the patient it ends with.
+
+        Raises EOFError (or KeyboardInterrupt) when the answers stop first; `document` and
+        `patient` then hold every answer accepted so far, and so does the saved record.
+        """
+        references = ", ".join(p.reference for p in self.policies)
+        console.print(
+            Text(
+                f'Questionnaire: {references}. Answer each question; "unknown" if it is not known.',
+                style="bold",
+            )
+        )
+        while True:
+            step = next((s for s in self.interviewer.next(self.patient, self.policies) if s.question), None)
+            if step is None or step.question is None:
+                return self.patient
+            self.asked += 1
+            others = step.pending - 1
+            more = f"; {others} more can still change the decision" if others else ""
+            console.print(
+                Text(f"\nQuestion {self.asked} ({step.decision.policy.reference}{more})", style="dim")
+            )
+            console.print(question_text(step.question))
+            self._answer(self.interviewer.rules.fields[step.question.field], console, read)
+
+    def _answer(self, field: Field, console: Console, read: Reader) -> None:
+        """Read answers until one is usable, and keep it."""
+        while True:
+            try:
+                value = parse_answer(read(), field)
+                document = with_value(self.document, field.path, value)
+                patient = validate(document, self.interviewer.rules, self.source)
+            except (ValueError, InputError) as error:
+                reason = error.problem if isinstance(error, InputError) else str(error)
+                console.print(Text(f"  ✘ {reason}. Please answer again.", style="red"))
+                continue
+            self.document, self.patient = document, patient
+            if self.save is not None:
+                write_record(self.save, document)
+            return
+
+
+def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict[str, Any]:
+    """A copy of `document` with the field at dotted `path` set (None: asked, unknown)."""
+    updated = copy.deepcopy(document)
+    *groups, name = path.split(".")
+    node = updated
+    for group in groups:
+        if not isinstance(node.get(group), dict):
+            node[group] = {}
+        node = node[group]
+    node[name] = value
+    return updated
+
+
+def write_record(path: Path, document: dict[str, Any]) -> None:
+    """Write the patient record atomically: a crash leaves the old file or the new one."""
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as error:
+        raise UsageError(
+            f"{path}: cannot write the record ({error.strerror}); choose another --save FILE"
+        ) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def terminal_reader(console: Console) -> Reader:
+    """Answers typed at a terminal, after a prompt."""
+    return lambda: console.input(Text("> ", style="bold"))
+
+
+def line_reader(console: Console, lines: Any) -> Reader:
+    """Answers read one per line from a pipe or file, echoed after the prompt for the record."""
+
+    def read() -> str:
+        console.print(Text("> ", style="bold"), end="")
+        line = lines.readline()
+        if not line:
+            console.print()
+            raise EOFError
+        console.print(Text(line.rstrip("\r\n")))
+        return str(line)
+
+    return read
