@@ -61,6 +61,12 @@ RecordPolicyOption = Annotated[
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="text for people, json for programs.")]
 
 
+class ExplainFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the core's errors into one line on stderr and exit code 2."""
@@ -90,10 +96,20 @@ def _console(stderr: bool = False) -> Any:
 def explain(
     patient: PatientArgument,
     policy: RecordPolicyOption = None,
-    format: FormatOption = Format.text,
+    format: Annotated[
+        ExplainFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for people, json for programs, markdown for a referral letter or an "
+            "Individual Funding Request.",
+        ),
+    ] = ExplainFormat.text,
     full: Annotated[
         bool,
-        typer.Option("--full", help="Text: also expand requirements that are not a reason for the result."),
+        typer.Option(
+            "--full", help="Text, markdown: also expand requirements that are not a reason for the result."
+        ),
     ] = False,
     rules: RulesOption = None,
 ) -> None:
@@ -109,8 +125,13 @@ def explain(
         ruleset = reasoner.rules
         record = read_patient(patient, ruleset)
         decisions = reasoner.decide(record, reasoner.policies(policy or record.policy))
-    if format is Format.json:
+    if format is ExplainFormat.json:
         _print_per_policy([d.to_json() for d in decisions])
+        return
+    if format is ExplainFormat.markdown:
+        from .markdown import decision_markdown
+
+        sys.stdout.write("\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
         return
     from .render import decision_view, print_all
 

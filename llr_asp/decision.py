@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ruleset import Policy, Test, Value
+from .ruleset import Policy, Test, Value, show
+
+NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,10 @@ class Evidence:
     field: str
     value: Value | None  # None: unknown
     test: Test
+
+    def needs(self) -> str:
+        """What the condition needs, in words: `needs ≥ 6`, `needs not female`."""
+        return f"needs {NEEDS[self.test.op]}{show(self.test.value)}"
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,9 @@ def _node_label(node: Node, parent_text: str | None, brief: bool) -> Text:
     return label
 
 
-NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
-
-
 def evidence_text(evidence: Evidence) -> Text:
     """`conservative.months = 4, needs ≥ 6`, or `pain.severity unknown, needs ≥ intense`."""
-    needs = f", needs {NEEDS[evidence.test.op]}{show(evidence.test.value)}"
+    needs = f", {evidence.needs()}"
     if evidence.value is None:
         return Text.assemble((evidence.field, "bold"), (" unknown", "yellow"), needs)
     return Text.assemble((evidence.field, "bold"), f" = {show(evidence.value)}", needs)

@@ -1,4 +1,5 @@
-"""Golden files: the rendered justification tree, as a clinician reads it (80 columns, no colour).
+"""Golden files: the rendered justification tree, as a clinician reads it (80 columns, no colour),
+and the Markdown for a referral letter.
 
 After an intended change of output, regenerate with `LLR_ASP_UPDATE_GOLDEN=1 pytest tests/test_golden.py`
 and review the diff.
@@ -14,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from llr_asp import Reasoner, RuleSet, read_patient
+from llr_asp.markdown import decision_markdown
 from llr_asp.render import decision_view
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -36,6 +38,17 @@ def test_rendered_tree(example: str, policy: str, full: bool, rules: RuleSet, re
     rendered = out.getvalue()
     assert all(len(line) <= 80 for line in rendered.splitlines())
     golden = GOLDEN / f"{example}.{policy}{'.full' if full else ''}.txt"
+    if os.environ.get("LLR_ASP_UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
+
+
+@pytest.mark.parametrize(("example", "policy", "full"), CASES[:2])
+def test_markdown(example: str, policy: str, full: bool, rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / f"{example}.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies[policy]])
+    rendered = decision_markdown(decision, rules, full).replace(decision.rules[:16], "<rule set>")
+    golden = GOLDEN / f"{example}.{policy}.md"
     if os.environ.get("LLR_ASP_UPDATE_GOLDEN"):
         golden.write_text(rendered)
     assert rendered == golden.read_text()
