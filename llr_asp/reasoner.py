@@ -27,7 +27,9 @@ _R = TypeVar("_R", bound="Reasoner")
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
-    programs = (engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("explain.lp"))
+    programs: tuple[str, ...] = tuple(
+        map(engine_file, ("kleene.lp", "patient.lp", "missing.lp", "explain.lp"))
+    )
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
@@ -124,6 +126,18 @@ class PatientInput:
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
         self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
+        self._externals = [a.literal for a in atoms if a.is_external]
+
+    def free(self) -> None:
+        """Leave every external to the assumptions of each solve (`assumptions`), which is
+        cheaper per solve than assigning them one by one."""
+        for literal in self._externals:
+            self._control.assign_external(literal, None)
+
+    def assumptions(self, patient: Patient) -> list[int]:
+        """Solver assumptions that hold `patient`: each external true or false (after `free`)."""
+        true = set(self.literals(patient))
+        return [literal if literal in true else -literal for literal in self._externals]
 
     @contextmanager
     def entered(self, patient: Patient) -> Iterator[None]:

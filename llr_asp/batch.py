@@ -1,0 +1,298 @@
+"""Cohorts: decisions for many patients, streamed in input order, on every core.
+
+`iterate_decisions` is the API: patient documents in, one `Screening` per document and policy
+out (or a `LineError` for a document that is not a valid patient), in input order, holding only
+a bounded number of documents in memory however long the input. The clingo program is
+screen.lp: explain's reasoning without the tree (decision, requirements not met, missing).
+With jobs > 1, chunks of documents go to worker processes, each with its own grounding.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import clingo
+
+from .errors import InputError
+from .patient import MAX_BYTES, Patient, nested, parse, validate
+from .reasoner import PatientInput
+from .ruleset import Policy, RuleSet, compile_rules, engine_file, ground
+
+CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
+CACHE = 1 << 15  # screened profiles kept: patients whose fields fall alike share one solve
+
+
+@dataclass(frozen=True)
+class Screening:
+    """What one policy decides for one patient of a cohort."""
+
+    line: int
+    patient: str
+    policy: str
+    reference: str
+    decision: str
+    failed: tuple[str, ...]  # requirements not met, in tree order
+    missing: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "patient": self.patient,
+            "policy": self.policy,
+            "reference": self.reference,
+            "decision": self.decision,
+            "failed": list(self.failed),
+            "missing": list(self.missing),
+        }
+
+
+@dataclass(frozen=True)
+class LineError:
+    """An input line that is not a valid patient document, and why."""
+
+    line: int
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "error": self.error}
+
+
+Result = Union[Screening, LineError]
+Verdict = tuple[str, tuple[str, ...], tuple[str, ...]]  # decision, failed, missing
+DECIDE = ("kleene.lp", "patient.lp", "screen.lp")
+MISSING = ("vocabulary.lp", "kleene.lp", "patient.lp", "missing.lp", "screen.lp")
+Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
+
+
+class Screener:
+    """Decides patients without building their trees. Not thread-safe: one per process.
+
+    Two groundings: world 0 alone decides every patient and names the requirements not met;
+    only a patient that some policy leaves undetermined is solved again with missing.lp, whose
+    completions cost several models. Externals are left free and each solve assumes the
+    patient's values.
+    """
+
+    def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
+        self.rules = rules
+        self._decide = decide
+        self._missing = ground([*rules.files, *map(engine_file, MISSING)])
+        self._missing.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
+        self._missing.configuration.solve.models = "0"  # type: ignore[union-attr]
+        self._inputs = PatientInput(decide), PatientInput(self._missing)
+        for patient_input in self._inputs:
+            patient_input.free()
+        self._meaning: dict[clingo.Symbol, tuple[str, str, str]] = {}
+        self._order = {p.id: _first_places(_tree_order(p, p.root)) for p in rules.policies.values()}
+        self._fields = _first_places(rules.fields)
+        self._cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> Screener:
+        return cls(*compile_rules(directory, map(engine_file, DECIDE)))
+
+    def policies(self, selection: str | None) -> list[Policy]:
+        return self.rules.select(selection)
+
+    def screen(self, line: int, document: Document, source: str, policies: list[Policy]) -> list[Result]:
+        """The results of one input document under each policy."""
+        try:
+            if isinstance(document, InputError):
+                raise document
+            if isinstance(document, str):
+                document = parse(document, source)
+            patient = validate(document, self.rules, source)
+        except InputError as error:
+            return [LineError(line, str(error))]
+        assumptions = self._inputs[0].assumptions(patient)
+        key = tuple(assumptions)
+        verdicts = self._cache.get(key)
+        if verdicts is None:
+            verdicts = self._verdicts(patient, assumptions)
+            self._cache[key] = verdicts
+            if len(self._cache) > CACHE:
+                self._cache.popitem(last=False)
+        return [Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies]
+
+    def _verdicts(self, patient: Patient, assumptions: list[int]) -> dict[str, Verdict]:
+        decided: dict[str, str] = {}
+        failed: dict[str, list[str]] = {p: [] for p in self.rules.policies}
+        missing: dict[str, list[str]] = {p: [] for p in self.rules.policies}
+        shown = self._shown(self._decide, assumptions)
+        if any(atom[2] == "undetermined" for atom in shown if atom[0] == "decision"):
+            shown = self._shown(self._missing, self._inputs[1].assumptions(patient))
+        for name, policy, value in shown:
+            if name == "decision":
+                decided[policy] = value
+            else:
+                (failed if name == "failed" else missing)[policy].append(value)
+        return {
+            p: (
+                decided[p],
+                tuple(sorted(failed[p], key=self._order[p].__getitem__)),
+                tuple(sorted(missing[p], key=self._fields.__getitem__)),
+            )
+            for p in self.rules.policies
+        }
+
+    def _shown(self, control: clingo.Control, assumptions: list[int]) -> list[tuple[str, str, str]]:
+        """The shown atoms of the last model: under brave reasoning, every brave consequence."""
+        symbols: Sequence[clingo.Symbol] = ()
+        with control.solve(assumptions=assumptions, yield_=True) as models:
+            for model in models:
+                symbols = model.symbols(shown=True)
+        return [self._meaning.get(s) or self._read(s) for s in symbols]
+
+    def _read(self, symbol: clingo.Symbol) -> tuple[str, str, str]:
+        policy, value = symbol.arguments
+        meaning = self._meaning[symbol] = (
+            symbol.name,
+            policy.string,
+            value.string if symbol.name != "decision" else value.name,
+        )
+        return meaning
+
+
+def _first_places(ids: Iterable[str]) -> dict[str, int]:
+    """Each id's place at its first occurrence (a requirement may sit under two parents)."""
+    places: dict[str, int] = {}
+    for rid in ids:
+        places.setdefault(rid, len(places))
+    return places
+
+
+def _tree_order(policy: Policy, rid: str) -> Iterator[str]:
+    yield rid
+    for part in policy.requirements[rid].parts:
+        yield from _tree_order(policy, part)
+
+
+def iterate_decisions(
+    documents: Iterable[Document | tuple[int, Document]],
+    policy: str | None = "all",
+    rules: Path | None = None,
+    jobs: int = 1,
+    source: str = "batch",
+) -> Iterator[Result]:
+    """Decide every document (a patient dict or its JSON text), in order, for each policy.
+
+    Items may be (line, document) pairs; otherwise they are numbered from 1. A document that
+    is not a valid patient yields one `LineError` and the run goes on. `jobs` > 1 uses that
+    many worker processes. `policy`: a policy id, "all" or None (all).
+    """
+    numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
+    chunks = _chunks(numbered, CHUNK)
+    if jobs <= 1:
+        screener = Screener.load(rules)
+        chosen = screener.policies(policy)
+        for chunk in chunks:
+            for line, document in chunk:
+                yield from screener.screen(line, document, f"{source}:{line}", chosen)
+        return
+    Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    with context.Pool(jobs, initializer=_start_worker, initargs=(rules, policy, source)) as pool:
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(pool.apply_async(_screen_chunk, (chunk,)))
+            if len(pending) >= 2 * jobs:  # bounded: memory stays flat however long the input
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+def _chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tuple[int, Document]]]:
+    chunk: list[tuple[int, Document]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_worker: tuple[Screener, list[Policy], str] | None = None
+
+
+def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
+    global _worker
+    screener = Screener.load(rules)
+    _worker = (screener, screener.policies(policy), source)
+
+
+def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:
+    assert _worker is not None
+    screener, chosen, source = _worker
+    return [
+        r for line, document in chunk for r in screener.screen(line, document, f"{source}:{line}", chosen)
+    ]
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, Document]]:
+    """Numbered lines of JSON Lines text; a blank line is an error line, not skipped."""
+    for number, text in enumerate(stream, 1):
+        if len(text) > MAX_BYTES:
+            yield number, InputError("", "", "line is over 1 MiB, far larger than a patient record")
+        else:
+            yield number, text
+
+
+def read_csv(stream: Iterable[str], rules: RuleSet) -> Iterator[tuple[int, Document]]:
+    """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
+
+    Cells are typed by the field declarations: true/false for booleans, numbers for numbers;
+    a cell that does not fit becomes the wrong-typed value the schema then reports. Line
+    numbers count the header as line 1.
+    """
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    known = {"id", "policy", *rules.fields}
+    unknown = [h for h in header if h not in known and not h.startswith("meta.")]
+    if unknown:
+        problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
+        raise InputError("CSV header", unknown[0], problem)
+    for number, row in enumerate(reader, 2):
+        if len(row) != len(header):
+            yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
+            continue
+        cells = zip(header, row)
+        yield (
+            number,
+            nested(
+                {h: _cell(cell, rules, h) for h, cell in cells if cell != "" and not h.startswith("meta.")}
+            ),
+        )
+
+
+def _cell(text: str, rules: RuleSet, header: str) -> Any:
+    field = rules.fields.get(header)
+    if field is None:
+        return text
+    if field.type == "bool":
+        return {"true": True, "false": False}.get(text.strip().lower(), text)
+    if field.type in ("number", "integer"):
+        try:
+            return parse(text, header)  # strict JSON: no NaN, no Infinity
+        except InputError:
+            return text
+    return text
