@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +105,7 @@ class Screener:
         """The results of one input document under each policy."""
         try:
             if isinstance(document, InputError):
-                raise document
+                raise InputError(source, document.path, document.problem)
             if isinstance(document, str):
                 document = parse(document, source)
             patient = validate(document, self.rules, source)
@@ -246,13 +246,16 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def read_jsonl(stream: Iterable[str]) -> Iterator[tuple[int, Document]]:
-    """Numbered lines of JSON Lines text; a blank line is an error line, not skipped."""
-    for number, text in enumerate(stream, 1):
-        if len(text) > MAX_BYTES:
+def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, Document]]:
+    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped."""
+    for number, data in enumerate(stream, 1):
+        if len(data) > MAX_BYTES:
             yield number, InputError("", "", "line is over 1 MiB, far larger than a patient record")
-        else:
-            yield number, text
+            continue
+        try:
+            yield number, data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield number, InputError("", "", f"not UTF-8 text (byte {error.start}); save the file as UTF-8")
 
 
 def read_csv(stream: Iterable[str], rules: RuleSet) -> Iterator[tuple[int, Document]]:
@@ -296,3 +299,41 @@ def _cell(text: str, rules: RuleSet, header: str) -> Any:
         except InputError:
             return text
     return text
+
+
+class Summary:
+    """What a run found: decisions per policy, the requirements most often failed, the fields
+    most often missing, and the bad lines."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.decisions: dict[str, Counter[str]] = {}
+        self.failed: dict[str, Counter[str]] = {}
+        self.missing: dict[str, Counter[str]] = {}
+        self.errors: list[LineError] = []
+        self.error_count = 0
+
+    def add(self, result: Result) -> None:
+        if isinstance(result, LineError):
+            self.error_count += 1
+            if len(self.errors) < 20:
+                self.errors.append(result)
+            return
+        self.decisions.setdefault(result.policy, Counter())[result.decision] += 1
+        self.failed.setdefault(result.policy, Counter()).update(result.failed)
+        self.missing.setdefault(result.policy, Counter()).update(result.missing)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "errors": self.error_count,
+            "first_errors": [e.to_json() for e in self.errors],
+            "policies": {
+                p: {
+                    "reference": self.rules.policies[p].reference,
+                    "decisions": dict(self.decisions[p]),
+                    "most_failed": self.failed[p].most_common(10),
+                    "most_missing": self.missing[p].most_common(10),
+                }
+                for p in self.decisions
+            },
+        }

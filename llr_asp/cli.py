@@ -279,6 +279,178 @@ def ask(
         raise typer.Exit(1)
 
 
+class BatchFormat(str, enum.Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class InputFormat(str, enum.Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@app.command()
+def batch(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="Patients as JSON Lines or CSV (dotted field paths as headers), or - for stdin.",
+        ),
+    ],
+    policy: Annotated[
+        str, typer.Option("--policy", "-p", help='Policy id (see `llr-asp policies`) or "all".')
+    ] = "all",
+    out: Annotated[
+        str, typer.Option("--out", "-o", metavar="FILE", help="Where to write the results; - for stdout.")
+    ] = "-",
+    format: Annotated[
+        BatchFormat, typer.Option("--format", "-f", help="Output: JSON Lines, or CSV with ;-separated lists.")
+    ] = BatchFormat.jsonl,
+    input_format: Annotated[
+        InputFormat,
+        typer.Option("--input-format", help="auto: CSV for a .csv file, JSON Lines otherwise."),
+    ] = InputFormat.auto,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--jobs", "-j", min=1, help="Worker processes. Default: every core.", show_default=False
+        ),
+    ] = None,
+    summary_json: Annotated[
+        Optional[Path],
+        typer.Option("--summary-json", metavar="FILE", help="Also write the summary as JSON to FILE."),
+    ] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Decide a whole cohort: one result line per input line and policy, in input order.
+
+    Each result is {"line", "patient", "policy", "reference", "decision", "failed", "missing"}:
+    `failed` lists the requirements not met, `missing` the unknown fields that can still change
+    the decision. A line that is not a valid patient gives {"line", "error"} and the run goes on;
+    nothing is dropped or reordered. Memory stays flat however long the input. A progress bar
+    shows on a terminal; a summary (decisions, the requirements most often failed, the fields
+    most often missing, the bad lines) ends the run on stderr. Exit 0 when every line was
+    decided, 1 when some lines were errors (every line is still written), 2 for unusable
+    arguments.
+    """
+    from .batch import Summary, default_jobs, iterate_decisions, read_csv, read_jsonl
+    from .render import summary_view
+
+    with _user_errors():
+        ruleset = load_rules(rules)
+        ruleset.select(policy)
+        stream = _open_input(source)
+        as_csv = input_format is InputFormat.csv or (
+            input_format is InputFormat.auto and source.endswith(".csv")
+        )
+        if as_csv:
+            import io
+
+            lines = read_csv(
+                io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=""), ruleset
+            )
+        else:
+            lines = read_jsonl(stream)
+        writer = _open_output(out)
+        summary = Summary(ruleset)
+        name = "stdin" if source == "-" else source
+        results = iterate_decisions(lines, policy, rules, jobs or default_jobs(), name)
+        with writer, _progress(stream, source) as advance:
+            write = _csv_writer(writer) if format is BatchFormat.csv else _jsonl_writer(writer)
+            last = 0
+            for result in results:
+                summary.add(result)
+                write(result)
+                if result.line != last:
+                    advance(result.line - last)
+                    last = result.line
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _console(stderr=True).print(summary_view(summary))
+    if summary.error_count:
+        raise typer.Exit(1)
+
+
+def _open_input(source: str) -> Any:
+    if source == "-":
+        return sys.stdin.buffer
+    try:
+        return open(source, "rb")
+    except OSError as error:
+        raise UsageError(
+            f"{source}: cannot read the input ({error.strerror}); give a JSON Lines or CSV file"
+        ) from None
+
+
+def _open_output(out: str) -> Any:
+    if out == "-":
+        return contextlib.nullcontext(sys.stdout)
+    try:
+        return open(out, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise UsageError(
+            f"{out}: cannot write the results ({error.strerror}); choose another --out"
+        ) from None
+
+
+def _jsonl_writer(out: Any) -> Any:
+    def write(result: Any) -> None:
+        out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+
+    return write
+
+
+def _csv_writer(out: Any) -> Any:
+    import csv
+
+    writer = csv.writer(out)
+    columns = ["line", "patient", "policy", "reference", "decision", "failed", "missing", "error"]
+    writer.writerow(columns)
+
+    def write(result: Any) -> None:
+        row = result.to_json()
+        for key in ("failed", "missing"):
+            if key in row:
+                row[key] = ";".join(row[key])
+        writer.writerow([row.get(c, "") for c in columns])
+
+    return write
+
+
+@contextlib.contextmanager
+def _progress(stream: Any, source: str) -> Iterator[Any]:
+    """A Rich progress bar on stderr when it is a terminal; otherwise nothing."""
+    if not sys.stderr.isatty():
+        yield lambda lines: None
+        return
+    import os
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    size = os.fstat(stream.fileno()).st_size if source != "-" else None
+    columns = [
+        TextColumn("{task.fields[lines]:>9,} lines"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]:>7,.0f} lines/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=_console(stderr=True), transient=False) as progress:
+        task = progress.add_task("batch", total=size or None, lines=0, rate=0.0)
+        count = 0
+
+        def advance(lines: int) -> None:
+            nonlocal count
+            count += lines
+            elapsed = progress.tasks[0].elapsed or 0
+            position = stream.tell() if size else None
+            progress.update(task, completed=position, lines=count, rate=count / elapsed if elapsed else 0.0)
+
+        yield advance
+
+
 @app.command()
 def schema(rules: RulesOption = None) -> None:
     """Print the JSON Schema of a patient record, derived from the rules' field declarations."""

@@ -23,6 +23,7 @@ from .ruleset import RuleSet, show
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis
     from .analysis import Finding
+    from .batch import Summary
     from .check import Report
     from .difference import Comparison
     from .interview import Next, Question
@@ -284,3 +285,47 @@ def question_text(question: Question) -> Text:
         answers = " / ".join(f"{n}. {show(c)}" for n, c in enumerate(question.choices, 1))
     text.append(f"\n  Answer: {answers}, or unknown", style="dim")
     return text
+
+
+def summary_view(summary: Summary) -> Group:
+    """Per policy: how many patients got each decision, the requirements most often not met,
+    the fields most often missing; then the bad lines."""
+    parts: list[Table | Text] = []
+    for policy, decisions in summary.decisions.items():
+        reference = summary.rules.policies[policy].reference
+        table = Table(title=f"{policy} ({reference})", title_justify="left")
+        table.add_column("decision")
+        table.add_column("patients", justify="right")
+        total = sum(decisions.values())
+        for decision in ("eligible", "not_eligible", "undetermined"):
+            count = decisions.get(decision, 0)
+            share = f"{count / total:.1%}" if total else "-"
+            table.add_row(
+                Text(VERDICT[decision][0].split(":")[0], style=VERDICT[decision][1]), f"{count} ({share})"
+            )
+        parts.append(table)
+        requirements = summary.rules.policies[policy].requirements
+        top = requirements[summary.rules.policies[policy].root].parts
+        failed = summary.failed[policy]
+        rows = {
+            "Stopped by (requirements of the decision not met)": [
+                (failed[r], f"{r}  {requirements[r].label}") for r in sorted(top, key=lambda r: -failed[r])
+            ],
+            "Most often missing": [(n, f) for f, n in summary.missing[policy].most_common(5)],
+        }
+        for title, counts in rows.items():
+            if any(n for n, _ in counts):
+                lines = Text(f"{title}:", style="bold")
+                for count, name in counts:
+                    lines.append(f"\n  {count:>8}  {name}")
+                parts.append(lines)
+    if summary.error_count:
+        errors = Text(f"{summary.error_count} bad lines", style="bold red")
+        for error in summary.errors[:5]:
+            errors.append(f"\n  line {error.line}: {printable(error.error)}")
+        if summary.error_count > 5:
+            errors.append('\n  … every one is in the output, as {"line", "error"}')
+        parts.append(errors)
+    else:
+        parts.append(Text("No bad lines.", style="green"))
+    return Group(*parts)
