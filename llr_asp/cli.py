@@ -353,11 +353,11 @@ def batch(
             )
         else:
             lines = read_jsonl(stream)
-        writer = _open_output(out)
+        output = _open_output(out)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
         results = iterate_decisions(lines, policy, rules, jobs or default_jobs(), name)
-        with writer, _progress(stream, source) as advance:
+        with output as writer, _progress(stream, source) as advance:
             write = _csv_writer(writer) if format is BatchFormat.csv else _jsonl_writer(writer)
             last = 0
             for result in results:

@@ -1,0 +1,164 @@
+"""`llr-asp batch` and `iterate_decisions`: explain's decisions, in order, nothing dropped."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import helpers
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp import Reasoner, RuleSet, validate
+from llr_asp.batch import LineError, Screening, iterate_decisions
+from llr_asp.cli import app
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+runner = CliRunner()
+
+
+def random_patient(rng: random.Random, rules: RuleSet) -> dict[str, Any]:
+    """About 85% of fields known, values anywhere in their domains (numbers near thresholds)."""
+    values: dict[str, Any] = {}
+    for path, field in rules.fields.items():
+        if rng.random() < 0.15:
+            continue
+        if field.type == "bool":
+            values[path] = rng.random() < 0.7
+        elif field.values:
+            values[path] = rng.choice(field.values)
+        else:
+            fractional = [2.5, 5.5] if field.type == "number" else []
+            values[path] = rng.choice([*helpers.outcome_values(rules, path), *fractional])
+    return helpers.nested(values)
+
+
+def expected(
+    reasoner: Reasoner, document: dict[str, Any]
+) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    patient = validate(document, reasoner.rules, "doc")
+    return [(d.policy.id, d.decision, tuple(d.failed()), d.missing) for d in reasoner.decide(patient)]
+
+
+def got(results: list[Any]) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    return [(r.policy, r.decision, r.failed, r.missing) for r in results]
+
+
+def test_every_example_is_decided_as_explain_decides_it(reasoner: Reasoner) -> None:
+    documents = [json.loads(p.read_text()) for p in EXAMPLES]
+    results = list(iterate_decisions(documents))
+    assert [r.line for r in results] == [n for n in range(1, len(documents) + 1) for _ in range(2)]
+    assert got(results) == [e for d in documents for e in expected(reasoner, d)]
+
+
+def test_random_patients_are_decided_as_explain_decides_them(rules: RuleSet, reasoner: Reasoner) -> None:
+    rng = random.Random(7)
+    documents = [random_patient(rng, rules) for _ in range(400)]
+    results = list(iterate_decisions(json.dumps(d) for d in documents))
+    assert got(results) == [e for d in documents for e in expected(reasoner, d)]
+    assert any(r.missing for r in results)  # undetermined patients were among them
+
+
+def test_worker_processes_keep_input_order(rules: RuleSet) -> None:
+    rng = random.Random(8)
+    documents = [json.dumps(random_patient(rng, rules)) for _ in range(1200)] + ["{broken"]
+    one = [r.to_json() for r in iterate_decisions(documents, policy="knee-resurfacing", jobs=1)]
+    two = [r.to_json() for r in iterate_decisions(documents, policy="knee-resurfacing", jobs=2)]
+    assert one == two
+    assert [r["line"] for r in two] == list(range(1, 1202))
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_bytes(b"".join(line.encode() if isinstance(line, str) else line for line in lines))
+    return path
+
+
+def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> None:
+    source = write_jsonl(
+        tmp_path / "cohort.jsonl",
+        [
+            '{"id": "a", "sex": "female"}\n',
+            "{not json\n",
+            "\n",
+            '{"conservative": {"months": "six"}}\n',
+            b'{"id": "\xff"}\n',  # type: ignore[list-item]
+            '{"id": "b", "sex": "male", "msk": {"assessed": false}}\n',
+        ],
+    )
+    summary = tmp_path / "summary.json"
+    result = runner.invoke(
+        app, ["batch", str(source), "-p", "hip-resurfacing", "--jobs", "1", "--summary-json", str(summary)]
+    )
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["line"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    assert [("error" in line) for line in lines] == [False, True, True, True, True, False]
+    assert lines[3]["error"] == (
+        f'{source}:4: conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
+    )
+    assert "not UTF-8" in lines[4]["error"]
+    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "contraindication"])
+    assert set(lines[0]) == {"line", "patient", "policy", "reference", "decision", "failed", "missing"}
+    report = json.loads(summary.read_text())
+    assert report["errors"] == 4
+    assert report["policies"]["hip-resurfacing"]["decisions"] == {"not_eligible": 2}
+    assert "4 bad lines" in result.stderr
+
+
+def test_csv_in_and_out(tmp_path: Path) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text(
+        "id,sex,conservative.months,msk.assessed,meta.note\n"
+        "c1,male,4,true,anything\n"
+        "c2,,,,\n"
+        "c3,male,6.5,maybe,\n"
+    )
+    result = runner.invoke(app, ["batch", str(source), "-p", "knee-resurfacing", "-f", "csv", "-j", "1"])
+    assert result.exit_code == 1  # c3's "maybe" is not a boolean
+    rows = result.stdout.splitlines()
+    assert rows[0] == "line,patient,policy,reference,decision,failed,missing,error"
+    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,eligibility;B;B.months,")
+    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,,")
+    assert rows[3].startswith("4,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
+
+
+def test_stdin_and_every_policy(reasoner: Reasoner) -> None:
+    document = json.loads(EXAMPLES[0].read_text())
+    result = runner.invoke(app, ["batch", "-", "-j", "1"], input=json.dumps(document) + "\n")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["policy"], x["decision"]) for x in lines] == [
+        (e[0], e[1]) for e in expected(reasoner, document)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jsonl"], "cannot read the input"),
+        (["{csv}", "-p", "nope"], 'unknown policy "nope"'),
+        (["{csv}"], "CSV header: pain.sevrity: not a field"),
+    ],
+)
+def test_unusable_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("id,pain.sevrity\nx,mild\n")
+    result = runner.invoke(app, ["batch", *[a.replace("{csv}", str(csv)) for a in args]])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_results_serialise_as_the_contract_says() -> None:
+    screening = Screening(3, "p", "hip-resurfacing", "ARP 55", "undetermined", (), ("sex",))
+    assert screening.to_json() == {
+        "line": 3,
+        "patient": "p",
+        "policy": "hip-resurfacing",
+        "reference": "ARP 55",
+        "decision": "undetermined",
+        "failed": [],
+        "missing": ["sex"],
+    }
+    assert LineError(4, "x").to_json() == {"line": 4, "error": "x"}
