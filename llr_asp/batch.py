@@ -92,6 +92,11 @@ class Screener:
         self._meaning: dict[clingo.Symbol, tuple[str, str, str]] = {}
         self._order = {p.id: _first_places(_tree_order(p, p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
+        self._missing_atom = {
+            (p, f): clingo.Function("missing", [clingo.String(p), clingo.String(f)])
+            for p in rules.policies
+            for f in rules.fields
+        }
         self._cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
 
     @classmethod
@@ -125,14 +130,16 @@ class Screener:
         decided: dict[str, str] = {}
         failed: dict[str, list[str]] = {p: [] for p in self.rules.policies}
         missing: dict[str, list[str]] = {p: [] for p in self.rules.policies}
-        shown = self._shown(self._decide, assumptions)
-        if any(atom[2] == "undetermined" for atom in shown if atom[0] == "decision"):
-            shown = self._shown(self._missing, self._inputs[1].assumptions(patient))
-        for name, policy, value in shown:
+        for name, policy, value in self._shown(assumptions):
             if name == "decision":
                 decided[policy] = value
             else:
-                (failed if name == "failed" else missing)[policy].append(value)
+                failed[policy].append(value)
+        open_policies = [p for p, d in decided.items() if d == "undetermined"]
+        if open_policies:
+            unknown = [f for f in self.rules.fields if f not in patient.values]
+            for policy, field in self._brave(patient, [(p, f) for p in open_policies for f in unknown]):
+                missing[policy].append(field)
         return {
             p: (
                 decided[p],
@@ -142,13 +149,25 @@ class Screener:
             for p in self.rules.policies
         }
 
-    def _shown(self, control: clingo.Control, assumptions: list[int]) -> list[tuple[str, str, str]]:
-        """The shown atoms of the last model: under brave reasoning, every brave consequence."""
+    def _shown(self, assumptions: list[int]) -> list[tuple[str, str, str]]:
+        """The shown atoms of the patient's only model under screen.lp alone."""
         symbols: Sequence[clingo.Symbol] = ()
-        with control.solve(assumptions=assumptions, yield_=True) as models:
+        with self._decide.solve(assumptions=assumptions, yield_=True) as models:
             for model in models:
                 symbols = model.symbols(shown=True)
         return [self._meaning.get(s) or self._read(s) for s in symbols]
+
+    def _brave(self, patient: Patient, candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (policy, field) candidates that are missing: brave consequences of missing.lp,
+        found by asking each model only for the candidates not yet seen."""
+        unseen = {self._missing_atom[c]: c for c in candidates}
+        found: list[tuple[str, str]] = []
+        assumptions = self._inputs[1].assumptions(patient)
+        with self._missing.solve(assumptions=assumptions, yield_=True) as models:
+            for model in models:
+                for atom in [a for a in unseen if model.contains(a)]:
+                    found.append(unseen.pop(atom))
+        return found
 
     def _read(self, symbol: clingo.Symbol) -> tuple[str, str, str]:
         policy, value = symbol.arguments
