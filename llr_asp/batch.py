@@ -26,7 +26,7 @@ from .reasoner import PatientInput
 from .ruleset import Policy, RuleSet, compile_rules, engine_file, ground
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
-CACHE = 1 << 15  # screened profiles kept: patients whose fields fall alike share one solve
+CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,15 @@ class Screener:
             patient = validate(document, self.rules, source)
         except InputError as error:
             return [LineError(line, str(error))]
-        assumptions = self._inputs[0].assumptions(patient)
-        key = tuple(assumptions)
+        key = tuple(self._inputs[0].literals(patient))  # what clingo sees of the patient
         verdicts = self._cache.get(key)
         if verdicts is None:
-            verdicts = self._verdicts(patient, assumptions)
+            verdicts = self._verdicts(patient, self._inputs[0].assumptions(patient))
             self._cache[key] = verdicts
             if len(self._cache) > CACHE:
                 self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
         return [Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies]
 
     def _verdicts(self, patient: Patient, assumptions: list[int]) -> dict[str, Verdict]:
