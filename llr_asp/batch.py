@@ -23,7 +23,7 @@ import clingo
 from .errors import InputError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
 from .reasoner import PatientInput
-from .ruleset import Policy, RuleSet, compile_rules, engine_file, ground
+from .ruleset import Policy, RuleSet, compile_rules, engine_file
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
 CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve
@@ -67,7 +67,7 @@ class LineError:
 Result = Union[Screening, LineError]
 Verdict = tuple[str, tuple[str, ...], tuple[str, ...]]  # decision, failed, missing
 DECIDE = ("kleene.lp", "patient.lp", "screen.lp")
-MISSING = ("vocabulary.lp", "kleene.lp", "patient.lp", "missing.lp", "screen.lp")
+MISSING = ("kleene.lp", "patient.lp", "missing.lp", "screen.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
@@ -83,14 +83,14 @@ class Screener:
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
         self.rules = rules
         self._decide = decide
-        self._missing = ground([*rules.files, *map(engine_file, MISSING)])
+        self._missing = rules.ground(map(engine_file, MISSING))
         self._missing.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         self._missing.configuration.solve.models = "0"  # type: ignore[union-attr]
         self._inputs = PatientInput(decide), PatientInput(self._missing)
         for patient_input in self._inputs:
             patient_input.free()
         self._meaning: dict[clingo.Symbol, tuple[str, str, str]] = {}
-        self._order = {p.id: _first_places(_tree_order(p, p.root)) for p in rules.policies.values()}
+        self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
         self._missing_atom = {
             (p, f): clingo.Function("missing", [clingo.String(p), clingo.String(f)])
@@ -186,12 +186,6 @@ def _first_places(ids: Iterable[str]) -> dict[str, int]:
     for rid in ids:
         places.setdefault(rid, len(places))
     return places
-
-
-def _tree_order(policy: Policy, rid: str) -> Iterator[str]:
-    yield rid
-    for part in policy.requirements[rid].parts:
-        yield from _tree_order(policy, part)
 
 
 def iterate_decisions(

@@ -201,16 +201,7 @@ def next_question(
 
 @app.command()
 def ask(
-    policy: Annotated[
-        Optional[str],
-        typer.Option(
-            "--policy",
-            "-p",
-            help='Policy id (see `llr-asp policies`) or "all". Default: the --from record\'s "policy", '
-            "else all.",
-            show_default=False,
-        ),
-    ] = None,
+    policy: RecordPolicyOption = None,
     start: Annotated[
         Optional[Path],
         typer.Option(

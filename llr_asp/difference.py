@@ -81,7 +81,7 @@ def compare_policies(rules: RuleSet, first: str, second: str) -> Comparison:
     """How two policies of one rule set decide the same patients differently."""
     for policy in (first, second):
         rules.select(policy)
-    control = ground([*rules.files, engine_file("vocabulary.lp"), *PROGRAMS], parts=[_part(first, second)])
+    control = rules.ground(PROGRAMS, parts=[_part(first, second)])
     return _compare(control, Side(first, rules, first), Side(second, rules, second))
 
 

@@ -19,9 +19,9 @@ import clingo
 from .decision import Decision
 from .patient import Patient
 from .reasoner import PatientInput, Reasoner
-from .ruleset import Field, Policy, RuleSet, Value, engine_file, ground
+from .ruleset import Field, Policy, RuleSet, Value, engine_file
 
-LOOKAHEAD = ("vocabulary.lp", "kleene.lp", "patient.lp", "next.lp")
+LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
 UNKNOWN_ANSWERS = ("unknown", "?", "u", "don't know", "dont know", "not known")
 
 
@@ -65,7 +65,7 @@ class Interviewer(Reasoner):
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         super().__init__(rules, _control)
-        self._ahead = ground([*rules.files, *map(engine_file, LOOKAHEAD)])
+        self._ahead = rules.ground(map(engine_file, LOOKAHEAD))
         self._ahead.configuration.solve.models = "0"  # type: ignore[union-attr]
         self._ahead_input = PatientInput(self._ahead)
 

@@ -19,7 +19,7 @@ import clingo
 
 from .decision import Decision, Evidence, Node
 from .patient import Patient
-from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, ground, symbol_value
+from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
 
 _R = TypeVar("_R", bound="Reasoner")
 
@@ -34,7 +34,7 @@ class Reasoner:
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
         if _control is None:
-            _control = ground([*rules.files, engine_file("vocabulary.lp"), *self.programs])
+            _control = rules.ground(self.programs)
         self._control = _control
         _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         _control.configuration.solve.models = "0"  # type: ignore[union-attr]
@@ -126,7 +126,7 @@ class PatientInput:
             if atom.is_external:
                 self._fractional[atom.symbol.arguments[1].string] = atom.literal
         self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
-        self._externals = [a.literal for a in atoms if a.is_external]
+        self._externals = [*self._value.values(), *self._fractional.values(), *self._asked.values()]
 
     def free(self) -> None:
         """Leave every external to the assumptions of each solve (`assumptions`), which is

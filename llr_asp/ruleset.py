@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -98,6 +98,14 @@ class Policy:
     requirements: Mapping[str, Requirement]
     recourse: str | None = None  # what a clinician can do after a refusal
 
+    def below(self, rid: str) -> Iterator[Requirement]:
+        """Requirement `rid` and every requirement under it, depth first in declared order (a
+        requirement with two parents comes twice)."""
+        requirement = self.requirements[rid]
+        yield requirement
+        for part in requirement.parts:
+            yield from self.below(part)
+
     def fields(self) -> frozenset[str]:
         """The input fields this policy tests."""
         return frozenset(r.test.field for r in self.requirements.values() if r.test)
@@ -121,6 +129,12 @@ class RuleSet:
     assumptions: Mapping[str, str]
     warnings: tuple[RuleError, ...] = ()
     """Suspect but usable declarations (rule_warning/2), with file and line."""
+
+    def ground(
+        self, programs: Iterable[str], parts: Iterable[tuple[str, list[clingo.Symbol]]] = ()
+    ) -> clingo.Control:
+        """The rule set grounded anew with vocabulary.lp and the engine `programs` (paths)."""
+        return ground([*self.files, engine_file("vocabulary.lp"), *programs], parts)
 
     def select(self, selection: str | None) -> list[Policy]:
         """The policies named by `selection`: a policy id, `all`, or None for all."""

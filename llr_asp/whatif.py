@@ -158,17 +158,10 @@ class WhatIfSearch:
             if not stuck:
                 break
             rid = stuck[0]
-        tested = {r.test.field for r in _below(policy, rid) if r.test}
+        tested = {r.test.field for r in policy.below(rid) if r.test}
         immutable = [f for f, spec in self.rules.fields.items() if spec.immutable and f in tested]
         fixed = tuple((f, patient.values[f]) for f in immutable if f in patient.values)
         return Blocker(rid, policy.requirements[rid].label, fixed)
-
-
-def _below(policy: Policy, rid: str) -> Iterator[Any]:
-    requirement = policy.requirements[rid]
-    yield requirement
-    for part in requirement.parts:
-        yield from _below(policy, part)
 
 
 def whatif(
