@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from timing import installed_cli, wall
+from timing import installed_cli, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -50,12 +50,7 @@ def main() -> None:
                 str(changed),
             ],
         }
-        times: dict[str, list[float]] = {name: [] for name in commands}
-        for command in commands.values():
-            wall(command)  # warm caches
-        for _ in range(runs):
-            for name, command in commands.items():
-                times[name].append(wall(command))
+        times = interleaved(commands, runs)
     print(f"whole process, {runs} interleaved runs each (median / max; target 3 s, check 5 s):")
     for name, values in times.items():
         print(f"  {name:<48} {statistics.median(values):6.2f} s / {max(values):5.2f} s")

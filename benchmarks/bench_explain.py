@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from timing import installed_cli, wall
+from timing import installed_cli, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "undetermined-new-referral.json"
@@ -34,12 +34,7 @@ def startup(runs: int) -> None:
         "llr-asp explain (text)": [cli, "explain", str(EXAMPLE)],
         "llr-asp explain --format json": [cli, "explain", str(EXAMPLE), "--format", "json"],
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for command in commands.values():  # warm the file cache and .pyc files
-        wall(command)
-    for _ in range(runs):
-        for name, command in commands.items():
-            times[name].append(wall(command))
+    times = interleaved(commands, runs)
     base = statistics.median(times[next(iter(commands))])
     print(f"start-up, {runs} interleaved runs each (median / min, ratio of medians to baseline):")
     for name, values in times.items():

@@ -18,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from timing import installed_cli, wall
+from timing import installed_cli, interleaved
 
 from llr_asp.interview import Interviewer
 from llr_asp.patient import Patient, validate
@@ -72,12 +72,8 @@ def main() -> None:
 
     cli = installed_cli()
     explain, ask_next = [cli, "explain", str(TIMED), "-f", "json"], [cli, "next", str(TIMED), "-f", "json"]
-    wall(explain), wall(ask_next)  # warm caches
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
-        times[0].append(wall(explain))
-        times[1].append(wall(ask_next))
-    a, b = statistics.median(times[0]), statistics.median(times[1])
+    times = interleaved({"explain": explain, "next": ask_next}, runs)
+    a, b = statistics.median(times["explain"]), statistics.median(times["next"])
     print(f"whole process, {runs} interleaved runs each (medians; target next <= 1.6x explain):")
     print(f"  explain {a * 1e3:6.1f} ms, next {b * 1e3:6.1f} ms, ratio {b / a:4.2f}x")
 

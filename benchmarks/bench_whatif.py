@@ -13,7 +13,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from timing import installed_cli, wall
+from timing import installed_cli, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "undetermined-pain-unknown.json"
@@ -32,12 +32,8 @@ def main() -> None:
     }
     print(f"whole process, {runs} interleaved runs each (medians; target whatif <= 1.6x explain):")
     for name, (explain, whatif) in pairs.items():
-        wall(explain), wall(whatif)  # warm caches
-        times: tuple[list[float], list[float]] = ([], [])
-        for _ in range(runs):
-            times[0].append(wall(explain))
-            times[1].append(wall(whatif))
-        a, b = statistics.median(times[0]), statistics.median(times[1])
+        times = interleaved({"explain": explain, "whatif": whatif}, runs)
+        a, b = statistics.median(times["explain"]), statistics.median(times["whatif"])
         print(f"  {name}: explain {a * 1e3:6.1f} ms, whatif {b * 1e3:6.1f} ms, ratio {b / a:4.2f}x")
 
 
