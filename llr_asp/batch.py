@@ -86,6 +86,9 @@ class Screener:
         self._missing = rules.ground(map(engine_file, MISSING))
         self._missing.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         self._missing.configuration.solve.models = "0"  # type: ignore[union-attr]
+        # Most of a solve here is set-up over the whole program, not search; the default
+        # heuristic's set-up (scoring every variable) took a third of it.
+        self._missing.configuration.solver.heuristic = "None"  # type: ignore[union-attr]
         self._inputs = PatientInput(decide), PatientInput(self._missing)
         for patient_input in self._inputs:
             patient_input.free()
@@ -116,10 +119,11 @@ class Screener:
             patient = validate(document, self.rules, source)
         except InputError as error:
             return [LineError(line, str(error))]
-        key = tuple(self._inputs[0].literals(patient))  # what clingo sees of the patient
+        assumptions = self._inputs[0].assumptions(patient)
+        key = tuple(assumptions)  # what clingo sees of the patient
         verdicts = self._cache.get(key)
         if verdicts is None:
-            verdicts = self._verdicts(patient, self._inputs[0].assumptions(patient))
+            verdicts = self._verdicts(patient, assumptions)
             self._cache[key] = verdicts
             if len(self._cache) > CACHE:
                 self._cache.popitem(last=False)
@@ -152,11 +156,9 @@ class Screener:
 
     def _shown(self, assumptions: list[int]) -> list[tuple[str, str, str]]:
         """The shown atoms of the patient's only model under screen.lp alone."""
-        symbols: Sequence[clingo.Symbol] = ()
-        with self._decide.solve(assumptions=assumptions, yield_=True) as models:
-            for model in models:
-                symbols = model.symbols(shown=True)
-        return [self._meaning.get(s) or self._read(s) for s in symbols]
+        symbols: list[Sequence[clingo.Symbol]] = []
+        self._decide.solve(assumptions=assumptions, on_model=lambda m: symbols.append(m.symbols(shown=True)))
+        return [self._meaning.get(s) or self._read(s) for s in symbols[0]]
 
     def _brave(self, patient: Patient, candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The (policy, field) candidates that are missing: brave consequences of missing.lp,

@@ -3,7 +3,7 @@ validation, and the validated `Patient` the reasoner works on.
 
 Validation has one authority, jsonschema, run against `json_schema(rules)`. Importing jsonschema
 costs more than the whole start-up budget of `llr-asp explain`, so a document is first checked by
-`conforms`, a direct reading of the few schema keywords `json_schema` emits; only a document that
+`checker`, a direct reading of the few schema keywords `json_schema` emits; only a document that
 fails that check is handed to jsonschema, which decides and words the error. The test suite
 checks that both agree on arbitrary JSON.
 """
@@ -15,7 +15,7 @@ import functools
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,6 @@ MAX_BYTES = 1 << 20
 """A patient record is a few hundred bytes; anything over 1 MiB is refused unread."""
 
 MAX_ID_LENGTH = 200
-
-JSON_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "integer": lambda v: (
-        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -104,33 +93,53 @@ def _field_schema(field: Field) -> dict[str, Any]:
     return schema
 
 
-def conforms(instance: Any, schema: Mapping[str, Any]) -> bool:
-    """Whether `instance` satisfies `schema`, for the keywords `json_schema` emits."""
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(JSON_TYPES[k](instance) for k in kinds):
+def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """A test of whether an instance satisfies `schema`, for the keywords `json_schema` emits,
+    each read once here rather than at every instance. It accepts only exact JSON types (what
+    `json.loads` gives); anything else is left to jsonschema, so it may refuse a valid instance
+    but never accepts an invalid one."""
+    declared = schema.get("type", [])
+    kinds = [declared] if isinstance(declared, str) else list(declared)
+    classes: frozenset[type] = frozenset(c for k in kinds for c in _CLASSES[k])
+    if not kinds:
+        classes = frozenset(type(v) for v in schema.get("enum", ())) or _ANY
+    whole = "integer" in kinds and "number" not in kinds
+    enum = frozenset((type(v), v) for v in schema["enum"]) if "enum" in schema else None
+    low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
+    longest = schema.get("maxLength", math.inf)
+    properties = {k: checker(v) for k, v in schema.get("properties", {}).items()}
+    closed = schema.get("additionalProperties") is False
+
+    def check(instance: Any) -> bool:
+        kind = type(instance)
+        if kind not in classes:
             return False
-    if "enum" in schema and not any(_same(instance, v) for v in schema["enum"]):
-        return False
-    if isinstance(instance, (int, float)) and not isinstance(instance, bool):
-        if "minimum" in schema and instance < schema["minimum"]:
+        if enum is not None and (kind, instance) not in enum:
             return False
-        if "maximum" in schema and instance > schema["maximum"]:
-            return False
-    if isinstance(instance, str) and len(instance) > schema.get("maxLength", math.inf):
-        return False
-    if isinstance(instance, dict) and "properties" in schema:
-        properties = schema["properties"]
-        if schema.get("additionalProperties") is False and not properties.keys() >= instance.keys():
-            return False
-        return all(conforms(v, properties[k]) for k, v in instance.items() if k in properties)
-    return True
+        if kind is int or kind is float:
+            if whole and kind is float and not instance.is_integer():
+                return False
+            return bool(low <= instance <= high)
+        if kind is str:
+            return bool(len(instance) <= longest)
+        if kind is dict and "properties" in schema:
+            if closed and not properties.keys() >= instance.keys():
+                return False
+            return all(properties[k](v) for k, v in instance.items() if k in properties)
+        return True
+
+    return check
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: true is not 1."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+_CLASSES = {
+    "object": (dict,),
+    "string": (str,),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "number": (int, float),
+    "integer": (int, float),
+}
+_ANY: frozenset[type] = frozenset({dict, list, str, bool, int, float, type(None)})
 
 
 def read_patient(source: str, rules: RuleSet) -> Patient:
@@ -206,24 +215,30 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     """Check `document` against the schema of `rules`; return the patient it describes."""
-    schema = json_schema(rules)
-    if not conforms(document, schema):
-        _raise_schema_error(document, schema, rules, source)
+    check, paths = _reading(rules)
+    if not check(document):
+        _raise_schema_error(document, json_schema(rules), rules, source)
     values: dict[str, Value] = {}
     answered = set()
-    for path in rules.fields:
+    for path, keys in paths:
         node: Any = document
-        for key in path.split("."):
+        for key in keys:
             node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
         if node is not _ABSENT:
             answered.add(path)
             if node is not None:
                 values[path] = node
-    fallback = "stdin" if source == "-" else Path(source).stem
-    return Patient(document.get("id") or fallback, document.get("policy"), values, frozenset(answered))
+    name = document.get("id") or ("stdin" if source == "-" else Path(source).stem)
+    return Patient(name, document.get("policy"), values, frozenset(answered))
 
 
 _ABSENT = object()
+
+
+@functools.lru_cache(maxsize=8)
+def _reading(rules: RuleSet) -> tuple[Callable[[Any], bool], list[tuple[str, list[str]]]]:
+    """The schema check of `rules` and the keys leading to each field, prepared once."""
+    return checker(json_schema(rules)), [(path, path.split(".")) for path in rules.fields]
 
 
 def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, source: str) -> None:

@@ -105,3 +105,23 @@ def test_patient_text_is_data_not_program(tmp_path: Path) -> None:
     text = CliRunner().invoke(app, ["explain", str(file), "--policy", "hip-resurfacing"])
     assert "[bold red]" in text.stdout
     assert "\x1b" not in text.stdout
+
+
+def test_documents_built_in_python_are_judged_by_jsonschema() -> None:
+    """The fast schema check knows only what json.loads gives; a document built in Python (the
+    batch API takes dicts) with other types is still judged by jsonschema, not refused."""
+    from collections import OrderedDict
+    from enum import IntEnum
+
+    from llr_asp import load_rules
+    from llr_asp.errors import InputError
+    from llr_asp.patient import validate
+
+    class Months(IntEnum):
+        SIX = 6
+
+    rules = load_rules()
+    document = OrderedDict(id="api", conservative={"months": Months.SIX}, meta={"seen": (1, 2)})
+    assert validate(document, rules, "api").values["conservative.months"] == 6
+    with pytest.raises(InputError, match="conservative.months: expected a number"):
+        validate({"conservative": {"months": -Months.SIX}}, rules, "api")
