@@ -108,10 +108,13 @@ class Reasoner:
 class PatientInput:
     """How a patient enters a grounded program: the truth values of its external atoms
     value(0,F,V) and fractional(0,F) (patient.lp), and asked(F) where the program declares it
-    (next.lp)."""
+    (next.lp). The control then solves patient after patient, so it forgets what it learnt
+    (its lemmas) after each solve: lemmas from one patient do not help the next, and kept,
+    they slowed each brave solve of missing.lp from 0.65 to 1.3 ms over 100,000 patients."""
 
     def __init__(self, control: clingo.Control) -> None:
         self._control = control
+        control.configuration.solver.forget_on_step = "lemmas"  # type: ignore[union-attr]
         atoms = control.symbolic_atoms
         self._value: dict[tuple[str, Value], int] = {}
         self._fractional: dict[str, int] = {}
