@@ -22,7 +22,8 @@ from .analysis import Finding, analyze
 from .errors import DeclarationError, InputError, LlrError, RuleError, UsageError
 from .patient import read_patient
 from .reasoner import Reasoner
-from .ruleset import RuleSet, locate_head, parse_rules
+from .ruleset import RuleSet
+from .ruletext import locate_head, parse_rules
 
 STEPS = {
     "load": "every rule file parses and grounds without a clingo warning",

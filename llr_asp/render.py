@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -21,7 +20,9 @@ from .decision import Decision, Evidence, Node
 from .errors import printable
 from .ruleset import RuleSet, show
 
-if TYPE_CHECKING:  # explain does not pay for importing the analysis
+if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
+    from rich.table import Table
+
     from .analysis import Finding
     from .batch import Summary
     from .check import Report
@@ -108,8 +109,14 @@ def evidence_text(evidence: Evidence) -> Text:
     return Text.assemble((evidence.field, "bold"), f" = {show(evidence.value)}", needs)
 
 
+def _table(title: str | None = None) -> Table:
+    from rich.table import Table  # not needed by explain's tree: imported only for tables
+
+    return Table(title=title, title_justify="left")
+
+
 def policies_table(rules: RuleSet, today: datetime.date) -> Table:
-    table = Table(title="Policies", title_justify="left")
+    table = _table("Policies")
     for column in ("id", "reference", "title", "review", "commissioner"):
         table.add_column(column, overflow="fold")
     for policy in rules.policies.values():
@@ -141,7 +148,7 @@ def findings_view(findings: Sequence[Finding]) -> Group:
         return Group(Text("No findings.", style="bold green"))
     counts = Counter(f.severity for f in findings)
     summary = ", ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in SEVERITIES if counts[s])
-    table = Table(title=f"Findings: {summary}", title_justify="left")
+    table = _table(f"Findings: {summary}")
     for column in ("#", "severity", "kind", "policy", "requirements"):
         table.add_column(column, overflow="fold")
     details: list[Text] = []
@@ -181,7 +188,7 @@ def comparison_view(comparison: Comparison) -> Group:
     )
     if not comparison.differences:
         return Group(heading, Text("The two decide every patient alike.", style="bold green"))
-    table = Table(title_justify="left")
+    table = _table()
     for column in ("#", first, second, "difference made by", "profiles"):
         table.add_column(column, overflow="fold")
     details: list[Text] = []
@@ -204,7 +211,7 @@ def check_view(report: Report) -> Group:
     """Each step passed or failed, then every failure with the file and line to fix."""
     from .check import STEPS
 
-    table = Table(title=f"llr-asp check: {'PASSED' if report.passed else 'FAILED'}", title_justify="left")
+    table = _table(f"llr-asp check: {'PASSED' if report.passed else 'FAILED'}")
     for column in ("step", "checked", "failed", "what it checks"):
         table.add_column(column, overflow="fold")
     for step, description in STEPS.items():
@@ -293,7 +300,7 @@ def summary_view(summary: Summary) -> Group:
     parts: list[Table | Text] = []
     for policy, decisions in summary.decisions.items():
         reference = summary.rules.policies[policy].reference
-        table = Table(title=f"{policy} ({reference})", title_justify="left")
+        table = _table(f"{policy} ({reference})")
         table.add_column("decision")
         table.add_column("patients", justify="right")
         total = sum(decisions.values())

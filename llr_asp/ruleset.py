@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Union
 
 import clingo
-import clingo.ast
 
 from .errors import DeclarationError, RuleError, UsageError
 
@@ -181,7 +180,9 @@ def ground(
         for file in files:
             control.load(file)
         if renamed is not None:
-            _load_renamed(control, *renamed)
+            from .ruletext import load_renamed  # clingo.ast: slow to import, seldom needed
+
+            load_renamed(control, *renamed)
         control.ground([("base", []), *parts])
     except RuntimeError as error:
         if not messages:
@@ -189,30 +190,6 @@ def ground(
     if messages:
         raise _message_error(messages[0])
     return control
-
-
-class _Renamer(clingo.ast.Transformer):
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def visit_SymbolicAtom(self, atom: clingo.ast.AST) -> clingo.ast.AST:
-        return atom.update(symbol=self._rename(atom.symbol))
-
-    def visit_Defined(self, statement: clingo.ast.AST) -> clingo.ast.AST:
-        return statement.update(name=self.prefix + statement.name)
-
-    def _rename(self, term: clingo.ast.AST) -> clingo.ast.AST:
-        if term.ast_type == clingo.ast.ASTType.Function:
-            return term.update(name=self.prefix + term.name)
-        if term.ast_type == clingo.ast.ASTType.UnaryOperation:  # classical negation: -p(X)
-            return term.update(argument=self._rename(term.argument))
-        return term
-
-
-def _load_renamed(control: clingo.Control, prefix: str, files: Iterable[str]) -> None:
-    renamer = _Renamer(prefix)
-    with clingo.ast.ProgramBuilder(control) as builder:
-        clingo.ast.parse_files(list(files), lambda statement: builder.add(renamer(statement)))
 
 
 def _message_error(message: str) -> RuleError:
@@ -240,11 +217,16 @@ def compile_rules(
     facts = _Facts(control)
     errors = facts.get("rule_error", 2)
     warnings = facts.get("rule_warning", 2)
-    statements = parse_rules(files) if errors or warnings else []
-    if errors:
-        problems = _located(errors, statements)
-        first = problems[0]
-        raise DeclarationError(first.file, first.line, first.problem, problems)
+    located_warnings: tuple[RuleError, ...] = ()
+    if errors or warnings:
+        from .ruletext import located, parse_rules  # clingo.ast: only for rules with problems
+
+        statements = parse_rules(files)
+        if errors:
+            problems = located(errors, statements)
+            first = problems[0]
+            raise DeclarationError(first.file, first.line, first.problem, problems)
+        located_warnings = located(warnings, statements)
     rules = RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
@@ -252,7 +234,7 @@ def compile_rules(
         fields=_fields(facts),
         policies=_policies(facts),
         assumptions={a.string: s.string for a, s in facts.get("assumption", 2)},
-        warnings=_located(warnings, statements),
+        warnings=located_warnings,
     )
     return rules, control
 
@@ -359,69 +341,3 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         )
         for (p,) in facts.get("policy", 1)
     }
-
-
-def _located(problems: list[list[clingo.Symbol]], statements: list[clingo.ast.AST]) -> tuple[RuleError, ...]:
-    """rule_error/rule_warning atoms as RuleErrors at the rule that declares the culprit."""
-    located = sorted(
-        (locate(declaration, statements), message.string, str(declaration))
-        for message, declaration in problems
-    )
-    return tuple(
-        RuleError(file, line or None, f"{message}: {declaration}")
-        for (file, line), message, declaration in located
-    )
-
-
-def parse_rules(files: list[Path]) -> list[clingo.ast.AST]:
-    """The rules of the rule files, parsed (for locating errors only)."""
-    statements: list[clingo.ast.AST] = []
-    clingo.ast.parse_files([str(f) for f in files], statements.append)
-    return [s for s in statements if s.ast_type == clingo.ast.ASTType.Rule]
-
-
-def locate_head(
-    statements: list[clingo.ast.AST], names: Iterable[str], prefix: list[clingo.Symbol]
-) -> tuple[str, int]:
-    """File and line of the first rule whose head is one of `names` and can start with the
-    arguments `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
-    names = set(names)
-    for statement in statements:
-        head = statement.head
-        if head.ast_type != clingo.ast.ASTType.Literal:
-            continue
-        atom = head.atom.symbol
-        if atom.ast_type != clingo.ast.ASTType.Function or atom.name not in names:
-            continue
-        if len(atom.arguments) >= len(prefix) and all(_matches(a, s) for a, s in zip(atom.arguments, prefix)):
-            begin = statement.location.begin
-            return begin.filename, begin.line
-    return "rules", 0
-
-
-def locate(declaration: clingo.Symbol, statements: list[clingo.ast.AST]) -> tuple[str, int]:
-    """File and line of the first rule whose head can produce `declaration` (line 0: none)."""
-    for statement in statements:
-        head = statement.head
-        if head.ast_type == clingo.ast.ASTType.Literal and _matches(head.atom.symbol, declaration):
-            begin = statement.location.begin
-            return begin.filename, begin.line
-    return "rules", 0
-
-
-def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
-    kind = term.ast_type
-    T = clingo.ast.ASTType
-    if kind == T.Variable:
-        return True
-    if kind == T.SymbolicTerm:
-        return bool(term.symbol == symbol)
-    if kind == T.Pool:
-        return any(_matches(alternative, symbol) for alternative in term.arguments)
-    if kind == T.Function:
-        if symbol.type != clingo.SymbolType.Function or term.name != symbol.name:
-            return False
-        if len(term.arguments) != len(symbol.arguments):
-            return False
-        return all(_matches(a, s) for a, s in zip(term.arguments, symbol.arguments))
-    return kind in (T.BinaryOperation, T.UnaryOperation, T.Interval)  # computed: cannot tell
