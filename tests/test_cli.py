@@ -110,3 +110,28 @@ def test_bad_rules_directory_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policies", "--rules", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert "rules directory not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", str(EXAMPLES / "eligible-despite-unknowns.json"), "--format", "json"],
+        ["next", "--help"],
+        ["explain"],  # a usage error names the command
+        ["--help"],
+        ["no-such-command"],
+    ],
+)
+def test_console_script_behaves_as_the_whole_app(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() builds only the command named on the command line; nothing a user sees changes."""
+    from llr_asp.cli import main
+
+    whole = CliRunner().invoke(app, argv, prog_name="llr-asp")
+    monkeypatch.setattr("sys.argv", ["llr-asp", *argv])
+    with pytest.raises(SystemExit) as exit:
+        main()
+    captured = capsys.readouterr()
+    assert exit.value.code == whole.exit_code
+    assert captured.out + captured.err == whole.output
