@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,9 +323,9 @@ class Summary:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self.decisions: dict[str, Counter[str]] = {}
-        self.failed: dict[str, Counter[str]] = {}
-        self.missing: dict[str, Counter[str]] = {}
+        self.decisions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.failed: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.errors: list[LineError] = []
         self.error_count = 0
 
@@ -335,9 +335,10 @@ class Summary:
             if len(self.errors) < 20:
                 self.errors.append(result)
             return
-        self.decisions.setdefault(result.policy, Counter())[result.decision] += 1
-        self.failed.setdefault(result.policy, Counter()).update(result.failed)
-        self.missing.setdefault(result.policy, Counter()).update(result.missing)
+        self.decisions[result.policy][result.decision] += 1
+        self.failed[result.policy].update(result.failed)
+        if result.missing:
+            self.missing[result.policy].update(result.missing)
 
     def to_json(self) -> dict[str, Any]:
         return {

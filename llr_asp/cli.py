@@ -387,8 +387,10 @@ def _open_output(out: str) -> Any:
 
 
 def _jsonl_writer(out: Any) -> Any:
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build one a line
+
     def write(result: Any) -> None:
-        out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        out.write(encode(result.to_json()) + "\n")
 
     return write
 
