@@ -96,7 +96,7 @@ def kleene(rules: RuleSet, policy: Policy, rid: str, values: dict[str, Any], fai
         value, target = values[test.field], test.value
         field = rules.fields[test.field]
         if field.type == "grade":
-            value, target = field.values.index(value), field.values.index(target)  # type: ignore[arg-type]
+            value, target = field.values.index(value), field.values.index(target)
         ok = {
             "eq": value == target,
             "ne": value != target,
