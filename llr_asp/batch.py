@@ -89,6 +89,8 @@ class Screener:
         # Most of a solve here is set-up over the whole program, not search; the default
         # heuristic's set-up (scoring every variable) took a third of it.
         self._missing.configuration.solver.heuristic = "None"  # type: ignore[union-attr]
+        for wanted in self._missing.symbolic_atoms.by_signature("wanted", 1):
+            self._missing.assign_external(wanted.literal, True)  # every policy's, for the cache
         self._inputs = PatientInput(decide), PatientInput(self._missing)
         for patient_input in self._inputs:
             patient_input.free()

@@ -39,8 +39,11 @@ class Reasoner:
         _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         _control.configuration.solve.models = "0"  # type: ignore[union-attr]
         self._input = PatientInput(_control)
-        self._missing = [  # (field, the atom saying it is missing for a policy)
-            (f, clingo.Function("missing", [clingo.String(p), clingo.String(f)]))
+        self._wanted = {  # policy -> the external saying its missing answers are asked for
+            a.symbol.arguments[0].string: a.literal for a in _control.symbolic_atoms.by_signature("wanted", 1)
+        }
+        self._missing = [  # (policy, field, the atom saying the field is missing for the policy)
+            (p, f, clingo.Function("missing", [clingo.String(p), clingo.String(f)]))
             for p in rules.policies
             for f in rules.fields
         ]
@@ -57,10 +60,11 @@ class Reasoner:
 
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""
-        return self._decisions(patient, policies, self._solve(patient))
+        chosen = list(policies) if policies is not None else list(self.rules.policies.values())
+        return self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
 
     def _decisions(
-        self, patient: Patient, policies: Iterable[Policy] | None, shown: list[tuple[str, ...]]
+        self, patient: Patient, policies: list[Policy], shown: list[tuple[str, ...]]
     ) -> list[Decision]:
         status: dict[tuple[str, str], str] = {}
         reasons: set[tuple[str, str, str]] = set()
@@ -76,7 +80,7 @@ class Reasoner:
             elif name == "missing":
                 missing.setdefault(args[0], set()).add(args[1])
         decisions = []
-        for policy in policies if policies is not None else self.rules.policies.values():
+        for policy in policies:
             tree = _Tree(policy, patient, status, reasons).node(policy.root, "", True)
             ordered = tuple(f for f in self.rules.fields if f in missing.get(policy.id, ()))
             decisions.append(
@@ -88,10 +92,13 @@ class Reasoner:
         meaning = self._meaning[symbol] = (symbol.name, *map(_text_of, symbol.arguments))
         return meaning
 
-    def _solve(self, patient: Patient) -> list[tuple[str, ...]]:
-        """The shown atoms for `patient`, each as (predicate, arguments...)."""
+    def _solve(self, patient: Patient, wanted: set[str]) -> list[tuple[str, ...]]:
+        """The shown atoms for `patient`, each as (predicate, arguments...), with the missing
+        answers of the `wanted` policies only: the completions search for no other."""
+        for policy, literal in self._wanted.items():
+            self._control.assign_external(literal, policy in wanted)
         shown: list[clingo.Symbol] | None = None
-        unseen = [s for f, s in self._missing if f not in patient.values]
+        unseen = [s for p, f, s in self._missing if p in wanted and f not in patient.values]
         with self._input.entered(patient), self._control.solve(yield_=True) as models:
             for model in models:
                 if shown is None:

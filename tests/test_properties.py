@@ -96,6 +96,17 @@ def test_missing_agrees_with_brute_force(values: dict[str, Any]) -> None:
         assert list(decision.missing) == helpers.brute_missing(RULES, policy, values)
 
 
+@SETTINGS
+@given(partial_patients())
+def test_a_policy_alone_is_decided_as_beside_the_others(values: dict[str, Any]) -> None:
+    """Asking one policy searches completions for that policy only; nothing it says changes."""
+    together = decide(values)
+    patient = validate(helpers.nested(values), RULES, "random")
+    for policy in RULES.policies.values():
+        [alone] = REASONER.decide(patient, [policy])
+        assert alone == together[policy.id]
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: (
