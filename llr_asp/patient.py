@@ -259,10 +259,10 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
 
 
 def _unknown_key(wrong: str, rules: RuleSet) -> str:
+    import difflib  # imported only for a document with an unknown key
+
     valid = ["id", "policy", "meta", *rules.fields]
     valid += sorted({p.rsplit(".", 1)[0] for p in rules.fields if "." in p})
-    import difflib  # only for a document with an unknown key
-
     close = difflib.get_close_matches(wrong, valid, n=1, cutoff=0.6)
     hint = f'did you mean "{close[0]}"?' if close else "see `llr-asp schema` for the valid fields"
     return f'unknown field; {hint} (free-form notes go under "meta")'
