@@ -113,8 +113,8 @@ def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
         kind = type(instance)
         if kind not in classes:
             return False
-        if enum is not None and (kind, instance) not in enum:
-            return False
+        if enum is not None and (kind is dict or kind is list or (kind, instance) not in enum):
+            return False  # (an object or array is in no enum json_schema emits, and unhashable)
         if kind is int or kind is float:
             if whole and kind is float and not instance.is_integer():
                 return False
