@@ -39,13 +39,13 @@ def load_renamed(control: clingo.Control, prefix: str, files: Iterable[str]) -> 
 
 def located(problems: list[list[clingo.Symbol]], statements: list[clingo.ast.AST]) -> tuple[RuleError, ...]:
     """rule_error/rule_warning atoms as RuleErrors at the rule that declares the culprit."""
-    located = sorted(
+    ordered = sorted(
         (locate(declaration, statements), message.string, str(declaration))
         for message, declaration in problems
     )
     return tuple(
         RuleError(file, line or None, f"{message}: {declaration}")
-        for (file, line), message, declaration in located
+        for (file, line), message, declaration in ordered
     )
 
 
