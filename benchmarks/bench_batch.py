@@ -6,7 +6,8 @@ in their domains, numbers near the thresholds), then measures, in one run:
 1. `llr-asp batch COHORT --out FILE` as a whole process (JSONL in, JSONL out with `failed` and
    `missing`, every core, every policy): lines (patients) per second and decisions (output
    records: one per line and policy) per second, and the peak resident memory of the process
-   and its workers together. Targets: >= 10,000 decisions/s; <= 300 MB at 1,000,000 lines.
+   and its workers together. Targets: >= 10,000 "patient decisions" a second (reported both
+   ways, per line and per decision); <= 300 MB at 1,000,000 lines.
 2. Linearity: with --scale 10, N lines, then 10N, then N again: the time of 10N over the mean
    time of N (target <= 11).
 3. The floor: a plain-Python strong Kleene evaluation of the same requirement trees (read from
