@@ -13,10 +13,10 @@ import csv
 import multiprocessing
 import os
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Generic, TypeVar, Union
 
 import clingo
 
@@ -66,18 +66,18 @@ class LineError:
 
 Result = Union[Screening, LineError]
 Verdict = tuple[str, tuple[str, ...], tuple[str, ...]]  # decision, failed, missing
-DECIDE = ("kleene.lp", "patient.lp", "screen.lp")
-MISSING = ("kleene.lp", "patient.lp", "missing.lp", "screen.lp")
+DECIDE = ("kleene.lp", "screen.lp")
+MISSING = ("kleene.lp", "patient.lp", "missing.lp", "screen_missing.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
 class Screener:
     """Decides patients without building their trees. Not thread-safe: one per process.
 
-    Two groundings: world 0 alone decides every patient and names the requirements not met;
-    only a patient that some policy leaves undetermined is solved again with missing.lp, whose
-    completions cost several models. Externals are left free and each solve assumes the
-    patient's values.
+    Two groundings: screen.lp decides a group of patients in one solve, each in a slot
+    world of its own, and names the requirements not met; only a patient that some policy
+    leaves undetermined is solved again, alone, with missing.lp, whose completions cost
+    several models. Externals are left free and each solve assumes the patients' values.
     """
 
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
@@ -91,17 +91,23 @@ class Screener:
         self._missing.configuration.solver.heuristic = "None"  # type: ignore[union-attr]
         for wanted in self._missing.symbolic_atoms.by_signature("wanted", 1):
             self._missing.assign_external(wanted.literal, True)  # every policy's, for the cache
-        self._inputs = PatientInput(decide), PatientInput(self._missing)
-        for patient_input in self._inputs:
-            patient_input.free()
-        self._meaning: dict[clingo.Symbol, tuple[str, str, str]] = {}
+        self._slots, self._alone = PatientInput(decide), PatientInput(self._missing)
+        # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
+        # lemma, and forgetting none still took a fifth of its solve
+        decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
+        self._slots.free()
+        self._alone.free()
+        slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
+        self._verdict_atoms = _Reading(
+            decide,
+            [("decision", 3), ("failed", 3)],
+            lambda s: (slot[s.arguments[0]], s.name, s.arguments[1].string, _text(s.arguments[2])),
+        )
+        self._missing_atoms = _Reading(
+            self._missing, [("missing", 2)], lambda s: (s.arguments[0].string, s.arguments[1].string)
+        )
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
-        self._missing_atom = {
-            (p, f): clingo.Function("missing", [clingo.String(p), clingo.String(f)])
-            for p in rules.policies
-            for f in rules.fields
-        }
         self._cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
 
     @classmethod
@@ -111,77 +117,133 @@ class Screener:
     def policies(self, selection: str | None) -> list[Policy]:
         return self.rules.select(selection)
 
-    def screen(self, line: int, document: Document, source: str, policies: list[Policy]) -> list[Result]:
-        """The results of one input document under each policy."""
-        try:
-            if isinstance(document, InputError):
-                raise InputError(source, document.path, document.problem)
-            if isinstance(document, str):
-                document = parse(document, source)
-            patient = validate(document, self.rules, source)
-        except InputError as error:
-            return [LineError(line, str(error))]
-        assumptions = self._inputs[0].assumptions(patient)
-        key = tuple(assumptions)  # what clingo sees of the patient
-        verdicts = self._cache.get(key)
-        if verdicts is None:
-            verdicts = self._verdicts(patient, assumptions)
-            self._cache[key] = verdicts
-            if len(self._cache) > CACHE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return [Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies]
+    def screen(
+        self, documents: Sequence[tuple[int, Document]], source: str, policies: list[Policy]
+    ) -> list[Result]:
+        """The results of each numbered document under each policy, in order."""
+        read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
+        todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
+        for line, document in documents:
+            try:
+                patient = self._patient(document, f"{source}:{line}")
+            except InputError as error:
+                read.append(LineError(line, str(error)))
+                continue
+            places = self._slots.places(patient)
+            key = tuple(sorted(places))  # what clingo sees of the patient
+            read.append((line, patient, key))
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            elif key not in todo:
+                todo[key] = patient, places
+        profiles = list(todo.items())
+        size = len(self._slots.worlds)
+        for start in range(0, len(profiles), size):
+            group = profiles[start : start + size]
+            for (key, _), verdicts in zip(group, self._verdicts([p for _, p in group])):
+                self._cache[key] = verdicts
+        results: list[Result] = []
+        for item in read:
+            if isinstance(item, LineError):
+                results.append(item)
+                continue
+            line, patient, key = item
+            verdicts = self._cache[key]
+            results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies)
+        while len(self._cache) > CACHE:
+            self._cache.popitem(last=False)
+        return results
 
-    def _verdicts(self, patient: Patient, assumptions: list[int]) -> dict[str, Verdict]:
-        decided: dict[str, str] = {}
-        failed: dict[str, list[str]] = {p: [] for p in self.rules.policies}
-        missing: dict[str, list[str]] = {p: [] for p in self.rules.policies}
-        for name, policy, value in self._shown(assumptions):
+    def _patient(self, document: Document, source: str) -> Patient:
+        if isinstance(document, InputError):
+            raise InputError(source, document.path, document.problem)
+        if isinstance(document, str):
+            document = parse(document, source)
+        return validate(document, self.rules, source)
+
+    def _verdicts(self, group: list[tuple[Patient, list[int]]]) -> list[dict[str, Verdict]]:
+        """Each patient's verdict under every policy: one solve for the group, and one more
+        for each patient that some policy leaves undetermined."""
+        worlds = len(self._slots.worlds)  # worlds past the group hold nobody
+        decided: list[dict[str, str]] = [{} for _ in range(worlds)]
+        failed: list[dict[str, list[str]]] = [{p: [] for p in self.rules.policies} for _ in range(worlds)]
+        for slot, name, policy, value in self._shown([places for _, places in group]):
             if name == "decision":
-                decided[policy] = value
+                decided[slot][policy] = value
             else:
-                failed[policy].append(value)
-        open_policies = [p for p, d in decided.items() if d == "undetermined"]
-        if open_policies:
-            unknown = [f for f in self.rules.fields if f not in patient.values]
-            for policy, field in self._brave(patient, [(p, f) for p in open_policies for f in unknown]):
-                missing[policy].append(field)
-        return {
-            p: (
-                decided[p],
-                tuple(sorted(failed[p], key=self._order[p].__getitem__)),
-                tuple(sorted(missing[p], key=self._fields.__getitem__)),
+                failed[slot][policy].append(value)
+        verdicts = []
+        for (patient, _), decisions, not_met in zip(group, decided, failed):
+            missing: dict[str, list[str]] = {p: [] for p in self.rules.policies}
+            if "undetermined" in decisions.values():
+                for policy, field in self._brave(patient):
+                    missing[policy].append(field)
+            verdicts.append(
+                {
+                    p: (
+                        decisions[p],
+                        tuple(sorted(not_met[p], key=self._order[p].__getitem__)),
+                        tuple(sorted(missing[p], key=self._fields.__getitem__)),
+                    )
+                    for p in self.rules.policies
+                }
             )
-            for p in self.rules.policies
-        }
+        return verdicts
 
-    def _shown(self, assumptions: list[int]) -> list[tuple[str, str, str]]:
-        """The shown atoms of the patient's only model under screen.lp alone."""
-        symbols: list[Sequence[clingo.Symbol]] = []
-        self._decide.solve(assumptions=assumptions, on_model=lambda m: symbols.append(m.symbols(shown=True)))
-        return [self._meaning.get(s) or self._read(s) for s in symbols[0]]
-
-    def _brave(self, patient: Patient, candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The (policy, field) candidates that are missing: brave consequences of missing.lp,
-        found by asking each model only for the candidates not yet seen."""
-        unseen = {self._missing_atom[c]: c for c in candidates}
-        found: list[tuple[str, str]] = []
-        assumptions = self._inputs[1].assumptions(patient)
-        with self._missing.solve(assumptions=assumptions, yield_=True) as models:
-            for model in models:
-                for atom in [a for a in unseen if model.contains(a)]:
-                    found.append(unseen.pop(atom))
-        return found
-
-    def _read(self, symbol: clingo.Symbol) -> tuple[str, str, str]:
-        policy, value = symbol.arguments
-        meaning = self._meaning[symbol] = (
-            symbol.name,
-            policy.string,
-            value.string if symbol.name != "decision" else value.name,
+    def _shown(self, group: list[list[int]]) -> list[tuple[int, str, str, str]]:
+        """The shown atoms of the only model of screen.lp for a group of patients."""
+        shown: list[tuple[int, str, str, str]] = []
+        self._decide.solve(
+            assumptions=self._slots.assumptions(group),
+            on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
         )
-        return meaning
+        return shown
+
+    def _brave(self, patient: Patient) -> list[tuple[str, str]]:
+        """The (policy, field) pairs of missing/2 for `patient`: the brave consequences of
+        missing.lp, which the last model holds."""
+        shown: list[tuple[str, str]] = []
+        self._missing.solve(
+            assumptions=self._alone.assumptions([self._alone.places(patient)]),
+            on_last=lambda m: shown.extend(self._missing_atoms(m.symbols(shown=True))),
+        )
+        return shown
+
+
+_M = TypeVar("_M")
+
+
+class _Reading(Generic[_M]):
+    """What each atom of some predicates means, looked up by the hash of its symbol.
+
+    A dict keyed by clingo.Symbol took about 1 µs a lookup: a symbol compares through a
+    Python method, and its hash (the address of the interned symbol) is poor in the low bits
+    that a dict probes first, so lookups compared many symbols. Keyed by the hash itself, a
+    lookup compares integers. Every atom of the predicates is known after grounding, so two
+    that share a hash are found here and kept apart (by symbol) instead.
+    """
+
+    def __init__(
+        self,
+        control: clingo.Control,
+        signatures: list[tuple[str, int]],
+        meaning: Callable[[clingo.Symbol], _M],
+    ) -> None:
+        symbols = [
+            a.symbol for name, arity in signatures for a in control.symbolic_atoms.by_signature(name, arity)
+        ]
+        hashes = Counter(map(hash, symbols))
+        self._by_hash = {hash(s): meaning(s) for s in symbols if hashes[hash(s)] == 1}
+        self._clashing = {s: meaning(s) for s in symbols if hashes[hash(s)] > 1}
+
+    def __call__(self, symbols: Iterable[clingo.Symbol]) -> list[_M]:
+        by_hash = self._by_hash
+        return [by_hash[h] if (h := hash(s)) in by_hash else self._clashing[s] for s in symbols]
+
+
+def _text(symbol: clingo.Symbol) -> str:
+    """A requirement id (a string) or a decision (a constant) as text."""
+    return symbol.string if symbol.type == clingo.SymbolType.String else symbol.name
 
 
 def _first_places(ids: Iterable[str]) -> dict[str, int]:
@@ -211,8 +273,7 @@ def iterate_decisions(
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
         for chunk in chunks:
-            for line, document in chunk:
-                yield from screener.screen(line, document, f"{source}:{line}", chosen)
+            yield from screener.screen(chunk, source, chosen)
         return
     Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
@@ -251,9 +312,7 @@ def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
 def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:
     assert _worker is not None
     screener, chosen, source = _worker
-    return [
-        r for line, document in chunk for r in screener.screen(line, document, f"{source}:{line}", chosen)
-    ]
+    return screener.screen(chunk, source, chosen)
 
 
 def default_jobs() -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import zip_longest
 from pathlib import Path
 from typing import TypeVar
 
@@ -113,46 +114,68 @@ class Reasoner:
 
 
 class PatientInput:
-    """How a patient enters a grounded program: the truth values of its external atoms
-    value(0,F,V) and fractional(0,F) (patient.lp), and asked(F) where the program declares it
+    """How patients enter a grounded program: the truth values of the external atoms
+    value(W,F,V) and fractional(W,F) of each patient world W (world 0 in patient.lp, one slot
+    world per patient of a group in screen.lp), and asked(F) where the program declares it
     (next.lp). The control then solves patient after patient, so it forgets what it learnt
     (its lemmas) after each solve: lemmas from one patient do not help the next, and kept,
-    they slowed each brave solve of missing.lp from 0.65 to 1.3 ms over 100,000 patients."""
+    they slowed each brave solve of missing.lp from 0.65 to 1.3 ms over 100,000 patients.
+
+    A patient is first read as its places: which of a world's externals are true for it.
+    Every world has the same externals in the same places, so places are a patient's
+    fingerprint whatever world it enters.
+    """
 
     def __init__(self, control: clingo.Control) -> None:
         self._control = control
         control.configuration.solver.forget_on_step = "lemmas"  # type: ignore[union-attr]
         atoms = control.symbolic_atoms
-        self._value: dict[tuple[str, Value], int] = {}
-        self._fractional: dict[str, int] = {}
-        self._steps: dict[str, list[int]] = {}  # numeric field -> its candidate values, ascending
+        self._value: dict[tuple[str, Value], int] = {}  # (field, value) -> place
+        self._fractional: dict[str, int] = {}  # number field -> place of its fractional part
+        steps: dict[str, set[int]] = {}
+        worlds: dict[clingo.Symbol, dict[int, int]] = {}  # world -> place -> literal
         for atom in atoms.by_signature("value", 3):
             if atom.is_external:
-                _, field, value = atom.symbol.arguments
-                self._value[field.string, _key(symbol_value(value))] = atom.literal
+                world, field, value = atom.symbol.arguments
+                place = self._value.setdefault((field.string, _key(symbol_value(value))), len(self._value))
+                worlds.setdefault(world, {})[place] = atom.literal
                 if value.type == clingo.SymbolType.Number:
-                    bisect.insort(self._steps.setdefault(field.string, []), value.number)
+                    steps.setdefault(field.string, set()).add(value.number)
+        self._steps = {field: sorted(values) for field, values in steps.items()}  # ascending
         for atom in atoms.by_signature("fractional", 2):
             if atom.is_external:
-                self._fractional[atom.symbol.arguments[1].string] = atom.literal
+                world, field = atom.symbol.arguments
+                place = self._fractional.setdefault(field.string, len(self._value) + len(self._fractional))
+                worlds[world][place] = atom.literal
+        self.worlds = sorted(worlds)  # the patient worlds, in the order of `assumptions`
+        self._worlds = [[worlds[w][place] for place in sorted(worlds[w])] for w in self.worlds]
         self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
-        self._externals = [*self._value.values(), *self._fractional.values(), *self._asked.values()]
 
     def free(self) -> None:
-        """Leave every external to the assumptions of each solve (`assumptions`), which is
-        cheaper per solve than assigning them one by one."""
-        for literal in self._externals:
-            self._control.assign_external(literal, None)
+        """Leave the worlds' externals to the assumptions of each solve (`assumptions`),
+        which is cheaper per solve than assigning them one by one."""
+        for world in self._worlds:
+            for literal in world:
+                self._control.assign_external(literal, None)
 
-    def assumptions(self, patient: Patient) -> list[int]:
-        """Solver assumptions that hold `patient`: each external true or false (after `free`)."""
-        true = set(self.literals(patient))
-        return [literal if literal in true else -literal for literal in self._externals]
+    def assumptions(self, group: Sequence[Sequence[int]]) -> list[int]:
+        """Solver assumptions (after `free`) that hold a group of patients, given by their
+        places: the i-th world holds the i-th patient; worlds beyond the group hold a
+        patient with every field unknown."""
+        assumptions: list[int] = []
+        for world, places in zip_longest(self._worlds, group, fillvalue=()):
+            held = [-literal for literal in world]
+            for place in places:
+                held[place] = world[place]
+            assumptions += held
+        return assumptions
 
     @contextmanager
     def entered(self, patient: Patient) -> Iterator[None]:
-        """The program holds `patient` until the block ends."""
-        literals = self.literals(patient)
+        """The program (with one world) holds `patient` until the block ends."""
+        (world,) = self._worlds
+        literals = [world[place] for place in self.places(patient)]
+        literals += (self._asked[f] for f in patient.answered if f not in patient.values and f in self._asked)
         for literal in literals:
             self._control.assign_external(literal, True)
         try:
@@ -161,19 +184,18 @@ class PatientInput:
             for literal in literals:
                 self._control.assign_external(literal, False)
 
-    def literals(self, patient: Patient) -> list[int]:
-        """The externals that are true for `patient`."""
-        literals = []
+    def places(self, patient: Patient) -> list[int]:
+        """The places of the externals that are true for `patient`."""
+        places = []
         for path, value in patient.values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                literals.append(self._value[path, _key(value)])
+                places.append(self._value[path, _key(value)])
                 continue
             steps = self._steps[path]
-            literals.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
+            places.append(self._value[path, steps[bisect.bisect_right(steps, math.floor(value)) - 1]])
             if not float(value).is_integer():
-                literals.append(self._fractional[path])
-        literals += (self._asked[f] for f in patient.answered if f not in patient.values and f in self._asked)
-        return literals
+                places.append(self._fractional[path])
+        return places
 
 
 class _Tree:

@@ -61,6 +61,21 @@ def test_random_patients_are_decided_as_explain_decides_them(rules: RuleSet, rea
     assert any(r.missing for r in results)  # undetermined patients were among them
 
 
+def test_patients_solved_together_are_decided_apart(reasoner: Reasoner) -> None:
+    """Patients share a solve (one slot world each) and repeated ones share a verdict, yet each
+    line gets its own patient's decision, whatever sits beside it."""
+    documents: list[Any] = [json.loads(p.read_text()) for p in EXAMPLES]
+    rng = random.Random(9)
+    lines = [rng.choice([*documents, "{broken"]) for _ in range(3 * len(documents))]
+    results = list(iterate_decisions(json.dumps(d) if isinstance(d, dict) else d for d in lines))
+    expect = []
+    for document in lines:
+        if isinstance(document, dict):
+            expect += expected(reasoner, document)
+    assert got([r for r in results if isinstance(r, Screening)]) == expect
+    assert sum(isinstance(r, LineError) for r in results) == lines.count("{broken")
+
+
 def test_worker_processes_keep_input_order(rules: RuleSet) -> None:
     rng = random.Random(8)
     documents = [json.dumps(random_patient(rng, rules)) for _ in range(1200)] + ["{broken"]
