@@ -2,9 +2,10 @@
 
 `iterate_decisions` is the API: patient documents in, one `Screening` per document and policy
 out (or a `LineError` for a document that is not a valid patient), in input order, holding only
-a bounded number of documents in memory however long the input. The clingo program is
-screen.lp: explain's reasoning without the tree (decision, requirements not met, missing).
-With jobs > 1, chunks of documents go to worker processes, each with its own grounding.
+a bounded number of documents in memory however long the input. The clingo programs are
+screen.lp, explain's reasoning without the tree for a group of patients at once (decision and
+requirements not met), and screen_missing.lp, for the missing answers of an undetermined one.
+With jobs > 1, chunks of documents go to worker processes, each with its own groundings.
 """
 
 from __future__ import annotations
