@@ -148,7 +148,8 @@ class PatientInput:
                 place = self._fractional.setdefault(field.string, len(self._value) + len(self._fractional))
                 worlds[world][place] = atom.literal
         self.worlds = sorted(worlds)  # the patient worlds, in the order of `assumptions`
-        self._worlds = [[worlds[w][place] for place in sorted(worlds[w])] for w in self.worlds]
+        every = range(len(self._value) + len(self._fractional))  # every world has every place
+        self._worlds = [[worlds[w][place] for place in every] for w in self.worlds]
         self._asked = {a.symbol.arguments[0].string: a.literal for a in atoms.by_signature("asked", 1)}
 
     def free(self) -> None:
