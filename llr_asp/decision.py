@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .ruleset import Policy, Test, Value, show
@@ -42,6 +43,53 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Contest:
+    """An alternative reading of the policy text under which the decision would differ."""
+
+    reading: str  # the contested point's id
+    requirement: str  # the requirement whose sentence it reads
+    alternative: str  # the alternative, in one line
+    decision: str  # the decision under the alternative
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "reading": self.reading,
+            "requirement": self.requirement,
+            "alternative": self.alternative,
+            "decision": self.decision,
+        }
+
+
+@dataclass(frozen=True)
+class Warning:
+    """A domain assumption that the patient record contradicts."""
+
+    assumption: str
+    text: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"assumption": self.assumption, "text": self.text}
+
+
+def contests(policy: Policy, otherwise: Iterable[tuple[str, str, str]]) -> tuple[Contest, ...]:
+    """The (reading, alternative, decision) triples of a solve as contests, in the order the
+    rules declare the readings and their alternatives."""
+    found = {(x, a): d for x, a, d in otherwise}
+    return tuple(
+        Contest(reading.id, reading.requirement, alternative.text, found[reading.id, alternative.id])
+        for reading in policy.readings.values()
+        for alternative in reading.alternatives
+        if (reading.id, alternative.id) in found
+    )
+
+
+def warnings(assumptions: Mapping[str, str], violated: Iterable[str]) -> tuple[Warning, ...]:
+    """The violated domain assumptions, in the order the rules declare them."""
+    violated = set(violated)
+    return tuple(Warning(a, text) for a, text in assumptions.items() if a in violated)
+
+
+@dataclass(frozen=True)
 class Decision:
     """What one policy decides for one patient, and why."""
 
@@ -51,6 +99,8 @@ class Decision:
     tree: Node
     missing: tuple[str, ...]  # unknown fields whose answer can still change the decision
     rules: str  # sha256 of the rule set
+    contested: tuple[Contest, ...] = ()  # the alternative readings under which it would differ
+    warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
 
     def failed(self) -> list[str]:
         """Ids of the requirements not met, in tree order, each once."""
@@ -65,6 +115,8 @@ class Decision:
             "decision": self.decision,
             "tree": _node_json(self.tree),
             "missing": list(self.missing),
+            "contested": [c.to_json() for c in self.contested],
+            "warnings": [w.to_json() for w in self.warnings],
             "rules": self.rules,
         }
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import clingo
 
-from .decision import Decision, Evidence, Node
+from .decision import Decision, Evidence, Node, contests, warnings
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
 
@@ -71,6 +71,8 @@ class Reasoner:
         reasons: set[tuple[str, str, str]] = set()
         verdict: dict[str, str] = {}
         missing: dict[str, set[str]] = {}
+        otherwise: dict[str, list[tuple[str, str, str]]] = {}
+        violated: list[str] = []
         for name, *args in shown:
             if name == "status":
                 status[args[0], args[1]] = args[2]
@@ -80,12 +82,20 @@ class Reasoner:
                 verdict[args[0]] = args[1]
             elif name == "missing":
                 missing.setdefault(args[0], set()).add(args[1])
+            elif name == "otherwise":
+                otherwise.setdefault(args[0], []).append((args[1], args[2], args[3]))
+            elif name == "violates":
+                violated.append(args[0])
+        warned = warnings(self.rules.assumptions, violated)
         decisions = []
         for policy in policies:
             tree = _Tree(policy, patient, status, reasons).node(policy.root, "", True)
             ordered = tuple(f for f in self.rules.fields if f in missing.get(policy.id, ()))
+            contested = contests(policy, otherwise.get(policy.id, ()))
             decisions.append(
-                Decision(patient.id, policy, verdict[policy.id], tree, ordered, self.rules.digest)
+                Decision(
+                    patient.id, policy, verdict[policy.id], tree, ordered, self.rules.digest, contested, warned
+                )
             )
         return decisions
 
@@ -222,7 +232,10 @@ class _Tree:
             status=self.status[p, rid],
             label=requirement.label,
             text=text,
-            interpretation=" ".join(requirement.interpretations) or None,
+            interpretation=" ".join(
+                [*requirement.interpretations, *(r.adopted for r in self.policy.readings_of(rid))]
+            )
+            or None,
             evidence=evidence,
             children=tuple(self.node(c, text, (p, rid, c) in self.reasons) for c in requirement.parts),
             reason=reason,

@@ -5,6 +5,7 @@ Everything here is read from the rules; no policy, requirement or field is named
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import re
@@ -49,7 +50,12 @@ class Field:
     minimum: int | None
     maximum: int | None
     question: str
-    immutable: bool
+    kind: str  # fact | finding | care (see kind/2 in vocabulary.lp)
+
+    @property
+    def immutable(self) -> bool:
+        """A known value is a fact about the patient that no care changes."""
+        return self.kind == "fact"
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,27 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another reasonable reading of a contested point, as rules of a policy variant."""
+
+    id: str
+    text: str  # the alternative in one line
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A point of the policy text that admits more than one reasonable reading."""
+
+    id: str
+    requirement: str  # whose sentence is read
+    adopted: str  # the reading the policy's requirements encode, in one line
+    alternatives: tuple[Alternative, ...]
+
+    def alternative(self, aid: str) -> Alternative:
+        return next(a for a in self.alternatives if a.id == aid)
+
+
+@dataclass(frozen=True)
 class Policy:
     id: str
     title: str
@@ -96,6 +123,11 @@ class Policy:
     root: str
     requirements: Mapping[str, Requirement]
     recourse: str | None = None  # what a clinician can do after a refusal
+    readings: Mapping[str, Reading] = dataclasses.field(default_factory=dict)  # contested points, by id
+
+    def readings_of(self, rid: str) -> list[Reading]:
+        """The contested readings of requirement `rid`'s sentence."""
+        return [r for r in self.readings.values() if r.requirement == rid]
 
     def below(self, rid: str) -> Iterator[Requirement]:
         """Requirement `rid` and every requirement under it, depth first in declared order (a
@@ -274,14 +306,22 @@ def _fields(facts: _Facts) -> dict[str, Field]:
         choices.setdefault(f.string, []).append(c.name)
     ranges = {f.string: (lo.number, hi.number) for f, lo, hi in facts.get("range", 3)}
     questions = {f.string: q.string for f, q in facts.get("question", 2)}
-    immutable = {f.string for (f,) in facts.get("immutable", 1)}
+    kinds = {f.string: k.name for f, k in facts.get("kind", 2)}
+    immutable = {f.string for (f,) in facts.get("immutable", 1)}  # kind fact, or declared so before kind/2
     fields = {}
     for f, t in facts.get("field", 2):
         path = f.string
         values = [g for _, g in sorted(grades.get(path, []))] or sorted(choices.get(path, []))
         lo, hi = ranges.get(path, (None, None))
-        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], path in immutable)
+        kind = kinds.get(path) or ("fact" if path in immutable else "finding")
+        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], kind)
     return fields
+
+
+def _own(facts: list[list[clingo.Symbol]]) -> list[list[clingo.Symbol]]:
+    """The declarations of policies, not of their variants (alternative readings, whose
+    requirements only the engine evaluates)."""
+    return [args for args in facts if args[0].type == clingo.SymbolType.String]
 
 
 def _grouped(facts: list[list[clingo.Symbol]]) -> dict[tuple[str, str], list[str]]:
@@ -298,7 +338,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         for name in ("title", "reference", "commissioner", "review", "source", "root", "recourse")
     }
     parts: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    for p, r, n, c in facts.get("part", 4):
+    for p, r, n, c in _own(facts.get("part", 4)):
         parts.setdefault((p.string, r.string), []).append((n.number, c.string))
     texts = {(p.string, r.string): s.string for p, r, s in facts.get("text", 3)}
     notes = _grouped(facts.get("interpretation", 3))
@@ -322,10 +362,19 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         )
 
     for form in ("all_of", "any_of"):
-        for p, r, label in facts.get(form, 3):
+        for p, r, label in _own(facts.get(form, 3)):
             add(p, r, form, label, None)
-    for p, r, label, f, op, v in facts.get("condition", 6):
+    for p, r, label, f, op, v in _own(facts.get("condition", 6)):
         add(p, r, "condition", label, Test(f.string, op.name, symbol_value(v)))
+
+    alternatives: dict[tuple[str, str], list[Alternative]] = {}
+    for p, x, a, text in facts.get("alternative", 4):
+        alternatives.setdefault((p.string, x.string), []).append(Alternative(a.string, text.string))
+    readings: dict[str, dict[str, Reading]] = {}
+    for p, x, r, adopted in facts.get("reading", 4):
+        readings.setdefault(p.string, {})[x.string] = Reading(
+            x.string, r.string, adopted.string, tuple(alternatives.get((p.string, x.string), ()))
+        )
 
     return {
         p.string: Policy(
@@ -338,6 +387,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             root=meta["root"][p.string].string,
             requirements=requirements.get(p.string, {}),
             recourse=meta["recourse"][p.string].string if p.string in meta["recourse"] else None,
+            readings=readings.get(p.string, {}),
         )
         for (p,) in facts.get("policy", 1)
     }
