@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar, Union
 
 import clingo
 
+from .decision import Contest, Warning, contests, warnings
 from .errors import InputError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
 from .reasoner import PatientInput
@@ -41,6 +42,8 @@ class Screening:
     decision: str
     failed: tuple[str, ...]  # requirements not met, in tree order
     missing: tuple[str, ...]
+    contested: tuple[Contest, ...] = ()  # alternative readings under which the decision differs
+    warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,8 @@ class Screening:
             "decision": self.decision,
             "failed": list(self.failed),
             "missing": list(self.missing),
+            "contested": [c.to_json() for c in self.contested],
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
 
@@ -66,7 +71,8 @@ class LineError:
 
 
 Result = Union[Screening, LineError]
-Verdict = tuple[str, tuple[str, ...], tuple[str, ...]]  # decision, failed, missing
+Verdict = tuple[str, tuple[str, ...], tuple[str, ...], tuple[Contest, ...], tuple[Warning, ...]]
+# decision, failed, missing, contested, warnings
 DECIDE = ("kleene.lp", "screen.lp")
 MISSING = ("kleene.lp", "patient.lp", "missing.lp", "screen_missing.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
@@ -101,8 +107,8 @@ class Screener:
         slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
         self._verdict_atoms = _Reading(
             decide,
-            [("decision", 3), ("failed", 3)],
-            lambda s: (slot[s.arguments[0]], s.name, s.arguments[1].string, _text(s.arguments[2])),
+            [("verdict", 3), ("failed", 3), ("otherwise", 5), ("violated", 2)],
+            lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:])),
         )
         self._missing_atoms = _Reading(
             self._missing, [("missing", 2)], lambda s: (s.arguments[0].string, s.arguments[1].string)
@@ -166,34 +172,46 @@ class Screener:
         """Each patient's verdict under every policy: one solve for the group, and one more
         for each patient that some policy leaves undetermined."""
         worlds = len(self._slots.worlds)  # worlds past the group hold nobody
+        policies = self.rules.policies
         decided: list[dict[str, str]] = [{} for _ in range(worlds)]
-        failed: list[dict[str, list[str]]] = [{p: [] for p in self.rules.policies} for _ in range(worlds)]
-        for slot, name, policy, value in self._shown([places for _, places in group]):
-            if name == "decision":
-                decided[slot][policy] = value
+        failed: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
+        otherwise: list[dict[str, list[tuple[str, str, str]]]] = [{} for _ in range(worlds)]
+        violated: list[list[str]] = [[] for _ in range(worlds)]
+        for slot, name, *args in self._shown([places for _, places in group]):
+            if name == "verdict":
+                decided[slot][args[0]] = args[1]
+            elif name == "failed":
+                failed[slot][args[0]].append(args[1])
+            elif name == "otherwise":
+                otherwise[slot].setdefault(args[0], []).append((args[1], args[2], args[3]))
             else:
-                failed[slot][policy].append(value)
+                violated[slot].append(args[0])
         verdicts = []
-        for (patient, _), decisions, not_met in zip(group, decided, failed):
-            missing: dict[str, list[str]] = {p: [] for p in self.rules.policies}
+        for (patient, _), decisions, not_met, other, broken in zip(
+            group, decided, failed, otherwise, violated
+        ):
+            missing: dict[str, list[str]] = {p: [] for p in policies}
             if "undetermined" in decisions.values():
                 for policy, field in self._brave(patient):
                     missing[policy].append(field)
+            warned = warnings(self.rules.assumptions, broken) if broken else ()
             verdicts.append(
                 {
                     p: (
                         decisions[p],
                         tuple(sorted(not_met[p], key=self._order[p].__getitem__)),
                         tuple(sorted(missing[p], key=self._fields.__getitem__)),
+                        contests(policies[p], other[p]) if p in other else (),
+                        warned,
                     )
-                    for p in self.rules.policies
+                    for p in policies
                 }
             )
         return verdicts
 
-    def _shown(self, group: list[list[int]]) -> list[tuple[int, str, str, str]]:
+    def _shown(self, group: list[list[int]]) -> list[tuple[Any, ...]]:
         """The shown atoms of the only model of screen.lp for a group of patients."""
-        shown: list[tuple[int, str, str, str]] = []
+        shown: list[tuple[Any, ...]] = []
         self._decide.solve(
             assumptions=self._slots.assumptions(group),
             on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
@@ -243,7 +261,8 @@ class _Reading(Generic[_M]):
 
 
 def _text(symbol: clingo.Symbol) -> str:
-    """A requirement id (a string) or a decision (a constant) as text."""
+    """A policy, requirement, reading or assumption id (a string) or a decision (a constant)
+    as text."""
     return symbol.string if symbol.type == clingo.SymbolType.String else symbol.name
 
 
@@ -381,13 +400,16 @@ def _cell(text: str, rules: RuleSet, header: str) -> Any:
 
 class Summary:
     """What a run found: decisions per policy, the requirements most often failed, the fields
-    most often missing, and the bad lines."""
+    most often missing, how many patients each contested reading decides, the records that
+    contradict a domain assumption, and the bad lines."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self.decisions: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.failed: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (reading, alt)
+        self.warnings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.errors: list[LineError] = []
         self.error_count = 0
 
@@ -401,6 +423,10 @@ class Summary:
         self.failed[result.policy].update(result.failed)
         if result.missing:
             self.missing[result.policy].update(result.missing)
+        for contest in result.contested:
+            self.contested[result.policy][contest.reading, contest.alternative] += 1
+        for warning in result.warnings:
+            self.warnings[result.policy][warning.assumption] += 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -412,6 +438,11 @@ class Summary:
                     "decisions": dict(self.decisions[p]),
                     "most_failed": self.failed[p].most_common(10),
                     "most_missing": self.missing[p].most_common(10),
+                    "contested": [
+                        {"reading": reading, "alternative": alternative, "patients": count}
+                        for (reading, alternative), count in self.contested[p].most_common()
+                    ],
+                    "warnings": dict(self.warnings[p]),
                 }
                 for p in self.decisions
             },

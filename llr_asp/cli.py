@@ -92,6 +92,12 @@ def _console(stderr: bool = False) -> Any:
     return Console(highlight=False, stderr=stderr)
 
 
+EVERY_POLICY = (
+    "The record names no policy and none was given (--policy), so every policy was evaluated: "
+    "read the one for the procedure requested."
+)
+
+
 @app.command()
 def explain(
     patient: PatientArgument,
@@ -118,7 +124,9 @@ def explain(
     Prints the decision (eligible, not eligible, undetermined) for each policy, then a
     justification tree: every requirement met (✔), not met (✘) or unknown (?), the policy
     sentence it encodes, any interpretation the encoding makes, and the patient's values it used.
-    An undetermined decision lists the answers still needed.
+    An undetermined decision lists the answers still needed. A decision that would differ under
+    another reasonable reading of the damaged policy text says so first, and names the reading
+    (⚑); a record that contradicts a domain assumption gets a warning.
     """
     with _user_errors():
         reasoner = Reasoner.load(rules)
@@ -128,14 +136,19 @@ def explain(
     if format is ExplainFormat.json:
         _print_per_policy([d.to_json() for d in decisions])
         return
+    unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
     if format is ExplainFormat.markdown:
-        from .markdown import decision_markdown
+        from .markdown import decision_markdown, escape
 
-        sys.stdout.write("\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
+        preface = f"*{escape(unnamed)}*\n\n" if unnamed else ""
+        sys.stdout.write(preface + "\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
         return
+    from rich.text import Text
+
     from .render import decision_view, print_all
 
-    print_all(_console(), (decision_view(d, ruleset, full) for d in decisions))
+    views: list[Any] = [Text(unnamed, style="bold")] if unnamed else []
+    print_all(_console(), [*views, *(decision_view(d, ruleset, full) for d in decisions)])
 
 
 @app.command()
@@ -317,10 +330,12 @@ def batch(
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
 
-    Each result is {"line", "patient", "policy", "reference", "decision", "failed", "missing"}:
-    `failed` lists the requirements not met, `missing` the unknown fields that can still change
-    the decision. A line that is not a valid patient gives {"line", "error"} and the run goes on;
-    nothing is dropped or reordered. Memory stays flat however long the input. A progress bar
+    Each result is {"line", "patient", "policy", "reference", "decision", "failed", "missing",
+    "contested", "warnings"}: `failed` lists the requirements not met, `missing` the unknown
+    fields that can still change the decision, `contested` the alternative readings of the
+    policy text under which the decision would differ (as explain), `warnings` the domain
+    assumptions the record contradicts. A line that is not a valid patient gives
+    {"line", "error"} and the run goes on; nothing is dropped or reordered. Memory stays flat however long the input. A progress bar
     shows on a terminal; a summary (decisions, the requirements most often failed, the fields
     most often missing, the bad lines) ends the run on stderr. Exit 0 when every line was
     decided, 1 when some lines were errors (every line is still written), 2 for unusable
@@ -399,7 +414,18 @@ def _csv_writer(out: Any) -> Any:
     import csv
 
     writer = csv.writer(out)
-    columns = ["line", "patient", "policy", "reference", "decision", "failed", "missing", "error"]
+    columns = [
+        "line",
+        "patient",
+        "policy",
+        "reference",
+        "decision",
+        "failed",
+        "missing",
+        "contested",
+        "warnings",
+        "error",
+    ]
     writer.writerow(columns)
 
     def write(result: Any) -> None:
@@ -407,6 +433,9 @@ def _csv_writer(out: Any) -> Any:
         for key in ("failed", "missing"):
             if key in row:
                 row[key] = ";".join(row[key])
+        if "contested" in row:  # reading=decision under its alternative
+            row["contested"] = ";".join(f"{c['reading']}={c['decision']}" for c in row["contested"])
+            row["warnings"] = ";".join(w["assumption"] for w in row["warnings"])
         writer.writerow([row.get(c, "") for c in columns])
 
     return write

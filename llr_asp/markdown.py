@@ -12,6 +12,7 @@ import re
 from .decision import Decision, Node
 from .errors import printable
 from .ruleset import RuleSet, show
+from .wording import contested_headline, leads_to
 
 STATUS = {"met": "✔ met", "not_met": "✘ not met", "unknown": "? unknown"}
 VERDICT = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
@@ -31,12 +32,33 @@ def decision_markdown(decision: Decision, rules: RuleSet, full: bool = False) ->
     lines = [
         f"### {escape(policy.title)} ({escape(policy.reference)}): **{VERDICT[decision.decision]}**",
         "",
+    ]
+    if decision.contested:
+        lines += [f"**{escape(contested_headline(decision))}**", ""]
+    lines += [
+        f"> **Warning:** the record contradicts a domain assumption: {escape(w.text)} "
+        "Check the record; the decision is computed from it as it stands."
+        for w in decision.warnings
+    ]
+    if decision.warnings:
+        lines.append("")
+    lines += [
         f"Patient: {escape(decision.patient)}\\",
         f"Commissioner: {escape(policy.commissioner)}\\",
-        f"Decided by llr-asp, rule set sha256 `{decision.rules[:16]}`",
+        "The criteria were checked against the published policy text by llr-asp "
+        f"(rule set sha256 `{decision.rules[:16]}`); the funding decision rests with "
+        f"{escape(policy.commissioner)}.",
         "",
     ]
-    lines += _node(decision.tree, None, 0, brief=False, full=full)
+    marked = {c.requirement for c in decision.contested}
+    lines += _node(decision.tree, None, 0, False, full, marked)
+    if decision.contested:
+        lines += ["", "**Contested readings this decision rests on (confirm with the ICB):**", ""]
+        lines += [
+            f"- ⚑ **{escape(c.requirement)}** ({escape(c.reading)}): {escape(c.alternative)} "
+            f"Under it: **{VERDICT[c.decision]}**."
+            for c in decision.contested
+        ]
     if decision.missing:
         lines += ["", "**Still needed to decide:**", ""]
         lines += [f"- {escape(f)}: {escape(rules.fields[f].question)}" for f in decision.missing]
@@ -45,10 +67,14 @@ def decision_markdown(decision: Decision, rules: RuleSet, full: bool = False) ->
     return "\n".join(lines) + "\n"
 
 
-def _node(node: Node, parent_text: str | None, depth: int, brief: bool, full: bool) -> list[str]:
+def _node(
+    node: Node, parent_text: str | None, depth: int, brief: bool, full: bool, marked: set[str]
+) -> list[str]:
     """A list item: the requirement, then its sentence, interpretation and evidence on lines of
     their own, then its parts as a nested list."""
     head = f"{STATUS[node.status]}: **{escape(node.id)}** {escape(node.label)}"
+    if node.id in marked:
+        head += " ⚑ *contested reading*"
     if brief:
         return [f"{'  ' * depth}- {head} (not a reason for the result)"]
     item = [head]
@@ -63,5 +89,6 @@ def _node(node: Node, parent_text: str | None, depth: int, brief: bool, full: bo
     lines = [f"{pad}- {item[0]}", *(f"{pad}  {line}" for line in item[1:])]
     lines = [f"{line}\\" for line in lines[:-1]] + lines[-1:]  # a backslash ends a line: hard break
     for child in node.children:
-        lines += _node(child, node.text, depth + 1, brief=not (full or child.reason), full=full)
+        brief = not (full or child.reason or leads_to(child, marked))
+        lines += _node(child, node.text, depth + 1, brief, full, marked)
     return lines

@@ -94,7 +94,14 @@ class Reasoner:
             contested = contests(policy, otherwise.get(policy.id, ()))
             decisions.append(
                 Decision(
-                    patient.id, policy, verdict[policy.id], tree, ordered, self.rules.digest, contested, warned
+                    patient.id,
+                    policy,
+                    verdict[policy.id],
+                    tree,
+                    ordered,
+                    self.rules.digest,
+                    contested,
+                    warned,
                 )
             )
         return decisions

@@ -19,6 +19,7 @@ from rich.tree import Tree
 from .decision import Decision, Evidence, Node
 from .errors import printable
 from .ruleset import RuleSet, show
+from .wording import VERDICT_WORDS, contested_headline, leads_to
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from rich.table import Table
@@ -54,9 +55,30 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
         ": ",
         (verdict, style),
     )
-    tree = Tree(_node_label(decision.tree, parent_text=None, brief=False), guide_style="dim")
-    _add_children(tree, decision.tree, full)
-    parts: list[Text | Tree] = [header, tree]
+    if decision.contested:
+        header.append(f" — {contested_headline(decision)}", style="bold magenta")
+    parts: list[Text | Tree] = [header]
+    for warning in decision.warnings:
+        parts.append(
+            Text.assemble(
+                ("⚠ The record contradicts a domain assumption: ", "bold yellow"),
+                warning.text,
+                " Check the record; the decision is computed from it as it stands.",
+            )
+        )
+    marked = {c.requirement for c in decision.contested}
+    tree = Tree(_node_label(decision.tree, None, False, marked), guide_style="dim")
+    _add_children(tree, decision.tree, full, marked)
+    parts.append(tree)
+    if decision.contested:
+        contested = Text(
+            "Contested readings this decision rests on (confirm with the ICB):", style="bold magenta"
+        )
+        for contest in decision.contested:
+            contested.append(f"\n  ⚑ {contest.requirement} ", style="bold")
+            contested.append(f"[{contest.reading}] {contest.alternative} Under it: ")
+            contested.append(VERDICT_WORDS[contest.decision], style=VERDICT[contest.decision][1])
+        parts.append(contested)
     if decision.missing:
         needed = Text("Still needed to decide:", style="bold yellow")
         for field in decision.missing:
@@ -64,6 +86,8 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
             needed.append(rules.fields[field].question)
         parts.append(needed)
     key = "✔ met   ✘ not met   ? unknown"
+    if marked:
+        key += "   ⚑ rests on a contested reading"
     if not full:
         key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
@@ -72,21 +96,23 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
     return Group(*parts)
 
 
-def _add_children(tree: Tree, node: Node, full: bool) -> None:
+def _add_children(tree: Tree, node: Node, full: bool, marked: set[str]) -> None:
     for child in node.children:
-        brief = not (full or child.reason)
-        branch = tree.add(_node_label(child, parent_text=node.text, brief=brief))
+        brief = not (full or child.reason or leads_to(child, marked))
+        branch = tree.add(_node_label(child, node.text, brief, marked))
         if not brief:
-            _add_children(branch, child, full)
+            _add_children(branch, child, full, marked)
 
 
-def _node_label(node: Node, parent_text: str | None, brief: bool) -> Text:
+def _node_label(node: Node, parent_text: str | None, brief: bool, marked: set[str]) -> Text:
     label = Text.assemble(
         (f"{ICON[node.status]} ", STYLE[node.status]),
         (node.id, "bold"),
         "  ",
         node.label,
     )
+    if node.id in marked:
+        label.append("  ⚑ contested reading", style="bold magenta")
     if brief:
         label.append(" …")
         label.stylize("dim")
@@ -319,12 +345,19 @@ def summary_view(summary: Summary) -> Group:
                 (failed[r], f"{r}  {requirements[r].label}") for r in sorted(top, key=lambda r: -failed[r])
             ],
             "Most often missing": [(n, f) for f, n in summary.missing[policy].most_common(5)],
+            "Decided otherwise under an alternative reading (patients)": [
+                (n, f"{reading}: {alternative}")
+                for (reading, alternative), n in summary.contested[policy].most_common()
+            ],
+            "Records that contradict a domain assumption": [
+                (n, summary.rules.assumptions[a]) for a, n in summary.warnings[policy].most_common()
+            ],
         }
         for title, counts in rows.items():
             if any(n for n, _ in counts):
                 lines = Text(f"{title}:", style="bold")
                 for count, name in counts:
-                    lines.append(f"\n  {count:>8}  {name}")
+                    lines.append(f"\n  {count:>8}  {printable(name)}")
                 parts.append(lines)
     if summary.error_count:
         errors = Text(f"{summary.error_count} bad lines", style="bold red")

@@ -96,7 +96,7 @@ def test_a_syntax_error_is_annotated_at_its_line(project: Path) -> None:
 
 def test_hygiene_fails_on_an_unused_field(project: Path) -> None:
     with (project / "rules" / "fields.lp").open("a") as file:
-        file.write('field("spare", bool).\nquestion("spare", "Never asked?").\n')
+        file.write('field("spare", bool).\nquestion("spare", "Never asked?").\nkind("spare", care).\n')
     code, report = run(project)
     [failure] = report["failures"]
     assert code == 1 and failure["step"] == "hygiene" and "no policy tests it" in failure["message"]
