@@ -335,9 +335,10 @@ def batch(
     fields that can still change the decision, `contested` the alternative readings of the
     policy text under which the decision would differ (as explain), `warnings` the domain
     assumptions the record contradicts. A line that is not a valid patient gives
-    {"line", "error"} and the run goes on; nothing is dropped or reordered. Memory stays flat however long the input. A progress bar
-    shows on a terminal; a summary (decisions, the requirements most often failed, the fields
-    most often missing, the bad lines) ends the run on stderr. Exit 0 when every line was
+    {"line", "error"} and the run goes on; nothing is dropped or reordered. Memory stays flat
+    however long the input. A progress bar shows on a terminal; a summary (decisions, the
+    requirements most often failed, the fields most often missing, how many patients each
+    contested reading decides, the bad lines) ends the run on stderr. Exit 0 when every line was
     decided, 1 when some lines were errors (every line is still written), 2 for unusable
     arguments.
     """

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from .check import Report
     from .difference import Comparison
     from .interview import Next, Question
-    from .whatif import WhatIf
+    from .whatif import Change, WhatIf
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
 STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -275,6 +275,8 @@ def whatif_view(answer: WhatIf) -> Group:
         because = f": {fixed}, which cannot change" if fixed else ""
         cannot = f"{blocker.requirement} ({blocker.label}) cannot be met{because}."
         lines.append(Text(f"No change can make the patient eligible. {cannot}"))
+        for _, statement in blocker.assumptions:
+            lines.append(Text(f"  Not without contradicting the domain assumption: {statement}"))
     else:
         size = len(answer.counterfactuals[0])
         fields = f"{size} field{'s' if size > 1 else ''} each"
@@ -282,11 +284,42 @@ def whatif_view(answer: WhatIf) -> Group:
         for number, changes in enumerate(answer.counterfactuals, 1):
             line = Text(f"  {number}. ")
             for index, change in enumerate(changes):
-                before = "unknown" if change.before is None else show(change.before)
-                line.append(f"{'; ' if index else ''}{change.field}: {before} → ", style="")
-                line.append(show(change.after), style="bold green")
+                line.append("; " if index else "")
+                line.append_text(change_text(change))
             lines.append(line)
+        lines.append(Text(CHANGE_KEY, style="dim"))
+    for contest in answer.contested:
+        lines.append(
+            Text.assemble(
+                (f"⚑ Under the alternative reading {contest.reading} ", "bold magenta"),
+                f"({contest.alternative}) the patient is {VERDICT_WORDS[contest.decision]} "
+                "as the record stands. Confirm the reading with the ICB.",
+            )
+        )
     return Group(*lines)
+
+
+CHANGE_KEY = (
+    "answer: an unknown answered; care: what a clinician can act on; "
+    "finding: a clinical finding, which changes with the disease, not by choice"
+)
+
+
+def change_text(change: Change) -> Text:
+    """`conservative.months: 4 → 6 (care)`, or for a finding, a condition: `eligible if
+    radiology.severity were severe (now moderate; a clinical finding)`."""
+    if change.kind == "finding":
+        return Text.assemble(
+            "eligible if ",
+            (change.field, "bold"),
+            " were ",
+            (show(change.after), "bold green"),
+            f" (now {show(change.before)}; a clinical finding, not a step to take)",
+        )
+    before = "unknown" if change.before is None else show(change.before)
+    return Text.assemble(
+        (change.field, "bold"), f": {before} → ", (show(change.after), "bold green"), f" ({change.kind})"
+    )
 
 
 def next_view(step: Next) -> Group:

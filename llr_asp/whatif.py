@@ -3,11 +3,15 @@
 whatif.lp does the search by clingo optimisation: fewest changes first, then the nearest
 values. Three kinds of solve on one grounding: the optimum (how many changes are needed),
 every set of fields of that size (projected enumeration), and the nearest values for each set.
+The changed patient respects every domain assumption, so care that the record says is
+contra-indicated is never proposed. Sets that answer unknowns and act on care come before
+those that need a clinical finding to be otherwise, which are worded as conditions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,7 @@ from typing import Any
 
 import clingo
 
+from .decision import Contest
 from .patient import Patient
 from .reasoner import PatientInput, Reasoner
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
@@ -29,9 +34,10 @@ class Change:
     field: str
     before: Value | None  # None: the field was unknown
     after: Value
+    kind: str  # answer (an unknown answered) | care | finding (see kind/2)
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "from": self.before, "to": self.after}
+        return {"field": self.field, "from": self.before, "to": self.after, "kind": self.kind}
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,15 @@ class Blocker:
     requirement: str
     label: str
     fixed: tuple[tuple[str, Value], ...]  # immutable fields whose known values stand in the way
+    assumptions: tuple[tuple[str, str], ...] = ()  # (id, statement): domain assumptions in the way
 
     def to_json(self) -> dict[str, Any]:
-        return {"requirement": self.requirement, "label": self.label, "fixed": dict(self.fixed)}
+        return {
+            "requirement": self.requirement,
+            "label": self.label,
+            "fixed": dict(self.fixed),
+            "assumptions": [{"assumption": a, "text": t} for a, t in self.assumptions],
+        }
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class WhatIf:
     decision: str
     counterfactuals: tuple[tuple[Change, ...], ...]
     blocker: Blocker | None  # set when no change can make the patient eligible
+    contested: tuple[Contest, ...] = ()  # alternative readings under which the decision differs
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -60,6 +73,7 @@ class WhatIf:
             "policy": self.policy.id,
             "decision": self.decision,
             "counterfactuals": [[c.to_json() for c in changes] for changes in self.counterfactuals],
+            "contested": [c.to_json() for c in self.contested],
         }
         if self.blocker is not None:
             result["cannot"] = self.blocker.to_json()
@@ -76,6 +90,8 @@ class WhatIfSearch:
         atoms = control.symbolic_atoms
         self._bounds = {a.symbol.arguments[0].number: a.symbol for a in atoms.by_signature("bound", 1)}
         self._most = max(self._bounds)
+        self._enforce = {a.symbol.arguments[0].string: a.symbol for a in atoms.by_signature("enforce", 1)}
+        self._respect(self._enforce)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> WhatIfSearch:
@@ -91,8 +107,21 @@ class WhatIfSearch:
                 return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
             sets = self._sets(policy, size)
             found = [self._nearest(patient, policy, fields) for fields in sets]
-        found.sort(key=lambda item: (item[0], [c.field for c in item[1]]))
+        order = list(self.rules.fields)
+        found.sort(
+            key=lambda item: (
+                sum(c.kind == "finding" for c in item[1]),  # answers and care first
+                item[0],  # then the nearest values
+                [order.index(c.field) for c in item[1]],
+            )
+        )
         return WhatIf(patient.id, policy, decision, tuple(c for _, c in found[:limit]), None)
+
+    def _respect(self, assumptions: Iterable[str]) -> None:
+        """Hold the changed patient to the domain `assumptions` (by id), and to no other."""
+        respected = set(assumptions)
+        for name, atom in self._enforce.items():
+            self._control.assign_external(atom, name in respected)
 
     @contextmanager
     def _wanting(self, policy: Policy, rid: str, bound: int) -> Iterator[None]:
@@ -144,8 +173,14 @@ class WhatIfSearch:
         best, cost = models[-1]  # cost: [changes, distance], whatif.lp's two priorities
         values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in best if s.name == "value"}
         order = list(self.rules.fields)
-        changes = tuple(Change(f, patient.values.get(f), values[f]) for f in sorted(fields, key=order.index))
+        changes = tuple(
+            Change(f, patient.values.get(f), values[f], self._kind(patient, f))
+            for f in sorted(fields, key=order.index)
+        )
         return cost[-1], changes
+
+    def _kind(self, patient: Patient, field: str) -> str:
+        return "answer" if field not in patient.values else self.rules.fields[field].kind
 
     def _blocker(self, patient: Patient, policy: Policy) -> Blocker:
         """The innermost requirement on the way to the root that no change can meet."""
@@ -158,10 +193,29 @@ class WhatIfSearch:
             if not stuck:
                 break
             rid = stuck[0]
-        tested = {r.test.field for r in policy.below(rid) if r.test}
-        immutable = [f for f, spec in self.rules.fields.items() if spec.immutable and f in tested]
-        fixed = tuple((f, patient.values[f]) for f in immutable if f in patient.values)
-        return Blocker(rid, policy.requirements[rid].label, fixed)
+        known = [f for f, spec in self.rules.fields.items() if spec.immutable and f in patient.values]
+        fixed = tuple((f, patient.values[f]) for f in known if self._freed(policy, rid, f))
+        return Blocker(rid, policy.requirements[rid].label, fixed, self._blamed(policy, rid))
+
+    def _freed(self, policy: Policy, rid: str, field: str) -> bool:
+        """Whether some change would meet `rid` if the known immutable `field` could change."""
+        free = clingo.Function("free", [clingo.String(field)])
+        self._control.assign_external(free, True)
+        try:
+            return self._fewest(policy, rid) is not None
+        finally:
+            self._control.assign_external(free, False)
+
+    def _blamed(self, policy: Policy, rid: str) -> tuple[tuple[str, str], ...]:
+        """The domain assumptions without which some change would meet `rid`."""
+        everything = list(self._enforce)
+        blamed = []
+        for assumption in everything:
+            self._respect(a for a in everything if a != assumption)
+            if self._fewest(policy, rid) is not None:
+                blamed.append((assumption, self.rules.assumptions[assumption]))
+        self._respect(everything)
+        return tuple(blamed)
 
 
 def whatif(
@@ -169,4 +223,5 @@ def whatif(
 ) -> WhatIf:
     """The what-if answer for one patient and policy, with the decision `explain` gives."""
     [decision] = reasoner.decide(patient, [policy])
-    return search.whatif(patient, policy, decision.decision, limit)
+    answer = search.whatif(patient, policy, decision.decision, limit)
+    return dataclasses.replace(answer, contested=decision.contested)
