@@ -37,6 +37,7 @@ KINDS = {  # kind -> what it means, in the order reports list them
     "redundant_route": "an alternative that never makes a difference",
     "text_defect": "the published sentence is defective",
     "interpretation": "a reading the encoding makes that the text does not state",
+    "contested_reading": "another reasonable reading of the text, and the patients it decides otherwise",
     "review_due": "the policy's review date has passed or falls this year",
 }
 
@@ -92,7 +93,61 @@ def analyze(
     findings = list(_problem_findings(rules.warnings, "warning"))
     for policy in rules.select(selection):
         findings += _PolicyAnalysis(space, rules, policy, today or datetime.date.today()).findings()
+        findings += contested_readings(rules, policy)
     return rules, sorted(findings, key=Finding.sort_key)
+
+
+def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
+    """Per alternative reading: how many fully known patient profiles it decides otherwise
+    than the adopted reading, in which classes, with the simplest patient of the largest.
+    An alternative that decides no patient otherwise is a warning: it reads nothing contested."""
+    from .difference import compare_reading
+
+    for reading in policy.readings.values():
+        requirement = policy.requirements[reading.requirement]
+        for alternative in reading.alternatives:
+            comparison = compare_reading(rules, policy.id, reading.id, alternative.id)
+            changed = sum(d.profiles for d in comparison.differences)
+            head = (
+                f"{reading.requirement} ({requirement.label}), reading {reading.id}. "
+                f"Adopted: {reading.adopted} Alternative {alternative.id}: {alternative.text}"
+            )
+            if not comparison.differences:
+                message = f"{head} It decides every patient as the adopted reading does."
+                yield Finding("contested_reading", "warning", policy.id, (reading.requirement,), message)
+                continue
+            classes = "; ".join(
+                f"{d.profiles:,} {_words(d.first)} would be {_words(d.second)}"
+                for d in comparison.differences
+            )
+            message = (
+                f"{head} Under it {changed:,} of {comparison.profiles:,} fully known profiles are decided "
+                f"otherwise: {classes}."
+            )
+            witness = {**comparison.differences[0].witness, "id": f"witness {policy.id} {reading.id}"}
+            witness["meta"] = {"witness": f"decided otherwise under {reading.id}: {alternative.id}"}
+            yield Finding(
+                "contested_reading",
+                "note",
+                policy.id,
+                (reading.requirement,),
+                message,
+                witness,
+                _sentence(policy, reading.requirement),
+            )
+
+
+def _words(decision: str) -> str:
+    return decision.replace("_", " ")
+
+
+def _sentence(policy: Policy, rid: str) -> str | None:
+    """The policy sentence behind `rid`: its own, else its nearest ancestor's."""
+    text = policy.requirements[rid].text
+    if text is not None:
+        return text
+    parents = [r for r in policy.requirements.values() if rid in r.parts]
+    return next((s for parent in parents if (s := _sentence(policy, parent.id))), None)
 
 
 def _problem_findings(problems: Iterable[RuleError], severity: str) -> Iterator[Finding]:

@@ -28,7 +28,7 @@ from .ruletext import locate_head, parse_rules
 STEPS = {
     "load": "every rule file parses and grounds without a clingo warning",
     "hygiene": "declarations are complete and every declared field is used",
-    "examples": "every example keeps its expected decision, statuses and missing answers",
+    "examples": "every example keeps its expected decision, statuses, missing answers and contested readings",
     "invariants": "no patient gets two decisions or none; no new dead, never-met or redundant requirement",
     "coverage": "every requirement is met by one example and not met by another",
     "baseline": "every finding of the analysis is acknowledged with a reason",
@@ -251,6 +251,9 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
                 problems.append(
                     f"missing is {sorted(decision.missing)}, expected {sorted(outcome['missing'])}"
                 )
+            contested = sorted(f"{c.reading}={c.decision}" for c in decision.contested)
+            if "contested" in outcome and contested != sorted(outcome["contested"]):
+                problems.append(f"contested is {contested}, expected {sorted(outcome['contested'])}")
             yield Case("examples", name, tuple(Failure("examples", p, source) for p in problems))
 
 

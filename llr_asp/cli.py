@@ -564,23 +564,47 @@ def diff(
             "--against-git", metavar="REV", help="Compare with the rules as they were at git revision REV."
         ),
     ] = None,
+    reading: Annotated[
+        Optional[str],
+        typer.Option(
+            "--reading",
+            metavar="ID",
+            help="Compare the policy as adopted with an alternative reading of its contested point ID "
+            "(see `llr-asp analyze`).",
+        ),
+    ] = None,
+    alternative: Annotated[
+        Optional[str],
+        typer.Option(
+            "--alternative", metavar="ALT", help="With --reading: which alternative (default: its only one)."
+        ),
+    ] = None,
     format: FormatOption = Format.text,
     rules: RulesOption = None,
 ) -> None:
-    """Show which patients two policies, or two versions of a policy, decide differently.
+    """Show which patients two policies, or two versions or readings of a policy, decide differently.
 
     `llr-asp diff hip-resurfacing knee-resurfacing` compares two policies;
     `llr-asp diff hip-resurfacing --rules-old OLD --rules-new NEW` or
-    `llr-asp diff hip-resurfacing --against-git HEAD` shows what a rule change does. Each class
-    of patients decided differently comes with the requirements that make the difference, the
-    number of fully known patient profiles in it (numbers bucketed at the rules' thresholds)
-    and a witness patient.
+    `llr-asp diff hip-resurfacing --against-git HEAD` shows what a rule change does;
+    `llr-asp diff hip-resurfacing --reading C4.cut-off` what an alternative reading of a damaged
+    sentence would do. Each class of patients decided differently comes with the requirements
+    that make the difference, the number of fully known patient profiles in it (numbers
+    bucketed at the rules' thresholds) and a witness patient.
     """
     from . import difference
 
     names = policies or []
     with _user_errors():
-        if len(names) == 2 and rules_old is None and against_git is None:
+        if alternative is not None and reading is None:
+            raise UsageError("--alternative goes with --reading ID")
+        if reading is not None:
+            if len(names) != 1 or rules_old is not None or against_git is not None:
+                raise UsageError("give one policy with --reading (diff POLICY --reading ID)")
+            comparison = difference.compare_reading(
+                load_rules(rules_new or rules), names[0], reading, alternative
+            )
+        elif len(names) == 2 and rules_old is None and against_git is None:
             comparison = difference.compare_policies(load_rules(rules_new or rules), *names)
         elif len(names) == 1 and (rules_old is None) != (against_git is None):
             new = rules_new or rules
@@ -593,7 +617,7 @@ def diff(
         else:
             raise UsageError(
                 "give two policies (diff POLICY_A POLICY_B), or one policy with either "
-                "--rules-old DIR or --against-git REV"
+                "--rules-old DIR, --against-git REV or --reading ID"
             )
     if format is Format.json:
         _print_json(comparison.to_json())

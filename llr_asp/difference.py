@@ -23,7 +23,7 @@ import clingo.ast
 
 from .errors import RuleError, UsageError
 from .patient import nested
-from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value
+from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("difference.lp")]
 OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp
@@ -83,6 +83,27 @@ def compare_policies(rules: RuleSet, first: str, second: str) -> Comparison:
         rules.select(policy)
     control = rules.ground(PROGRAMS, parts=[_part(first, second)])
     return _compare(control, Side(first, rules, first), Side(second, rules, second))
+
+
+def compare_reading(rules: RuleSet, policy: str, reading: str, alternative: str | None = None) -> Comparison:
+    """How the policy as adopted and the policy under an alternative reading of one contested
+    point decide the same patients differently. `alternative`: its id (default: the reading's
+    only alternative)."""
+    [chosen] = rules.select(policy)
+    if reading not in chosen.readings:
+        known = ", ".join(chosen.readings) or "none"
+        raise UsageError(f'{policy} has no contested reading "{reading}"; its readings: {known}')
+    alternatives = chosen.readings[reading].alternatives
+    if alternative is None and len(alternatives) > 1:
+        known = ", ".join(a.id for a in alternatives)
+        raise UsageError(f"{reading} has several alternatives; choose one with --alternative ({known})")
+    ids = [a.id for a in alternatives]
+    aid = alternative or ids[0]
+    if aid not in ids:
+        raise UsageError(f'{reading} has no alternative "{aid}"; choose one of {", ".join(ids)}')
+    control = rules.ground(PROGRAMS, parts=[_part(policy, variant_symbol(policy, reading, aid))])
+    first = Side(f"{policy} (adopted reading)", rules, policy)
+    return _compare(control, first, Side(f"{policy} ({reading}: {aid})", rules, policy))
 
 
 def compare_versions(old: Path, new: Path | None, policy: str) -> Comparison:

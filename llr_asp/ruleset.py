@@ -71,6 +71,11 @@ class Test:
         return f"{OPERATORS[self.op]} {show(self.value)}"
 
 
+def variant_symbol(policy: str, reading: str, alternative: str) -> clingo.Symbol:
+    """The term that names `policy` read with an alternative: variant/4 of vocabulary.lp."""
+    return clingo.Function("alt", [clingo.String(policy), clingo.String(reading), clingo.String(alternative)])
+
+
 def show(value: Value) -> str:
     """A value as JSON writes it: true, 4, 5.5, severe."""
     return str(value).lower() if isinstance(value, bool) else str(value)
