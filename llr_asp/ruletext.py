@@ -28,6 +28,8 @@ class _Renamer(clingo.ast.Transformer):
             return term.update(name=self.prefix + term.name)
         if term.ast_type == clingo.ast.ASTType.UnaryOperation:  # classical negation: -p(X)
             return term.update(argument=self._rename(term.argument))
+        if term.ast_type == clingo.ast.ASTType.Pool:  # p(a,b; c,d): a pool of atoms
+            return term.update(arguments=[self._rename(t) for t in term.arguments])
         return term
 
 

@@ -122,7 +122,7 @@ def test_a_broken_engine_leaves_complete_patients_undecided(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kleene = Path(engine_file("kleene.lp")).read_text()
-    rule = "status(W,P,R,not_met) :- condition(P,R,_,F,_,_), known(W,F), not holds(W,P,R).\n"
+    rule = "status(W,P,R,not_met) :- test(P,R,F,_,_), judged(W,P), known(W,F), not holds(W,P,R).\n"
     assert rule in kleene
     broken = tmp_path / "kleene.lp"
     broken.write_text(kleene.replace(rule, ""))
@@ -183,6 +183,14 @@ EXPECTED = {
     ("note", "redundant_route", "knee-resurfacing", ("C5", "C1")),
     ("note", "review_due", "hip-resurfacing", ()),
     ("note", "review_due", "knee-resurfacing", ()),
+    *(
+        ("note", "contested_reading", policy, (rid,))
+        for policy in ("hip-resurfacing", "knee-resurfacing")
+        for rid in ("SFI", "C3.impairment", "C4.radiology", "C4.instability", "C4", "C5", "C6")
+    ),
+    ("note", "contested_reading", "hip-resurfacing", ("contraindication",)),
+    ("note", "contested_reading", "knee-resurfacing", ("compartments",)),
+    ("note", "contested_reading", "knee-resurfacing", ("C",)),
 }
 
 
@@ -221,6 +229,7 @@ def test_the_real_policies_have_the_agreed_findings(real: list[Finding]) -> None
 
 def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding]) -> None:
     rules = default_rules_dir()
+    dead = {f.requirements[0] for f in real if f.kind == "dead_route"}
     for finding in real:
         if finding.witness is None:
             continue
@@ -235,8 +244,11 @@ def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding
             assert (found[rid], found[finding.requirements[1]]) == ("met", "not_met")
         elif finding.kind == "redundant_route":
             assert found[rid] == found[finding.requirements[1]] == "met"
-        else:  # recorded notes: a patient funded through the requirement
-            assert decision.decision == "eligible" and found[rid] == "met", finding
+        elif finding.kind == "contested_reading":  # explain says the decision rests on it
+            assert rid in {c.requirement for c in decision.contested}, finding
+        else:  # recorded notes: a patient funded through the requirement, if any can be
+            assert found[rid] == "met", finding
+            assert decision.decision == "eligible" or rid in dead, finding
 
 
 def test_analyze_cli_json_and_text() -> None:

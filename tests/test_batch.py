@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from llr_asp import Reasoner, RuleSet, validate
 from llr_asp.batch import LineError, Screening, iterate_decisions
 from llr_asp.cli import app
+from llr_asp.decision import Contest, Warning
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 runner = CliRunner()
@@ -115,7 +116,25 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
     )
     assert "not UTF-8" in lines[4]["error"]
     assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "contraindication"])
-    assert set(lines[0]) == {"line", "patient", "policy", "reference", "decision", "failed", "missing"}
+    assert set(lines[0]) == {
+        "line",
+        "patient",
+        "policy",
+        "reference",
+        "decision",
+        "failed",
+        "missing",
+        "contested",
+        "warnings",
+    }
+    assert lines[0]["contested"] == [  # a woman under the hip policy: the sex criterion is contested
+        {
+            "reading": "contraindication.criterion",
+            "requirement": "contraindication",
+            "alternative": lines[0]["contested"][0]["alternative"],
+            "decision": "undetermined",
+        }
+    ]
     report = json.loads(summary.read_text())
     assert report["errors"] == 4
     assert report["policies"]["hip-resurfacing"]["decisions"] == {"not_eligible": 2}
@@ -133,10 +152,10 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     result = runner.invoke(app, ["batch", str(source), "-p", "knee-resurfacing", "-f", "csv", "-j", "1"])
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
-    assert rows[0] == "line,patient,policy,reference,decision,failed,missing,error"
+    assert rows[0] == "line,patient,policy,reference,decision,failed,missing,contested,warnings,error"
     assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,eligibility;B;B.months,")
     assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,,")
-    assert rows[3].startswith("4,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
+    assert rows[3].startswith("4,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
 
 
 def test_stdin_and_every_policy(reasoner: Reasoner) -> None:
@@ -166,7 +185,11 @@ def test_unusable_arguments_exit_2(tmp_path: Path, args: list[str], message: str
 
 
 def test_results_serialise_as_the_contract_says() -> None:
-    screening = Screening(3, "p", "hip-resurfacing", "ARP 55", "undetermined", (), ("sex",))
+    contest = Contest("C4.cut-off", "C4", "A guess.", "not_eligible")
+    warning = Warning("contraindicated-not-engaged", "Contra-indicated care cannot run six months.")
+    screening = Screening(
+        3, "p", "hip-resurfacing", "ARP 55", "undetermined", (), ("sex",), (contest,), (warning,)
+    )
     assert screening.to_json() == {
         "line": 3,
         "patient": "p",
@@ -175,5 +198,19 @@ def test_results_serialise_as_the_contract_says() -> None:
         "decision": "undetermined",
         "failed": [],
         "missing": ["sex"],
+        "contested": [
+            {
+                "reading": "C4.cut-off",
+                "requirement": "C4",
+                "alternative": "A guess.",
+                "decision": "not_eligible",
+            }
+        ],
+        "warnings": [
+            {
+                "assumption": "contraindicated-not-engaged",
+                "text": "Contra-indicated care cannot run six months.",
+            }
+        ],
     }
     assert LineError(4, "x").to_json() == {"line": 4, "error": "x"}

@@ -20,7 +20,18 @@ def test_explain_json_matches_the_contract() -> None:
     )
     assert result.exit_code == 0
     out = json.loads(result.stdout)
-    assert set(out) == {"patient", "policy", "reference", "decision", "tree", "missing", "rules"}
+    assert set(out) == {
+        "patient",
+        "policy",
+        "reference",
+        "decision",
+        "tree",
+        "missing",
+        "contested",
+        "warnings",
+        "rules",
+    }
+    assert (out["contested"], out["warnings"]) == ([], [])
     assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
         "refused-b-four-months",
         "hip-resurfacing",

@@ -14,19 +14,25 @@ CASES = [(path, policy) for path in EXAMPLES for policy in json.loads(path.read_
 
 
 def test_examples_cover_every_route_and_refusal(rules: RuleSet) -> None:
-    """Per policy: an eligible example per route C1-C6, a refusal per top-level requirement."""
+    """Per policy: an eligible example per route that can lead to funding, a refusal per
+    top-level requirement, and the C5 patient: refused under the adopted reading (C5 needs the
+    conservative care contra-indicated that B needs six months of), eligible under C5.route."""
     for policy in rules.policies.values():
         met: set[str] = set()
         refused: set[str] = set()
+        c5 = []
         for path in EXAMPLES:
             expected = json.loads(path.read_text())["meta"]["expected"].get(policy.id, {})
             if expected.get("decision") == "eligible":
                 met |= set(expected.get("met", []))
             if expected.get("decision") == "not_eligible":
                 refused |= set(expected.get("not_met", []))
+                if "C5" in expected.get("met", []):
+                    c5.append(expected["contested"])
         top = set(policy.requirements[policy.root].parts)
-        assert {f"C{i}" for i in range(1, 7)} <= met, policy.id
+        assert {"C1", "C2", "C3", "C4", "C6"} <= met, policy.id
         assert top <= refused, policy.id
+        assert any("C5.route=eligible" in contested for contested in c5), policy.id
 
 
 @pytest.mark.parametrize(("path", "policy"), CASES, ids=[f"{p.stem}:{q}" for p, q in CASES])
@@ -41,3 +47,4 @@ def test_example(path: Path, policy: str, rules: RuleSet, reasoner: Reasoner) ->
             assert statuses[rid] == status, rid
     if "missing" in expected:
         assert sorted(decision.missing) == sorted(expected["missing"])
+    assert sorted(f"{c.reading}={c.decision}" for c in decision.contested) == expected["contested"]

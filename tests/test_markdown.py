@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt  # Rich's own Markdown parser
 from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, validate
-from llr_asp.cli import app
+from llr_asp.cli import EVERY_POLICY, app
 from llr_asp.markdown import decision_markdown
 
 HOSTILE = "p-9 **bold** [link](http://x) <script>x</script> `code` _i_ ~~s~~ |t| &amp; \\"
@@ -34,8 +34,11 @@ def test_markdown_has_the_decision_the_sentences_and_the_recourse(tmp_path: Path
     record.write_text(json.dumps({"id": "p-1", "sex": "female", "conservative": {"months": 2}}))
     result = CliRunner().invoke(app, ["explain", str(record), "-f", "markdown"])
     assert result.exit_code == 0, result.output
-    hip, knee = result.stdout.split("\n---\n")
+    preface, hip = result.stdout.split("\n\n", 1)
+    hip, knee = hip.split("\n---\n")
+    assert preface == f"*{EVERY_POLICY}*"  # no policy named: the letter says why both are there
     assert hip.startswith("### Policy for Hip Resurfacing (ARP 55): **not eligible**")
+    assert "Decided by" not in hip and "the funding decision rests with NHS Leicester" in hip
     assert "*“The procedure is contraindicated in females.”*" in hip
     assert "Patient: conservative.months = 2, needs ≥ 6" in hip
     assert hip.rstrip().endswith("Individual Funding Request (IFR).*")

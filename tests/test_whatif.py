@@ -15,12 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from llr_asp import Patient, Reasoner, RuleSet, read_patient
+from llr_asp import Patient, Reasoner, RuleSet, read_patient, validate
 from llr_asp.cli import app
+from llr_asp.patient import nested
 from llr_asp.ruleset import Value
 from llr_asp.whatif import WhatIf, WhatIfSearch, whatif
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+REASONER = Reasoner.load()
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,17 @@ def search(rules: RuleSet) -> WhatIfSearch:
     return WhatIfSearch.load()
 
 
+def respects(rules: RuleSet, values: Mapping[str, Value]) -> bool:
+    """Whether a patient respects every domain assumption: clingo says which it violates."""
+    patient = validate(nested(dict(values)), rules, "changed")
+    return not REASONER.decide(patient)[0].warnings
+
+
 def brute_minimum(
     rules: RuleSet, policy_id: str, values: Mapping[str, Value], most: int
 ) -> set[frozenset[str]]:
-    """Every smallest set of fields (up to `most`) whose change makes the patient eligible."""
+    """Every smallest set of fields (up to `most`) whose change makes the patient eligible
+    while respecting the domain assumptions (the changed patient of whatif.lp does)."""
     policy = rules.policies[policy_id]
     free = [f for f in rules.fields if f in policy.fields()]
     free = [f for f in free if not (rules.fields[f].immutable and f in values)]
@@ -40,7 +49,8 @@ def brute_minimum(
         for fields in itertools.combinations(free, size):
             options = [[v for v in outcome_values(rules, f) if v != values.get(f)] for f in fields]
             for choice in itertools.product(*options):
-                if oracle(rules, policy, {**values, **dict(zip(fields, choice))}) == "eligible":
+                changed = {**values, **dict(zip(fields, choice))}
+                if oracle(rules, policy, changed) == "eligible" and respects(rules, changed):
                     found.add(frozenset(fields))
                     break
         if found:
@@ -84,7 +94,9 @@ def test_immutable_fields_never_change(rules: RuleSet, reasoner: Reasoner, searc
     unknown = read_patient(str(EXAMPLES[0].parent / "undetermined-knee-compartments.json"), rules)
     answer = whatif(reasoner, search, unknown, rules.policies["knee-resurfacing"])
     assert [[c.to_json() for c in s] for s in answer.counterfactuals] == [
-        [{"field": "knee.compartments_affected", "from": None, "to": 1}]  # unknown may be set
+        [
+            {"field": "knee.compartments_affected", "from": None, "to": 1, "kind": "answer"}
+        ]  # unknown may be set
     ]
 
 
@@ -147,7 +159,8 @@ def test_whatif_cli() -> None:
         "patient": "refused-b-four-months",
         "policy": "hip-resurfacing",
         "decision": "not_eligible",
-        "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6}]],
+        "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6, "kind": "care"}]],
+        "contested": [],
     }
     path = str(EXAMPLES[0].parent / "refused-hip-female.json")
     result = CliRunner().invoke(app, ["whatif", path, "-p", "hip-resurfacing"], env={"COLUMNS": "80"})
