@@ -6,12 +6,16 @@ DESIGN §4, so that the clingo encoding can be checked against it and against br
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator, Mapping
 
+import clingo
+
 from llr_asp import Policy, RuleSet
 from llr_asp.patient import nested as nested
-from llr_asp.ruleset import Value
+from llr_asp.ruleset import Requirement, Test, Value, engine_file, symbol_value
 
 
 def passes(rules: RuleSet, field: str, op: str, target: Value, value: Value) -> bool:
@@ -91,3 +95,49 @@ def brute_missing(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -
                 missing.append(field)
                 break
     return missing
+
+
+@functools.cache
+def variant(rules: RuleSet, policy_id: str, reading: str, alternative: str) -> Policy:
+    """`policy` read with an alternative, built in Python as the overlay the vocabulary
+    describes: the requirements the alternative declares replace or join the policy's, every
+    other requirement stays as it is. (The engine evaluates variants differently, copying only
+    the changed path and inheriting the rest, so this is an independent oracle.)"""
+    policy = rules.policies[policy_id]
+    control = clingo.Control(["--warn=none"])
+    for file in [*rules.files, engine_file("vocabulary.lp")]:
+        control.load(file)
+    control.ground([("base", [])])
+    name = clingo.Function(
+        "alt", [clingo.String(policy.id), clingo.String(reading), clingo.String(alternative)]
+    )
+
+    def declared(predicate: str, arity: int) -> list[list[clingo.Symbol]]:
+        atoms = control.symbolic_atoms.by_signature(predicate, arity)
+        return [list(a.symbol.arguments[1:]) for a in atoms if a.symbol.arguments[0] == name]
+
+    parts: dict[str, list[tuple[int, str]]] = {}
+    for r, n, c in declared("part", 4):
+        parts.setdefault(r.string, []).append((n.number, c.string))
+    requirements = dict(policy.requirements)
+    for form in ("all_of", "any_of"):
+        for r, label in declared(form, 3):
+            ordered = tuple(c for _, c in sorted(parts[r.string]))
+            requirements[r.string] = Requirement(r.string, form, label.string, None, (), ordered, None)
+    for r, label, f, op, v in declared("condition", 6):
+        test = Test(f.string, op.name, symbol_value(v))
+        requirements[r.string] = Requirement(r.string, "condition", label.string, None, (), (), test)
+    return dataclasses.replace(policy, requirements=requirements, readings={})
+
+
+def contested(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> list[tuple[str, str]]:
+    """DESIGN §6 `contested` by brute force: (reading, decision) for each alternative under
+    which the oracle decides the patient otherwise, one alternative at a time."""
+    adopted = decision(rules, policy, values)
+    found = []
+    for reading in policy.readings.values():
+        for alternative in reading.alternatives:
+            other = decision(rules, variant(rules, policy.id, reading.id, alternative.id), values)
+            if other != adopted:
+                found.append((reading.id, other))
+    return found
