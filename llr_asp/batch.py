@@ -13,8 +13,11 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import signal
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, Union
@@ -22,7 +25,7 @@ from typing import Any, Generic, TypeVar, Union
 import clingo
 
 from .decision import Contest, Warning, contests, warnings
-from .errors import InputError
+from .errors import InputError, LlrError, WorkerError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
 from .reasoner import PatientInput
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
@@ -299,14 +302,34 @@ def iterate_decisions(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    with context.Pool(jobs, initializer=_start_worker, initargs=(rules, policy, source)) as pool:
-        pending: deque[Any] = deque()
+    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(rules, policy, source))
+    try:
+        pending: deque[Future[list[Result]]] = deque()
         for chunk in chunks:
-            pending.append(pool.apply_async(_screen_chunk, (chunk,)))
+            pending.append(pool.submit(_screen_chunk, chunk))
             if len(pending) >= 2 * jobs:  # bounded: memory stays flat however long the input
-                yield from pending.popleft().get()
+                yield from _results(pending.popleft())
         while pending:
-            yield from pending.popleft().get()
+            yield from _results(pending.popleft())
+    finally:  # done, failed or interrupted: no chunk is started after this
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _results(future: Future[list[Result]]) -> list[Result]:
+    """A worker's results; a worker that died or failed stops the run with a WorkerError."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerError(
+            "a batch worker process died (out of memory, or killed); the run is stopped and its "
+            "output incomplete; try again, or with fewer --jobs"
+        ) from None
+    except LlrError:
+        raise
+    except Exception as error:  # a fault in a worker: say what, without a traceback
+        raise WorkerError(
+            f"a batch worker failed ({type(error).__name__}: {error}); the run is stopped"
+        ) from None
 
 
 def _chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tuple[int, Document]]]:
@@ -325,6 +348,7 @@ _worker: tuple[Screener, list[Policy], str] | None = None
 
 def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     screener = Screener.load(rules)
     _worker = (screener, screener.policies(policy), source)
 
@@ -344,44 +368,78 @@ def default_jobs() -> int:
 
 
 def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, Document]]:
-    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped."""
+    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped.
+    A byte order mark before the first line is dropped, as `explain` drops it."""
     for number, data in enumerate(stream, 1):
-        if len(data) > MAX_BYTES:
-            yield number, InputError("", "", "line is over 1 MiB, far larger than a patient record")
-            continue
-        try:
-            yield number, data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            yield number, InputError("", "", f"not UTF-8 text (byte {error.start}); save the file as UTF-8")
+        if number == 1 and data.startswith(BOM):
+            data = data[len(BOM) :]
+        problem = _line_problem(data)
+        yield number, InputError("", "", problem) if problem else data.decode("utf-8")
 
 
-def read_csv(stream: Iterable[str], rules: RuleSet) -> Iterator[tuple[int, Document]]:
+BOM = b"\xef\xbb\xbf"
+
+
+def _line_problem(data: bytes) -> str | None:
+    """Why a line of input cannot be a patient record, or None."""
+    if len(data) > MAX_BYTES:
+        return "line is over 1 MiB, far larger than a patient record"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"not UTF-8 text (byte {error.start}); save the file as UTF-8"
+    return None
+
+
+def read_csv(stream: Iterable[bytes], rules: RuleSet) -> Iterator[tuple[int, Document]]:
     """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
 
-    Cells are typed by the field declarations: true/false for booleans, numbers for numbers;
-    a cell that does not fit becomes the wrong-typed value the schema then reports. Line
-    numbers count the header as line 1.
+    A row is one line: a quoted cell cannot span lines, so a broken quote spoils its own row
+    (an error line) and never the rows after it. Cells are typed by the field declarations:
+    true/false for booleans (any case, spaces around), numbers for numbers; a cell that does not
+    fit becomes the wrong-typed value the schema then reports. Line numbers count the header as
+    line 1. An unknown or repeated header is refused (InputError) before any row is read.
     """
-    reader = csv.reader(stream)
-    header = next(reader, None)
-    if header is None:
+    lines = iter(stream)
+    first = next(lines, None)
+    if first is None:
         return
+    if first.startswith(BOM):
+        first = first[len(BOM) :]
+    problem = _line_problem(first)
+    header = _row(first.decode("utf-8")) if problem is None else None
+    if header is None:
+        raise InputError("CSV header", "", problem or "not a row of CSV; the first line names the fields")
     known = {"id", "policy", *rules.fields}
     unknown = [h for h in header if h not in known and not h.startswith("meta.")]
     if unknown:
         problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
         raise InputError("CSV header", unknown[0], problem)
-    for number, row in enumerate(reader, 2):
-        if len(row) != len(header):
+    repeated = next((h for n, h in enumerate(header) if h in header[:n]), None)
+    if repeated is not None:
+        raise InputError("CSV header", repeated, "appears twice; keep one column per field")
+    for number, data in enumerate(lines, 2):
+        problem = _line_problem(data)
+        row = _row(data.decode("utf-8")) if problem is None else None
+        if row is None:
+            yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")
+        elif len(row) != len(header):
             yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
-            continue
-        cells = zip(header, row)
-        yield (
-            number,
-            nested(
-                {h: _cell(cell, rules, h) for h, cell in cells if cell != "" and not h.startswith("meta.")}
-            ),
-        )
+        else:
+            cells = zip(header, row)
+            document = {
+                h: _cell(cell, rules, h) for h, cell in cells if cell != "" and not h.startswith("meta.")
+            }
+            yield number, nested(document)
+
+
+def _row(line: str) -> list[str] | None:
+    """The cells of one line of CSV, or None when it is not a whole row (a quote left open, a
+    cell over the csv module's size limit)."""
+    try:
+        return next(csv.reader([line.rstrip("\r\n")], strict=True), [])
+    except csv.Error:
+        return None
 
 
 def _cell(text: str, rules: RuleSet, header: str) -> Any:

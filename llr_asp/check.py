@@ -20,6 +20,7 @@ import clingo
 
 from .analysis import Finding, analyze
 from .errors import DeclarationError, InputError, LlrError, RuleError, UsageError
+from .outputs import replaced
 from .patient import read_patient
 from .reasoner import Reasoner
 from .ruleset import RuleSet
@@ -162,7 +163,8 @@ def write_baseline(
             }
         )
     data = {"coverage": round(coverage or 0.0, 4), "findings": entries}
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with replaced(path, "--baseline") as out:
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return new
 
 
@@ -214,7 +216,7 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
         source = str(path)
         try:
             patient = read_patient(source, reasoner.rules)
-            expected = json.loads(path.read_text(encoding="utf-8"))["meta"]["expected"]
+            expected = json.loads(path.read_text(encoding="utf-8-sig"))["meta"]["expected"]
             if not isinstance(expected, dict) or not expected:
                 raise KeyError("expected")
         except LlrError as error:
@@ -233,6 +235,11 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
                     name,
                     (Failure("examples", f'meta.expected names no policy "{policy_id}"', source),),
                 )
+                continue
+            shape = _shape_problem(outcome)
+            if shape is not None:
+                where = f"meta.expected.{policy_id}.{shape[0]}"
+                yield Case("examples", name, (Failure("examples", f"{where}: {shape[1]}", source),))
                 continue
             [decision] = reasoner.decide(patient, [policy])
             statuses = {node.id: node.status for node in decision.tree.walk()}
@@ -255,6 +262,21 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
             if "contested" in outcome and contested != sorted(outcome["contested"]):
                 problems.append(f"contested is {contested}, expected {sorted(outcome['contested'])}")
             yield Case("examples", name, tuple(Failure("examples", p, source) for p in problems))
+
+
+def _shape_problem(outcome: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, what is wrong) for an expected outcome that is not of the documented shape."""
+    if not isinstance(outcome.get("decision"), str):
+        return "decision", 'expected "eligible", "not_eligible" or "undetermined"'
+    for key in ("met", "not_met", "unknown", "missing", "contested"):
+        value = outcome.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            got = json.dumps(value)[:40]
+            return key, f"expected a list of strings, got {got}"
+    unknown = sorted(set(outcome) - {"decision", "met", "not_met", "unknown", "missing", "contested"})
+    if unknown:
+        return unknown[0], "not an expectation (decision, met, not_met, unknown, missing, contested)"
+    return None
 
 
 def _invariants(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import enum
+import errno
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .errors import LlrError, UsageError
+from .errors import LlrError, UsageError, printable
 from .patient import json_schema, read_patient
 from .reasoner import Reasoner
 from .ruleset import default_rules_dir, load_rules
@@ -89,7 +91,13 @@ def _print_per_policy(objects: list[dict[str, Any]]) -> None:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console  # imported only when people read the output
 
-    return Console(highlight=False, stderr=stderr)
+    console = Console(highlight=False, stderr=stderr)
+    if console.width < MIN_WIDTH:  # COLUMNS=0 or 2 would print nothing, or a letter a line
+        console = Console(highlight=False, stderr=stderr, width=80)
+    return console
+
+
+MIN_WIDTH = 40
 
 
 EVERY_POLICY = (
@@ -262,6 +270,8 @@ def ask(
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
         session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        if sys.stdin is None:
+            raise UsageError("standard input is closed: ask reads the answers there (pipe them in)")
         read = terminal_reader(prompts) if sys.stdin.isatty() else line_reader(prompts, sys.stdin)
         try:
             session.run(prompts, read)
@@ -343,38 +353,57 @@ def batch(
     arguments.
     """
     from .batch import Summary, default_jobs, iterate_decisions, read_csv, read_jsonl
+    from .errors import WorkerError
+    from .outputs import check_target, replaced, same_file
     from .render import summary_view
 
     with _user_errors():
         ruleset = load_rules(rules)
         ruleset.select(policy)
+        targets = {"--out": Path(out)} if out != "-" else {}
+        if summary_json is not None:
+            targets["--summary-json"] = summary_json
+        for option, target in targets.items():
+            check_target(target, option)
+            if source != "-" and same_file(Path(source), target):
+                raise UsageError(f"{option} {target} is the input file: choose another path, or it is lost")
+        if len(targets) == 2 and same_file(*targets.values()):
+            raise UsageError(f"--summary-json {summary_json} is the --out file: choose another path")
+        cores = default_jobs()
+        if jobs is not None and jobs > cores:
+            note = f"--jobs {jobs} is more than the {cores} cores this process may use; using {cores}"
+            typer.echo(f"llr-asp: note: {note}", err=True)
+        workers = min(jobs or cores, cores)
         stream = _open_input(source)
         as_csv = input_format is InputFormat.csv or (
             input_format is InputFormat.auto and source.endswith(".csv")
         )
-        if as_csv:
-            import io
-
-            lines = read_csv(
-                io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=""), ruleset
-            )
-        else:
-            lines = read_jsonl(stream)
-        output = _open_output(out)
+        lines = read_csv(stream, ruleset) if as_csv else read_jsonl(stream)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
-        results = iterate_decisions(lines, policy, rules, jobs or default_jobs(), name)
-        with output as writer, _progress(stream, source) as advance:
-            write = _csv_writer(writer) if format is BatchFormat.csv else _jsonl_writer(writer)
-            last = 0
-            for result in results:
-                summary.add(result)
-                write(result)
-                if result.line != last:
-                    advance(result.line - last)
-                    last = result.line
+        results = iterate_decisions(lines, policy, rules, workers, name)
+        newline = "" if format is BatchFormat.csv else None
+        output = replaced(Path(out), "--out", newline) if out != "-" else contextlib.nullcontext(sys.stdout)
+        try:
+            with output as writer, _progress(stream, source) as advance:
+                write = _csv_writer(writer) if format is BatchFormat.csv else _jsonl_writer(writer)
+                last = 0
+                for result in results:
+                    summary.add(result)
+                    write(result)
+                    if result.line != last:
+                        advance(result.line - last)
+                        last = result.line
+        except WorkerError as error:
+            typer.echo(f"llr-asp: error: {error}", err=True)
+            raise typer.Exit(3) from None
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            typer.echo("llr-asp: interrupted; the --out file, if any, is left as it was", err=True)
+            raise typer.Exit(130) from None
         if summary_json is not None:
-            summary_json.write_text(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+            with replaced(summary_json, "--summary-json") as report:
+                report.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
     _console(stderr=True).print(summary_view(summary))
     if summary.error_count:
         raise typer.Exit(1)
@@ -382,23 +411,14 @@ def batch(
 
 def _open_input(source: str) -> Any:
     if source == "-":
+        if sys.stdin is None:
+            raise UsageError("standard input is closed; give the input file, or pipe the cohort in")
         return sys.stdin.buffer
     try:
         return open(source, "rb")
     except OSError as error:
         raise UsageError(
             f"{source}: cannot read the input ({error.strerror}); give a JSON Lines or CSV file"
-        ) from None
-
-
-def _open_output(out: str) -> Any:
-    if out == "-":
-        return contextlib.nullcontext(sys.stdout)
-    try:
-        return open(out, "w", encoding="utf-8", newline="")
-    except OSError as error:
-        raise UsageError(
-            f"{out}: cannot write the results ({error.strerror}); choose another --out"
         ) from None
 
 
@@ -412,6 +432,8 @@ def _jsonl_writer(out: Any) -> Any:
 
 
 def _csv_writer(out: Any) -> Any:
+    """CSV rows; a cell that a spreadsheet would run as a formula (it starts with =, +, -, @, a
+    tab or a carriage return: OWASP's list) is written with a leading ' so that it stays text."""
     import csv
 
     writer = csv.writer(out)
@@ -437,9 +459,16 @@ def _csv_writer(out: Any) -> Any:
         if "contested" in row:  # reading=decision under its alternative
             row["contested"] = ";".join(f"{c['reading']}={c['decision']}" for c in row["contested"])
             row["warnings"] = ";".join(w["assumption"] for w in row["warnings"])
-        writer.writerow([row.get(c, "") for c in columns])
+        writer.writerow([_inert(row.get(c, "")) for c in columns])
 
     return write
+
+
+def _inert(cell: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
 
 
 @contextlib.contextmanager
@@ -713,16 +742,83 @@ def check(
 def main() -> None:
     """The console script. Typer turns every command's signature into options when it starts,
     about 1.3 ms a command (14 ms for all); a call that names a command has only that one
-    turned. Anything else (no command, --help, a misspelt command) gets the whole app."""
+    turned. Anything else (no command, --help, a misspelt command) gets the whole app.
+
+    Output that cannot be written (standard output closed, a full disk, a closed pipe) ends
+    the run with one line on stderr and exit code 1, never a traceback or a silent exit 0.
+    """
+    _guard_streams()
     named = sys.argv[1] if len(sys.argv) > 1 else ""
     chosen = [c for c in app.registered_commands if _command_name(c) == named]
-    if not chosen:
-        app(prog_name="llr-asp")
-        return
-    only = typer.Typer(name=app.info.name, add_completion=False, pretty_exceptions_enable=False)
-    only.callback(help=app.info.help)(lambda: None)  # a group still: argv names the command
-    only.registered_commands = chosen
-    only(prog_name="llr-asp")
+    command: Any = app
+    if chosen:
+        command = typer.Typer(name=app.info.name, add_completion=False, pretty_exceptions_enable=False)
+        command.callback(help=app.info.help)(lambda: None)  # a group still: argv names the command
+        command.registered_commands = chosen
+    code: Any = 0
+    try:
+        command(prog_name="llr-asp")
+    except SystemExit as exit:  # every command ends here: typer runs click in standalone mode
+        code = exit.code
+    except OSError as error:  # a write that failed (click itself ends a closed pipe with exit 1)
+        if error.errno not in WRITE_FAILURES:
+            _unexpected(error)
+        _cannot_write(error)
+    except Exception as error:
+        _unexpected(error)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as error:
+        _cannot_write(error)
+    sys.exit(code)
+
+
+def _guard_streams() -> None:
+    """Standard output that cannot take every character (PYTHONIOENCODING=ascii) escapes it
+    instead (✘ as \\u2718); closed standard output fails where it is written."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+
+
+class _Closed:
+    """Standard output that was closed (`>&-`): writing to it fails as writing to any closed file."""
+
+    def write(self, _: str) -> int:
+        raise OSError(9, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(9, "standard output is closed")
+
+
+WRITE_FAILURES = {errno.EBADF, errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUOT}
+
+
+def _unexpected(error: BaseException) -> None:
+    """A fault of llr-asp itself: one line, and the traceback only when asked for."""
+    if os.environ.get("LLR_ASP_DEBUG"):
+        raise error
+    sys.stderr.write(
+        f"llr-asp: error: unexpected failure ({type(error).__name__}: {printable(str(error))[:200]}); "
+        "please report it (LLR_ASP_DEBUG=1 shows the traceback)\n"
+    )
+    sys.stderr.flush()
+    os._exit(70)
+
+
+def _cannot_write(error: BaseException) -> None:
+    reason = getattr(error, "strerror", None) or str(error)
+    sys.stderr.write(f"llr-asp: error: cannot write the output ({reason}); check where it goes\n")
+    sys.stderr.flush()
+    os._exit(1)  # not sys.exit: flushing standard output again at exit would fail again
 
 
 def _command_name(command: typer.models.CommandInfo) -> str:

@@ -209,9 +209,12 @@ def rules_at_revision(directory: Path, revision: str) -> Iterator[Path]:
 
     if not directory.is_dir():
         raise RuleError(str(directory), None, "rules directory not found (give --rules DIR)")
+    if revision.startswith("-") or not revision.strip():
+        raise UsageError(f"--against-git {revision!r}: not a git revision (a revision never starts with -)")
     top = Path(git(directory, "rev-parse", "--show-toplevel").stdout.decode().strip())
     prefix = git(directory, "rev-parse", "--show-prefix").stdout.decode().strip()
-    archive = git(top, "archive", "--format=tar", f"{revision}:{prefix}" if prefix else revision).stdout
+    tree = f"{revision}:{prefix}" if prefix else revision
+    archive = git(top, "archive", "--format=tar", "--end-of-options", tree).stdout
     with tempfile.TemporaryDirectory(prefix="llr-asp-") as temporary:
         target = Path(temporary)
         (target / "rules.tar").write_bytes(archive)

@@ -24,6 +24,10 @@ class InputError(LlrError):
         where = f"{source}: {path}" if path else source
         super().__init__(printable(f"{where}: {problem}"))
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str]]:
+        """Re-created from its parts (a worker process sends it to the main one)."""
+        return type(self), (self.source, self.path, self.problem)
+
 
 class RuleError(LlrError):
     """A rule set is unusable: the rule file, its line where known, and what is wrong.
@@ -42,9 +46,24 @@ class RuleError(LlrError):
         more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
         super().__init__(printable(f"{where}: {problem}{more}"))
 
+    def __reduce__(self) -> tuple[type[RuleError], tuple[str, int | None, str, tuple[RuleError, ...]]]:
+        """Re-created from its parts (a worker process sends it to the main one)."""
+        others = () if self.problems == (self,) else self.problems
+        return type(self), (self.file, self.line, self.problem, others)
+
 
 class UsageError(LlrError):
     """A command-line request that cannot be honoured, such as an unknown policy."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
+
+class WorkerError(LlrError):
+    """A worker process of a batch run died or failed: the run stops, loudly."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
 
 
 class DeclarationError(RuleError):

@@ -149,6 +149,8 @@ def read_patient(source: str, rules: RuleSet) -> Patient:
 def read_text(source: str) -> str:
     try:
         if source == "-":
+            if sys.stdin is None:
+                raise InputError(source, "", "standard input is closed; give the patient file, or pipe it in")
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
             with open(source, "rb") as handle:
@@ -170,12 +172,16 @@ def read_text(source: str) -> str:
 def parse(text: str, source: str) -> Any:
     """Parse JSON strictly: no NaN or Infinity, no duplicate keys, no runaway nesting."""
     try:
-        return json.loads(
+        document = json.loads(
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
             object_pairs_hook=_unique_keys,
         )
+        twice = _twice(document, "")
+        if twice is not None:
+            raise _Refused(twice, "key appears twice in the same object; keep one")
+        return document
     except _Refused as refused:
         raise InputError(source, refused.path, refused.problem) from None
     except json.JSONDecodeError as error:
@@ -203,13 +209,33 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _Twice(dict):  # type: ignore[type-arg]
+    """An object in which a key appeared twice (`duplicate`): found with its path after parsing,
+    since the hook that builds an object does not know where the object sits."""
+
+    duplicate = ""
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _Refused(duplicate, "key appears twice in the same object; keep one")
+        twice = _Twice(result)
+        twice.duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return twice
     return result
+
+
+def _twice(node: Any, path: str) -> str | None:
+    """The dotted path of the first key that appeared twice in its object, or None."""
+    if isinstance(node, _Twice):
+        return f"{path}.{node.duplicate}" if path else node.duplicate
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        found = _twice(child, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
@@ -252,14 +278,20 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
         known = error.schema["properties"]
         key = sorted(k for k in error.instance if k not in known)[0]
         wrong = f"{path}.{key}" if path else key
-        raise InputError(source, wrong, _unknown_key(wrong, rules))
+        raise InputError(source, wrong, _unknown_key(wrong, key, rules))
     got = json.dumps(error.instance)
     got = got if len(got) <= 40 else got[:37] + "..."
     raise InputError(source, path or "(document)", f"expected {_expectation(error.schema)}, got {got}")
 
 
-def _unknown_key(wrong: str, rules: RuleSet) -> str:
+def _unknown_key(wrong: str, written: str, rules: RuleSet) -> str:
+    """What to say of the unknown key `written`, at dotted path `wrong`."""
     import difflib  # imported only for a document with an unknown key
+
+    if "." in written and wrong in rules.fields:
+        *groups, name = written.split(".")
+        nest = "".join(f'{{"{g}": ' for g in groups) + f'{{"{name}": …}}' + "}" * len(groups)
+        return f"fields nest: write {nest}, not a dotted key"
 
     valid = ["id", "policy", "meta", *rules.fields]
     valid += sorted({p.rsplit(".", 1)[0] for p in rules.fields if "." in p})

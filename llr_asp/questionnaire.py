@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .errors import InputError, UsageError
+from .errors import InputError, printable
 from .interview import Interviewer, parse_answer
+from .outputs import replaced
 from .patient import Patient, validate
 from .render import question_text
 from .ruleset import Field, Policy, Value
 
+ECHO = 80  # characters of a piped answer echoed back: a runaway line is not shown whole
 Reader = Callable[[], str]  # one line of answer; raises EOFError when there are no more
 
 
@@ -82,7 +82,9 @@ class Questionnaire:
                 patient = validate(document, self.interviewer.rules, self.source)
             except (ValueError, InputError) as error:
                 reason = error.problem if isinstance(error, InputError) else str(error)
-                console.print(Text(f"  ✘ {reason}. Please answer again.", style="red"))
+                if len(reason) > 4 * ECHO:
+                    reason = reason[: 4 * ECHO] + "…"
+                console.print(Text(f"  ✘ {printable(reason)}. Please answer again.", style="red"))
                 continue
             self.document, self.patient = document, patient
             if self.save is not None:
@@ -105,20 +107,9 @@ def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict
 
 def write_record(path: Path, document: dict[str, Any]) -> None:
     """Write the patient record atomically: a crash leaves the old file or the new one."""
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as error:
-        raise UsageError(
-            f"{path}: cannot write the record ({error.strerror}); choose another --save FILE"
-        ) from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced(path, "--save") as out:
+        json.dump(document, out, indent=2, ensure_ascii=False)
+        out.write("\n")
 
 
 def terminal_reader(console: Console) -> Reader:
@@ -135,7 +126,10 @@ def line_reader(console: Console, lines: Any) -> Reader:
         if not line:
             console.print()
             raise EOFError
-        console.print(Text(line.rstrip("\r\n")))
+        shown = line.rstrip("\r\n")
+        if len(shown) > ECHO:
+            shown = f"{shown[:ECHO]}… ({len(shown):,} characters)"
+        console.print(Text(printable(shown)))
         return str(line)
 
     return read

@@ -5,6 +5,7 @@ Everything here is read from the rules; no policy, requirement or field is named
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -16,7 +17,7 @@ from typing import Union
 
 import clingo
 
-from .errors import DeclarationError, RuleError, UsageError
+from .errors import DeclarationError, RuleError, UsageError, printable
 
 Value = Union[bool, str, int, float]
 """A field value as it appears in a patient document."""
@@ -186,7 +187,7 @@ def rule_files(directory: Path) -> list[Path]:
     """The `.lp` files of a rule set directory, in a stable order."""
     if not directory.is_dir():
         raise RuleError(str(directory), None, "rules directory not found (give --rules DIR)")
-    files = sorted(directory.rglob("*.lp"))
+    files = sorted(f for f in directory.rglob("*.lp") if f.is_file())
     if not files:
         raise RuleError(str(directory), None, "no .lp rule files in this directory")
     return files
@@ -211,6 +212,7 @@ def ground(
     prefix on every predicate name, so that a second version of a rule set can sit beside the
     first (versions.lp maps it back into the vocabulary).
     """
+    files = list(files)
     messages: list[str] = []
     control = clingo.Control(["--warn=all"], logger=lambda _code, msg: messages.append(msg))
     try:
@@ -220,13 +222,50 @@ def ground(
             from .ruletext import load_renamed  # clingo.ast: slow to import, seldom needed
 
             load_renamed(control, *renamed)
-        control.ground([("base", []), *parts])
+        with _memory_bound():
+            control.ground([("base", []), *parts])
+    except MemoryError:
+        where = str(Path(files[0]).parent) if files else "rules"
+        runaway = "a rule may derive atoms without end (such as p(X+1) :- p(X))"
+        problem = f"grounding needed over {GROUNDING_MEMORY >> 30} GiB and was stopped: {runaway}"
+        raise RuleError(where, None, f"{problem}; check the recursive rules with arithmetic") from None
     except RuntimeError as error:
         if not messages:
             raise RuleError("rules", None, f"clingo could not load the rules: {error}") from None
     if messages:
         raise _message_error(messages[0])
     return control
+
+
+GROUNDING_MEMORY = 1 << 30
+"""Memory grounding may take beyond what the process holds: the rules of a hundred policies
+need a few megabytes; a rule that derives atoms without end reaches this in about ten seconds."""
+
+
+@contextlib.contextmanager
+def _memory_bound() -> Iterator[None]:
+    """Bound the process's address space while clingo grounds (where the system allows it),
+    so that runaway rules end in a MemoryError instead of taking the machine's memory."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration, ValueError):
+        yield  # not Linux: no bound
+        return
+    bound = size + GROUNDING_MEMORY
+    if soft != resource.RLIM_INFINITY and soft <= bound:
+        yield  # already bounded tighter
+        return
+    resource.setrlimit(
+        resource.RLIMIT_AS, (bound if hard == resource.RLIM_INFINITY else min(bound, hard), hard)
+    )
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _message_error(message: str) -> RuleError:
@@ -264,13 +303,17 @@ def compile_rules(
             first = problems[0]
             raise DeclarationError(first.file, first.line, first.problem, problems)
         located_warnings = located(warnings, statements)
+    if not facts.get("policy", 1):
+        raise RuleError(
+            str(directory), None, "the rules declare no policy (policy/1); is this the right directory?"
+        )
     rules = RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
         digest=digest(files, directory),
         fields=_fields(facts),
         policies=_policies(facts),
-        assumptions={a.string: s.string for a, s in facts.get("assumption", 2)},
+        assumptions={a.string: _said(s) for a, s in facts.get("assumption", 2)},
         warnings=located_warnings,
     )
     return rules, control
@@ -310,7 +353,7 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     for f, c in facts.get("choice", 2):
         choices.setdefault(f.string, []).append(c.name)
     ranges = {f.string: (lo.number, hi.number) for f, lo, hi in facts.get("range", 3)}
-    questions = {f.string: q.string for f, q in facts.get("question", 2)}
+    questions = {f.string: _said(q) for f, q in facts.get("question", 2)}
     kinds = {f.string: k.name for f, k in facts.get("kind", 2)}
     immutable = {f.string for (f,) in facts.get("immutable", 1)}  # kind fact, or declared so before kind/2
     fields = {}
@@ -323,6 +366,12 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     return fields
 
 
+def _said(symbol: clingo.Symbol) -> str:
+    """Words of the rules (titles, labels, sentences, questions) as they are shown: a control
+    character (an escape sequence, a newline) is written out, never sent to a terminal."""
+    return printable(symbol.string)
+
+
 def _own(facts: list[list[clingo.Symbol]]) -> list[list[clingo.Symbol]]:
     """The declarations of policies, not of their variants (alternative readings, whose
     requirements only the engine evaluates)."""
@@ -333,7 +382,7 @@ def _grouped(facts: list[list[clingo.Symbol]]) -> dict[tuple[str, str], list[str
     """(P, R, S) facts as {(P, R): [S, ...]}."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for p, r, s in facts:
-        grouped.setdefault((p.string, r.string), []).append(s.string)
+        grouped.setdefault((p.string, r.string), []).append(_said(s))
     return grouped
 
 
@@ -345,7 +394,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
     parts: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for p, r, n, c in _own(facts.get("part", 4)):
         parts.setdefault((p.string, r.string), []).append((n.number, c.string))
-    texts = {(p.string, r.string): s.string for p, r, s in facts.get("text", 3)}
+    texts = {(p.string, r.string): _said(s) for p, r, s in facts.get("text", 3)}
     notes = _grouped(facts.get("interpretation", 3))
     defects = _grouped(facts.get("defect", 3))
     background = {(p.string, r.string) for p, r in facts.get("background", 2)}
@@ -357,7 +406,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         requirements.setdefault(p.string, {})[r.string] = Requirement(
             id=r.string,
             form=form,
-            label=label.string,
+            label=_said(label),
             text=texts.get(key),
             interpretations=tuple(notes.get(key, ())),
             parts=tuple(c for _, c in sorted(parts.get(key, []))),
@@ -374,24 +423,24 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
 
     alternatives: dict[tuple[str, str], list[Alternative]] = {}
     for p, x, a, text in facts.get("alternative", 4):
-        alternatives.setdefault((p.string, x.string), []).append(Alternative(a.string, text.string))
+        alternatives.setdefault((p.string, x.string), []).append(Alternative(a.string, _said(text)))
     readings: dict[str, dict[str, Reading]] = {}
     for p, x, r, adopted in facts.get("reading", 4):
         readings.setdefault(p.string, {})[x.string] = Reading(
-            x.string, r.string, adopted.string, tuple(alternatives.get((p.string, x.string), ()))
+            x.string, r.string, _said(adopted), tuple(alternatives.get((p.string, x.string), ()))
         )
 
     return {
         p.string: Policy(
             id=p.string,
-            title=meta["title"][p.string].string,
-            reference=meta["reference"][p.string].string,
-            commissioner=meta["commissioner"][p.string].string,
+            title=_said(meta["title"][p.string]),
+            reference=_said(meta["reference"][p.string]),
+            commissioner=_said(meta["commissioner"][p.string]),
             review=meta["review"][p.string].number,
             source=meta["source"][p.string].string,
             root=meta["root"][p.string].string,
             requirements=requirements.get(p.string, {}),
-            recourse=meta["recourse"][p.string].string if p.string in meta["recourse"] else None,
+            recourse=_said(meta["recourse"][p.string]) if p.string in meta["recourse"] else None,
             readings=readings.get(p.string, {}),
         )
         for (p,) in facts.get("policy", 1)

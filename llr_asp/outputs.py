@@ -1,0 +1,57 @@
+"""Writing output files so that nothing is lost: a file is replaced whole, or not at all.
+
+A run that is refused, fails or is interrupted leaves the old file as it was; only regular
+files are written (never a device or a pipe that a rename would replace), and an output may
+not be the input it is computed from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import UsageError
+
+
+def check_target(path: Path, option: str) -> None:
+    """Refuse an output path that is a directory or not a regular file."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file path")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{option} {path}: is not a regular file (a device or a pipe); give a file path")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (for files that exist), or one path (for those that don't)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+@contextlib.contextmanager
+def replaced(path: Path, option: str, newline: str | None = None) -> Iterator[IO[str]]:
+    """A text stream whose content replaces `path` when the block ends without an error.
+
+    Written to a temporary file beside `path`, then renamed over it. Text that is not valid
+    Unicode (a lone surrogate from a JSON string) is written as a backslash escape, so the
+    file is always valid UTF-8.
+    """
+    check_target(path, option)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as error:
+        raise UsageError(
+            f"{option} {path}: cannot write there ({error.strerror}); choose another path"
+        ) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace", newline=newline) as out:
+            yield out
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
