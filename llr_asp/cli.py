@@ -256,7 +256,7 @@ def ask(
     from rich.text import Text
 
     from .interview import Interviewer
-    from .patient import parse, read_text
+    from .patient import parse, read_text, validate
     from .questionnaire import Questionnaire, line_reader, terminal_reader
     from .render import decision_view, print_all, whatif_view
     from .whatif import WhatIfSearch
@@ -266,7 +266,8 @@ def ask(
     with _user_errors():
         interviewer = Interviewer.load(rules)
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
-        chosen = interviewer.policies(policy or document.get("policy"))
+        begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
+        chosen = interviewer.policies(policy or begun.policy)
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
         session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
