@@ -97,10 +97,23 @@ def analyze(
     return rules, sorted(findings, key=Finding.sort_key)
 
 
-def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
+def contested_readings(rules: RuleSet, policy: Policy) -> list[Finding]:
     """Per alternative reading: how many fully known patient profiles it decides otherwise
     than the adopted reading, in which classes, with the simplest patient of the largest.
-    An alternative that decides no patient otherwise is a warning: it reads nothing contested."""
+    An alternative that decides no patient otherwise is a warning: it reads nothing contested.
+    Counted once per rule set (by its digest) in a process: `check` asks in every format."""
+    key = (rules.digest, str(rules.directory), policy.id)
+    if key not in _COUNTED:
+        _COUNTED[key] = list(_contested_readings(rules, policy))
+        while len(_COUNTED) > 8:
+            del _COUNTED[next(iter(_COUNTED))]
+    return _COUNTED[key]
+
+
+_COUNTED: dict[tuple[str, str, str], list[Finding]] = {}
+
+
+def _contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
     from .difference import compare_reading
 
     for reading in policy.readings.values():

@@ -15,12 +15,12 @@ import multiprocessing
 import os
 import signal
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Union
 
 import clingo
 
@@ -29,6 +29,7 @@ from .errors import InputError, LlrError, WorkerError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
 from .reasoner import PatientInput
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
+from .shown import ShownAtoms
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
 CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve
@@ -108,12 +109,12 @@ class Screener:
         self._slots.free()
         self._alone.free()
         slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
-        self._verdict_atoms = _Reading(
+        self._verdict_atoms = ShownAtoms(
             decide,
             [("verdict", 3), ("failed", 3), ("otherwise", 5), ("violated", 2)],
             lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:])),
         )
-        self._missing_atoms = _Reading(
+        self._missing_atoms = ShownAtoms(
             self._missing, [("missing", 2)], lambda s: (s.arguments[0].string, s.arguments[1].string)
         )
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
@@ -230,37 +231,6 @@ class Screener:
             on_last=lambda m: shown.extend(self._missing_atoms(m.symbols(shown=True))),
         )
         return shown
-
-
-_M = TypeVar("_M")
-
-
-class _Reading(Generic[_M]):
-    """What each atom of some predicates means, looked up by the hash of its symbol.
-
-    A dict keyed by clingo.Symbol took about 1 µs a lookup: a symbol compares through a
-    Python method, and its hash (the address of the interned symbol) is poor in the low bits
-    that a dict probes first, so lookups compared many symbols. Keyed by the hash itself, a
-    lookup compares integers. Every atom of the predicates is known after grounding, so two
-    that share a hash are found here and kept apart (by symbol) instead.
-    """
-
-    def __init__(
-        self,
-        control: clingo.Control,
-        signatures: list[tuple[str, int]],
-        meaning: Callable[[clingo.Symbol], _M],
-    ) -> None:
-        symbols = [
-            a.symbol for name, arity in signatures for a in control.symbolic_atoms.by_signature(name, arity)
-        ]
-        hashes = Counter(map(hash, symbols))
-        self._by_hash = {hash(s): meaning(s) for s in symbols if hashes[hash(s)] == 1}
-        self._clashing = {s: meaning(s) for s in symbols if hashes[hash(s)] > 1}
-
-    def __call__(self, symbols: Iterable[clingo.Symbol]) -> list[_M]:
-        by_hash = self._by_hash
-        return [by_hash[h] if (h := hash(s)) in by_hash else self._clashing[s] for s in symbols]
 
 
 def _text(symbol: clingo.Symbol) -> str:

@@ -24,6 +24,7 @@ import clingo.ast
 from .errors import RuleError, UsageError
 from .patient import nested
 from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
+from .shown import ShownAtoms
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("difference.lp")]
 OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp
@@ -133,15 +134,18 @@ def _compare(control: clingo.Control, first: Side, second: Side) -> Comparison:
         a.symbol.arguments[0].string: a.symbol.arguments[1].number
         for a in control.symbolic_atoms.by_signature("size", 2)
     }
+    sides = {
+        a.symbol.arguments[1]: a.symbol.arguments[0].number
+        for a in control.symbolic_atoms.by_signature("side", 2)
+    }
+    read = ShownAtoms(control, [("value", 3), ("decision", 3), ("cause", 1)], lambda s: _decode(s, sides))
     classes: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
-    decoded: dict[clingo.Symbol, tuple[str, Any, Any]] = {}  # the same atoms recur in every cube
     with control.solve(yield_=True) as models:
         for model in models:
             values: dict[str, Any] = {}
             decisions: dict[int, str] = {}
             causes: list[str] = []
-            for symbol in model.symbols(shown=True):
-                kind, key, value = decoded.get(symbol) or decoded.setdefault(symbol, _decode(symbol))
+            for kind, key, value in read(model.symbols(shown=True)):
                 if kind == "value":
                     values[key] = value
                 elif kind == "decision":
@@ -156,12 +160,12 @@ def _compare(control: clingo.Control, first: Side, second: Side) -> Comparison:
     return Comparison(first, second, tuple(differences), math.prod(sizes.values()))
 
 
-def _decode(symbol: clingo.Symbol) -> tuple[str, Any, Any]:
+def _decode(symbol: clingo.Symbol, sides: dict[clingo.Symbol, int]) -> tuple[str, Any, Any]:
     args = symbol.arguments
-    if symbol.name == "value":
-        return "value", args[0].string, symbol_value(args[1])
-    if symbol.name == "decision":
-        return "decision", args[0].number, args[1].name
+    if symbol.name == "value":  # value(W,F,V)
+        return "value", args[1].string, symbol_value(args[2])
+    if symbol.name == "decision":  # decision(W,P,D): of a side, or of no interest (never shown)
+        return "decision", sides.get(args[1], 0), args[2].name
     return "cause", args[0].string, None
 
 
