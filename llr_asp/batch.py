@@ -343,14 +343,14 @@ def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, Document]]:
     for number, data in enumerate(stream, 1):
         if number == 1 and data.startswith(BOM):
             data = data[len(BOM) :]
-        problem = _line_problem(data)
+        problem = line_problem(data)
         yield number, InputError("", "", problem) if problem else data.decode("utf-8")
 
 
 BOM = b"\xef\xbb\xbf"
 
 
-def _line_problem(data: bytes) -> str | None:
+def line_problem(data: bytes) -> str | None:
     """Why a line of input cannot be a patient record, or None."""
     if len(data) > MAX_BYTES:
         return "line is over 1 MiB, far larger than a patient record"
@@ -376,7 +376,7 @@ def read_csv(stream: Iterable[bytes], rules: RuleSet) -> Iterator[tuple[int, Doc
         return
     if first.startswith(BOM):
         first = first[len(BOM) :]
-    problem = _line_problem(first)
+    problem = line_problem(first)
     header = _row(first.decode("utf-8")) if problem is None else None
     if header is None:
         raise InputError("CSV header", "", problem or "not a row of CSV; the first line names the fields")
@@ -389,7 +389,7 @@ def read_csv(stream: Iterable[bytes], rules: RuleSet) -> Iterator[tuple[int, Doc
     if repeated is not None:
         raise InputError("CSV header", repeated, "appears twice; keep one column per field")
     for number, data in enumerate(lines, 2):
-        problem = _line_problem(data)
+        problem = line_problem(data)
         row = _row(data.decode("utf-8")) if problem is None else None
         if row is None:
             yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")

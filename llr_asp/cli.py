@@ -85,7 +85,9 @@ def _print_json(value: Any) -> None:
 
 def _print_per_policy(objects: list[dict[str, Any]]) -> None:
     """One object for one policy, an array for several (DESIGN §6)."""
-    _print_json(objects[0] if len(objects) == 1 else objects)
+    from .decision import per_policy
+
+    _print_json(per_policy(objects))
 
 
 def _console(stderr: bool = False) -> Any:
@@ -140,7 +142,7 @@ def explain(
         reasoner = Reasoner.load(rules)
         ruleset = reasoner.rules
         record = read_patient(patient, ruleset)
-        decisions = reasoner.decide(record, reasoner.policies(policy or record.policy))
+        decisions = reasoner.decide(record, reasoner.chosen(record, policy))
     if format is ExplainFormat.json:
         _print_per_policy([d.to_json() for d in decisions])
         return
@@ -181,9 +183,7 @@ def whatif(
         reasoner = Reasoner.load(rules)
         record = read_patient(patient, reasoner.rules)
         search = WhatIfSearch.load(rules)
-        answers = [
-            find(reasoner, search, record, p, limit) for p in reasoner.policies(policy or record.policy)
-        ]
+        answers = [find(reasoner, search, record, p, limit) for p in reasoner.chosen(record, policy)]
     if format is Format.json:
         _print_per_policy([a.to_json() for a in answers])
         return
@@ -211,7 +211,7 @@ def next_question(
     with _user_errors():
         interviewer = Interviewer.load(rules)
         record = read_patient(patient, interviewer.rules)
-        steps = interviewer.next(record, interviewer.policies(policy or record.policy))
+        steps = interviewer.next(record, interviewer.chosen(record, policy))
     if format is Format.json:
         _print_per_policy([s.to_json() for s in steps])
         return
@@ -518,20 +518,7 @@ def policies(format: FormatOption = Format.text, rules: RulesOption = None) -> N
     with _user_errors():
         ruleset = load_rules(rules)
     if format is Format.json:
-        _print_json(
-            [
-                {
-                    "id": p.id,
-                    "reference": p.reference,
-                    "title": p.title,
-                    "commissioner": p.commissioner,
-                    "review": p.review,
-                    "review_due": p.review_due(today),
-                    "source": p.source,
-                }
-                for p in ruleset.policies.values()
-            ]
-        )
+        _print_json([p.to_json(today) for p in ruleset.policies.values()])
         return
     from .render import policies_table
 
@@ -655,6 +642,64 @@ def diff(
     from .render import comparison_view
 
     _console().print(comparison_view(comparison))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on; 0.0.0.0 makes the service reachable from other machines."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, max=64, help="Server processes, each with its own warm reasoner."),
+    ] = 1,
+    rules: RulesOption = None,
+) -> None:
+    """Serve the page for clinicians and the JSON API (needs the web extra).
+
+    The page (/) asks the questionnaire one question at a time, shows the decision with its
+    reasons, what is missing and what would have to change, and gives the Markdown letter; it
+    works without JavaScript and loads nothing from another origin. The API (/api/v1/…) answers
+    with exactly the JSON of the CLI's --format json; its OpenAPI document is /openapi.json and
+    interactive docs are /docs. Patient answers travel in request bodies only; nothing is kept
+    or logged. Stop with Ctrl-C.
+    """
+    import importlib.util
+
+    missing = [
+        m for m in ("fastapi", "uvicorn", "jinja2", "multipart") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        typer.echo(
+            f"llr-asp: error: serve needs the web extra ({', '.join(missing)} missing): "
+            "pip install 'llr-asp[web]'",
+            err=True,
+        )
+        raise typer.Exit(2)
+    import uvicorn
+
+    from .web.app import RULES_ENV
+
+    with _user_errors():
+        load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
+    if rules is not None:
+        os.environ[RULES_ENV] = str(rules.resolve())
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"llr-asp: note: listening on {host}: reachable from other machines", err=True)
+    typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
+    uvicorn.run(
+        "llr_asp.web:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # request lines would record what was asked about whom
+        log_level="warning",
+    )
 
 
 class CheckFormat(str, enum.Enum):

@@ -131,3 +131,9 @@ def _node_json(node: Node) -> dict[str, Any]:
         "evidence": [{"field": e.field, "value": e.value, "test": e.test.describe()} for e in node.evidence],
         "children": [_node_json(child) for child in node.children],
     }
+
+
+def per_policy(objects: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """One policy's answer as an object, several as an array (DESIGN §6): the body of the CLI's
+    `--format json` and of the web API alike."""
+    return objects[0] if len(objects) == 1 else objects

@@ -59,6 +59,11 @@ class Reasoner:
         """The policies named by `selection`: a policy id, `all`, or None for all."""
         return self.rules.select(selection)
 
+    def chosen(self, patient: Patient, selection: str | None) -> list[Policy]:
+        """The policies a question about `patient` is about: `selection` (a policy id or "all"),
+        else the policy the record names, else every policy."""
+        return self.rules.select(selection or patient.policy)
+
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""
         chosen = list(policies) if policies is not None else list(self.rules.policies.values())

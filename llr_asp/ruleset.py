@@ -41,6 +41,12 @@ def default_rules_dir() -> Path:
     return packaged if packaged.is_dir() else PACKAGE.parent / "rules"
 
 
+def default_examples_dir() -> Path:
+    """The bundled example patients: inside the installed wheel, or `examples/` of a checkout."""
+    packaged = PACKAGE / "examples"
+    return packaged if packaged.is_dir() else PACKAGE.parent / "examples"
+
+
 @dataclass(frozen=True)
 class Field:
     """An input field of the patient document, as declared by field/2 and its companions."""
@@ -146,6 +152,18 @@ class Policy:
     def fields(self) -> frozenset[str]:
         """The input fields this policy tests."""
         return frozenset(r.test.field for r in self.requirements.values() if r.test)
+
+    def to_json(self, today: datetime.date) -> dict[str, object]:
+        """The policy as `llr-asp policies --format json` lists it."""
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "title": self.title,
+            "commissioner": self.commissioner,
+            "review": self.review,
+            "review_due": self.review_due(today),
+            "source": self.source,
+        }
 
     def review_due(self, today: datetime.date) -> str | None:
         """Whether the review date has passed or falls in the current year, in words."""

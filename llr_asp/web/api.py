@@ -1,0 +1,204 @@
+"""The JSON API under /api/v1: each body is exactly what the CLI prints with `--format json`.
+
+A patient document is the request body, parsed and validated as `explain` does; a bad one is
+422 with the CLI's one-line message, an unknown policy 404, a body over its limit 413.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..batch import BOM, CHUNK, Result, line_problem
+from ..decision import per_policy
+from ..errors import InputError
+from ..patient import MAX_BYTES, Patient, parse, validate
+from ..whatif import whatif as find_whatif
+from .engines import Engines
+
+BATCH_BYTES = 100 << 20
+"""A batch body is read as a stream, line by line; past 100 MiB it is refused (413)."""
+
+router = APIRouter()
+PolicyQuery = Query(
+    None, description='A policy id (see /api/v1/policies) or "all". Default: the record\'s, else all.'
+)
+
+
+class TooLarge(Exception):
+    """A request body over its limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the request body is over {limit >> 20} MiB; a patient record is a few hundred bytes"
+        )
+
+
+def engines(request: Request) -> Engines:
+    return request.app.state.engines  # type: ignore[no-any-return]
+
+
+async def body(request: Request, limit: int = MAX_BYTES) -> bytes:
+    """The request body, refused past `limit` bytes before it is read whole."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise TooLarge(limit)
+    data = bytearray()
+    async for piece in request.stream():
+        data += piece
+        if len(data) > limit:
+            raise TooLarge(limit)
+    return bytes(data)
+
+
+async def patient(request: Request, source: str = "request body") -> Patient:
+    """The patient document of the request, validated as `explain` validates a file."""
+    data = await body(request)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
+    return validate(parse(text, source), engines(request).rules, source)
+
+
+PATIENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A patient record (see /api/v1/schema); every field may be omitted or null.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PatientRecord"}}},
+    }
+}
+
+
+@router.get("/api/v1/policies", summary="The policies, as `llr-asp policies --format json`")
+def policies(request: Request) -> list[dict[str, object]]:
+    today = datetime.date.today()
+    return [p.to_json(today) for p in engines(request).rules.policies.values()]
+
+
+@router.get("/api/v1/schema", summary="The JSON Schema of a patient record, as `llr-asp schema`")
+def schema(request: Request) -> dict[str, Any]:
+    from ..patient import json_schema
+
+    return json_schema(engines(request).rules)
+
+
+@router.post(
+    "/api/v1/explain",
+    summary="Decide, with the justification tree, as `llr-asp explain --format json`",
+    openapi_extra=PATIENT_BODY,
+)
+async def explain(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
+    record = await patient(request)
+
+    def answer() -> Any:
+        with engines(request).held() as held:
+            reasoner = held.interviewer
+            return per_policy([d.to_json() for d in reasoner.decide(record, reasoner.chosen(record, policy))])
+
+    return JSONResponse(await run_in_threadpool(answer))
+
+
+@router.post(
+    "/api/v1/whatif",
+    summary="The smallest changes that would make the patient eligible, as `llr-asp whatif --format json`",
+    openapi_extra=PATIENT_BODY,
+)
+async def whatif(
+    request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
+) -> JSONResponse:
+    record = await patient(request)
+    with engines(request).held() as held:
+        reasoner = held.interviewer
+        answers = [
+            find_whatif(reasoner, held.whatif, record, p, limit) for p in reasoner.chosen(record, policy)
+        ]
+    return JSONResponse(per_policy([a.to_json() for a in answers]))
+
+
+@router.post(
+    "/api/v1/next",
+    summary="The next question to ask, as `llr-asp next --format json`",
+    openapi_extra=PATIENT_BODY,
+)
+async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
+    record = await patient(request)
+
+    def answer() -> Any:
+        with engines(request).held() as held:
+            steps = held.interviewer.next(record, held.interviewer.chosen(record, policy))
+            return per_policy([s.to_json() for s in steps])
+
+    return JSONResponse(await run_in_threadpool(answer))
+
+
+@router.post(
+    "/api/v1/batch",
+    summary="Decide a cohort: JSON Lines in, JSON Lines out, as `llr-asp batch`",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "One patient record per line (JSON Lines); streamed, at most 100 MiB.",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+    response_class=StreamingResponse,
+)
+async def batch(
+    request: Request, policy: str = Query("all", description='A policy id or "all".')
+) -> StreamingResponse:
+    held = engines(request)
+    chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
+    cohort = await _spooled(request)  # the whole body first: the response must not read the request
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+
+    def results() -> Iterator[bytes]:
+        with cohort:
+            chunk: list[tuple[int, Any]] = []
+            for number, line in enumerate(cohort, 1):
+                line = line.rstrip(b"\r\n")
+                if number == 1 and line.startswith(BOM):
+                    line = line[len(BOM) :]
+                problem = line_problem(line)
+                chunk.append((number, InputError("", "", problem) if problem else line.decode("utf-8")))
+                if len(chunk) == CHUNK:
+                    yield _encoded(held, chunk, chosen, encode)
+                    chunk = []
+            if chunk:
+                yield _encoded(held, chunk, chosen, encode)
+
+    return StreamingResponse(results(), media_type="application/x-ndjson")
+
+
+def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], encode: Any) -> bytes:
+    with held.held():
+        screened: list[Result] = held.screener.screen(chunk, "line", chosen)
+    return "".join(encode(r.to_json()) + "\n" for r in screened).encode("utf-8", "backslashreplace")
+
+
+async def _spooled(request: Request) -> IO[bytes]:
+    """The request body in a temporary file (in memory while small), refused (413) past
+    BATCH_BYTES; memory stays flat however long the cohort."""
+    if int(request.headers.get("content-length") or 0) > BATCH_BYTES:
+        raise TooLarge(BATCH_BYTES)
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=MAX_BYTES)  # noqa: SIM115 (closed by the response)
+    total = 0
+    async for piece in request.stream():
+        total += len(piece)
+        if total > BATCH_BYTES:
+            spool.close()
+            raise TooLarge(BATCH_BYTES)
+        spool.write(piece)
+    spool.seek(0)
+    return spool
+
+
+@router.get("/healthz", summary="Alive, with the sha256 of the rule set it serves")
+def healthz(request: Request) -> dict[str, str]:
+    return {"status": "ok", "rules": engines(request).rules.digest}

@@ -1,0 +1,135 @@
+"""The application: one warm set of engines per process, the API, the page, security headers.
+
+Every response carries a Content-Security-Policy that allows nothing from another origin
+(`default-src 'self'`, no framing), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
+no-referrer` and `Cache-Control: no-store` (answers about a patient are not kept by a browser or
+a proxy). Nothing about a patient is logged: the access log is off, and errors are answered with
+the CLI's one-line message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ..errors import InputError, LlrError, UsageError
+from ..patient import json_schema
+from . import api, page
+from .engines import Engines
+
+RULES_ENV = "LLR_ASP_RULES"
+"""The rule set of `llr-asp serve --rules DIR`, for worker processes that uvicorn starts."""
+
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " + (
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+)
+HERE = Path(__file__).parent
+
+
+def create_app(rules: Path | None = None) -> FastAPI:
+    """The service for the rule set in `rules` (default: $LLR_ASP_RULES, else the bundled one)."""
+    if rules is None and os.environ.get(RULES_ENV):
+        rules = Path(os.environ[RULES_ENV])
+    engines = Engines.load(rules)
+    app = FastAPI(
+        title="llr-asp",
+        summary="Eligibility under NHS LLR ICB commissioning policies, with the reasons",
+        description=(
+            "Every body is exactly the CLI's `--format json` contract. A bad patient record is 422 "
+            'with `{"error": "<the CLI\'s one-line message>"}`; an unknown policy 404; a body over '
+            "1 MiB (100 MiB for batch) 413."
+        ),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.engines = engines
+    app.include_router(api.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _docs(app)
+    _errors(app)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        docs = request.url.path == "/docs"
+        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if not request.url.path.startswith(("/static", "/docs-assets")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    schema = app.openapi()
+    schema.setdefault("components", {}).setdefault("schemas", {})["PatientRecord"] = json_schema(
+        engines.rules
+    )
+    app.openapi_schema = schema
+    return app
+
+
+def _docs(app: FastAPI) -> None:
+    """Interactive API docs at /docs, with Swagger UI served from this process, not a CDN
+    (the assets come with the fastapi-offline package)."""
+    try:
+        assets = importlib.resources.files("fastapi_offline") / "static"
+    except ModuleNotFoundError:
+        return
+    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="llr-asp API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+
+def _errors(app: FastAPI) -> None:
+    """Errors as the CLI words them, in `{"error": ...}`; the page answers in HTML."""
+
+    def answer(request: Request, status: int, message: str) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+            return JSONResponse({"error": message}, status_code=status)
+        return page.error_page(request, status, message)
+
+    @app.exception_handler(InputError)
+    async def bad_input(request: Request, error: InputError) -> Response:
+        return answer(request, 422, str(error))
+
+    @app.exception_handler(UsageError)
+    async def unknown(request: Request, error: UsageError) -> Response:
+        return answer(request, 404, str(error))
+
+    @app.exception_handler(LlrError)
+    async def other(request: Request, error: LlrError) -> Response:
+        return answer(request, 422, str(error))
+
+    @app.exception_handler(api.TooLarge)
+    async def too_large(request: Request, error: api.TooLarge) -> Response:
+        return answer(request, 413, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return answer(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(Exception)
+    async def fault(request: Request, error: Exception) -> Response:
+        return answer(
+            request, 500, "internal error; the request was not answered (nothing about it was kept)"
+        )
