@@ -181,4 +181,5 @@ def _result(request: Request, document: dict[str, Any], patient: Patient, policy
         decisions=decisions,
         changes=changes,
         patient=patient,
+        named=bool(document.get("id")),
     )

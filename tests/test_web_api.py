@@ -1,0 +1,172 @@
+"""The JSON API of `llr-asp serve`: every endpoint, every error status, and the same JSON as the
+CLI's `--format json` on every example and on random patients."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's notice about httpx versions
+    from fastapi.testclient import TestClient
+
+from test_batch import random_patient
+from typer.testing import CliRunner
+
+from llr_asp import RuleSet
+from llr_asp.cli import app as cli
+from llr_asp.web import create_app
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app())
+
+
+def cli_json(*args: str, stdin: str | None = None) -> Any:
+    result = runner.invoke(cli, list(args), input=stdin)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_explain_whatif_and_next_equal_the_cli_on_every_example(client: TestClient, path: Path) -> None:
+    body = path.read_bytes()
+    for command in ("explain", "next"):
+        assert client.post(f"/api/v1/{command}", content=body).json() == cli_json(
+            command, str(path), "-f", "json"
+        )
+    hip = cli_json("whatif", str(path), "-p", "hip-resurfacing", "-f", "json", "--limit", "3")
+    assert client.post("/api/v1/whatif?policy=hip-resurfacing&limit=3", content=body).json() == hip
+
+
+def test_random_patients_get_the_cli_decision(client: TestClient, rules: RuleSet) -> None:
+    rng = random.Random(14)
+    for n in range(25):
+        document = json.dumps({"id": f"r{n}", **random_patient(rng, rules)})
+        assert client.post("/api/v1/explain", content=document).json() == cli_json(
+            "explain", "-", "-f", "json", stdin=document
+        )
+
+
+def test_batch_streams_json_lines_as_the_cli(client: TestClient, tmp_path: Path) -> None:
+    lines = [p.read_text().replace("\n", " ") for p in EXAMPLES[:6]] + [
+        "{broken",
+        '{"pain": {"severity": "Severe"}}',
+    ]
+    cohort = tmp_path / "cohort.jsonl"
+    cohort.write_text("\n".join(lines) + "\n")
+    response = client.post("/api/v1/batch?policy=all", content=cohort.read_bytes())
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    got = [json.loads(line) for line in response.text.splitlines()]
+    result = runner.invoke(cli, ["batch", str(cohort), "-j", "1"])
+    expected = [json.loads(line) for line in result.stdout.splitlines()]
+    for line in expected:  # the CLI names the file, the API the line
+        if "error" in line:
+            line["error"] = line["error"].replace(f"{cohort}:", "line:", 1)
+    assert got == expected
+
+
+def test_policies_schema_and_health(client: TestClient, rules: RuleSet) -> None:
+    assert client.get("/api/v1/policies").json() == cli_json("policies", "-f", "json")
+    assert client.get("/api/v1/schema").json() == cli_json("schema")
+    assert client.get("/healthz").json() == {"status": "ok", "rules": rules.digest}
+    spec = client.get("/openapi.json").json()
+    assert {"/api/v1/explain", "/api/v1/whatif", "/api/v1/next", "/api/v1/batch"} <= set(spec["paths"])
+    assert spec["components"]["schemas"]["PatientRecord"]["title"] == "llr-asp patient record"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "words"),
+    [
+        (
+            "post",
+            "/api/v1/explain",
+            '{"conservative": {"months": "six"}}',
+            422,
+            "conservative.months: expected a number",
+        ),
+        ("post", "/api/v1/explain", "{not json", 422, "invalid JSON"),
+        ("post", "/api/v1/explain", '{"pain.severity": "mild"}', 422, "fields nest"),
+        ("post", "/api/v1/explain?policy=nope", "{}", 404, 'unknown policy "nope"'),
+        ("post", "/api/v1/batch?policy=nope", "{}", 404, 'unknown policy "nope"'),
+        ("post", "/api/v1/whatif?limit=x", "{}", 422, "limit"),
+        ("post", "/api/v1/whatif?limit=0", "{}", 422, "limit"),
+        ("post", "/api/v1/next", b"\xff\xfe", 422, "not UTF-8"),
+        ("post", "/api/v1/explain", "x" * (2 << 20), 413, "over 1 MiB"),
+    ],
+)
+def test_errors_are_the_cli_line_with_the_right_status(
+    client: TestClient, method: str, url: str, body: Any, status: int, words: str
+) -> None:
+    response = getattr(client, method)(url, content=body)
+    assert response.status_code == status
+    [error] = response.json().values()
+    assert list(response.json()) == ["error"] and words in error and "\n" not in error
+
+
+def test_a_fault_is_500_without_a_stack_trace(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    engines = client.app.state.engines  # type: ignore[attr-defined]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(engines.interviewer, "decide", broken)
+    response = TestClient(client.app, raise_server_exceptions=False).post("/api/v1/explain", content="{}")
+    assert response.status_code == 500 and "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    for response in (client.get("/"), client.get("/healthz"), client.post("/api/v1/explain", content="{}")):
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert client.post("/api/v1/explain", content="{}").headers["cache-control"] == "no-store"
+
+
+def test_docs_are_served_from_this_process(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_page_keeps_answers_out_of_urls(client: TestClient) -> None:
+    html = client.get("/").text
+    assert 'method="get"' not in html.lower() and html.count('method="post"') == 3
+    page = client.post("/ask", data={"policy": "hip-resurfacing", "record": "{}"}).text
+    assert 'action="/ask"' in page and "What is the patient&#39;s sex?" in page
+
+
+def test_serve_without_the_web_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
+    )
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 2 and "pip install 'llr-asp[web]'" in result.stderr
+
+
+def test_other_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    web = ("fastapi", "starlette", "uvicorn", "jinja2")
+    probe = (
+        f"import sys; from llr_asp.cli import main; sys.argv = ['llr-asp', 'explain', {str(EXAMPLES[0])!r}];\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {web!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip().endswith("[]")

@@ -1,0 +1,228 @@
+"""The clinicians' page in a real browser: Debian's headless Chromium, driven by Playwright.
+
+The server runs in this process on 127.0.0.1 (a free port) for the module. Screenshots of the
+main screens go to the test's temporary folder (LLR_ASP_SCREENSHOTS=DIR keeps them there).
+Skipped, with the reason, where Chromium or Playwright is not installed: `.ci/run` installs
+Debian's chromium; never `playwright install`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
+playwright = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+)
+CHROMIUM = next(
+    (p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None
+)
+if CHROMIUM is None:
+    pytest.skip("no Chromium found: apt-get install -y chromium (Debian's build)", allow_module_level=True)
+
+import uvicorn  # noqa: E402
+
+from llr_asp.web import create_app  # noqa: E402
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline:
+            pytest.fail("the test server did not start in 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(
+        base_url=server, viewport={"width": 1000, "height": 900}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get("LLR_ASP_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def values(example: str) -> dict[str, Any]:
+    """The example's answers by dotted field path."""
+    document = json.loads((EXAMPLES / f"{example}.json").read_text())
+    flat: dict[str, Any] = {}
+    for group, fields in document.items():
+        if isinstance(fields, dict) and group != "meta":
+            flat.update({f"{group}.{name}": value for name, value in fields.items()})
+        elif group == "sex":
+            flat["sex"] = fields
+    return flat
+
+
+def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) -> int:
+    """Answer each question the page asks from `answers` (absent: "Not known"); the count."""
+    asked = 0
+    while page.locator("input[name=field]").count():
+        field = page.locator("input[name=field]").get_attribute("value")
+        value = answers.get(field)
+        if shots is not None and asked == 0:
+            page.screenshot(path=str(shots / "question.png"), full_page=True)
+        if page.locator("input[type=number]").count():
+            if value is None:
+                page.get_by_role("button", name="Not known").click()
+            else:
+                page.locator("input[type=number]").fill(str(value))
+                page.get_by_role("button", name="Continue").click()
+        else:
+            choice = (
+                "unknown"
+                if value is None
+                else ("yes" if value is True else "no" if value is False else value)
+            )
+            page.locator(f"input[name=answer][value='{choice}']").check()
+            page.get_by_role("button", name="Continue").click()
+        asked += 1
+        assert asked < 30, "the questionnaire did not end"
+    return asked
+
+
+def start(page: Any, policy: str) -> None:
+    page.goto("/")
+    page.locator(f"form[action='/ask'] input[name=policy][value='{policy}']").check()
+    page.locator("form[action='/ask']").get_by_role("button", name="Start").click()
+
+
+def test_the_questionnaire_reaches_eligible(page: Any, shots: Path) -> None:
+    page.goto("/")
+    page.screenshot(path=str(shots / "start.png"), full_page=True)
+    start(page, "hip-resurfacing")
+    asked = answer_all(page, values("route-c1-pain"), shots)
+    assert asked < 18  # only what can still change the decision
+    heading = page.locator("section.decision h2").inner_text()
+    assert "ARP 55" in heading and "ELIGIBLE" in heading and "NOT" not in heading
+    page.screenshot(path=str(shots / "eligible.png"), full_page=True)
+
+
+def test_the_questionnaire_reaches_not_eligible_with_the_contested_reading(page: Any, shots: Path) -> None:
+    start(page, "hip-resurfacing")
+    answer_all(page, {**values("route-c1-pain"), "sex": "female"})
+    section = page.locator("section.decision")
+    assert "NOT ELIGIBLE" in section.locator("h2").inner_text()
+    assert "contested reading of contraindication" in section.locator(".contested-box").inner_text()
+    assert "Individual Funding Request" in section.inner_text()
+    page.screenshot(path=str(shots / "not-eligible.png"), full_page=True)
+
+
+def test_unknown_answers_leave_it_undetermined_with_what_is_missing(page: Any, shots: Path) -> None:
+    start(page, "knee-resurfacing")
+    answer_all(page, {})
+    section = page.locator("section.decision")
+    assert "UNDETERMINED" in section.locator("h2").inner_text()
+    assert section.locator("ul.missing li").count() > 0
+    page.screenshot(path=str(shots / "undetermined.png"), full_page=True)
+
+
+def test_an_example_shows_its_tree_as_nested_lists(page: Any, shots: Path) -> None:
+    page.goto("/")
+    page.select_option("#example", "route-c5-independence")
+    page.get_by_role("button", name="Show the decision").click()
+    hip = page.locator("section.decision").first
+    assert "NOT ELIGIBLE" in hip.locator("h2").inner_text()
+    assert hip.locator("ul.tree > li > ul > li").count() == 4  # A, B, C, the sex criterion
+    assert "⚑ contested reading" in hip.inner_text() and "C5.route" in hip.inner_text()
+    assert "cannot be met" in hip.inner_text()  # what-if names what stands in the way
+    page.screenshot(path=str(shots / "example-c5.png"), full_page=True)
+
+
+def test_a_bad_record_is_refused_in_the_page(page: Any, shots: Path) -> None:
+    page.goto("/")
+    page.fill("#document", '{"conservative": {"months": "six"}}')
+    page.locator("form[action='/record']").get_by_role("button", name="Check this record").click()
+    alert = page.get_by_role("alert")
+    assert (
+        'conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
+        in alert.inner_text()
+    )
+    page.screenshot(path=str(shots / "bad-record.png"), full_page=True)
+
+
+def test_the_letter_downloads_as_markdown(page: Any) -> None:
+    page.goto("/")
+    page.select_option("#example", "route-c4-sfi")
+    page.get_by_role("button", name="Show the decision").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the letter (Markdown)").click()
+    text = Path(download.value.path()).read_text()
+    assert text.startswith("### Policy for Hip Resurfacing (ARP 55): **eligible**")
+    assert (
+        "rests on contested readings" in text
+        and download.value.suggested_filename == "llr-asp-route-c4-sfi.md"
+    )
+
+
+def test_keyboard_only(page: Any) -> None:
+    page.goto("/")
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to main content"
+    page.locator("form[action='/ask'] input[name=policy][value='hip-resurfacing']").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Enter")  # submits the form
+    page.wait_for_selector("input[name=field][value='sex']", state="attached")
+    page.locator("input[name=answer][value='female']").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("section.decision")
+    assert "NOT ELIGIBLE" in page.locator("section.decision h2").inner_text()
+
+
+def test_the_page_loads_nothing_from_another_origin(page: Any, server: str) -> None:
+    origins: set[str] = set()
+    page.on("request", lambda request: origins.add(request.url.split("/")[2]))
+    page.goto("/")
+    page.select_option("#example", "route-c1-pain")
+    page.get_by_role("button", name="Show the decision").click()
+    assert origins == {server.split("/")[2]}
