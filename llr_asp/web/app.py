@@ -58,24 +58,42 @@ def create_app(rules: Path | None = None) -> FastAPI:
     _docs(app)
     _errors(app)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        docs = request.url.path == "/docs"
-        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        if not request.url.path.startswith(("/static", "/docs-assets")):
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
+    app.add_middleware(SecurityHeaders)
     schema = app.openapi()
     schema.setdefault("components", {}).setdefault("schemas", {})["PatientRecord"] = json_schema(
         engines.rules
     )
     app.openapi_schema = schema
     return app
+
+
+class SecurityHeaders:
+    """The security headers on every response (a plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware costs a task and a queue per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        extra = [
+            (b"content-security-policy", (DOCS_CSP if path == "/docs" else CSP).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if not path.startswith(("/static", "/docs-assets")):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def _docs(app: FastAPI) -> None:
