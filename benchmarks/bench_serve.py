@@ -109,7 +109,9 @@ def latency(requests: int) -> None:
     p50, p99 = statistics.median(times), times[int(len(times) * 0.99)]
     print(f"latency, 1 worker, {requests} sequential explains (both policies), loopback keep-alive:")
     worst = times[-1] * 1e3
-    print(f"  p50 {p50 * 1e3:.2f} ms (target <= 2)   p99 {p99 * 1e3:.2f} ms (target <= 10)   max {worst:.1f} ms")
+    print(
+        f"  p50 {p50 * 1e3:.2f} ms (target <= 2)   p99 {p99 * 1e3:.2f} ms (target <= 10)   max {worst:.1f} ms"
+    )
 
 
 def throughput(seconds: int, clients: int) -> None:
@@ -140,7 +142,8 @@ request = function()
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d\\n", summary.requests, e.connect + e.read + e.write + e.status + e.timeout))
+  local failed = e.connect + e.read + e.write + e.status + e.timeout
+  io.write(string.format("RESULT %d %d\\n", summary.requests, failed))
 end
 """
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
