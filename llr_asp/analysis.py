@@ -20,7 +20,16 @@ import clingo
 
 from .errors import DeclarationError, RuleError
 from .patient import nested
-from .ruleset import Policy, RuleSet, compile_rules, engine_file, symbol_value
+from .ruleset import (
+    Policy,
+    RuleSet,
+    compile_rules,
+    default_rules_dir,
+    digest,
+    engine_file,
+    rule_files,
+    symbol_value,
+)
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("analysis.lp")]
 
@@ -85,6 +94,22 @@ def analyze(
     Rules whose declarations fail the vocabulary checks are reported as hygiene findings (the
     search needs sound declarations, so it does not run); rules that do not parse raise.
     """
+    folder = Path(directory) if directory is not None else default_rules_dir()
+    day = today or datetime.date.today()
+    key = (digest(rule_files(folder), folder), str(folder.resolve()), selection, day, tuple(PROGRAMS))
+    if key not in _ANALYSED:  # `check` asks again in each format; the answer is the same
+        _ANALYSED[key] = _analyze(folder, selection, day)
+        while len(_ANALYSED) > 4:
+            del _ANALYSED[next(iter(_ANALYSED))]
+    return _ANALYSED[key]
+
+
+_ANALYSED: dict[tuple[object, ...], tuple[RuleSet | None, list[Finding]]] = {}
+
+
+def _analyze(
+    directory: Path, selection: str | None, today: datetime.date
+) -> tuple[RuleSet | None, list[Finding]]:
     try:
         rules, control = compile_rules(directory, PROGRAMS)
     except DeclarationError as error:
@@ -92,28 +117,15 @@ def analyze(
     space = _Space(control)
     findings = list(_problem_findings(rules.warnings, "warning"))
     for policy in rules.select(selection):
-        findings += _PolicyAnalysis(space, rules, policy, today or datetime.date.today()).findings()
+        findings += _PolicyAnalysis(space, rules, policy, today).findings()
         findings += contested_readings(rules, policy)
     return rules, sorted(findings, key=Finding.sort_key)
 
 
-def contested_readings(rules: RuleSet, policy: Policy) -> list[Finding]:
+def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
     """Per alternative reading: how many fully known patient profiles it decides otherwise
     than the adopted reading, in which classes, with the simplest patient of the largest.
-    An alternative that decides no patient otherwise is a warning: it reads nothing contested.
-    Counted once per rule set (by its digest) in a process: `check` asks in every format."""
-    key = (rules.digest, str(rules.directory), policy.id)
-    if key not in _COUNTED:
-        _COUNTED[key] = list(_contested_readings(rules, policy))
-        while len(_COUNTED) > 8:
-            del _COUNTED[next(iter(_COUNTED))]
-    return _COUNTED[key]
-
-
-_COUNTED: dict[tuple[str, str, str], list[Finding]] = {}
-
-
-def _contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
+    An alternative that decides no patient otherwise is a warning: it reads nothing contested."""
     from .difference import compare_reading
 
     for reading in policy.readings.values():

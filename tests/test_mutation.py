@@ -1,6 +1,6 @@
 """The gate bites: `llr-asp check` fails on the rule mutations that change an example.
 
-A deterministic sample (every sixth mutant) keeps the suite fast; benchmarks/mutation_score.py
+A deterministic sample (every tenth mutant) keeps the suite fast; benchmarks/mutation_score.py
 runs them all and lists the survivors.
 """
 
@@ -19,11 +19,11 @@ ROOT = Path(__file__).parent.parent
 def test_check_fails_on_at_least_90_percent_of_relevant_mutants(tmp_path: Path) -> None:
     rules, examples = default_rules_dir(), ROOT / "examples"
     original = outcomes(rules, examples)
-    sample = list(mutants(rules))[::6]
+    sample = list(mutants(rules))[::10]
     assert any("rule removed" in m.name for m in sample) and any("->" in m.name for m in sample)
     results = Counter(verdict(m, rules, examples, tmp_path, original) for m in sample)
     relevant = results["killed"] + results["survived"]
-    assert relevant >= 15, results  # the sample really exercises the gate
+    assert relevant >= 8, results  # the sample really exercises the gate
     assert results["killed"] / relevant >= 0.9, results
 
 
