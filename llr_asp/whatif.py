@@ -11,6 +11,7 @@ those that need a clinical finding to be otherwise, which are worded as conditio
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import clingo
 
 from .decision import Contest
+from .errors import LlrError
 from .patient import Patient
 from .reasoner import PatientInput, Reasoner
 from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
@@ -80,6 +82,10 @@ class WhatIf:
         return result
 
 
+class WhatIfTimeout(LlrError):
+    """A what-if search that ran past its time limit."""
+
+
 class WhatIfSearch:
     """Counterfactual search under one rule set, grounded once. Not thread-safe."""
 
@@ -91,14 +97,21 @@ class WhatIfSearch:
         self._bounds = {a.symbol.arguments[0].number: a.symbol for a in atoms.by_signature("bound", 1)}
         self._most = max(self._bounds)
         self._enforce = {a.symbol.arguments[0].string: a.symbol for a in atoms.by_signature("enforce", 1)}
+        self._deadline: float | None = None
         self._respect(self._enforce)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> WhatIfSearch:
         return cls(*compile_rules(directory, PROGRAMS))
 
-    def whatif(self, patient: Patient, policy: Policy, decision: str, limit: int = 5) -> WhatIf:
-        """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`."""
+    def whatif(
+        self, patient: Patient, policy: Policy, decision: str, limit: int = 5, seconds: float | None = None
+    ) -> WhatIf:
+        """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`.
+
+        `seconds`: a time limit for the whole search (the service sets one per request); past it
+        the search stops with a WhatIfTimeout."""
+        self._deadline = None if seconds is None else time.monotonic() + seconds
         if decision == "eligible":
             return WhatIf(patient.id, policy, decision, (), None)
         with self._input.entered(patient):
@@ -146,7 +159,17 @@ class WhatIfSearch:
         def on_model(model: clingo.Model) -> None:
             models.append((model.symbols(shown=True), model.cost))
 
-        self._control.solve(assumptions=list(assumptions), on_model=on_model)
+        if self._deadline is None:
+            self._control.solve(assumptions=list(assumptions), on_model=on_model)
+            return models
+        late = WhatIfTimeout("what-if took too long and was stopped; ask for fewer changes (limit)")
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise late
+        with self._control.solve(assumptions=list(assumptions), on_model=on_model, async_=True) as handle:
+            if not handle.wait(left):
+                handle.cancel()
+                raise late
         return models
 
     def _fewest(self, policy: Policy, rid: str) -> int | None:
@@ -219,9 +242,14 @@ class WhatIfSearch:
 
 
 def whatif(
-    reasoner: Reasoner, search: WhatIfSearch, patient: Patient, policy: Policy, limit: int = 5
+    reasoner: Reasoner,
+    search: WhatIfSearch,
+    patient: Patient,
+    policy: Policy,
+    limit: int = 5,
+    seconds: float | None = None,
 ) -> WhatIf:
     """The what-if answer for one patient and policy, with the decision `explain` gives."""
     [decision] = reasoner.decide(patient, [policy])
-    answer = search.whatif(patient, policy, decision.decision, limit)
+    answer = search.whatif(patient, policy, decision.decision, limit, seconds)
     return dataclasses.replace(answer, contested=decision.contested)

@@ -170,3 +170,12 @@ def test_other_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout
     assert out.strip().endswith("[]")
+
+
+def test_whatif_has_a_time_limit(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llr_asp.web import api
+
+    monkeypatch.setattr(api, "WHATIF_SECONDS", 0.0)  # every search is over its time at once
+    body = (EXAMPLES[0].parent / "refused-b-four-months.json").read_bytes()
+    response = client.post("/api/v1/whatif?policy=hip-resurfacing", content=body)
+    assert response.status_code == 503 and "took too long" in response.json()["error"]

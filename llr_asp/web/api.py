@@ -23,6 +23,9 @@ from ..patient import MAX_BYTES, Patient, parse, validate
 from ..whatif import whatif as find_whatif
 from .engines import Engines
 
+WHATIF_SECONDS = 5.0
+"""What-if per request and policy: it takes milliseconds on the bundled rules; past this, 503."""
+
 BATCH_BYTES = 100 << 20
 """A batch body is read as a stream, line by line; past 100 MiB it is refused (413)."""
 

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
+from ..whatif import WhatIfTimeout
 from . import api, page
 from .engines import Engines
 
@@ -131,6 +132,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(UsageError)
     async def unknown(request: Request, error: UsageError) -> Response:
         return answer(request, 404, str(error))
+
+    @app.exception_handler(WhatIfTimeout)
+    async def slow(request: Request, error: WhatIfTimeout) -> Response:
+        return answer(request, 503, str(error))
 
     @app.exception_handler(LlrError)
     async def other(request: Request, error: LlrError) -> Response:

@@ -24,6 +24,7 @@ from ..patient import MAX_BYTES, Patient, parse, validate
 from ..questionnaire import with_value
 from ..whatif import whatif
 from ..wording import VERDICT_WORDS, contested_headline, leads_to
+from .api import WHATIF_SECONDS
 from .engines import Engines
 
 router = APIRouter(include_in_schema=False)
@@ -169,7 +170,7 @@ def _result(request: Request, document: dict[str, Any], patient: Patient, policy
         reasoner = engines.interviewer
         decisions = reasoner.decide(patient, reasoner.chosen(patient, _policy(policy)))
         changes = {
-            d.policy.id: whatif(reasoner, engines.whatif, patient, d.policy)
+            d.policy.id: whatif(reasoner, engines.whatif, patient, d.policy, seconds=WHATIF_SECONDS)
             for d in decisions
             if d.decision != "eligible"
         }
