@@ -117,12 +117,15 @@ async def whatif(
     request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
 ) -> JSONResponse:
     record = await patient(request)
-    with engines(request).held() as held:
-        reasoner = held.interviewer
-        answers = [
-            find_whatif(reasoner, held.whatif, record, p, limit) for p in reasoner.chosen(record, policy)
-        ]
-    return JSONResponse(per_policy([a.to_json() for a in answers]))
+
+    def answer() -> Any:
+        with engines(request).held() as held:
+            reasoner = held.interviewer
+            chosen = reasoner.chosen(record, policy)
+            answers = [find_whatif(reasoner, held.whatif, record, p, limit, WHATIF_SECONDS) for p in chosen]
+            return per_policy([a.to_json() for a in answers])
+
+    return JSONResponse(await run_in_threadpool(answer))
 
 
 @router.post(
