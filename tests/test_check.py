@@ -171,3 +171,65 @@ def test_unusable_input_exits_2(project: Path) -> None:
         and "check-baseline.json" in result.stderr
         and len(result.stderr.splitlines()) == 1
     )
+
+
+def test_a_reason_of_only_spaces_is_no_reason(project: Path) -> None:
+    baseline = project / "rules" / "check-baseline.json"
+    data = json.loads(baseline.read_text())
+    data["findings"][3]["reason"] = "   \t "
+    baseline.write_text(json.dumps(data))
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "baseline" and "without a reason" in failure["message"]
+
+
+def test_an_example_with_the_wrong_missing_answers_fails(project: Path) -> None:
+    example = project / "examples" / "undetermined-pain-unknown.json"
+    document = json.loads(example.read_text())
+    outcome = document["meta"]["expected"]["hip-resurfacing"]
+    assert outcome["missing"]
+    outcome["missing"] = outcome["missing"][1:]
+    example.write_text(json.dumps(document))
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert code == 1 and failure["step"] == "examples" and failure["message"].startswith("missing is [")
+
+
+def test_an_example_with_the_wrong_contested_readings_fails(project: Path) -> None:
+    example = project / "examples" / "route-c4-sfi.json"
+    document = json.loads(example.read_text())
+    document["meta"]["expected"]["hip-resurfacing"]["contested"] = []
+    example.write_text(json.dumps(document))
+    code, report = run(project)
+    [failure] = report["failures"]
+    assert (
+        code == 1
+        and failure["step"] == "examples"
+        and "contested is ['C4.cut-off=not_eligible'" in failure["message"]
+    )
+
+
+def test_an_empty_examples_folder_fails(project: Path) -> None:
+    for example in (project / "examples").glob("*.json"):
+        example.unlink()
+    code, report = run(project)
+    assert code == 1
+    assert any(f["step"] == "examples" and "no example files" in f["message"] for f in report["failures"])
+
+
+def test_an_inconsistent_policy_fails_and_cannot_be_acknowledged(tmp_path: Path) -> None:
+    cases = Path(__file__).parent / "analysis"
+    rules, examples = tmp_path / "rules", tmp_path / "examples"
+    rules.mkdir()
+    examples.mkdir()
+    for name in ("fields.lp", "policy.lp", "inconsistent.defect.lp"):
+        shutil.copy(cases / name, rules / name)
+    expected = {"t": {"decision": "undetermined", "met": ["r1"], "unknown": ["crit"]}}
+    (examples / "x.json").write_text(json.dumps({"id": "x", "a": True, "meta": {"expected": expected}}))
+    args = ("--rules", str(rules), "--examples", str(examples), "-f", "json")
+    assert check(*args, "--update-baseline")[0] == 1  # acknowledging does not make it pass
+    code, out = check(*args)
+    failures = json.loads(out)["failures"]
+    assert code == 1
+    assert any(f["step"] == "invariants" and "two decisions" in f["message"] for f in failures), failures
+    assert "inconsistent" not in (rules / "check-baseline.json").read_text()
