@@ -321,6 +321,10 @@ def compile_rules(
             first = problems[0]
             raise DeclarationError(first.file, first.line, first.problem, problems)
         located_warnings = located(warnings, statements)
+    named = [p for (p,) in facts.get("policy", 1) if p.type != clingo.SymbolType.String]
+    if named:
+        problem = f'policy ids are strings: write policy("{named[0]}"), not policy({named[0]})'
+        raise RuleError(str(directory), None, problem)
     if not facts.get("policy", 1):
         raise RuleError(
             str(directory), None, "the rules declare no policy (policy/1); is this the right directory?"
