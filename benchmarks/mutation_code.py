@@ -1,0 +1,217 @@
+"""Mutation score of the test suite on the Python and engine code (issue "Tests that bite"),
+as benchmarks/mutation_score.py is for the rules. Not a test: it takes minutes.
+
+A mutant changes one thing: in Python (found with `ast`), a comparison operator, `and`/`or`,
+`True`/`False`, or a `not` dropped; in the engine's ASP programs (llr_asp/asp/*.lp), a rule
+removed or a `not` dropped. Each mutant is written into a copy of the package, which the tests
+import first (PYTHONPATH); the suite runs with `-x`, so a killed mutant stops at its first red
+test. A survivor means no test notices the change: each is listed with its place.
+
+Run: python benchmarks/mutation_code.py [--sample 40] [--seed 1] [--tests "tests/..."]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "llr_asp"
+TESTS = [
+    "tests/test_examples.py",
+    "tests/test_requirements.py",
+    "tests/test_readings.py",
+    "tests/test_properties.py",
+    "tests/test_numbers.py",
+    "tests/test_quality.py",
+    "tests/test_check.py",
+    "tests/test_cli.py",
+    "tests/test_input_errors.py",
+    "tests/test_edges.py",
+    "tests/test_batch.py",
+    "tests/test_whatif.py",
+    "tests/test_interview.py",
+    "tests/test_golden.py",
+    "tests/test_markdown.py",
+    "tests/test_escaping.py",
+    "tests/test_analysis.py",
+    "tests/test_difference.py",
+    "tests/test_rules.py",
+]
+SWAPS = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+NEGATION = re.compile(r"\bnot\s+(?=[a-z_]\w*\()")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # file:line and what changed
+    file: Path  # relative to the package
+    text: str  # the mutated file
+
+
+def python_mutants(path: Path) -> Iterator[Mutant]:
+    source = path.read_text()
+    tree = ast.parse(source)
+    spots = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant))
+    ]
+    for index, node in enumerate(spots):
+        if isinstance(node, ast.Compare) and type(node.ops[0]) in SWAPS:
+            change = f"{type(node.ops[0]).__name__} -> {SWAPS[type(node.ops[0])].__name__}"
+        elif isinstance(node, ast.BoolOp):
+            change = "and -> or" if isinstance(node.op, ast.And) else "or -> and"
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            change = "not dropped"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            change = f"{node.value} -> {not node.value}"
+        else:
+            continue
+        mutated = ast.parse(source)
+        target = [
+            n
+            for n in ast.walk(mutated)
+            if isinstance(n, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant))
+        ][index]
+        _apply(mutated, target)
+        yield Mutant(
+            f"{path.relative_to(PACKAGE)}:{node.lineno} {change}",
+            path.relative_to(PACKAGE),
+            ast.unparse(mutated),
+        )
+
+
+def _apply(tree: ast.AST, node: ast.AST) -> None:
+    if isinstance(node, ast.Compare):
+        node.ops[0] = SWAPS[type(node.ops[0])]()
+    elif isinstance(node, ast.BoolOp):
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+    elif isinstance(node, ast.Constant):
+        node.value = not node.value
+    else:  # not x -> x
+        for parent in ast.walk(tree):
+            for field, value in ast.iter_fields(parent):
+                if value is node:
+                    setattr(parent, field, node.operand)  # type: ignore[attr-defined]
+                elif isinstance(value, list) and node in value:
+                    value[value.index(node)] = node.operand  # type: ignore[attr-defined]
+
+
+def engine_mutants(path: Path) -> Iterator[Mutant]:
+    lines = path.read_text().split("\n")
+    start = None
+    documentation = False  # inside a %*! ... *% block
+    for number, line in enumerate(lines):
+        if line.startswith("%*!"):
+            documentation = "*%" not in line[3:]
+            continue
+        if documentation:
+            documentation = "*%" not in line
+            continue
+        code = line.split("%")[0]
+        if start is None and code.strip() and not code.lstrip().startswith(("#", "*")):
+            start = number
+        if start is not None and code.rstrip().endswith("."):
+            removed = lines[:start] + [""] * (number - start + 1) + lines[number + 1 :]
+            yield Mutant(
+                f"asp/{path.name}:{start + 1} rule removed", path.relative_to(PACKAGE), "\n".join(removed)
+            )
+            start = None
+        if NEGATION.search(code):
+            dropped = [*lines[:number], NEGATION.sub("", line, count=1), *lines[number + 1 :]]
+            yield Mutant(
+                f"asp/{path.name}:{number + 1} not dropped", path.relative_to(PACKAGE), "\n".join(dropped)
+            )
+
+
+def all_mutants() -> list[Mutant]:
+    found: list[Mutant] = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        found += python_mutants(path)
+    for path in sorted((PACKAGE / "asp").glob("*.lp")):
+        found += engine_mutants(path)
+    return found
+
+
+def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
+    copy = work / "llr_asp"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "rules", copy / "rules")  # the copy finds the bundled rules beside it
+    (copy / mutant.file).write_text(mutant.text)
+    environment = {**os.environ, "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        return "killed"  # a hang is noticed too
+    return "survived" if result.returncode == 0 else "killed"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sample", type=int, default=40, help="mutants to try, drawn at random (0: all)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tests", nargs="*", default=TESTS)
+    arguments = parser.parse_args()
+    mutants = all_mutants()
+    chosen = (
+        mutants if arguments.sample == 0 else random.Random(arguments.seed).sample(mutants, arguments.sample)
+    )
+    counts: Counter[str] = Counter()
+    survivors = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        for number, mutant in enumerate(chosen, 1):
+            result = verdict(mutant, Path(work), arguments.tests)
+            counts[result] += 1
+            if result == "survived":
+                survivors.append(mutant.name)
+            print(f"{number}/{len(chosen)} {result:8} {mutant.name}", flush=True)
+    elapsed = time.perf_counter() - start
+    python = sum(1 for m in mutants if ".py:" in m.name)
+    engine = len(mutants) - python
+    print(
+        f"mutants: {len(mutants)} ({python} in Python, {engine} in the engine); tried {len(chosen)}, ", end=""
+    )
+    print(f"{elapsed / len(chosen):.0f} s each")
+    print(f"score: {counts['killed']}/{len(chosen)} = {counts['killed'] / len(chosen):.1%} killed")
+    for name in survivors:
+        print(f"  survived: {name}")
+
+
+if __name__ == "__main__":
+    main()
