@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, validate
+from llr_asp import batch as batch_module
 from llr_asp.batch import LineError, Screening, iterate_decisions
 from llr_asp.cli import app
 from llr_asp.decision import Contest, Warning
@@ -77,9 +78,10 @@ def test_patients_solved_together_are_decided_apart(reasoner: Reasoner) -> None:
     assert sum(isinstance(r, LineError) for r in results) == lines.count("{broken")
 
 
-def test_worker_processes_keep_input_order(rules: RuleSet) -> None:
+def test_worker_processes_keep_input_order(rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(8)
     documents = [json.dumps(random_patient(rng, rules)) for _ in range(1200)] + ["{broken"]
+    monkeypatch.setattr(batch_module, "CHUNK", 50)  # 25 chunks: past the bound of 2 x jobs pending
     one = [r.to_json() for r in iterate_decisions(documents, policy="knee-resurfacing", jobs=1)]
     two = [r.to_json() for r in iterate_decisions(documents, policy="knee-resurfacing", jobs=2)]
     assert one == two

@@ -160,8 +160,10 @@ def test_coverage_may_not_fall_below_the_baseline(project: Path) -> None:
 
 
 def test_unusable_input_exits_2(project: Path) -> None:
-    code, _ = check("--rules", str(project / "rules"), "--examples", str(project / "nowhere"))
-    assert code == 2
+    result = CliRunner().invoke(
+        app, ["check", "--rules", str(project / "rules"), "--examples", str(project / "nowhere")]
+    )
+    assert result.exit_code == 2 and "nowhere" in result.stderr and len(result.stderr.splitlines()) == 1
     (project / "rules" / "check-baseline.json").write_text("{not json")
     result = CliRunner().invoke(
         app, ["check", "--rules", str(project / "rules"), "--examples", str(project / "examples")]
