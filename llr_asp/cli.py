@@ -702,6 +702,37 @@ def serve(
     )
 
 
+fhir_app = typer.Typer(
+    name="fhir",
+    help="FHIR R4 for clinical systems: the Questionnaire derived from the rules. A FHIR "
+    "QuestionnaireResponse is accepted wherever a patient record is (explain, whatif, next, batch).",
+    no_args_is_help=True,
+)
+app.add_typer(fhir_app)
+
+
+@fhir_app.command("questionnaire")
+def fhir_questionnaire(
+    policy: Annotated[
+        str,
+        typer.Option("--policy", "-p", help='Policy id (see `llr-asp policies`) or "all" for every field.'),
+    ] = "all",
+    rules: RulesOption = None,
+) -> None:
+    """Print the FHIR R4 Questionnaire (SDC) of a policy, derived from the field declarations.
+
+    One item per field the policy tests, linkId = the field's dotted path, text = the question;
+    grades are choice items with their rank (ordinalValue), numbers decimal or integer items
+    with their range and unit. Fill it in and give the QuestionnaireResponse to explain.
+    """
+    from .fhir import questionnaire
+
+    with _user_errors():
+        ruleset = load_rules(rules)
+        chosen = None if policy == "all" else ruleset.select(policy)[0]
+    _print_json(questionnaire(ruleset, chosen))
+
+
 class CheckFormat(str, enum.Enum):
     text = "text"
     json = "json"

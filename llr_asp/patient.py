@@ -239,7 +239,12 @@ def _twice(node: Any, path: str) -> str | None:
 
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
-    """Check `document` against the schema of `rules`; return the patient it describes."""
+    """Check `document` against the schema of `rules`; return the patient it describes. A FHIR
+    QuestionnaireResponse (by its resourceType) is read by its items' linkIds first."""
+    if isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse":
+        from .fhir import patient_document  # only for FHIR input
+
+        document = patient_document(document, rules, source)
     check, paths = _reading(rules)
     if not check(document):
         _raise_schema_error(document, json_schema(rules), rules, source)

@@ -58,6 +58,7 @@ class Field:
     maximum: int | None
     question: str
     kind: str  # fact | finding | care (see kind/2 in vocabulary.lp)
+    unit: str | None = None  # UCUM code of a number field (unit/2), e.g. "mo"
 
     @property
     def immutable(self) -> bool:
@@ -377,6 +378,7 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     ranges = {f.string: (lo.number, hi.number) for f, lo, hi in facts.get("range", 3)}
     questions = {f.string: _said(q) for f, q in facts.get("question", 2)}
     kinds = {f.string: k.name for f, k in facts.get("kind", 2)}
+    units = {f.string: u.string for f, u in facts.get("unit", 2)}
     immutable = {f.string for (f,) in facts.get("immutable", 1)}  # kind fact, or declared so before kind/2
     fields = {}
     for f, t in facts.get("field", 2):
@@ -384,7 +386,7 @@ def _fields(facts: _Facts) -> dict[str, Field]:
         values = [g for _, g in sorted(grades.get(path, []))] or sorted(choices.get(path, []))
         lo, hi = ranges.get(path, (None, None))
         kind = kinds.get(path) or ("fact" if path in immutable else "finding")
-        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], kind)
+        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], kind, units.get(path))
     return fields
 
 

@@ -1,0 +1,140 @@
+"""FHIR R4: the Questionnaire derived from the rules validates against the R4B models of
+fhir.resources, with item types and codes checked here (the models check no bindings); a
+filled-in QuestionnaireResponse gives the same decision as the JSON record, on every example
+and on random patients; a bad response is refused naming the item."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from test_properties import RULES, partial_patients
+from typer.testing import CliRunner
+
+from llr_asp import InputError, Reasoner, validate
+from llr_asp.cli import app
+from llr_asp.fhir import ITEM_TYPE, ORDINAL, questionnaire, value_system
+
+R4B = pytest.importorskip("fhir.resources.R4B.questionnaire", reason="fhir.resources is not installed")
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse  # noqa: E402
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+REASONER = Reasoner(RULES)
+runner = CliRunner()
+
+
+def response(values: dict[str, Any], rid: str = "qr-1") -> dict[str, Any]:
+    """A QuestionnaireResponse answering `values` (dotted paths) as an EHR would fill it in."""
+    items = []
+    for path, field in RULES.fields.items():
+        entry: dict[str, Any] = {"linkId": path, "text": field.question}
+        if path in values and values[path] is not None:
+            value = values[path]
+            if field.type == "bool":
+                entry["answer"] = [{"valueBoolean": value}]
+            elif field.values:
+                entry["answer"] = [{"valueCoding": {"system": value_system(path), "code": value}}]
+            elif field.type == "integer":
+                entry["answer"] = [{"valueInteger": value}]
+            else:
+                entry["answer"] = [{"valueDecimal": value}]
+        items.append(entry)
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": rid,
+        "questionnaire": "urn:llr-asp:questionnaire:all",
+        "status": "completed",
+        "item": items,
+    }
+
+
+@pytest.mark.parametrize("policy", ["all", *RULES.policies])
+def test_the_questionnaire_is_valid_r4_with_the_declared_items(policy: str) -> None:
+    chosen = None if policy == "all" else RULES.policies[policy]
+    resource = questionnaire(RULES, chosen)
+    R4B.Questionnaire.model_validate(resource)  # raises on anything that is not R4
+    fields = [f for f in RULES.fields.values() if chosen is None or f.path in chosen.fields()]
+    assert [i["linkId"] for i in resource["item"]] == [f.path for f in fields]
+    for entry, field in zip(resource["item"], fields):
+        assert entry["type"] == ITEM_TYPE[field.type] and entry["text"] == field.question
+        if field.type == "grade":  # options in rank order, with their rank
+            options = entry["answerOption"]
+            assert [o["valueCoding"]["code"] for o in options] == list(field.values)
+            assert [o["extension"][0] for o in options] == [
+                {"url": ORDINAL, "valueDecimal": n} for n in range(len(options))
+            ]
+    months = next(i for i in resource["item"] if i["linkId"] == "conservative.months")
+    assert {
+        "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-unit",
+        "valueCoding": {"system": "http://unitsofmeasure.org", "code": "mo"},
+    } in months["extension"]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_a_response_gives_the_decision_of_the_record(path: Path) -> None:
+    record = validate(json.loads(path.read_text()), RULES, str(path))
+    resource = response(dict(record.values), rid=record.id)
+    QuestionnaireResponse.model_validate(resource)
+    from_fhir = validate(resource, RULES, "qr.json")
+    assert from_fhir.values == record.values and from_fhir.id == record.id
+    assert [d.to_json() for d in REASONER.decide(from_fhir)] == [d.to_json() for d in REASONER.decide(record)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(partial_patients())
+def test_random_responses_round_trip(values: dict[str, Any]) -> None:
+    patient = validate(response(values), RULES, "qr")
+    assert dict(patient.values) == {k: v for k, v in values.items() if v is not None}
+
+
+def test_explain_reads_a_response_from_a_file(tmp_path: Path) -> None:
+    example = json.loads((EXAMPLES[0].parent / "route-c4-sfi.json").read_text())
+    values = dict(validate(example, RULES, "x").values)
+    qr = tmp_path / "qr.json"
+    qr.write_text(json.dumps(response(values, "qr-c4")))
+    result = runner.invoke(app, ["explain", str(qr), "-p", "hip-resurfacing", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["patient"], out["decision"]) == ("qr-c4", "eligible")
+
+
+@pytest.mark.parametrize(
+    ("item", "words"),
+    [
+        (
+            {"linkId": "pain.sevrity", "answer": [{"valueString": "mild"}]},
+            "item[0] (linkId pain.sevrity): not a field",
+        ),
+        (
+            {"linkId": "sex", "answer": [{"valueBoolean": True}]},
+            "item[0] (linkId sex): expected a valueCoding",
+        ),
+        ({"linkId": "conservative.months", "answer": [{"valueString": "six"}]}, "expected valueDecimal"),
+        (
+            {"linkId": "msk.assessed", "answer": [{"valueBoolean": True}, {"valueBoolean": False}]},
+            "more than one answer",
+        ),
+        (
+            {"linkId": "conservative.months", "answer": [{"valueDecimal": 5000}]},
+            "conservative.months: expected a number from 0 to 1200",
+        ),
+    ],
+)
+def test_a_bad_response_is_refused_naming_the_item(item: dict[str, Any], words: str) -> None:
+    resource = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": [item]}
+    with pytest.raises(InputError) as caught:
+        validate(resource, RULES, "qr.json")
+    assert words in str(caught.value) and str(caught.value).startswith("qr.json: ")
+
+
+def test_the_cli_prints_the_questionnaire() -> None:
+    result = runner.invoke(app, ["fhir", "questionnaire", "-p", "hip-resurfacing"])
+    assert result.exit_code == 0
+    resource = json.loads(result.stdout)
+    assert (
+        resource["url"] == "urn:llr-asp:questionnaire:hip-resurfacing"
+        and resource["version"] == RULES.digest[:16]
+    )
