@@ -155,3 +155,116 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
     raise InputError(
         source, path, f"expected {kinds.get(field.type, 'a value')} for this {field.type} question"
     )
+
+
+ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
+ADAPTIVE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
+DETERMINATION = "urn:llr-asp:determination"
+WORDS = {
+    "eligible": "meets",
+    "not_eligible": "does not meet",
+    "undetermined": "cannot yet be decided against",
+}
+
+
+def adaptive_response(parameters: Any, source: str = "request body") -> dict[str, Any]:
+    """The QuestionnaireResponse of a $next-question call: the bare resource, or the one in a
+    Parameters resource's `questionnaire-response` parameter."""
+    if isinstance(parameters, dict) and parameters.get("resourceType") == "Parameters":
+        found = [
+            p.get("resource")
+            for p in parameters.get("parameter", [])
+            if isinstance(p, dict) and p.get("name") == "questionnaire-response"
+        ]
+        if len(found) != 1:
+            raise InputError(source, "parameter", 'expected one parameter "questionnaire-response"')
+        parameters = found[0]
+    if not is_response(parameters):
+        raise InputError(
+            source, "resourceType", "expected a QuestionnaireResponse (or Parameters holding one)"
+        )
+    return parameters  # type: ignore[no-any-return]
+
+
+def next_question(interviewer: Any, resource: dict[str, Any], source: str = "request body") -> dict[str, Any]:
+    """SDC's $next-question: the response back, its contained adaptive Questionnaire one item
+    longer (the question `next` chooses), or completed with the decision when none is left.
+
+    The policy is the one the adaptive Questionnaire derives from (`derivedFrom`, or the
+    response's `questionnaire`): urn:llr-asp:questionnaire:<policy id, or "all">. An item of the
+    response without an answer was asked and is unknown: it is not asked again.
+    """
+    rules = interviewer.rules
+    response = dict(resource)
+    contained = [
+        r
+        for r in response.get("contained", [])
+        if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
+    ]
+    adapted = dict(contained[0]) if contained else _adaptive(response)
+    base = (adapted.get("derivedFrom") or [response.get("questionnaire") or questionnaire_url("all")])[0]
+    prefix = questionnaire_url("")
+    if not isinstance(base, str) or not base.startswith(prefix):
+        raise InputError(
+            source, "contained.derivedFrom", f"not a questionnaire of llr-asp ({prefix}<policy>)"
+        )
+    policy = base[len(prefix) :] or "all"
+    asked = [
+        i.get("linkId") for i in adapted.get("item", []) if isinstance(i, dict) and i.get("type") != "display"
+    ]
+    patient = validate_response(response, asked, rules, source)
+    steps = interviewer.next(patient, rules.select(policy))
+    step = next((s for s in steps if s.question is not None), None)
+    adapted["item"] = list(adapted.get("item", []))
+    if step is not None and step.question is not None:
+        adapted["item"].append(item(rules.fields[step.question.field]))
+        response["status"] = "in-progress"
+    else:
+        words = "; ".join(
+            f"{s.decision.policy.reference}: the patient {WORDS[s.decision.decision]} the funding criteria"
+            for s in steps
+        )
+        adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
+        response["status"] = "completed"
+        response["extension"] = [
+            *[e for e in response.get("extension", []) if e.get("url") != DETERMINATION],
+            *(
+                {
+                    "url": DETERMINATION,
+                    "valueCoding": {
+                        "system": "urn:llr-asp:decision",
+                        "code": s.decision.decision,
+                        "display": f"{s.decision.policy.reference} {s.decision.decision}",
+                    },
+                }
+                for s in steps
+            ),
+        ]
+    response["contained"] = [adapted, *[r for r in response.get("contained", []) if r not in contained]]
+    response["questionnaire"] = f"#{adapted['id']}"
+    return response
+
+
+def _adaptive(response: dict[str, Any]) -> dict[str, Any]:
+    """A new adaptive Questionnaire (sdc-questionnaire-adapt) for a response that has none."""
+    base = response.get("questionnaire") or questionnaire_url("all")
+    return {
+        "resourceType": "Questionnaire",
+        "id": "adaptive",
+        "meta": {"profile": [ADAPT]},
+        "extension": [{"url": ADAPTIVE, "valueBoolean": True}],
+        "derivedFrom": [base],
+        "status": "active",
+        "item": [],
+    }
+
+
+def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Any:
+    """The patient of an adaptive response: its answers, and every question the adaptive
+    Questionnaire asked that the response leaves unanswered, as asked and unknown."""
+    from .patient import validate
+
+    items = list(response.get("item", []))
+    answered = {i.get("linkId") for i in items if isinstance(i, dict)}
+    items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
+    return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)

@@ -17,9 +17,21 @@ from typer.testing import CliRunner
 from llr_asp import InputError, Reasoner, validate
 from llr_asp.cli import app
 from llr_asp.fhir import ITEM_TYPE, ORDINAL, questionnaire, value_system
+from llr_asp.patient import nested
 
 R4B = pytest.importorskip("fhir.resources.R4B.questionnaire", reason="fhir.resources is not installed")
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    pytest.importorskip("fastapi", reason="the web extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from llr_asp.web import create_app
+
+    return TestClient(create_app())
+
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 REASONER = Reasoner(RULES)
@@ -138,3 +150,55 @@ def test_the_cli_prints_the_questionnaire() -> None:
         resource["url"] == "urn:llr-asp:questionnaire:hip-resurfacing"
         and resource["version"] == RULES.digest[:16]
     )
+
+
+def _answer(path: str, value: Any) -> dict[str, Any]:
+    field = RULES.fields[path]
+    if field.type == "bool":
+        return {"valueBoolean": value}
+    if field.values:
+        return {"valueCoding": {"system": value_system(path), "code": value}}
+    return {"valueInteger": value} if field.type == "integer" else {"valueDecimal": value}
+
+
+@pytest.mark.parametrize("example", ["route-c1-pain", "refused-hip-female", "undetermined-pain-unknown"])
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_next_question_drives_the_adaptive_form_to_explains_decision(
+    client: Any, example: str, wrapped: bool
+) -> None:
+    truth = validate(json.loads((EXAMPLES[0].parent / f"{example}.json").read_text()), RULES, example)
+    [start] = REASONER.decide(validate({}, RULES, "blank"), [RULES.policies["hip-resurfacing"]])
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "in-progress",
+        "item": [],
+    }
+    asked = []
+    for _ in range(30):
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "questionnaire-response", "resource": resource}],
+        }
+        reply = client.post("/fhir/Questionnaire/$next-question", json=body if wrapped else resource)
+        assert reply.status_code == 200, reply.text
+        resource = reply.json()
+        QuestionnaireResponse.model_validate(resource)
+        [adapted] = resource["contained"]
+        R4B.Questionnaire.model_validate(adapted)
+        last = adapted["item"][-1]
+        if resource["status"] == "completed":
+            break
+        asked.append(last["linkId"])
+        value = truth.values.get(last["linkId"])
+        entry: dict[str, Any] = {"linkId": last["linkId"]}
+        if value is not None:
+            entry["answer"] = [_answer(last["linkId"], value)]
+        resource["item"].append(entry)
+    else:
+        pytest.fail("the adaptive form did not complete")
+    assert set(asked) <= set(start.missing) and len(asked) == len(set(asked))
+    known = {p: v for p, v in truth.values.items() if p in asked}
+    [expected] = REASONER.decide(validate(nested(known), RULES, "known"), [RULES.policies["hip-resurfacing"]])
+    codes = [e["valueCoding"]["code"] for e in resource["extension"]]
+    assert codes == [expected.decision] and last["type"] == "display"

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
-from . import api, page
+from . import api, fhir, page
 from .engines import Engines
 
 RULES_ENV = "LLR_ASP_RULES"
@@ -54,6 +54,7 @@ def create_app(rules: Path | None = None) -> FastAPI:
     )
     app.state.engines = engines
     app.include_router(api.router)
+    app.include_router(fhir.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _docs(app)
@@ -121,7 +122,7 @@ def _errors(app: FastAPI) -> None:
     """Errors as the CLI words them, in `{"error": ...}`; the page answers in HTML."""
 
     def answer(request: Request, status: int, message: str) -> Response:
-        if request.url.path.startswith("/api/") or request.url.path == "/healthz":
+        if request.url.path.startswith(("/api/", "/fhir/")) or request.url.path == "/healthz":
             return JSONResponse({"error": message}, status_code=status)
         return page.error_page(request, status, message)
 

@@ -1,0 +1,54 @@
+"""FHIR R4 over HTTP: the Questionnaire of each policy, and SDC's adaptive $next-question.
+Bodies are FHIR JSON (application/fhir+json); errors are the CLI's line, with the status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import InputError
+from ..fhir import adaptive_response, next_question, questionnaire
+from ..patient import parse
+from .api import body, engines
+
+router = APIRouter()
+FHIR_JSON = "application/fhir+json"
+
+
+@router.get("/fhir/Questionnaire/{policy}", summary="The FHIR R4 Questionnaire of a policy (or all)")
+def get_questionnaire(request: Request, policy: str) -> JSONResponse:
+    rules = engines(request).rules
+    chosen = None if policy == "all" else rules.select(policy)[0]
+    return JSONResponse(questionnaire(rules, chosen), media_type=FHIR_JSON)
+
+
+@router.post(
+    "/fhir/Questionnaire/$next-question",
+    summary="SDC adaptive form: the next question, or the decision",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A Parameters with one questionnaire-response, or the bare QuestionnaireResponse.",
+            "content": {
+                FHIR_JSON: {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def post_next_question(request: Request) -> JSONResponse:
+    data = await body(request)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError("request body", "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
+    resource = adaptive_response(parse(text, "request body"))
+
+    def answer() -> Any:
+        with engines(request).held() as held:
+            return next_question(held.interviewer, resource)
+
+    return JSONResponse(await run_in_threadpool(answer), media_type=FHIR_JSON)
