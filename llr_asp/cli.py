@@ -657,6 +657,21 @@ def serve(
         int,
         typer.Option("--workers", min=1, max=64, help="Server processes, each with its own warm reasoner."),
     ] = 1,
+    cds_issuer: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--cds-issuer", metavar="ISS", help="An EHR allowed to call the CDS Hooks services (repeat)."
+        ),
+    ] = None,
+    cds_jwks: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--cds-jwks", metavar="FILE", help="The public keys (JWKS) of the allowed EHRs' tokens."
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
+    ] = False,
     rules: RulesOption = None,
 ) -> None:
     """Serve the page for clinicians and the JSON API (needs the web extra).
@@ -683,11 +698,26 @@ def serve(
     import uvicorn
 
     from .web.app import RULES_ENV
+    from .web.cds import ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV
 
     with _user_errors():
         load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
+        if cds_jwks is not None and not cds_jwks.is_file():
+            raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")
     if rules is not None:
         os.environ[RULES_ENV] = str(rules.resolve())
+    os.environ[ISSUERS_ENV] = ",".join(cds_issuer or [])
+    if cds_jwks is not None:
+        os.environ[JWKS_ENV] = str(cds_jwks.resolve())
+    if no_auth:
+        os.environ[NO_AUTH_ENV] = "1"
+        typer.echo(
+            "llr-asp: WARNING: --no-auth: CDS Hooks calls are not authenticated; local use only", err=True
+        )
+    elif not (cds_issuer and cds_jwks):
+        typer.echo(
+            "llr-asp: note: no --cds-issuer and --cds-jwks: every CDS Hooks call will be refused", err=True
+        )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"llr-asp: note: listening on {host}: reachable from other machines", err=True)
     typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)

@@ -185,6 +185,8 @@ class RuleSet:
     assumptions: Mapping[str, str]
     warnings: tuple[RuleError, ...] = ()
     """Suspect but usable declarations (rule_warning/2), with file and line."""
+    procedures: Mapping[str, tuple[tuple[str, str, str], ...]] = dataclasses.field(default_factory=dict)
+    """Per policy, the (code system, code, display) of the orders it decides (procedure/4)."""
 
     def ground(
         self, programs: Iterable[str], parts: Iterable[tuple[str, list[clingo.Symbol]]] = ()
@@ -338,6 +340,7 @@ def compile_rules(
         policies=_policies(facts),
         assumptions={a.string: _said(s) for a, s in facts.get("assumption", 2)},
         warnings=located_warnings,
+        procedures=_procedures(facts),
     )
     return rules, control
 
@@ -394,6 +397,13 @@ def _said(symbol: clingo.Symbol) -> str:
     """Words of the rules (titles, labels, sentences, questions) as they are shown: a control
     character (an escape sequence, a newline) is written out, never sent to a terminal."""
     return printable(symbol.string)
+
+
+def _procedures(facts: _Facts) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for p, system, code, display in facts.get("procedure", 4):
+        found.setdefault(p.string, []).append((system.string, code.string, _said(display)))
+    return {p: tuple(codes) for p, codes in found.items()}
 
 
 def _own(facts: list[list[clingo.Symbol]]) -> list[list[clingo.Symbol]]:

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
-from . import api, fhir, page
+from . import api, cds, fhir, page
 from .engines import Engines
 
 RULES_ENV = "LLR_ASP_RULES"
@@ -53,8 +53,11 @@ def create_app(rules: Path | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engines = engines
+    app.state.cds = cds.Authority.from_environment()
+    app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
     app.include_router(api.router)
     app.include_router(fhir.router)
+    app.include_router(cds.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _docs(app)
@@ -122,7 +125,10 @@ def _errors(app: FastAPI) -> None:
     """Errors as the CLI words them, in `{"error": ...}`; the page answers in HTML."""
 
     def answer(request: Request, status: int, message: str) -> Response:
-        if request.url.path.startswith(("/api/", "/fhir/")) or request.url.path == "/healthz":
+        if (
+            request.url.path.startswith(("/api/", "/fhir/", "/cds-services"))
+            or request.url.path == "/healthz"
+        ):
             return JSONResponse({"error": message}, status_code=status)
         return page.error_page(request, status, message)
 
@@ -133,6 +139,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(UsageError)
     async def unknown(request: Request, error: UsageError) -> Response:
         return answer(request, 404, str(error))
+
+    @app.exception_handler(cds.Unauthorized)
+    async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:
+        return JSONResponse({"error": "unauthorized"}, status_code=401)  # the reason stays here
 
     @app.exception_handler(WhatIfTimeout)
     async def slow(request: Request, error: WhatIfTimeout) -> Response:
