@@ -67,6 +67,7 @@ class ExplainFormat(str, enum.Enum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    fhir = "fhir"
 
 
 @contextlib.contextmanager
@@ -118,7 +119,7 @@ def explain(
             "--format",
             "-f",
             help="text for people, json for programs, markdown for a referral letter or an "
-            "Individual Funding Request.",
+            "Individual Funding Request, fhir for a QuestionnaireResponse (the answers and the decisions).",
         ),
     ] = ExplainFormat.text,
     full: Annotated[
@@ -145,6 +146,11 @@ def explain(
         decisions = reasoner.decide(record, reasoner.chosen(record, policy))
     if format is ExplainFormat.json:
         _print_per_policy([d.to_json() for d in decisions])
+        return
+    if format is ExplainFormat.fhir:
+        from .fhir import decision_response
+
+        _print_json(decision_response(record, decisions, ruleset))
         return
     unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
     if format is ExplainFormat.markdown:

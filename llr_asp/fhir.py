@@ -268,3 +268,43 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
     answered = {i.get("linkId") for i in items if isinstance(i, dict)}
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
+
+
+def decision_response(patient: Any, decisions: list[Any], rules: RuleSet) -> dict[str, Any]:
+    """The patient's answers and the decisions as a QuestionnaireResponse: read back as a patient
+    record, it is the same patient (`llr-asp explain --format fhir`)."""
+    items = []
+    for path, field in rules.fields.items():
+        if path not in patient.answered:
+            continue
+        entry: dict[str, Any] = {"linkId": path, "text": field.question}
+        value = patient.values.get(path)
+        if value is not None:
+            entry["answer"] = [_value(field, value)]
+        items.append(entry)
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": patient.id,
+        "questionnaire": questionnaire_url(decisions[0].policy.id if len(decisions) == 1 else "all"),
+        "status": "completed",
+        "extension": [
+            {
+                "url": DETERMINATION,
+                "valueCoding": {
+                    "system": "urn:llr-asp:decision",
+                    "code": d.decision,
+                    "display": f"{d.policy.reference} {d.decision}",
+                },
+            }
+            for d in decisions
+        ],
+        "item": items,
+    }
+
+
+def _value(field: Field, value: Value) -> dict[str, Any]:
+    if field.type == "bool":
+        return {"valueBoolean": value}
+    if field.type in ("grade", "choice"):
+        return {"valueCoding": {"system": value_system(field.path), "code": value, "display": value}}
+    return {"valueInteger": value} if field.type == "integer" else {"valueDecimal": value}

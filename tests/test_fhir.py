@@ -202,3 +202,17 @@ def test_next_question_drives_the_adaptive_form_to_explains_decision(
     [expected] = REASONER.decide(validate(nested(known), RULES, "known"), [RULES.policies["hip-resurfacing"]])
     codes = [e["valueCoding"]["code"] for e in resource["extension"]]
     assert codes == [expected.decision] and last["type"] == "display"
+
+
+@pytest.mark.parametrize("path", EXAMPLES[:8], ids=[p.stem for p in EXAMPLES[:8]])
+def test_explain_as_fhir_round_trips(path: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["explain", str(path), "-f", "fhir"])
+    assert result.exit_code == 0, result.stderr
+    resource = json.loads(result.stdout)
+    QuestionnaireResponse.model_validate(resource)
+    again = tmp_path / "qr.json"
+    again.write_text(result.stdout)
+    first = json.loads(runner.invoke(app, ["explain", str(path), "-f", "json"]).stdout)
+    second = json.loads(runner.invoke(app, ["explain", str(again), "-f", "json"]).stdout)
+    assert second == first  # the same patient: answers, unknowns asked, decisions
+    assert [e["valueCoding"]["code"] for e in resource["extension"]] == [d["decision"] for d in first]
