@@ -314,7 +314,8 @@ def change_text(change: Change) -> Text:
             (change.field, "bold"),
             " were ",
             (show(change.after), "bold green"),
-            f" (now {show(change.before)}; a clinical finding, not a step to take)",
+            f" (now {'unknown' if change.before is None else show(change.before)}; "
+            "a clinical finding, not a step to take)",
         )
     before = "unknown" if change.before is None else show(change.before)
     return Text.assemble(

@@ -187,7 +187,11 @@ def _patient(prefetch: dict[str, Any], rules: Any) -> dict[str, Any]:
     if isinstance(answers, dict) and answers.get("resourceType") == "Bundle":
         found = [e.get("resource") for e in answers.get("entry", []) if isinstance(e, dict)]
         answers = next((r for r in found if is_response(r)), None)
-    document = patient_document(answers, rules, "prefetch.answers") if is_response(answers) else {}
+    document = (
+        patient_document(answers, rules, "prefetch.answers")
+        if isinstance(answers, dict) and is_response(answers)
+        else {}
+    )
     patient = prefetch.get("patient")
     if isinstance(patient, dict) and patient.get("resourceType") == "Patient":
         sex = GENDER.get(str(patient.get("gender")))
