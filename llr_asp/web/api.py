@@ -27,7 +27,8 @@ WHATIF_SECONDS = 5.0
 """What-if per request and policy: it takes milliseconds on the bundled rules; past this, 503."""
 
 BATCH_BYTES = 100 << 20
-"""A batch body is read as a stream, line by line; past 100 MiB it is refused (413)."""
+"""A batch body is spooled to a temporary file as it arrives (memory stays flat), then decided
+line by line as the answer streams; past 100 MiB it is refused (413)."""
 
 router = APIRouter()
 PolicyQuery = Query(
@@ -40,7 +41,7 @@ class TooLarge(Exception):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"the request body is over {limit >> 20} MiB; a patient record is a few hundred bytes"
+            f"the request body is over {limit >> 20} MiB; send less (a patient record is a few hundred bytes)"
         )
 
 
