@@ -162,13 +162,26 @@ def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
     if copy.exists():
         shutil.rmtree(copy)
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "rules", copy / "rules")  # the copy finds the bundled rules beside it
+    shutil.copytree(ROOT / "rules", copy / "rules")  # the copy finds the bundled rules and examples
+    shutil.copytree(ROOT / "examples", copy / "examples")  # inside itself, as an installed wheel does
     (copy / mutant.file).write_text(mutant.text)
     environment = {**os.environ, "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+    # run from `work`: `python -m` puts the working directory first on sys.path, so the tests
+    # (and every process they start) import the mutated copy, never the checkout
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *(str(ROOT / t) for t in tests),
+    ]
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-            cwd=ROOT,
+            command,
+            cwd=work,
             env=environment,
             capture_output=True,
             text=True,
@@ -177,6 +190,13 @@ def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
     except subprocess.TimeoutExpired:
         return "killed"  # a hang is noticed too
     return "survived" if result.returncode == 0 else "killed"
+
+
+def calibrate(work: Path, tests: list[str]) -> None:
+    """The unchanged code must survive: otherwise the harness itself fails the tests."""
+    same = Mutant("(no change)", Path("errors.py"), (PACKAGE / "errors.py").read_text())
+    if verdict(same, work, tests) != "survived":
+        raise SystemExit("the suite fails on an unchanged copy of the package: fix the harness first")
 
 
 def main() -> None:
@@ -195,6 +215,7 @@ def main() -> None:
     survivors = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
+        calibrate(Path(work), arguments.tests)
         for number, mutant in enumerate(chosen, 1):
             result = verdict(mutant, Path(work), arguments.tests)
             counts[result] += 1
