@@ -30,6 +30,7 @@ from .ruleset import (
     rule_files,
     symbol_value,
 )
+from .wording import plain
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("analysis.lp")]
 
@@ -142,8 +143,7 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
                 yield Finding("contested_reading", "warning", policy.id, (reading.requirement,), message)
                 continue
             classes = "; ".join(
-                f"{d.profiles:,} {_words(d.first)} would be {_words(d.second)}"
-                for d in comparison.differences
+                f"{d.profiles:,} {plain(d.first)} would be {plain(d.second)}" for d in comparison.differences
             )
             message = (
                 f"{head} Under it {changed:,} of {comparison.profiles:,} fully known profiles are decided "
@@ -158,21 +158,8 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
                 (reading.requirement,),
                 message,
                 witness,
-                _sentence(policy, reading.requirement),
+                policy.sentence(reading.requirement),
             )
-
-
-def _words(decision: str) -> str:
-    return decision.replace("_", " ")
-
-
-def _sentence(policy: Policy, rid: str) -> str | None:
-    """The policy sentence behind `rid`: its own, else its nearest ancestor's."""
-    text = policy.requirements[rid].text
-    if text is not None:
-        return text
-    parents = [r for r in policy.requirements.values() if rid in r.parts]
-    return next((s for parent in parents if (s := _sentence(policy, parent.id))), None)
 
 
 def _problem_findings(problems: Iterable[RuleError], severity: str) -> Iterator[Finding]:
@@ -291,13 +278,6 @@ class _PolicyAnalysis:
                     ]
         return context
 
-    def sentence(self, rid: str) -> str | None:
-        """The policy sentence behind `rid`: its own, else its nearest ancestor's."""
-        text = self.policy.requirements[rid].text
-        if text is not None:
-            return text
-        return next((s for parent in self.parents.get(rid, []) if (s := self.sentence(parent))), None)
-
     def name(self, rid: str) -> str:
         return f"{rid} ({self.policy.requirements[rid].label})"
 
@@ -321,7 +301,7 @@ class _PolicyAnalysis:
             tuple(rids),
             message,
             self.witness(values, kind, rids),
-            self.sentence(rids[0]),
+            self.policy.sentence(rids[0]),
         )
 
     def blamed(self, question: Question) -> list[str]:

@@ -25,6 +25,7 @@ from .errors import RuleError, UsageError
 from .patient import nested
 from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
 from .shown import ShownAtoms
+from .wording import plain
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("difference.lp")]
 OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp
@@ -178,7 +179,7 @@ def _difference(
     labels = [_label(first, second, c) for c in causes]
     message = (
         f"{' and '.join(labels) or 'The decision structure'} makes the difference: "
-        f"{_words(one)} under {first.label}, {_words(two)} under {second.label} "
+        f"{plain(one)} under {first.label}, {plain(two)} under {second.label} "
         f"({profiles:,} profiles)."
     )
     policy = {"policy": first.policy} if first.policy == second.policy else {}
@@ -192,10 +193,6 @@ def _label(first: Side, second: Side, rid: str) -> str:
         if requirement is not None:
             return f"{rid} ({requirement.label})"
     return rid
-
-
-def _words(decision: str) -> str:
-    return decision.replace("_", " ")
 
 
 @contextmanager

@@ -150,6 +150,14 @@ class Policy:
         for part in requirement.parts:
             yield from self.below(part)
 
+    def sentence(self, rid: str) -> str | None:
+        """The policy sentence behind requirement `rid`: its own, else its nearest ancestor's."""
+        text = self.requirements[rid].text
+        if text is not None:
+            return text
+        parents = [r.id for r in self.requirements.values() if rid in r.parts]
+        return next((s for parent in parents if (s := self.sentence(parent))), None)
+
     def fields(self) -> frozenset[str]:
         """The input fields this policy tests."""
         return frozenset(r.test.field for r in self.requirements.values() if r.test)

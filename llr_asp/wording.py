@@ -7,6 +7,11 @@ from .decision import Decision, Node
 VERDICT_WORDS = {"eligible": "ELIGIBLE", "not_eligible": "NOT ELIGIBLE", "undetermined": "UNDETERMINED"}
 
 
+def plain(decision: str) -> str:
+    """A decision in running text: `not eligible`."""
+    return decision.replace("_", " ")
+
+
 def contested_headline(decision: Decision) -> str:
     """What the decision rests on, after the verdict: `rests on a contested reading of C4
     (C4.cut-off): under the alternative, NOT ELIGIBLE. Confirm with the ICB.`"""
