@@ -147,3 +147,21 @@ def test_diff_cli(tmp_path: Path) -> None:
     for wrong in (["diff", "hip-resurfacing"], ["diff", "hip-resurfacing", "elbow"], ["diff"]):
         result = CliRunner().invoke(app, wrong)
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, wrong
+
+
+def test_diff_reading_compares_the_adopted_reading_with_its_alternative() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["diff", "hip-resurfacing", "--reading", "C5.route", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    [difference] = json.loads(result.stdout)["differences"]
+    assert difference["decisions"] == ["not_eligible", "eligible"] and difference["requirements"] == ["B"]
+    for wrong, words in (
+        (
+            ["diff", "hip-resurfacing", "knee-resurfacing", "--reading", "C5.route"],
+            "give one policy with --reading",
+        ),
+        (["diff", "hip-resurfacing", "--reading", "nope"], 'no contested reading "nope"'),
+        (["diff", "hip-resurfacing", "--alternative", "x"], "--alternative goes with --reading"),
+    ):
+        refused = runner.invoke(app, wrong)
+        assert refused.exit_code == 2 and words in refused.stderr, refused.stderr

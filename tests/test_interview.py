@@ -112,6 +112,23 @@ def test_next_json_contract(tmp_path: Path) -> None:
     assert set(question) == {"field", "text", "type", "choices"}
     assert question["field"] not in ("sex", "pain.severity")
     assert question["text"] == RULES.fields[question["field"]].question
+    field = RULES.fields[question["field"]]
+    expected = [True, False] if field.type == "bool" else list(field.values) or None
+    assert (question["type"], question["choices"]) == (field.type, expected)
+
+
+def test_each_kind_of_question_offers_its_answers() -> None:
+    from llr_asp.interview import Question
+
+    assert Question.of(RULES.fields["msk.assessed"]).to_json()["choices"] == [True, False]
+    assert Question.of(RULES.fields["pain.severity"]).choices == (
+        "none",
+        "mild",
+        "moderate",
+        "intense",
+        "severe",
+    )
+    assert Question.of(RULES.fields["conservative.months"]).choices is None  # a number in its range
 
 
 def test_next_is_null_once_decided_or_when_only_unknown_answers_remain(tmp_path: Path) -> None:
