@@ -179,3 +179,37 @@ def test_whatif_has_a_time_limit(client: TestClient, monkeypatch: pytest.MonkeyP
     body = (EXAMPLES[0].parent / "refused-b-four-months.json").read_bytes()
     response = client.post("/api/v1/whatif?policy=hip-resurfacing", content=body)
     assert response.status_code == 503 and "took too long" in response.json()["error"]
+
+
+def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    from llr_asp.web import cds
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append({"app": app, **options}))
+    for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV):
+        monkeypatch.delenv(name, raising=False)
+    missing = runner.invoke(cli, ["serve", "--cds-jwks", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and "--cds-jwks" in missing.stderr and started == []
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    result = runner.invoke(
+        cli, ["serve", "--cds-issuer", "https://ehr.example", "--cds-jwks", str(jwks), "--port", "8123"]
+    )
+    assert result.exit_code == 0, result.stderr
+    [options] = started
+    assert (options["app"], options["factory"], options["host"], options["port"]) == (
+        "llr_asp.web:create_app",
+        True,
+        "127.0.0.1",
+        8123,
+    )
+    assert options["access_log"] is False  # nothing about a request is logged
+    import os
+
+    assert os.environ[cds.ISSUERS_ENV] == "https://ehr.example" and os.environ[cds.JWKS_ENV] == str(
+        jwks.resolve()
+    )
+    unguarded = runner.invoke(cli, ["serve", "--no-auth"])
+    assert "WARNING: --no-auth" in unguarded.stderr
