@@ -49,6 +49,7 @@ TESTS = [
     "tests/test_analysis.py",
     "tests/test_difference.py",
     "tests/test_rules.py",
+    "tests/test_web_api.py",
 ]
 SWAPS = {
     ast.Eq: ast.NotEq,
