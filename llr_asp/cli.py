@@ -873,6 +873,9 @@ def main() -> None:
         command(prog_name="llr-asp")
     except SystemExit as exit:  # every command ends here: typer runs click in standalone mode
         code = exit.code
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling (starting up, say)
+        sys.stderr.write("llr-asp: interrupted\n")
+        code = 130
     except OSError as error:  # a write that failed (click itself ends a closed pipe with exit 1)
         if error.errno not in WRITE_FAILURES:
             _unexpected(error)

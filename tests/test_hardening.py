@@ -219,7 +219,10 @@ def test_ctrl_c_stops_promptly_with_exit_130_and_leaves_the_old_output(tmp_path:
     process = subprocess.Popen(
         [CLI, "batch", str(source), "-o", str(out), "-j", "2"], stderr=subprocess.PIPE, text=True
     )
-    time.sleep(2.0)
+    deadline = time.monotonic() + 60  # interrupt once results are being written, however busy the machine
+    while not any(p.stat().st_size for p in tmp_path.glob(".out.jsonl.*.part")) and process.poll() is None:
+        assert time.monotonic() < deadline, "batch wrote nothing in 60 s"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     try:
         _, stderr = process.communicate(timeout=20)
