@@ -9,11 +9,15 @@ declared range and, where the rules declare one, a UCUM unit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .patient import nested
+from .patient import Patient, nested, validate
 from .ruleset import Field, Policy, RuleSet, Value
+
+if TYPE_CHECKING:
+    from .decision import Decision
+    from .interview import Interviewer
 
 SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"
 ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -186,7 +190,9 @@ def adaptive_response(parameters: Any, source: str = "request body") -> dict[str
     return parameters  # type: ignore[no-any-return]
 
 
-def next_question(interviewer: Any, resource: dict[str, Any], source: str = "request body") -> dict[str, Any]:
+def next_question(
+    interviewer: Interviewer, resource: dict[str, Any], source: str = "request body"
+) -> dict[str, Any]:
     """SDC's $next-question: the response back, its contained adaptive Questionnaire one item
     longer (the question `next` chooses), or completed with the decision when none is left.
 
@@ -259,18 +265,16 @@ def _adaptive(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Any:
+def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Patient:
     """The patient of an adaptive response: its answers, and every question the adaptive
     Questionnaire asked that the response leaves unanswered, as asked and unknown."""
-    from .patient import validate
-
     items = list(response.get("item", []))
     answered = {i.get("linkId") for i in items if isinstance(i, dict)}
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
 
 
-def decision_response(patient: Any, decisions: list[Any], rules: RuleSet) -> dict[str, Any]:
+def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSet) -> dict[str, Any]:
     """The patient's answers and the decisions as a QuestionnaireResponse: read back as a patient
     record, it is the same patient (`llr-asp explain --format fhir`)."""
     items = []
