@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
@@ -99,14 +99,11 @@ def schema(request: Request) -> dict[str, Any]:
     openapi_extra=PATIENT_BODY,
 )
 async def explain(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
-    record = await patient(request)
+    def work(held: Engines, record: Patient) -> list[Any]:
+        reasoner = held.interviewer
+        return reasoner.decide(record, reasoner.chosen(record, policy))
 
-    def answer() -> Any:
-        with engines(request).held() as held:
-            reasoner = held.interviewer
-            return per_policy([d.to_json() for d in reasoner.decide(record, reasoner.chosen(record, policy))])
-
-    return JSONResponse(await run_in_threadpool(answer))
+    return await _per_policy(request, work)
 
 
 @router.post(
@@ -117,16 +114,12 @@ async def explain(request: Request, policy: str | None = PolicyQuery) -> JSONRes
 async def whatif(
     request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
 ) -> JSONResponse:
-    record = await patient(request)
+    def work(held: Engines, record: Patient) -> list[Any]:
+        reasoner = held.interviewer
+        chosen = reasoner.chosen(record, policy)
+        return [find_whatif(reasoner, held.whatif, record, p, limit, WHATIF_SECONDS) for p in chosen]
 
-    def answer() -> Any:
-        with engines(request).held() as held:
-            reasoner = held.interviewer
-            chosen = reasoner.chosen(record, policy)
-            answers = [find_whatif(reasoner, held.whatif, record, p, limit, WHATIF_SECONDS) for p in chosen]
-            return per_policy([a.to_json() for a in answers])
-
-    return JSONResponse(await run_in_threadpool(answer))
+    return await _per_policy(request, work)
 
 
 @router.post(
@@ -135,12 +128,20 @@ async def whatif(
     openapi_extra=PATIENT_BODY,
 )
 async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
+    def work(held: Engines, record: Patient) -> list[Any]:
+        return held.interviewer.next(record, held.interviewer.chosen(record, policy))
+
+    return await _per_policy(request, work)
+
+
+async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[Any]]) -> JSONResponse:
+    """The request's patient, answered per policy by `work` on the warm engines (on the thread
+    pool: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
     record = await patient(request)
 
     def answer() -> Any:
         with engines(request).held() as held:
-            steps = held.interviewer.next(record, held.interviewer.chosen(record, policy))
-            return per_policy([s.to_json() for s in steps])
+            return per_policy([item.to_json() for item in work(held, record)])
 
     return JSONResponse(await run_in_threadpool(answer))
 
