@@ -261,11 +261,11 @@ def iterate_decisions(
     many worker processes. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
-    chunks = _chunks(numbered, CHUNK)
+    pieces = chunks(numbered, CHUNK)
     if jobs <= 1:
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
-        for chunk in chunks:
+        for chunk in pieces:
             yield from screener.screen(chunk, source, chosen)
         return
     Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
@@ -275,7 +275,7 @@ def iterate_decisions(
     pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(rules, policy, source))
     try:
         pending: deque[Future[list[Result]]] = deque()
-        for chunk in chunks:
+        for chunk in pieces:
             pending.append(pool.submit(_screen_chunk, chunk))
             if len(pending) >= 2 * jobs:  # bounded: memory stays flat however long the input
                 yield from _results(pending.popleft())
@@ -302,7 +302,7 @@ def _results(future: Future[list[Result]]) -> list[Result]:
         ) from None
 
 
-def _chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tuple[int, Document]]]:
+def chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tuple[int, Document]]]:
     chunk: list[tuple[int, Document]] = []
     for item in items:
         chunk.append(item)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..batch import BOM, CHUNK, Result, line_problem
+from ..batch import CHUNK, Result, chunks, read_jsonl
 from ..decision import per_policy
 from ..errors import InputError
 from ..patient import MAX_BYTES, Patient, parse, validate
@@ -61,14 +61,19 @@ async def body(request: Request, limit: int = MAX_BYTES) -> bytes:
     return bytes(data)
 
 
-async def patient(request: Request, source: str = "request body") -> Patient:
-    """The patient document of the request, validated as `explain` validates a file."""
+async def document(request: Request, source: str = "request body") -> Any:
+    """The request body as JSON, read as strictly as `explain` reads a file."""
     data = await body(request)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
-    return validate(parse(text, source), engines(request).rules, source)
+    return parse(text, source)
+
+
+async def patient(request: Request, source: str = "request body") -> Patient:
+    """The patient document of the request, validated as `explain` validates a file."""
+    return validate(await document(request, source), engines(request).rules, source)
 
 
 PATIENT_BODY: dict[str, Any] = {
@@ -167,18 +172,8 @@ async def batch(
     encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def results() -> Iterator[bytes]:
-        with cohort:
-            chunk: list[tuple[int, Any]] = []
-            for number, line in enumerate(cohort, 1):
-                line = line.rstrip(b"\r\n")
-                if number == 1 and line.startswith(BOM):
-                    line = line[len(BOM) :]
-                problem = line_problem(line)
-                chunk.append((number, InputError("", "", problem) if problem else line.decode("utf-8")))
-                if len(chunk) == CHUNK:
-                    yield _encoded(held, chunk, chosen, encode)
-                    chunk = []
-            if chunk:
+        with cohort:  # read as `llr-asp batch` reads a file: numbered lines, in chunks
+            for chunk in chunks(read_jsonl(cohort), CHUNK):
                 yield _encoded(held, chunk, chosen, encode)
 
     return StreamingResponse(results(), media_type="application/x-ndjson")

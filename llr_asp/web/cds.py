@@ -30,8 +30,8 @@ from ..decision import Decision
 from ..errors import InputError
 from ..fhir import DETERMINATION, is_response, patient_document
 from ..markdown import decision_markdown
-from ..patient import nested, parse, validate
-from .api import body, engines
+from ..patient import nested, validate
+from .api import document, engines
 
 router = APIRouter()
 HOOKS = ("order-select", "order-sign")
@@ -139,7 +139,7 @@ async def hook(request: Request, service: str) -> JSONResponse:
     authority(request).verify(request.headers.get("authorization"), called_url(request))
     held = engines(request)
     [policy] = held.rules.select(service)
-    call = parse((await body(request)).decode("utf-8-sig", "replace"), "request body")
+    call = await document(request)
     if not isinstance(call, dict) or call.get("hook") not in HOOKS:
         raise InputError("request body", "hook", f"expected one of {', '.join(HOOKS)}")
     if not _for_procedure(call, held.rules.procedures.get(policy.id, ())):
@@ -147,11 +147,11 @@ async def hook(request: Request, service: str) -> JSONResponse:
     prefetch = call.get("prefetch")
     if not isinstance(prefetch, dict) or not (prefetch.get("patient") or prefetch.get("answers")):
         return JSONResponse({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
-    document = _patient(prefetch, held.rules)
+    record = _patient(prefetch, held.rules)
 
     def answer() -> Any:
         with held.held():
-            [decision] = held.interviewer.decide(validate(document, held.rules, "prefetch"), [policy])
+            [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
         return {"cards": [card(decision, held.rules, str(request.base_url).rstrip("/"))]}
 
     return JSONResponse(await run_in_threadpool(answer))

@@ -9,10 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InputError
 from ..fhir import adaptive_response, next_question, questionnaire
-from ..patient import parse
-from .api import body, engines
+from .api import document, engines
 
 router = APIRouter()
 FHIR_JSON = "application/fhir+json"
@@ -40,12 +38,7 @@ def get_questionnaire(request: Request, policy: str) -> JSONResponse:
     },
 )
 async def post_next_question(request: Request) -> JSONResponse:
-    data = await body(request)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError("request body", "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
-    resource = adaptive_response(parse(text, "request body"))
+    resource = adaptive_response(await document(request))
 
     def answer() -> Any:
         with engines(request).held() as held:
