@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +21,7 @@ import clingo
 
 from .decision import Decision, Evidence, Node, contests, warnings
 from .patient import Patient
-from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
+from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
 
 _R = TypeVar("_R", bound="Reasoner")
 
@@ -49,6 +50,7 @@ class Reasoner:
             for f in rules.fields
         ]
         self._meaning: dict[clingo.Symbol, tuple[str, ...]] = {}  # shown atom -> (name, args...)
+        self._shapes: dict[str, _Shape] = {}  # policy -> the shape of its tree
 
     @classmethod
     def load(cls: type[_R], directory: Path | None = None) -> _R:
@@ -94,7 +96,7 @@ class Reasoner:
         warned = warnings(self.rules.assumptions, violated)
         decisions = []
         for policy in policies:
-            tree = _Tree(policy, patient, status, reasons).node(policy.root, "", True)
+            tree = self._shape(policy).node(policy.id, patient, status, reasons)
             ordered = tuple(f for f in self.rules.fields if f in missing.get(policy.id, ()))
             contested = contests(policy, otherwise.get(policy.id, ()))
             decisions.append(
@@ -110,6 +112,12 @@ class Reasoner:
                 )
             )
         return decisions
+
+    def _shape(self, policy: Policy) -> _Shape:
+        shape = self._shapes.get(policy.id)
+        if shape is None:
+            shape = self._shapes[policy.id] = _Shape.of(policy, policy.root)
+        return shape
 
     def _read(self, symbol: clingo.Symbol) -> tuple[str, ...]:
         meaning = self._meaning[symbol] = (symbol.name, *map(_text_of, symbol.arguments))
@@ -221,36 +229,55 @@ class PatientInput:
         return places
 
 
-class _Tree:
-    """Builds a policy's justification tree from the statuses and reasons of one solve."""
+@dataclass(frozen=True)
+class _Shape:
+    """What a policy's tree holds for every patient: a requirement with its sentence (its
+    own, else the nearest ancestor's), the interpretations and adopted readings of it, its
+    test, and the shapes of its parts. Built once per policy; a patient adds the statuses."""
 
-    def __init__(
+    id: str
+    label: str
+    text: str
+    interpretation: str | None
+    test: Test | None
+    parts: tuple[_Shape, ...]
+
+    @classmethod
+    def of(cls, policy: Policy, rid: str, inherited: str = "") -> _Shape:
+        requirement = policy.requirements[rid]
+        text = requirement.text or inherited
+        readings = [r.adopted for r in policy.readings.values() if r.requirement == rid]
+        return cls(
+            rid,
+            requirement.label,
+            text,
+            " ".join([*requirement.interpretations, *readings]) or None,
+            requirement.test,
+            tuple(cls.of(policy, c, text) for c in requirement.parts),
+        )
+
+    def node(
         self,
-        policy: Policy,
+        policy: str,
         patient: Patient,
         status: dict[tuple[str, str], str],
         reasons: set[tuple[str, str, str]],
-    ) -> None:
-        self.policy, self.patient, self.status, self.reasons = policy, patient, status, reasons
-
-    def node(self, rid: str, inherited: str, reason: bool) -> Node:
-        p = self.policy.id
-        requirement = self.policy.requirements[rid]
-        text = requirement.text or inherited
-        test = requirement.test
-        evidence = (Evidence(test.field, self.patient.values.get(test.field), test),) if test else ()
+        reason: bool = True,
+    ) -> Node:
+        """The requirement as evaluated for `patient`, from the statuses and reasons of a solve."""
+        test = self.test
         return Node(
-            id=rid,
-            status=self.status[p, rid],
-            label=requirement.label,
-            text=text,
-            interpretation=" ".join(
-                [*requirement.interpretations, *(r.adopted for r in self.policy.readings_of(rid))]
-            )
-            or None,
-            evidence=evidence,
-            children=tuple(self.node(c, text, (p, rid, c) in self.reasons) for c in requirement.parts),
-            reason=reason,
+            self.id,
+            status[policy, self.id],
+            self.label,
+            self.text,
+            self.interpretation,
+            (Evidence(test.field, patient.values.get(test.field), test),) if test else (),
+            tuple(
+                part.node(policy, patient, status, reasons, (policy, self.id, part.id) in reasons)
+                for part in self.parts
+            ),
+            reason,
         )
 
 

@@ -3,8 +3,10 @@ CLI's `--format json` on every example and on random patients."""
 
 from __future__ import annotations
 
+import html
 import json
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,19 @@ def test_batch_streams_json_lines_as_the_cli(client: TestClient, tmp_path: Path)
         if "error" in line:
             line["error"] = line["error"].replace(f"{cohort}:", "line:", 1)
     assert got == expected
+
+
+def test_a_lone_surrogate_in_a_record_comes_back_as_it_was_sent(client: TestClient) -> None:
+    """JSON lets a record escape half a UTF-16 pair; UTF-8 cannot carry it, so it is sent back
+    escaped (the API's JSON, the page's hidden record) and reads back as the same string."""
+    record = '{"id": "\\ud800", "sex": "male"}'
+    for command in ("explain", "next", "whatif"):
+        answer = client.post(f"/api/v1/{command}", content=record)
+        assert answer.status_code == 200 and {a["patient"] for a in answer.json()} == {"\ud800"}
+    page = client.post("/ask", data={"policy": "hip-resurfacing", "record": record})
+    assert page.status_code == 200
+    kept = re.search(r'name="record" value="([^"]*)"', page.text)
+    assert kept is not None and json.loads(html.unescape(kept.group(1))) == json.loads(record)
 
 
 def test_policies_schema_and_health(client: TestClient, rules: RuleSet) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..batch import CHUNK, Result, chunks, read_jsonl
@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..patient import MAX_BYTES, Patient, parse, validate
 from ..whatif import whatif as find_whatif
 from .engines import Engines
+from .responses import JSON
 
 WHATIF_SECONDS = 5.0
 """What-if per request and policy: it takes milliseconds on the bundled rules; past this, 503."""
@@ -103,7 +104,7 @@ def schema(request: Request) -> dict[str, Any]:
     summary="Decide, with the justification tree, as `llr-asp explain --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def explain(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
+async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
     def work(held: Engines, record: Patient) -> list[Any]:
         reasoner = held.interviewer
         return reasoner.decide(record, reasoner.chosen(record, policy))
@@ -118,7 +119,7 @@ async def explain(request: Request, policy: str | None = PolicyQuery) -> JSONRes
 )
 async def whatif(
     request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
-) -> JSONResponse:
+) -> JSON:
     def work(held: Engines, record: Patient) -> list[Any]:
         reasoner = held.interviewer
         chosen = reasoner.chosen(record, policy)
@@ -132,14 +133,14 @@ async def whatif(
     summary="The next question to ask, as `llr-asp next --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSONResponse:
+async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSON:
     def work(held: Engines, record: Patient) -> list[Any]:
         return held.interviewer.next(record, held.interviewer.chosen(record, policy))
 
     return await _per_policy(request, work)
 
 
-async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[Any]]) -> JSONResponse:
+async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[Any]]) -> JSON:
     """The request's patient, answered per policy by `work` on the warm engines (on the thread
     pool: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
     record = await patient(request)
@@ -148,7 +149,7 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
         with engines(request).held() as held:
             return per_policy([item.to_json() for item in work(held, record)])
 
-    return JSONResponse(await run_in_threadpool(answer))
+    return JSON(await run_in_threadpool(answer))
 
 
 @router.post(

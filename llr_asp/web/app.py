@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import InputError, LlrError, UsageError
@@ -25,6 +25,7 @@ from ..patient import json_schema
 from ..whatif import WhatIfTimeout
 from . import api, cds, fhir, page
 from .engines import Engines
+from .responses import JSON
 
 RULES_ENV = "LLR_ASP_RULES"
 """The rule set of `llr-asp serve --rules DIR`, for worker processes that uvicorn starts."""
@@ -51,6 +52,7 @@ def create_app(rules: Path | None = None) -> FastAPI:
         ),
         docs_url=None,
         redoc_url=None,
+        default_response_class=JSON,
     )
     app.state.engines = engines
     app.state.cds = cds.Authority.from_environment()
@@ -129,7 +131,7 @@ def _errors(app: FastAPI) -> None:
             request.url.path.startswith(("/api/", "/fhir/", "/cds-services"))
             or request.url.path == "/healthz"
         ):
-            return JSONResponse({"error": message}, status_code=status)
+            return JSON({"error": message}, status_code=status)
         return page.error_page(request, status, message)
 
     @app.exception_handler(InputError)
@@ -142,7 +144,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(cds.Unauthorized)
     async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:
-        return JSONResponse({"error": "unauthorized"}, status_code=401)  # the reason stays here
+        return JSON({"error": "unauthorized"}, status_code=401)  # the reason stays here
 
     @app.exception_handler(WhatIfTimeout)
     async def slow(request: Request, error: WhatIfTimeout) -> Response:

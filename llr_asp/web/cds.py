@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..decision import Decision
@@ -32,6 +31,7 @@ from ..fhir import DETERMINATION, is_response, patient_document
 from ..markdown import decision_markdown
 from ..patient import nested, validate
 from .api import document, engines
+from .responses import JSON
 
 router = APIRouter()
 HOOKS = ("order-select", "order-sign")
@@ -112,7 +112,7 @@ def called_url(request: Request) -> str:
 
 
 @router.get("/cds-services", summary="CDS Hooks discovery: a service per policy and hook")
-def discovery(request: Request) -> JSONResponse:
+def discovery(request: Request) -> JSON:
     authority(request).verify(request.headers.get("authorization"), called_url(request))
     rules = engines(request).rules
     services = [
@@ -131,11 +131,11 @@ def discovery(request: Request) -> JSONResponse:
         for policy in rules.policies.values()
         for hook in HOOKS
     ]
-    return JSONResponse({"services": services})
+    return JSON({"services": services})
 
 
 @router.post("/cds-services/{service}", summary="CDS Hooks: a card for an order of the policy's procedure")
-async def hook(request: Request, service: str) -> JSONResponse:
+async def hook(request: Request, service: str) -> JSON:
     authority(request).verify(request.headers.get("authorization"), called_url(request))
     held = engines(request)
     [policy] = held.rules.select(service)
@@ -143,10 +143,10 @@ async def hook(request: Request, service: str) -> JSONResponse:
     if not isinstance(call, dict) or call.get("hook") not in HOOKS:
         raise InputError("request body", "hook", f"expected one of {', '.join(HOOKS)}")
     if not _for_procedure(call, held.rules.procedures.get(policy.id, ())):
-        return JSONResponse({"cards": []})
+        return JSON({"cards": []})
     prefetch = call.get("prefetch")
     if not isinstance(prefetch, dict) or not (prefetch.get("patient") or prefetch.get("answers")):
-        return JSONResponse({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
+        return JSON({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
     record = _patient(prefetch, held.rules)
 
     def answer() -> Any:
@@ -154,16 +154,16 @@ async def hook(request: Request, service: str) -> JSONResponse:
             [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
         return {"cards": [card(decision, held.rules, str(request.base_url).rstrip("/"))]}
 
-    return JSONResponse(await run_in_threadpool(answer))
+    return JSON(await run_in_threadpool(answer))
 
 
 @router.post("/cds-services/{service}/feedback", summary="CDS Hooks feedback: counted, nothing kept")
-async def feedback(request: Request, service: str) -> JSONResponse:
+async def feedback(request: Request, service: str) -> JSON:
     authority(request).verify(request.headers.get("authorization"), called_url(request))
     engines(request).rules.select(service)
     counts = request.app.state.feedback
     counts[service] = counts.get(service, 0) + 1
-    return JSONResponse({})
+    return JSON({})
 
 
 def _for_procedure(call: dict[str, Any], codes: tuple[tuple[str, str, str], ...]) -> bool:

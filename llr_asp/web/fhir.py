@@ -6,21 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..fhir import adaptive_response, next_question, questionnaire
 from .api import document, engines
+from .responses import JSON
 
 router = APIRouter()
 FHIR_JSON = "application/fhir+json"
 
 
 @router.get("/fhir/Questionnaire/{policy}", summary="The FHIR R4 Questionnaire of a policy (or all)")
-def get_questionnaire(request: Request, policy: str) -> JSONResponse:
+def get_questionnaire(request: Request, policy: str) -> JSON:
     rules = engines(request).rules
     chosen = None if policy == "all" else rules.select(policy)[0]
-    return JSONResponse(questionnaire(rules, chosen), media_type=FHIR_JSON)
+    return JSON(questionnaire(rules, chosen), media_type=FHIR_JSON)
 
 
 @router.post(
@@ -37,11 +37,11 @@ def get_questionnaire(request: Request, policy: str) -> JSONResponse:
         }
     },
 )
-async def post_next_question(request: Request) -> JSONResponse:
+async def post_next_question(request: Request) -> JSON:
     resource = adaptive_response(await document(request))
 
     def answer() -> Any:
         with engines(request).held() as held:
             return next_question(held.interviewer, resource)
 
-    return JSONResponse(await run_in_threadpool(answer), media_type=FHIR_JSON)
+    return JSON(await run_in_threadpool(answer), media_type=FHIR_JSON)

@@ -39,6 +39,21 @@ templates.env.globals.update(
 )
 
 
+def _sendable(value: Any) -> Any:
+    """A lone surrogate (a `\\ud800` escape in a record) cannot be sent as UTF-8: every value put
+    in a page is sent with it escaped, which in the record's JSON is the escape it came from."""
+    if not isinstance(value, str) or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return type(value)(value.encode("utf-8", "backslashreplace").decode())  # keeps Markup safe
+    return value
+
+
+templates.env.finalize = _sendable
+
+
 def _engines(request: Request) -> Engines:
     return request.app.state.engines  # type: ignore[no-any-return]
 
