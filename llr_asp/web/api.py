@@ -14,7 +14,6 @@ from typing import IO, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..batch import CHUNK, Result, chunks, read_jsonl
 from ..decision import per_policy
@@ -141,15 +140,12 @@ async def next_question(request: Request, policy: str | None = PolicyQuery) -> J
 
 
 async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[Any]]) -> JSON:
-    """The request's patient, answered per policy by `work` on the warm engines (on the thread
-    pool: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
+    """The request's patient, answered per policy by `work` on the warm engines (on their
+    thread: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
     record = await patient(request)
-
-    def answer() -> Any:
-        with engines(request).held() as held:
-            return per_policy([item.to_json() for item in work(held, record)])
-
-    return JSON(await run_in_threadpool(answer))
+    return JSON(
+        await engines(request).run(lambda held: per_policy([i.to_json() for i in work(held, record)]))
+    )
 
 
 @router.post(

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from ..decision import Decision
 from ..errors import InputError
@@ -31,6 +30,7 @@ from ..fhir import DETERMINATION, is_response, patient_document
 from ..markdown import decision_markdown
 from ..patient import nested, validate
 from .api import document, engines
+from .engines import Engines
 from .responses import JSON
 
 router = APIRouter()
@@ -149,12 +149,11 @@ async def hook(request: Request, service: str) -> JSON:
         return JSON({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
     record = _patient(prefetch, held.rules)
 
-    def answer() -> Any:
-        with held.held():
-            [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
+    def answer(held: Engines) -> Any:
+        [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
         return {"cards": [card(decision, held.rules, str(request.base_url).rstrip("/"))]}
 
-    return JSON(await run_in_threadpool(answer))
+    return JSON(await held.run(answer))
 
 
 @router.post("/cds-services/{service}/feedback", summary="CDS Hooks feedback: counted, nothing kept")

@@ -3,10 +3,7 @@ Bodies are FHIR JSON (application/fhir+json); errors are the CLI's line, with th
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from ..fhir import adaptive_response, next_question, questionnaire
 from .api import document, engines
@@ -40,8 +37,5 @@ def get_questionnaire(request: Request, policy: str) -> JSON:
 async def post_next_question(request: Request) -> JSON:
     resource = adaptive_response(await document(request))
 
-    def answer() -> Any:
-        with engines(request).held() as held:
-            return next_question(held.interviewer, resource)
-
-    return JSON(await run_in_threadpool(answer), media_type=FHIR_JSON)
+    answer = await engines(request).run(lambda held: next_question(held.interviewer, resource))
+    return JSON(answer, media_type=FHIR_JSON)
