@@ -68,6 +68,7 @@ class Interviewer(Reasoner):
         self._ahead = rules.ground(map(engine_file, LOOKAHEAD))
         self._ahead.configuration.solve.models = "0"  # type: ignore[union-attr]
         self._ahead_input = PatientInput(self._ahead)
+        self._ahead_input.free()
 
     def next(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Next]:
         """For each policy (default: all), its decision and the best question to ask next."""
@@ -91,7 +92,7 @@ class Interviewer(Reasoner):
     def _look_ahead(self, patient: Patient) -> dict[str, dict[str, list[int]]]:
         """For each policy and unasked unknown field, how many questions each answer leaves."""
         left: dict[str, dict[str, list[int]]] = {}
-        with self._ahead_input.entered(patient), self._ahead.solve(yield_=True) as models:
+        with self._ahead.solve(self._ahead_input.assumed(patient), yield_=True) as models:
             for model in models:
                 for atom in model.symbols(shown=True):
                     p, f, _, n = atom.arguments
