@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """A patient value a condition used: `conservative.months = 4`, tested `>= 6`."""
 
     field: str
@@ -24,9 +23,10 @@ class Evidence:
         return f"needs {NEEDS[self.test.op]}{show(self.test.value)}"
 
 
-@dataclass(frozen=True)
-class Node:
-    """A requirement as evaluated for one patient."""
+class Node(NamedTuple):
+    """A requirement as evaluated for one patient. (A named tuple, as Evidence: a decision of
+    both policies builds some 80 of them, and as frozen dataclasses they took 0.26 ms, not
+    0.16.)"""
 
     id: str
     status: str  # met | not_met | unknown
