@@ -4,7 +4,7 @@
 out (or a `LineError` for a document that is not a valid patient), in input order, holding only
 a bounded number of documents in memory however long the input. The clingo programs are
 screen.lp, explain's reasoning without the tree for a group of patients at once (decision and
-requirements not met), and screen_missing.lp, for the missing answers of an undetermined one.
+requirements not met), and the completions of missing.lp, for the missing answers of an undetermined one.
 With jobs > 1, chunks of documents go to worker processes, each with its own groundings.
 """
 
@@ -27,7 +27,7 @@ import clingo
 from .decision import Contest, Warning, contests, warnings
 from .errors import InputError, LlrError, WorkerError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
-from .reasoner import PatientInput
+from .reasoner import Completions, PatientInput
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
 from .shown import ShownAtoms
 
@@ -78,7 +78,6 @@ Result = Union[Screening, LineError]
 Verdict = tuple[str, tuple[str, ...], tuple[str, ...], tuple[Contest, ...], tuple[Warning, ...]]
 # decision, failed, missing, contested, warnings
 DECIDE = ("kleene.lp", "screen.lp")
-MISSING = ("kleene.lp", "patient.lp", "missing.lp", "screen_missing.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
@@ -94,28 +93,15 @@ class Screener:
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
         self.rules = rules
         self._decide = decide
-        self._missing = rules.ground(map(engine_file, MISSING))
-        self._missing.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
-        self._missing.configuration.solve.models = "0"  # type: ignore[union-attr]
-        # Most of a solve here is set-up over the whole program, not search; the default
-        # heuristic's set-up (scoring every variable) took a third of it.
-        self._missing.configuration.solver.heuristic = "None"  # type: ignore[union-attr]
-        for wanted in self._missing.symbolic_atoms.by_signature("wanted", 1):
-            self._missing.assign_external(wanted.literal, True)  # every policy's, for the cache
-        self._slots, self._alone = PatientInput(decide), PatientInput(self._missing)
+        self._completions = Completions(rules)
+        self._slots = PatientInput(decide)
         # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
         # lemma, and forgetting none still took a fifth of its solve
         decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
         self._slots.free()
-        self._alone.free()
         slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
         self._verdict_atoms = ShownAtoms(
-            decide,
-            [("verdict", 3), ("failed", 3), ("otherwise", 5), ("violated", 2)],
-            lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:])),
-        )
-        self._missing_atoms = ShownAtoms(
-            self._missing, [("missing", 2)], lambda s: (s.arguments[0].string, s.arguments[1].string)
+            lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:]))
         )
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
@@ -196,7 +182,7 @@ class Screener:
         ):
             missing: dict[str, list[str]] = {p: [] for p in policies}
             if "undetermined" in decisions.values():
-                for policy, field in self._brave(patient):
+                for policy, field in self._completions.missing(patient, policies):  # all: cached
                     missing[policy].append(field)
             warned = warnings(self.rules.assumptions, broken) if broken else ()
             verdicts.append(
@@ -219,16 +205,6 @@ class Screener:
         self._decide.solve(
             assumptions=self._slots.assumptions(group),
             on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
-        )
-        return shown
-
-    def _brave(self, patient: Patient) -> list[tuple[str, str]]:
-        """The (policy, field) pairs of missing/2 for `patient`: the brave consequences of
-        missing.lp, which the last model holds."""
-        shown: list[tuple[str, str]] = []
-        self._missing.solve(
-            assumptions=self._alone.assumptions([self._alone.places(patient)]),
-            on_last=lambda m: shown.extend(self._missing_atoms(m.symbols(shown=True))),
         )
         return shown
 

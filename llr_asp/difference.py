@@ -139,7 +139,7 @@ def _compare(control: clingo.Control, first: Side, second: Side) -> Comparison:
         a.symbol.arguments[1]: a.symbol.arguments[0].number
         for a in control.symbolic_atoms.by_signature("side", 2)
     }
-    read = ShownAtoms(control, [("value", 3), ("decision", 3), ("cause", 1)], lambda s: _decode(s, sides))
+    read = ShownAtoms(lambda s: _decode(s, sides))
     classes: dict[tuple[str, str, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
     with control.solve(yield_=True) as models:
         for model in models:

@@ -1,9 +1,12 @@
 """The reasoner: clingo decides every policy for a patient, with reasons and missing answers.
 
-The rules are grounded once. A patient enters as truth values of the external atoms
+The rules are grounded once. A patient enters a solve as assumptions on the external atoms
 value(0,F,V) and fractional(0,F) (patient.lp): its text never becomes program text. One solve
-in brave mode yields the statuses, the reasons and every missing field: the first model holds
-all of world 0 (it is the same in every model), later ones add missing fields.
+of explain.lp yields the statuses, the reasons and the contested readings. Only a decision
+left undetermined has missing answers: then a second grounding, the completions of
+missing.lp, is solved in brave mode for them (grounded on first need). Kept apart, a
+determined patient's solve skips the completions' two copies of every policy: 0.33 -> 0.19 ms
+(its cost is mostly clingo's set-up of a solve, which grows with the program).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import clingo
 from .decision import Decision, Evidence, Node, contests, warnings
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
+from .shown import ShownAtoms
 
 _R = TypeVar("_R", bound="Reasoner")
 
@@ -29,29 +33,18 @@ _R = TypeVar("_R", bound="Reasoner")
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
-    programs: tuple[str, ...] = tuple(
-        map(engine_file, ("kleene.lp", "patient.lp", "missing.lp", "explain.lp"))
-    )
+    programs: tuple[str, ...] = tuple(map(engine_file, ("kleene.lp", "patient.lp", "explain.lp")))
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
         if _control is None:
             _control = rules.ground(self.programs)
         self._control = _control
-        _control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
-        _control.configuration.solve.models = "0"  # type: ignore[union-attr]
-        # VMTF's set-up is cheaper than VSIDS's, and it finds the completions of missing.lp
-        # sooner: over the examples 0.47 -> 0.45 ms a determined patient, 3.5 -> 3.0 ms one
-        # with 15 unknown answers (benchmarks/bench_explain.py)
-        _control.configuration.solver.heuristic = "Vmtf"  # type: ignore[union-attr]
+        _control.configuration.solver.heuristic = HEURISTIC  # type: ignore[union-attr]
         self._input = PatientInput(_control)
         self._input.free()
-        self._wanted = {  # policy -> the external saying its missing answers are asked for
-            a.symbol.arguments[0].string: a.literal for a in _control.symbolic_atoms.by_signature("wanted", 1)
-        }
-        for literal in self._wanted.values():
-            _control.assign_external(literal, None)  # assumed by each solve
-        self._meaning: dict[int, tuple[str, ...]] = {}  # shown atom's value -> (name, args...)
+        self._completions: Completions | None = None  # grounded on first need
+        self._read = ShownAtoms(lambda s: (s.name, *map(_text_of, s.arguments)))  # (name, args...)
         self._shapes: dict[str, _Shape] = {}  # policy -> the shape of its tree
 
     @classmethod
@@ -121,23 +114,60 @@ class Reasoner:
             shape = self._shapes[policy.id] = _Shape.of(policy, policy.root)
         return shape
 
-    def _read(self, symbol: clingo.Symbol) -> tuple[str, ...]:
-        meaning = self._meaning[symbol._rep] = (symbol.name, *map(_text_of, symbol.arguments))
-        return meaning
-
     def _solve(self, patient: Patient, wanted: set[str]) -> list[tuple[str, ...]]:
         """The shown atoms for `patient`, each as (predicate, arguments...), with the missing
-        answers of the `wanted` policies only: the completions search for no other. In brave
-        mode each model holds the consequences found so far, so the last holds them all."""
-        assumptions = self._input.assumed(patient)
-        assumptions += (literal if policy in wanted else -literal for policy, literal in self._wanted.items())
+        answers of those `wanted` policies that it leaves undetermined."""
         shown: list[clingo.Symbol] = []
-        self._control.solve(assumptions, on_last=lambda model: shown.extend(model.symbols(shown=True)))
-        # Read by the symbol's value, not the symbol: hashing and comparing a clingo.Symbol
-        # goes through Python methods (1 µs an atom, 0.15 ms a decision); its value, an int,
-        # is the symbol itself (clingo interns every symbol).
-        meaning = self._meaning
-        return [meaning.get(s._rep) or self._read(s) for s in shown]
+        self._control.solve(
+            self._input.assumed(patient), on_model=lambda m: shown.extend(m.symbols(shown=True))
+        )
+        atoms = self._read(shown)
+        if any(a[0] == "decision" and a[2] == "undetermined" and a[1] in wanted for a in atoms):
+            if self._completions is None:
+                self._completions = Completions(self.rules)
+            atoms += (("missing", p, f) for p, f in self._completions.missing(patient, wanted))
+        return atoms
+
+
+COMPLETIONS = ("kleene.lp", "patient.lp", "missing.lp", "show_missing.lp")
+"""The engine programs of the completions that find an undetermined patient's missing answers."""
+
+HEURISTIC = "Vmtf"
+"""clasp's decision heuristic here. Most of a solve is its set-up over the whole program, and
+VMTF's is cheaper than the default VSIDS's (which scores every variable); VMTF also finds the
+completions sooner: 3.5 -> 3.0 ms for a patient with 15 unknown answers."""
+
+
+class Completions:
+    """The completions of missing.lp, which find the missing answers of one undetermined
+    patient at a time (explain and batch alike). Not thread-safe."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._control = control = rules.ground(map(engine_file, COMPLETIONS))
+        control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
+        control.configuration.solve.models = "0"  # type: ignore[union-attr]
+        control.configuration.solver.heuristic = HEURISTIC  # type: ignore[union-attr]
+        self._input = PatientInput(control)
+        self._input.free()
+        self._wanted = {  # policy -> the external saying its missing answers are asked for
+            a.symbol.arguments[0].string: a.literal for a in control.symbolic_atoms.by_signature("wanted", 1)
+        }
+        for literal in self._wanted.values():
+            control.assign_external(literal, None)  # assumed by each solve
+        self._read = ShownAtoms(lambda s: (s.arguments[0].string, s.arguments[1].string))
+
+    def missing(self, patient: Patient, wanted: Iterable[str]) -> list[tuple[str, str]]:
+        """The (policy, field) pairs of missing/2 for `patient` and the `wanted` policies (the
+        search looks for no other). In brave mode each model holds the consequences found so
+        far: the last holds them all."""
+        wanted = set(wanted)
+        assumptions = self._input.assumed(patient)
+        assumptions += (literal if p in wanted else -literal for p, literal in self._wanted.items())
+        shown: list[tuple[str, str]] = []
+        self._control.solve(
+            assumptions, on_last=lambda model: shown.extend(self._read(model.symbols(shown=True)))
+        )
+        return shown
 
 
 class PatientInput:
