@@ -44,7 +44,7 @@ class Reasoner:
         self._input = PatientInput(_control)
         self._input.free()
         self._completions: Completions | None = None  # grounded on first need
-        self._read = ShownAtoms(lambda s: (s.name, *map(_text_of, s.arguments)))  # (name, args...)
+        self._read = ShownAtoms(_meaning)
         self._shapes: dict[str, _Shape] = {}  # policy -> the shape of its tree
 
     @classmethod
@@ -66,28 +66,26 @@ class Reasoner:
         chosen = list(policies) if policies is not None else list(self.rules.policies.values())
         return self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
 
-    def _decisions(
-        self, patient: Patient, policies: list[Policy], shown: list[tuple[str, ...]]
-    ) -> list[Decision]:
-        status: dict[tuple[str, str], str] = {}
-        reasons: set[tuple[str, str, str]] = set()
+    def _decisions(self, patient: Patient, policies: list[Policy], shown: list[Shown]) -> list[Decision]:
+        status: dict[tuple[str, ...], str] = {}
+        reasons: dict[tuple[str, ...], set[str]] = {}
         verdict: dict[str, str] = {}
         missing: dict[str, set[str]] = {}
         otherwise: dict[str, list[tuple[str, str, str]]] = {}
         violated: list[str] = []
-        for name, *args in shown:
+        for name, key, value in shown:
             if name == "status":
-                status[args[0], args[1]] = args[2]
+                status[key] = value
             elif name == "reason":
-                reasons.add((args[0], args[1], args[2]))
+                reasons.setdefault(key, set()).add(value)
             elif name == "decision":
-                verdict[args[0]] = args[1]
+                verdict[key[0]] = value
             elif name == "missing":
-                missing.setdefault(args[0], set()).add(args[1])
+                missing.setdefault(key[0], set()).add(value)
             elif name == "otherwise":
-                otherwise.setdefault(args[0], []).append((args[1], args[2], args[3]))
+                otherwise.setdefault(key[0], []).append((key[1], key[2], value))
             elif name == "violates":
-                violated.append(args[0])
+                violated.append(value)
         warned = warnings(self.rules.assumptions, violated)
         decisions = []
         for policy in policies:
@@ -114,18 +112,18 @@ class Reasoner:
             shape = self._shapes[policy.id] = _Shape.of(policy, policy.root)
         return shape
 
-    def _solve(self, patient: Patient, wanted: set[str]) -> list[tuple[str, ...]]:
-        """The shown atoms for `patient`, each as (predicate, arguments...), with the missing
+    def _solve(self, patient: Patient, wanted: set[str]) -> list[Shown]:
+        """The shown atoms for `patient`, each as (predicate, key, value), with the missing
         answers of those `wanted` policies that it leaves undetermined."""
         shown: list[clingo.Symbol] = []
         self._control.solve(
             self._input.assumed(patient), on_model=lambda m: shown.extend(m.symbols(shown=True))
         )
         atoms = self._read(shown)
-        if any(a[0] == "decision" and a[2] == "undetermined" and a[1] in wanted for a in atoms):
+        if any(a[0] == "decision" and a[2] == "undetermined" and a[1][0] in wanted for a in atoms):
             if self._completions is None:
                 self._completions = Completions(self.rules)
-            atoms += (("missing", p, f) for p, f in self._completions.missing(patient, wanted))
+            atoms += (("missing", (p,), f) for p, f in self._completions.missing(patient, wanted))
         return atoms
 
 
@@ -303,12 +301,13 @@ class _Shape:
         self,
         policy: str,
         patient: Patient,
-        status: dict[tuple[str, str], str],
-        reasons: set[tuple[str, str, str]],
+        status: dict[tuple[str, ...], str],
+        reasons: dict[tuple[str, ...], set[str]],
         reason: bool = True,
     ) -> Node:
         """The requirement as evaluated for `patient`, from the statuses and reasons of a solve."""
         test = self.test
+        parts = reasons.get((policy, self.id), ())  # the parts that are reasons for its status
         return Node(
             self.id,
             status[policy, self.id],
@@ -317,13 +316,20 @@ class _Shape:
             self.interpretation,
             (Evidence(test.field, patient.values.get(test.field), test),) if test else (),
             tuple(  # from a list: faster than from a generator for a few parts
-                [
-                    part.node(policy, patient, status, reasons, (policy, self.id, part.id) in reasons)
-                    for part in self.parts
-                ]
+                [part.node(policy, patient, status, reasons, part.id in parts) for part in self.parts]
             ),
             reason,
         )
+
+
+Shown = tuple[str, tuple[str, ...], str]
+"""A shown atom read: its predicate, every argument but the last (the key), and the last (the
+value). `status("hip","A",met)` is ("status", ("hip", "A"), "met")."""
+
+
+def _meaning(symbol: clingo.Symbol) -> Shown:
+    *key, value = map(_text_of, symbol.arguments)
+    return symbol.name, tuple(key), value
 
 
 def _text_of(symbol: clingo.Symbol) -> str:
