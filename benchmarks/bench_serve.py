@@ -116,18 +116,21 @@ def latency(requests: int) -> None:
 
 def throughput(seconds: int, clients: int) -> None:
     server = Server(workers=2)
+    load = _wrk if shutil.which("wrk") else _threads
     try:
+        idle = server.rss_mb()
+        load(server.port, 3, clients)  # warm-up: each worker's engines thread and caches
         before = server.rss_mb()
-        if shutil.which("wrk"):
-            requests, errors, client = _wrk(server.port, seconds, clients)
-        else:
-            requests, errors, client = _threads(server.port, seconds, clients)
+        requests, errors, client = load(server.port, seconds, clients)
         after = server.rss_mb()
     finally:
         server.stop()
     print(f"throughput, 2 workers, {clients} concurrent clients for {seconds} s ({client}):")
     print(f"  {requests:,} requests, {requests / seconds:,.0f} explains/s (target >= 1,500), {errors} errors")
-    print(f"  server memory (all processes): {before:.0f} MB before, {after:.0f} MB after")
+    print(
+        f"  server memory (all processes): {idle:.0f} MB idle, {before:.0f} MB after a 3 s warm-up, "
+        f"{after:.0f} MB after the run (target: flat)"
+    )
 
 
 def _wrk(port: int, seconds: int, clients: int) -> tuple[int, int, str]:
