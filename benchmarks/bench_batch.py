@@ -149,7 +149,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--scale", type=int, default=0, help="Also run 10x... lines for linearity (0: skip).")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="Also run SCALE times the lines, for linearity (0 or 1: skip)."
+    )
     parser.add_argument("--jobs", type=int, default=0, help="Workers (default: every core).")
     options = parser.parse_args()
     cli = installed_cli()
@@ -158,7 +160,7 @@ def main() -> None:
         # with --scale: the small run again after the large one, so that a fast or slow spell of
         # a shared machine does not pass for (non-)linearity
         small, large = options.lines, options.lines * options.scale
-        sizes = [small, large, small] if options.scale else [small]
+        sizes = [small, large, small] if options.scale > 1 else [small]
         times: dict[int, list[float]] = {}
         for lines in sizes:
             source, target = Path(work, f"cohort-{lines}.jsonl"), Path(work, "out.jsonl")
@@ -177,7 +179,7 @@ def main() -> None:
                     f"plain Python, same lines, one process, no missing: {floor:6.1f} s, "
                     f"{lines / floor:8,.0f} patients/s; batch takes {elapsed / floor:4.1f}x as long"
                 )
-        if options.scale:
+        if options.scale > 1:
             before, after = times[small]
             ratio = times[large][0] / ((before + after) / 2)
             print(
