@@ -4,7 +4,8 @@
 out (or a `LineError` for a document that is not a valid patient), in input order, holding only
 a bounded number of documents in memory however long the input. The clingo programs are
 screen.lp, explain's reasoning without the tree for a group of patients at once (decision and
-requirements not met), and the completions of missing.lp, for the missing answers of an undetermined one.
+requirements not met), and the completions of missing.lp (reasoner.Completions), for the
+missing answers of an undetermined one.
 With jobs > 1, chunks of documents go to worker processes, each with its own groundings.
 """
 
@@ -182,7 +183,8 @@ class Screener:
         ):
             missing: dict[str, list[str]] = {p: [] for p in policies}
             if "undetermined" in decisions.values():
-                for policy, field in self._completions.missing(patient, policies):  # all: cached
+                # every policy's, whichever were asked for: verdicts are cached by profile
+                for policy, field in self._completions.missing(patient, policies):
                     missing[policy].append(field)
             warned = warnings(self.rules.assumptions, broken) if broken else ()
             verdicts.append(

@@ -287,7 +287,7 @@ class _Shape:
     def of(cls, policy: Policy, rid: str, inherited: str = "") -> _Shape:
         requirement = policy.requirements[rid]
         text = requirement.text or inherited
-        readings = [r.adopted for r in policy.readings.values() if r.requirement == rid]
+        readings = [r.adopted for r in policy.readings_of(rid)]
         return cls(
             rid,
             requirement.label,

@@ -72,12 +72,11 @@ _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any
 
 class _Thread:
     """One thread that runs calls in turn and settles each caller's future on its event
-    loop. Started on the first call (a process that never reasons starts none)."""
+    loop. Started on the first call (a process that never reasons starts none); a daemon,
+    so a stopping server does not wait for it."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Any, asyncio.Future[Any], Callable[[], Any]]] = (
-            queue.SimpleQueue()
-        )
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._started = False
 
     def call(self, work: Callable[[], Any]) -> asyncio.Future[Any]:
