@@ -3,10 +3,13 @@ CLI's `--format json` on every example and on random patients."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import random
 import re
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
+import httpx
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice about httpx versions
     from fastapi.testclient import TestClient
@@ -138,6 +143,42 @@ def test_a_fault_is_500_without_a_stack_trace(client: TestClient, monkeypatch: p
     monkeypatch.setattr(engines.interviewer, "decide", broken)
     response = TestClient(client.app, raise_server_exceptions=False).post("/api/v1/explain", content="{}")
     assert response.status_code == 500 and "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_reasoning_leaves_the_event_loop_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one request reasons (here slowly), the server answers others: the reasoning runs
+    on the engines' thread, not on the event loop."""
+    app = create_app()
+    started = threading.Event()
+    decide = app.state.engines.interviewer.decide
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        time.sleep(1.0)
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(app.state.engines.interviewer, "decide", slow)
+
+    async def both() -> tuple[float, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            begun = time.perf_counter()
+
+            async def explain() -> float:
+                assert (await client.post("/api/v1/explain", content="{}")).status_code == 200
+                return time.perf_counter() - begun
+
+            async def health() -> float:
+                while not started.is_set():
+                    await asyncio.sleep(0.01)
+                assert (await client.get("/healthz")).status_code == 200
+                return time.perf_counter() - begun
+
+            slow_answer, health_answer = await asyncio.gather(explain(), health())
+            return slow_answer, health_answer
+
+    slow_answer, health_answer = asyncio.run(both())
+    assert health_answer < 0.5 < slow_answer
 
 
 def test_every_response_carries_the_security_headers(client: TestClient) -> None:
