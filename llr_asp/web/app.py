@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import importlib.resources
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,29 +140,20 @@ def _errors(app: FastAPI) -> None:
             return JSON({"error": message}, status_code=status)
         return page.error_page(request, status, message)
 
-    @app.exception_handler(InputError)
-    async def bad_input(request: Request, error: InputError) -> Response:
-        return answer(request, 422, str(error))
+    def answering(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handler(request: Request, error: Exception) -> Response:
+            return answer(request, status, str(error))
 
-    @app.exception_handler(UsageError)
-    async def unknown(request: Request, error: UsageError) -> Response:
-        return answer(request, 404, str(error))
+        return handler
+
+    # each error gets the handler of the nearest class in its MRO (an InputError is an LlrError)
+    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, LlrError: 422, api.TooLarge: 413}
+    for kind, status in statuses.items():
+        app.add_exception_handler(kind, answering(status))
 
     @app.exception_handler(cds.Unauthorized)
     async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:
         return JSON({"error": "unauthorized"}, status_code=401)  # the reason stays here
-
-    @app.exception_handler(WhatIfTimeout)
-    async def slow(request: Request, error: WhatIfTimeout) -> Response:
-        return answer(request, 503, str(error))
-
-    @app.exception_handler(LlrError)
-    async def other(request: Request, error: LlrError) -> Response:
-        return answer(request, 422, str(error))
-
-    @app.exception_handler(api.TooLarge)
-    async def too_large(request: Request, error: api.TooLarge) -> Response:
-        return answer(request, 413, str(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
