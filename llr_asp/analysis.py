@@ -48,6 +48,7 @@ KINDS = {  # kind -> what it means, in the order reports list them
     "text_defect": "the published sentence is defective",
     "interpretation": "a reading the encoding makes that the text does not state",
     "contested_reading": "another reasonable reading of the text, and the patients it decides otherwise",
+    "contested_combination": "two clinical readings that together decide otherwise patients neither does",
     "review_due": "the policy's review date has passed or falls this year",
 }
 
@@ -120,6 +121,7 @@ def _analyze(
     for policy in rules.select(selection):
         findings += _PolicyAnalysis(space, rules, policy, today).findings()
         findings += contested_readings(rules, policy)
+        findings += contested_combinations(rules, policy)
     return rules, sorted(findings, key=Finding.sort_key)
 
 
@@ -134,9 +136,14 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
         for alternative in reading.alternatives:
             comparison = compare_reading(rules, policy.id, reading.id, alternative.id)
             changed = sum(d.profiles for d in comparison.differences)
+            scope = (
+                "Clinical: clinicians are told of it, and a decision it changes is not robust."
+                if alternative.clinical
+                else f"Analysis only: the policy's own clinical text refutes it: “{alternative.refuted}”"
+            )
             head = (
                 f"{reading.requirement} ({requirement.label}), reading {reading.id}. "
-                f"Adopted: {reading.adopted} Alternative {alternative.id}: {alternative.text}"
+                f"Adopted: {reading.adopted} Alternative {alternative.id}: {alternative.text} {scope}"
             )
             if not comparison.differences:
                 message = f"{head} It decides every patient as the adopted reading does."
@@ -160,6 +167,60 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
                 witness,
                 policy.sentence(reading.requirement),
             )
+
+
+COMBINATIONS = [engine_file("kleene.lp"), engine_file("readings.lp"), engine_file("combination.lp")]
+
+
+def contested_combinations(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
+    """Per pair of clinical alternatives (of two points) that together decide some fully known
+    patient otherwise while each alone decides that patient as the adopted reading: a finding
+    with such a patient. clingo enumerates the pairs (combination.lp, projected on the pair)."""
+    if sum(1 for r in policy.readings.values() if any(a.clinical for a in r.alternatives)) < 2:
+        return
+    control = rules.ground(COMBINATIONS)
+    control.assign_external(clingo.Function("studied", [clingo.String(policy.id)]), True)
+    control.configuration.solve.project = "project"  # type: ignore[union-attr]
+    control.configuration.solve.models = "0"  # type: ignore[union-attr]
+    models: list[Sequence[clingo.Symbol]] = []
+    control.solve(on_model=lambda m: models.append(m.symbols(shown=True)))
+    found = []
+    order = {x: n for n, x in enumerate(policy.readings)}
+    for symbols in models:
+        taken = sorted(
+            ((s.arguments[1].string, s.arguments[2].string) for s in symbols if s.name == "take"),
+            key=lambda t: order[t[0]],
+        )
+        values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in symbols if s.name == "value"}
+        adopted = next(
+            s.arguments[1].name
+            for s in symbols
+            if s.name == "decision" and s.arguments[0].string == policy.id
+        )
+        under = next(s.arguments[1].name for s in symbols if s.name == "reached")
+        found.append((taken, values, adopted, under))
+    for taken, values, adopted, under in sorted(found, key=lambda f: [order[x] for x, _ in f[0]]):
+        readings = [policy.readings[x] for x, _ in taken]
+        said = " Together with ".join(
+            f"{r.requirement} ({r.id}): {r.alternative(a).text}" for r, (_, a) in zip(readings, taken)
+        )
+        message = (
+            f"{said} Together they decide {plain(adopted)} patients {plain(under)}, while each alone "
+            "decides them as the adopted reading does: a decision that is robust to each reading "
+            "alone may still rest on their combination."
+        )
+        ids = " + ".join(x for x, _ in taken)
+        witness = {"id": f"witness {policy.id} {ids}", "policy": policy.id, **nested(values)}
+        witness["meta"] = {"witness": f"decided otherwise under {ids} together"}
+        yield Finding(
+            "contested_combination",
+            "note",
+            policy.id,
+            tuple(dict.fromkeys(r.requirement for r in readings)),
+            message,
+            witness,
+            policy.sentence(readings[0].requirement),
+        )
 
 
 def _problem_findings(problems: Iterable[RuleError], severity: str) -> Iterator[Finding]:

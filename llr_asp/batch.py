@@ -216,7 +216,9 @@ class Screener:
             )
         return verdicts
 
-    def _models(self, group: list[list[int]]) -> tuple[list[tuple[Any, ...]], list[list[tuple[str, tuple[str, ...], str]]]]:
+    def _models(
+        self, group: list[list[int]]
+    ) -> tuple[list[tuple[Any, ...]], list[list[tuple[str, tuple[str, ...], str]]]]:
         """The shown atoms of screen.lp's plain model for a group of patients, and each other
         model's (the readings under which one slot's decision differs), read as contest.lp's."""
         plain: list[tuple[Any, ...]] = []
@@ -225,7 +227,7 @@ class Screener:
         def on_model(model: clingo.Model) -> None:
             atoms = self._verdict_atoms(model.symbols(shown=True))
             if atoms and atoms[0][1] in ("take", "aim"):
-                others.append([(name, (str(slot), *args[:-1]), args[-1]) for slot, name, *args in atoms])
+                others.append([(str(a[1]), (str(a[0]), *map(str, a[2:-1])), str(a[-1])) for a in atoms])
             else:
                 plain.extend(atoms)
 

@@ -262,7 +262,9 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
             if "contested" in outcome and contested != sorted(outcome["contested"]):
                 problems.append(f"contested is {contested}, expected {sorted(outcome['contested'])}")
             if "robust" in outcome and decision.robust != outcome["robust"]:
-                problems.append(f"robust is {json.dumps(decision.robust)}, expected {json.dumps(outcome['robust'])}")
+                problems.append(
+                    f"robust is {json.dumps(decision.robust)}, expected {json.dumps(outcome['robust'])}"
+                )
             if "to_settle" in outcome and sorted(decision.to_settle) != sorted(outcome["to_settle"]):
                 problems.append(
                     f"to_settle is {sorted(decision.to_settle)}, expected {sorted(outcome['to_settle'])}"

@@ -195,7 +195,7 @@ def whatif(
         return
     from .render import print_all, whatif_view
 
-    print_all(_console(), (whatif_view(a) for a in answers))
+    print_all(_console(), (whatif_view(a, reasoner.rules) for a in answers))
 
 
 @app.command("next")
@@ -265,7 +265,7 @@ def ask(
     from .patient import parse, read_text, validate
     from .questionnaire import Questionnaire, line_reader, terminal_reader
     from .render import decision_view, print_all, whatif_view
-    from .whatif import WhatIfSearch
+    from .whatif import WhatIfSearch, weighed
 
     prompts = _console(stderr=True)
     finished = True
@@ -289,7 +289,7 @@ def ask(
     for decision in interviewer.decide(session.patient, chosen):
         views.append(decision_view(decision, interviewer.rules))
         if decision.decision != "eligible":
-            views.append(whatif_view(search.whatif(session.patient, decision.policy, decision.decision)))
+            views.append(whatif_view(weighed(search, session.patient, decision), interviewer.rules))
     print_all(_console(), views)
     if save is not None:
         prompts.print(Text(f"Answers saved to {save}", style="dim"), soft_wrap=True)
@@ -468,7 +468,9 @@ def _csv_writer(out: Any) -> Any:
                 row[key] = ";".join(row[key])
         if "contested" in row:  # readings=decision under them: C4.cut-off=not_eligible, A+B=...
             row["robust"] = "true" if row["robust"] else "false"
-            row["contested"] = ";".join(f"{'+'.join(c['readings'])}={c['decision']}" for c in row["contested"])
+            row["contested"] = ";".join(
+                f"{'+'.join(c['readings'])}={c['decision']}" for c in row["contested"]
+            )
             row["warnings"] = ";".join(w["assumption"] for w in row["warnings"])
         writer.writerow([_inert(row.get(c, "")) for c in columns])
 

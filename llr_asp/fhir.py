@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .patient import Patient, nested, validate
 from .ruleset import Field, Policy, RuleSet, Value
+from .wording import headline
 
 if TYPE_CHECKING:
     from .decision import Decision
@@ -226,25 +227,12 @@ def next_question(
         adapted["item"].append(item(rules.fields[step.question.field]))
         response["status"] = "in-progress"
     else:
-        words = "; ".join(
-            f"{s.decision.policy.reference}: the patient {WORDS[s.decision.decision]} the funding criteria"
-            for s in steps
-        )
+        words = "; ".join(said(s.decision) for s in steps)
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
             *[e for e in response.get("extension", []) if e.get("url") != DETERMINATION],
-            *(
-                {
-                    "url": DETERMINATION,
-                    "valueCoding": {
-                        "system": "urn:llr-asp:decision",
-                        "code": s.decision.decision,
-                        "display": f"{s.decision.policy.reference} {s.decision.decision}",
-                    },
-                }
-                for s in steps
-            ),
+            *(determination(s.decision) for s in steps),
         ]
     response["contained"] = [adapted, *[r for r in response.get("contained", []) if r not in contained]]
     response["questionnaire"] = f"#{adapted['id']}"
@@ -291,18 +279,30 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
         "id": patient.id,
         "questionnaire": questionnaire_url(decisions[0].policy.id if len(decisions) == 1 else "all"),
         "status": "completed",
-        "extension": [
-            {
-                "url": DETERMINATION,
-                "valueCoding": {
-                    "system": "urn:llr-asp:decision",
-                    "code": d.decision,
-                    "display": f"{d.policy.reference} {d.decision}",
-                },
-            }
-            for d in decisions
-        ],
+        "extension": [determination(d) for d in decisions],
         "item": items,
+    }
+
+
+def said(decision: Decision) -> str:
+    """The decision in words for a form's closing item: `ARP 55: the patient meets the funding
+    criteria`, qualified when a reading of the text would decide otherwise."""
+    words = f"{decision.policy.reference}: the patient {WORDS[decision.decision]} the funding criteria"
+    if not decision.robust:
+        words += f" on the adopted reading only ({headline(decision)})"
+    return words
+
+
+def determination(decision: Decision) -> dict[str, Any]:
+    """The determination extension: the adopted decision as its code; the display says the
+    verdict as every other output does, qualified when it is not robust."""
+    return {
+        "url": DETERMINATION,
+        "valueCoding": {
+            "system": "urn:llr-asp:decision",
+            "code": decision.decision,
+            "display": f"{decision.policy.reference}: {headline(decision)}",
+        },
     }
 
 

@@ -1,10 +1,13 @@
 """The next question to ask, and reading a clinician's answer to it.
 
-Only a field that can still change the decision (`missing`) and was not asked before is
-asked. Among those, next.lp counts for every possible answer how many questions would still
-be pending; the question asked is the one whose answers leave the fewest on average, then at
-worst, then the first declared. A document's field present as null was asked and its answer
-is unknown: it is never asked again.
+Only a field that can still change the decision (`missing`), or settle a decision that is not
+robust (`to_settle`: its answer changes the decision under some reading of the policy text),
+and was not asked before is asked: the questionnaire goes on until the decision holds under
+every clinical reading, or no answer can make it so. Among those fields, next.lp counts for
+every possible answer how many questions would still be pending under any reading; the
+question asked is the one whose answers leave the fewest on average, then at worst, then the
+first declared. A document's field present as null was asked and its answer is unknown: it
+is never asked again.
 """
 
 from __future__ import annotations
@@ -48,13 +51,19 @@ class Next:
 
     decision: Decision
     question: Question | None
-    pending: int  # fields that can still change the decision and were not asked
+    pending: int  # fields that can still change the decision or settle it and were not asked
 
     def to_json(self) -> dict[str, Any]:
+        decision = self.decision
         return {
-            "patient": self.decision.patient,
-            "policy": self.decision.policy.id,
-            "decision": self.decision.decision,
+            "patient": decision.patient,
+            "policy": decision.policy.id,
+            "decision": decision.decision,
+            "robust": decision.robust,
+            "possible": list(decision.possible),
+            "contested": [c.to_json() for c in decision.contested],
+            "missing": list(decision.missing),
+            "to_settle": list(decision.to_settle),
             "question": self.question.to_json() if self.question else None,
         }
 
@@ -76,8 +85,8 @@ class Interviewer(Reasoner):
         left: dict[str, dict[str, list[int]]] | None = None
         order = list(self.rules.fields)
         for decision in self.decide(patient, policies):
-            askable = [f for f in decision.missing if f not in patient.answered]
-            if decision.decision != "undetermined" or not askable:
+            askable = [f for f in (*decision.missing, *decision.to_settle) if f not in patient.answered]
+            if not askable:
                 result.append(Next(decision, None, 0))
                 continue
             left = left or self._look_ahead(patient)

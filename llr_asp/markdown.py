@@ -12,10 +12,9 @@ import re
 from .decision import Decision, Node
 from .errors import printable
 from .ruleset import RuleSet, show
-from .wording import contested_headline, leads_to
+from .wording import contest_line, contested_summary, headline, leads_to, marked
 
 STATUS = {"met": "✔ met", "not_met": "✘ not met", "unknown": "? unknown"}
-VERDICT = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
@@ -30,11 +29,11 @@ def decision_markdown(decision: Decision, rules: RuleSet, full: bool = False) ->
     take one line each unless `full`."""
     policy = decision.policy
     lines = [
-        f"### {escape(policy.title)} ({escape(policy.reference)}): **{VERDICT[decision.decision]}**",
+        f"### {escape(policy.title)} ({escape(policy.reference)}): **{escape(headline(decision))}**",
         "",
     ]
-    if decision.contested:
-        lines += [f"**{escape(contested_headline(decision))}**", ""]
+    if not decision.robust:
+        lines += [f"**⚑ {escape(contested_summary(decision))}**", ""]
     lines += [
         f"> **Warning:** the record contradicts a domain assumption: {escape(w.text)} "
         "Check the record; the decision is computed from it as it stands."
@@ -50,18 +49,20 @@ def decision_markdown(decision: Decision, rules: RuleSet, full: bool = False) ->
         f"{escape(policy.commissioner)}.",
         "",
     ]
-    marked = {c.requirement for c in decision.contested}
-    lines += _node(decision.tree, None, 0, False, full, marked)
+    lines += _node(decision.tree, None, 0, False, full, marked(decision))
     if decision.contested:
-        lines += ["", "**Contested readings this decision rests on (confirm with the ICB):**", ""]
         lines += [
-            f"- ⚑ **{escape(c.requirement)}** ({escape(c.reading)}): {escape(c.alternative)} "
-            f"Under it: **{VERDICT[c.decision]}**."
-            for c in decision.contested
+            "",
+            "**Readings of the policy text under which the decision differs (the ICB must confirm):**",
+            "",
         ]
+        lines += [f"- ⚑ {escape(contest_line(c))}" for c in decision.contested]
     if decision.missing:
         lines += ["", "**Still needed to decide:**", ""]
         lines += [f"- {escape(f)}: {escape(rules.fields[f].question)}" for f in decision.missing]
+    if decision.to_settle:
+        lines += ["", "**Answers that could settle the reading:**", ""]
+        lines += [f"- {escape(f)}: {escape(rules.fields[f].question)}" for f in decision.to_settle]
     if decision.decision == "not_eligible" and policy.recourse:
         lines += ["", f"*{escape(policy.recourse)}*"]
     return "\n".join(lines) + "\n"
@@ -74,7 +75,7 @@ def _node(
     their own, then its parts as a nested list."""
     head = f"{STATUS[node.status]}: **{escape(node.id)}** {escape(node.label)}"
     if node.id in marked:
-        head += " ⚑ *contested reading*"
+        head += " ⚑ *read otherwise by another reading*"
     if brief:
         return [f"{'  ' * depth}- {head} (not a reason for the result)"]
     item = [head]

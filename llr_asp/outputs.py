@@ -49,9 +49,21 @@ def replaced(path: Path, option: str, newline: str | None = None) -> Iterator[IO
             f"{option} {path}: cannot write there ({error.strerror}); choose another path"
         ) from None
     try:
+        os.chmod(temporary, _mode(path))
         with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace", newline=newline) as out:
             yield out
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _mode(path: Path) -> int:
+    """The permissions a replaced file keeps: the old file's, or for a new file what the umask
+    allows (mkstemp's own 0600 would make a shared or tracked file private)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -217,7 +217,8 @@ class Answers:
         weigh = {
             p
             for p in wanted
-            if p in contested and (p in undetermined or any(c.decision == "undetermined" for c in contested[p]))
+            if p in contested
+            and (p in undetermined or any(c.decision == "undetermined" for c in contested[p]))
         }
         if weigh:
             if self._settlements is None:
@@ -254,7 +255,9 @@ class Completions:
 
     def missing(self, patient: Patient, wanted: Iterable[str]) -> list[tuple[str, str]]:
         """The (policy, field) pairs of missing/2 for `patient` and the `wanted` policies."""
-        return [(key[0], field) for name, key, field in self.answers(patient, wanted, ()) if name == "missing"]
+        return [
+            (key[0], field) for name, key, field in self.answers(patient, wanted, ()) if name == "missing"
+        ]
 
     def answers(self, patient: Patient, wanted: Iterable[str], weigh: Iterable[str]) -> list[Shown]:
         """The atoms missing(P,F) for `patient` and the `wanted` policies, and settles(P,F) for

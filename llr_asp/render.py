@@ -19,7 +19,16 @@ from rich.tree import Tree
 from .decision import Decision, Evidence, Node
 from .errors import printable
 from .ruleset import RuleSet, show
-from .wording import VERDICT_WORDS, contested_headline, leads_to
+from .wording import (
+    CHANGE_KEY,
+    change_words,
+    contest_line,
+    contested_summary,
+    headline,
+    leads_to,
+    marked,
+    tone,
+)
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from rich.table import Table
@@ -29,7 +38,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from .check import Report
     from .difference import Comparison
     from .interview import Next, Question
-    from .whatif import Change, WhatIf
+    from .whatif import WhatIf
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
 STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -38,6 +47,8 @@ VERDICT = {
     "not_eligible": ("NOT ELIGIBLE", "bold red"),
     "undetermined": ("UNDETERMINED: answers missing", "bold yellow"),
 }
+TONE = {**{d: style for d, (_, style) in VERDICT.items()}, "contested": "bold magenta"}
+"""The style of each verdict class (wording.tone): a decision that is not robust is never green."""
 
 
 def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Group:
@@ -47,17 +58,17 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
     `full`: its sentence and its parts do not bear on the result.
     """
     policy = decision.policy
-    verdict, style = VERDICT[decision.decision]
     header = Text.assemble(
         (f"{policy.title} ({policy.reference})", "bold"),
         "\nPatient ",
         (printable(decision.patient), "bold"),
         ": ",
-        (verdict, style),
+        (headline(decision), TONE[tone(decision)]),
     )
-    if decision.contested:
-        header.append(f" — {contested_headline(decision)}", style="bold magenta")
     parts: list[Text | Tree] = [header]
+    if not decision.robust:
+        parts.append(Text(f"⚑ {contested_summary(decision)}", style="magenta"))
+    parts.append(Text(f"The funding decision rests with {policy.commissioner}.", style="dim"))
     for warning in decision.warnings:
         parts.append(
             Text.assemble(
@@ -66,18 +77,18 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
                 " Check the record; the decision is computed from it as it stands.",
             )
         )
-    marked = {c.requirement for c in decision.contested}
-    tree = Tree(_node_label(decision.tree, None, False, marked), guide_style="dim")
-    _add_children(tree, decision.tree, full, marked)
+    flagged = marked(decision)
+    tree = Tree(_node_label(decision.tree, None, False, flagged), guide_style="dim")
+    _add_children(tree, decision.tree, full, flagged)
     parts.append(tree)
     if decision.contested:
         contested = Text(
-            "Contested readings this decision rests on (confirm with the ICB):", style="bold magenta"
+            "Readings of the policy text under which the decision differs (the ICB must confirm):",
+            style="bold magenta",
         )
         for contest in decision.contested:
-            contested.append(f"\n  ⚑ {contest.requirement} ", style="bold")
-            contested.append(f"[{contest.reading}] {contest.alternative} Under it: ")
-            contested.append(VERDICT_WORDS[contest.decision], style=VERDICT[contest.decision][1])
+            contested.append("\n  ⚑ ")
+            contested.append(contest_line(contest))
         parts.append(contested)
     if decision.missing:
         needed = Text("Still needed to decide:", style="bold yellow")
@@ -85,9 +96,15 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
             needed.append(f"\n  • {field}: ", style="bold")
             needed.append(rules.fields[field].question)
         parts.append(needed)
+    if decision.to_settle:
+        settle = Text("Answers that could settle the reading:", style="bold magenta")
+        for field in decision.to_settle:
+            settle.append(f"\n  • {field}: ", style="bold")
+            settle.append(rules.fields[field].question)
+        parts.append(settle)
     key = "✔ met   ✘ not met   ? unknown"
-    if marked:
-        key += "   ⚑ rests on a contested reading"
+    if flagged:
+        key += "   ⚑ read otherwise by another reading"
     if not full:
         key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
@@ -262,11 +279,26 @@ def check_view(report: Report) -> Group:
     return Group(table, *lines)
 
 
-def whatif_view(answer: WhatIf) -> Group:
-    """The smallest sets of changes that would make the patient eligible, or why none can."""
+def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
+    """The smallest sets of changes that would make the patient eligible, or why none can; first,
+    any reading of the policy under which the patient is eligible as the record stands."""
     policy = answer.policy
-    verdict, style = VERDICT[answer.decision]
-    lines = [Text.assemble((f"{policy.title} ({policy.reference}): ", "bold"), (verdict, style))]
+    lines = [
+        Text.assemble(
+            (f"{policy.title} ({policy.reference}): ", "bold"), (headline(answer), TONE[tone(answer)])
+        )
+    ]
+    for contest in answer.eligible_now:
+        lines.append(
+            Text.assemble(
+                (
+                    "⚑ Eligible as the record stands under another reading of the policy text: ",
+                    "bold magenta",
+                ),
+                contest_line(contest),
+                " No change is needed under it: ask the ICB to confirm the reading.",
+            )
+        )
     if answer.decision == "eligible":
         lines.append(Text("Already eligible: nothing needs to change."))
     elif answer.blocker is not None:
@@ -274,7 +306,7 @@ def whatif_view(answer: WhatIf) -> Group:
         fixed = ", ".join(f"{f} = {show(v)}" for f, v in blocker.fixed)
         because = f": {fixed}, which cannot change" if fixed else ""
         cannot = f"{blocker.requirement} ({blocker.label}) cannot be met{because}."
-        lines.append(Text(f"No change can make the patient eligible. {cannot}"))
+        lines.append(Text(f"No change can make the patient eligible under the adopted reading. {cannot}"))
         for _, statement in blocker.assumptions:
             lines.append(Text(f"  Not without contradicting the domain assumption: {statement}"))
     else:
@@ -282,62 +314,47 @@ def whatif_view(answer: WhatIf) -> Group:
         fields = f"{size} field{'s' if size > 1 else ''} each"
         lines.append(Text(f"Smallest changes that would make the patient eligible ({fields}):"))
         for number, changes in enumerate(answer.counterfactuals, 1):
-            line = Text(f"  {number}. ")
+            line = Text(f"  {number}. Eligible if ")
             for index, change in enumerate(changes):
-                line.append("; " if index else "")
-                line.append_text(change_text(change))
+                line.append("; and " if index else "")
+                line.append(change_words(change, rules), style="bold yellow" if change.caution else "")
             lines.append(line)
         lines.append(Text(CHANGE_KEY, style="dim"))
     for contest in answer.contested:
-        lines.append(
-            Text.assemble(
-                (f"⚑ Under the alternative reading {contest.reading} ", "bold magenta"),
-                f"({contest.alternative}) the patient is {VERDICT_WORDS[contest.decision]} "
-                "as the record stands. Confirm the reading with the ICB.",
-            )
-        )
+        if contest not in answer.eligible_now:
+            lines.append(Text.assemble(("⚑ Another reading: ", "bold magenta"), contest_line(contest)))
     return Group(*lines)
-
-
-CHANGE_KEY = (
-    "answer: an unknown answered; care: what a clinician can act on; "
-    "finding: a clinical finding, which changes with the disease, not by choice"
-)
-
-
-def change_text(change: Change) -> Text:
-    """`conservative.months: 4 → 6 (care)`, or for a finding, a condition: `eligible if
-    radiology.severity were severe (now moderate; a clinical finding)`."""
-    if change.kind == "finding":
-        return Text.assemble(
-            "eligible if ",
-            (change.field, "bold"),
-            " were ",
-            (show(change.after), "bold green"),
-            f" (now {'unknown' if change.before is None else show(change.before)}; "
-            "a clinical finding, not a step to take)",
-        )
-    before = "unknown" if change.before is None else show(change.before)
-    return Text.assemble(
-        (change.field, "bold"), f": {before} → ", (show(change.after), "bold green"), f" ({change.kind})"
-    )
 
 
 def next_view(step: Next) -> Group:
     """The decision so far and the next question, or why there is none."""
     decision = step.decision
     policy = decision.policy
-    verdict, style = VERDICT[decision.decision]
-    lines = [Text.assemble((f"{policy.title} ({policy.reference}): ", "bold"), (verdict, style))]
+    lines = [
+        Text.assemble(
+            (f"{policy.title} ({policy.reference}): ", "bold"),
+            (headline(decision), TONE[tone(decision)]),
+        )
+    ]
+    unknown = [*decision.missing, *decision.to_settle]
     if step.question is not None:
         others = step.pending - 1
-        more = f" ({others} more can still change the decision)" if others else ""
+        more = f" ({others} more can still change or settle the decision)" if others else ""
         lines.append(Text(f"Next question{more}:"))
         lines.append(question_text(step.question))
-    elif decision.decision == "undetermined":
-        lines.append(Text("Nothing left to ask: every answer still needed was given as unknown."))
+    elif unknown:
+        lines.append(
+            Text(
+                f"Nothing more to ask now: {', '.join(unknown)} "
+                f"{'was' if len(unknown) == 1 else 'were'} answered as not known, and "
+                f"{'is' if len(unknown) == 1 else 'are'} still needed"
+                + (" to decide." if decision.missing else " to settle the reading.")
+            )
+        )
+    elif not decision.robust:
+        lines.append(Text("Nothing more to ask: no answer can settle the reading; the ICB must confirm it."))
     else:
-        lines.append(Text("Decided: nothing more to ask."))
+        lines.append(Text("Decided under every reading of the policy: nothing more to ask."))
     return Group(*lines)
 
 

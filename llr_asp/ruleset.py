@@ -144,6 +144,8 @@ class Policy:
     requirements: Mapping[str, Requirement]
     recourse: str | None = None  # what a clinician can do after a refusal
     readings: Mapping[str, Reading] = dataclasses.field(default_factory=dict)  # contested points, by id
+    cautions: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Per requirement, the routes that, when met, caution against waiting to meet it (caution/3)."""
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -484,6 +486,10 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             x.string, r.string, _said(adopted), tuple(alternatives.get((p.string, x.string), ()))
         )
 
+    cautions: dict[str, dict[str, list[str]]] = {}
+    for p, r, u in facts.get("caution", 3):
+        cautions.setdefault(p.string, {}).setdefault(r.string, []).append(u.string)
+
     return {
         p.string: Policy(
             id=p.string,
@@ -496,6 +502,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             requirements=requirements.get(p.string, {}),
             recourse=_said(meta["recourse"][p.string]) if p.string in meta["recourse"] else None,
             readings=readings.get(p.string, {}),
+            cautions={r: tuple(us) for r, us in cautions.get(p.string, {}).items()},
         )
         for (p,) in facts.get("policy", 1)
     }

@@ -3,9 +3,11 @@
 whatif.lp does the search by clingo optimisation: fewest changes first, then the nearest
 values. Three kinds of solve on one grounding: the optimum (how many changes are needed),
 every set of fields of that size (projected enumeration), and the nearest values for each set.
-The changed patient respects every domain assumption, so care that the record says is
-contra-indicated is never proposed. Sets that answer unknowns and act on care come before
-those that need a clinical finding to be otherwise, which are worded as conditions.
+The changed patient, and the change, respect every domain assumption, so more of the care that
+the record says is contra-indicated now is never proposed. Sets that answer unknowns and act on
+care come before those that need a clinical finding or an outcome to be otherwise, which are
+worded as conditions. A change toward a requirement that a met urgent route says not to wait
+for (caution/3: conservative care for a patient who meets C6) carries that route's sentence.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import clingo
 
-from .decision import Contest
+from .decision import DECISIONS, Contest, Decision
 from .errors import LlrError
 from .patient import Patient
 from .reasoner import PatientInput, Reasoner
@@ -36,10 +38,31 @@ class Change:
     field: str
     before: Value | None  # None: the field was unknown
     after: Value
-    kind: str  # answer (an unknown answered) | care | finding (see kind/2)
+    kind: str  # answer (an unknown answered) | care | finding | outcome (see kind/2)
+    caution: Caution | None = None  # a met route the policy says not to wait for
+
+    @property
+    def condition(self) -> bool:
+        """Whether the change is worded as a condition, never as a step to take."""
+        return self.kind in ("finding", "outcome")
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "from": self.before, "to": self.after, "kind": self.kind}
+        said: dict[str, Any] = {"field": self.field, "from": self.before, "to": self.after, "kind": self.kind}
+        if self.caution is not None:
+            said["caution"] = self.caution.to_json()
+        return said
+
+
+@dataclass(frozen=True)
+class Caution:
+    """Why a change toward a requirement may harm the patient: a route of the policy that the
+    patient meets says not to wait (C6: delay makes surgery harder), in the policy's words."""
+
+    route: str
+    text: str  # the route's policy sentence
+
+    def to_json(self) -> dict[str, str]:
+        return {"route": self.route, "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -67,13 +90,32 @@ class WhatIf:
     decision: str
     counterfactuals: tuple[tuple[Change, ...], ...]
     blocker: Blocker | None  # set when no change can make the patient eligible
-    contested: tuple[Contest, ...] = ()  # alternative readings under which the decision differs
+    contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
+
+    @property
+    def robust(self) -> bool:
+        return not self.contested
+
+    @property
+    def possible(self) -> tuple[str, ...]:
+        reached = {self.decision, *(c.decision for c in self.contested)}
+        return tuple(d for d in DECISIONS if d in reached)
+
+    @property
+    def eligible_now(self) -> tuple[Contest, ...]:
+        """The readings under which the patient is eligible as the record stands (what-if says
+        so first: no change is needed under them, only the ICB's confirmation)."""
+        if self.decision == "eligible":
+            return ()
+        return tuple(c for c in self.contested if c.decision == "eligible")
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "patient": self.patient,
             "policy": self.policy.id,
             "decision": self.decision,
+            "robust": self.robust,
+            "possible": list(self.possible),
             "counterfactuals": [[c.to_json() for c in changes] for changes in self.counterfactuals],
             "contested": [c.to_json() for c in self.contested],
         }
@@ -105,12 +147,19 @@ class WhatIfSearch:
         return cls(*compile_rules(directory, PROGRAMS))
 
     def whatif(
-        self, patient: Patient, policy: Policy, decision: str, limit: int = 5, seconds: float | None = None
+        self,
+        patient: Patient,
+        policy: Policy,
+        decision: str,
+        limit: int = 5,
+        seconds: float | None = None,
+        met: frozenset[str] = frozenset(),
     ) -> WhatIf:
         """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`.
 
         `seconds`: a time limit for the whole search (the service sets one per request); past it
-        the search stops with a WhatIfTimeout."""
+        the search stops with a WhatIfTimeout. `met`: the requirements the patient meets as the
+        record stands (a met urgent route cautions against changes that wait for another)."""
         self._deadline = None if seconds is None else time.monotonic() + seconds
         if decision == "eligible":
             return WhatIf(patient.id, policy, decision, (), None)
@@ -119,11 +168,11 @@ class WhatIfSearch:
             if size is None:
                 return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
             sets = self._sets(policy, size)
-            found = [self._nearest(patient, policy, fields) for fields in sets]
+            found = [self._nearest(patient, policy, fields, met) for fields in sets]
         order = list(self.rules.fields)
         found.sort(
             key=lambda item: (
-                sum(c.kind == "finding" for c in item[1]),  # answers and care first
+                sum(c.condition for c in item[1]),  # answers and care first
                 item[0],  # then the nearest values
                 [order.index(c.field) for c in item[1]],
             )
@@ -188,7 +237,7 @@ class WhatIfSearch:
         )
 
     def _nearest(
-        self, patient: Patient, policy: Policy, fields: frozenset[str]
+        self, patient: Patient, policy: Policy, fields: frozenset[str], met: frozenset[str] = frozenset()
     ) -> tuple[int, tuple[Change, ...]]:
         assumptions = [(clingo.Function("change", [clingo.String(f)]), True) for f in fields]
         with self._wanting(policy, policy.root, len(fields)):
@@ -196,8 +245,9 @@ class WhatIfSearch:
         best, cost = models[-1]  # cost: [changes, distance], whatif.lp's two priorities
         values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in best if s.name == "value"}
         order = list(self.rules.fields)
+        cautions = _cautions(policy, met)
         changes = tuple(
-            Change(f, patient.values.get(f), values[f], self._kind(patient, f))
+            Change(f, patient.values.get(f), values[f], self._kind(patient, f), cautions.get(f))
             for f in sorted(fields, key=order.index)
         )
         return cost[-1], changes
@@ -241,6 +291,20 @@ class WhatIfSearch:
         return tuple(blamed)
 
 
+def _cautions(policy: Policy, met: frozenset[str]) -> dict[str, Caution]:
+    """Per field, the caution a change of it carries: it is tested under a requirement that a
+    route the patient meets says not to wait for."""
+    cautions: dict[str, Caution] = {}
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            if route in met:
+                caution = Caution(route, policy.sentence(route) or policy.requirements[route].label)
+                for requirement in policy.below(rid):
+                    if requirement.test is not None:
+                        cautions.setdefault(requirement.test.field, caution)
+    return cautions
+
+
 def whatif(
     reasoner: Reasoner,
     search: WhatIfSearch,
@@ -251,5 +315,14 @@ def whatif(
 ) -> WhatIf:
     """The what-if answer for one patient and policy, with the decision `explain` gives."""
     [decision] = reasoner.decide(patient, [policy])
-    answer = search.whatif(patient, policy, decision.decision, limit, seconds)
+    return weighed(search, patient, decision, limit, seconds)
+
+
+def weighed(
+    search: WhatIfSearch, patient: Patient, decision: Decision, limit: int = 5, seconds: float | None = None
+) -> WhatIf:
+    """The what-if answer for `decision` (the patient's, as explain gives it): the nearest changes,
+    each set with the cautions of the routes the patient meets, and the readings it rests on."""
+    met = frozenset(n.id for n in decision.tree.walk() if n.status == "met")
+    answer = search.whatif(patient, decision.policy, decision.decision, limit, seconds, met)
     return dataclasses.replace(answer, contested=decision.contested)

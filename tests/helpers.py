@@ -176,12 +176,16 @@ def readings(policy: Policy) -> Iterator[frozenset[tuple[str, str]]]:
         yield frozenset((x, a) for (x, _), a in zip(points, choice) if a is not None)
 
 
-def weighed(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> tuple[list[str], list[tuple[frozenset[str], str]]]:
+def weighed(
+    rules: RuleSet, policy: Policy, values: Mapping[str, Value]
+) -> tuple[list[str], list[tuple[frozenset[str], str]]]:
     """DESIGN §4 `possible` and `contested` by brute force over every combination of the
     clinical readings: the decisions reached, in DECISIONS order, and for each decision other
     than the adopted one the subset-minimal sets of points (by id) that reach it."""
     adopted = decision(rules, policy, values)
-    reached = {taken: decision(rules, combined(rules, policy.id, taken), values) for taken in readings(policy)}
+    reached = {
+        taken: decision(rules, combined(rules, policy.id, taken), values) for taken in readings(policy)
+    }
     found = []
     for taken, other in reached.items():
         if other == adopted:

@@ -15,7 +15,7 @@ from llr_asp import Reasoner, RuleSet, validate
 from llr_asp import batch as batch_module
 from llr_asp.batch import LineError, Screening, iterate_decisions
 from llr_asp.cli import app
-from llr_asp.decision import Contest, Warning
+from llr_asp.decision import Contest, Taken, Warning
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 runner = CliRunner()
@@ -124,19 +124,17 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "policy",
         "reference",
         "decision",
+        "robust",
+        "possible",
         "failed",
         "missing",
         "contested",
+        "to_settle",
         "warnings",
     }
-    assert lines[0]["contested"] == [  # a woman under the hip policy: the sex criterion is contested
-        {
-            "reading": "contraindication.criterion",
-            "requirement": "contraindication",
-            "alternative": lines[0]["contested"][0]["alternative"],
-            "decision": "undetermined",
-        }
-    ]
+    # a woman under the hip policy: refused plainly; the reading of the sex sentence as
+    # background is for analysts only (the policy's own text refutes it)
+    assert (lines[0]["robust"], lines[0]["possible"], lines[0]["contested"]) == (True, ["not_eligible"], [])
     report = json.loads(summary.read_text())
     assert report["errors"] == 4
     assert report["policies"]["hip-resurfacing"]["decisions"] == {"not_eligible": 2}
@@ -154,10 +152,13 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     result = runner.invoke(app, ["batch", str(source), "-p", "knee-resurfacing", "-f", "csv", "-j", "1"])
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
-    assert rows[0] == "line,patient,policy,reference,decision,failed,missing,contested,warnings,error"
-    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,eligibility;B;B.months,")
-    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,,")
-    assert rows[3].startswith("4,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
+    assert rows[0] == (
+        "line,patient,policy,reference,decision,robust,possible,failed,missing,contested,to_settle,warnings,error"
+    )
+    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,")
+    assert ",eligibility;B;B.months," in rows[1] and "C6.route=undetermined" in rows[1]
+    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,,")
+    assert rows[3].startswith("4,,,,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
 
 
 def test_stdin_and_every_policy(reasoner: Reasoner) -> None:
@@ -187,7 +188,7 @@ def test_unusable_arguments_exit_2(tmp_path: Path, args: list[str], message: str
 
 
 def test_results_serialise_as_the_contract_says() -> None:
-    contest = Contest("C4.cut-off", "C4", "A guess.", "not_eligible")
+    contest = Contest((Taken("C4.cut-off", "persistent-pain", "C4", "A guess."),), "not_eligible")
     warning = Warning("contraindicated-not-engaged", "Contra-indicated care cannot run six months.")
     screening = Screening(
         3, "p", "hip-resurfacing", "ARP 55", "undetermined", (), ("sex",), (contest,), (warning,)
@@ -198,16 +199,20 @@ def test_results_serialise_as_the_contract_says() -> None:
         "policy": "hip-resurfacing",
         "reference": "ARP 55",
         "decision": "undetermined",
+        "robust": False,
+        "possible": ["not_eligible", "undetermined"],
         "failed": [],
         "missing": ["sex"],
         "contested": [
             {
                 "reading": "C4.cut-off",
+                "readings": ["C4.cut-off"],
                 "requirement": "C4",
                 "alternative": "A guess.",
                 "decision": "not_eligible",
             }
         ],
+        "to_settle": [],
         "warnings": [
             {
                 "assumption": "contraindicated-not-engaged",

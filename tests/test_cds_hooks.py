@@ -147,6 +147,19 @@ def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
             "Does not meet ARP 55: B (Six months of documented conservative measures have failed) not met",
         ),
         (None, "male", "info", "ARP 55: 14 answers needed"),
+        (
+            "route-c4-sfi",
+            "male",
+            "warning",
+            "Contested: meets ARP 55 only on the adopted reading; the ICB must confirm",
+        ),
+        (
+            "route-c5-independence",
+            "male",
+            "warning",
+            "Contested: another reading of ARP 55 would fund; adopted: B (Six months of documented "
+            "conservative measures have failed) not met",
+        ),
     ],
 )
 def test_one_card_per_call(
@@ -160,15 +173,20 @@ def test_one_card_per_call(
     assert card["source"]["label"] == "NHS LLR ICB — ARP 55 Hip Resurfacing"
     assert card["source"]["topic"]["code"] == "hip-resurfacing"
     assert "“" in card["detail"] and {link["type"] for link in card["links"]} == {"absolute"}
-    if indicator == "warning":
+    if summary.startswith("Contested"):  # never a plain verdict: the detail says which reading
+        assert "ON THE ADOPTED READING" in card["detail"] and "ICB must confirm" in card["detail"]
+        assert card["extension"]["robust"] is False
+    elif indicator == "warning":
         assert "Individual Funding Request" in card["detail"]
 
 
-def test_a_woman_is_refused_with_the_contested_reading_in_the_card(client: TestClient) -> None:
+def test_a_woman_is_refused_plainly_the_background_reading_is_for_analysts(client: TestClient) -> None:
+    """The hip procedure is contra-indicated in women (the policy's metal-on-metal text): the
+    reading of that sentence as background never reaches the clinician as a way to funding."""
     path = "/cds-services/hip-resurfacing"
     [card] = client.post(path, json=call("route-c1-pain", "female"), headers=auth(path)).json()["cards"]
-    assert card["indicator"] == "warning" and "(contested reading)" in card["summary"]
-    assert "contraindication.criterion" in card["detail"]
+    assert card["indicator"] == "warning" and not card["summary"].startswith("Contested")
+    assert "contraindication.criterion" not in card["detail"] and card["extension"]["robust"] is True
 
 
 def test_an_order_for_another_procedure_gets_no_card(client: TestClient) -> None:

@@ -27,11 +27,15 @@ def test_explain_json_matches_the_contract() -> None:
         "decision",
         "tree",
         "missing",
+        "robust",
+        "possible",
         "contested",
+        "to_settle",
         "warnings",
         "rules",
     }
-    assert (out["contested"], out["warnings"]) == ([], [])
+    assert (out["contested"], out["warnings"], out["to_settle"]) == ([], [], [])
+    assert (out["robust"], out["possible"]) == (True, ["not_eligible"])
     assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
         "refused-b-four-months",
         "hip-resurfacing",

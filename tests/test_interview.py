@@ -1,4 +1,5 @@
-"""`llr-asp next` and the answers `llr-asp ask` reads: only questions that matter, never twice."""
+"""`llr-asp next` and the answers `llr-asp ask` reads: only questions that matter, never twice,
+and until the decision holds under every clinical reading or no answer can make it so."""
 
 from __future__ import annotations
 
@@ -34,14 +35,19 @@ def answered(patient: Patient, field: str, value: Any) -> Patient:
 
 def interview(start: Patient, truth: Patient, policy: str) -> tuple[Patient, int, str]:
     """Answer `next`'s questions from `truth` until none is left: the patient, how many
-    questions were asked, and the last decision. Checks every question on the way."""
+    questions were asked, and the last decision. Checks every question on the way, and the
+    end: robust, or what could settle it answered as not known."""
     patient, asked = start, 0
     while True:
         [step] = INTERVIEWER.next(patient, [RULES.policies[policy]])
+        decision = step.decision
         if step.question is None:
-            return patient, asked, step.decision.decision
+            assert decision.robust or all(f not in truth.values for f in decision.to_settle)
+            assert all(f not in truth.values for f in decision.missing)
+            return patient, asked, decision.decision
         field = step.question.field
-        assert field in step.decision.missing, f"{field} cannot change the decision"
+        needed = (*decision.missing, *decision.to_settle)
+        assert field in needed, f"{field} can neither change nor settle the decision"
         assert field not in patient.answered, f"{field} was asked before"
         patient, asked = answered(patient, field, truth.values.get(field)), asked + 1
 
@@ -51,19 +57,22 @@ def blank(truth: Patient) -> Patient:
 
 
 @functools.cache
-def interview_example(path: Path, policy: str) -> tuple[int, str]:
-    """The questionnaire from a blank record, answered from an example: questions, decision."""
+def interview_example(path: Path, policy: str) -> tuple[int, str, bool]:
+    """The questionnaire from a blank record, answered from an example: questions, decision,
+    and whether it is robust at the end."""
     truth = validate(json.loads(path.read_text()), RULES, str(path))
-    _, asked, decision = interview(blank(truth), truth, policy)
-    return asked, decision
+    patient, asked, _ = interview(blank(truth), truth, policy)
+    [decision] = INTERVIEWER.decide(patient, [RULES.policies[policy]])
+    return asked, decision.decision, decision.robust
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_questionnaire_on_each_example_ends_on_its_expected_decision(path: Path) -> None:
+    """Asked until robust: the walk ends where the whole record stands, under every reading."""
     for policy, expected in json.loads(path.read_text())["meta"]["expected"].items():
-        asked, decision = interview_example(path, policy)
-        assert decision == expected["decision"]
-        assert asked <= len(RULES.policies[policy].fields())
+        asked, decision, robust = interview_example(path, policy)
+        assert (decision, robust) == (expected["decision"], expected["robust"])
+        assert asked <= len(RULES.fields)
 
 
 def test_questionnaire_asks_far_fewer_questions_than_the_whole_form() -> None:
@@ -102,7 +111,17 @@ def test_next_json_contract(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["next", str(record), "-p", "hip-resurfacing", "-f", "json"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert set(answer) == {"patient", "policy", "decision", "question"}
+    assert set(answer) == {
+        "patient",
+        "policy",
+        "decision",
+        "robust",
+        "possible",
+        "contested",
+        "missing",
+        "to_settle",
+        "question",
+    }
     assert (answer["patient"], answer["policy"], answer["decision"]) == (
         "p-1",
         "hip-resurfacing",
@@ -141,14 +160,68 @@ def test_next_is_null_once_decided_or_when_only_unknown_answers_remain(tmp_path:
     stuck = tmp_path / "stuck.json"
     stuck.write_text(json.dumps(every_field_unknown))
     result = CliRunner().invoke(app, ["next", str(stuck), "-p", "hip-resurfacing", "-f", "json"])
-    assert json.loads(result.stdout) == {
-        "patient": "stuck",
-        "policy": "hip-resurfacing",
-        "decision": "undetermined",
-        "question": None,
+    stuck_answer = json.loads(result.stdout)
+    assert (stuck_answer["decision"], stuck_answer["question"]) == ("undetermined", None)
+    assert stuck_answer["missing"]
+    text = CliRunner().invoke(app, ["next", str(stuck), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    assert "answered as not known" in text.stdout and "still needed to decide" in text.stdout
+    assert "Nothing left to ask" not in text.stdout
+    for field in stuck_answer["missing"]:
+        assert field in text.stdout
+
+
+def test_a_contested_refusal_is_asked_what_would_settle_it() -> None:
+    """The README's p-001 is refused for four months of care; under the C6 reading it turns on
+    whether the joint is at risk of destruction: that is asked, though the adopted reading
+    is decided."""
+    record = {
+        "id": "p-001",
+        "sex": "male",
+        "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+        "conservative": {"months": 4, "documented": True, "failed": True},
+        "pain": {"severity": "intense", "persistent": True},
+        "function": {"impairment": "moderate"},
     }
-    text = CliRunner().invoke(app, ["next", str(stuck), "-p", "hip-resurfacing"])
-    assert "Nothing left to ask" in text.stdout
+    [step] = INTERVIEWER.next(validate(record, RULES, "p-001"), [RULES.policies["hip-resurfacing"]])
+    assert step.decision.decision == "not_eligible" and not step.decision.robust
+    assert step.question is not None and step.question.field == "joint.destruction_risk"
+    assert step.to_json()["contested"][0]["reading"] == "C6.route"
+
+
+def test_the_c5_walk_asks_the_contra_indication_independence_and_destruction_risk() -> None:
+    truth = validate(
+        helpers.nested(
+            {
+                "sex": "male",
+                "msk.assessed": True,
+                "msk.end_stage_oa": True,
+                "msk.suitable_for_surgical_referral": True,
+                "conservative.months": 0,
+                "conservative.documented": True,
+                "conservative.failed": False,
+                "conservative.contraindicated": True,
+                "pain.severity": "severe",
+                "pain.persistent": True,
+                "function.impairment": "severe",
+                "independence.immediate_danger": True,
+                "independence.replacement_would_relieve": True,
+                "joint.destruction_risk": False,
+                "knee.compartments_affected": 1,
+            }
+        ),
+        RULES,
+        "c5",
+    )
+    for policy in RULES.policies:
+        patient, _, decision = interview(blank(truth), truth, policy)
+        for field in (
+            "conservative.contraindicated",
+            "independence.immediate_danger",
+            "joint.destruction_risk",
+        ):
+            assert field in patient.answered, (policy, field)
+        [final] = INTERVIEWER.decide(patient, [RULES.policies[policy]])
+        assert decision == "not_eligible" and "eligible" in final.possible
 
 
 def test_next_text_shows_the_question_and_its_answers(tmp_path: Path) -> None:

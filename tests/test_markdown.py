@@ -37,9 +37,9 @@ def test_markdown_has_the_decision_the_sentences_and_the_recourse(tmp_path: Path
     preface, hip = result.stdout.split("\n\n", 1)
     hip, knee = hip.split("\n---\n")
     assert preface == f"*{EVERY_POLICY}*"  # no policy named: the letter says why both are there
-    assert hip.startswith("### Policy for Hip Resurfacing (ARP 55): **not eligible**")
+    assert hip.startswith("### Policy for Hip Resurfacing (ARP 55): **NOT ELIGIBLE**")
     assert "Decided by" not in hip and "the funding decision rests with NHS Leicester" in hip
     assert "*“The procedure is contraindicated in females.”*" in hip
     assert "Patient: conservative.months = 2, needs ≥ 6" in hip
     assert hip.rstrip().endswith("Individual Funding Request (IFR).*")
-    assert "### Policy for Knee Resurfacing (ARP 60): **not eligible**" in knee
+    assert "### Policy for Knee Resurfacing (ARP 60): **NOT ELIGIBLE ON THE ADOPTED READING — another" in knee

@@ -24,27 +24,37 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 def pending(policy: Policy, values: dict[str, Value], asked: set[str]) -> int:
     """Questions still to ask for `policy` (next.lp's pending/2, by brute force): the unasked
-    fields tested by conditions reached from an unknown root through unknown parts."""
+    fields tested by conditions reached from an unknown root through unknown parts, under the
+    adopted reading and under each clinical alternative read alone."""
     fields: set[str] = set()
 
-    def walk(rid: str) -> None:
-        requirement = policy.requirements[rid]
+    def walk(tree: Policy, rid: str) -> None:
+        requirement = tree.requirements[rid]
         if requirement.test is not None and requirement.test.field not in asked:
             fields.add(requirement.test.field)
         for part in requirement.parts:
-            if helpers.status(RULES, policy, part, values) == "unknown":
-                walk(part)
+            if helpers.status(RULES, tree, part, values) == "unknown":
+                walk(tree, part)
 
-    if helpers.status(RULES, policy, policy.root, values) == "unknown":
-        walk(policy.root)
+    trees = [policy]
+    trees += [
+        helpers.variant(RULES, policy.id, x, a)
+        for x, alternatives in helpers.clinical(policy)
+        for a in alternatives
+    ]
+    for tree in trees:
+        if helpers.status(RULES, tree, tree.root, values) == "unknown":
+            walk(tree, tree.root)
     return len(fields)
 
 
 def expected_question(policy: Policy, values: dict[str, Value], answered: set[str]) -> str | None:
     """The field whose answers leave the fewest questions pending: on average, then at worst,
-    then the first declared; among the fields that can still change the decision."""
-    askable = [f for f in helpers.brute_missing(RULES, policy, values) if f not in answered]
-    if helpers.decision(RULES, policy, values) != "undetermined" or not askable:
+    then the first declared; among the fields that can still change the decision or settle
+    the readings it rests on."""
+    needed = [*helpers.brute_missing(RULES, policy, values), *helpers.settles(RULES, policy, values)]
+    askable = [f for f in needed if f not in answered]
+    if not askable:
         return None
 
     def cost(field: str) -> tuple[float, int, int]:

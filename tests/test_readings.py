@@ -133,9 +133,7 @@ def test_every_declared_reading_has_a_row() -> None:
 
 
 def test_the_background_sentences_are_for_analysts_with_the_sentence_that_refutes_them() -> None:
-    scoped = {
-        r.id: a for p in RULES.policies.values() for r in p.readings.values() for a in r.alternatives
-    }
+    scoped = {r.id: a for p in RULES.policies.values() for r in p.readings.values() for a in r.alternatives}
     assert {x for x, a in scoped.items() if not a.clinical} == ANALYSIS
     for reading in ANALYSIS:
         assert scoped[reading].scope == "analysis" and scoped[reading].refuted

@@ -147,14 +147,31 @@ def test_the_questionnaire_reaches_eligible(page: Any, shots: Path) -> None:
     page.screenshot(path=str(shots / "eligible.png"), full_page=True)
 
 
-def test_the_questionnaire_reaches_not_eligible_with_the_contested_reading(page: Any, shots: Path) -> None:
+def test_the_questionnaire_refuses_a_woman_plainly(page: Any, shots: Path) -> None:
+    """The hip procedure is contra-indicated in women: a plain refusal, with no reading that
+    would fund her (that one is for analysts: the policy's own text refutes it)."""
     start(page, "hip-resurfacing")
     answer_all(page, {**values("route-c1-pain"), "sex": "female"})
     section = page.locator("section.decision")
-    assert "NOT ELIGIBLE" in section.locator("h2").inner_text()
-    assert "contested reading of contraindication" in section.locator(".contested-box").inner_text()
+    assert section.locator("h2").inner_text().endswith("✘ NOT ELIGIBLE")
+    assert section.locator(".contested-box").count() == 0
     assert "Individual Funding Request" in section.inner_text()
     page.screenshot(path=str(shots / "not-eligible.png"), full_page=True)
+
+
+def test_a_contested_eligible_is_never_green(page: Any, shots: Path) -> None:
+    """The issue's route-c4-radiology-moderate: each of two readings refuses it, so the badge
+    says ELIGIBLE ON THE ADOPTED READING, in the contested style, never the green one."""
+    page.goto("/")
+    page.select_option("#example", "route-c4-radiology-moderate")
+    page.get_by_role("button", name="Show the decision").click()
+    badge = page.locator("section.decision").first.locator("h2 .verdict")
+    assert badge.inner_text() == "⚑ ELIGIBLE ON THE ADOPTED READING — the ICB must confirm"
+    assert badge.get_attribute("class") == "verdict verdict-contested"
+    green = "rgb(0, 127, 59)"
+    assert badge.evaluate("e => getComputedStyle(e).backgroundColor") != green
+    assert page.locator(".verdict-eligible").count() == 0
+    page.screenshot(path=str(shots / "eligible-contested.png"), full_page=True)
 
 
 def test_unknown_answers_leave_it_undetermined_with_what_is_missing(page: Any, shots: Path) -> None:
@@ -173,7 +190,7 @@ def test_an_example_shows_its_tree_as_nested_lists(page: Any, shots: Path) -> No
     hip = page.locator("section.decision").first
     assert "NOT ELIGIBLE" in hip.locator("h2").inner_text()
     assert hip.locator("ul.tree > li > ul > li").count() == 4  # A, B, C, the sex criterion
-    assert "⚑ contested reading" in hip.inner_text() and "C5.route" in hip.inner_text()
+    assert "⚑ read otherwise by another reading" in hip.inner_text() and "C5.route" in hip.inner_text()
     assert "cannot be met" in hip.inner_text()  # what-if names what stands in the way
     page.screenshot(path=str(shots / "example-c5.png"), full_page=True)
 
@@ -197,9 +214,11 @@ def test_the_letter_downloads_as_markdown(page: Any) -> None:
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the letter (Markdown)").click()
     text = Path(download.value.path()).read_text()
-    assert text.startswith("### Policy for Hip Resurfacing (ARP 55): **eligible**")
+    assert text.startswith(
+        "### Policy for Hip Resurfacing (ARP 55): **ELIGIBLE ON THE ADOPTED READING — the ICB must confirm**"
+    )
     assert (
-        "rests on contested readings" in text
+        "The policy text can be read another way" in text
         and download.value.suggested_filename == "llr-asp-route-c4-sfi.md"
     )
 

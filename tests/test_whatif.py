@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from llr_asp import Patient, Reasoner, RuleSet, read_patient, validate
+from llr_asp import Patient, Reasoner, RuleSet, read_patient
 from llr_asp.cli import app
-from llr_asp.patient import nested
 from llr_asp.ruleset import Value
 from llr_asp.whatif import WhatIf, WhatIfSearch, whatif
 
@@ -30,10 +29,12 @@ def search(rules: RuleSet) -> WhatIfSearch:
     return WhatIfSearch.load()
 
 
-def respects(rules: RuleSet, values: Mapping[str, Value]) -> bool:
-    """Whether a patient respects every domain assumption: clingo says which it violates."""
-    patient = validate(nested(dict(values)), rules, "changed")
-    return not REASONER.decide(patient)[0].warnings
+def respects(before: Mapping[str, Value], after: Mapping[str, Value]) -> bool:
+    """Whether a change respects the domain assumption, as DESIGN §5 states it (temporal): no
+    months of conservative care are added while it is contra-indicated now."""
+    months = before.get("conservative.months")
+    added = months is not None and after.get("conservative.months", months) > months  # type: ignore[operator]
+    return not (after.get("conservative.contraindicated") is True and added)
 
 
 def brute_minimum(
@@ -50,7 +51,7 @@ def brute_minimum(
             options = [[v for v in outcome_values(rules, f) if v != values.get(f)] for f in fields]
             for choice in itertools.product(*options):
                 changed = {**values, **dict(zip(fields, choice))}
-                if oracle(rules, policy, changed) == "eligible" and respects(rules, changed):
+                if oracle(rules, policy, changed) == "eligible" and respects(values, changed):
                     found.add(frozenset(fields))
                     break
         if found:
@@ -159,6 +160,8 @@ def test_whatif_cli() -> None:
         "patient": "refused-b-four-months",
         "policy": "hip-resurfacing",
         "decision": "not_eligible",
+        "robust": True,
+        "possible": ["not_eligible"],
         "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6, "kind": "care"}]],
         "contested": [],
     }

@@ -207,14 +207,20 @@ def card(decision: Decision, rules: Any, base: str) -> dict[str, Any]:
     failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
     if decision.decision == "eligible":
         summary, indicator = f"Meets {policy.reference} criteria", "info"
+        if not decision.robust:  # the qualifier leads, so a cut summary never loses it
+            summary = f"Contested: meets {policy.reference} only on the adopted reading; the ICB must confirm"
+            indicator = "warning"
     elif decision.decision == "not_eligible":
         reasons = ", ".join(f"{r} ({policy.requirements[r].label})" for r in failed)
         summary, indicator = f"Does not meet {policy.reference}: {reasons} not met", "warning"
+        if not decision.robust:
+            other = "would fund" if "eligible" in decision.possible else "needs more answers"
+            summary = f"Contested: another reading of {policy.reference} {other}; adopted: {reasons} not met"
     else:
         count = len(decision.missing)
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
-    if decision.contested:
-        summary += " (contested reading)"
+        if not decision.robust:
+            summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return {
@@ -234,5 +240,9 @@ def card(decision: Decision, rules: Any, base: str) -> dict[str, Any]:
                 "type": "absolute",
             },
         ],
-        "extension": {DETERMINATION: decision.decision, "missing": list(decision.missing)},
+        "extension": {
+            DETERMINATION: decision.decision,
+            "robust": decision.robust,
+            "missing": list(decision.missing),
+        },
     }

@@ -23,7 +23,17 @@ from ..markdown import decision_markdown
 from ..patient import MAX_BYTES, Patient, parse, validate
 from ..questionnaire import with_value
 from ..whatif import whatif
-from ..wording import VERDICT_WORDS, contested_headline, leads_to
+from ..wording import (
+    CHANGE_KEY,
+    VERDICT_WORDS,
+    change_words,
+    contest_line,
+    contested_summary,
+    headline,
+    leads_to,
+    marked,
+    tone,
+)
 from .api import WHATIF_SECONDS
 from .engines import Engines
 
@@ -33,7 +43,13 @@ templates.env.globals.update(
     VERDICT=VERDICT_WORDS,
     MARK={"met": "✔", "not_met": "✘", "unknown": "?"},
     STATUS={"met": "met", "not_met": "not met", "unknown": "unknown"},
-    headline=contested_headline,
+    headline=headline,
+    contested_summary=contested_summary,
+    contest_line=contest_line,
+    change_words=change_words,
+    CHANGE_KEY=CHANGE_KEY,
+    marked=marked,
+    tone=tone,
     leads_to=leads_to,
     show=lambda v: "unknown" if v is None else json.dumps(v) if isinstance(v, bool) else str(v),
 )
