@@ -562,6 +562,98 @@ def analyze(
     _console().print(findings_view(findings))
 
 
+class ReportFormat(str, enum.Enum):
+    html = "html"
+    markdown = "markdown"
+    dot = "dot"
+    svg = "svg"
+
+
+@app.command()
+def report(
+    policy: Annotated[str, typer.Argument(metavar="POLICY", help="The policy id (see `llr-asp policies`).")],
+    format: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="html: one self-contained page; markdown: a Markdown file with the tree as an SVG file "
+            "beside it; dot: the requirement tree as Graphviz source; svg: the tree as a picture.",
+        ),
+    ] = ReportFormat.html,
+    out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Where to write it (default: POLICY.html, .md, .dot or .svg here); - for stdout "
+            "(not with markdown).",
+            show_default=False,
+        ),
+    ] = None,
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server", metavar="URL", help="The `llr-asp serve` whose page opens a witness's decision."
+        ),
+    ] = "http://127.0.0.1:8000",
+    rules: RulesOption = None,
+) -> None:
+    """The policy as analysts read it: every sentence of the policy text with what encodes it.
+
+    For each sentence, in order: the rules that encode it (requirement ids and the rules, quoted
+    from the .lp files), its contested readings (adopted and alternatives, with the patients each
+    decides otherwise), its interpretations and text defects, and the findings of `analyze`
+    about it, each with a witness patient (a button opens its decision in `llr-asp serve`, and
+    the record can be copied). A sentence nothing encodes says why (background, a definition,
+    a heading), or that the rules give no reason. The requirement tree is drawn from the rules.
+    """
+    from .outputs import replaced
+
+    with _user_errors():
+        ruleset = load_rules(rules)
+        chosen = ruleset.select(policy)
+        if len(chosen) != 1:
+            raise UsageError("report takes one policy: give its id (see `llr-asp policies`)")
+        if not server.startswith(("http://", "https://")):
+            raise UsageError(f"--server {server}: give the service's address, such as http://127.0.0.1:8000")
+        if format is ReportFormat.markdown and out == "-":
+            raise UsageError("--format markdown writes the tree's SVG beside it: give --out FILE.md")
+        target = Path(out or f"{chosen[0].id}.{REPORT_SUFFIX[format]}")
+        files = _report_files(ruleset, chosen[0].id, format, target, server)
+        for path, text in files.items():
+            if out == "-":
+                sys.stdout.write(text)
+                continue
+            with replaced(path, "--out") as file:
+                file.write(text)
+            typer.echo(f"llr-asp: wrote {path}", err=True)
+
+
+REPORT_SUFFIX = {"html": "html", "markdown": "md", "dot": "dot", "svg": "svg"}
+
+
+def _report_files(
+    ruleset: Any, policy: str, format: ReportFormat, target: Path, server: str
+) -> dict[Path, str]:
+    """The files `report` writes: the report, and for Markdown the tree's SVG beside it."""
+    from .pictures import policy_dot, policy_tree
+
+    if format is ReportFormat.dot:
+        return {target: policy_dot(ruleset.policies[policy])}
+    if format is ReportFormat.svg:
+        return {target: policy_tree(ruleset.policies[policy]) + "\n"}
+    from .literate import literate
+    from .policy_report import html_document, markdown
+
+    page = literate(ruleset, policy)
+    if format is ReportFormat.html:
+        return {target: html_document(page, server)}
+    picture = target.with_name(f"{target.stem}-tree.svg")
+    return {picture: policy_tree(page.policy) + "\n", target: markdown(page, picture.name)}
+
+
 @app.command()
 def diff(
     policies: Annotated[
