@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import enum
 import errno
+import itertools
 import json
 import os
 import sys
@@ -343,6 +344,15 @@ def batch(
         Optional[Path],
         typer.Option("--summary-json", metavar="FILE", help="Also write the summary as JSON to FILE."),
     ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report",
+            metavar="FILE.html",
+            help="Also write the summary as a page with pictures: per policy the funnel through its "
+            "criteria, the patients each contested reading decides otherwise, the answers most missing.",
+        ),
+    ] = None,
     rules: RulesOption = None,
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
@@ -370,12 +380,15 @@ def batch(
         targets = {"--out": Path(out)} if out != "-" else {}
         if summary_json is not None:
             targets["--summary-json"] = summary_json
+        if report is not None:
+            targets["--report"] = report
         for option, target in targets.items():
             check_target(target, option)
             if source != "-" and same_file(Path(source), target):
                 raise UsageError(f"{option} {target} is the input file: choose another path, or it is lost")
-        if len(targets) == 2 and same_file(*targets.values()):
-            raise UsageError(f"--summary-json {summary_json} is the --out file: choose another path")
+        for (one, first), (other, second) in itertools.combinations(targets.items(), 2):
+            if same_file(first, second):
+                raise UsageError(f"{other} {second} is the {one} file: choose another path")
         cores = default_jobs()
         if jobs is not None and jobs > cores:
             note = f"--jobs {jobs} is more than the {cores} cores this process may use; using {cores}"
@@ -409,8 +422,13 @@ def batch(
             typer.echo("llr-asp: interrupted; the --out file, if any, is left as it was", err=True)
             raise typer.Exit(130) from None
         if summary_json is not None:
-            with replaced(summary_json, "--summary-json") as report:
-                report.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+            with replaced(summary_json, "--summary-json") as written:
+                written.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+        if report is not None:
+            from .cohort_report import cohort_document
+
+            with replaced(report, "--report") as written:
+                written.write(cohort_document(summary, name))
     _console(stderr=True).print(summary_view(summary))
     if summary.error_count:
         raise typer.Exit(1)
@@ -654,6 +672,12 @@ def _report_files(
     return {picture: policy_tree(page.policy) + "\n", target: markdown(page, picture.name)}
 
 
+class DiffFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    svg = "svg"
+
+
 @app.command()
 def diff(
     policies: Annotated[
@@ -694,7 +718,12 @@ def diff(
             "--alternative", metavar="ALT", help="With --reading: which alternative (default: its only one)."
         ),
     ] = None,
-    format: FormatOption = Format.text,
+    format: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format", "-f", help="text for people, json for programs, svg: the classes as a bar picture."
+        ),
+    ] = DiffFormat.text,
     rules: RulesOption = None,
 ) -> None:
     """Show which patients two policies, or two versions or readings of a policy, decide differently.
@@ -734,8 +763,13 @@ def diff(
                 "give two policies (diff POLICY_A POLICY_B), or one policy with either "
                 "--rules-old DIR, --against-git REV or --reading ID"
             )
-    if format is Format.json:
+    if format is DiffFormat.json:
         _print_json(comparison.to_json())
+        return
+    if format is DiffFormat.svg:
+        from .charts import differences
+
+        sys.stdout.write(differences(comparison) + "\n")
         return
     from .render import comparison_view
 

@@ -10,18 +10,16 @@ the body, never in a URL).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterable
 from html import escape
 from typing import Any
 
 from .analysis import Finding
+from .htmlpage import document
 from .literate import Literate, Quote, Sentence, scope
 from .markdown import escape as md
 from .pictures import FORM_WORDS, ident, policy_tree, test_words
-from .ruleset import PACKAGE
 
 KIND_WORDS = {
     "title": "the policy's title",
@@ -33,7 +31,6 @@ KIND_WORDS = {
     "page": "the web page, not policy text",
 }
 SEVERITY_MARKS = {"error": "✘", "warning": "⚠", "note": "•"}
-STYLESHEET = PACKAGE / "web" / "static" / "style.css"
 
 
 def _h(value: object) -> str:
@@ -258,41 +255,17 @@ def _witness(finding: Finding | None, action: str) -> str:
 
 
 def html_document(page: Literate, server: str = "http://127.0.0.1:8000") -> str:
-    """One self-contained HTML file: the page's stylesheet inline, and a Content-Security-Policy
-    as strict as the service's (that stylesheet by its hash, no script, forms only to `server`,
-    whose `llr-asp serve` opens the witnesses' decisions)."""
-    css = STYLESHEET.read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
+    """One self-contained HTML file, whose witness buttons open the decision in the `llr-asp
+    serve` at `server` (the only place its forms may post to)."""
     target = server.rstrip("/")
-    policy = (
-        f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; "
-        f"form-action {target}; base-uri 'none'"
+    footer = (
+        '<p class="footer">Written by llr-asp from the rule set '
+        f"<code>{_h(page.rules.digest[:16])}</code>. "
+        f"The witness buttons open a decision in <code>llr-asp serve</code> at {_h(target)}; each "
+        "witness record can also be copied and given to <code>llr-asp explain</code>.</p>"
     )
     title = f"{page.policy.reference} {page.policy.title}: the policy and its encoding"
-    return "\n".join(
-        [
-            "<!doctype html>",
-            '<html lang="en-GB">',
-            "<head>",
-            '<meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{_h(policy)}">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_h(title)} – llr-asp</title>",
-            f"<style>{css}</style>",
-            "</head>",
-            "<body>",
-            '<main id="main" class="width">',
-            html_fragment(page, f"{target}/result"),
-            '<p class="footer">Written by llr-asp from the rule set '
-            f"<code>{_h(page.rules.digest[:16])}</code>. "
-            f"The witness buttons open a decision in <code>llr-asp serve</code> at {_h(target)}; each "
-            "witness record can also be copied and given to <code>llr-asp explain</code>.</p>",
-            "</main>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    return document(title, html_fragment(page, f"{target}/result") + "\n" + footer, target)
 
 
 # -- Markdown ------------------------------------------------------------------------------------
