@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
 
@@ -70,6 +70,7 @@ def wrap(text: str, width: float, size: float, bold: bool = False) -> list[str]:
     return [*lines, line] if line else lines
 
 
+QUOTE = {'"': "&quot;"}
 Child = Union["Element", str]
 Attribute = Union[str, int, float]
 
@@ -87,7 +88,9 @@ class Element:
         return self
 
     def render(self) -> str:
-        attributes = "".join(f" {name}={quoteattr(_value(value))}" for name, value in self.attributes.items())
+        attributes = "".join(
+            f' {name}="{escape(_value(value), QUOTE)}"' for name, value in self.attributes.items()
+        )
         if not self.children:
             return f"<{self.tag}{attributes}/>"
         inner = "".join(c.render() if isinstance(c, Element) else escape(c) for c in self.children)
