@@ -308,7 +308,7 @@ def markdown(page: Literate, picture: str) -> str:
 
 
 def _md_sentence(page: Literate, sentence: Sentence) -> list[str]:
-    lines = [*(f"> {md(line)}" for line in sentence.text.splitlines() if line.strip()), ""]
+    lines = [*(f"> {md(' '.join(line.split()))}" for line in sentence.text.splitlines() if line.strip()), ""]
     if sentence.kind == "unexplained":
         return [*lines, "**⚠ Not encoded, and the rules give no reason.**", ""]
     if sentence.kind != "encoded":

@@ -61,7 +61,9 @@ def test_a_new_policy_is_drawn_with_no_code_change(tmp_path: Path) -> None:
     (rules_dir / "shoulder_test.lp").write_text(SHOULDER)
     shoulder = load_rules(rules_dir).policies["shoulder-test"]
     words = texts(policy_tree(shoulder))
-    assert {"eligibility", "pain", "months", "pain.severity = severe", "conservative.months ≥ 6"} <= set(words)
+    assert {"eligibility", "pain", "months", "pain.severity = severe", "conservative.months ≥ 6"} <= set(
+        words
+    )
 
 
 def drawn(node: Node, seen: set[str]) -> list[str]:
