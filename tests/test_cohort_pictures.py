@@ -5,6 +5,7 @@ the classes of patients `diff --format svg` draws."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_the_funnel_counts_each_patient_where_the_reasoner_says(
     assert {s["requirement"]: {k: s[k] for k in ("met", "not_met", "unknown")} for s in steps} == expected
     decisions = summary.decisions[policy]
     assert steps[0]["reached"] == sum(decisions.values())
-    for before, after in zip(steps, steps[1:]):
+    for before, after in itertools.pairwise(steps):
         assert after["reached"] == before["met"]
     assert steps[-1]["met"] == decisions["eligible"]
     refused_later = sum(s["unknown_refused_later"] for s in steps)
