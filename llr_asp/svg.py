@@ -13,6 +13,7 @@ scripts/glyph_widths.py; a character outside it counts as a full em, which errs 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
@@ -51,23 +52,32 @@ WIDTHS = {False: _table(_ASCII, False), True: _table(_ASCII_BOLD, True)}
 
 def text_width(text: str, size: float, bold: bool = False) -> float:
     """The width of `text` set in FONT at `size` pixels: the sum of its glyphs' advances."""
+    return _units(text, bold) * size / 1000
+
+
+@functools.lru_cache(maxsize=8192)
+def _units(text: str, bold: bool) -> int:
+    """The advance of `text` in thousandths of an em (labels recur: each is summed once)."""
     widths = WIDTHS[bold]
-    return sum(widths.get(c, 1000) for c in text) * size / 1000
+    return sum(widths.get(c, 1000) for c in text)
 
 
 def wrap(text: str, width: float, size: float, bold: bool = False) -> list[str]:
     """`text` broken at spaces into lines no wider than `width` (a word wider than the line
-    keeps a line of its own)."""
+    keeps a line of its own). Widths add up glyph by glyph, so each word is measured once."""
+    space = text_width(" ", size, bold)
     lines: list[str] = []
-    line = ""
+    line: list[str] = []
+    used = 0.0
     for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and text_width(candidate, size, bold) > width:
-            lines.append(line)
-            line = word
+        measured = text_width(word, size, bold)
+        if line and used + space + measured > width:
+            lines.append(" ".join(line))
+            line, used = [word], measured
         else:
-            line = candidate
-    return [*lines, line] if line else lines
+            used = used + space + measured if line else measured
+            line.append(word)
+    return [*lines, " ".join(line)] if line else lines
 
 
 QUOTE = {'"': "&quot;"}
@@ -89,7 +99,8 @@ class Element:
 
     def render(self) -> str:
         attributes = "".join(
-            f' {name}="{escape(_value(value), QUOTE)}"' for name, value in self.attributes.items()
+            f' {name}="{escape(value, QUOTE) if isinstance(value, str) else _value(value)}"'
+            for name, value in self.attributes.items()
         )
         if not self.children:
             return f"<{self.tag}{attributes}/>"
