@@ -3,9 +3,9 @@
 `iterate_decisions` is the API: patient documents in, one `Screening` per document and policy
 out (or a `LineError` for a document that is not a valid patient), in input order, holding only
 a bounded number of documents in memory however long the input. The clingo programs are
-screen.lp, explain's reasoning without the tree for a group of patients at once (decision and
-requirements not met), and the completions of missing.lp (reasoner.Completions), for the
-missing answers of an undetermined one.
+screen.lp, explain's reasoning without the tree for a group of patients at once (decision,
+requirements not met and the readings it rests on), and the completions of missing.lp
+(reasoner.Answers), for the answers still to ask of an undetermined or contested one.
 With jobs > 1, chunks of documents go to worker processes, each with its own groundings.
 """
 
@@ -25,10 +25,10 @@ from typing import Any, Union
 
 import clingo
 
-from .decision import Contest, Warning, contests, warnings
+from .decision import DECISIONS, Contest, Warning, warnings
 from .errors import InputError, LlrError, WorkerError
 from .patient import MAX_BYTES, Patient, nested, parse, validate
-from .reasoner import Completions, PatientInput
+from .reasoner import Answers, PatientInput, gathered_by_world, minimal
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
 from .shown import ShownAtoms
 
@@ -47,9 +47,19 @@ class Screening:
     decision: str
     failed: tuple[str, ...]  # requirements not met, in tree order
     missing: tuple[str, ...]
-    contested: tuple[Contest, ...] = ()  # alternative readings under which the decision differs
+    contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
+    to_settle: tuple[str, ...] = ()  # unknown fields, besides missing, that could settle the readings
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
+
+    @property
+    def robust(self) -> bool:
+        return not self.contested
+
+    @property
+    def possible(self) -> tuple[str, ...]:
+        reached = {self.decision, *(c.decision for c in self.contested)}
+        return tuple(d for d in DECISIONS if d in reached)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,9 +68,12 @@ class Screening:
             "policy": self.policy,
             "reference": self.reference,
             "decision": self.decision,
+            "robust": self.robust,
+            "possible": list(self.possible),
             "failed": list(self.failed),
             "missing": list(self.missing),
             "contested": [c.to_json() for c in self.contested],
+            "to_settle": list(self.to_settle),
             "warnings": [w.to_json() for w in self.warnings],
         }
 
@@ -78,10 +91,16 @@ class LineError:
 
 Result = Union[Screening, LineError]
 Verdict = tuple[
-    str, tuple[str, ...], tuple[str, ...], tuple[Contest, ...], tuple[Warning, ...], tuple[str, ...]
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[Contest, ...],
+    tuple[Warning, ...],
+    tuple[str, ...],
+    tuple[str, ...],
 ]
-# decision, failed, missing, contested, warnings, open
-DECIDE = ("kleene.lp", "screen.lp")
+# decision, failed, missing, contested, warnings, to_settle, open
+DECIDE = ("kleene.lp", "readings.lp", "contest.lp", "screen.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
@@ -89,19 +108,18 @@ class Screener:
     """Decides patients without building their trees. Not thread-safe: one per process.
 
     Two groundings: screen.lp decides a group of patients in one solve, each in a slot
-    world of its own, and names the requirements not met; only a patient that some policy
-    leaves undetermined is solved again, alone, with missing.lp, whose completions cost
-    several models. Externals are left free and each solve assumes the patients' values.
+    world of its own, names the requirements not met and the readings each decision rests
+    on; only a patient that some policy leaves undetermined, or contested with a reading
+    that leaves it undetermined, is solved again, alone, with missing.lp, whose completions
+    cost several models. Externals are left free and each solve assumes the patients' values.
     """
 
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
         self.rules = rules
         self._decide = decide
-        self._completions = Completions(rules)
+        self._answers = Answers(rules)
         self._slots = PatientInput(decide)
-        # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
-        # lemma, and forgetting none still took a fifth of its solve
-        decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
+        minimal(decide)
         self._slots.free()
         slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
         self._verdict_atoms = ShownAtoms(
@@ -164,34 +182,36 @@ class Screener:
 
     def _verdicts(self, group: list[tuple[Patient, list[int]]]) -> list[dict[str, Verdict]]:
         """Each patient's verdict under every policy: one solve for the group, and one more
-        for each patient that some policy leaves undetermined."""
+        for each patient that some policy leaves undetermined, or contested with a reading
+        that leaves it undetermined."""
         worlds = len(self._slots.worlds)  # worlds past the group hold nobody
         policies = self.rules.policies
         decided: list[dict[str, str]] = [{} for _ in range(worlds)]
         failed: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
         unknown: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
-        otherwise: list[dict[str, list[tuple[str, str, str]]]] = [{} for _ in range(worlds)]
         violated: list[list[str]] = [[] for _ in range(worlds)]
-        for slot, name, *args in self._shown([places for _, places in group]):
+        plain, others = self._models([places for _, places in group])
+        for slot, name, *args in plain:
             if name == "verdict":
                 decided[slot][args[0]] = args[1]
             elif name == "failed":
                 failed[slot][args[0]].append(args[1])
             elif name == "open":
                 unknown[slot][args[0]].append(args[1])
-            elif name == "otherwise":
-                otherwise[slot].setdefault(args[0], []).append((args[1], args[2], args[3]))
             else:
                 violated[slot].append(args[0])
+        contested = gathered_by_world(self.rules, others)
         verdicts = []
-        for (patient, _), decisions, not_met, other, broken, left in zip(
-            group, decided, failed, otherwise, violated, unknown
+        for n, ((patient, _), decisions, not_met, broken, left) in enumerate(
+            zip(group, decided, failed, violated, unknown)
         ):
             missing: dict[str, list[str]] = {p: [] for p in policies}
-            if "undetermined" in decisions.values():
-                # every policy's, whichever were asked for: verdicts are cached by profile
-                for policy, field in self._completions.missing(patient, policies):
-                    missing[policy].append(field)
+            settles: dict[str, set[str]] = {p: set() for p in policies}
+            other = contested.get(str(n), {})
+            undetermined = {p for p, d in decisions.items() if d == "undetermined"}
+            # every policy's, whichever were asked for: verdicts are cached by profile
+            for name, key, field in self._answers.find(patient, undetermined, other, policies):
+                (missing[key[0]].append if name == "missing" else settles[key[0]].add)(field)
             warned = warnings(self.rules.assumptions, broken) if broken else ()
             verdicts.append(
                 {
@@ -199,8 +219,9 @@ class Screener:
                         decisions[p],
                         tuple(sorted(not_met[p], key=self._order[p].__getitem__)),
                         tuple(sorted(missing[p], key=self._fields.__getitem__)),
-                        contests(policies[p], other[p]) if p in other else (),
+                        other.get(p, ()),
                         warned,
+                        tuple(sorted(settles[p] - set(missing[p]), key=self._fields.__getitem__)),
                         tuple(left[p]),
                     )
                     for p in policies
@@ -208,14 +229,21 @@ class Screener:
             )
         return verdicts
 
-    def _shown(self, group: list[list[int]]) -> list[tuple[Any, ...]]:
-        """The shown atoms of the only model of screen.lp for a group of patients."""
-        shown: list[tuple[Any, ...]] = []
-        self._decide.solve(
-            assumptions=self._slots.assumptions(group),
-            on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
-        )
-        return shown
+    def _models(self, group: list[list[int]]) -> tuple[list[tuple[Any, ...]], list[list[tuple[str, tuple[str, ...], str]]]]:
+        """The shown atoms of screen.lp's plain model for a group of patients, and each other
+        model's (the readings under which one slot's decision differs), read as contest.lp's."""
+        plain: list[tuple[Any, ...]] = []
+        others: list[list[tuple[str, tuple[str, ...], str]]] = []
+
+        def on_model(model: clingo.Model) -> None:
+            atoms = self._verdict_atoms(model.symbols(shown=True))
+            if atoms and atoms[0][1] in ("take", "aim"):
+                others.append([(name, (str(slot), *args[:-1]), args[-1]) for slot, name, *args in atoms])
+            else:
+                plain.extend(atoms)
+
+        self._decide.solve(assumptions=self._slots.assumptions(group), on_model=on_model)
+        return plain, others
 
 
 def _text(symbol: clingo.Symbol) -> str:
@@ -422,7 +450,7 @@ class Summary:
         self.decisions: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.failed: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (reading, alt)
+        self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (readings, alts)
         self.warnings: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.funnel: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
             lambda: defaultdict(Counter)
@@ -441,7 +469,7 @@ class Summary:
         if result.missing:
             self.missing[result.policy].update(result.missing)
         for contest in result.contested:
-            self.contested[result.policy][contest.reading, contest.alternative] += 1
+            self.contested[result.policy][contest.label(), contest.described()] += 1
         for warning in result.warnings:
             self.warnings[result.policy][warning.assumption] += 1
         self._through(result)

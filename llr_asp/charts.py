@@ -191,10 +191,13 @@ def contested(summary: Any, policy: str) -> str:
     """The patients each contested reading would decide otherwise."""
     readings = summary.rules.policies[policy].readings
     rows = []
-    for (reading, alternative), n in summary.contested[policy].most_common():
-        point = readings.get(reading)
-        aid = next((a.id for a in point.alternatives if a.text == alternative), "") if point else ""
-        rows.append((reading, f"({aid})" if aid else "", n))
+    for (label, described), n in summary.contested[policy].most_common():
+        # a label names the points read otherwise (C4.cut-off, or A+B for a combination)
+        ids = []
+        for reading, said in zip(label.split("+"), described.split(" And: ")):
+            point = readings.get(reading)
+            ids.append(next((a.id for a in point.alternatives if a.text == said), "?") if point else "?")
+        rows.append((label, f"({' + '.join(ids)})", n))
     reference = summary.rules.policies[policy].reference
     return counts(
         f"{reference}: patients each contested reading would decide otherwise",

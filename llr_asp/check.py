@@ -29,7 +29,7 @@ from .ruletext import locate_head, parse_rules
 STEPS = {
     "load": "every rule file parses and grounds without a clingo warning",
     "hygiene": "declarations are complete and every declared field is used",
-    "examples": "every example keeps its expected decision, statuses, missing answers and contested readings",
+    "examples": "every example keeps its expected decision, statuses, missing answers and readings",
     "invariants": "no patient gets two decisions or none; no new dead, never-met or redundant requirement",
     "coverage": "every requirement is met by one example and not met by another",
     "baseline": "every finding of the analysis is acknowledged with a reason",
@@ -258,9 +258,15 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
                 problems.append(
                     f"missing is {sorted(decision.missing)}, expected {sorted(outcome['missing'])}"
                 )
-            contested = sorted(f"{c.reading}={c.decision}" for c in decision.contested)
+            contested = sorted(f"{c.label()}={c.decision}" for c in decision.contested)
             if "contested" in outcome and contested != sorted(outcome["contested"]):
                 problems.append(f"contested is {contested}, expected {sorted(outcome['contested'])}")
+            if "robust" in outcome and decision.robust != outcome["robust"]:
+                problems.append(f"robust is {json.dumps(decision.robust)}, expected {json.dumps(outcome['robust'])}")
+            if "to_settle" in outcome and sorted(decision.to_settle) != sorted(outcome["to_settle"]):
+                problems.append(
+                    f"to_settle is {sorted(decision.to_settle)}, expected {sorted(outcome['to_settle'])}"
+                )
             yield Case("examples", name, tuple(Failure("examples", p, source) for p in problems))
 
 
@@ -268,15 +274,21 @@ def _shape_problem(outcome: dict[str, Any]) -> tuple[str, str] | None:
     """(key, what is wrong) for an expected outcome that is not of the documented shape."""
     if not isinstance(outcome.get("decision"), str):
         return "decision", 'expected "eligible", "not_eligible" or "undetermined"'
-    for key in ("met", "not_met", "unknown", "missing", "contested"):
+    for key in ("met", "not_met", "unknown", "missing", "contested", "to_settle"):
         value = outcome.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             got = json.dumps(value)[:40]
             return key, f"expected a list of strings, got {got}"
-    unknown = sorted(set(outcome) - {"decision", "met", "not_met", "unknown", "missing", "contested"})
+    if not isinstance(outcome.get("robust", True), bool):
+        return "robust", f"expected true or false, got {json.dumps(outcome['robust'])[:40]}"
+    unknown = sorted(set(outcome) - {"decision", *EXPECTATIONS})
     if unknown:
-        return unknown[0], "not an expectation (decision, met, not_met, unknown, missing, contested)"
+        return unknown[0], f"not an expectation (decision, {', '.join(EXPECTATIONS)})"
     return None
+
+
+EXPECTATIONS = ("met", "not_met", "unknown", "missing", "robust", "contested", "to_settle")
+"""What an example's meta.expected may state of each policy, besides its decision."""
 
 
 def _invariants(

@@ -468,9 +468,12 @@ def _csv_writer(out: Any) -> Any:
         "policy",
         "reference",
         "decision",
+        "robust",
+        "possible",
         "failed",
         "missing",
         "contested",
+        "to_settle",
         "warnings",
         "error",
     ]
@@ -478,11 +481,12 @@ def _csv_writer(out: Any) -> Any:
 
     def write(result: Any) -> None:
         row = result.to_json()
-        for key in ("failed", "missing"):
+        for key in ("possible", "failed", "missing", "to_settle"):
             if key in row:
                 row[key] = ";".join(row[key])
-        if "contested" in row:  # reading=decision under its alternative
-            row["contested"] = ";".join(f"{c['reading']}={c['decision']}" for c in row["contested"])
+        if "contested" in row:  # readings=decision under them: C4.cut-off=not_eligible, A+B=...
+            row["robust"] = "true" if row["robust"] else "false"
+            row["contested"] = ";".join(f"{'+'.join(c['readings'])}={c['decision']}" for c in row["contested"])
             row["warnings"] = ";".join(w["assumption"] for w in row["warnings"])
         writer.writerow([_inert(row.get(c, "")) for c in columns])
 

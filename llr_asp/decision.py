@@ -42,20 +42,56 @@ class Node(NamedTuple):
         return [self, *(n for child in self.children for n in child.walk())]
 
 
-@dataclass(frozen=True)
-class Contest:
-    """An alternative reading of the policy text under which the decision would differ."""
+class Taken(NamedTuple):
+    """A clinical alternative that a reading takes."""
 
     reading: str  # the contested point's id
-    requirement: str  # the requirement whose sentence it reads
-    alternative: str  # the alternative, in one line
-    decision: str  # the decision under the alternative
+    alternative: str  # the alternative's id
+    requirement: str  # the requirement whose sentence the point reads
+    text: str  # the alternative, in one line
 
-    def to_json(self) -> dict[str, str]:
+
+@dataclass(frozen=True)
+class Contest:
+    """A subset-minimal set of clinical alternatives under which the decision would differ,
+    and the decision under them: one alternative, or a combination of several (of different
+    points) when no one of them alone reaches that decision."""
+
+    taken: tuple[Taken, ...]
+    decision: str  # the decision under them
+
+    @property
+    def readings(self) -> tuple[str, ...]:
+        """The contested points read otherwise."""
+        return tuple(t.reading for t in self.taken)
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The requirements whose sentences are read otherwise, each once."""
+        return tuple(dict.fromkeys(t.requirement for t in self.taken))
+
+    def label(self) -> str:
+        """The points read otherwise, as one id: `C4.cut-off`, or `SFI.connective+C4.instability`."""
+        return "+".join(self.readings)
+
+    def described(self) -> str:
+        """The alternatives taken, in words, one after another."""
+        return " And: ".join(t.text for t in self.taken)
+
+    def to_json(self) -> dict[str, Any]:
+        if len(self.taken) == 1:
+            [one] = self.taken
+            return {
+                "reading": one.reading,
+                "readings": [one.reading],
+                "requirement": one.requirement,
+                "alternative": one.text,
+                "decision": self.decision,
+            }
         return {
-            "reading": self.reading,
-            "requirement": self.requirement,
-            "alternative": self.alternative,
+            "readings": list(self.readings),
+            "requirements": list(self.requirements),
+            "alternatives": [t.text for t in self.taken],
             "decision": self.decision,
         }
 
@@ -71,16 +107,29 @@ class Warning:
         return {"assumption": self.assumption, "text": self.text}
 
 
-def contests(policy: Policy, otherwise: Iterable[tuple[str, str, str]]) -> tuple[Contest, ...]:
-    """The (reading, alternative, decision) triples of a solve as contests, in the order the
-    rules declare the readings and their alternatives."""
-    found = {(x, a): d for x, a, d in otherwise}
-    return tuple(
-        Contest(reading.id, reading.requirement, alternative.text, found[reading.id, alternative.id])
-        for reading in policy.readings.values()
-        for alternative in reading.alternatives
-        if (reading.id, alternative.id) in found
-    )
+def contests(policy: Policy, found: Iterable[tuple[frozenset[tuple[str, str]], str]]) -> tuple[Contest, ...]:
+    """The (alternatives taken, decision) pairs of a solve as contests: fewest alternatives
+    first, then in the order the rules declare the readings and their alternatives."""
+    order = {
+        (reading.id, alternative.id): (n, reading, alternative)
+        for n, (reading, alternative) in enumerate(
+            (r, a) for r in policy.readings.values() for a in r.alternatives
+        )
+    }
+    made = []
+    for taken, decision in found:
+        chosen = sorted(order[t] for t in taken)
+        made.append(
+            (
+                (len(chosen), [n for n, _, _ in chosen], DECISIONS.index(decision)),
+                Contest(tuple(Taken(r.id, a.id, r.requirement, a.text) for _, r, a in chosen), decision),
+            )
+        )
+    return tuple(contest for _, contest in sorted(made, key=lambda item: item[0]))
+
+
+DECISIONS = ("eligible", "not_eligible", "undetermined")
+"""The decisions, in the order `possible` lists them."""
 
 
 def warnings(assumptions: Mapping[str, str], violated: Iterable[str]) -> tuple[Warning, ...]:
@@ -99,8 +148,20 @@ class Decision:
     tree: Node
     missing: tuple[str, ...]  # unknown fields whose answer can still change the decision
     rules: str  # sha256 of the rule set
-    contested: tuple[Contest, ...] = ()  # the alternative readings under which it would differ
+    contested: tuple[Contest, ...] = ()  # the clinical alternatives under which it would differ
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
+    to_settle: tuple[str, ...] = ()  # unknown fields, besides missing, that could settle the readings
+
+    @property
+    def robust(self) -> bool:
+        """Whether every combination of the clinical readings gives this decision."""
+        return not self.contested
+
+    @property
+    def possible(self) -> tuple[str, ...]:
+        """The decisions reached under some combination of the clinical readings."""
+        reached = {self.decision, *(c.decision for c in self.contested)}
+        return tuple(d for d in DECISIONS if d in reached)
 
     def failed(self) -> list[str]:
         """Ids of the requirements not met, in tree order, each once."""
@@ -115,7 +176,10 @@ class Decision:
             "decision": self.decision,
             "tree": _node_json(self.tree),
             "missing": list(self.missing),
+            "robust": self.robust,
+            "possible": list(self.possible),
             "contested": [c.to_json() for c in self.contested],
+            "to_settle": list(self.to_settle),
             "warnings": [w.to_json() for w in self.warnings],
             "rules": self.rules,
         }

@@ -104,6 +104,16 @@ class Literate:
                 return finding
         return None
 
+    def refutes(self, sentence: Sentence) -> list[tuple[Reading, Alternative]]:
+        """The alternative readings this sentence refutes for clinical use (refuted/4 quotes it)."""
+        said = _squeeze(sentence.text)
+        return [
+            (reading, alternative)
+            for reading in self.policy.readings.values()
+            for alternative in reading.alternatives
+            if said and alternative.refuted and said in _squeeze(alternative.refuted)
+        ]
+
     def counts(self) -> dict[str, int]:
         """How many sentences of the policy text are encoded, explained or neither."""
         counted = {"encoded": 0, "explained": 0, "unexplained": 0}
@@ -117,10 +127,14 @@ class Literate:
         return counted
 
 
-def scope(alternative: Alternative) -> str | None:
-    """The alternative's declared scope (clinical or analysis), where the rules declare one."""
-    value = getattr(alternative, "scope", None)
-    return str(value) if value else None
+def scope(alternative: Alternative) -> str:
+    """The alternative's scope (scope/4): clinical (clinicians are told) or analysis."""
+    return alternative.scope
+
+
+def refuted_by(alternative: Alternative) -> str | None:
+    """The policy sentence that refutes the alternative for clinical use (refuted/4)."""
+    return alternative.refuted
 
 
 def literate(

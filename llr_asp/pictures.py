@@ -96,8 +96,9 @@ def decision_rows(decision: Decision) -> list[Row]:
     """The patient's tree: every requirement with its status and the values it used."""
     policy = decision.policy
     marked: dict[str, list[str]] = {}
-    for contest in decision.contested:
-        marked.setdefault(contest.requirement, []).append(contest.reading)
+    for contest in decision.contested:  # one alternative, or a combination
+        for taken in contest.taken:
+            marked.setdefault(taken.requirement, []).append(taken.reading)
     rows: list[Row] = []
     seen: set[str] = set()
 

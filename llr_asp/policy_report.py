@@ -17,7 +17,7 @@ from typing import Any
 
 from .analysis import Finding
 from .htmlpage import document
-from .literate import Literate, Quote, Sentence, scope
+from .literate import Literate, Quote, Sentence, refuted_by, scope
 from .markdown import escape as md
 from .pictures import FORM_WORDS, ident, policy_tree, test_words
 
@@ -134,6 +134,8 @@ def _sentence(page: Literate, sentence: Sentence, number: int, action: str) -> s
             out.append('<ul class="findings">')
             out += [_finding(f, action) for f in findings]
             out.append("</ul>")
+        for reading, alternative in page.refutes(sentence):
+            out.append(_refutes(reading, alternative))
     elif kind == "unexplained":
         out.append(
             '<p class="why unexplained"><strong>⚠ Not encoded, and the rules give no reason.</strong> '
@@ -143,8 +145,17 @@ def _sentence(page: Literate, sentence: Sentence, number: int, action: str) -> s
         label = "Not encoded" if kind != "title" else "Encoded"
         said = _h(KIND_WORDS.get(kind, kind))
         out.append(f'<p class="why"><strong>{label}: {said}.</strong> {_h(sentence.why or "")}</p>')
+        out += [_refutes(reading, alternative) for reading, alternative in page.refutes(sentence)]
     out.append("</section>")
     return "\n".join(out)
+
+
+def _refutes(reading: Any, alternative: Any) -> str:
+    return (
+        f'<p class="refutes">The rules cite it (<code>refuted/4</code>) against the reading '
+        f'<a href="#reading-{_h(ident(reading.id))}">{_h(reading.id)}</a>: {_h(alternative.id)}, '
+        "which it refutes for clinical use.</p>"
+    )
 
 
 def _encoding(page: Literate, sentence: Sentence) -> str:
@@ -200,17 +211,22 @@ def _reading(page: Literate, reading: Any, action: str) -> str:
         '<ul class="alternatives">',
     ]
     for alternative in reading.alternatives:
-        declared = scope(alternative)
-        scope_words = f"scope: {declared}" if declared else "scope not declared"
+        scope_words = f"scope: {scope(alternative)}"
         found = page.reading_finding(reading, alternative)
         effect = ""
         if found is not None:
             tail = found.message.split(" Under it ", 1)
             effect = f"Under it {tail[1]}" if len(tail) == 2 else found.message.rsplit(". ", 1)[-1]
         quotes = page.variant_quotes.get((reading.id, alternative.id), ())
+        refuted = refuted_by(alternative)
         out.append(
             f"<li><strong>Alternative {_h(alternative.id)}</strong> "
             f'<span class="scope">{_h(scope_words)}</span>: {_h(alternative.text)}'
+            + (
+                f'<p class="refuted">Refuted for clinical use by the policy\'s own text: “{_h(refuted)}”</p>'
+                if refuted
+                else ""
+            )
             + (f'<p class="effect">{_h(effect)}</p>' if effect else "")
             + _witness(found, action)
             + _rules(quotes, "Its rules")
@@ -330,9 +346,11 @@ def _md_sentence(page: Literate, sentence: Sentence) -> list[str]:
         )
         lines.append("")
         for alternative in reading.alternatives:
-            declared = scope(alternative)
-            scope_words = f"scope: {declared}" if declared else "scope not declared"
+            scope_words = f"scope: {scope(alternative)}"
             lines.append(f"- Alternative **{md(alternative.id)}** ({scope_words}): {md(alternative.text)}")
+            refuted = refuted_by(alternative)
+            if refuted:
+                lines.append(f"  Refuted for clinical use by the policy's own text: “{md(refuted)}”")
             found = page.reading_finding(reading, alternative)
             if found is not None:
                 lines += _md_witness(found, "  ")

@@ -1,19 +1,22 @@
-"""The reasoner: clingo decides every policy for a patient, with reasons and missing answers.
+"""The reasoner: clingo decides every policy for a patient, with reasons, missing answers and
+the readings the decision rests on.
 
 The rules are grounded once. A patient enters a solve as assumptions on the external atoms
 value(0,F,V) and fractional(0,F) (patient.lp): its text never becomes program text. One solve
-of explain.lp yields the statuses, the reasons and the contested readings. Only a decision
-left undetermined has missing answers: then a second grounding, the completions of
-missing.lp, is solved in brave mode for them (grounded on first need). Kept apart, a
-determined patient's solve skips the completions' two copies of every policy: 0.33 -> 0.19 ms
-(its cost is mostly clingo's set-up of a solve, which grows with the program).
+of explain.lp yields the statuses and the reasons under the adopted reading. A second, of
+contest.lp (Contests), finds every subset-minimal set of clinical alternatives under which a
+decision differs: none, and the decision is robust. Only a decision left undetermined or not
+robust has answers to ask for: then a third grounding, the completions of missing.lp, is
+solved in brave mode for them (grounded on first need). Kept apart, a determined patient's
+solve skips the completions' two copies of every policy: 0.33 -> 0.19 ms (its cost is mostly
+clingo's set-up of a solve, which grows with the program).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -22,7 +25,7 @@ from typing import TypeVar
 
 import clingo
 
-from .decision import Decision, Evidence, Node, contests, warnings
+from .decision import Contest, Decision, Evidence, Node, contests, warnings
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
 from .shown import ShownAtoms
@@ -33,17 +36,19 @@ _R = TypeVar("_R", bound="Reasoner")
 class Reasoner:
     """Decides patients under one rule set. Not thread-safe: use one per thread."""
 
-    programs: tuple[str, ...] = tuple(map(engine_file, ("kleene.lp", "patient.lp", "explain.lp")))
+    programs: tuple[str, ...] = tuple(
+        map(engine_file, ("kleene.lp", "patient.lp", "readings.lp", "contest.lp", "explain.lp"))
+    )
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         self.rules = rules
         if _control is None:
             _control = rules.ground(self.programs)
         self._control = _control
-        _control.configuration.solver.heuristic = HEURISTIC  # type: ignore[union-attr]
+        minimal(_control)
         self._input = PatientInput(_control)
         self._input.free()
-        self._completions: Completions | None = None  # grounded on first need
+        self._answers = Answers(rules)
         self._read = ShownAtoms(_meaning)
         self._shapes: dict[str, _Shape] = {}  # policy -> the shape of its tree
 
@@ -66,12 +71,13 @@ class Reasoner:
         chosen = list(policies) if policies is not None else list(self.rules.policies.values())
         return self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
 
-    def _decisions(self, patient: Patient, policies: list[Policy], shown: list[Shown]) -> list[Decision]:
+    def _decisions(self, patient: Patient, policies: list[Policy], solved: Solved) -> list[Decision]:
+        shown, contested = solved
         status: dict[tuple[str, ...], str] = {}
         reasons: dict[tuple[str, ...], set[str]] = {}
         verdict: dict[str, str] = {}
         missing: dict[str, set[str]] = {}
-        otherwise: dict[str, list[tuple[str, str, str]]] = {}
+        settles: dict[str, set[str]] = {}
         violated: list[str] = []
         for name, key, value in shown:
             if name == "status":
@@ -82,26 +88,28 @@ class Reasoner:
                 verdict[key[0]] = value
             elif name == "missing":
                 missing.setdefault(key[0], set()).add(value)
-            elif name == "otherwise":
-                otherwise.setdefault(key[0], []).append((key[1], key[2], value))
+            elif name == "settles":
+                settles.setdefault(key[0], set()).add(value)
             elif name == "violates":
                 violated.append(value)
         warned = warnings(self.rules.assumptions, violated)
+        fields = self.rules.fields
         decisions = []
         for policy in policies:
             tree = self._shape(policy).node(policy.id, patient, status, reasons)
-            ordered = tuple(f for f in self.rules.fields if f in missing.get(policy.id, ()))
-            contested = contests(policy, otherwise.get(policy.id, ()))
+            needed = missing.get(policy.id, set())
+            settling = settles.get(policy.id, set()) - needed
             decisions.append(
                 Decision(
                     patient.id,
                     policy,
                     verdict[policy.id],
                     tree,
-                    ordered,
+                    tuple(f for f in fields if f in needed),
                     self.rules.digest,
-                    contested,
+                    contested.get(policy.id, ()),
                     warned,
+                    tuple(f for f in fields if f in settling),
                 )
             )
         return decisions
@@ -112,23 +120,71 @@ class Reasoner:
             shape = self._shapes[policy.id] = _Shape.of(policy, policy.root)
         return shape
 
-    def _solve(self, patient: Patient, wanted: set[str]) -> list[Shown]:
-        """The shown atoms for `patient`, each as (predicate, key, value), with the missing
-        answers of those `wanted` policies that it leaves undetermined."""
-        shown: list[clingo.Symbol] = []
+    def _solve(self, patient: Patient, wanted: set[str]) -> Solved:
+        """The shown atoms for `patient`, each as (predicate, key, value), and the contests of
+        each policy; with the missing answers of those `wanted` policies that it leaves
+        undetermined, and the answers that could settle those it leaves not robust.
+
+        One solve: its plain model holds the decisions, each other model a set of
+        alternatives under which one differs (contest.lp)."""
+        models: list[list[Shown]] = []
         self._control.solve(
-            self._input.assumed(patient), on_model=lambda m: shown.extend(m.symbols(shown=True))
+            self._input.assumed(patient), on_model=lambda m: models.append(self._read(m.symbols(shown=True)))
         )
-        atoms = self._read(shown)
-        if any(a[0] == "decision" and a[2] == "undetermined" and a[1][0] in wanted for a in atoms):
-            if self._completions is None:
-                self._completions = Completions(self.rules)
-            atoms += (("missing", (p,), f) for p, f in self._completions.missing(patient, wanted))
-        return atoms
+        atoms = next(m for m in models if m[0][0] not in ("take", "aim"))
+        contested = gathered(self.rules, models)
+        undetermined = {a[1][0] for a in atoms if a[0] == "decision" and a[2] == "undetermined"} & wanted
+        return atoms + self._answers.find(patient, undetermined, contested, wanted), contested
+
+
+Solved = tuple[list["Shown"], dict[str, tuple[Contest, ...]]]
+"""A patient's shown atoms, and the contests of each policy whose decision is not robust."""
+
+
+def minimal(control: clingo.Control) -> None:
+    """Configure `control` to enumerate the plain model and the subset-minimal models of
+    contest.lp."""
+    control.configuration.solver.heuristic = "Domain"  # type: ignore[union-attr]
+    control.configuration.solve.enum_mode = "domRec"  # type: ignore[union-attr]
+    control.configuration.solve.models = "0"  # type: ignore[union-attr]
+
+
+def gathered(rules: RuleSet, models: Iterable[Sequence[Shown]]) -> dict[str, tuple[Contest, ...]]:
+    """Contests by policy from the models of contest.lp about one world (the plain model,
+    which takes nothing, adds none)."""
+    return gathered_by_world(rules, models).get("0", {})
+
+
+def gathered_by_world(
+    rules: RuleSet, models: Iterable[Sequence[Shown]]
+) -> dict[str, dict[str, tuple[Contest, ...]]]:
+    """Contests by world and policy from the models of contest.lp: each model that takes
+    alternatives is about one world and one policy."""
+    found: dict[str, dict[str, list[tuple[frozenset[tuple[str, str]], str]]]] = {}
+    for atoms in models:
+        taken: set[tuple[str, str]] = set()
+        world = policy = aimed = ""
+        for name, key, value in atoms:
+            if name == "take":
+                world, policy = key[0], key[1]
+                taken.add((key[2], value))
+            elif name == "aim":
+                world, policy, aimed = key[0], key[1], value
+        if aimed:
+            found.setdefault(world, {}).setdefault(policy, []).append((frozenset(taken), aimed))
+    return {
+        world: {p: contests(rules.policies[p], pairs) for p, pairs in per.items()}
+        for world, per in found.items()
+    }
 
 
 COMPLETIONS = ("kleene.lp", "patient.lp", "missing.lp", "show_missing.lp")
 """The engine programs of the completions that find an undetermined patient's missing answers."""
+
+SETTLEMENTS = (*COMPLETIONS, "readings.lp", "settle.lp")
+"""The completions read under a choice of the clinical readings: the missing answers, and those
+that could settle a decision that is not robust. Kept apart from the completions, which
+they slow by a third even where no reading is chosen."""
 
 HEURISTIC = "Vmtf"
 """clasp's decision heuristic here. Most of a solve is its set-up over the whole program, and
@@ -136,32 +192,78 @@ VMTF's is cheaper than the default VSIDS's (which scores every variable); VMTF a
 completions sooner: 3.5 -> 3.0 ms for a patient with 15 unknown answers."""
 
 
-class Completions:
-    """The completions of missing.lp, which find the missing answers of one undetermined
-    patient at a time (explain and batch alike). Not thread-safe."""
+class Answers:
+    """The answers still to ask about one patient: the missing answers of an undetermined
+    decision (the completions), and those that could settle one that is not robust (the
+    settlements). Each grounded on first need. Not thread-safe."""
 
     def __init__(self, rules: RuleSet) -> None:
-        self._control = control = rules.ground(map(engine_file, COMPLETIONS))
+        self.rules = rules
+        self._completions: Completions | None = None
+        self._settlements: Completions | None = None
+
+    def find(
+        self,
+        patient: Patient,
+        undetermined: set[str],
+        contested: Mapping[str, Sequence[Contest]],
+        wanted: Iterable[str],
+    ) -> list[Shown]:
+        """missing(P,F) for each `undetermined` policy, and settles(P,F) for each `wanted` one
+        that is not robust while some reading leaves it undetermined. (Kleene evaluation is
+        monotone: a decision that a reading reaches with the unknowns unknown stays whatever
+        they turn out to be, so only a reading that leaves the decision undetermined has
+        answers that could change it.)"""
+        weigh = {
+            p
+            for p in wanted
+            if p in contested and (p in undetermined or any(c.decision == "undetermined" for c in contested[p]))
+        }
+        if weigh:
+            if self._settlements is None:
+                self._settlements = Completions(self.rules, SETTLEMENTS)
+            return self._settlements.answers(patient, undetermined, weigh)
+        if undetermined:
+            if self._completions is None:
+                self._completions = Completions(self.rules)
+            return self._completions.answers(patient, undetermined, ())
+        return []
+
+
+class Completions:
+    """The completions of missing.lp, which find the missing answers of one undetermined
+    patient at a time (explain and batch alike); with SETTLEMENTS as its programs, also the
+    answers that could settle a decision that is not robust. Not thread-safe."""
+
+    def __init__(self, rules: RuleSet, programs: Sequence[str] = COMPLETIONS) -> None:
+        self._control = control = rules.ground(map(engine_file, programs))
         control.configuration.solve.enum_mode = "brave"  # type: ignore[union-attr]
         control.configuration.solve.models = "0"  # type: ignore[union-attr]
         control.configuration.solver.heuristic = HEURISTIC  # type: ignore[union-attr]
         self._input = PatientInput(control)
         self._input.free()
-        self._wanted = {  # policy -> the external saying its missing answers are asked for
-            a.symbol.arguments[0].string: a.literal for a in control.symbolic_atoms.by_signature("wanted", 1)
+        self._switches = {  # (external, policy) -> its literal: wanted/1 and weigh/1
+            (a.symbol.name, a.symbol.arguments[0].string): a.literal
+            for name in ("wanted", "weigh")  # weigh/1: only in SETTLEMENTS
+            for a in control.symbolic_atoms.by_signature(name, 1)
+            if a.is_external
         }
-        for literal in self._wanted.values():
+        for literal in self._switches.values():
             control.assign_external(literal, None)  # assumed by each solve
-        self._read = ShownAtoms(lambda s: (s.arguments[0].string, s.arguments[1].string))
+        self._read = ShownAtoms(_meaning)
 
     def missing(self, patient: Patient, wanted: Iterable[str]) -> list[tuple[str, str]]:
-        """The (policy, field) pairs of missing/2 for `patient` and the `wanted` policies (the
-        search looks for no other). In brave mode each model holds the consequences found so
-        far: the last holds them all."""
-        wanted = set(wanted)
+        """The (policy, field) pairs of missing/2 for `patient` and the `wanted` policies."""
+        return [(key[0], field) for name, key, field in self.answers(patient, wanted, ()) if name == "missing"]
+
+    def answers(self, patient: Patient, wanted: Iterable[str], weigh: Iterable[str]) -> list[Shown]:
+        """The atoms missing(P,F) for `patient` and the `wanted` policies, and settles(P,F) for
+        the policies to `weigh` (the search looks for no other). In brave mode each model
+        holds the consequences found so far: the last holds them all."""
+        on = {("wanted", p) for p in wanted} | {("weigh", p) for p in weigh}
         assumptions = self._input.assumed(patient)
-        assumptions += (literal if p in wanted else -literal for p, literal in self._wanted.items())
-        shown: list[tuple[str, str]] = []
+        assumptions += (literal if key in on else -literal for key, literal in self._switches.items())
+        shown: list[Shown] = []
         self._control.solve(
             assumptions, on_last=lambda model: shown.extend(self._read(model.symbols(shown=True)))
         )

@@ -110,6 +110,13 @@ class Alternative:
 
     id: str
     text: str  # the alternative in one line
+    scope: str = "clinical"  # clinical: told to clinicians | analysis: to analysts only
+    refuted: str | None = None  # for analysis scope: the policy sentence that refutes it
+
+    @property
+    def clinical(self) -> bool:
+        """Whether clinicians are told of it (a decision it changes is not robust)."""
+        return self.scope == "clinical"
 
 
 @dataclass(frozen=True)
@@ -463,9 +470,14 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
     for p, r, label, f, op, v in _own(facts.get("condition", 6)):
         add(p, r, "condition", label, Test(f.string, op.name, symbol_value(v)))
 
+    scopes = {(p.string, x.string, a.string): s.name for p, x, a, s in facts.get("scope", 4)}
+    refuted = {(p.string, x.string, a.string): _said(s) for p, x, a, s in facts.get("refuted", 4)}
     alternatives: dict[tuple[str, str], list[Alternative]] = {}
     for p, x, a, text in facts.get("alternative", 4):
-        alternatives.setdefault((p.string, x.string), []).append(Alternative(a.string, _said(text)))
+        key = (p.string, x.string, a.string)
+        alternatives.setdefault((p.string, x.string), []).append(
+            Alternative(a.string, _said(text), scopes[key], refuted.get(key))
+        )
     readings: dict[str, dict[str, Reading]] = {}
     for p, x, r, adopted in facts.get("reading", 4):
         readings.setdefault(p.string, {})[x.string] = Reading(

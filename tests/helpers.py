@@ -141,3 +141,68 @@ def contested(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> li
             if other != adopted:
                 found.append((reading.id, other))
     return found
+
+
+def clinical(policy: Policy) -> list[tuple[str, list[str]]]:
+    """Each contested point of `policy` with its clinical alternatives (those a reading may take)."""
+    points = [(r.id, [a.id for a in r.alternatives if a.clinical]) for r in policy.readings.values()]
+    return [(x, alts) for x, alts in points if alts]
+
+
+@functools.cache
+def combined(rules: RuleSet, policy_id: str, taken: frozenset[tuple[str, str]]) -> Policy:
+    """`policy` read with several alternatives at once, each (reading, alternative) of `taken`:
+    a requirement that one of them declares is theirs; one that several declare has the parts
+    of all of them (they declare it alike, each adding its own); every other is the policy's."""
+    policy = rules.policies[policy_id]
+    requirements = dict(policy.requirements)
+    merged: dict[str, Requirement] = {}
+    for reading, alternative in sorted(taken):
+        for rid, requirement in variant(rules, policy_id, reading, alternative).requirements.items():
+            if requirement == policy.requirements.get(rid):
+                continue
+            if rid in merged and requirement.form != "condition":
+                parts = tuple(dict.fromkeys([*merged[rid].parts, *requirement.parts]))
+                requirement = dataclasses.replace(requirement, parts=parts)
+            merged[rid] = requirement
+    requirements.update(merged)
+    return dataclasses.replace(policy, requirements=requirements, readings={})
+
+
+def readings(policy: Policy) -> Iterator[frozenset[tuple[str, str]]]:
+    """Every combination of the clinical readings: one alternative, or none, per point."""
+    points = clinical(policy)
+    for choice in itertools.product(*([None, *alts] for _, alts in points)):
+        yield frozenset((x, a) for (x, _), a in zip(points, choice) if a is not None)
+
+
+def weighed(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> tuple[list[str], list[tuple[frozenset[str], str]]]:
+    """DESIGN §4 `possible` and `contested` by brute force over every combination of the
+    clinical readings: the decisions reached, in DECISIONS order, and for each decision other
+    than the adopted one the subset-minimal sets of points (by id) that reach it."""
+    adopted = decision(rules, policy, values)
+    reached = {taken: decision(rules, combined(rules, policy.id, taken), values) for taken in readings(policy)}
+    found = []
+    for taken, other in reached.items():
+        if other == adopted:
+            continue
+        if any(smaller < taken and reached[smaller] == other for smaller in reached):
+            continue
+        found.append((frozenset(x for x, _ in taken), other))
+    order = ["eligible", "not_eligible", "undetermined"]
+    possible = [d for d in order if d in set(reached.values())]
+    return possible, sorted(found, key=lambda item: (len(item[0]), sorted(item[0]), item[1]))
+
+
+def settles(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> list[str]:
+    """DESIGN `to_settle` by brute force: for a decision that is not robust, the unknown fields
+    besides `missing` whose answer changes the decision under some combination of the
+    clinical readings."""
+    _, found = weighed(rules, policy, values)
+    if not found:
+        return []
+    fields: set[str] = set()
+    for taken in readings(policy):
+        fields |= set(brute_missing(rules, combined(rules, policy.id, taken), values))
+    missing = set(brute_missing(rules, policy, values))
+    return [f for f in rules.fields if f in fields - missing]

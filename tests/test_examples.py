@@ -47,4 +47,6 @@ def test_example(path: Path, policy: str, rules: RuleSet, reasoner: Reasoner) ->
             assert statuses[rid] == status, rid
     if "missing" in expected:
         assert sorted(decision.missing) == sorted(expected["missing"])
-    assert sorted(f"{c.reading}={c.decision}" for c in decision.contested) == expected["contested"]
+    assert sorted(f"{c.label()}={c.decision}" for c in decision.contested) == expected["contested"]
+    assert decision.robust is expected["robust"]
+    assert list(decision.to_settle) == expected.get("to_settle", [])

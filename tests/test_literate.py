@@ -192,9 +192,21 @@ def _escaped(text: str) -> str:
     return escape(text, quote=True)
 
 
-def test_a_scope_is_shown_where_the_rules_declare_one(pages: dict[str, Literate]) -> None:
-    html = html_fragment(pages["hip-resurfacing"])
-    assert "scope not declared" in html or "scope: clinical" in html or "scope: analysis" in html
+def test_each_alternative_shows_its_scope_and_the_sentence_that_refutes_it(
+    pages: dict[str, Literate],
+) -> None:
+    page = pages["hip-resurfacing"]
+    html = html_fragment(page)
+    for reading in page.policy.readings.values():
+        for alternative in reading.alternatives:
+            assert f"scope: {alternative.scope}</span>" in html
+    refuted = page.policy.readings["contraindication.criterion"].alternatives[0].refuted
+    assert (
+        refuted is not None and f"Refuted for clinical use by the policy's own text: “{refuted}”" in html
+    )
+    cited = [s for s in page.sentences if page.refutes(s)]
+    assert [s.kind for s in cited] == ["background", "background"]  # the cap and the socket sentences
+    assert html.count('against the reading <a href="#reading-contraindication-criterion">') == 2
 
 
 def test_the_document_is_self_contained_under_a_strict_policy(pages: dict[str, Literate]) -> None:

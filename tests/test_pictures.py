@@ -87,7 +87,8 @@ def test_a_decision_shows_each_status_by_symbol_and_word(reasoner: Reasoner, exa
         for status, word in said.items():
             assert words.count(word) == places.count(status), (example, status)
         for contest in decision.contested:
-            assert any(w.startswith("⚑ contested:") and contest.reading in w for w in words)
+            for reading in contest.readings:
+                assert any(w.startswith("⚑ contested:") and reading in w for w in words)
         for node in decision.tree.walk():
             for evidence in node.evidence:
                 assert any(w.startswith(f"patient: {evidence.field}") for w in words)

@@ -1,6 +1,7 @@
 """Contested readings: each alternative is real rules that flip the patients it should and no
-others; `contested` equals the brute-force answer (the Python oracle under each alternative,
-one at a time); and what-if never proposes a change the domain assumptions rule out."""
+others; `robust`, `possible`, `contested` and `to_settle` equal the brute-force answer (the
+Python oracle under every combination of the clinical readings); analysis alternatives never
+reach a clinician; and what-if never proposes a change the domain assumptions rule out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from test_properties import RULES, SETTINGS, partial_patients
 
 from llr_asp import Reasoner, validate
+from llr_asp.decision import Decision
 from llr_asp.whatif import WhatIfSearch, whatif
 
 REASONER = Reasoner(RULES)
@@ -110,9 +112,17 @@ TABLE: dict[str, tuple[tuple[str, ...], dict[str, Any], str, dict[str, Any]]] = 
 }
 
 
-def contested(document: dict[str, Any], policy: str) -> dict[str, str]:
+def decided(document: dict[str, Any], policy: str) -> Decision:
     [decision] = REASONER.decide(validate(document, RULES, "table"), [RULES.policies[policy]])
-    return {c.reading: c.decision for c in decision.contested}
+    return decision
+
+
+def contested(document: dict[str, Any], policy: str) -> dict[str, str]:
+    """The single alternatives under which the decision differs, and the decision under each."""
+    return {c.readings[0]: c.decision for c in decided(document, policy).contested if len(c.readings) == 1}
+
+
+ANALYSIS = {"contraindication.criterion", "compartments.criterion"}
 
 
 def test_every_declared_reading_has_a_row() -> None:
@@ -122,26 +132,103 @@ def test_every_declared_reading_has_a_row() -> None:
         assert {p.id for p in RULES.policies.values() if reading in p.readings} == set(policies)
 
 
-@pytest.mark.parametrize("reading", sorted(TABLE))
+def test_the_background_sentences_are_for_analysts_with_the_sentence_that_refutes_them() -> None:
+    scoped = {
+        r.id: a for p in RULES.policies.values() for r in p.readings.values() for a in r.alternatives
+    }
+    assert {x for x, a in scoped.items() if not a.clinical} == ANALYSIS
+    for reading in ANALYSIS:
+        assert scoped[reading].scope == "analysis" and scoped[reading].refuted
+    assert all(a.refuted is None for x, a in scoped.items() if x not in ANALYSIS)
+
+
+@pytest.mark.parametrize("reading", sorted(set(TABLE) - ANALYSIS))
 def test_a_reading_flips_its_patient_and_leaves_the_other(reading: str) -> None:
     policies, flipped, under, kept = TABLE[reading]
     for policy in policies:
         assert contested(flipped, policy).get(reading) == under, policy
+        assert not decided(flipped, policy).robust
         assert reading not in contested(kept, policy), policy
+
+
+@pytest.mark.parametrize("reading", sorted(ANALYSIS))
+def test_an_analysis_reading_never_makes_a_decision_contested(reading: str) -> None:
+    """A woman under ARP 55, three compartments under ARP 60: refused, plainly. The alternative
+    that would fund them is the policy's own clinical text refuted, shown to analysts only."""
+    policies, flipped, under, _ = TABLE[reading]
+    for policy in policies:
+        decision = decided(flipped, policy)
+        assert decision.decision == "not_eligible" and under == "eligible"
+        assert decision.robust and decision.contested == () and decision.possible == ("not_eligible",)
 
 
 def test_eligible_through_c1_with_everything_known_rests_on_no_reading() -> None:
     for policy in RULES.policies:
         assert contested(patient(), policy) == {}
+        assert decided(patient(), policy).robust
+
+
+def test_a_combination_refuses_where_no_single_reading_does() -> None:
+    """The issue's patient: eligible under each alternative alone, refused under SFI-both
+    together with C4-significant-instability."""
+    document = patient(
+        {"pain": {"severity": "intense", "persistent": True}, "function": {"impairment": "mild"}},
+        {"radiology": {"severity": "moderate"}, "joint": {"instability": "present"}},
+        {"function": {"prevents_domestic_or_carer": True}},
+    )
+    for policy in RULES.policies:
+        decision = decided(document, policy)
+        assert decision.decision == "eligible" and not decision.robust
+        assert decision.possible == ("eligible", "not_eligible")
+        [contest] = decision.contested
+        assert contest.readings == ("SFI.connective", "C4.instability")
+        assert contest.decision == "not_eligible"
+        assert contest.to_json()["readings"] == ["SFI.connective", "C4.instability"]
+        assert "reading" not in contest.to_json()
+
+
+def test_p001_is_contested_by_c6_and_destruction_risk_would_settle_it() -> None:
+    document = {
+        "id": "p-001",
+        "sex": "male",
+        "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+        "conservative": {"months": 4, "documented": True, "failed": True},
+        "pain": {"severity": "intense", "persistent": True},
+        "function": {"impairment": "moderate"},
+    }
+    decision = decided(document, "hip-resurfacing")
+    assert decision.decision == "not_eligible" and not decision.robust
+    assert decision.missing == () and decision.to_settle == ("joint.destruction_risk",)
+    assert decision.possible == ("not_eligible", "undetermined")
+
+
+def check_against_brute_force(values: dict[str, Any]) -> None:
+    document = validate(helpers.nested(values), RULES, "random")
+    for decision in REASONER.decide(document):
+        possible, found = helpers.weighed(RULES, decision.policy, values)
+        assert list(decision.possible) == possible
+        assert decision.robust == (len(possible) == 1)
+        got = sorted(((frozenset(c.readings), c.decision) for c in decision.contested), key=_order)
+        assert got == sorted(found, key=_order)
+        assert list(decision.to_settle) == helpers.settles(RULES, decision.policy, values)
+
+
+def _order(item: tuple[frozenset[str], str]) -> tuple[int, list[str], str]:
+    return len(item[0]), sorted(item[0]), item[1]
 
 
 @SETTINGS
-@given(partial_patients())
-def test_contested_equals_brute_force(values: dict[str, Any]) -> None:
-    document = validate(helpers.nested(values), RULES, "random")
-    for decision in REASONER.decide(document):
-        expected = helpers.contested(RULES, decision.policy, values)
-        assert [(c.reading, c.decision) for c in decision.contested] == expected
+@given(partial_patients(max_unknown=0))
+def test_fully_known_patients_are_weighed_as_brute_force_weighs_them(values: dict[str, Any]) -> None:
+    check_against_brute_force(values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(partial_patients(max_unknown=4))
+def test_partly_known_patients_are_weighed_as_brute_force_weighs_them(values: dict[str, Any]) -> None:
+    """Unknowns included: alternatives that change an undetermined decision, and the answers
+    that could settle a contested one."""
+    check_against_brute_force(values)
 
 
 SEARCH = WhatIfSearch.load()
