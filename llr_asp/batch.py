@@ -50,6 +50,7 @@ class Screening:
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
     to_settle: tuple[str, ...] = ()  # unknown fields, besides missing, that could settle the readings
+    open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
 
     @property
     def robust(self) -> bool:
@@ -90,9 +91,15 @@ class LineError:
 
 Result = Union[Screening, LineError]
 Verdict = tuple[
-    str, tuple[str, ...], tuple[str, ...], tuple[Contest, ...], tuple[Warning, ...], tuple[str, ...]
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[Contest, ...],
+    tuple[Warning, ...],
+    tuple[str, ...],
+    tuple[str, ...],
 ]
-# decision, failed, missing, contested, warnings, to_settle
+# decision, failed, missing, contested, warnings, to_settle, open
 DECIDE = ("kleene.lp", "readings.lp", "contest.lp", "screen.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
@@ -181,6 +188,7 @@ class Screener:
         policies = self.rules.policies
         decided: list[dict[str, str]] = [{} for _ in range(worlds)]
         failed: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
+        unknown: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
         violated: list[list[str]] = [[] for _ in range(worlds)]
         plain, others = self._models([places for _, places in group])
         for slot, name, *args in plain:
@@ -188,11 +196,15 @@ class Screener:
                 decided[slot][args[0]] = args[1]
             elif name == "failed":
                 failed[slot][args[0]].append(args[1])
+            elif name == "open":
+                unknown[slot][args[0]].append(args[1])
             else:
                 violated[slot].append(args[0])
         contested = gathered_by_world(self.rules, others)
         verdicts = []
-        for n, ((patient, _), decisions, not_met, broken) in enumerate(zip(group, decided, failed, violated)):
+        for n, ((patient, _), decisions, not_met, broken, left) in enumerate(
+            zip(group, decided, failed, violated, unknown)
+        ):
             missing: dict[str, list[str]] = {p: [] for p in policies}
             settles: dict[str, set[str]] = {p: set() for p in policies}
             other = contested.get(str(n), {})
@@ -210,6 +222,7 @@ class Screener:
                         other.get(p, ()),
                         warned,
                         tuple(sorted(settles[p] - set(missing[p]), key=self._fields.__getitem__)),
+                        tuple(left[p]),
                     )
                     for p in policies
                 }
@@ -429,9 +442,10 @@ def _cell(text: str, rules: RuleSet, header: str) -> Any:
 
 
 class Summary:
-    """What a run found: decisions per policy, the requirements most often failed, the fields
-    most often missing, how many patients each contested reading decides, the records that
-    contradict a domain assumption, and the bad lines."""
+    """What a run found: decisions per policy, the requirements most often failed, the funnel
+    (how many patients pass each part of the decision, in the policy's order, how many it stops
+    and how many it leaves open), the fields most often missing, how many patients each contested
+    reading decides, the records that contradict a domain assumption, and the bad lines."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -440,6 +454,9 @@ class Summary:
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (readings, alts)
         self.warnings: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.funnel: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
+            lambda: defaultdict(Counter)
+        )  # policy -> step -> met, not_met, unknown, refused_later (unknown, then refused)
         self.errors: list[LineError] = []
         self.error_count = 0
 
@@ -457,6 +474,49 @@ class Summary:
             self.contested[result.policy][contest.label(), contest.described()] += 1
         for warning in result.warnings:
             self.warnings[result.policy][warning.assumption] += 1
+        self._through(result)
+
+    def steps(self, policy: str) -> tuple[str, ...]:
+        """The steps of a policy's funnel: the parts of its decision root in the order the policy
+        lists them (the root itself, when it is not all-of)."""
+        declared = self.rules.policies[policy]
+        root = declared.requirements[declared.root]
+        return root.parts if root.form == "all_of" else (root.id,)
+
+    def _through(self, result: Screening) -> None:
+        """Count the patient at each step it reaches: passed (met), stopped (not met) or left
+        open (unknown; counted apart, and as refused later when a later step refuses them)."""
+        root = self.rules.policies[result.policy].root
+        for step in self.steps(result.policy):
+            if step == root:
+                status = {"eligible": "met", "not_eligible": "not_met"}.get(result.decision, "unknown")
+            else:
+                status = "not_met" if step in result.failed else "unknown" if step in result.open else "met"
+            counts = self.funnel[result.policy][step]
+            counts[status] += 1
+            if status == "unknown" and result.decision == "not_eligible":
+                counts["refused_later"] += 1
+            if status != "met":
+                return
+
+    def funnel_json(self, policy: str) -> list[dict[str, Any]]:
+        requirements = self.rules.policies[policy].requirements
+        steps = []
+        for step in self.steps(policy):
+            counts = self.funnel[policy][step]
+            reached = counts["met"] + counts["not_met"] + counts["unknown"]
+            steps.append(
+                {
+                    "requirement": step,
+                    "label": requirements[step].label,
+                    "reached": reached,
+                    "met": counts["met"],
+                    "not_met": counts["not_met"],
+                    "unknown": counts["unknown"],
+                    "unknown_refused_later": counts["refused_later"],
+                }
+            )
+        return steps
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -473,6 +533,7 @@ class Summary:
                         for (reading, alternative), count in self.contested[p].most_common()
                     ],
                     "warnings": dict(self.warnings[p]),
+                    "funnel": self.funnel_json(p),
                 }
                 for p in self.decisions
             },

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import enum
 import errno
+import itertools
 import json
 import os
 import sys
@@ -343,6 +344,15 @@ def batch(
         Optional[Path],
         typer.Option("--summary-json", metavar="FILE", help="Also write the summary as JSON to FILE."),
     ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report",
+            metavar="FILE.html",
+            help="Also write the summary as a page with pictures: per policy the funnel through its "
+            "criteria, the patients each contested reading decides otherwise, the answers most missing.",
+        ),
+    ] = None,
     rules: RulesOption = None,
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
@@ -370,12 +380,15 @@ def batch(
         targets = {"--out": Path(out)} if out != "-" else {}
         if summary_json is not None:
             targets["--summary-json"] = summary_json
+        if report is not None:
+            targets["--report"] = report
         for option, target in targets.items():
             check_target(target, option)
             if source != "-" and same_file(Path(source), target):
                 raise UsageError(f"{option} {target} is the input file: choose another path, or it is lost")
-        if len(targets) == 2 and same_file(*targets.values()):
-            raise UsageError(f"--summary-json {summary_json} is the --out file: choose another path")
+        for (one, first), (other, second) in itertools.combinations(targets.items(), 2):
+            if same_file(first, second):
+                raise UsageError(f"{other} {second} is the {one} file: choose another path")
         cores = default_jobs()
         if jobs is not None and jobs > cores:
             note = f"--jobs {jobs} is more than the {cores} cores this process may use; using {cores}"
@@ -409,8 +422,13 @@ def batch(
             typer.echo("llr-asp: interrupted; the --out file, if any, is left as it was", err=True)
             raise typer.Exit(130) from None
         if summary_json is not None:
-            with replaced(summary_json, "--summary-json") as report:
-                report.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+            with replaced(summary_json, "--summary-json") as written:
+                written.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
+        if report is not None:
+            from .cohort_report import cohort_document
+
+            with replaced(report, "--report") as written:
+                written.write(cohort_document(summary, name))
     _console(stderr=True).print(summary_view(summary))
     if summary.error_count:
         raise typer.Exit(1)
@@ -568,6 +586,104 @@ def analyze(
     _console().print(findings_view(findings))
 
 
+class ReportFormat(str, enum.Enum):
+    html = "html"
+    markdown = "markdown"
+    dot = "dot"
+    svg = "svg"
+
+
+@app.command()
+def report(
+    policy: Annotated[str, typer.Argument(metavar="POLICY", help="The policy id (see `llr-asp policies`).")],
+    format: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="html: one self-contained page; markdown: a Markdown file with the tree as an SVG file "
+            "beside it; dot: the requirement tree as Graphviz source; svg: the tree as a picture.",
+        ),
+    ] = ReportFormat.html,
+    out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Where to write it (default: POLICY.html, .md, .dot or .svg here); - for stdout "
+            "(not with markdown).",
+            show_default=False,
+        ),
+    ] = None,
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server", metavar="URL", help="The `llr-asp serve` whose page opens a witness's decision."
+        ),
+    ] = "http://127.0.0.1:8000",
+    rules: RulesOption = None,
+) -> None:
+    """The policy as analysts read it: every sentence of the policy text with what encodes it.
+
+    For each sentence, in order: the rules that encode it (requirement ids and the rules, quoted
+    from the .lp files), its contested readings (adopted and alternatives, with the patients each
+    decides otherwise), its interpretations and text defects, and the findings of `analyze`
+    about it, each with a witness patient (a button opens its decision in `llr-asp serve`, and
+    the record can be copied). A sentence nothing encodes says why (background, a definition,
+    a heading), or that the rules give no reason. The requirement tree is drawn from the rules.
+    """
+    from .outputs import replaced
+
+    with _user_errors():
+        ruleset = load_rules(rules)
+        chosen = ruleset.select(policy)
+        if len(chosen) != 1:
+            raise UsageError("report takes one policy: give its id (see `llr-asp policies`)")
+        if not server.startswith(("http://", "https://")):
+            raise UsageError(f"--server {server}: give the service's address, such as http://127.0.0.1:8000")
+        if format is ReportFormat.markdown and out == "-":
+            raise UsageError("--format markdown writes the tree's SVG beside it: give --out FILE.md")
+        target = Path(out or f"{chosen[0].id}.{REPORT_SUFFIX[format]}")
+        files = _report_files(ruleset, chosen[0].id, format, target, server)
+        for path, text in files.items():
+            if out == "-":
+                sys.stdout.write(text)
+                continue
+            with replaced(path, "--out") as file:
+                file.write(text)
+            typer.echo(f"llr-asp: wrote {path}", err=True)
+
+
+REPORT_SUFFIX = {"html": "html", "markdown": "md", "dot": "dot", "svg": "svg"}
+
+
+def _report_files(
+    ruleset: Any, policy: str, format: ReportFormat, target: Path, server: str
+) -> dict[Path, str]:
+    """The files `report` writes: the report, and for Markdown the tree's SVG beside it."""
+    from .pictures import policy_dot, policy_tree
+
+    if format is ReportFormat.dot:
+        return {target: policy_dot(ruleset.policies[policy])}
+    if format is ReportFormat.svg:
+        return {target: policy_tree(ruleset.policies[policy]) + "\n"}
+    from .literate import literate
+    from .policy_report import html_document, markdown
+
+    page = literate(ruleset, policy)
+    if format is ReportFormat.html:
+        return {target: html_document(page, server)}
+    picture = target.with_name(f"{target.stem}-tree.svg")
+    return {picture: policy_tree(page.policy) + "\n", target: markdown(page, picture.name)}
+
+
+class DiffFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    svg = "svg"
+
+
 @app.command()
 def diff(
     policies: Annotated[
@@ -608,7 +724,12 @@ def diff(
             "--alternative", metavar="ALT", help="With --reading: which alternative (default: its only one)."
         ),
     ] = None,
-    format: FormatOption = Format.text,
+    format: Annotated[
+        DiffFormat,
+        typer.Option(
+            "--format", "-f", help="text for people, json for programs, svg: the classes as a bar picture."
+        ),
+    ] = DiffFormat.text,
     rules: RulesOption = None,
 ) -> None:
     """Show which patients two policies, or two versions or readings of a policy, decide differently.
@@ -648,8 +769,13 @@ def diff(
                 "give two policies (diff POLICY_A POLICY_B), or one policy with either "
                 "--rules-old DIR, --against-git REV or --reading ID"
             )
-    if format is Format.json:
+    if format is DiffFormat.json:
         _print_json(comparison.to_json())
+        return
+    if format is DiffFormat.svg:
+        from .charts import differences
+
+        sys.stdout.write(differences(comparison) + "\n")
         return
     from .render import comparison_view
 

@@ -371,9 +371,41 @@ def question_text(question: Question) -> Text:
     return text
 
 
+BAR = 20  # characters for the largest count
+
+
+def bar(segments: Sequence[tuple[int, str, str]], scale: int) -> Text:
+    """A bar of (count, character, style) segments to `scale`: each status its own character
+    (█ ▓ ░), so that it reads without colour; a count too small for the scale keeps one."""
+    drawn = Text()
+    for count, character, style in segments:
+        length = round(BAR * count / scale) if scale else 0
+        drawn.append(character * (max(length, 1) if count else 0), style=style)
+    return drawn
+
+
+def funnel_text(summary: Summary, policy: str) -> Text:
+    """The funnel of `charts.funnel` as text: each step of the decision with the patients it
+    passes (█ ✔), stops (▓ ✘) and leaves open (░ ?, undetermined or refused later)."""
+    steps = summary.funnel_json(policy)
+    total = sum(summary.decisions[policy].values())
+    lines = Text("Through the criteria, in order (█ ✔ pass · ▓ ✘ stop · ░ ? open):", style="bold")
+    width = max((len(s["requirement"]) for s in steps), default=0)
+    for step in steps:
+        lines.append(f"\n  {printable(step['requirement']):<{width}}  ")
+        shown = [(step["met"], "█", "green"), (step["not_met"], "▓", "red"), (step["unknown"], "░", "yellow")]
+        drawn = bar(shown, total)
+        lines.append_text(drawn)
+        lines.append(" " * max(BAR - len(drawn), 0))
+        later = f" ({step['unknown_refused_later']} refused later)" if step["unknown_refused_later"] else ""
+        lines.append(f"  ✔ {step['met']}  ✘ {step['not_met']}  ? {step['unknown']}{later}")
+    return lines
+
+
 def summary_view(summary: Summary) -> Group:
-    """Per policy: how many patients got each decision, the requirements most often not met,
-    the fields most often missing; then the bad lines."""
+    """Per policy: how many patients got each decision, the funnel through its criteria, the
+    requirements most often not met, the fields most often missing, with bars; then the bad
+    lines."""
     parts: list[Table | Text] = []
     for policy, decisions in summary.decisions.items():
         reference = summary.rules.policies[policy].reference
@@ -388,6 +420,7 @@ def summary_view(summary: Summary) -> Group:
                 Text(VERDICT[decision][0].split(":")[0], style=VERDICT[decision][1]), f"{count} ({share})"
             )
         parts.append(table)
+        parts.append(funnel_text(summary, policy))
         requirements = summary.rules.policies[policy].requirements
         top = requirements[summary.rules.policies[policy].root].parts
         failed = summary.failed[policy]
@@ -407,8 +440,12 @@ def summary_view(summary: Summary) -> Group:
         for title, counts in rows.items():
             if any(n for n, _ in counts):
                 lines = Text(f"{title}:", style="bold")
+                scale = max(n for n, _ in counts)
                 for count, name in counts:
-                    lines.append(f"\n  {count:>8}  {printable(name)}")
+                    drawn = bar([(count, "█", "blue")], scale)
+                    lines.append("\n  ")
+                    lines.append_text(drawn)
+                    lines.append(" " * (BAR - len(drawn)) + f" {count:>7}  {printable(name)}")
                 parts.append(lines)
     if summary.error_count:
         errors = Text(f"{summary.error_count} bad lines", style="bold red")

@@ -4,7 +4,7 @@ ruleset.py because importing clingo.ast costs start-up that only these uses need
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import clingo
@@ -58,20 +58,27 @@ def parse_rules(files: list[Path]) -> list[clingo.ast.AST]:
     return [s for s in statements if s.ast_type == clingo.ast.ASTType.Rule]
 
 
-def locate_head(
-    statements: list[clingo.ast.AST], names: Iterable[str], prefix: list[clingo.Symbol]
-) -> tuple[str, int]:
-    """File and line of the first rule whose head is one of `names` and can start with the
-    arguments `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
+def headed(
+    statements: list[clingo.ast.AST], names: Iterable[str]
+) -> Iterator[tuple[clingo.ast.AST, clingo.ast.AST]]:
+    """Each rule whose head is an atom named one of `names`, with that atom."""
     names = set(names)
     for statement in statements:
         head = statement.head
         if head.ast_type != clingo.ast.ASTType.Literal:
             continue
         atom = head.atom.symbol
-        if atom.ast_type != clingo.ast.ASTType.Function or atom.name not in names:
-            continue
-        if len(atom.arguments) >= len(prefix) and all(_matches(a, s) for a, s in zip(atom.arguments, prefix)):
+        if atom.ast_type == clingo.ast.ASTType.Function and atom.name in names:
+            yield statement, atom
+
+
+def locate_head(
+    statements: list[clingo.ast.AST], names: Iterable[str], prefix: list[clingo.Symbol]
+) -> tuple[str, int]:
+    """File and line of the first rule whose head is one of `names` and can start with the
+    arguments `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
+    for statement, atom in headed(statements, names):
+        if len(atom.arguments) >= len(prefix) and all(matches(a, s) for a, s in zip(atom.arguments, prefix)):
             begin = statement.location.begin
             return begin.filename, begin.line
     return "rules", 0
@@ -81,13 +88,13 @@ def locate(declaration: clingo.Symbol, statements: list[clingo.ast.AST]) -> tupl
     """File and line of the first rule whose head can produce `declaration` (line 0: none)."""
     for statement in statements:
         head = statement.head
-        if head.ast_type == clingo.ast.ASTType.Literal and _matches(head.atom.symbol, declaration):
+        if head.ast_type == clingo.ast.ASTType.Literal and matches(head.atom.symbol, declaration):
             begin = statement.location.begin
             return begin.filename, begin.line
     return "rules", 0
 
 
-def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
+def matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
     kind = term.ast_type
     T = clingo.ast.ASTType
     if kind == T.Variable:
@@ -95,11 +102,11 @@ def _matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:
     if kind == T.SymbolicTerm:
         return bool(term.symbol == symbol)
     if kind == T.Pool:
-        return any(_matches(alternative, symbol) for alternative in term.arguments)
+        return any(matches(alternative, symbol) for alternative in term.arguments)
     if kind == T.Function:
         if symbol.type != clingo.SymbolType.Function or term.name != symbol.name:
             return False
         if len(term.arguments) != len(symbol.arguments):
             return False
-        return all(_matches(a, s) for a, s in zip(term.arguments, symbol.arguments))
+        return all(matches(a, s) for a, s in zip(term.arguments, symbol.arguments))
     return kind in (T.BinaryOperation, T.UnaryOperation, T.Interval)  # computed: cannot tell

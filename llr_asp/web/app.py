@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
-from . import api, cds, fhir, page
+from . import analyst, api, cds, fhir, page
 from .engines import Engines
 from .responses import JSON
 
@@ -63,6 +63,7 @@ def create_app(rules: Path | None = None) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(cds.router)
     app.include_router(page.router)
+    app.include_router(analyst.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _docs(app)
     _errors(app)

@@ -16,11 +16,13 @@ from typing import Any
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from ..errors import InputError, printable
 from ..interview import parse_answer
 from ..markdown import decision_markdown
 from ..patient import MAX_BYTES, Patient, parse, validate
+from ..pictures import decision_tree
 from ..questionnaire import with_value
 from ..whatif import whatif
 from ..wording import (
@@ -52,6 +54,7 @@ templates.env.globals.update(
     tone=tone,
     leads_to=leads_to,
     show=lambda v: "unknown" if v is None else json.dumps(v) if isinstance(v, bool) else str(v),
+    decision_svg=lambda d: Markup(decision_tree(d)),  # the decision as a picture (pictures.py)
 )
 
 

@@ -1,0 +1,74 @@
+"""A cohort's summary as one self-contained HTML page (`llr-asp batch --report FILE.html`, and
+the API's batch summary): per policy, the decisions, the funnel through its criteria, the
+patients each contested reading would decide otherwise, the answers most often missing, the
+records that contradict a domain assumption; then the bad lines. Standard library only."""
+
+from __future__ import annotations
+
+from html import escape
+
+from . import charts
+from .batch import Summary
+from .htmlpage import document
+
+MARKS = {"eligible": "✔", "not_eligible": "✘", "undetermined": "?"}
+WORDS = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
+
+
+def cohort_fragment(summary: Summary, source: str) -> str:
+    """The summary as an `<article>`."""
+    out = [
+        '<article class="cohort">',
+        f"<h1>Cohort: {escape(source)}</h1>",
+    ]
+    for policy in summary.decisions:
+        declared = summary.rules.policies[policy]
+        decisions = summary.decisions[policy]
+        total = sum(decisions.values())
+        out += [
+            f'<section class="card" aria-labelledby="c-{escape(policy)}">',
+            f'<h2 id="c-{escape(policy)}">{escape(declared.reference)} {escape(declared.title)}: '
+            f"{total:,} patients</h2>",
+            '<ul class="decisions">',
+            *(
+                f"<li>{MARKS[d]} {WORDS[d]}: <strong>{decisions.get(d, 0):,}</strong>"
+                f"{f' ({decisions.get(d, 0) / total:.1%})' if total else ''}</li>"
+                for d in MARKS
+            ),
+            "</ul>",
+            "<h3>Through the criteria</h3>",
+            f'<figure class="picture">{charts.funnel(summary, policy)}</figure>',
+        ]
+        if summary.contested[policy]:
+            out += [
+                "<h3>Decided otherwise under a contested reading</h3>",
+                f'<figure class="picture">{charts.contested(summary, policy)}</figure>',
+            ]
+        if summary.missing[policy]:
+            out += [
+                "<h3>The answers most often missing</h3>",
+                f'<figure class="picture">{charts.missing(summary, policy)}</figure>',
+            ]
+        if summary.warnings[policy]:
+            out += ["<h3>Records that contradict a domain assumption</h3>", "<ul>"]
+            out += [
+                f"<li>{n:,}: {escape(summary.rules.assumptions[a])}</li>"
+                for a, n in summary.warnings[policy].most_common()
+            ]
+            out.append("</ul>")
+        out.append("</section>")
+    if summary.error_count:
+        out += [f"<h2>{summary.error_count:,} bad lines</h2>", "<ul>"]
+        out += [f"<li>line {e.line}: {escape(e.error)}</li>" for e in summary.errors]
+        out.append("</ul>")
+        if summary.error_count > len(summary.errors):
+            out.append('<p>… every one is in the output, as {"line", "error"}.</p>')
+    else:
+        out.append("<p>No bad lines.</p>")
+    out.append("</article>")
+    return "\n".join(out)
+
+
+def cohort_document(summary: Summary, source: str) -> str:
+    """The summary as one self-contained HTML file."""
+    return document(f"Cohort {source}", cohort_fragment(summary, source))

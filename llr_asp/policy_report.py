@@ -1,0 +1,396 @@
+"""The literate policy written out: an HTML fragment (the service's /policies/{id} page and the
+report file share it), a self-contained HTML document (`llr-asp report`), and Markdown with the
+picture as an SVG file beside it (`--format markdown`).
+
+Standard library only: the CLI writes the report without the web stack. Every string from the
+rules, the source text or a witness is escaped. Collapsible parts are `<details>`; nothing needs
+JavaScript. A witness opens that patient's decision through a POST form (the record travels in
+the body, never in a URL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from html import escape
+from typing import Any
+
+from .analysis import Finding
+from .htmlpage import document
+from .literate import Literate, Quote, Sentence, refuted_by, scope
+from .markdown import escape as md
+from .pictures import FORM_WORDS, ident, policy_tree, test_words
+
+KIND_WORDS = {
+    "title": "the policy's title",
+    "background": "background",
+    "definition": "a definition",
+    "heading": "a heading",
+    "connective": "a connective",
+    "metadata": "metadata",
+    "page": "the web page, not policy text",
+}
+SEVERITY_MARKS = {"error": "✘", "warning": "⚠", "note": "•"}
+
+
+def _h(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+
+
+def html_fragment(page: Literate, action: str = "/result") -> str:
+    """The literate policy as an `<article>`: witnesses post to `action`."""
+    policy = page.policy
+    counts = page.counts()
+    severities = {s: sum(1 for f in page.findings if f.severity == s) for s in SEVERITY_MARKS}
+    out = [
+        f'<article class="literate" id="policy-{_h(ident(policy.id))}">',
+        f"<h1>{_h(policy.reference)} {_h(policy.title)}: the policy and its encoding</h1>",
+        '<p class="lead">Every sentence of the published text, in order, with the rules that encode it, '
+        "its readings, defects and the findings of <code>llr-asp analyze</code>, each with a witness "
+        "patient whose decision you can open.</p>",
+        '<dl class="facts">',
+        f"<dt>Commissioner</dt><dd>{_h(policy.commissioner)}</dd>",
+        f"<dt>Review date</dt><dd>{_h(policy.review)}</dd>",
+        f"<dt>Source text</dt><dd><code>{_h(policy.source)}</code></dd>",
+        f"<dt>Rule set</dt><dd><code>{_h(page.rules.digest[:16])}</code></dd>",
+        f"<dt>Sentences</dt><dd>{counts['encoded']} encoded, {counts['explained']} not encoded with the "
+        f"reason, <strong>{counts['unexplained']} not encoded with no reason given</strong></dd>",
+        "<dt>Findings</dt><dd>"
+        + ", ".join(f"{SEVERITY_MARKS[s]} {n} {s}{'s' if n != 1 else ''}" for s, n in severities.items())
+        + "</dd>",
+        "</dl>",
+    ]
+    if not page.found:
+        out.append(
+            f'<p class="warning" role="note"><strong>⚠ The source text {_h(policy.source)} could not be '
+            "read:</strong> the sentences below are those the rules quote, in the order of the tree.</p>"
+        )
+    overall = page.policy_findings()
+    if overall:
+        out += ["<h2>About the policy as a whole</h2>", '<ul class="findings">']
+        out += [_finding(f, action) for f in overall]
+        out.append("</ul>")
+    out += [
+        "<h2>The requirement tree</h2>",
+        '<figure class="picture">',
+        policy_tree(policy),
+        "<figcaption>Drawn from the rules: every requirement with its id, its form and what it tests. "
+        "⚑ marks a contested reading, ⚠ a defect of the published sentence.</figcaption>",
+        "</figure>",
+        "<h2>The policy text, sentence by sentence</h2>",
+    ]
+    after = [s for s in page.sentences if not s.policy_text]
+    for number, sentence in enumerate(page.sentences, 1):
+        if sentence.policy_text:
+            out.append(_sentence(page, sentence, number, action))
+    if after:
+        first = page.sentences.index(after[0]) + 1
+        out.append(
+            f'<details class="after-policy"><summary>After the policy text: {len(after)} sentences of the '
+            "web page it was copied from (not policy text)</summary>"
+        )
+        out += [_sentence(page, s, first + n, action) for n, s in enumerate(after)]
+        out.append("</details>")
+    if page.unmatched:
+        out += [
+            '<h2 id="unmatched">⚠ Declared in the rules, not found in the source text</h2>',
+            '<ul class="unmatched">',
+            *(f"<li><code>{_h(what)}</code>: “{_h(text)}”</li>" for what, text in page.unmatched),
+            "</ul>",
+        ]
+    out.append("</article>")
+    return "\n".join(out)
+
+
+def _sentence(page: Literate, sentence: Sentence, number: int, action: str) -> str:
+    kind = sentence.kind
+    out = [
+        f'<section class="sentence-block kind-{_h(kind)}" id="s-{number}" aria-label="Sentence {number}">',
+        f'<p class="sentence">{_h(sentence.text)}</p>',
+    ]
+    if kind == "encoded":
+        out.append(_encoding(page, sentence))
+        for reading in page.readings(sentence):
+            out.append(_reading(page, reading, action))
+        for rid in sentence.requirements:
+            requirement = page.policy.requirements[rid]
+            for note in requirement.interpretations:
+                found = page.note_finding("interpretation", rid, note)
+                out.append(
+                    f'<div class="interpretation"><p><span class="tag">Interpretation</span> '
+                    f"<strong>{_h(rid)}</strong>: {_h(note)}</p>{_witness(found, action)}</div>"
+                )
+            for defect in requirement.defects:
+                found = page.note_finding("text_defect", rid, defect)
+                out.append(
+                    f'<div class="defect"><p><span class="defect-mark">⚠ Text defect</span> '
+                    f"<strong>{_h(rid)}</strong>: {_h(defect)}</p>{_witness(found, action)}</div>"
+                )
+        findings = page.findings_about(sentence)
+        if findings:
+            out.append('<ul class="findings">')
+            out += [_finding(f, action) for f in findings]
+            out.append("</ul>")
+        for reading, alternative in page.refutes(sentence):
+            out.append(_refutes(reading, alternative))
+    elif kind == "unexplained":
+        out.append(
+            '<p class="why unexplained"><strong>⚠ Not encoded, and the rules give no reason.</strong> '
+            "Encode it, or declare why not with <code>unencoded/4</code>.</p>"
+        )
+    else:
+        label = "Not encoded" if kind != "title" else "Encoded"
+        said = _h(KIND_WORDS.get(kind, kind))
+        out.append(f'<p class="why"><strong>{label}: {said}.</strong> {_h(sentence.why or "")}</p>')
+        out += [_refutes(reading, alternative) for reading, alternative in page.refutes(sentence)]
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _refutes(reading: Any, alternative: Any) -> str:
+    return (
+        f'<p class="refutes">The rules cite it (<code>refuted/4</code>) against the reading '
+        f'<a href="#reading-{_h(ident(reading.id))}">{_h(reading.id)}</a>: {_h(alternative.id)}, '
+        "which it refutes for clinical use.</p>"
+    )
+
+
+def _encoding(page: Literate, sentence: Sentence) -> str:
+    policy = page.policy
+    items = []
+    for rid in sentence.requirements:
+        requirement = policy.requirements[rid]
+        parts = f": {', '.join(requirement.parts)}" if requirement.parts else ""
+        test = f" <code>{_h(test_words(requirement) or '')}</code>" if requirement.test else ""
+        background = ' <span class="tag">from the background text</span>' if requirement.background else ""
+        items.append(
+            f'<li id="r-{_h(ident(rid))}"><strong>{_h(rid)}</strong> '
+            f'<span class="form">{FORM_WORDS[requirement.form]}</span>'
+            f"{_h(parts)}{test} — {_h(requirement.label)}{background}</li>"
+        )
+    quotes = [q for rid in sentence.requirements for q in page.quotes.get(rid, ())]
+    return (
+        '<div class="encoding"><p class="encoded-by"><strong>Encoded by</strong></p>'
+        f'<ul class="requirements">{"".join(items)}</ul>'
+        f"{_rules(quotes, 'The rules that encode it')}</div>"
+    )
+
+
+def _rules(quotes: Iterable[Quote], title: str) -> str:
+    """Quoted rules, by file, in file order, each with its line number."""
+    chosen = sorted(set(quotes), key=lambda q: (q.file, q.line))
+    if not chosen:
+        return ""
+    files = sorted({q.file for q in chosen})
+    listing = []
+    for file in files:
+        listing.append(f'<p class="rule-file"><code>{_h(file)}</code></p><pre class="rules"><code>')
+        last = None
+        for quote in (q for q in chosen if q.file == file):
+            if last is not None and quote.line > last + 1:
+                listing.append("⋮\n")
+            for n, line in enumerate(quote.text.split("\n")):
+                listing.append(f"{quote.line + n:>4}  {_h(line)}\n")
+            last = quote.line + quote.text.count("\n")
+        listing.append("</code></pre>")
+    where = ", ".join(files)
+    return (
+        f'<details class="rules"><summary>{_h(title)} ({len(chosen)} rule{"s" if len(chosen) != 1 else ""}, '
+        f"{_h(where)})</summary>{''.join(listing)}</details>"
+    )
+
+
+def _reading(page: Literate, reading: Any, action: str) -> str:
+    out = [
+        f'<div class="reading" id="reading-{_h(ident(reading.id))}">',
+        f'<p><span class="flag">⚑ Contested reading</span> <strong>{_h(reading.id)}</strong> '
+        f"(of {_h(reading.requirement)}). <strong>Adopted:</strong> {_h(reading.adopted)}</p>",
+        '<ul class="alternatives">',
+    ]
+    for alternative in reading.alternatives:
+        scope_words = f"scope: {scope(alternative)}"
+        found = page.reading_finding(reading, alternative)
+        effect = ""
+        if found is not None:
+            tail = found.message.split(" Under it ", 1)
+            effect = f"Under it {tail[1]}" if len(tail) == 2 else found.message.rsplit(". ", 1)[-1]
+        quotes = page.variant_quotes.get((reading.id, alternative.id), ())
+        refuted = refuted_by(alternative)
+        out.append(
+            f"<li><strong>Alternative {_h(alternative.id)}</strong> "
+            f'<span class="scope">{_h(scope_words)}</span>: {_h(alternative.text)}'
+            + (
+                f'<p class="refuted">Refuted for clinical use by the policy\'s own text: “{_h(refuted)}”</p>'
+                if refuted
+                else ""
+            )
+            + (f'<p class="effect">{_h(effect)}</p>' if effect else "")
+            + _witness(found, action)
+            + _rules(quotes, "Its rules")
+            + "</li>"
+        )
+    out += ["</ul>", "</div>"]
+    return "\n".join(out)
+
+
+def _finding(finding: Finding, action: str) -> str:
+    mark = SEVERITY_MARKS[finding.severity]
+    where = ""
+    if finding.file:
+        line = f":{finding.line}" if finding.line else ""
+        where = f' <span class="where">at <code>{_h(finding.file)}{line}</code></span>'
+    return (
+        f'<li class="finding severity-{_h(finding.severity)}">'
+        f'<p><span class="severity">{mark} {_h(finding.severity)}</span> '
+        f"<code>{_h(finding.kind)}</code> {_h(finding.message)}{where}</p>{_witness(finding, action)}</li>"
+    )
+
+
+def _witness(finding: Finding | None, action: str) -> str:
+    """A form that opens the witness's decision (POST: the record travels in the body), and
+    the record itself, to copy."""
+    if finding is None or finding.witness is None:
+        return ""
+    witness = finding.witness
+    record = json.dumps(witness, ensure_ascii=False)
+    policy = witness.get("policy") or finding.policy or "all"
+    name = witness.get("id", "the witness")
+    return (
+        f'<div class="witness"><form method="post" action="{_h(action)}">'
+        f'<input type="hidden" name="policy" value="{_h(policy)}">'
+        f'<input type="hidden" name="record" value="{_h(record)}">'
+        f'<button class="link-button" type="submit">Open the decision for the witness “{_h(name)}”</button>'
+        "</form>"
+        "<details><summary>The witness record (JSON, to copy)</summary>"
+        f'<pre class="record"><code>{_h(json.dumps(witness, indent=2, ensure_ascii=False))}</code></pre>'
+        "</details></div>"
+    )
+
+
+def html_document(page: Literate, server: str = "http://127.0.0.1:8000") -> str:
+    """One self-contained HTML file, whose witness buttons open the decision in the `llr-asp
+    serve` at `server` (the only place its forms may post to)."""
+    target = server.rstrip("/")
+    footer = (
+        '<p class="footer">Written by llr-asp from the rule set '
+        f"<code>{_h(page.rules.digest[:16])}</code>. "
+        f"The witness buttons open a decision in <code>llr-asp serve</code> at {_h(target)}; each "
+        "witness record can also be copied and given to <code>llr-asp explain</code>.</p>"
+    )
+    title = f"{page.policy.reference} {page.policy.title}: the policy and its encoding"
+    return document(title, html_fragment(page, f"{target}/result") + "\n" + footer, target)
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+
+def markdown(page: Literate, picture: str) -> str:
+    """The literate policy as Markdown; `picture`: the file name of the requirement tree's SVG,
+    written beside it."""
+    policy = page.policy
+    counts = page.counts()
+    lines = [
+        f"# {md(policy.reference)} {md(policy.title)}: the policy and its encoding",
+        "",
+        f"{md(policy.commissioner)} · review date {policy.review} · source `{policy.source}` · "
+        f"rule set `{page.rules.digest[:16]}`",
+        "",
+        f"{counts['encoded']} sentences encoded, {counts['explained']} not encoded with the reason, "
+        f"**{counts['unexplained']} not encoded with no reason given**.",
+        "",
+        f"![Requirement tree of {md(policy.reference)}]({picture})",
+        "",
+    ]
+    overall = page.policy_findings()
+    if overall:
+        lines += ["## About the policy as a whole", ""]
+        for finding in overall:
+            lines += _md_finding(finding)
+    lines += ["## The policy text, sentence by sentence", ""]
+    shown_after = False
+    for sentence in page.sentences:
+        if not sentence.policy_text and not shown_after:
+            lines += ["## After the policy text: the web page it was copied from", ""]
+            shown_after = True
+        lines += _md_sentence(page, sentence)
+    if page.unmatched:
+        lines += ["## Declared in the rules, not found in the source text", ""]
+        lines += [f"- `{what}`: “{md(text)}”" for what, text in page.unmatched]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md_sentence(page: Literate, sentence: Sentence) -> list[str]:
+    lines = [*(f"> {md(' '.join(line.split()))}" for line in sentence.text.splitlines() if line.strip()), ""]
+    if sentence.kind == "unexplained":
+        return [*lines, "**⚠ Not encoded, and the rules give no reason.**", ""]
+    if sentence.kind != "encoded":
+        label = "Encoded" if sentence.kind == "title" else "Not encoded"
+        said = KIND_WORDS.get(sentence.kind, sentence.kind)
+        return [*lines, f"*{label}: {said}.* {md(sentence.why or '')}", ""]
+    for rid in sentence.requirements:
+        requirement = page.policy.requirements[rid]
+        test = f" `{test_words(requirement)}`" if requirement.test else ""
+        parts = f": {', '.join(requirement.parts)}" if requirement.parts else ""
+        form = FORM_WORDS[requirement.form]
+        lines.append(f"- **{md(rid)}** {form}{md(parts)}{test} — {md(requirement.label)}")
+    lines.append("")
+    lines += _md_rules([q for rid in sentence.requirements for q in page.quotes.get(rid, ())])
+    for reading in page.readings(sentence):
+        lines.append(
+            f"⚑ **Contested reading {md(reading.id)}** (of {md(reading.requirement)}). "
+            f"Adopted: {md(reading.adopted)}"
+        )
+        lines.append("")
+        for alternative in reading.alternatives:
+            scope_words = f"scope: {scope(alternative)}"
+            lines.append(f"- Alternative **{md(alternative.id)}** ({scope_words}): {md(alternative.text)}")
+            refuted = refuted_by(alternative)
+            if refuted:
+                lines.append(f"  Refuted for clinical use by the policy's own text: “{md(refuted)}”")
+            found = page.reading_finding(reading, alternative)
+            if found is not None:
+                lines += _md_witness(found, "  ")
+        lines.append("")
+    for rid in sentence.requirements:
+        requirement = page.policy.requirements[rid]
+        for note in requirement.interpretations:
+            lines += [f"*Interpretation* ({md(rid)}): {md(note)}", ""]
+        for defect in requirement.defects:
+            lines += [f"⚠ *Text defect* ({md(rid)}): {md(defect)}", ""]
+            found = page.note_finding("text_defect", rid, defect)
+            if found is not None:
+                lines += _md_witness(found, "")
+    for finding in page.findings_about(sentence):
+        lines += _md_finding(finding)
+    return lines
+
+
+def _md_rules(quotes: list[Quote]) -> list[str]:
+    lines: list[str] = []
+    for quote in sorted(set(quotes), key=lambda q: (q.file, q.line)):
+        lines += ["```prolog", f"% {quote.file}:{quote.line}", quote.text, "```"]
+    return [*lines, ""] if lines else []
+
+
+def _md_finding(finding: Finding) -> list[str]:
+    mark = SEVERITY_MARKS[finding.severity]
+    said = f"{mark} **{finding.severity}** `{finding.kind}`: {md(finding.message)}"
+    return [said, "", *_md_witness(finding, "")]
+
+
+def _md_witness(finding: Finding, indent: str) -> list[str]:
+    if finding.witness is None:
+        return []
+    record = json.dumps(finding.witness, ensure_ascii=False)
+    return [
+        f"{indent}Witness (save it and run `llr-asp explain` on it):",
+        "",
+        f"{indent}```json",
+        f"{indent}{record}",
+        f"{indent}```",
+        "",
+    ]
