@@ -17,7 +17,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import LlrError, UsageError, printable
-from .patient import json_schema, read_patient
+from .patient import json_schema
+from .readers import read_patient
 from .reasoner import Reasoner
 from .ruleset import default_rules_dir, load_rules
 
@@ -265,6 +266,7 @@ def ask(
     from .interview import Interviewer
     from .patient import parse, read_text, validate
     from .questionnaire import Questionnaire, line_reader, terminal_reader
+    from .readers import record
     from .render import decision_view, print_all, whatif_view
     from .whatif import WhatIfSearch, weighed
 
@@ -273,6 +275,7 @@ def ask(
     with _user_errors():
         interviewer = Interviewer.load(rules)
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
+        document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
         begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
         chosen = interviewer.policies(policy or begun.policy)
         if len(chosen) == 1:

@@ -259,7 +259,8 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
     items = list(response.get("item", []))
     answered = {i.get("linkId") for i in items if isinstance(i, dict)}
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
-    return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
+    whole = {**{k: v for k, v in response.items() if k != "contained"}, "item": items}
+    return validate(patient_document(whole, rules, source), rules, source)
 
 
 def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSet) -> dict[str, Any]:

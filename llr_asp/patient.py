@@ -1,5 +1,6 @@
 """Patient documents: the JSON Schema derived from the field declarations, safe reading and
-validation, and the validated `Patient` the reasoner works on.
+validation, and the validated `Patient` the reasoner works on. The core: it reads the patient
+record only; every other format is read into one at the edge (`llr_asp.readers`).
 
 Validation has one authority, jsonschema, run against `json_schema(rules)`. Importing jsonschema
 costs more than the whole start-up budget of `llr-asp explain`, so a document is first checked by
@@ -141,11 +142,6 @@ _CLASSES = {
 _ANY: frozenset[type] = frozenset({dict, list, str, bool, int, float, type(None)})
 
 
-def read_patient(source: str, rules: RuleSet) -> Patient:
-    """Read, parse and validate the patient document at `source` (`-` for standard input)."""
-    return validate(parse(read_text(source), source), rules, source)
-
-
 def read_text(source: str) -> str:
     try:
         if source == "-":
@@ -240,12 +236,8 @@ def _twice(node: Any, path: str) -> str | None:
 
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
-    """Check `document` against the schema of `rules`; return the patient it describes. A FHIR
-    QuestionnaireResponse (by its resourceType) is read by its items' linkIds first."""
-    if isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse":
-        from .fhir import patient_document  # only for FHIR input
-
-        document = patient_document(document, rules, source)
+    """Check the patient record `document` against the schema of `rules`; return the patient it
+    describes. (Other formats, FHIR among them, are read into a record by `llr_asp.readers`.)"""
     check, paths = _reading(rules)
     if not check(document):
         _raise_schema_error(document, json_schema(rules), rules, source)

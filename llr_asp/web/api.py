@@ -18,7 +18,8 @@ from fastapi.responses import StreamingResponse
 from ..batch import CHUNK, Result, chunks, read_jsonl
 from ..decision import per_policy
 from ..errors import InputError
-from ..patient import MAX_BYTES, Patient, parse, validate
+from ..patient import MAX_BYTES, Patient, parse
+from ..readers import validate
 from ..whatif import whatif as find_whatif
 from .engines import Engines
 from .responses import JSON

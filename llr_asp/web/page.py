@@ -21,9 +21,10 @@ from markupsafe import Markup
 from ..errors import InputError, printable
 from ..interview import parse_answer
 from ..markdown import decision_markdown
-from ..patient import MAX_BYTES, Patient, parse, validate
+from ..patient import MAX_BYTES, Patient, parse
 from ..pictures import decision_tree
 from ..questionnaire import with_value
+from ..readers import validate
 from ..whatif import whatif
 from ..wording import (
     CHANGE_KEY,
