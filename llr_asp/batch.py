@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import signal
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -89,6 +89,7 @@ class LineError:
 
     line: int
     error: str
+    patient: str | None = None  # the record's id, where it could be read (Arrow output names it)
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "error": self.error}
@@ -150,7 +151,7 @@ class Screener:
             try:
                 patient = to_patient(document, self.rules, f"{source}:{line}")
             except InputError as error:
-                read.append(LineError(line, str(error)))
+                read.append(LineError(line, str(error), _id(document)))
                 continue
             places = self._slots.places(patient)
             key = tuple(sorted(places))  # what clingo sees of the patient
@@ -243,6 +244,12 @@ class Screener:
 
         self._decide.solve(assumptions=self._slots.assumptions(group), on_model=on_model)
         return plain, others
+
+
+def _id(document: Document) -> str | None:
+    """The id a parsed document gives, if any (JSON text is not parsed again for it)."""
+    name = document.get("id") if isinstance(document, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _text(symbol: clingo.Symbol) -> str:
