@@ -20,7 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import clingo
 
@@ -29,10 +29,10 @@ from .errors import InputError, LlrError, WorkerError
 from .patient import Patient
 from .readers import BOM as BOM
 from .readers import Document as Document
+from .readers import Numbered, to_patient
 from .readers import line_problem as line_problem
 from .readers import read_csv as read_csv
 from .readers import read_jsonl as read_jsonl
-from .readers import to_patient
 from .reasoner import Answers, PatientInput, gathered_by_world, minimal
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
 from .shown import ShownAtoms
@@ -280,12 +280,33 @@ def iterate_decisions(
     many worker processes. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
-    pieces = chunks(numbered, CHUNK)
+    yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
+
+
+class Rows(Protocol):
+    """A chunk of input rows that becomes numbered documents where it is screened (in a worker):
+    Arrow record batches are handed over far more cheaply than the documents they make."""
+
+    def documents(self, rules: RuleSet) -> list[Numbered]: ...
+
+
+Chunk = Union[list[Numbered], Rows]
+
+
+def decide_chunks(
+    pieces: Iterable[Chunk],
+    policy: str | None = "all",
+    rules: Path | None = None,
+    jobs: int = 1,
+    source: str = "batch",
+) -> Iterator[Result]:
+    """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
+    that a worker reads into documents itself."""
     if jobs <= 1:
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
         for chunk in pieces:
-            yield from screener.screen(chunk, source, chosen)
+            yield from screener.screen(_documents(chunk, screener.rules), source, chosen)
         return
     Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
@@ -342,10 +363,14 @@ def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
     _worker = (screener, screener.policies(policy), source)
 
 
-def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:
+def _screen_chunk(chunk: Chunk) -> list[Result]:
     assert _worker is not None
     screener, chosen, source = _worker
-    return screener.screen(chunk, source, chosen)
+    return screener.screen(_documents(chunk, screener.rules), source, chosen)
+
+
+def _documents(chunk: Chunk, rules: RuleSet) -> list[Numbered]:
+    return chunk if isinstance(chunk, list) else chunk.documents(rules)
 
 
 def default_jobs() -> int:
