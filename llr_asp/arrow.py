@@ -222,7 +222,13 @@ class ArrowReader:
         rows = range(first, first + batch.num_rows)
         if not tree:
             return [(line, {}) for line in rows]
-        return list(zip(rows, _struct(tree).to_pylist()))
+        documents = _struct(tree).to_pylist()
+        for key in ("id", "policy"):  # a null names no patient, no policy (JSON's null is refused)
+            if key in tree and tree[key].null_count:
+                for document in documents:
+                    if document[key] is None:
+                        del document[key]
+        return list(zip(rows, documents))
 
     def plan(self, schema: pa.Schema) -> list[_Column]:
         """How each column of `schema` is read; InputError for a column that cannot be."""
@@ -269,7 +275,7 @@ class ArrowReader:
         if not fits:
             field = self.rules.fields.get(path)
             takes = f" (it takes {_takes(field)})" if field is not None else ""
-            problem = f"a {kind} column where the field needs {wanted}{takes}; cast the column to it"
+            problem = f"the column is {kind} where the field needs {wanted}{takes}; cast the column to it"
             raise InputError(self.source, path, problem)
         return None
 
@@ -355,8 +361,11 @@ def _rows(data: bytes, first: int, source: str) -> ArrowRows:
 _readers: dict[tuple[str, str], ArrowReader] = {}  # a process's readers, each keeping its column plans
 
 
-def row_chunks(batches: Iterable[pa.RecordBatch], source: str, size: int = CHUNK) -> Iterator[ArrowRows]:
-    """Record batches cut into chunks of at most `size` rows, numbered from 1 across them."""
+def row_chunks(
+    batches: Iterable[pa.RecordBatch], source: str, size: int | None = None
+) -> Iterator[ArrowRows]:
+    """Record batches cut into chunks of at most `size` (CHUNK) rows, numbered from 1 across them."""
+    size = size or CHUNK
     first = 1
     for batch in batches:
         for start in range(0, batch.num_rows, size):

@@ -385,7 +385,7 @@ def batch(
     decided, 1 when some lines were errors (every line is still written), 2 for unusable
     arguments.
     """
-    from .batch import Summary, default_jobs, iterate_decisions, read_csv, read_jsonl
+    from .batch import CHUNK, Summary, chunks, decide_chunks, default_jobs, read_csv, read_jsonl
     from .errors import WorkerError
     from .outputs import check_target, replaced, same_file
     from .render import summary_view
@@ -423,14 +423,15 @@ def batch(
                 raise UsageError(
                     "Parquet is read from a file (its index is at the end): give the file's path"
                 )
-            rows, lines = _arrow().read_parquet(Path(source), ruleset)
+            rows, pieces = _arrow().read_parquet(Path(source), ruleset)
             stream = None
         else:
             stream = _open_input(source)
             lines = read_csv(stream, ruleset) if input_format is InputFormat.csv else read_jsonl(stream)
+            pieces = chunks(lines, CHUNK)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
-        results = iterate_decisions(lines, policy, rules, workers, name)
+        results = decide_chunks(pieces, policy, rules, workers, name)
         output = _output(out, format)
         try:
             with (

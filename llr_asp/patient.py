@@ -270,6 +270,10 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
     errors = jsonschema.Draft202012Validator(schema).iter_errors(document)
     error = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
     if error is None:
+        nan = _nan(document, "")
+        if nan is not None:  # NaN passes every bound of a JSON Schema, yet is no number
+            problem = "NaN is not a number; give null (None) if unknown"
+            raise InputError(source, nan, problem)
         return  # jsonschema is the authority: the document is valid
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
@@ -280,6 +284,17 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
     got = json.dumps(error.instance)
     got = got if len(got) <= 40 else got[:37] + "..."
     raise InputError(source, path or "(document)", f"expected {_expectation(error.schema)}, got {got}")
+
+
+def _nan(node: Any, path: str) -> str | None:
+    """The dotted path of a NaN in a document (from Python or Arrow: JSON has none), or None."""
+    if isinstance(node, float) and math.isnan(node):
+        return path or "(document)"
+    for key, child in node.items() if isinstance(node, dict) else ():
+        found = _nan(child, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _unknown_key(wrong: str, written: str, rules: RuleSet) -> str:
