@@ -482,11 +482,16 @@ def _open_input(source: str) -> Any:
 def _arrow() -> Any:
     """llr_asp.arrow, or a UsageError saying how to install it."""
     try:
+        import pyarrow
+
         from . import arrow
     except ImportError:
         raise UsageError(
             "Parquet needs pyarrow: pip install 'llr-asp[parquet]' (or --format jsonl or csv)"
         ) from None
+    # the C library's allocator gives freed buffers back: with Arrow's default (mimalloc) the main
+    # process of a Parquet batch run peaked some 50 MB higher (benchmarks/bench_arrow.py)
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     return arrow
 
 

@@ -273,7 +273,7 @@ def test_without_pyarrow_parquet_is_one_line_saying_what_to_install(
 
 def test_output_is_written_a_row_group_at_a_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Results are held only until a row group is full, whatever the cohort's size."""
-    monkeypatch.setattr(arrow, "BATCH_ROWS", 16)
+    monkeypatch.setattr(arrow, "OUTPUT_ROWS", 16)
     monkeypatch.setattr(arrow, "GROUP_ROWS", 64)
     _, parquet = write_cohort(tmp_path, cohort(100))
     out = tmp_path / "out.parquet"
@@ -360,3 +360,16 @@ def test_a_chunk_goes_to_a_worker_as_its_own_rows() -> None:
     sent = pickle.dumps(chunks[5])
     assert len(sent) < len(pickle.dumps(batch)) / 10
     assert pickle.loads(sent).documents(RULES) == chunks[5].documents(RULES)
+
+
+def test_an_id_that_is_not_unicode_is_written_escaped(tmp_path: Path) -> None:
+    """A lone surrogate (a JSON escape) cannot be a Parquet string: it is written as its escape,
+    as JSON Lines output writes it."""
+    source = tmp_path / "cohort.jsonl"
+    source.write_text('{"id": "a\\ud800b", "sex": "female"}\n')
+    out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["batch", str(source), "--out", str(out), "-p", "hip-resurfacing", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    [row] = pq.read_table(out).to_pylist()
+    assert (row["patient"], row["decision"]) == ("a\\ud800b", "not_eligible")
+    assert arrow.result_batch([], RULES.digest).schema == arrow.OUTPUT
