@@ -90,14 +90,26 @@ def memory(pids: list[int], key: str) -> int:
     return total
 
 
+def cpu(pid: int) -> float:
+    """Seconds of CPU (user and system) a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_batch(command: list[str]) -> dict[str, Any]:
-    """Wall seconds and memory of one batch run: peak RSS sum (every 50 ms), peak PSS sum (every
-    500 ms), and the PSS peak over each fifth of the run."""
+    """Wall seconds, CPU seconds and memory of one batch run: the CPU time of each process of the
+    tree (its last sample, every 50 ms: a shared machine's other load lengthens the wall time,
+    much less the CPU time), peak RSS sum (every 50 ms), peak PSS sum (every 500 ms), and the
+    PSS peak over each fifth of the run."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rss, samples, tick = 0, [], 0
+    rss, samples, tick, used = 0, [], 0, {}
     while process.poll() is None:
         pids = tree(process.pid)
+        used.update({pid: seconds for pid in pids if (seconds := cpu(pid))})
         rss = max(rss, memory(pids, "VmRSS"))
         if tick % 10 == 0:
             samples.append((time.perf_counter() - start, memory(pids, "Pss")))
@@ -110,7 +122,13 @@ def run_batch(command: list[str]) -> dict[str, Any]:
         max((m for t, m in samples if k * elapsed / 5 <= t < (k + 1) * elapsed / 5), default=0)
         for k in range(5)
     ]
-    return {"seconds": elapsed, "rss": rss, "pss": max(m for _, m in samples), "fifths": fifths}
+    return {
+        "seconds": elapsed,
+        "cpu": sum(used.values()),
+        "rss": rss,
+        "pss": max(m for _, m in samples),
+        "fifths": fifths,
+    }
 
 
 def spark_run(source: Path, target: Path, jobs: int, warm: Path) -> float:
@@ -173,13 +191,17 @@ def main() -> None:
             )
             fifths = " ".join(f"{m / 2**20:.0f}" for m in run["fifths"])
             print(
-                f"{name:25} -j {jobs}: {run['seconds']:6.1f} s, {rows / run['seconds']:7,.0f} patients/s; "
+                f"{name:25} -j {jobs}: {run['seconds']:6.1f} s, {rows / run['seconds']:7,.0f} patients/s, "
+                f"{run['cpu'] / rows * 1e6:4.0f} CPU-us a patient; "
                 f"peak memory {run['rss'] / 2**20:4.0f} MB (sum of RSS), "
                 f"{run['pss'] / 2**20:4.0f} MB (sum of PSS; "
                 f"peak PSS by fifth of the run: {fifths} MB); output {target.stat().st_size / 2**20:.1f} MB"
             )
         ratio = runs["Parquet -> Parquet"]["seconds"] / runs["JSON Lines -> JSON Lines"]["seconds"]
-        print(f"Parquet takes {ratio:.2f}x the time of JSON Lines per row (goal <= 1)")
+        used = runs["Parquet -> Parquet"]["cpu"] / runs["JSON Lines -> JSON Lines"]["cpu"]
+        print(
+            f"Parquet takes {ratio:.2f}x the wall time and {used:.2f}x the CPU time of JSON Lines (goal <= 1)"
+        )
         if not options.no_spark:
             warm = Path(work, "warm.parquet")
             pq.write_table(pq.read_table(parquet).slice(0, 20_000), warm)

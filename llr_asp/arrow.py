@@ -38,8 +38,8 @@ from .ruleset import Field, RuleSet, load_rules
 
 BATCH_ROWS = 8192  # rows of input read at a time
 OUTPUT_ROWS = 1024  # results turned into a record batch at a time (their JSON objects: 2-4 KB each)
-GROUP_BYTES = 32 << 20  # output held before a Parquet row group is written
-GROUP_ROWS = 128 * 1024  # ... or this many rows, whichever comes first
+GROUP_BYTES = 16 << 20  # output held before a Parquet row group is written
+GROUP_ROWS = 64 * 1024  # ... or this many rows, whichever comes first
 
 _TEXT = pa.string()
 _TEXTS = pa.list_(_TEXT)

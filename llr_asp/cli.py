@@ -383,7 +383,8 @@ def batch(
     requirements most often failed, the fields most often missing, how many patients each
     contested reading decides, the bad lines) ends the run on stderr. Exit 0 when every line was
     decided, 1 when some lines were errors (every line is still written), 2 for unusable
-    arguments.
+    arguments. Parquet in and out needs the parquet extra: a row per patient, fields as dotted or
+    struct columns; results as the same objects in columns (`llr-asp schema --output parquet`).
     """
     from .batch import CHUNK, Summary, chunks, decide_chunks, default_jobs, read_csv, read_jsonl
     from .errors import WorkerError
