@@ -373,3 +373,21 @@ def test_an_id_that_is_not_unicode_is_written_escaped(tmp_path: Path) -> None:
     [row] = pq.read_table(out).to_pylist()
     assert (row["patient"], row["decision"]) == ("a\\ud800b", "not_eligible")
     assert arrow.result_batch([], RULES.digest).schema == arrow.OUTPUT
+
+
+def test_progress_follows_the_rows_of_a_parquet_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Parquet file's position is no measure of the rows read: the bar counts rows."""
+    import io
+
+    from llr_asp import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown = Terminal()
+    monkeypatch.setattr(sys, "stderr", shown)
+    with cli._progress(None, "cohort.parquet", 40) as advance:
+        advance(20)
+    last = shown.getvalue().split("\r")[-1]
+    assert "20 lines" in last and "╺" in last  # half way along the bar
