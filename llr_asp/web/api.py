@@ -1,7 +1,8 @@
 """The JSON API under /api/v1: each body is exactly what the CLI prints with `--format json`.
 
 A patient document is the request body, parsed and validated as `explain` does; a bad one is
-422 with the CLI's one-line message, an unknown policy 404, a body over its limit 413.
+422 with the CLI's one-line message, an unknown policy 404, a body over its limit 413 (the guard
+bounds every body while it streams: `guard.py`).
 """
 
 from __future__ import annotations
@@ -26,38 +27,21 @@ from .responses import JSON
 WHATIF_SECONDS = 5.0
 """What-if per request and policy: it takes milliseconds on the bundled rules; past this, 503."""
 
-BATCH_BYTES = 100 << 20
-"""A batch body is spooled to a temporary file as it arrives (memory stays flat), then decided
-line by line as the answer streams; past 100 MiB it is refused (413)."""
-
 router = APIRouter()
 PolicyQuery = Query(
     None, description='A policy id (see /api/v1/policies) or "all". Default: the record\'s, else all.'
 )
 
 
-class TooLarge(Exception):
-    """A request body over its limit."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the request body is over {limit >> 20} MiB; send less (a patient record is a few hundred bytes)"
-        )
-
-
 def engines(request: Request) -> Engines:
     return request.app.state.engines  # type: ignore[no-any-return]
 
 
-async def body(request: Request, limit: int = MAX_BYTES) -> bytes:
-    """The request body, refused past `limit` bytes before it is read whole."""
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise TooLarge(limit)
+async def body(request: Request) -> bytes:
+    """The request body (the guard has refused it, 413, past the route's limit)."""
     data = bytearray()
     async for piece in request.stream():
         data += piece
-        if len(data) > limit:
-            raise TooLarge(limit)
     return bytes(data)
 
 
@@ -183,18 +167,15 @@ def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], enc
 
 
 async def _spooled(request: Request) -> IO[bytes]:
-    """The request body in a temporary file (in memory while small), refused (413) past
-    BATCH_BYTES; memory stays flat however long the cohort."""
-    if int(request.headers.get("content-length") or 0) > BATCH_BYTES:
-        raise TooLarge(BATCH_BYTES)
+    """The request body in a temporary file (in memory while small): memory stays flat however
+    long the cohort (the guard cuts it off, 413, past --max-batch-mib)."""
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=MAX_BYTES)  # noqa: SIM115 (closed by the response)
-    total = 0
-    async for piece in request.stream():
-        total += len(piece)
-        if total > BATCH_BYTES:
-            spool.close()
-            raise TooLarge(BATCH_BYTES)
-        spool.write(piece)
+    try:
+        async for piece in request.stream():
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 
