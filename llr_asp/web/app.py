@@ -23,7 +23,7 @@ from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
 from . import api, cds, fhir, page
-from .engines import Engines
+from .engines import Engines, Overloaded
 from .guard import FAULT, Guard
 from .responses import JSON
 from .settings import Settings
@@ -61,8 +61,10 @@ def create_app(rules: Path | None = None, settings: Settings | None = None) -> F
         redoc_url=None,
         default_response_class=JSON,
     )
+    engines.seconds, engines.max_queue = settings.reasoning_seconds, settings.max_queue
     app.state.engines = engines
     app.state.settings = settings
+    app.state.batches = 0  # batch requests running now
     app.state.cds = cds.authority_from_environment(settings)
     app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
     app.include_router(api.router)
@@ -123,7 +125,7 @@ def _errors(app: FastAPI) -> None:
         return handler
 
     # each error gets the handler of the nearest class in its MRO (an InputError is an LlrError)
-    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, LlrError: 422}
+    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, Overloaded: 503, LlrError: 422}
     for kind, status in statuses.items():
         app.add_exception_handler(kind, answering(status))
 

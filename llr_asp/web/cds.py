@@ -22,12 +22,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..decision import Decision
-from ..errors import InputError
-from ..fhir import DETERMINATION, is_response, patient_document
+from ..fhir import DETERMINATION
 from ..markdown import decision_markdown
-from ..patient import nested, validate
-from .api import document, engines
+from ..patient import validate
+from .api import document, engines, hung_up
 from .engines import Engines
+from .hookcall import HOOKS, inconsistent_card, read_call
 from .responses import JSON
 from .settings import Settings
 from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
@@ -35,10 +35,8 @@ from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, 
 __all__ = ["Unauthorized", "authority_from_environment", "router"]
 
 router = APIRouter()
-HOOKS = ("order-select", "order-sign")
 ALGORITHMS = ["ES384", "RS384"]
 ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV = "LLR_ASP_CDS_ISSUERS", "LLR_ASP_CDS_JWKS", "LLR_ASP_CDS_NO_AUTH"
-GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
 
 
 def authority_from_environment(settings: Settings) -> Authority:
@@ -103,21 +101,19 @@ async def hook(request: Request, service: str) -> JSON:
     await authorize(request)
     held = engines(request)
     [policy] = held.rules.select(service)
-    call = await document(request)
-    if not isinstance(call, dict) or call.get("hook") not in HOOKS:
-        raise InputError("request body", "hook", f"expected one of {', '.join(HOOKS)}")
-    if not _for_procedure(call, held.rules.procedures.get(policy.id, ())):
+    call = await document(request, then=lambda call: read_call(call, held.rules, policy))
+    if not call.ordered:
         return JSON({"cards": []})
-    prefetch = call.get("prefetch")
-    if not isinstance(prefetch, dict) or not (prefetch.get("patient") or prefetch.get("answers")):
+    if not call.prefetched:
         return JSON({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
-    record = _patient(prefetch, held.rules)
+    if call.elsewhere is not None:
+        return JSON({"cards": [inconsistent_card(policy, call.elsewhere)]})
 
     def answer(held: Engines) -> Any:
-        [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
+        [decision] = held.interviewer.decide(validate(call.record, held.rules, "prefetch"), [policy])
         return {"cards": [card(decision, held.rules, public_url(request))]}
 
-    return JSON(await held.run(answer))
+    return JSON(await held.run(answer, lambda: hung_up(request)))
 
 
 @router.post("/cds-services/{service}/feedback", summary="CDS Hooks feedback: counted, nothing kept")
@@ -127,42 +123,6 @@ async def feedback(request: Request, service: str) -> JSON:
     counts = request.app.state.feedback
     counts[service] = counts.get(service, 0) + 1
     return JSON({})
-
-
-def _for_procedure(call: dict[str, Any], codes: tuple[tuple[str, str, str], ...]) -> bool:
-    """Whether a draft order of the call is a ServiceRequest for one of the declared codes."""
-    wanted = {(system, code) for system, code, _ in codes}
-    orders = (call.get("context") or {}).get("draftOrders") or {}
-    for entry in orders.get("entry", []) if isinstance(orders, dict) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
-            continue
-        for coding in (resource.get("code") or {}).get("coding", []):
-            if isinstance(coding, dict) and (coding.get("system"), coding.get("code")) in wanted:
-                return True
-    return False
-
-
-def _patient(prefetch: dict[str, Any], rules: Any) -> dict[str, Any]:
-    """The patient record the prefetch gives: answers from a QuestionnaireResponse, sex from
-    Patient.gender; anything else is unknown."""
-    answers = prefetch.get("answers")
-    if isinstance(answers, dict) and answers.get("resourceType") == "Bundle":
-        found = [e.get("resource") for e in answers.get("entry", []) if isinstance(e, dict)]
-        answers = next((r for r in found if is_response(r)), None)
-    document = (
-        patient_document(answers, rules, "prefetch.answers")
-        if isinstance(answers, dict) and is_response(answers)
-        else {}
-    )
-    patient = prefetch.get("patient")
-    if isinstance(patient, dict) and patient.get("resourceType") == "Patient":
-        sex = GENDER.get(str(patient.get("gender")))
-        if sex is not None and "sex" in rules.fields:
-            document = {**document, **nested({"sex": sex})}
-        if isinstance(patient.get("id"), str):
-            document["id"] = patient["id"]
-    return document
 
 
 def card(decision: Decision, rules: Any, base: str) -> dict[str, Any]:
