@@ -383,3 +383,65 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _orders(body: dict[str, Any]) -> dict[str, Any]:
+    return body["context"]["draftOrders"]["entry"][0]["resource"]  # type: ignore[no-any-return]
+
+
+MALFORMED = {
+    "context a list": (lambda b: b.update(context=[b["context"]]), "context"),
+    "context a string": (lambda b: b.update(context="Patient/pat-1"), "context"),
+    "context a number": (lambda b: b.update(context=7), "context"),
+    "entry not a list": (lambda b: b["context"]["draftOrders"].update(entry=5), "context.draftOrders.entry"),
+    "code a string": (lambda b: _orders(b).update(code="hip"), "entry[0].resource.code"),
+    "code a list": (lambda b: _orders(b).update(code=[CODE]), "entry[0].resource.code"),
+    "coding not a list": (lambda b: _orders(b)["code"].update(coding=5), "resource.code.coding"),
+    "answers entry not a list": (
+        lambda b: b["prefetch"]["answers"].update(entry=5),
+        "prefetch.answers.entry",
+    ),
+    "no patientId": (lambda b: b["context"].pop("patientId"), "context.patientId"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_call_is_422_naming_where(client: TestClient, case: str) -> None:
+    change, where = MALFORMED[case]
+    body = call("route-c1-pain")
+    change(body)
+    path = "/cds-services/hip-resurfacing"
+    reply = client.post(path, json=body, headers=auth(path))
+    assert reply.status_code == 422, reply.text
+    assert where in reply.json()["error"]
+
+
+def _subject(body: dict[str, Any], reference: str) -> None:
+    body["prefetch"]["answers"]["entry"][0]["resource"]["subject"] = {"reference": reference}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b["prefetch"]["patient"].update(id="pat-2"),
+        lambda b: _subject(b, "Patient/pat-2"),
+        lambda b: _subject(b, "https://ehr.example/fhir/Patient/pat-2"),
+        lambda b: _subject(b, "Group/pat-1"),
+    ],
+    ids=["Patient", "answers' subject", "answers' absolute subject", "answers about a group"],
+)
+def test_a_prefetch_about_another_patient_is_not_decided(client: TestClient, change: Any) -> None:
+    body = call("route-c1-pain")
+    change(body)
+    path = "/cds-services/hip-resurfacing"
+    [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+    assert card["indicator"] == "warning" and "another patient" in card["summary"]
+    assert "extension" not in card and "Meets" not in card["summary"]
+
+
+def test_answers_about_this_patient_are_decided(client: TestClient) -> None:
+    body = call("route-c1-pain")
+    _subject(body, "https://ehr.example/fhir/Patient/pat-1")
+    path = "/cds-services/hip-resurfacing"
+    [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"

@@ -269,3 +269,38 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
     )
     unguarded = runner.invoke(cli, ["serve", "--no-auth"])
     assert "WARNING: --no-auth" in unguarded.stderr
+
+
+def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from llr_asp.web.settings import ENV, Settings
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    monkeypatch.delenv(ENV, raising=False)
+    arguments = [
+        "serve",
+        "--no-auth",
+        "--public-url",
+        "https://llr.example.nhs.uk/",
+        "--state-dir",
+        str(tmp_path),
+    ]
+    arguments += ["--redis", "redis://127.0.0.1:6390/0", "--proxy", "10.0.0.5", "--max-header-kib", "8"]
+    result = runner.invoke(cli, [*arguments, "--max-batch-mib", "20", "--max-connections", "100"])
+    assert result.exit_code == 0, result.stderr
+    [options] = started
+    assert options["http"] == "llr_asp.web.server:BoundedH11Protocol"  # h11: header limits
+    assert (options["h11_max_incomplete_event_size"], options["limit_concurrency"]) == (8 << 10, 100)
+    assert options["forwarded_allow_ips"] == ["10.0.0.5"] and options["access_log"] is False
+    import os
+
+    settings = Settings.from_environment()  # what every worker reads
+    assert settings.public_url == "https://llr.example.nhs.uk" and settings.state_dir == tmp_path
+    assert (settings.redis, settings.max_batch_body) == ("redis://127.0.0.1:6390/0", 20 << 20)
+    assert os.environ[ENV] == settings.to_json()
+    bad = runner.invoke(cli, ["serve", "--no-auth", "--public-url", "llr.example.nhs.uk"])
+    assert bad.exit_code == 2 and "--public-url" in bad.stderr and len(started) == 1
