@@ -19,6 +19,7 @@ pytest.importorskip("fastapi", reason="the web extra is not installed")
 jwt = pytest.importorskip("jwt", reason="PyJWT is not installed")
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from serving import free_port  # noqa: E402
 
 from llr_asp.ruleset import default_rules_dir  # noqa: E402
 from llr_asp.web import cds, create_app  # noqa: E402
@@ -375,14 +376,6 @@ def test_with_redis_a_token_is_used_once_across_hosts(folder: Path, tmp_path: Pa
     assert second.get("/cds-services", headers=headers).status_code == 401
     assert second.get("/cds-services", headers=auth("/cds-services")).status_code == 200
     assert not (tmp_path / "a").exists()  # nothing kept on the host
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _orders(body: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import json
 import logging
 import select
 import socket
-import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -27,11 +26,12 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
 import httpx
-import uvicorn
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice about httpx versions
     from fastapi.testclient import TestClient
+
+from serving import serving
 
 from llr_asp import patient as patient_module
 from llr_asp.web import api, create_app, server
@@ -386,25 +386,11 @@ SERVED = Settings(max_connections=6, header_seconds=0.5)
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ENV, SERVED.to_json())  # as `serve` hands them to its workers
         server._header_seconds.cache_clear()
-        options = server.uvicorn_options(SERVED)
-        config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, **options)
-        running = uvicorn.Server(config)
-        thread = threading.Thread(target=running.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not running.started:
-            if time.monotonic() > deadline:
-                pytest.fail("the test server did not start in 30 s")
-            time.sleep(0.05)
-        yield "127.0.0.1", port
-        running.should_exit = True
-        thread.join(timeout=10)
+        with serving(create_app(), log_config=None, **server.uvicorn_options(SERVED)) as port:
+            yield "127.0.0.1", port
     server._header_seconds.cache_clear()
 
 
