@@ -439,6 +439,20 @@ def test_a_slow_request_head_is_hung_up_on(served: tuple[str, int]) -> None:
         assert connection.recv(1024) == b"" and time.monotonic() - begun < 3
 
 
+def test_a_request_head_sent_a_byte_at_a_time_is_hung_up_on(served: tuple[str, int]) -> None:
+    """Slowloris: each byte in time, the whole head never; the head has one deadline."""
+    with socket.create_connection(served, timeout=5) as connection:
+        begun = time.monotonic()
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                break
+            if select.select([connection], [], [], 0.1)[0]:
+                break
+        assert connection.recv(1024) == b"" and time.monotonic() - begun < 3
+
+
 def test_past_the_connection_cap_a_request_is_503(served: tuple[str, int]) -> None:
     held = [socket.create_connection(served, timeout=5) for _ in range(SERVED.max_connections)]
     try:

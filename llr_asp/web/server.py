@@ -55,16 +55,21 @@ class BoundedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            self._arm()  # still reading this request: the clock starts again
-        elif self._deadline is not None:
+        state = self.conn.their_state
+        if self.transport.is_closing() or state not in (h11.IDLE, h11.SEND_BODY):
+            self._disarm()  # the request is in: the application has it
+        elif state is h11.SEND_BODY or self._deadline is None:
+            # a head has one deadline however it trickles in (slowloris sends a byte a second);
+            # a body may pause that long between two reads
+            self._arm()
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._disarm()
         super().connection_lost(exc)
 
     def _arm(self) -> None:
