@@ -438,3 +438,32 @@ def test_answers_about_this_patient_are_decided(client: TestClient) -> None:
     path = "/cds-services/hip-resurfacing"
     [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
     assert card["summary"] == "Meets ARP 55 criteria"
+
+
+def _use_all(path: str, keys: list[str], start: Any, accepted: Any) -> None:
+    from llr_asp.web.tokens import SqliteUsedTokens
+
+    store = SqliteUsedTokens(Path(path))
+    start.wait()
+    accepted.put(sum(store.first_use(key, time.time() + 60) for key in keys))
+
+
+def test_processes_racing_on_one_state_file_accept_each_token_id_once(tmp_path: Path) -> None:
+    """Three worker processes try the same 300 token ids at once: 300 accepted in all."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    keys = [f"jti-{n}" for n in range(300)]
+    start, accepted = context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_use_all, args=(str(tmp_path / "used.sqlite3"), keys, start, accepted))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    start.set()
+    counts = [accepted.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sum(counts) == len(keys)
