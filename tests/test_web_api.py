@@ -244,8 +244,7 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append({"app": app, **options}))
-    for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV):
-        monkeypatch.delenv(name, raising=False)
+    isolated_environment(monkeypatch)
     missing = runner.invoke(cli, ["serve", "--cds-jwks", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "--cds-jwks" in missing.stderr and started == []
     jwks = tmp_path / "jwks.json"
@@ -280,7 +279,7 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
-    monkeypatch.delenv(ENV, raising=False)
+    isolated_environment(monkeypatch)
     arguments = [
         "serve",
         "--no-auth",
@@ -304,3 +303,16 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
     assert os.environ[ENV] == settings.to_json()
     bad = runner.invoke(cli, ["serve", "--no-auth", "--public-url", "llr.example.nhs.uk"])
     assert bad.exit_code == 2 and "--public-url" in bad.stderr and len(started) == 1
+
+
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `serve` writes to the environment for its workers is undone after the test (set,
+    then deleted: monkeypatch restores only what it changed), so no later app of this process
+    runs without authentication or with another's settings."""
+    from llr_asp.web import cds
+    from llr_asp.web.app import RULES_ENV
+    from llr_asp.web.settings import ENV
+
+    for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV, RULES_ENV, ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
