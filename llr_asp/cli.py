@@ -810,6 +810,57 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
     ] = False,
+    public_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            help="The base URL callers use (CDS Hooks tokens' aud, card links); default http://HOST:PORT.",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where used CDS Hooks token ids are kept for all workers (SQLite); default a per-user "
+            "cache directory.",
+        ),
+    ] = None,
+    redis: Annotated[
+        Optional[str],
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="Keep used token ids in Redis instead (several hosts behind one balancer).",
+        ),
+    ] = None,
+    proxy: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--proxy",
+            metavar="ADDR",
+            help="A proxy whose X-Forwarded-* headers are believed (repeat); default 127.0.0.1.",
+        ),
+    ] = None,
+    max_header_kib: Annotated[
+        int,
+        typer.Option(
+            "--max-header-kib", min=1, max=1024, help="Request line and headers, at most (400 past it)."
+        ),
+    ] = 16,
+    max_batch_mib: Annotated[
+        int,
+        typer.Option(
+            "--max-batch-mib", min=1, max=10240, help="A batch request's body, at most (413 past it)."
+        ),
+    ] = 100,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", min=1, max=100_000, help="Connections a worker takes (503 past it)."
+        ),
+    ] = 512,
     rules: RulesOption = None,
 ) -> None:
     """Serve the page for clinicians and the JSON API (needs the web extra).
@@ -837,11 +888,23 @@ def serve(
 
     from .web.app import RULES_ENV
     from .web.cds import ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV
+    from .web.server import uvicorn_options
+    from .web.settings import ENV, Settings
 
     with _user_errors():
         load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
         if cds_jwks is not None and not cds_jwks.is_file():
             raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")
+        settings = Settings(
+            public_url=public_url or f"http://{host}:{port}",
+            state_dir=state_dir.resolve() if state_dir is not None else None,
+            redis=redis,
+            proxies=tuple(proxy) if proxy else ("127.0.0.1",),
+            max_header_bytes=max_header_kib << 10,
+            max_batch_body=max_batch_mib << 20,
+            max_connections=max_connections,
+        )
+    os.environ[ENV] = settings.to_json()
     if rules is not None:
         os.environ[RULES_ENV] = str(rules.resolve())
     os.environ[ISSUERS_ENV] = ",".join(cds_issuer or [])
@@ -858,6 +921,10 @@ def serve(
         )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"llr-asp: note: listening on {host}: reachable from other machines", err=True)
+        if public_url is None:
+            typer.echo(
+                f"llr-asp: note: no --public-url: CDS Hooks tokens must name {settings.public_url}", err=True
+            )
     typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
     uvicorn.run(
         "llr_asp.web:create_app",
@@ -865,8 +932,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        access_log=False,  # request lines would record what was asked about whom
-        log_level="warning",
+        **uvicorn_options(settings),
     )
 
 

@@ -93,6 +93,14 @@ def item(field: Field) -> dict[str, Any]:
     return entry
 
 
+def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:
+    """`value` if it has the shape a FHIR element must have (`kind`), else refused naming where
+    it is: a list where an object belongs is a clean 422, never a TypeError further on."""
+    if isinstance(value, kind):
+        return value
+    raise InputError(source, where, f"expected {what}")
+
+
 def is_response(document: Any) -> bool:
     return isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse"
 
@@ -172,13 +180,39 @@ WORDS = {
 }
 
 
+MAX_DEPTH = 64
+"""The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
+levels): deeper is refused before anything else, since the answer echoes the resource."""
+
+
+def _depth(node: Any, limit: int) -> int:
+    """How deeply `node` nests (lists and objects), counted no further than `limit` + 1."""
+    deepest, level = 0, [node]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [
+            child
+            for parent in level
+            if isinstance(parent, (dict, list))
+            for child in (parent.values() if isinstance(parent, dict) else parent)
+            if isinstance(child, (dict, list))
+        ]
+    return deepest
+
+
 def adaptive_response(parameters: Any, source: str = "request body") -> dict[str, Any]:
     """The QuestionnaireResponse of a $next-question call: the bare resource, or the one in a
     Parameters resource's `questionnaire-response` parameter."""
+    if _depth(parameters, MAX_DEPTH) > MAX_DEPTH:
+        raise InputError(
+            source, "", f"nested over {MAX_DEPTH} levels deep; no FHIR resource llr-asp reads is"
+        )
     if isinstance(parameters, dict) and parameters.get("resourceType") == "Parameters":
         found = [
             p.get("resource")
-            for p in parameters.get("parameter", [])
+            for p in shaped(
+                parameters.get("parameter", []), list, source, "parameter", "a list of parameters"
+            )
             if isinstance(p, dict) and p.get("name") == "questionnaire-response"
         ]
         if len(found) != 1:
@@ -203,26 +237,27 @@ def next_question(
     """
     rules = interviewer.rules
     response = dict(resource)
-    contained = [
-        r
-        for r in response.get("contained", [])
-        if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
-    ]
+    others = shaped(response.get("contained", []), list, source, "contained", "a list of resources")
+    contained = [r for r in others if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"]
     adapted = dict(contained[0]) if contained else _adaptive(response)
-    base = (adapted.get("derivedFrom") or [response.get("questionnaire") or questionnaire_url("all")])[0]
+    shaped(adapted.get("id"), str, source, "contained[Questionnaire].id", "the adaptive Questionnaire's id")
+    derived = shaped(adapted.get("derivedFrom", []), list, source, "contained.derivedFrom", "a list of URLs")
+    base = (derived or [response.get("questionnaire") or questionnaire_url("all")])[0]
     prefix = questionnaire_url("")
     if not isinstance(base, str) or not base.startswith(prefix):
         raise InputError(
             source, "contained.derivedFrom", f"not a questionnaire of llr-asp ({prefix}<policy>)"
         )
     policy = base[len(prefix) :] or "all"
-    asked = [
-        i.get("linkId") for i in adapted.get("item", []) if isinstance(i, dict) and i.get("type") != "display"
-    ]
+    items = shaped(adapted.get("item", []), list, source, "contained.item", "a list of items")
+    asked = [i.get("linkId") for i in items if isinstance(i, dict) and i.get("type") != "display"]
+    extensions = shaped(response.get("extension", []), list, source, "extension", "a list of extensions")
+    for n, extension in enumerate(extensions):
+        shaped(extension, dict, source, f"extension[{n}]", "an Extension object")
     patient = validate_response(response, asked, rules, source)
     steps = interviewer.next(patient, rules.select(policy))
     step = next((s for s in steps if s.question is not None), None)
-    adapted["item"] = list(adapted.get("item", []))
+    adapted["item"] = list(items)
     if step is not None and step.question is not None:
         adapted["item"].append(item(rules.fields[step.question.field]))
         response["status"] = "in-progress"
@@ -231,10 +266,10 @@ def next_question(
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
-            *[e for e in response.get("extension", []) if e.get("url") != DETERMINATION],
+            *[e for e in extensions if e.get("url") != DETERMINATION],
             *(determination(s.decision) for s in steps),
         ]
-    response["contained"] = [adapted, *[r for r in response.get("contained", []) if r not in contained]]
+    response["contained"] = [adapted, *[r for r in others if r not in contained]]
     response["questionnaire"] = f"#{adapted['id']}"
     return response
 
@@ -256,8 +291,10 @@ def _adaptive(response: dict[str, Any]) -> dict[str, Any]:
 def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Patient:
     """The patient of an adaptive response: its answers, and every question the adaptive
     Questionnaire asked that the response leaves unanswered, as asked and unknown."""
-    items = list(response.get("item", []))
-    answered = {i.get("linkId") for i in items if isinstance(i, dict)}
+    items = list(
+        shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
+    )
+    answered = {i["linkId"] for i in items if isinstance(i, dict) and isinstance(i.get("linkId"), str)}
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
 

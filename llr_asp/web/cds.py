@@ -7,113 +7,75 @@ prefetch: `patient` (Patient.gender gives sex) and `answers` (a QuestionnaireRes
 Bundle of one, for the rest). Partial prefetch is not an error: the card says what is missing.
 
 Every call, discovery included, carries `Authorization: Bearer <JWT>`, verified as the CDS
-Hooks specification requires: alg ES384 or RS384 only, typ JWT, kid in the configured JWKS,
-iss on the allow-list, aud the exact URL called, exp and iat, and a jti never seen before within
-the token's lifetime. A refused call is 401 with nothing more said.
+Hooks specification requires (`tokens.py`: the key chosen by kid and checked against alg, aud
+the configured public URL of the endpoint, a jti used once across workers). A refused call is
+401 with nothing more said.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..decision import Decision
-from ..errors import InputError
-from ..fhir import DETERMINATION, is_response, patient_document
+from ..fhir import DETERMINATION
 from ..markdown import decision_markdown
-from ..patient import nested, validate
-from .api import document, engines
+from ..patient import validate
+from .api import document, engines, hung_up
 from .engines import Engines
+from .hookcall import HOOKS, inconsistent_card, read_call
 from .responses import JSON
+from .settings import Settings
+from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
+
+__all__ = ["Unauthorized", "authority_from_environment", "router"]
 
 router = APIRouter()
-HOOKS = ("order-select", "order-sign")
 ALGORITHMS = ["ES384", "RS384"]
 ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV = "LLR_ASP_CDS_ISSUERS", "LLR_ASP_CDS_JWKS", "LLR_ASP_CDS_NO_AUTH"
-GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
 
 
-class Unauthorized(Exception):
-    """A CDS Hooks call whose token fails verification (the reason is not told to the caller)."""
+def authority_from_environment(settings: Settings) -> Authority:
+    """The issuers and keys `llr-asp serve --cds-issuer --cds-jwks` gave; used token ids in
+    Redis when `--redis` names one, else in the state directory's SQLite file."""
+    if os.environ.get(NO_AUTH_ENV):
+        return Authority(frozenset(), {}, enabled=False)
+    issuers = frozenset(i for i in os.environ.get(ISSUERS_ENV, "").split(",") if i)
+    jwks = os.environ.get(JWKS_ENV)
 
+    def opener() -> UsedTokens:
+        if settings.redis:
+            return RedisUsedTokens(settings.redis)
+        return SqliteUsedTokens(settings.used_tokens_file)
 
-@dataclass
-class Authority:
-    """Who may call: the allowed issuers, their keys (a JWKS file), and the jti seen so far."""
-
-    issuers: frozenset[str]
-    keys: dict[str, Any]  # kid -> public key
-    enabled: bool = True
-    seen: dict[str, float] = field(default_factory=dict)  # jti -> when it expires
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def from_environment(cls) -> Authority:
-        if os.environ.get(NO_AUTH_ENV):
-            return cls(frozenset(), {}, enabled=False)
-        issuers = frozenset(i for i in os.environ.get(ISSUERS_ENV, "").split(",") if i)
-        keys: dict[str, Any] = {}
-        jwks = os.environ.get(JWKS_ENV)
-        if jwks:
-            import jwt
-
-            for key in json.loads(Path(jwks).read_text())["keys"]:
-                keys[key["kid"]] = jwt.PyJWK(key).key
-        return cls(issuers, keys)
-
-    def verify(self, authorization: str | None, audience: str) -> None:
-        if not self.enabled:
-            return
-        import jwt
-
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("no bearer token")
-        token = authorization[len("Bearer ") :]
-        try:
-            header = jwt.get_unverified_header(token)
-            if header.get("alg") not in ALGORITHMS or header.get("typ", "JWT") != "JWT":
-                raise Unauthorized("algorithm or type")
-            key = self.keys.get(header.get("kid", ""))
-            if key is None:
-                raise Unauthorized("unknown kid")
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=ALGORITHMS,
-                audience=audience,
-                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
-            )
-        except jwt.PyJWTError as error:
-            raise Unauthorized(str(error)) from None
-        if claims["iss"] not in self.issuers:
-            raise Unauthorized("issuer")
-        now = time.time()
-        with self.lock:
-            self.seen = {jti: until for jti, until in self.seen.items() if until > now}
-            if claims["jti"] in self.seen:
-                raise Unauthorized("replayed jti")
-            self.seen[claims["jti"]] = float(claims["exp"])
+    return Authority.load(issuers, Path(jwks) if jwks else None, opener)
 
 
 def authority(request: Request) -> Authority:
     return request.app.state.cds  # type: ignore[no-any-return]
 
 
-def called_url(request: Request) -> str:
-    """The endpoint URL as the caller named it (the token's aud must be exactly this)."""
-    return str(request.url.replace(query=""))
+def public_url(request: Request) -> str:
+    """The service's base URL, as configured (`--public-url`), never as the request's own Host
+    or forwarded headers name it."""
+    return request.app.state.settings.public_url  # type: ignore[no-any-return]
+
+
+async def authorize(request: Request) -> None:
+    """Verify the call's token for this endpoint (aud: the configured public URL and the path),
+    off the event loop: the signature check and the shared store of used ids take their time."""
+    verify = authority(request).verify
+    audience = public_url(request) + request.url.path
+    await run_in_threadpool(verify, request.headers.get("authorization"), audience)
 
 
 @router.get("/cds-services", summary="CDS Hooks discovery: a service per policy and hook")
-def discovery(request: Request) -> JSON:
-    authority(request).verify(request.headers.get("authorization"), called_url(request))
+async def discovery(request: Request) -> JSON:
+    await authorize(request)
     rules = engines(request).rules
     services = [
         {
@@ -136,69 +98,31 @@ def discovery(request: Request) -> JSON:
 
 @router.post("/cds-services/{service}", summary="CDS Hooks: a card for an order of the policy's procedure")
 async def hook(request: Request, service: str) -> JSON:
-    authority(request).verify(request.headers.get("authorization"), called_url(request))
+    await authorize(request)
     held = engines(request)
     [policy] = held.rules.select(service)
-    call = await document(request)
-    if not isinstance(call, dict) or call.get("hook") not in HOOKS:
-        raise InputError("request body", "hook", f"expected one of {', '.join(HOOKS)}")
-    if not _for_procedure(call, held.rules.procedures.get(policy.id, ())):
+    call = await document(request, then=lambda call: read_call(call, held.rules, policy))
+    if not call.ordered:
         return JSON({"cards": []})
-    prefetch = call.get("prefetch")
-    if not isinstance(prefetch, dict) or not (prefetch.get("patient") or prefetch.get("answers")):
+    if not call.prefetched:
         return JSON({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
-    record = _patient(prefetch, held.rules)
+    if call.elsewhere is not None:
+        return JSON({"cards": [inconsistent_card(policy, call.elsewhere)]})
 
     def answer(held: Engines) -> Any:
-        [decision] = held.interviewer.decide(validate(record, held.rules, "prefetch"), [policy])
-        return {"cards": [card(decision, held.rules, str(request.base_url).rstrip("/"))]}
+        [decision] = held.interviewer.decide(validate(call.record, held.rules, "prefetch"), [policy])
+        return {"cards": [card(decision, held.rules, public_url(request))]}
 
-    return JSON(await held.run(answer))
+    return JSON(await held.run(answer, lambda: hung_up(request)))
 
 
 @router.post("/cds-services/{service}/feedback", summary="CDS Hooks feedback: counted, nothing kept")
 async def feedback(request: Request, service: str) -> JSON:
-    authority(request).verify(request.headers.get("authorization"), called_url(request))
+    await authorize(request)
     engines(request).rules.select(service)
     counts = request.app.state.feedback
     counts[service] = counts.get(service, 0) + 1
     return JSON({})
-
-
-def _for_procedure(call: dict[str, Any], codes: tuple[tuple[str, str, str], ...]) -> bool:
-    """Whether a draft order of the call is a ServiceRequest for one of the declared codes."""
-    wanted = {(system, code) for system, code, _ in codes}
-    orders = (call.get("context") or {}).get("draftOrders") or {}
-    for entry in orders.get("entry", []) if isinstance(orders, dict) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
-            continue
-        for coding in (resource.get("code") or {}).get("coding", []):
-            if isinstance(coding, dict) and (coding.get("system"), coding.get("code")) in wanted:
-                return True
-    return False
-
-
-def _patient(prefetch: dict[str, Any], rules: Any) -> dict[str, Any]:
-    """The patient record the prefetch gives: answers from a QuestionnaireResponse, sex from
-    Patient.gender; anything else is unknown."""
-    answers = prefetch.get("answers")
-    if isinstance(answers, dict) and answers.get("resourceType") == "Bundle":
-        found = [e.get("resource") for e in answers.get("entry", []) if isinstance(e, dict)]
-        answers = next((r for r in found if is_response(r)), None)
-    document = (
-        patient_document(answers, rules, "prefetch.answers")
-        if isinstance(answers, dict) and is_response(answers)
-        else {}
-    )
-    patient = prefetch.get("patient")
-    if isinstance(patient, dict) and patient.get("resourceType") == "Patient":
-        sex = GENDER.get(str(patient.get("gender")))
-        if sex is not None and "sex" in rules.fields:
-            document = {**document, **nested({"sex": sex})}
-        if isinstance(patient.get("id"), str):
-            document["id"] = patient["id"]
-    return document
 
 
 def card(decision: Decision, rules: Any, base: str) -> dict[str, Any]:

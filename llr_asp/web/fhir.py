@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..fhir import adaptive_response, next_question, questionnaire
-from .api import document, engines
+from .api import document, engines, hung_up
 from .responses import JSON
 
 router = APIRouter()
@@ -35,7 +35,8 @@ def get_questionnaire(request: Request, policy: str) -> JSON:
     },
 )
 async def post_next_question(request: Request) -> JSON:
-    resource = adaptive_response(await document(request))
-
-    answer = await engines(request).run(lambda held: next_question(held.interviewer, resource))
+    resource = await document(request, then=adaptive_response)
+    answer = await engines(request).run(
+        lambda held: next_question(held.interviewer, resource), lambda: hung_up(request)
+    )
     return JSON(answer, media_type=FHIR_JSON)
