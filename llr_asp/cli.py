@@ -67,6 +67,7 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="text for p
 class ExplainFormat(str, enum.Enum):
     text = "text"
     json = "json"
+    letter = "letter"
     markdown = "markdown"
     fhir = "fhir"
 
@@ -119,8 +120,9 @@ def explain(
         typer.Option(
             "--format",
             "-f",
-            help="text for people, json for programs, markdown for a referral letter or an "
-            "Individual Funding Request, fhir for a QuestionnaireResponse (the answers and the decisions).",
+            help="text for people; json for programs; letter: plain text to paste into a clinical "
+            "record or a referral (dated, in words, no markup); markdown: the same letter as Markdown; "
+            "fhir: a QuestionnaireResponse with the answers and the decisions.",
         ),
     ] = ExplainFormat.text,
     full: Annotated[
@@ -154,6 +156,11 @@ def explain(
         _print_json(decision_response(record, decisions, ruleset))
         return
     unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
+    if format is ExplainFormat.letter:
+        from .letter import plain_letter
+
+        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, unnamed))
+        return
     if format is ExplainFormat.markdown:
         from .markdown import decision_markdown, escape
 
@@ -199,26 +206,41 @@ def whatif(
     print_all(_console(), (whatif_view(a, reasoner.rules) for a in answers))
 
 
+ReaskOption = Annotated[
+    bool,
+    typer.Option(
+        "--reask-unknown",
+        help="Ask again the fields the record gives as null (not known) that are still needed; "
+        "without it, a null answer is never asked again.",
+    ),
+]
+
+
 @app.command("next")
 def next_question(
     patient: PatientArgument,
     policy: RecordPolicyOption = None,
     format: FormatOption = Format.text,
+    reask: ReaskOption = False,
     rules: RulesOption = None,
 ) -> None:
-    """The next question to ask about the patient, or none once the decision is made.
+    """The next question to ask about the patient, or none once nothing can change or settle the
+    decision.
 
-    Asks only a field whose answer can still change the decision and that the record does not
-    hold: a field present as null was asked and is unknown, and is never asked again. Of those,
-    it picks the one whose possible answers leave the fewest questions still to ask, so the
-    decision settles soonest. `llr-asp ask` puts these questions to a clinician one by one.
+    Asks only a field the record does not hold whose answer can still change the decision
+    (`missing`), or settle a decision that rests on a contested reading of the policy text
+    (`to_settle`); a field present as null was asked and is not known, and is asked again only
+    with --reask-unknown. Of those, it picks the one whose possible answers leave the fewest
+    questions still to ask under any reading, so the decision settles soonest. `llr-asp ask`
+    puts these questions to a clinician one by one.
     """
     from .interview import Interviewer
 
     with _user_errors():
         interviewer = Interviewer.load(rules)
         record = read_patient(patient, interviewer.rules)
-        steps = interviewer.next(record, interviewer.chosen(record, policy))
+        again = record.answered - set(record.values) if reask else ()
+        steps = interviewer.next(record, interviewer.chosen(record, policy), again)
     if format is Format.json:
         _print_per_policy([s.to_json() for s in steps])
         return
@@ -248,6 +270,7 @@ def ask(
             show_default=False,
         ),
     ] = None,
+    reask: ReaskOption = False,
     rules: RulesOption = None,
 ) -> None:
     """Ask a clinician only the questions that matter, then show the decision.
@@ -278,6 +301,8 @@ def ask(
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
         session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        if reask:
+            session.reask = set(session.patient.answered - set(session.patient.values))
         if sys.stdin is None:
             raise UsageError("standard input is closed: ask reads the answers there (pipe them in)")
         read = terminal_reader(prompts) if sys.stdin.isatty() else line_reader(prompts, sys.stdin)

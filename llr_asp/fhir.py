@@ -9,6 +9,7 @@ declared range and, where the rules declare one, a UCUM unit.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
@@ -61,12 +62,17 @@ def questionnaire(rules: RuleSet, policy: Policy | None = None) -> dict[str, Any
         "subjectType": ["Patient"],
         **({"publisher": policy.commissioner} if policy is not None else {}),
         "description": "The questions llr-asp asks to decide funding; any may be left unanswered (unknown).",
-        "item": [item(field) for path, field in rules.fields.items() if path in used],
+        "item": [
+            item(field, rules.caveats(path, [policy] if policy else None))
+            for path, field in rules.fields.items()
+            if path in used
+        ],
     }
 
 
-def item(field: Field) -> dict[str, Any]:
-    """The Questionnaire item that asks `field`."""
+def item(field: Field, caveats: Sequence[str] = ()) -> dict[str, Any]:
+    """The Questionnaire item that asks `field`; what the policy's text leaves open for the answer
+    (caveat/3) as its help text (SDC: a display item with the `help` item control)."""
     entry: dict[str, Any] = {
         "linkId": field.path,
         "definition": f"urn:llr-asp:field:{field.path}",
@@ -90,7 +96,20 @@ def item(field: Field) -> dict[str, Any]:
         ]
         if field.unit is not None:
             entry["extension"].append({"url": UNIT, "valueCoding": {"system": UCUM, "code": field.unit}})
+    if caveats:
+        entry["item"] = [
+            {
+                "linkId": f"{field.path}.help",
+                "type": "display",
+                "text": " ".join(caveats),
+                "extension": [{"url": ITEM_CONTROL, "valueCodeableConcept": {"coding": [HELP]}}],
+            }
+        ]
     return entry
+
+
+ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
+HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "help", "display": "Help-Button"}
 
 
 def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:
@@ -113,7 +132,7 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     items = response.get("item", [])
     if not isinstance(items, list):
         raise InputError(source, "item", "expected a list of QuestionnaireResponse items")
-    for entry in _flattened(items, "item"):
+    for entry in _flattened(items, "item", rules.fields):
         where, answers = entry
         link = where[1].get("linkId") if isinstance(where[1], dict) else None
         path = f"{where[0]} (linkId {link})" if isinstance(link, str) else where[0]
@@ -129,16 +148,25 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     subject = response.get("id")
     if isinstance(subject, str):
         document["id"] = subject
+    canonical = response.get("questionnaire")
+    if isinstance(canonical, str) and canonical.startswith(questionnaire_url("")):
+        named = canonical[len(questionnaire_url("")) :].split("|")[0]  # a version may follow
+        if named in rules.policies:  # the questionnaire of one policy: the question is about it
+            document["policy"] = named
     return document
 
 
-def _flattened(items: list[Any], where: str) -> list[tuple[tuple[str, Any], list[Any]]]:
-    """Every answerable item with its place, groups opened (item.item)."""
+def _flattened(
+    items: list[Any], where: str, fields: Collection[str]
+) -> list[tuple[tuple[str, Any], list[Any]]]:
+    """Every answerable item with its place, groups opened (item.item); the items under a
+    question (its help text) are not answers."""
     found = []
     for index, entry in enumerate(items):
         place = f"{where}[{index}]"
-        if isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry:
-            found += _flattened(entry["item"], f"{place}.item")
+        grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry
+        if grouped and entry.get("linkId") not in fields:
+            found += _flattened(entry["item"], f"{place}.item", fields)
             continue
         answers = entry.get("answer", []) if isinstance(entry, dict) else []
         found.append(((place, entry), answers if isinstance(answers, list) else [answers]))
@@ -259,7 +287,7 @@ def next_question(
     step = next((s for s in steps if s.question is not None), None)
     adapted["item"] = list(items)
     if step is not None and step.question is not None:
-        adapted["item"].append(item(rules.fields[step.question.field]))
+        adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
         response["status"] = "in-progress"
     else:
         words = "; ".join(said(s.decision) for s in steps)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .decision import Decision, Node
 from .ruleset import Policy, Requirement, show
 from .svg import Drawing, Element, element, text, text_width, wrap
+from .wording import headline
 
 SIGNS = {"eq": "=", "ne": "≠", "ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 FORM_WORDS = {"all_of": "ALL OF", "any_of": "ANY OF", "condition": "IF"}
@@ -288,8 +289,9 @@ def decision_tree(decision: Decision) -> str:
     rows = decision_rows(decision)
     counts = {s: sum(1 for r in rows if r.status == s and not r.repeat) for s in STATUS_WORDS}
     policy = decision.policy
+    said = headline(decision)  # qualified as every output says it: never a plain verdict that is contested
     description = (
-        f"Decision: {decision.decision.replace('_', ' ')}. "
+        f"Decision: {said}. "
         + ", ".join(f"{n} requirements {STATUS_WORDS[s]}" for s, n in counts.items())
         + ". "
         + " ".join(
@@ -302,7 +304,7 @@ def decision_tree(decision: Decision) -> str:
     ]
     return draw_rows(
         rows,
-        f"{policy.reference} decision for {decision.patient}: {decision.decision.replace('_', ' ')}",
+        f"{policy.reference} decision for {decision.patient}: {said}",
         description,
         f"decision-{ident(policy.id)}",
         legend,

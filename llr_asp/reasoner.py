@@ -387,6 +387,7 @@ class _Shape:
     interpretation: str | None
     test: Test | None
     parts: tuple[_Shape, ...]
+    defects: tuple[str, ...]
 
     @classmethod
     def of(cls, policy: Policy, rid: str, inherited: str = "") -> _Shape:
@@ -400,6 +401,7 @@ class _Shape:
             " ".join([*requirement.interpretations, *readings]) or None,
             requirement.test,
             tuple(cls.of(policy, c, text) for c in requirement.parts),
+            requirement.defects,
         )
 
     def node(
@@ -424,6 +426,7 @@ class _Shape:
                 [part.node(policy, patient, status, reasons, part.id in parts) for part in self.parts]
             ),
             reason,
+            self.defects,
         )
 
 

@@ -117,7 +117,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         f'{source}:4: conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
     )
     assert "not UTF-8" in lines[4]["error"]
-    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "contraindication"])
+    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "no_contraindication"])
     assert set(lines[0]) == {
         "line",
         "patient",

@@ -168,11 +168,14 @@ def test_a_fault_is_logged_as_its_type_and_route_without_values(
 
 @pytest.mark.parametrize("name", ["患者-7", "Ελένη", "Олег", "José Ñúñez"])
 def test_the_letter_of_a_patient_named_in_any_script_downloads(client: TestClient, name: str) -> None:
-    reply = client.post("/letter", data={"policy": "hip-resurfacing", "record": json.dumps({"id": name})})
-    assert reply.status_code == 200, reply.text
-    disposition = reply.headers["content-disposition"]
-    assert disposition.isascii() and 'filename="llr-asp-' in disposition
-    assert unquote(disposition.split("filename*=UTF-8''")[1]) == f"llr-asp-{name.replace(' ', '-')}.md"
+    for form, suffix in (("text", "txt"), ("markdown", "md")):
+        data = {"policy": "hip-resurfacing", "record": json.dumps({"id": name}), "format": form}
+        reply = client.post("/letter", data=data)
+        assert reply.status_code == 200, reply.text
+        disposition = reply.headers["content-disposition"]
+        assert disposition.isascii() and 'filename="llr-asp-' in disposition
+        assert unquote(disposition.split("filename*=UTF-8''")[1]) == f"llr-asp-{name.replace(' ', '-')}.{suffix}"
+        assert name in reply.text  # the letter names the patient as written
 
 
 def adaptive(**changes: Any) -> dict[str, Any]:

@@ -137,9 +137,16 @@ async def whatif(
     summary="The next question to ask, as `llr-asp next --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSON:
+async def next_question(
+    request: Request,
+    policy: str | None = PolicyQuery,
+    reask_unknown: bool = Query(
+        False, description="Ask again the fields the record gives as null (not known) that are still needed."
+    ),
+) -> JSON:
     def work(held: Engines, record: Patient) -> list[Any]:
-        return held.interviewer.next(record, held.interviewer.chosen(record, policy))
+        again = record.answered - set(record.values) if reask_unknown else ()
+        return held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
 
     return await _per_policy(request, work)
 
