@@ -49,7 +49,6 @@ class Screening:
     missing: tuple[str, ...]
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
-    to_settle: tuple[str, ...] = ()  # unknown fields, besides missing, that could settle the readings
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
 
     @property
@@ -73,7 +72,6 @@ class Screening:
             "failed": list(self.failed),
             "missing": list(self.missing),
             "contested": [c.to_json() for c in self.contested],
-            "to_settle": list(self.to_settle),
             "warnings": [w.to_json() for w in self.warnings],
         }
 
@@ -97,9 +95,8 @@ Verdict = tuple[
     tuple[Contest, ...],
     tuple[Warning, ...],
     tuple[str, ...],
-    tuple[str, ...],
 ]
-# decision, failed, missing, contested, warnings, to_settle, open
+# decision, failed, missing, contested, warnings, open
 DECIDE = ("kleene.lp", "readings.lp", "contest.lp", "screen.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
@@ -206,12 +203,13 @@ class Screener:
             zip(group, decided, failed, violated, unknown)
         ):
             missing: dict[str, list[str]] = {p: [] for p in policies}
-            settles: dict[str, set[str]] = {p: set() for p in policies}
             other = contested.get(str(n), {})
             undetermined = {p for p, d in decisions.items() if d == "undetermined"}
-            # every policy's, whichever were asked for: verdicts are cached by profile
-            for name, key, field in self._answers.find(patient, undetermined, other, policies):
-                (missing[key[0]].append if name == "missing" else settles[key[0]].add)(field)
+            # every policy's, whichever were asked for: verdicts are cached by profile. A cohort
+            # line asks nothing (to_settle, the answers that could settle a reading, is next's
+            # and ask's): only the missing answers of an undetermined decision are searched for.
+            for _, key, field in self._answers.find(patient, undetermined, {}, policies):
+                missing[key[0]].append(field)
             warned = warnings(self.rules.assumptions, broken) if broken else ()
             verdicts.append(
                 {
@@ -221,7 +219,6 @@ class Screener:
                         tuple(sorted(missing[p], key=self._fields.__getitem__)),
                         other.get(p, ()),
                         warned,
-                        tuple(sorted(settles[p] - set(missing[p]), key=self._fields.__getitem__)),
                         tuple(left[p]),
                     )
                     for p in policies

@@ -498,7 +498,6 @@ def _csv_writer(out: Any) -> Any:
         "failed",
         "missing",
         "contested",
-        "to_settle",
         "warnings",
         "error",
     ]
@@ -506,7 +505,7 @@ def _csv_writer(out: Any) -> Any:
 
     def write(result: Any) -> None:
         row = result.to_json()
-        for key in ("possible", "failed", "missing", "to_settle"):
+        for key in ("possible", "failed", "missing"):
             if key in row:
                 row[key] = ";".join(row[key])
         if "contested" in row:  # readings=decision under them: C4.cut-off=not_eligible, A+B=...
