@@ -48,13 +48,9 @@ def extension_problems(node: Any, where: str) -> list[str]:
     return [f"{where}.extension.{key}: not namespaced" for key in extension if "." not in key.strip(".")]
 
 
-def card_problems(card: dict[str, Any], where: str = "card") -> list[str]:
-    problems = empty_elements(card, where)
-    if "uuid" in card:
-        try:
-            uuid.UUID(str(card["uuid"]))
-        except ValueError:
-            problems.append(f"{where}.uuid: not a UUID ({card['uuid']!r})")
+def required_card_problems(card: dict[str, Any], where: str = "card") -> list[str]:
+    """A card's required attributes and their values (current.md "Card Attributes", "Link")."""
+    problems = []
     summary = card.get("summary")
     if not isinstance(summary, str) or len(summary) >= 140:
         problems.append(f"{where}.summary: a string under 140 characters")
@@ -74,6 +70,18 @@ def card_problems(card: dict[str, Any], where: str = "card") -> list[str]:
             problems.append(f"{where}.links[{n}].appContext: only for smart links (cds-resp-3)")
     if card.get("suggestions") and "selectionBehavior" not in card:
         problems.append(f"{where}: suggestions without selectionBehavior (cds-resp-6)")
+    return problems
+
+
+def card_problems(card: dict[str, Any], where: str = "card") -> list[str]:
+    """Everything the specification asks of a card: the required attributes, a UUID, no null or
+    empty element, namespaced extension keys."""
+    problems = required_card_problems(card, where) + empty_elements(card, where)
+    if "uuid" in card:
+        try:
+            uuid.UUID(str(card["uuid"]))
+        except ValueError:
+            problems.append(f"{where}.uuid: not a UUID ({card['uuid']!r})")
     return problems + extension_problems(card, where)
 
 

@@ -300,6 +300,15 @@ def test_a_replayed_token_is_refused(client: TestClient) -> None:
     assert client.get("/cds-services", headers=headers).status_code == 401
 
 
+def test_a_token_accepted_in_the_leeway_after_exp_is_still_used_once(client: TestClient) -> None:
+    """Clock-skew leeway (tokens.LEEWAY) lets a token expired 10 s ago through; its id is kept
+    for that leeway too, so it cannot be replayed in it."""
+    now = int(time.time())
+    headers = auth("/cds-services", iat=now - 310, exp=now - 10)
+    assert client.get("/cds-services", headers=headers).status_code == 200
+    assert client.get("/cds-services", headers=headers).status_code == 401
+
+
 def test_a_token_signed_with_the_rsa_key_is_accepted(client: TestClient) -> None:
     assert client.get("/cds-services", headers=auth("/cds-services", alg="RS384")).status_code == 200
 
