@@ -15,9 +15,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import jwt
+
+from llr_asp import load_rules, validate
+from llr_asp.ruleset import Value
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+RULES = load_rules()
 
 HIP = {
     "system": "http://snomed.info/sct",
@@ -221,3 +228,29 @@ def next_question_parameters(response: dict[str, Any]) -> dict[str, Any]:
         "resourceType": "Parameters",
         "parameter": [{"name": "questionnaire-response", "resource": response}],
     }
+
+
+def answer(path: str, value: Value) -> dict[str, Any]:
+    """A QuestionnaireResponse answer to the question of field `path`, as a form filler fills it."""
+    if isinstance(value, bool):
+        return {"valueBoolean": value}
+    if isinstance(value, str):
+        return {"valueCoding": {"system": f"urn:llr-asp:values:{path}", "code": value}}
+    return {"valueInteger": value} if RULES.fields[path].type == "integer" else {"valueDecimal": value}
+
+
+def answer_items(example: str) -> list[dict[str, Any]]:
+    """The QuestionnaireResponse items answering what a bundled example record answers."""
+    truth = validate(json.loads((EXAMPLES / f"{example}.json").read_text()), RULES, example)
+    return [{"linkId": path, "answer": [answer(path, value)]} for path, value in truth.values.items()]
+
+
+def answered(response: dict[str, Any], example: str) -> dict[str, Any]:
+    """A $next-question response with the question just asked answered as the example record
+    answers it (an item without an answer when the record does not know): the next call."""
+    truth = validate(json.loads((EXAMPLES / f"{example}.json").read_text()), RULES, example)
+    [form] = [r for r in response["contained"] if f"#{r['id']}" == response["questionnaire"]]
+    link = form["item"][-1]["linkId"]
+    value = truth.values.get(link)
+    entry = {"linkId": link, **({"answer": [answer(link, value)]} if value is not None else {})}
+    return {**response, "item": [*response.get("item", []), entry]}

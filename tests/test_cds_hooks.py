@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 jwt = pytest.importorskip("jwt", reason="PyJWT is not installed")
+from artefacts import answer_items  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from serving import free_port  # noqa: E402
@@ -145,26 +146,6 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
         },
         "prefetch": prefetch,
     }
-
-
-def answer_items(example: str) -> list[dict[str, Any]]:
-    """The QuestionnaireResponse items answering what the example record answers."""
-    document = json.loads((EXAMPLES / f"{example}.json").read_text())
-    return [
-        {"linkId": f"{group}.{name}", "answer": [_answer(f"{group}.{name}", value)]}
-        for group, fields in document.items()
-        if isinstance(fields, dict) and group != "meta"
-        for name, value in fields.items()
-        if value is not None
-    ]
-
-
-def _answer(path: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"valueBoolean": value}
-    if isinstance(value, str):
-        return {"valueCoding": {"code": value}}
-    return {"valueInteger": value} if path == "knee.compartments_affected" else {"valueDecimal": value}
 
 
 def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:

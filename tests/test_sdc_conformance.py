@@ -9,7 +9,6 @@ the same file run against an older checkout counts the checks that held there.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("fhir.resources", reason="fhir.resources is not installed")
-from artefacts import adaptive_start, next_question_parameters
+from artefacts import adaptive_start, answered, next_question_parameters
 from conformance import (
     adaptive_response_problems,
     fhir_problems,
@@ -25,7 +24,7 @@ from conformance import (
 )
 from fastapi.testclient import TestClient
 
-from llr_asp import load_rules, validate
+from llr_asp import load_rules
 from llr_asp.web import create_app
 from llr_asp.web.settings import Settings
 
@@ -45,24 +44,6 @@ def client() -> TestClient:
 def hip(client: TestClient) -> dict[str, Any]:
     """The Questionnaire a card names for the hip policy."""
     return client.get("/fhir/Questionnaire/hip-resurfacing").json()  # type: ignore[no-any-return]
-
-
-def answered(response: dict[str, Any], example: str) -> dict[str, Any]:
-    """`response` with the question just asked answered as the example record answers it (an
-    item without an answer when the record does not know)."""
-    truth = validate(json.loads((EXAMPLES / f"{example}.json").read_text()), RULES, example)
-    [form] = [r for r in response["contained"] if f"#{r['id']}" == response["questionnaire"]]
-    link = form["item"][-1]["linkId"]
-    entry: dict[str, Any] = {"linkId": link}
-    value = truth.values.get(link)
-    if isinstance(value, bool):
-        entry["answer"] = [{"valueBoolean": value}]
-    elif isinstance(value, str):
-        entry["answer"] = [{"valueCoding": {"system": f"urn:llr-asp:values:{link}", "code": value}}]
-    elif value is not None:
-        kind = "valueInteger" if RULES.fields[link].type == "integer" else "valueDecimal"
-        entry["answer"] = [{kind: value}]
-    return {**response, "item": [*response.get("item", []), entry]}
 
 
 def fill(
