@@ -58,11 +58,9 @@ KID = str(uuid.uuid4())  # the sandbox's kid is a UUID (jwt-generator.js)
 SERVICE = "/cds-services/hip-resurfacing"
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ICB's configuration: the rules with a hip resurfacing order code, and the JWKS of the
-    sandbox-like EHR (shaped as the sandbox's build/.well-known/jwks.json)."""
-    folder = tmp_path_factory.mktemp("conformance")
+def configure(folder: Path) -> Path:
+    """An ICB's configuration in `folder`: the rules with a hip resurfacing order code, and the
+    JWKS of the sandbox-like EHR (shaped as the sandbox's build/.well-known/jwks.json)."""
     shutil.copytree(default_rules_dir(), folder / "rules")
     with (folder / "rules" / "llr_icb.lp").open("a") as extra:
         extra.write(
@@ -73,6 +71,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         json.dumps({"keys": [{**public, "use": "sig", "kid": KID, "alg": "ES384"}]})
     )
     return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return configure(tmp_path_factory.mktemp("conformance"))
 
 
 def make_app(folder: Path, **settings: Any) -> Any:
