@@ -867,6 +867,15 @@ def serve(
             help="A proxy whose X-Forwarded-* headers are believed (repeat); default 127.0.0.1.",
         ),
     ] = None,
+    cors_origin: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--cors-origin",
+            metavar="ORIGIN",
+            help="A browser origin allowed to call /cds-services, /fhir/ and /api/ (repeat; * for any); "
+            "default none.",
+        ),
+    ] = None,
     max_header_kib: Annotated[
         int,
         typer.Option(
@@ -916,7 +925,7 @@ def serve(
     from .web.settings import ENV, Settings
 
     with _user_errors():
-        load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
+        served = load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
         if cds_jwks is not None and not cds_jwks.is_file():
             raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")
         settings = Settings(
@@ -924,6 +933,7 @@ def serve(
             state_dir=state_dir.resolve() if state_dir is not None else None,
             redis=redis,
             proxies=tuple(proxy) if proxy else ("127.0.0.1",),
+            cors_origins=tuple(cors_origin or ()),
             max_header_bytes=max_header_kib << 10,
             max_batch_body=max_batch_mib << 20,
             max_connections=max_connections,
@@ -942,6 +952,13 @@ def serve(
     elif not (cds_issuer and cds_jwks):
         typer.echo(
             "llr-asp: note: no --cds-issuer and --cds-jwks: every CDS Hooks call will be refused", err=True
+        )
+    uncoded = [p.reference for p in served.policies.values() if not served.procedures.get(p.id)]
+    if uncoded:
+        typer.echo(
+            f"llr-asp: note: no order codes declared for {', '.join(uncoded)}: no CDS Hooks order will "
+            "match (no card) until they are configured (procedure/4 in the rules: see rules/llr_icb.lp)",
+            err=True,
         )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"llr-asp: note: listening on {host}: reachable from other machines", err=True)
@@ -980,7 +997,7 @@ def fhir_questionnaire(
     """Print the FHIR R4 Questionnaire (SDC) of a policy, derived from the field declarations.
 
     One item per field the policy tests, linkId = the field's dotted path, text = the question;
-    grades are choice items with their rank (ordinalValue), numbers decimal or integer items
+    grades are choice items with their rank (itemWeight), numbers decimal or integer items
     with their range and unit. Fill it in and give the QuestionnaireResponse to explain.
     """
     from .fhir import questionnaire

@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 jwt = pytest.importorskip("jwt", reason="PyJWT is not installed")
+from artefacts import answer_items  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from serving import free_port  # noqa: E402
@@ -55,11 +56,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_app(folder: Path, **settings: Any) -> Any:
+def make_app(folder: Path, issuer: str = ISSUER, **settings: Any) -> Any:
     """A service process of the ICB's configuration (`settings` over: the test's public URL, a
     state directory of the test's own)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(cds.ISSUERS_ENV, ISSUER)
+        patch.setenv(cds.ISSUERS_ENV, issuer)
         patch.setenv(cds.JWKS_ENV, str(folder / "jwks.json"))
         patch.delenv(cds.NO_AUTH_ENV, raising=False)
         chosen = {"public_url": BASE, "state_dir": folder / "state", **settings}
@@ -109,15 +110,11 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     """An order-select call as an EHR sends it: a draft ServiceRequest, and the prefetch."""
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "pat-1", "gender": gender}}
     if example is not None:
-        document = json.loads((EXAMPLES / f"{example}.json").read_text())
-        items = [
-            {"linkId": f"{group}.{name}", "answer": [_answer(f"{group}.{name}", value)]}
-            for group, fields in document.items()
-            if isinstance(fields, dict) and group != "meta"
-            for name, value in fields.items()
-            if value is not None
-        ]
-        response = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": items}
+        response = {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "item": answer_items(example),
+        }
         prefetch["answers"] = {
             "resourceType": "Bundle",
             "type": "searchset",
@@ -149,14 +146,6 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
         },
         "prefetch": prefetch,
     }
-
-
-def _answer(path: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"valueBoolean": value}
-    if isinstance(value, str):
-        return {"valueCoding": {"code": value}}
-    return {"valueInteger": value} if path == "knee.compartments_affected" else {"valueDecimal": value}
 
 
 def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
@@ -206,7 +195,7 @@ def test_one_card_per_call(
     assert "“" in card["detail"] and {link["type"] for link in card["links"]} == {"absolute"}
     if summary.startswith("Contested"):  # never a plain verdict: the detail says which reading
         assert "ON THE ADOPTED READING" in card["detail"] and "ICB must confirm" in card["detail"]
-        assert card["extension"]["robust"] is False
+        assert card["extension"]["llr-asp.robust"] is False
     elif indicator == "warning":
         assert "Individual Funding Request" in card["detail"]
 
@@ -217,7 +206,7 @@ def test_a_woman_is_refused_plainly_the_background_reading_is_for_analysts(clien
     path = "/cds-services/hip-resurfacing"
     [card] = client.post(path, json=call("route-c1-pain", "female"), headers=auth(path)).json()["cards"]
     assert card["indicator"] == "warning" and not card["summary"].startswith("Contested")
-    assert "contraindication.criterion" not in card["detail"] and card["extension"]["robust"] is True
+    assert "contraindication.criterion" not in card["detail"] and card["extension"]["llr-asp.robust"] is True
 
 
 def test_an_order_for_another_procedure_gets_no_card(client: TestClient) -> None:
@@ -234,8 +223,9 @@ def test_no_prefetch_is_412(client: TestClient) -> None:
 
 def test_feedback_is_counted(client: TestClient) -> None:
     path = "/cds-services/hip-resurfacing/feedback"
-    reply = client.post(path, json={"feedback": [{"card": "x", "outcome": "accepted"}]}, headers=auth(path))
-    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing"] >= 1  # type: ignore[attr-defined]
+    entry = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}
+    reply = client.post(path, json={"feedback": [entry, entry]}, headers=auth(path))
+    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing"] >= 2  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -266,7 +256,7 @@ def test_refused_tokens_are_401_with_nothing_said(client: TestClient, headers: A
         "wrong aud": {"aud": BASE + "/cds-services/other"},
         "alg none": {"alg": "none"},
         "HS256": {"alg": "HS256"},
-        "expired": {"exp": int(time.time()) - 10, "iat": int(time.time()) - 290},
+        "expired": {"exp": int(time.time()) - 60, "iat": int(time.time()) - 290},  # past the leeway
         "unknown iss": {"iss": "https://intruder.example"},
         "unknown kid": {"kid": "k9"},
         "another key": {"key": ec.generate_private_key(ec.SECP384R1())},
@@ -287,6 +277,15 @@ def test_refused_tokens_are_401_with_nothing_said(client: TestClient, headers: A
 
 def test_a_replayed_token_is_refused(client: TestClient) -> None:
     headers = auth("/cds-services")
+    assert client.get("/cds-services", headers=headers).status_code == 200
+    assert client.get("/cds-services", headers=headers).status_code == 401
+
+
+def test_a_token_accepted_in_the_leeway_after_exp_is_still_used_once(client: TestClient) -> None:
+    """Clock-skew leeway (tokens.LEEWAY) lets a token expired 10 s ago through; its id is kept
+    for that leeway too, so it cannot be replayed in it."""
+    now = int(time.time())
+    headers = auth("/cds-services", iat=now - 310, exp=now - 10)
     assert client.get("/cds-services", headers=headers).status_code == 200
     assert client.get("/cds-services", headers=headers).status_code == 401
 

@@ -289,6 +289,7 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
         str(tmp_path),
     ]
     arguments += ["--redis", "redis://127.0.0.1:6390/0", "--proxy", "10.0.0.5", "--max-header-kib", "8"]
+    arguments += ["--cors-origin", "https://sandbox.cds-hooks.org"]
     result = runner.invoke(cli, [*arguments, "--max-batch-mib", "20", "--max-connections", "100"])
     assert result.exit_code == 0, result.stderr
     [options] = started
@@ -300,9 +301,12 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
     settings = Settings.from_environment()  # what every worker reads
     assert settings.public_url == "https://llr.example.nhs.uk" and settings.state_dir == tmp_path
     assert (settings.redis, settings.max_batch_body) == ("redis://127.0.0.1:6390/0", 20 << 20)
+    assert settings.cors_origins == ("https://sandbox.cds-hooks.org",)
     assert os.environ[ENV] == settings.to_json()
     bad = runner.invoke(cli, ["serve", "--no-auth", "--public-url", "llr.example.nhs.uk"])
     assert bad.exit_code == 2 and "--public-url" in bad.stderr and len(started) == 1
+    bad = runner.invoke(cli, ["serve", "--no-auth", "--cors-origin", "https://ehr.example/app"])
+    assert bad.exit_code == 2 and "--cors-origin" in bad.stderr and len(started) == 1
 
 
 def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:

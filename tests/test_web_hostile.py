@@ -211,13 +211,14 @@ DEEP = "NESTED"  # stands for a value nested 950 deep, written into the body's t
         (adaptive(meta=DEEP), "nested"),
     ],
 )
-def test_malformed_next_question_bodies_are_422_naming_where(
+def test_malformed_next_question_bodies_are_400_naming_where(
     client: TestClient, body: dict[str, Any], where: str
 ) -> None:
+    """400 with an OperationOutcome, as DTR requires of $next-question (issue 23)."""
     text = json.dumps(body).replace(json.dumps(DEEP), '{"a": ' * 950 + "{}" + "}" * 950)
     reply = client.post("/fhir/Questionnaire/$next-question", content=text)
-    assert reply.status_code == 422, reply.text
-    assert where in reply.json()["error"]
+    assert reply.status_code == 400, reply.text
+    assert where in reply.json()["issue"][0]["diagnostics"]
 
 
 async def _health_while(app: Any, slow_request: Any) -> tuple[float, float]:

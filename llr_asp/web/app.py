@@ -1,7 +1,9 @@
 """The application: one warm set of engines per process, the API, the page, and around them
 all the guard (`guard.py`: security headers on every response, bounded bodies, no traceback in
-the log). Nothing about a patient is logged: the access log is off, and errors are answered with
-the CLI's one-line message, never a stack trace.
+the log) and, for the machine endpoints, the allowed cross-origin callers (`cors.py`). Nothing
+about a patient is logged: the access log is off, and errors are answered with the CLI's
+one-line message, never a stack trace: `{"error": ...}` for the API and CDS Hooks, a FHIR
+OperationOutcome under /fhir/ (bad input there is 400, as DTR requires of $next-question).
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
 from . import analyst, api, cds, fhir, page
+from .cors import CrossOrigin
 from .engines import Engines, Overloaded
 from .guard import FAULT, Guard
+from .outcome import outcome
 from .responses import JSON
 from .settings import Settings
 from .tokens import StoreUnavailable
@@ -36,10 +42,12 @@ HERE = Path(__file__).parent
 
 
 class Service(FastAPI):
-    """FastAPI with the guard outside everything it builds, its error handling included."""
+    """FastAPI with the guard outside everything it builds, its error handling included, and
+    the cross-origin layer just inside the guard (its preflight answers carry the headers too)."""
 
     def build_middleware_stack(self) -> Any:
-        return Guard(super().build_middleware_stack(), self.state.settings, answer)
+        settings = self.state.settings
+        return Guard(CrossOrigin(super().build_middleware_stack(), settings.cors_origins), settings, answer)
 
 
 def create_app(rules: Path | None = None, settings: Settings | None = None) -> FastAPI:
@@ -109,9 +117,12 @@ def _docs(app: FastAPI) -> None:
 
 
 def answer(request: Request, status: int, message: str) -> Response:
-    """An error as the CLI words it, in `{"error": ...}`; the page answers in HTML."""
+    """An error as the CLI words it, in `{"error": ...}`; an OperationOutcome under /fhir/ (where
+    bad input is 400); the page answers in HTML."""
     path = request.url.path
-    if path.startswith(("/api/", "/fhir/", "/cds-services")) or path == "/healthz":
+    if path.startswith("/fhir/"):
+        return outcome(400 if status == 422 else status, message)
+    if path.startswith(("/api/", "/cds-services")) or path == "/healthz":
         return JSON({"error": message}, status_code=status)
     return page.error_page(request, status, message)
 
@@ -129,6 +140,15 @@ def _errors(app: FastAPI) -> None:
     statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, Overloaded: 503, LlrError: 422}
     for kind, status in statuses.items():
         app.add_exception_handler(kind, answering(status))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        """An unknown route or a method not allowed: an OperationOutcome under /fhir/."""
+        if request.url.path.startswith("/fhir/"):
+            response = outcome(error.status_code, str(error.detail))
+            response.headers.update(error.headers or {})  # a 405's Allow
+            return response
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(cds.Unauthorized)
     async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:

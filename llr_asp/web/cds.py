@@ -1,15 +1,18 @@
 """CDS Hooks: one service per policy, for `order-select` and `order-sign`, answering a draft
-order for the policy's procedure with one card (DESIGN §8).
+order for the policy's procedure with one card (DESIGN §8; the card: `cards.py`).
 
 Which orders are for which policy is declared in the rules (`procedure/4`: code system, code,
-display); an order that matches no declared code gets no card. The patient is read from the
-prefetch: `patient` (Patient.gender gives sex) and `answers` (a QuestionnaireResponse, or a
-Bundle of one, for the rest). Partial prefetch is not an error: the card says what is missing.
+display); an order that matches no declared code gets no card, and for `order-select` only the
+newly selected orders count (`hookcall.py`). The patient is read from the prefetch (`patient`
+for sex; `answers` and `adaptiveAnswers` for the latest QuestionnaireResponse: `prefetch.py`),
+or, for keys the prefetch lacks, fetched from `fhirServer` with `fhirAuthorization`. Partial
+prefetch is not an error: the card says what is missing. A call with none of the prefetch and
+no FHIR server to fetch from is 412, with an OperationOutcome saying why.
 
-Every call, discovery included, carries `Authorization: Bearer <JWT>`, verified as the CDS
-Hooks specification requires (`tokens.py`: the key chosen by kid and checked against alg, aud
-the configured public URL of the endpoint, a jti used once across workers). A refused call is
-401 with nothing more said.
+Every call, discovery and feedback included, carries `Authorization: Bearer <JWT>`, verified as
+the CDS Hooks specification requires (`tokens.py`: the key chosen by kid and checked against
+alg, aud the configured public URL of the endpoint, a jti used once across workers). A refused
+call is 401 with nothing more said.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from ..decision import Decision
-from ..fhir import DETERMINATION
-from ..markdown import decision_markdown
+from ..errors import UsageError
 from ..patient import validate
+from ..ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
+from .cards import card, inconsistent_card, unfetched_card
 from .engines import Engines
-from .hookcall import HOOKS, inconsistent_card, read_call
+from .hookcall import HOOKS, read_call, read_feedback
+from .outcome import outcome
+from .prefetch import Unfetched, fetch, templates
 from .responses import JSON
 from .settings import Settings
 from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
@@ -73,10 +78,23 @@ async def authorize(request: Request) -> None:
     await run_in_threadpool(verify, request.headers.get("authorization"), audience)
 
 
+CDS_HOOKS_VERSION = "2.0.1"
+"""The CDS Hooks release implemented (discovery's `version`, CDS Hooks 3.0); its hooks are both
+at hookVersion 1.0 (the hook library)."""
+
+
+def service_policy(rules: RuleSet, service: str) -> Policy:
+    """The policy a service id names (404 for anything else, `all` included: not a service)."""
+    if service not in rules.policies:
+        raise UsageError(f'no CDS service "{service}"; the services are {", ".join(rules.policies)}')
+    return rules.policies[service]
+
+
 @router.get("/cds-services", summary="CDS Hooks discovery: a service per policy and hook")
 async def discovery(request: Request) -> JSON:
     await authorize(request)
     rules = engines(request).rules
+    base = public_url(request)
     services = [
         {
             "hook": hook,
@@ -84,11 +102,12 @@ async def discovery(request: Request) -> JSON:
             "title": f"{policy.commissioner} — {policy.reference} {policy.title}",
             "description": f"Checks a {policy.title.lower().replace('policy for ', '')} order against the "
             f"{policy.reference} funding criteria and says what is missing.",
-            "prefetch": {
-                "patient": "Patient/{{context.patientId}}",
-                "answers": "QuestionnaireResponse?subject={{context.patientId}}"
-                f"&questionnaire=urn:llr-asp:questionnaire:{policy.id}&_sort=-authored&_count=1",
-            },
+            "prefetch": templates(policy.id),
+            "usageRequirements": f"Reads the patient's answers to {base}/fhir/Questionnaire/{policy.id} "
+            "(a QuestionnaireResponse; the adaptive form's are tagged) from the prefetch, or from "
+            "fhirServer with fhirAuthorization.",
+            "version": CDS_HOOKS_VERSION,
+            "hookVersion": "1.0",
         }
         for policy in rules.policies.values()
         for hook in HOOKS
@@ -100,14 +119,29 @@ async def discovery(request: Request) -> JSON:
 async def hook(request: Request, service: str) -> JSON:
     await authorize(request)
     held = engines(request)
-    [policy] = held.rules.select(service)
-    call = await document(request, then=lambda call: read_call(call, held.rules, policy))
+    policy = service_policy(held.rules, service)
+    body, call = await document(request, then=lambda body: (body, read_call(body, held.rules, policy)))
     if not call.ordered:
         return JSON({"cards": []})
+    if call.absent and call.access is not None:
+        settings = request.app.state.settings
+        try:
+            fetched = await fetch(call.access, call.patient_id, call.absent, policy.id, settings)
+        except Unfetched as error:
+            return outcome(412, str(error))
+        call = read_call(
+            {**body, "prefetch": {**(body.get("prefetch") or {}), **fetched}}, held.rules, policy
+        )
     if not call.prefetched:
-        return JSON({"error": "no prefetch: send the patient (and any answers) as prefetch"}, 412)
+        return outcome(
+            412,
+            "no prefetch: send the patient and the answers as prefetch (see discovery), or "
+            "fhirServer with fhirAuthorization",
+        )
     if call.elsewhere is not None:
         return JSON({"cards": [inconsistent_card(policy, call.elsewhere)]})
+    if call.unfetched is not None:
+        return JSON({"cards": [unfetched_card(policy, call.unfetched)]})
 
     def answer(held: Engines) -> Any:
         [decision] = held.interviewer.decide(validate(call.record, held.rules, "prefetch"), [policy])
@@ -119,54 +153,8 @@ async def hook(request: Request, service: str) -> JSON:
 @router.post("/cds-services/{service}/feedback", summary="CDS Hooks feedback: counted, nothing kept")
 async def feedback(request: Request, service: str) -> JSON:
     await authorize(request)
-    engines(request).rules.select(service)
+    service_policy(engines(request).rules, service)
+    entries = await document(request, then=read_feedback)
     counts = request.app.state.feedback
-    counts[service] = counts.get(service, 0) + 1
+    counts[service] = counts.get(service, 0) + len(entries)
     return JSON({})
-
-
-def card(decision: Decision, rules: Any, base: str) -> dict[str, Any]:
-    """The one card of a hook call."""
-    policy = decision.policy
-    failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
-    if decision.decision == "eligible":
-        summary, indicator = f"Meets {policy.reference} criteria", "info"
-        if not decision.robust:  # the qualifier leads, so a cut summary never loses it
-            summary = f"Contested: meets {policy.reference} only on the adopted reading; the ICB must confirm"
-            indicator = "warning"
-    elif decision.decision == "not_eligible":
-        reasons = ", ".join(f"{r} ({policy.requirements[r].label})" for r in failed)
-        summary, indicator = f"Does not meet {policy.reference}: {reasons} not met", "warning"
-        if not decision.robust:
-            other = "would fund" if "eligible" in decision.possible else "needs more answers"
-            summary = f"Contested: another reading of {policy.reference} {other}; adopted: {reasons} not met"
-    else:
-        count = len(decision.missing)
-        summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
-        if not decision.robust:
-            summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
-    if len(summary) >= 140:
-        summary = summary[:138] + "…"
-    return {
-        "uuid": f"llr-asp-{policy.id}-{decision.rules[:12]}",
-        "summary": summary,
-        "indicator": indicator,
-        "detail": decision_markdown(decision, rules),
-        "source": {
-            "label": f"NHS LLR ICB — {policy.reference} {policy.title.replace('Policy for ', '')}",
-            "topic": {"system": "urn:llr-asp:policy", "code": policy.id, "display": policy.title},
-        },
-        "links": [
-            {"label": "Answer the questions in llr-asp", "url": f"{base}/", "type": "absolute"},
-            {
-                "label": "Adaptive questionnaire (FHIR)",
-                "url": f"{base}/fhir/Questionnaire/{policy.id}",
-                "type": "absolute",
-            },
-        ],
-        "extension": {
-            DETERMINATION: decision.decision,
-            "robust": decision.robust,
-            "missing": list(decision.missing),
-        },
-    }

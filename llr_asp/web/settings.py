@@ -1,7 +1,8 @@
 """What a deployment of `llr-asp serve` configures, in one place: the public base URL (the
 audience of CDS Hooks tokens and the base of card links), where used token ids are kept (a
 SQLite file in the state directory, or Redis for several hosts), which proxies may set
-forwarded headers, and the limits on requests, connections and reasoning.
+forwarded headers, which browser origins may call the machine endpoints (CORS), and the limits
+on requests, connections, reasoning and the EHR FHIR server calls a CDS Hooks service makes.
 
 `llr-asp serve` writes these to the environment as JSON, for the worker processes uvicorn starts;
 `create_app(settings=...)` takes them directly.
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..patient import MAX_BYTES
+from .cors import checked_origin
 
 ENV = "LLR_ASP_SERVICE"
 """The settings of `llr-asp serve`, as JSON, for the worker processes uvicorn starts."""
@@ -38,6 +40,12 @@ class Settings:
     """A Redis URL: used token ids kept there instead, for several hosts behind one balancer."""
     proxies: tuple[str, ...] = ("127.0.0.1",)
     """The addresses whose X-Forwarded-For/-Proto headers uvicorn believes."""
+    cors_origins: tuple[str, ...] = ()
+    """The browser origins allowed to call /cds-services, /fhir/ and /api/ (`*`: any); none by
+    default, so no cross-origin call is allowed (`cors.py`)."""
+    fhir_seconds: float = 3.0
+    """The longest a CDS Hooks call waits for the EHR's FHIR server, when it fetches what the
+    prefetch lacks itself (`prefetch.py`); past it, 412."""
     max_body: int = MAX_BYTES
     """A JSON body (a patient record, a FHIR resource, a CDS Hooks call)."""
     max_form_body: int = 4 * MAX_BYTES
@@ -65,6 +73,7 @@ class Settings:
                 f"--public-url {self.public_url}: give the base URL callers use, e.g. https://llr.example.nhs.uk"
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "cors_origins", tuple(checked_origin(o) for o in self.cors_origins))
 
     @property
     def used_tokens_file(self) -> Path:
@@ -81,6 +90,7 @@ class Settings:
         if values.get("state_dir") is not None:
             values["state_dir"] = Path(values["state_dir"])
         values["proxies"] = tuple(values.get("proxies", ()))
+        values["cors_origins"] = tuple(values.get("cors_origins", ()))
         return cls(**values)
 
     @classmethod

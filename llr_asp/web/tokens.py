@@ -5,7 +5,9 @@ its `kid` in the configured JWKS *and* that key of the kind the token's alg name
 key for ES384, an RSA key for RS384, and the key's own `alg` if it declares one), `iss` a string
 on the allow-list, `aud` the configured public URL of the endpoint, `exp` and `iat` numbers at
 most five minutes apart, and a `jti` not used before. Anything else is refused (401, nothing
-more said).
+more said). Clocks differ: `exp`, `iat` and `nbf` are checked with LEEWAY seconds of leeway (an
+EHR whose clock runs a few seconds fast, or the CDS Hooks sandbox, which rounds `iat` to the
+nearest second, is not refused now and then), and a used id is kept that much past `exp`.
 
 Used token ids are kept until their token expires, where every worker sees them: a SQLite file
 (WAL) in the state directory, or Redis when several hosts share the load. A restart forgets
@@ -25,6 +27,8 @@ from typing import Any, Protocol
 
 MAX_LIFETIME = 300
 """The longest `exp - iat` accepted, in seconds: the five minutes the specification recommends."""
+LEEWAY = 30
+"""Seconds of clock difference allowed on `exp`, `iat` and `nbf` (PyJWT's leeway)."""
 MAX_JTI = 256
 KINDS = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
 """The algorithms allowed, and the kind of key (kty, crv) each must be checked with."""
@@ -89,7 +93,7 @@ class Authority:
             return
         claims = self.claims(authorization, audience)
         key = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
-        if not self._used().first_use(key, float(claims["exp"])):
+        if not self._used().first_use(key, float(claims["exp"]) + LEEWAY):  # as long as it is accepted
             raise Unauthorized("replayed jti")
 
     def claims(self, authorization: str | None, audience: str) -> dict[str, Any]:
@@ -112,6 +116,7 @@ class Authority:
                 key.key,
                 algorithms=[alg],
                 audience=audience,
+                leeway=LEEWAY,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )
         except jwt.PyJWTError as error:
