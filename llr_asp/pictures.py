@@ -49,6 +49,7 @@ class Row:
     label: str
     detail: str | None  # a condition's test, or the patient's value against it
     status: str | None = None  # in a decision: met | not_met | unknown
+    adopted: bool = False  # the root of a decision that is not robust: its status on the adopted reading only
     contested: tuple[str, ...] = ()  # the contested points (readings) of its sentence
     defects: int = 0
     background: bool = False
@@ -124,6 +125,7 @@ def decision_rows(decision: Decision) -> list[Row]:
                 status=node.status,
                 contested=tuple(dict.fromkeys(marked.get(node.id, []))),
                 repeat=repeat,
+                adopted=depth == 0 and not decision.robust,
             )
         )
         here = len(rows) - 1
@@ -148,7 +150,9 @@ class _Box:
 def _head(row: Row) -> list[tuple[str, bool, float, str]]:
     """The pieces that lead a row's first line: (words, bold, size, colour)."""
     pieces: list[tuple[str, bool, float, str]] = []
-    if row.status is not None:
+    if row.status is not None and row.adopted:  # never a plain green tick over a contested verdict
+        pieces.append((f"⚑ {STATUS_WORDS[row.status]} on the adopted reading", True, SIZE, PURPLE))
+    elif row.status is not None:
         status = f"{STATUS_MARKS[row.status]} {STATUS_WORDS[row.status]}"
         pieces.append((status, True, SIZE, STATUS_INK[row.status]))
     pieces.append((row.id, True, SIZE, INK))
@@ -214,7 +218,7 @@ def _box_shapes(
 ) -> Iterator[Element]:
     contested = bool(row.contested)
     frame: dict[str, str | float] = {
-        "fill": STATUS_FILL[row.status] if row.status else "#ffffff",
+        "fill": "#fff1cc" if row.adopted else STATUS_FILL[row.status] if row.status else "#ffffff",
         "stroke": PURPLE if contested else LINE,
         "stroke_width": 2.5 if contested else 1,
     }
