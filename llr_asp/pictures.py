@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .decision import Decision, Node
-from .ruleset import Policy, Requirement, show
+from .ruleset import Policy, Requirement, RuleSet, show
 from .svg import Drawing, Element, element, text, text_width, wrap
-from .wording import headline
+from .wording import evidence_words, headline
 
 SIGNS = {"eq": "=", "ne": "≠", "ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 FORM_WORDS = {"all_of": "ALL OF", "any_of": "ANY OF", "condition": "IF"}
@@ -94,8 +94,9 @@ def policy_rows(policy: Policy) -> list[Row]:
     return rows
 
 
-def decision_rows(decision: Decision) -> list[Row]:
-    """The patient's tree: every requirement with its status and the values it used."""
+def decision_rows(decision: Decision, rules: RuleSet | None = None) -> list[Row]:
+    """The patient's tree: every requirement with its status and the values it used (in words,
+    as the letter gives them, when `rules` are given; else by field path, for analysts)."""
     policy = decision.policy
     marked: dict[str, list[str]] = {}
     for contest in decision.contested:  # one alternative, or a combination
@@ -109,7 +110,9 @@ def decision_rows(decision: Decision) -> list[Row]:
         repeat = node.id in seen
         seen.add(node.id)
         detail = None
-        if node.evidence and not repeat:
+        if node.evidence and not repeat and rules is not None:
+            detail = "; ".join(f"patient: {evidence_words(e, rules)}" for e in node.evidence)
+        elif node.evidence and not repeat:
             detail = "; ".join(
                 f"patient: {e.field} {'unknown' if e.value is None else '= ' + show(e.value)}, {e.needs()}"
                 for e in node.evidence
@@ -286,11 +289,11 @@ def policy_tree(policy: Policy) -> str:
     )
 
 
-def decision_tree(decision: Decision) -> str:
+def decision_tree(decision: Decision, rules: RuleSet | None = None) -> str:
     """One patient's decision as SVG: each requirement's status by colour and by a symbol and
     a word (✔ met, ✘ not met, ? unknown), the values it used, ⚑ where it rests on a contested
     reading."""
-    rows = decision_rows(decision)
+    rows = decision_rows(decision, rules)
     counts = {s: sum(1 for r in rows if r.status == s and not r.repeat) for s in STATUS_WORDS}
     policy = decision.policy
     said = headline(decision)  # qualified as every output says it: never a plain verdict that is contested

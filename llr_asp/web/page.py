@@ -73,7 +73,7 @@ templates.env.globals.update(
     tone=tone,
     leads_to=leads_to,
     show=lambda v: "unknown" if v is None else json.dumps(v) if isinstance(v, bool) else str(v),
-    decision_svg=lambda d: Markup(decision_tree(d)),  # the decision as a picture (pictures.py)
+    decision_svg=lambda d, rules: Markup(decision_tree(d, rules)),  # the decision as a picture, in words
 )
 
 
