@@ -42,10 +42,10 @@ def free_port() -> int:
 class Server:
     """`llr-asp serve` on 127.0.0.1, started and stopped by this benchmark."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *options: str) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [installed_cli(), "serve", "--port", str(self.port), "--workers", str(workers)],
+            [installed_cli(), "serve", "--port", str(self.port), "--workers", str(workers), *options],
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60

@@ -70,7 +70,6 @@ OUTPUT = pa.schema(
                 )
             ),
         ),
-        pa.field("to_settle", _TEXTS),
         pa.field("warnings", pa.list_(pa.struct([pa.field("assumption", _TEXT), pa.field("text", _TEXT)]))),
         pa.field("error", _TEXT),
         pa.field("rules", _TEXT),
@@ -91,7 +90,6 @@ MEANING = {
     "contested": "the subset-minimal sets of clinical alternatives under which the decision "
     "differs: one alternative (reading, requirement, alternative) or a combination "
     "(requirements, alternatives); readings and decision always",
-    "to_settle": "unknown fields, besides missing, whose answer could settle the readings",
     "warnings": "the domain assumptions the record contradicts",
     "error": "why the row is not a valid patient (the other columns are then null)",
     "rules": "the sha256 of the rule set that decided",

@@ -68,6 +68,7 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="text for p
 class ExplainFormat(str, enum.Enum):
     text = "text"
     json = "json"
+    letter = "letter"
     markdown = "markdown"
     fhir = "fhir"
 
@@ -120,8 +121,9 @@ def explain(
         typer.Option(
             "--format",
             "-f",
-            help="text for people, json for programs, markdown for a referral letter or an "
-            "Individual Funding Request, fhir for a QuestionnaireResponse (the answers and the decisions).",
+            help="text for people; json for programs; letter: plain text to paste into a clinical "
+            "record or a referral (dated, in words, no markup); markdown: the same letter as Markdown; "
+            "fhir: a QuestionnaireResponse with the answers and the decisions.",
         ),
     ] = ExplainFormat.text,
     full: Annotated[
@@ -155,6 +157,11 @@ def explain(
         _print_json(decision_response(record, decisions, ruleset))
         return
     unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
+    if format is ExplainFormat.letter:
+        from .letter import plain_letter
+
+        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, unnamed))
+        return
     if format is ExplainFormat.markdown:
         from .markdown import decision_markdown, escape
 
@@ -200,26 +207,41 @@ def whatif(
     print_all(_console(), (whatif_view(a, reasoner.rules) for a in answers))
 
 
+ReaskOption = Annotated[
+    bool,
+    typer.Option(
+        "--reask-unknown",
+        help="Ask again the fields the record gives as null (not known) that are still needed; "
+        "without it, a null answer is never asked again.",
+    ),
+]
+
+
 @app.command("next")
 def next_question(
     patient: PatientArgument,
     policy: RecordPolicyOption = None,
     format: FormatOption = Format.text,
+    reask: ReaskOption = False,
     rules: RulesOption = None,
 ) -> None:
-    """The next question to ask about the patient, or none once the decision is made.
+    """The next question to ask about the patient, or none once nothing can change or settle the
+    decision.
 
-    Asks only a field whose answer can still change the decision and that the record does not
-    hold: a field present as null was asked and is unknown, and is never asked again. Of those,
-    it picks the one whose possible answers leave the fewest questions still to ask, so the
-    decision settles soonest. `llr-asp ask` puts these questions to a clinician one by one.
+    Asks only a field the record does not hold whose answer can still change the decision
+    (`missing`), or settle a decision that rests on a contested reading of the policy text
+    (`to_settle`); a field present as null was asked and is not known, and is asked again only
+    with --reask-unknown. Of those, it picks the one whose possible answers leave the fewest
+    questions still to ask under any reading, so the decision settles soonest. `llr-asp ask`
+    puts these questions to a clinician one by one.
     """
     from .interview import Interviewer
 
     with _user_errors():
         interviewer = Interviewer.load(rules)
         record = read_patient(patient, interviewer.rules)
-        steps = interviewer.next(record, interviewer.chosen(record, policy))
+        again = record.answered - set(record.values) if reask else ()
+        steps = interviewer.next(record, interviewer.chosen(record, policy), again)
     if format is Format.json:
         _print_per_policy([s.to_json() for s in steps])
         return
@@ -249,6 +271,7 @@ def ask(
             show_default=False,
         ),
     ] = None,
+    reask: ReaskOption = False,
     rules: RulesOption = None,
 ) -> None:
     """Ask a clinician only the questions that matter, then show the decision.
@@ -281,6 +304,8 @@ def ask(
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
         session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        if reask:
+            session.reask = set(session.patient.answered - set(session.patient.values))
         if sys.stdin is None:
             raise UsageError("standard input is closed: ask reads the answers there (pipe them in)")
         read = terminal_reader(prompts) if sys.stdin.isatty() else line_reader(prompts, sys.stdin)
@@ -548,7 +573,6 @@ def _csv_writer(out: Any) -> Any:
         "failed",
         "missing",
         "contested",
-        "to_settle",
         "warnings",
         "error",
     ]
@@ -556,7 +580,7 @@ def _csv_writer(out: Any) -> Any:
 
     def write(result: Any) -> None:
         row = result.to_json()
-        for key in ("possible", "failed", "missing", "to_settle"):
+        for key in ("possible", "failed", "missing"):
             if key in row:
                 row[key] = ";".join(row[key])
         if "contested" in row:  # readings=decision under them: C4.cut-off=not_eligible, A+B=...
@@ -916,6 +940,66 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
     ] = False,
+    public_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            help="The base URL callers use (CDS Hooks tokens' aud, card links); default http://HOST:PORT.",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Where used CDS Hooks token ids are kept for all workers (SQLite); default a per-user "
+            "cache directory.",
+        ),
+    ] = None,
+    redis: Annotated[
+        Optional[str],
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="Keep used token ids in Redis instead (several hosts behind one balancer).",
+        ),
+    ] = None,
+    proxy: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--proxy",
+            metavar="ADDR",
+            help="A proxy whose X-Forwarded-* headers are believed (repeat); default 127.0.0.1.",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--cors-origin",
+            metavar="ORIGIN",
+            help="A browser origin allowed to call /cds-services, /fhir/ and /api/ (repeat; * for any); "
+            "default none.",
+        ),
+    ] = None,
+    max_header_kib: Annotated[
+        int,
+        typer.Option(
+            "--max-header-kib", min=1, max=1024, help="Request line and headers, at most (400 past it)."
+        ),
+    ] = 16,
+    max_batch_mib: Annotated[
+        int,
+        typer.Option(
+            "--max-batch-mib", min=1, max=10240, help="A batch request's body, at most (413 past it)."
+        ),
+    ] = 100,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", min=1, max=100_000, help="Connections a worker takes (503 past it)."
+        ),
+    ] = 512,
     rules: RulesOption = None,
 ) -> None:
     """Serve the page for clinicians and the JSON API (needs the web extra).
@@ -943,11 +1027,24 @@ def serve(
 
     from .web.app import RULES_ENV
     from .web.cds import ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV
+    from .web.server import uvicorn_options
+    from .web.settings import ENV, Settings
 
     with _user_errors():
-        load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
+        served = load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
         if cds_jwks is not None and not cds_jwks.is_file():
             raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")
+        settings = Settings(
+            public_url=public_url or f"http://{host}:{port}",
+            state_dir=state_dir.resolve() if state_dir is not None else None,
+            redis=redis,
+            proxies=tuple(proxy) if proxy else ("127.0.0.1",),
+            cors_origins=tuple(cors_origin or ()),
+            max_header_bytes=max_header_kib << 10,
+            max_batch_body=max_batch_mib << 20,
+            max_connections=max_connections,
+        )
+    os.environ[ENV] = settings.to_json()
     if rules is not None:
         os.environ[RULES_ENV] = str(rules.resolve())
     os.environ[ISSUERS_ENV] = ",".join(cds_issuer or [])
@@ -962,8 +1059,19 @@ def serve(
         typer.echo(
             "llr-asp: note: no --cds-issuer and --cds-jwks: every CDS Hooks call will be refused", err=True
         )
+    uncoded = [p.reference for p in served.policies.values() if not served.procedures.get(p.id)]
+    if uncoded:
+        typer.echo(
+            f"llr-asp: note: no order codes declared for {', '.join(uncoded)}: no CDS Hooks order will "
+            "match (no card) until they are configured (procedure/4 in the rules: see rules/llr_icb.lp)",
+            err=True,
+        )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"llr-asp: note: listening on {host}: reachable from other machines", err=True)
+        if public_url is None:
+            typer.echo(
+                f"llr-asp: note: no --public-url: CDS Hooks tokens must name {settings.public_url}", err=True
+            )
     typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
     uvicorn.run(
         "llr_asp.web:create_app",
@@ -971,8 +1079,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        access_log=False,  # request lines would record what was asked about whom
-        log_level="warning",
+        **uvicorn_options(settings),
     )
 
 
@@ -996,7 +1103,7 @@ def fhir_questionnaire(
     """Print the FHIR R4 Questionnaire (SDC) of a policy, derived from the field declarations.
 
     One item per field the policy tests, linkId = the field's dotted path, text = the question;
-    grades are choice items with their rank (ordinalValue), numbers decimal or integer items
+    grades are choice items with their rank (itemWeight), numbers decimal or integer items
     with their range and unit. Fill it in and give the QuestionnaireResponse to explain.
     """
     from .fhir import questionnaire

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -36,6 +37,7 @@ class Node(NamedTuple):
     evidence: tuple[Evidence, ...]
     children: tuple[Node, ...]
     reason: bool  # this node's status is a reason for its parent's ("why" / "why not")
+    defects: tuple[str, ...] = ()  # what is wrong with the published sentence it encodes
 
     def walk(self) -> list[Node]:
         """This node and every node below it, depth first."""
@@ -167,8 +169,9 @@ class Decision:
         """Ids of the requirements not met, in tree order, each once."""
         return list(dict.fromkeys(n.id for n in self.tree.walk() if n.status == "not_met"))
 
-    def to_json(self) -> dict[str, Any]:
-        """The output contract of `llr-asp explain --format json` (DESIGN §6)."""
+    def to_json(self, today: datetime.date | None = None) -> dict[str, Any]:
+        """The output contract of `llr-asp explain --format json` (DESIGN §6); `review` says
+        whether the policy's review date has passed on `today` (default: the date now)."""
         return {
             "patient": self.patient,
             "policy": self.policy.id,
@@ -181,6 +184,7 @@ class Decision:
             "contested": [c.to_json() for c in self.contested],
             "to_settle": list(self.to_settle),
             "warnings": [w.to_json() for w in self.warnings],
+            "review": self.policy.review_json(today or datetime.date.today()),
             "rules": self.rules,
         }
 
@@ -192,6 +196,7 @@ def _node_json(node: Node) -> dict[str, Any]:
         "label": node.label,
         "text": node.text,
         "interpretation": node.interpretation,
+        "defects": list(node.defects),
         "evidence": [{"field": e.field, "value": e.value, "test": e.test.describe()} for e in node.evidence],
         "children": [_node_json(child) for child in node.children],
     }

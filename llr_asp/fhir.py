@@ -1,27 +1,37 @@
 """FHIR R4: the Questionnaire derived from the field declarations, and a QuestionnaireResponse
 read as a patient record (DESIGN §8). Plain dicts in FHIR's JSON form; no FHIR library at run
-time (the tests validate every resource against the R4B models of fhir.resources).
+time (the tests validate every resource against the R4B models of fhir.resources, and against
+the SDC 4.0.0 invariants llr-asp claims: sdc-2, sdc-3, sdc-base-1, sdc-base-2).
 
 An item's `linkId` is the field's dotted path. Grades are `choice` items whose options carry
-their rank (the ordinalValue extension); numbers are `decimal` or `integer` items with the
-declared range and, where the rules declare one, a UCUM unit.
+their rank (SDC 4's itemWeight extension, which replaced ordinalValue); numbers are `decimal`
+or `integer` items with the declared range and, where the rules declare one, a UCUM unit.
+
+A Questionnaire's canonical is `urn:llr-asp:questionnaire:<policy id, or "all">`, its version
+`<llr-asp's version>+rules.<the rule set's hash>`: semantic versioning (the versionAlgorithm
+sdc-2 asks for), whose build part names the rules without claiming an order between them. A
+canonical may carry a version (`…|<version>`), as DTR sends it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .patient import Patient, nested, validate
+from .patient import Patient, nested
 from .ruleset import Field, Policy, RuleSet, Value
 from .wording import headline
 
 if TYPE_CHECKING:
     from .decision import Decision
-    from .interview import Interviewer
 
 SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"
-ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+VERSION_ALGORITHM = "http://hl7.org/fhir/StructureDefinition/artifact-versionAlgorithm"
+ADAPTIVE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 UNIT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
@@ -35,8 +45,37 @@ ITEM_TYPE = {
 }
 
 
+PREFIX = "urn:llr-asp:questionnaire:"
+
+
 def questionnaire_url(policy: str) -> str:
-    return f"urn:llr-asp:questionnaire:{policy}"
+    return f"{PREFIX}{policy}"
+
+
+@functools.cache
+def release() -> str:
+    try:
+        return importlib.metadata.version("llr-asp")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "0.0.0"
+
+
+def questionnaire_version(rules: RuleSet) -> str:
+    """The version of every Questionnaire of `rules` (semver: the build part is the rules' hash)."""
+    return f"{release()}+rules.{rules.digest[:16]}"
+
+
+def canonical(rules: RuleSet, policy: str) -> str:
+    """The version-specific canonical of a policy's Questionnaire (or "all")."""
+    return f"{questionnaire_url(policy)}|{questionnaire_version(rules)}"
+
+
+def policy_of(reference: Any) -> str | None:
+    """The policy id (or "all") a canonical of llr-asp's names, its version set aside; None
+    for anything else."""
+    if not isinstance(reference, str) or not reference.startswith(PREFIX):
+        return None
+    return reference[len(PREFIX) :].split("|", 1)[0] or None
 
 
 def value_system(field: str) -> str:
@@ -44,29 +83,47 @@ def value_system(field: str) -> str:
     return f"urn:llr-asp:values:{field}"
 
 
-def questionnaire(rules: RuleSet, policy: Policy | None = None) -> dict[str, Any]:
-    """The Questionnaire of `policy` (its fields, in declaration order), or of every field."""
+def questionnaire(rules: RuleSet, policy: Policy | None = None, service: str | None = None) -> dict[str, Any]:
+    """The Questionnaire of `policy` (its fields, in declaration order), or of every field.
+
+    With `service` (the FHIR base URL that answers $next-question for it) it is marked adaptive
+    (SDC's questionnaireAdaptive, the URL as DTR asks): a form filler then asks one question at
+    a time. Without, it is a plain form (`llr-asp fhir questionnaire` prints it so)."""
     used = policy.fields() if policy is not None else frozenset(rules.fields)
     name = policy.id if policy is not None else "all"
     title = f"{policy.title} ({policy.reference})" if policy is not None else "LLR ICB commissioning policies"
+    extensions: list[dict[str, Any]] = [
+        {
+            "url": VERSION_ALGORITHM,
+            "valueCoding": {"system": "http://hl7.org/fhir/version-algorithm", "code": "semver"},
+        }
+    ]
+    if service is not None:
+        extensions.append({"url": ADAPTIVE, "valueUrl": service})
     return {
         "resourceType": "Questionnaire",
         "id": name,
         "meta": {"profile": [SDC]},
+        "extension": extensions,
         "url": questionnaire_url(name),
-        "version": rules.digest[:16],
+        "version": questionnaire_version(rules),
         "name": "".join(part.capitalize() for part in name.replace("_", "-").split("-")),
         "title": title,
         "status": "active",
         "subjectType": ["Patient"],
         **({"publisher": policy.commissioner} if policy is not None else {}),
         "description": "The questions llr-asp asks to decide funding; any may be left unanswered (unknown).",
-        "item": [item(field) for path, field in rules.fields.items() if path in used],
+        "item": [
+            item(field, rules.caveats(path, [policy] if policy else None))
+            for path, field in rules.fields.items()
+            if path in used
+        ],
     }
 
 
-def item(field: Field) -> dict[str, Any]:
-    """The Questionnaire item that asks `field`."""
+def item(field: Field, caveats: Sequence[str] = ()) -> dict[str, Any]:
+    """The Questionnaire item that asks `field`; what the policy's text leaves open for the answer
+    (caveat/3) as its help text (SDC: a display item with the `help` item control)."""
     entry: dict[str, Any] = {
         "linkId": field.path,
         "definition": f"urn:llr-asp:field:{field.path}",
@@ -78,7 +135,11 @@ def item(field: Field) -> dict[str, Any]:
         entry["answerOption"] = [
             {
                 "valueCoding": {"system": value_system(field.path), "code": value, "display": value},
-                **({"extension": [{"url": ORDINAL, "valueDecimal": rank}]} if field.type == "grade" else {}),
+                **(
+                    {"extension": [{"url": ITEM_WEIGHT, "valueDecimal": rank}]}
+                    if field.type == "grade"
+                    else {}
+                ),
             }
             for rank, value in enumerate(field.values)
         ]
@@ -90,7 +151,28 @@ def item(field: Field) -> dict[str, Any]:
         ]
         if field.unit is not None:
             entry["extension"].append({"url": UNIT, "valueCoding": {"system": UCUM, "code": field.unit}})
+    if caveats:
+        entry["item"] = [
+            {
+                "linkId": f"{field.path}.help",
+                "type": "display",
+                "text": " ".join(caveats),
+                "extension": [{"url": ITEM_CONTROL, "valueCodeableConcept": {"coding": [HELP]}}],
+            }
+        ]
     return entry
+
+
+ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
+HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "help", "display": "Help-Button"}
+
+
+def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:
+    """`value` if it has the shape a FHIR element must have (`kind`), else refused naming where
+    it is: a list where an object belongs is a clean 422, never a TypeError further on."""
+    if isinstance(value, kind):
+        return value
+    raise InputError(source, where, f"expected {what}")
 
 
 def is_response(document: Any) -> bool:
@@ -105,7 +187,7 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     items = response.get("item", [])
     if not isinstance(items, list):
         raise InputError(source, "item", "expected a list of QuestionnaireResponse items")
-    for entry in _flattened(items, "item"):
+    for entry in _flattened(items, "item", rules.fields):
         where, answers = entry
         link = where[1].get("linkId") if isinstance(where[1], dict) else None
         path = f"{where[0]} (linkId {link})" if isinstance(link, str) else where[0]
@@ -121,16 +203,23 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     subject = response.get("id")
     if isinstance(subject, str):
         document["id"] = subject
+    named = policy_of(response.get("questionnaire"))
+    if named in rules.policies:  # the questionnaire of one policy: the question is about it
+        document["policy"] = named
     return document
 
 
-def _flattened(items: list[Any], where: str) -> list[tuple[tuple[str, Any], list[Any]]]:
-    """Every answerable item with its place, groups opened (item.item)."""
+def _flattened(
+    items: list[Any], where: str, fields: Collection[str]
+) -> list[tuple[tuple[str, Any], list[Any]]]:
+    """Every answerable item with its place, groups opened (item.item); the items under a
+    question (its help text) are not answers."""
     found = []
     for index, entry in enumerate(items):
         place = f"{where}[{index}]"
-        if isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry:
-            found += _flattened(entry["item"], f"{place}.item")
+        grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry
+        if grouped and entry.get("linkId") not in fields:
+            found += _flattened(entry["item"], f"{place}.item", fields)
             continue
         answers = entry.get("answer", []) if isinstance(entry, dict) else []
         found.append(((place, entry), answers if isinstance(answers, list) else [answers]))
@@ -162,105 +251,12 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
     )
 
 
-ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
-ADAPTIVE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
 DETERMINATION = "urn:llr-asp:determination"
 WORDS = {
     "eligible": "meets",
     "not_eligible": "does not meet",
     "undetermined": "cannot yet be decided against",
 }
-
-
-def adaptive_response(parameters: Any, source: str = "request body") -> dict[str, Any]:
-    """The QuestionnaireResponse of a $next-question call: the bare resource, or the one in a
-    Parameters resource's `questionnaire-response` parameter."""
-    if isinstance(parameters, dict) and parameters.get("resourceType") == "Parameters":
-        found = [
-            p.get("resource")
-            for p in parameters.get("parameter", [])
-            if isinstance(p, dict) and p.get("name") == "questionnaire-response"
-        ]
-        if len(found) != 1:
-            raise InputError(source, "parameter", 'expected one parameter "questionnaire-response"')
-        parameters = found[0]
-    if not is_response(parameters):
-        raise InputError(
-            source, "resourceType", "expected a QuestionnaireResponse (or Parameters holding one)"
-        )
-    return parameters  # type: ignore[no-any-return]
-
-
-def next_question(
-    interviewer: Interviewer, resource: dict[str, Any], source: str = "request body"
-) -> dict[str, Any]:
-    """SDC's $next-question: the response back, its contained adaptive Questionnaire one item
-    longer (the question `next` chooses), or completed with the decision when none is left.
-
-    The policy is the one the adaptive Questionnaire derives from (`derivedFrom`, or the
-    response's `questionnaire`): urn:llr-asp:questionnaire:<policy id, or "all">. An item of the
-    response without an answer was asked and is unknown: it is not asked again.
-    """
-    rules = interviewer.rules
-    response = dict(resource)
-    contained = [
-        r
-        for r in response.get("contained", [])
-        if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
-    ]
-    adapted = dict(contained[0]) if contained else _adaptive(response)
-    base = (adapted.get("derivedFrom") or [response.get("questionnaire") or questionnaire_url("all")])[0]
-    prefix = questionnaire_url("")
-    if not isinstance(base, str) or not base.startswith(prefix):
-        raise InputError(
-            source, "contained.derivedFrom", f"not a questionnaire of llr-asp ({prefix}<policy>)"
-        )
-    policy = base[len(prefix) :] or "all"
-    asked = [
-        i.get("linkId") for i in adapted.get("item", []) if isinstance(i, dict) and i.get("type") != "display"
-    ]
-    patient = validate_response(response, asked, rules, source)
-    steps = interviewer.next(patient, rules.select(policy))
-    step = next((s for s in steps if s.question is not None), None)
-    adapted["item"] = list(adapted.get("item", []))
-    if step is not None and step.question is not None:
-        adapted["item"].append(item(rules.fields[step.question.field]))
-        response["status"] = "in-progress"
-    else:
-        words = "; ".join(said(s.decision) for s in steps)
-        adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
-        response["status"] = "completed"
-        response["extension"] = [
-            *[e for e in response.get("extension", []) if e.get("url") != DETERMINATION],
-            *(determination(s.decision) for s in steps),
-        ]
-    response["contained"] = [adapted, *[r for r in response.get("contained", []) if r not in contained]]
-    response["questionnaire"] = f"#{adapted['id']}"
-    return response
-
-
-def _adaptive(response: dict[str, Any]) -> dict[str, Any]:
-    """A new adaptive Questionnaire (sdc-questionnaire-adapt) for a response that has none."""
-    base = response.get("questionnaire") or questionnaire_url("all")
-    return {
-        "resourceType": "Questionnaire",
-        "id": "adaptive",
-        "meta": {"profile": [ADAPT]},
-        "extension": [{"url": ADAPTIVE, "valueBoolean": True}],
-        "derivedFrom": [base],
-        "status": "active",
-        "item": [],
-    }
-
-
-def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Patient:
-    """The patient of an adaptive response: its answers, and every question the adaptive
-    Questionnaire asked that the response leaves unanswered, as asked and unknown."""
-    items = list(response.get("item", []))
-    answered = {i.get("linkId") for i in items if isinstance(i, dict)}
-    items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
-    whole = {**{k: v for k, v in response.items() if k != "contained"}, "item": items}
-    return validate(patient_document(whole, rules, source), rules, source)
 
 
 def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSet) -> dict[str, Any]:

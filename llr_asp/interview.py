@@ -12,6 +12,7 @@ is never asked again.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,15 +35,22 @@ class Question:
     text: str
     type: str  # bool | grade | choice | number | integer
     choices: tuple[Value, ...] | None  # None: a number in a range
+    caveats: tuple[str, ...] = ()  # what the policy's text leaves open for the answer (caveat/3)
 
     @classmethod
-    def of(cls, field: Field) -> Question:
+    def of(cls, field: Field, caveats: Iterable[str] = ()) -> Question:
         choices: tuple[Value, ...] | None = (True, False) if field.type == "bool" else field.values or None
-        return cls(field.path, field.question, field.type, choices)
+        return cls(field.path, field.question, field.type, choices, tuple(caveats))
 
     def to_json(self) -> dict[str, Any]:
         choices = list(self.choices) if self.choices is not None else None
-        return {"field": self.field, "text": self.text, "type": self.type, "choices": choices}
+        return {
+            "field": self.field,
+            "text": self.text,
+            "type": self.type,
+            "choices": choices,
+            "caveats": list(self.caveats),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,16 @@ class Interviewer(Reasoner):
         self._ahead_input = PatientInput(self._ahead)
         self._ahead_input.free()
 
-    def next(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Next]:
-        """For each policy (default: all), its decision and the best question to ask next."""
+    def next(
+        self, patient: Patient, policies: Iterable[Policy] | None = None, reask: Iterable[str] = ()
+    ) -> list[Next]:
+        """For each policy (default: all), its decision and the best question to ask next.
+
+        `reask`: fields that the record holds as unknown (null) and may be asked again (a
+        clinician going on with the questions still needed); any other null is not asked."""
+        again = set(reask) - set(patient.values)
+        if again & patient.answered:
+            patient = dataclasses.replace(patient, answered=patient.answered - again)
         result = []
         left: dict[str, dict[str, list[int]]] | None = None
         order = list(self.rules.fields)
@@ -95,7 +111,8 @@ class Interviewer(Reasoner):
                 askable,
                 key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),
             )
-            result.append(Next(decision, Question.of(self.rules.fields[best]), len(askable)))
+            question = Question.of(self.rules.fields[best], self.rules.caveats(best, [decision.policy]))
+            result.append(Next(decision, question, len(askable)))
         return result
 
     def _look_ahead(self, patient: Patient) -> dict[str, dict[str, list[int]]]:

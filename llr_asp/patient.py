@@ -24,6 +24,8 @@ from .errors import InputError
 from .ruleset import Field, RuleSet, Value
 
 MAX_BYTES = 1 << 20
+LONGEST_KEY = 80
+"""An unknown key longer than this is shortened where an error names it."""
 """A patient record is a few hundred bytes; anything over 1 MiB is refused unread."""
 
 MAX_ID_LENGTH = 200
@@ -280,7 +282,11 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
         known = error.schema["properties"]
         key = sorted(k for k in error.instance if k not in known)[0]
         wrong = f"{path}.{key}" if path else key
-        raise InputError(source, wrong, _unknown_key(wrong, key, rules))
+        problem = _unknown_key(wrong, key, rules)
+        if len(key) > LONGEST_KEY:  # named, not echoed whole: it may be a megabyte long
+            key = f"{key[: LONGEST_KEY - 20]}… ({len(key):,} characters)"
+            wrong = f"{path}.{key}" if path else key
+        raise InputError(source, wrong, problem)
     got = json.dumps(error.instance)
     got = got if len(got) <= 40 else got[:37] + "..."
     raise InputError(source, path or "(document)", f"expected {_expectation(error.schema)}, got {got}")
@@ -308,7 +314,10 @@ def _unknown_key(wrong: str, written: str, rules: RuleSet) -> str:
 
     valid = ["id", "policy", "meta", *rules.fields]
     valid += sorted({p.rsplit(".", 1)[0] for p in rules.fields if "." in p})
-    close = difflib.get_close_matches(wrong, valid, n=1, cutoff=0.6)
+    # a key far longer than any field is close to none; difflib would index it whole (a
+    # megabyte-long key: 0.4 s of work for no suggestion)
+    suggestible = len(wrong) <= 2 * max(len(v) for v in valid)
+    close = difflib.get_close_matches(wrong, valid, n=1, cutoff=0.6) if suggestible else []
     hint = f'did you mean "{close[0]}"?' if close else "see `llr-asp schema` for the valid fields"
     return f'unknown field; {hint} (free-form notes go under "meta")'
 

@@ -44,6 +44,7 @@ class Questionnaire:
         self.document = document
         self.patient = validate(document, interviewer.rules, source)
         self.asked = 0
+        self.reask: set[str] = set()  # fields recorded as not known, to ask again once
         if save is not None:
             write_record(save, document)
 
@@ -61,12 +62,14 @@ class Questionnaire:
             )
         )
         while True:
-            step = next((s for s in self.interviewer.next(self.patient, self.policies) if s.question), None)
+            steps = self.interviewer.next(self.patient, self.policies, self.reask)
+            step = next((s for s in steps if s.question), None)
             if step is None or step.question is None:
                 return self.patient
+            self.reask.discard(step.question.field)
             self.asked += 1
             others = step.pending - 1
-            more = f"; {others} more can still change the decision" if others else ""
+            more = f"; {others} more can still change or settle the decision" if others else ""
             console.print(
                 Text(f"\nQuestion {self.asked} ({step.decision.policy.reference}{more})", style="dim")
             )
@@ -102,6 +105,24 @@ def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict
             node[group] = {}
         node = node[group]
     node[name] = value
+    return updated
+
+
+def without_value(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """A copy of `document` with the field at dotted `path` left out (not asked), and any group
+    it empties with it."""
+    updated = copy.deepcopy(document)
+    *groups, name = path.split(".")
+    trail = [updated]
+    for group in groups:
+        node = trail[-1].get(group)
+        if not isinstance(node, dict):
+            return updated
+        trail.append(node)
+    trail[-1].pop(name, None)
+    for group, parent in zip(reversed(groups), reversed(trail[:-1])):
+        if parent.get(group) == {}:
+            del parent[group]
     return updated
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -21,13 +21,18 @@ from .errors import printable
 from .ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
+    after_refusal,
     change_words,
     contest_line,
     contested_summary,
+    evidence_words,
+    flags,
     headline,
     leads_to,
     marked,
+    root_status,
     tone,
+    urgent_note,
 )
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
@@ -51,7 +56,9 @@ TONE = {**{d: style for d, (_, style) in VERDICT.items()}, "contested": "bold ma
 """The style of each verdict class (wording.tone): a decision that is not robust is never green."""
 
 
-def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Group:
+def decision_view(
+    decision: Decision, rules: RuleSet, full: bool = False, today: datetime.date | None = None
+) -> Group:
     """The decision first, then the justification tree, then what is still needed.
 
     A requirement that is not a reason for its parent's status is shown on one line, unless
@@ -66,9 +73,18 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
         (headline(decision), TONE[tone(decision)]),
     )
     parts: list[Text | Tree] = [header]
+    urgent = urgent_note(decision)
+    if urgent:
+        parts.append(Text(f"⚠ {urgent}", style="bold yellow"))
     if not decision.robust:
         parts.append(Text(f"⚑ {contested_summary(decision)}", style="magenta"))
-    parts.append(Text(f"The funding decision rests with {policy.commissioner}.", style="dim"))
+    today = today or datetime.date.today()
+    parts.append(
+        Text(
+            f"The funding decision rests with {policy.commissioner}. {policy.review_words(today)}.",
+            style="dim",
+        )
+    )
     for warning in decision.warnings:
         parts.append(
             Text.assemble(
@@ -78,8 +94,11 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
             )
         )
     flagged = marked(decision)
-    tree = Tree(_node_label(decision.tree, None, False, flagged), guide_style="dim")
-    _add_children(tree, decision.tree, full, flagged)
+    root = _node_label(decision.tree, None, False, flagged, rules)
+    if not decision.robust:  # the root line says the verdict's qualification too
+        root = Text.assemble((f"{root_status(decision)}: ", "bold magenta"), root)
+    tree = Tree(root, guide_style="dim")
+    _add_children(tree, decision.tree, full, flagged, rules)
     parts.append(tree)
     if decision.contested:
         contested = Text(
@@ -88,48 +107,52 @@ def decision_view(decision: Decision, rules: RuleSet, full: bool = False) -> Gro
         )
         for contest in decision.contested:
             contested.append("\n  ⚑ ")
-            contested.append(contest_line(contest))
+            contested.append(contest_line(contest, policy))
         parts.append(contested)
-    if decision.missing:
-        needed = Text("Still needed to decide:", style="bold yellow")
-        for field in decision.missing:
-            needed.append(f"\n  • {field}: ", style="bold")
-            needed.append(rules.fields[field].question)
-        parts.append(needed)
-    if decision.to_settle:
-        settle = Text("Answers that could settle the reading:", style="bold magenta")
-        for field in decision.to_settle:
-            settle.append(f"\n  • {field}: ", style="bold")
-            settle.append(rules.fields[field].question)
-        parts.append(settle)
+    for fields, title, style in (
+        (decision.missing, "Still needed to decide:", "bold yellow"),
+        (decision.to_settle, "Answers that could settle the reading:", "bold magenta"),
+    ):
+        if fields:
+            needed = Text(title, style=style)
+            for field in fields:
+                needed.append("\n  • ")
+                needed.append(rules.fields[field].question, style="bold")
+                needed.append(f"  [{field}]", style="dim")
+                for caveat in rules.caveats(field, [policy]):
+                    needed.append(f"\n    {caveat}", style="yellow")
+            parts.append(needed)
     key = "✔ met   ✘ not met   ? unknown"
     if flagged:
         key += "   ⚑ read otherwise by another reading"
     if not full:
         key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
-    if decision.decision == "not_eligible" and policy.recourse:
-        parts.append(Text(f"→ {policy.recourse}", style="bold"))
+    after = after_refusal(decision)
+    if after:
+        parts.append(Text(f"→ {after}", style="bold"))
     return Group(*parts)
 
 
-def _add_children(tree: Tree, node: Node, full: bool, marked: set[str]) -> None:
+def _add_children(tree: Tree, node: Node, full: bool, marked: Collection[str], rules: RuleSet) -> None:
     for child in node.children:
         brief = not (full or child.reason or leads_to(child, marked))
-        branch = tree.add(_node_label(child, node.text, brief, marked))
+        branch = tree.add(_node_label(child, node.text, brief, marked, rules))
         if not brief:
-            _add_children(branch, child, full, marked)
+            _add_children(branch, child, full, marked, rules)
 
 
-def _node_label(node: Node, parent_text: str | None, brief: bool, marked: set[str]) -> Text:
+def _node_label(
+    node: Node, parent_text: str | None, brief: bool, marked: Collection[str], rules: RuleSet
+) -> Text:
     label = Text.assemble(
         (f"{ICON[node.status]} ", STYLE[node.status]),
         (node.id, "bold"),
         "  ",
         node.label,
     )
-    if node.id in marked:
-        label.append("  ⚑ contested reading", style="bold magenta")
+    if flags(node, marked):
+        label.append("  ⚑ read otherwise by another reading", style="bold magenta")
     if brief:
         label.append(" …")
         label.stylize("dim")
@@ -138,18 +161,22 @@ def _node_label(node: Node, parent_text: str | None, brief: bool, marked: set[st
         label.append(f"\n“{node.text}”", style="italic")
     if node.interpretation:
         label.append(f"\nInterpretation: {node.interpretation}", style="cyan")
+    for defect in node.defects:
+        label.append(f"\nThe published text: {defect}", style="yellow")
     for evidence in node.evidence:
         label.append("\n")
-        label.append_text(evidence_text(evidence))
+        label.append_text(evidence_text(evidence, rules))
     return label
 
 
-def evidence_text(evidence: Evidence) -> Text:
-    """`conservative.months = 4, needs ≥ 6`, or `pain.severity unknown, needs ≥ intense`."""
-    needs = f", {evidence.needs()}"
+def evidence_text(evidence: Evidence, rules: RuleSet) -> Text:
+    """`Conservative care: 4 months; the policy needs at least 6 months [conservative.months]`: the
+    values in words, and the field's path, which a record is fixed by."""
+    said = Text(evidence_words(evidence, rules))
     if evidence.value is None:
-        return Text.assemble((evidence.field, "bold"), (" unknown", "yellow"), needs)
-    return Text.assemble((evidence.field, "bold"), f" = {show(evidence.value)}", needs)
+        said.stylize("yellow", said.plain.index(": ") + 2, said.plain.index(";"))
+    said.append(f"  [{evidence.field}]", style="dim")
+    return said
 
 
 def _table(title: str | None = None) -> Table:
@@ -295,12 +322,19 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
                     "⚑ Eligible as the record stands under another reading of the policy text: ",
                     "bold magenta",
                 ),
-                contest_line(contest),
+                contest_line(contest, policy),
                 " No change is needed under it: ask the ICB to confirm the reading.",
             )
         )
-    if answer.decision == "eligible":
-        lines.append(Text("Already eligible: nothing needs to change."))
+    if answer.decision == "eligible" and answer.robust:
+        lines.append(Text("Already eligible under every reading: nothing needs to change."))
+    elif answer.decision == "eligible":
+        lines.append(
+            Text(
+                "Eligible on the adopted reading only; no change to the record makes it certain: "
+                "ask the ICB to confirm the reading."
+            )
+        )
     elif answer.blocker is not None:
         blocker = answer.blocker
         fixed = ", ".join(f"{f} = {show(v)}" for f, v in blocker.fixed)
@@ -322,7 +356,9 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
         lines.append(Text(CHANGE_KEY, style="dim"))
     for contest in answer.contested:
         if contest not in answer.eligible_now:
-            lines.append(Text.assemble(("⚑ Another reading: ", "bold magenta"), contest_line(contest)))
+            lines.append(
+                Text.assemble(("⚑ Another reading: ", "bold magenta"), contest_line(contest, policy))
+            )
     return Group(*lines)
 
 
@@ -367,6 +403,8 @@ def question_text(question: Question) -> Text:
         answers = "yes / no"
     else:
         answers = " / ".join(f"{n}. {show(c)}" for n, c in enumerate(question.choices, 1))
+    for caveat in question.caveats:
+        text.append(f"\n  Note: {caveat}", style="yellow")
     text.append(f"\n  Answer: {answers}, or unknown", style="dim")
     return text
 

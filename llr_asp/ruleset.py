@@ -57,8 +57,14 @@ class Field:
     minimum: int | None
     maximum: int | None
     question: str
-    kind: str  # fact | finding | care (see kind/2 in vocabulary.lp)
+    kind: str  # fact | finding | outcome | care (see kind/2 in vocabulary.lp)
     unit: str | None = None  # UCUM code of a number field (unit/2), e.g. "mo"
+    term: str | None = None  # how running text names it (term/2): "Conservative care"
+
+    @property
+    def name(self) -> str:
+        """The field in words: its term, else its question."""
+        return self.term or self.question
 
     @property
     def immutable(self) -> bool:
@@ -146,6 +152,10 @@ class Policy:
     readings: Mapping[str, Reading] = dataclasses.field(default_factory=dict)  # contested points, by id
     cautions: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Per requirement, the routes that, when met, caution against waiting to meet it (caution/3)."""
+    caveats: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Per field, what the policy's text leaves open for a clinician answering it (caveat/3)."""
+    unsuitable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per requirement that refuses on clinical grounds, what is said instead of the recourse."""
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -183,6 +193,21 @@ class Policy:
             "source": self.source,
         }
 
+    def review_status(self, today: datetime.date) -> str:
+        """`overdue` once the review year has passed, `due` in the review year, else `current`."""
+        if self.review < today.year:
+            return "overdue"
+        return "due" if self.review == today.year else "current"
+
+    def review_json(self, today: datetime.date) -> dict[str, str]:
+        """The review date and whether it has passed, as every decision's JSON carries it."""
+        return {"due": str(self.review), "status": self.review_status(today)}
+
+    def review_words(self, today: datetime.date) -> str:
+        """`Policy review date: 2026 (review due this year)`."""
+        said = {"overdue": " (overdue for review)", "due": " (review due this year)", "current": ""}
+        return f"Policy review date: {self.review}{said[self.review_status(today)]}"
+
     def review_due(self, today: datetime.date) -> str | None:
         """Whether the review date has passed or falls in the current year, in words."""
         if self.review < today.year:
@@ -204,12 +229,20 @@ class RuleSet:
     """Suspect but usable declarations (rule_warning/2), with file and line."""
     procedures: Mapping[str, tuple[tuple[str, str, str], ...]] = dataclasses.field(default_factory=dict)
     """Per policy, the (code system, code, display) of the orders it decides (procedure/4)."""
+    bars: tuple[tuple[str, str, str, Value], ...] = ()
+    """Domain assumptions on change (bars/4): (assumption, field not to raise, while field, has value)."""
 
     def ground(
         self, programs: Iterable[str], parts: Iterable[tuple[str, list[clingo.Symbol]]] = ()
     ) -> clingo.Control:
         """The rule set grounded anew with vocabulary.lp and the engine `programs` (paths)."""
         return ground([*self.files, engine_file("vocabulary.lp"), *programs], parts)
+
+    def caveats(self, field: str, policies: Iterable[Policy] | None = None) -> list[str]:
+        """What the texts of `policies` (default: all) leave open for a clinician answering
+        `field`, each said once."""
+        chosen = self.policies.values() if policies is None else policies
+        return list(dict.fromkeys(c for p in chosen for c in p.caveats.get(field, ())))
 
     def select(self, selection: str | None) -> list[Policy]:
         """The policies named by `selection`: a policy id, `all`, or None for all."""
@@ -358,6 +391,7 @@ def compile_rules(
         assumptions={a.string: _said(s) for a, s in facts.get("assumption", 2)},
         warnings=located_warnings,
         procedures=_procedures(facts),
+        bars=tuple((a.string, x.string, f.string, symbol_value(v)) for a, x, f, v in facts.get("bars", 4)),
     )
     return rules, control
 
@@ -399,6 +433,7 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     questions = {f.string: _said(q) for f, q in facts.get("question", 2)}
     kinds = {f.string: k.name for f, k in facts.get("kind", 2)}
     units = {f.string: u.string for f, u in facts.get("unit", 2)}
+    terms = {f.string: _said(t) for f, t in facts.get("term", 2)}
     immutable = {f.string for (f,) in facts.get("immutable", 1)}  # kind fact, or declared so before kind/2
     fields = {}
     for f, t in facts.get("field", 2):
@@ -406,7 +441,9 @@ def _fields(facts: _Facts) -> dict[str, Field]:
         values = [g for _, g in sorted(grades.get(path, []))] or sorted(choices.get(path, []))
         lo, hi = ranges.get(path, (None, None))
         kind = kinds.get(path) or ("fact" if path in immutable else "finding")
-        fields[path] = Field(path, t.name, tuple(values), lo, hi, questions[path], kind, units.get(path))
+        fields[path] = Field(
+            path, t.name, tuple(values), lo, hi, questions[path], kind, units.get(path), terms.get(path)
+        )
     return fields
 
 
@@ -486,6 +523,9 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             x.string, r.string, _said(adopted), tuple(alternatives.get((p.string, x.string), ()))
         )
 
+    caveats: dict[str, dict[str, list[str]]] = {}
+    for p, f, text in facts.get("caveat", 3):
+        caveats.setdefault(p.string, {}).setdefault(f.string, []).append(_said(text))
     cautions: dict[str, dict[str, list[str]]] = {}
     for p, r, u in facts.get("caution", 3):
         cautions.setdefault(p.string, {}).setdefault(r.string, []).append(u.string)
@@ -503,6 +543,8 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             recourse=_said(meta["recourse"][p.string]) if p.string in meta["recourse"] else None,
             readings=readings.get(p.string, {}),
             cautions={r: tuple(us) for r, us in cautions.get(p.string, {}).items()},
+            caveats={f: tuple(texts) for f, texts in caveats.get(p.string, {}).items()},
+            unsuitable={r.string: _said(t) for q, r, t in facts.get("unsuitable", 3) if q == p},
         )
         for (p,) in facts.get("policy", 1)
     }

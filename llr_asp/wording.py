@@ -7,10 +7,11 @@ always said with its qualification, in the same words wherever it appears.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
-from .decision import Contest, Decision, Node
-from .ruleset import RuleSet, show
+from .decision import Contest, Decision, Evidence, Node
+from .ruleset import Field, Policy, RuleSet, Value, show
 
 if TYPE_CHECKING:
     from .whatif import Change
@@ -66,8 +67,9 @@ def headline(decision: Verdict) -> str:
 def contested_summary(decision: Decision) -> str:
     """One sentence under the headline of a decision that is not robust: what it rests on, and
     what the clinician can do about it."""
+    policy = decision.policy
     points = ", ".join(
-        dict.fromkeys(f"{t.requirement} ({t.reading})" for c in decision.contested for t in c.taken)
+        dict.fromkeys(requirement_words(policy, t.requirement) for c in decision.contested for t in c.taken)
     )
     others = [d for d in decision.possible if d != decision.decision]
     under = " or ".join("not yet decided" if d == "undetermined" else VERDICT_WORDS[d] for d in others)
@@ -81,50 +83,157 @@ def contested_summary(decision: Decision) -> str:
     return said
 
 
-def contest_line(contest: Contest) -> str:
-    """One contest in words: the alternative(s) taken, then the decision under them."""
-    if len(contest.taken) == 1:
-        [one] = contest.taken
-        return f"{one.requirement} ({one.reading}): {one.text} Under it: {VERDICT_WORDS[contest.decision]}."
-    said = " Together with ".join(f"{t.requirement} ({t.reading}): {t.text}" for t in contest.taken)
-    return f"{said} Under these together: {VERDICT_WORDS[contest.decision]}."
+def requirement_words(policy: Policy, rid: str) -> str:
+    """A requirement as a reader knows it: its label, then its id once: `Significant functional
+    impairment (SFI)`."""
+    requirement = policy.requirements.get(rid)
+    return f"{requirement.label} ({rid})" if requirement else rid
 
 
-def leads_to(node: Node, marked: set[str]) -> bool:
-    """Whether `node` or a node below it is one of `marked`: such a node is never folded away."""
-    return bool(marked) and any(n.id in marked for n in node.walk())
+def contest_line(contest: Contest, policy: Policy) -> str:
+    """One contest in words: the alternative(s) taken, each on the requirement it reads, then the
+    decision under them."""
+    said = " Together with: ".join(
+        f"{requirement_words(policy, t.requirement)}: {t.text}" for t in contest.taken
+    )
+    under = "Under it" if len(contest.taken) == 1 else "Under these together"
+    return f"{said} {under}: {VERDICT_WORDS[contest.decision]}."
 
 
-def marked(decision: Decision) -> set[str]:
+UNITS = {"mo": "months", "a": "years", "d": "days", "wk": "weeks"}
+"""How a UCUM unit of a number field is said in words."""
+
+NEEDS_WORDS = {
+    "eq": "",
+    "ne": "not ",
+    "ge": "at least ",
+    "gt": "more than ",
+    "le": "at most ",
+    "lt": "less than ",
+}
+
+
+def value_words(field: Field, value: Value | None) -> str:
+    """A field's value as a letter says it: `4 months`, `yes`, `moderate`, `not known`."""
+    if value is None:
+        return "not known"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field.unit and not isinstance(value, str):
+        return f"{show(value)} {UNITS.get(field.unit, field.unit)}"
+    return show(value)
+
+
+def evidence_words(evidence: Evidence, rules: RuleSet) -> str:
+    """`Conservative care: 4 months; the policy needs at least 6 months` (no field paths)."""
+    field = rules.fields[evidence.field]
+    needs = NEEDS_WORDS[evidence.test.op] + value_words(field, evidence.test.value)
+    return f"{field.name}: {value_words(field, evidence.value)}; the policy needs {needs}"
+
+
+class Marks(frozenset[str]):
+    """The requirements whose sentences a contest reads otherwise, and those of them that sit in
+    the tree more than once (SFI under C2 and under C4)."""
+
+    repeated: frozenset[str] = frozenset()
+
+
+def leads_to(node: Node, marked: Collection[str]) -> bool:
+    """Whether `node` or a node below it is flagged: such a node is never folded away."""
+    return bool(marked) and any(flags(n, marked) for n in node.walk())
+
+
+def flags(node: Node, marked: Collection[str]) -> bool:
+    """Whether the tree marks `node` ⚑: a reading of its sentence changes the decision. Where the
+    requirement sits in the tree more than once, only where it is a reason for its parent's
+    status (SFI under a C2 that fails for its instability is not: however SFI is read, C2
+    fails)."""
+    return node.id in marked and (node.reason or node.id not in getattr(marked, "repeated", ()))
+
+
+def marked(decision: Decision) -> Marks:
     """The requirements whose sentences a contest reads otherwise (⚑ in every tree)."""
-    return {r for c in decision.contested for r in c.requirements}
+    ids = [n.id for n in decision.tree.walk()]
+    marks = Marks(r for c in decision.contested for r in c.requirements)
+    marks.repeated = frozenset(r for r in marks if ids.count(r) > 1)
+    return marks
 
 
 def change_words(change: Change, rules: RuleSet) -> str:
     """One change of a what-if set, as a clause after "eligible if": an unknown as a question to
     find out, care as a step, a finding or an outcome as a condition (never an instruction);
     with the policy's own caution when a route the patient meets says not to wait."""
-    field = change.field
-    after = show(change.after)
-    before = "not known" if change.before is None else show(change.before)
+    field = rules.fields[change.field]
+    name = _lower_first(field.name)
+    after = value_words(field, change.after)
+    before = value_words(field, change.before)
     if change.kind == "answer":
-        answer = {"true": "yes", "false": "no"}.get(after, after)
-        said = f"you find out “{rules.fields[field].question}” and the answer is {answer}"
+        said = f"you find out “{field.question}” and the answer is {after}"
     elif change.kind == "finding":
-        said = f"{field} were {after} (now {before}; a clinical finding, not a step to take)"
+        said = f"{name} were {after} (now {before}; a clinical finding, not a step to take)"
     elif change.kind == "outcome":
-        said = f"{field} were {after} (now {before}; an outcome of care, not a step to take)"
+        said = f"{name} were {after} (now {before}; an outcome of care, not a step to take)"
     else:
-        said = f"{field} went from {before} to {after} (care you can act on)"
-    if change.caution is not None:
+        said = f"{name} went from {before} to {after} (care you can act on)"
+    for guard, value in change.unless:
+        spec = rules.fields[guard]
         said += (
-            f" ⚠ Caution: the patient meets {change.caution.route}: “{change.caution.text}” "
-            "Do not delay for this without asking the ICB"
+            f" — only if the answer to “{spec.question}” is not {value_words(spec, value)}: it is not "
+            "known yet, so find out first"
+        )
+    if change.caution is not None:
+        route = change.caution
+        meets = f"meets {route.route}" if route.met else f"may meet {route.route} (not yet known)"
+        said += (
+            f" ⚠ Caution: the patient {meets}: “{route.text}” Do not delay surgery for this without "
+            "asking the ICB"
         )
     return said
+
+
+def urgent_note(decision: Decision) -> str | None:
+    """For a patient who meets a route that the policy says not to wait for (C6: delay makes
+    surgery harder) while the requirement it cautions about is not met: the first thing to
+    say, before any question."""
+    policy = decision.policy
+    status = {n.id: n.status for n in decision.tree.walk()}
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            if status.get(route) == "met" and status.get(rid) != "met" and decision.decision != "eligible":
+                label = _lower_first(policy.requirements[route].label)
+                return (
+                    f"Meets an urgent route ({route}: {label}): “{policy.sentence(route)}” "
+                    "Ask the ICB now; do not delay surgery for conservative care."
+                )
+    return None
+
+
+def after_refusal(decision: Decision) -> str | None:
+    """What follows a refusal: where a requirement refuses on clinical grounds (unsuitable/3:
+    the procedure contra-indicated), what the policy's clinical text implies instead; else the
+    commissioner's general route (an Individual Funding Request)."""
+    if decision.decision != "not_eligible":
+        return None
+    policy = decision.policy
+    failed = {n.id for n in decision.tree.walk() if n.status == "not_met"}
+    unsuitable = [text for rid, text in policy.unsuitable.items() if rid in failed]
+    return unsuitable[0] if unsuitable else policy.recourse
+
+
+def root_status(decision: Decision) -> str:
+    """The words of the root's status: qualified, as the headline is, when the decision is not
+    robust (`met on the adopted reading`), so that no line below a contested verdict reads plain."""
+    words = {"met": "met", "not_met": "not met", "unknown": "unknown"}[decision.tree.status]
+    return words if decision.robust else f"⚑ {words} on the adopted reading"
 
 
 CHANGE_KEY = (
     "care: what a clinician can act on; a clinical finding changes with the disease, and an "
     "outcome of care follows from the care: neither is a step to take"
 )
+
+
+def _lower_first(text: str) -> str:
+    """A term inside a sentence: `Conservative care` → `conservative care` (not `MSK …`)."""
+    head = text.split(" ", 1)[0]
+    return text if head.isupper() else text[:1].lower() + text[1:]

@@ -175,7 +175,7 @@ def test_hygiene_points_at_file_and_line(tmp_path: Path) -> None:
 # -- the real policies -------------------------------------------------------------------------
 
 EXPECTED = {
-    ("warning", "exclusion_outside_criteria", "hip-resurfacing", ("contraindication",)),
+    ("warning", "exclusion_outside_criteria", "hip-resurfacing", ("no_contraindication",)),
     ("warning", "exclusion_outside_criteria", "knee-resurfacing", ("compartments",)),
     ("note", "redundant_route", "hip-resurfacing", ("C5", "C1")),
     ("note", "redundant_route", "knee-resurfacing", ("C5", "C1")),
@@ -186,7 +186,7 @@ EXPECTED = {
         for policy in ("hip-resurfacing", "knee-resurfacing")
         for rid in ("SFI", "C3.impairment", "C4.radiology", "C4.instability", "C4", "C5", "C6")
     ),
-    ("note", "contested_reading", "hip-resurfacing", ("contraindication",)),
+    ("note", "contested_reading", "hip-resurfacing", ("no_contraindication",)),
     ("note", "contested_reading", "knee-resurfacing", ("compartments",)),
     ("note", "contested_reading", "knee-resurfacing", ("C",)),
     *(

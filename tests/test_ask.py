@@ -109,7 +109,7 @@ def test_a_refused_patient_ends_with_what_would_have_to_change(tmp_path: Path) -
     # is asked, and whatif says what would change
     assert result.exit_code == 0, result.output
     assert "Question 1" not in result.stderr
-    assert "conservative.months went from 3 to 6" in " ".join(result.stdout.split())
+    assert "conservative care went from 3 months to 6 months" in " ".join(result.stdout.split())
 
 
 def test_from_a_partial_record_asks_neither_its_answers_nor_its_unknowns(tmp_path: Path) -> None:

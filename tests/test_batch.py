@@ -117,7 +117,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         f'{source}:4: conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
     )
     assert "not UTF-8" in lines[4]["error"]
-    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "contraindication"])
+    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "no_contraindication"])
     assert set(lines[0]) == {
         "line",
         "patient",
@@ -129,7 +129,6 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "failed",
         "missing",
         "contested",
-        "to_settle",
         "warnings",
     }
     # a woman under the hip policy: refused plainly; the reading of the sex sentence as
@@ -153,12 +152,12 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
     assert rows[0] == (
-        "line,patient,policy,reference,decision,robust,possible,failed,missing,contested,to_settle,warnings,error"
+        "line,patient,policy,reference,decision,robust,possible,failed,missing,contested,warnings,error"
     )
     assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,")
     assert ",eligibility;B;B.months," in rows[1] and "C6.route=undetermined" in rows[1]
     assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,,")
-    assert rows[3].startswith("4,,,,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
+    assert rows[3].startswith("4,,,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
 
 
 def test_stdin_and_every_policy(reasoner: Reasoner) -> None:
@@ -212,7 +211,6 @@ def test_results_serialise_as_the_contract_says() -> None:
                 "decision": "not_eligible",
             }
         ],
-        "to_settle": [],
         "warnings": [
             {
                 "assumption": "contraindicated-not-engaged",

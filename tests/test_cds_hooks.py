@@ -4,8 +4,10 @@ token is 401 with nothing more said."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,15 +17,19 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 jwt = pytest.importorskip("jwt", reason="PyJWT is not installed")
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from artefacts import answer_items  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from serving import free_port  # noqa: E402
 
 from llr_asp.ruleset import default_rules_dir  # noqa: E402
 from llr_asp.web import cds, create_app  # noqa: E402
+from llr_asp.web.settings import Settings  # noqa: E402
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 ISSUER = "https://ehr.example"
 KEY = ec.generate_private_key(ec.SECP384R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 CODE = {
     "system": "http://snomed.info/sct",
     "code": "test-hip-resurfacing",
@@ -33,22 +39,37 @@ BASE = "http://testserver"
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ICB's configuration: the rules with the order codes, and the EHR's keys (an EC key
+    `k1` and an RSA key `r1`)."""
     folder = tmp_path_factory.mktemp("cds")
     rules = folder / "rules"
     shutil.copytree(default_rules_dir(), rules)
-    with (rules / "llr_icb.lp").open("a") as extra:  # the ICB's configuration: the order codes
+    with (rules / "llr_icb.lp").open("a") as extra:
         extra.write(
             f'procedure("hip-resurfacing", "{CODE["system"]}", "{CODE["code"]}", "{CODE["display"]}").\n'
         )
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY.public_key()))
-    (folder / "jwks.json").write_text(json.dumps({"keys": [{**public, "kid": "k1", "alg": "ES384"}]}))
+    rsa_public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
+    keys = [{**public, "kid": "k1", "alg": "ES384"}, {**rsa_public, "kid": "r1"}]
+    (folder / "jwks.json").write_text(json.dumps({"keys": keys}))
+    return folder
+
+
+def make_app(folder: Path, issuer: str = ISSUER, **settings: Any) -> Any:
+    """A service process of the ICB's configuration (`settings` over: the test's public URL, a
+    state directory of the test's own)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(cds.ISSUERS_ENV, ISSUER)
+        patch.setenv(cds.ISSUERS_ENV, issuer)
         patch.setenv(cds.JWKS_ENV, str(folder / "jwks.json"))
         patch.delenv(cds.NO_AUTH_ENV, raising=False)
-        app = create_app(rules)
-    return TestClient(app)
+        chosen = {"public_url": BASE, "state_dir": folder / "state", **settings}
+        return create_app(folder / "rules", Settings(**chosen))
+
+
+@pytest.fixture(scope="module")
+def client(folder: Path) -> TestClient:
+    return TestClient(make_app(folder))
 
 
 def token(audience: str, **changes: Any) -> str:
@@ -62,12 +83,23 @@ def token(audience: str, **changes: Any) -> str:
         )
     if changes.get("alg") == "none":
         return jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})
-    return jwt.encode(
-        claims,
+    if changes.get("alg") == "RS384":
+        return jwt.encode(claims, RSA_KEY, algorithm="RS384", headers={"kid": changes.get("kid", "r1")})
+    return jwt.api_jws.encode(  # signed as it is: PyJWT's encode refuses some claims a forger can send
+        json.dumps(claims).encode(),
         changes.get("key", KEY),
         algorithm="ES384",
         headers={"kid": changes.get("kid", "k1"), "typ": "JWT"},
     )
+
+
+def forged(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A token with any header and claims and a signature of no key."""
+
+    def part(value: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.{part('no signature')}"
 
 
 def auth(path: str, **changes: Any) -> dict[str, str]:
@@ -78,15 +110,11 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     """An order-select call as an EHR sends it: a draft ServiceRequest, and the prefetch."""
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "pat-1", "gender": gender}}
     if example is not None:
-        document = json.loads((EXAMPLES / f"{example}.json").read_text())
-        items = [
-            {"linkId": f"{group}.{name}", "answer": [_answer(f"{group}.{name}", value)]}
-            for group, fields in document.items()
-            if isinstance(fields, dict) and group != "meta"
-            for name, value in fields.items()
-            if value is not None
-        ]
-        response = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": items}
+        response = {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "item": answer_items(example),
+        }
         prefetch["answers"] = {
             "resourceType": "Bundle",
             "type": "searchset",
@@ -118,14 +146,6 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
         },
         "prefetch": prefetch,
     }
-
-
-def _answer(path: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"valueBoolean": value}
-    if isinstance(value, str):
-        return {"valueCoding": {"code": value}}
-    return {"valueInteger": value} if path == "knee.compartments_affected" else {"valueDecimal": value}
 
 
 def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
@@ -175,7 +195,7 @@ def test_one_card_per_call(
     assert "“" in card["detail"] and {link["type"] for link in card["links"]} == {"absolute"}
     if summary.startswith("Contested"):  # never a plain verdict: the detail says which reading
         assert "ON THE ADOPTED READING" in card["detail"] and "ICB must confirm" in card["detail"]
-        assert card["extension"]["robust"] is False
+        assert card["extension"]["llr-asp.robust"] is False
     elif indicator == "warning":
         assert "Individual Funding Request" in card["detail"]
 
@@ -186,7 +206,7 @@ def test_a_woman_is_refused_plainly_the_background_reading_is_for_analysts(clien
     path = "/cds-services/hip-resurfacing"
     [card] = client.post(path, json=call("route-c1-pain", "female"), headers=auth(path)).json()["cards"]
     assert card["indicator"] == "warning" and not card["summary"].startswith("Contested")
-    assert "contraindication.criterion" not in card["detail"] and card["extension"]["robust"] is True
+    assert "contraindication.criterion" not in card["detail"] and card["extension"]["llr-asp.robust"] is True
 
 
 def test_an_order_for_another_procedure_gets_no_card(client: TestClient) -> None:
@@ -203,8 +223,9 @@ def test_no_prefetch_is_412(client: TestClient) -> None:
 
 def test_feedback_is_counted(client: TestClient) -> None:
     path = "/cds-services/hip-resurfacing/feedback"
-    reply = client.post(path, json={"feedback": [{"card": "x", "outcome": "accepted"}]}, headers=auth(path))
-    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing"] >= 1  # type: ignore[attr-defined]
+    entry = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}
+    reply = client.post(path, json={"feedback": [entry, entry]}, headers=auth(path))
+    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing"] >= 2  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -220,6 +241,13 @@ def test_feedback_is_counted(client: TestClient) -> None:
         "unknown kid",
         "another key",
         "no jti",
+        "RSA kid for ES384",
+        "iss a list",
+        "iss an object",
+        "exp a string",
+        "iat a string",
+        "jti not a string",
+        "lives an hour",
     ],
 )
 def test_refused_tokens_are_401_with_nothing_said(client: TestClient, headers: Any) -> None:
@@ -228,11 +256,18 @@ def test_refused_tokens_are_401_with_nothing_said(client: TestClient, headers: A
         "wrong aud": {"aud": BASE + "/cds-services/other"},
         "alg none": {"alg": "none"},
         "HS256": {"alg": "HS256"},
-        "expired": {"exp": int(time.time()) - 10, "iat": int(time.time()) - 400},
+        "expired": {"exp": int(time.time()) - 60, "iat": int(time.time()) - 290},  # past the leeway
         "unknown iss": {"iss": "https://intruder.example"},
         "unknown kid": {"kid": "k9"},
         "another key": {"key": ec.generate_private_key(ec.SECP384R1())},
         "no jti": {"jti": None},
+        "RSA kid for ES384": {"kid": "r1"},  # an ES384 signature, and the RSA key's kid
+        "iss a list": {"iss": [ISSUER]},
+        "iss an object": {"iss": {"url": ISSUER}},
+        "exp a string": {"exp": str(int(time.time()) + 200)},
+        "iat a string": {"iat": str(int(time.time()))},
+        "jti not a string": {"jti": 12345},
+        "lives an hour": {"exp": int(time.time()) + 3600},  # the specification: at most five minutes
     }
     if isinstance(headers, str):
         headers = auth(path, **changes[headers])
@@ -244,3 +279,208 @@ def test_a_replayed_token_is_refused(client: TestClient) -> None:
     headers = auth("/cds-services")
     assert client.get("/cds-services", headers=headers).status_code == 200
     assert client.get("/cds-services", headers=headers).status_code == 401
+
+
+def test_a_token_accepted_in_the_leeway_after_exp_is_still_used_once(client: TestClient) -> None:
+    """Clock-skew leeway (tokens.LEEWAY) lets a token expired 10 s ago through; its id is kept
+    for that leeway too, so it cannot be replayed in it."""
+    now = int(time.time())
+    headers = auth("/cds-services", iat=now - 310, exp=now - 10)
+    assert client.get("/cds-services", headers=headers).status_code == 200
+    assert client.get("/cds-services", headers=headers).status_code == 401
+
+
+def test_a_token_signed_with_the_rsa_key_is_accepted(client: TestClient) -> None:
+    assert client.get("/cds-services", headers=auth("/cds-services", alg="RS384")).status_code == 200
+
+
+@pytest.mark.parametrize("kid", ["k1", "r1"])
+@pytest.mark.parametrize("alg", ["RS384", "ES384"])
+def test_a_forged_token_is_401_whatever_key_its_alg_and_kid_pick(
+    client: TestClient, alg: str, kid: str
+) -> None:
+    """Algorithm confusion: an RS384 header naming the EC key's kid once sent PyJWT's RSA code
+    an EC key (TypeError, a 500 for anyone, without any key)."""
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": BASE + "/cds-services", "iat": now, "exp": now + 60, "jti": "f"}
+    header = {"alg": alg, "kid": kid, "typ": "JWT"}
+    reply = client.get("/cds-services", headers={"Authorization": f"Bearer {forged(header, claims)}"})
+    assert reply.status_code == 401 and reply.json() == {"error": "unauthorized"}
+
+
+def test_aud_is_the_configured_url_not_the_callers_host(folder: Path) -> None:
+    """A token minted for another service is refused, whatever Host the caller sends; card links
+    start with the configured public URL too."""
+    client = TestClient(make_app(folder, public_url="https://llr.example.nhs.uk/"))
+    path = "/cds-services/hip-resurfacing"
+    elsewhere = {"Authorization": f"Bearer {token('http://other.example' + path)}", "Host": "other.example"}
+    assert client.post(path, json=call("route-c1-pain"), headers=elsewhere).status_code == 401
+    mine = {"Authorization": f"Bearer {token('https://llr.example.nhs.uk' + path)}", "Host": "other.example"}
+    reply = client.post(path, json=call("route-c1-pain"), headers=mine)
+    assert reply.status_code == 200, reply.text
+    [card] = reply.json()["cards"]
+    assert {link["url"].split("/")[2] for link in card["links"]} == {"llr.example.nhs.uk"}
+
+
+def test_a_token_is_used_once_across_workers_and_restarts(folder: Path, tmp_path: Path) -> None:
+    """Two service processes of one host share the used token ids (the state directory's SQLite
+    file): a token used on one is refused on the other, and by a process started afterwards."""
+    first, second = (TestClient(make_app(folder, state_dir=tmp_path)) for _ in range(2))
+    headers = auth("/cds-services")
+    assert first.get("/cds-services", headers=headers).status_code == 200
+    assert second.get("/cds-services", headers=headers).status_code == 401
+    restarted = TestClient(make_app(folder, state_dir=tmp_path))
+    assert restarted.get("/cds-services", headers=headers).status_code == 401
+    assert restarted.get("/cds-services", headers=auth("/cds-services")).status_code == 200
+
+
+def test_an_unreachable_token_store_is_503_not_a_pass(folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    client = TestClient(make_app(folder, state_dir=tmp_path / "file" / "state"))  # cannot be made
+    reply = client.get("/cds-services", headers=auth("/cds-services"))
+    assert reply.status_code == 503 and "tokens cannot be checked" in reply.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A redis-server of its own on 127.0.0.1 (Debian's package), for the module."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server: apt-get install -y redis-server (Debian's package)")
+    pytest.importorskip("redis", reason="the redis client is not installed: pip install 'llr-asp[redis]'")
+    import redis
+
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_timeout=1)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("redis-server did not start in 10 s")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_with_redis_a_token_is_used_once_across_hosts(folder: Path, tmp_path: Path, redis_url: str) -> None:
+    """Two hosts (their own state directories) behind one balancer share Redis."""
+    first = TestClient(make_app(folder, state_dir=tmp_path / "a", redis=redis_url))
+    second = TestClient(make_app(folder, state_dir=tmp_path / "b", redis=redis_url))
+    headers = auth("/cds-services")
+    assert first.get("/cds-services", headers=headers).status_code == 200
+    assert second.get("/cds-services", headers=headers).status_code == 401
+    assert second.get("/cds-services", headers=auth("/cds-services")).status_code == 200
+    assert not (tmp_path / "a").exists()  # nothing kept on the host
+
+
+def _orders(body: dict[str, Any]) -> dict[str, Any]:
+    return body["context"]["draftOrders"]["entry"][0]["resource"]  # type: ignore[no-any-return]
+
+
+MALFORMED = {
+    "context a list": (lambda b: b.update(context=[b["context"]]), "context"),
+    "context a string": (lambda b: b.update(context="Patient/pat-1"), "context"),
+    "context a number": (lambda b: b.update(context=7), "context"),
+    "entry not a list": (lambda b: b["context"]["draftOrders"].update(entry=5), "context.draftOrders.entry"),
+    "code a string": (lambda b: _orders(b).update(code="hip"), "entry[0].resource.code"),
+    "code a list": (lambda b: _orders(b).update(code=[CODE]), "entry[0].resource.code"),
+    "coding not a list": (lambda b: _orders(b)["code"].update(coding=5), "resource.code.coding"),
+    "answers entry not a list": (
+        lambda b: b["prefetch"]["answers"].update(entry=5),
+        "prefetch.answers.entry",
+    ),
+    "no patientId": (lambda b: b["context"].pop("patientId"), "context.patientId"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_call_is_422_naming_where(client: TestClient, case: str) -> None:
+    change, where = MALFORMED[case]
+    body = call("route-c1-pain")
+    change(body)
+    path = "/cds-services/hip-resurfacing"
+    reply = client.post(path, json=body, headers=auth(path))
+    assert reply.status_code == 422, reply.text
+    assert where in reply.json()["error"]
+
+
+def _subject(body: dict[str, Any], reference: str) -> None:
+    body["prefetch"]["answers"]["entry"][0]["resource"]["subject"] = {"reference": reference}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b["prefetch"]["patient"].update(id="pat-2"),
+        lambda b: _subject(b, "Patient/pat-2"),
+        lambda b: _subject(b, "https://ehr.example/fhir/Patient/pat-2"),
+        lambda b: _subject(b, "Group/pat-1"),
+    ],
+    ids=["Patient", "answers' subject", "answers' absolute subject", "answers about a group"],
+)
+def test_a_prefetch_about_another_patient_is_not_decided(client: TestClient, change: Any) -> None:
+    body = call("route-c1-pain")
+    change(body)
+    path = "/cds-services/hip-resurfacing"
+    [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+    assert card["indicator"] == "warning" and "another patient" in card["summary"]
+    assert "extension" not in card and "Meets" not in card["summary"]
+
+
+def test_answers_about_this_patient_are_decided(client: TestClient) -> None:
+    body = call("route-c1-pain")
+    _subject(body, "https://ehr.example/fhir/Patient/pat-1")
+    path = "/cds-services/hip-resurfacing"
+    [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"
+
+
+def _use_all(path: str, keys: list[str], start: Any, accepted: Any) -> None:
+    from llr_asp.web.tokens import SqliteUsedTokens
+
+    store = SqliteUsedTokens(Path(path))
+    start.wait()
+    accepted.put(sum(store.first_use(key, time.time() + 60) for key in keys))
+
+
+def test_processes_racing_on_one_state_file_accept_each_token_id_once(tmp_path: Path) -> None:
+    """Three worker processes try the same 300 token ids at once: 300 accepted in all."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    keys = [f"jti-{n}" for n in range(300)]
+    start, accepted = context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_use_all, args=(str(tmp_path / "used.sqlite3"), keys, start, accepted))
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    start.set()
+    counts = [accepted.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert sum(counts) == len(keys)

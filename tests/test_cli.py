@@ -32,8 +32,10 @@ def test_explain_json_matches_the_contract() -> None:
         "contested",
         "to_settle",
         "warnings",
+        "review",
         "rules",
     }
+    assert out["review"]["due"] == "2026" and out["review"]["status"] in ("current", "due", "overdue")
     assert (out["contested"], out["warnings"], out["to_settle"]) == ([], [], [])
     assert (out["robust"], out["possible"]) == (True, ["not_eligible"])
     assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
@@ -44,13 +46,13 @@ def test_explain_json_matches_the_contract() -> None:
     )
     assert len(out["rules"]) == 64
     tree = out["tree"]
-    assert set(tree) == {"id", "status", "label", "text", "interpretation", "evidence", "children"}
+    assert set(tree) == {"id", "status", "label", "text", "interpretation", "defects", "evidence", "children"}
 
     def nodes(node: dict) -> list[dict]:
         return [node, *(n for c in node["children"] for n in nodes(c))]
 
     by_id = {n["id"]: n for n in nodes(tree)}
-    required = {"eligibility", "A", "B", "C", "C1", "C2", "C3", "C4", "C5", "C6", "contraindication"}
+    required = {"eligibility", "A", "B", "C", "C1", "C2", "C3", "C4", "C5", "C6", "no_contraindication"}
     assert required <= set(by_id)
     assert by_id["B.months"]["evidence"] == [{"field": "conservative.months", "value": 4, "test": ">= 6"}]
     assert by_id["B"]["text"].startswith("The patient has fully engaged with conservative measures")
@@ -70,7 +72,12 @@ def test_explain_text_says_decision_reason_and_missing() -> None:
     )
     assert result.exit_code == 0
     assert "UNDETERMINED" in result.stdout
-    assert "pain.severity unknown, needs ≥ intense" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert "Pain: not known; the policy needs at least intense [pain.severity]" in said
+    # the policy's caveat on the question still needed, and the review date in the headline
+    assert "How severe is the patient's pain? [pain.severity]" in said
+    assert "The policy names grades of pain (intense, severe) but does not define them" in said
+    assert "Policy review date: 2026" in said
     assert "Still needed to decide:" in result.stdout
     assert "How severe is the patient's pain?" in result.stdout
 
@@ -150,3 +157,19 @@ def test_console_script_behaves_as_the_whole_app(
     captured = capsys.readouterr()
     assert exit.value.code == whole.exit_code
     assert captured.out + captured.err == whole.output
+
+
+def test_the_review_date_is_current_due_or_overdue_as_the_year_goes() -> None:
+    import datetime
+
+    from llr_asp import load_rules
+
+    hip = load_rules().policies["hip-resurfacing"]
+    assert hip.review == 2026
+    said = {year: hip.review_json(datetime.date(year, 6, 1)) for year in (2025, 2026, 2027)}
+    assert said == {
+        2025: {"due": "2026", "status": "current"},
+        2026: {"due": "2026", "status": "due"},
+        2027: {"due": "2026", "status": "overdue"},
+    }
+    assert hip.review_words(datetime.date(2027, 1, 1)) == "Policy review date: 2026 (overdue for review)"

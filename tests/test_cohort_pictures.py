@@ -104,7 +104,7 @@ def test_batch_writes_the_report_and_draws_bars_in_the_terminal(tmp_path: Path) 
     assert html.count('id="funnel-hip-resurfacing"') == 1 and html.count('id="funnel-knee-resurfacing"') == 1
     assert 'id="contested-hip-resurfacing"' in html and 'id="missing-knee-resurfacing"' in html
     funnel_json = json.loads(summary_json.read_text())["policies"]["hip-resurfacing"]["funnel"]
-    assert [s["requirement"] for s in funnel_json] == ["A", "B", "C", "contraindication"]
+    assert [s["requirement"] for s in funnel_json] == ["A", "B", "C", "no_contraindication"]
     terminal = result.stderr
     assert "Through the criteria, in order (█ ✔ pass · ▓ ✘ stop · ░ ? open):" in terminal
     first = funnel_json[0]

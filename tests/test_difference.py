@@ -76,7 +76,7 @@ def test_hip_and_knee_differ_by_sex_and_compartments() -> None:
     comparison = compare_policies(load_rules(), "hip-resurfacing", "knee-resurfacing")
     classes = {(d.first, d.second, d.requirements): d.profiles for d in comparison.differences}
     assert classes == {
-        ("not_eligible", "eligible", ("contraindication",)): 25088,
+        ("not_eligible", "eligible", ("no_contraindication",)): 25088,
         ("eligible", "not_eligible", ("compartments",)): 25088,
     }
     for difference in comparison.differences:

@@ -7,6 +7,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from llr_asp.render import decision_view
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 GOLDEN = Path(__file__).parent / "golden"
+TODAY = datetime.date(2026, 11, 21)  # the date a letter carries, and the review status it shows
 CASES = [
     ("refused-b-four-months", "hip-resurfacing", False),
     ("undetermined-pain-unknown", "knee-resurfacing", False),
@@ -46,7 +48,7 @@ def test_rendered_tree(example: str, policy: str, full: bool, rules: RuleSet, re
     [decision] = reasoner.decide(patient, [rules.policies[policy]])
     out = io.StringIO()
     Console(file=out, width=80, color_system=None, force_terminal=False).print(
-        decision_view(decision, rules, full)
+        decision_view(decision, rules, full, TODAY)
     )
     rendered = out.getvalue()
     assert all(len(line) <= 80 for line in rendered.splitlines())
@@ -60,7 +62,7 @@ def test_rendered_tree(example: str, policy: str, full: bool, rules: RuleSet, re
 def test_markdown(example: str, policy: str, full: bool, rules: RuleSet, reasoner: Reasoner) -> None:
     patient = read_patient(str(EXAMPLES / f"{example}.json"), rules)
     [decision] = reasoner.decide(patient, [rules.policies[policy]])
-    rendered = decision_markdown(decision, rules, full).replace(decision.rules[:16], "<rule set>")
+    rendered = decision_markdown(decision, rules, full, TODAY).replace(decision.rules[:16], "<rule set>")
     golden = GOLDEN / f"{example}.{policy}.md"
     if updating():
         golden.write_text(rendered)

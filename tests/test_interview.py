@@ -128,7 +128,8 @@ def test_next_json_contract(tmp_path: Path) -> None:
         "undetermined",
     )
     question = answer["question"]
-    assert set(question) == {"field", "text", "type", "choices"}
+    assert set(question) == {"field", "text", "type", "choices", "caveats"}
+    assert question["caveats"] == [c for p in RULES.policies.values() if p.id == "hip-resurfacing" for c in p.caveats.get(question["field"], ())]
     assert question["field"] not in ("sex", "pain.severity")
     assert question["text"] == RULES.fields[question["field"]].question
     field = RULES.fields[question["field"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt  # Rich's own Markdown parser
@@ -37,9 +38,13 @@ def test_markdown_has_the_decision_the_sentences_and_the_recourse(tmp_path: Path
     preface, hip = result.stdout.split("\n\n", 1)
     hip, knee = hip.split("\n---\n")
     assert preface == f"*{EVERY_POLICY}*"  # no policy named: the letter says why both are there
-    assert hip.startswith("### Policy for Hip Resurfacing (ARP 55): **NOT ELIGIBLE**")
+    assert hip.startswith("### Policy for Hip Resurfacing (ARP 55)\n\nPatient: p-1. Date: ")
+    assert "\n**Decision: NOT ELIGIBLE**\n" in hip
     assert "Decided by" not in hip and "the funding decision rests with NHS Leicester" in hip
-    assert "*“The procedure is contraindicated in females.”*" in hip
-    assert "Patient: conservative.months = 2, needs ≥ 6" in hip
-    assert hip.rstrip().endswith("Individual Funding Request (IFR).*")
-    assert "### Policy for Knee Resurfacing (ARP 60): **NOT ELIGIBLE ON THE ADOPTED READING — another" in knee
+    assert "Policy: “The procedure is contraindicated in females.”" in hip
+    assert "Conservative care: 2 months; the policy needs at least 6 months." in hip
+    assert "conservative.months" not in hip  # words, not field paths
+    assert "\n\nHip resurfacing is contra-indicated in women" in hip  # a paragraph of its own: no IFR for it
+    assert re.search(r"\n\n\*llr-asp, rule set sha256 [0-9a-f]{16}\.\*$", hip.rstrip())  # the hash: a footer
+    assert hip.count("sha256") == 1
+    assert "**Decision: NOT ELIGIBLE ON THE ADOPTED READING — another reading needs more answers**" in knee

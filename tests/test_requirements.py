@@ -127,10 +127,10 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     # C6: risk of joint destruction
     (HIP, {"joint.destruction_risk": True}, {"C6": "met", "C": "met"}),
     (HIP, {"joint.destruction_risk": False}, {"C6": "not_met", "C": "unknown"}),
-    # contraindication (hip) and compartments (knee)
-    (HIP, {"sex": "female"}, {"contraindication": "not_met", "eligibility": "not_met"}),
-    (HIP, {"sex": "male"}, {"contraindication": "met", "eligibility": "unknown"}),
-    (HIP, {}, {"contraindication": "unknown"}),
+    # no_contraindication (hip) and compartments (knee)
+    (HIP, {"sex": "female"}, {"no_contraindication": "not_met", "eligibility": "not_met"}),
+    (HIP, {"sex": "male"}, {"no_contraindication": "met", "eligibility": "unknown"}),
+    (HIP, {}, {"no_contraindication": "unknown"}),
     (KNEE, {"knee.compartments_affected": 1}, {"compartments": "met"}),
     (KNEE, {"knee.compartments_affected": 2}, {"compartments": "met"}),
     (KNEE, {"knee.compartments_affected": 3}, {"compartments": "not_met", "eligibility": "not_met"}),

@@ -244,8 +244,7 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
 
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append({"app": app, **options}))
-    for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV):
-        monkeypatch.delenv(name, raising=False)
+    isolated_environment(monkeypatch)
     missing = runner.invoke(cli, ["serve", "--cds-jwks", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "--cds-jwks" in missing.stderr and started == []
     jwks = tmp_path / "jwks.json"
@@ -269,3 +268,55 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
     )
     unguarded = runner.invoke(cli, ["serve", "--no-auth"])
     assert "WARNING: --no-auth" in unguarded.stderr
+
+
+def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from llr_asp.web.settings import ENV, Settings
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    isolated_environment(monkeypatch)
+    arguments = [
+        "serve",
+        "--no-auth",
+        "--public-url",
+        "https://llr.example.nhs.uk/",
+        "--state-dir",
+        str(tmp_path),
+    ]
+    arguments += ["--redis", "redis://127.0.0.1:6390/0", "--proxy", "10.0.0.5", "--max-header-kib", "8"]
+    arguments += ["--cors-origin", "https://sandbox.cds-hooks.org"]
+    result = runner.invoke(cli, [*arguments, "--max-batch-mib", "20", "--max-connections", "100"])
+    assert result.exit_code == 0, result.stderr
+    [options] = started
+    assert options["http"] == "llr_asp.web.server:BoundedH11Protocol"  # h11: header limits
+    assert (options["h11_max_incomplete_event_size"], options["limit_concurrency"]) == (8 << 10, 100)
+    assert options["forwarded_allow_ips"] == ["10.0.0.5"] and options["access_log"] is False
+    import os
+
+    settings = Settings.from_environment()  # what every worker reads
+    assert settings.public_url == "https://llr.example.nhs.uk" and settings.state_dir == tmp_path
+    assert (settings.redis, settings.max_batch_body) == ("redis://127.0.0.1:6390/0", 20 << 20)
+    assert settings.cors_origins == ("https://sandbox.cds-hooks.org",)
+    assert os.environ[ENV] == settings.to_json()
+    bad = runner.invoke(cli, ["serve", "--no-auth", "--public-url", "llr.example.nhs.uk"])
+    assert bad.exit_code == 2 and "--public-url" in bad.stderr and len(started) == 1
+    bad = runner.invoke(cli, ["serve", "--no-auth", "--cors-origin", "https://ehr.example/app"])
+    assert bad.exit_code == 2 and "--cors-origin" in bad.stderr and len(started) == 1
+
+
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `serve` writes to the environment for its workers is undone after the test (set,
+    then deleted: monkeypatch restores only what it changed), so no later app of this process
+    runs without authentication or with another's settings."""
+    from llr_asp.web import cds
+    from llr_asp.web.app import RULES_ENV
+    from llr_asp.web.settings import ENV
+
+    for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV, RULES_ENV, ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,8 @@ CHROMIUM = next(
 if CHROMIUM is None:
     pytest.skip("no Chromium found: apt-get install -y chromium (Debian's build)", allow_module_level=True)
 
-import uvicorn  # noqa: E402
+
+from serving import serving  # noqa: E402
 
 from llr_asp.web import create_app  # noqa: E402
 
@@ -48,21 +46,8 @@ FLAGS = [
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        if time.monotonic() > deadline:
-            pytest.fail("the test server did not start in 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(), log_level="warning", access_log=False) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +121,33 @@ def start(page: Any, policy: str) -> None:
     page.locator("form[action='/ask']").get_by_role("button", name="Start").click()
 
 
+def show_example(page: Any, example: str, policy: str = "hip-resurfacing") -> None:
+    page.goto("/")
+    page.select_option("#example", example)
+    page.locator(f"form[action='/example'] input[name=policy][value='{policy}']").check()
+    page.get_by_role("button", name="Show the decision").click()
+
+
+def paste(page: Any, record: dict[str, Any]) -> None:
+    """A record pasted on the start page, its procedure left to the record ("the one the record
+    names", the default)."""
+    page.goto("/")
+    page.fill("#document", json.dumps(record))
+    page.locator("form[action='/record']").get_by_role("button", name="Check this record").click()
+
+
+def first_screen(page: Any) -> str:
+    """The text a clinician sees without scrolling."""
+    return str(
+        page.evaluate(
+            """() => { const seen = []; const h = window.innerHeight;
+            for (const e of document.querySelectorAll('main h1, main h2, main h3, main p, main li, main button, main .verdict')) {
+              const r = e.getBoundingClientRect(); if (r.bottom > 0 && r.top < h && r.height > 0) seen.push(e.innerText); }
+            return seen.join('\\n'); }"""
+        )
+    )
+
+
 def test_the_questionnaire_reaches_eligible(page: Any, shots: Path) -> None:
     page.goto("/")
     page.screenshot(path=str(shots / "start.png"), full_page=True)
@@ -143,7 +155,8 @@ def test_the_questionnaire_reaches_eligible(page: Any, shots: Path) -> None:
     asked = answer_all(page, values("route-c1-pain"), shots)
     assert asked < 18  # only what can still change the decision
     heading = page.locator("section.decision h2").inner_text()
-    assert "ARP 55" in heading and "ELIGIBLE" in heading and "NOT" not in heading
+    assert heading == "Policy for Hip Resurfacing (ARP 55): ✔ ELIGIBLE"
+    assert page.locator("section.decision").count() == 1  # the procedure asked for, only
     page.screenshot(path=str(shots / "eligible.png"), full_page=True)
 
 
@@ -156,15 +169,15 @@ def test_the_questionnaire_refuses_a_woman_plainly(page: Any, shots: Path) -> No
     assert section.locator("h2").inner_text().endswith("✘ NOT ELIGIBLE")
     assert section.locator(".contested-box").count() == 0
     assert "Individual Funding Request" in section.inner_text()
+    assert "✔ met: Not female: the procedure is contra-indicated in women" not in section.inner_text()
+    assert "✘ not met: Not female: the procedure is contra-indicated in women" in section.inner_text()
     page.screenshot(path=str(shots / "not-eligible.png"), full_page=True)
 
 
 def test_a_contested_eligible_is_never_green(page: Any, shots: Path) -> None:
     """The issue's route-c4-radiology-moderate: each of two readings refuses it, so the badge
     says ELIGIBLE ON THE ADOPTED READING, in the contested style, never the green one."""
-    page.goto("/")
-    page.select_option("#example", "route-c4-radiology-moderate")
-    page.get_by_role("button", name="Show the decision").click()
+    show_example(page, "route-c4-radiology-moderate")
     badge = page.locator("section.decision").first.locator("h2 .verdict")
     assert badge.inner_text() == "⚑ ELIGIBLE ON THE ADOPTED READING — the ICB must confirm"
     assert badge.get_attribute("class") == "verdict verdict-contested"
@@ -183,14 +196,87 @@ def test_unknown_answers_leave_it_undetermined_with_what_is_missing(page: Any, s
     page.screenshot(path=str(shots / "undetermined.png"), full_page=True)
 
 
+def test_answering_the_remaining_questions_asks_the_unknowns_again(page: Any) -> None:
+    """A record with a null answer still needed: "Answer the remaining questions" asks it again
+    (null and left out both mean not known), and a new answer decides it."""
+    record = {**json.loads((EXAMPLES / "route-c1-pain.json").read_text()), "policy": "hip-resurfacing"}
+    record["pain"] = {**record["pain"], "severity": None}
+    paste(page, record)
+    section = page.locator("section.decision")
+    assert "UNDETERMINED" in section.locator("h2").inner_text()
+    assert "given as not known" in section.inner_text()
+    section.get_by_role("button", name="Answer the remaining questions").click()
+    assert page.locator("input[name=field]").get_attribute("value") == "pain.severity"
+    page.locator("input[name=answer][value='severe']").check()
+    page.get_by_role("button", name="Continue").click()
+    assert page.locator("section.decision h2").inner_text().endswith("✔ ELIGIBLE")
+
+
+def test_a_pasted_knee_record_shows_only_the_knee(page: Any) -> None:
+    record = {**json.loads((EXAMPLES / "refused-knee-three-compartments.json").read_text())}
+    record["policy"] = "knee-resurfacing"
+    paste(page, record)
+    headings = page.locator("section.decision h2").all_inner_texts()
+    assert headings == ["Policy for Knee Resurfacing (ARP 60): ✘ NOT ELIGIBLE"]
+
+
+def test_a_record_that_names_no_procedure_is_asked_which_first(page: Any) -> None:
+    paste(page, {"id": "p-2", "sex": "female"})
+    assert page.locator("h1").inner_text() == "Which procedure is the patient referred for?"
+    assert page.locator("section.decision").count() == 0  # no verdict before the procedure is known
+    page.locator("input[name=policy][value='knee-resurfacing']").check()
+    page.get_by_role("button", name="Continue").click()
+    assert page.locator("section.decision h2").all_inner_texts()[0].startswith("Policy for Knee Resurfacing")
+
+
+def test_the_first_screen_holds_the_verdict_and_the_next_step(page: Any) -> None:
+    for example, step in (
+        ("undetermined-pain-unknown", "Answer the remaining questions"),
+        ("route-c5-independence", "ask the ICB to confirm"),
+        ("refused-b-four-months", "does not meet the policy's criteria"),
+    ):
+        show_example(page, example)
+        seen = first_screen(page)
+        assert "Policy for Hip Resurfacing (ARP 55)" in seen and "What to do next" in seen, example
+        assert step in seen, (example, seen)
+
+
+def test_the_back_link_and_change_keep_the_other_answers(page: Any) -> None:
+    start(page, "hip-resurfacing")
+    page.locator("input[name=answer][value='male']").check()
+    page.get_by_role("button", name="Continue").click()
+    first = page.locator("input[name=field]").get_attribute("value")
+    page.locator("input[name=answer][value='yes']").check()
+    page.get_by_role("button", name="Continue").click()
+    second = page.locator("input[name=field]").get_attribute("value")
+    page.get_by_role("button", name="‹ Back to the previous question").click()
+    assert page.locator("input[name=field]").get_attribute("value") == first  # asked again
+    answers = page.locator(".answers").inner_text()
+    assert "What is the patient's sex?" in answers and "male" in answers  # the earlier answer kept
+    page.get_by_role("button", name="Change the answer to: What is the patient's sex?").click()
+    assert page.locator("input[name=field]").get_attribute("value") == "sex"
+    assert second != first
+
+
+def test_the_plain_letter_has_no_markdown_escapes_or_field_paths(page: Any) -> None:
+    show_example(page, "refused-b-four-months")
+    letter = page.locator("#letter-text").input_value()
+    assert letter.startswith("Policy for Hip Resurfacing (ARP 55)\n")
+    assert "Decision: NOT ELIGIBLE" in letter and "Date: " in letter
+    assert "Conservative care: 4 months; the policy needs at least 6 months." in letter
+    assert "\\" not in letter and "**" not in letter and "conservative.months" not in letter
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the letter (text)").click()
+    assert Path(download.value.path()).read_text() == letter + "\n" or Path(download.value.path()).read_text().strip() == letter.strip()
+    assert download.value.suggested_filename == "llr-asp-refused-b-four-months.txt"
+
+
 def test_an_example_shows_its_tree_as_nested_lists(page: Any, shots: Path) -> None:
-    page.goto("/")
-    page.select_option("#example", "route-c5-independence")
-    page.get_by_role("button", name="Show the decision").click()
+    show_example(page, "route-c5-independence")
     hip = page.locator("section.decision").first
     assert "NOT ELIGIBLE" in hip.locator("h2").inner_text()
-    assert hip.locator("ul.tree > li > ul > li").count() == 4  # A, B, C, the sex criterion
-    assert "⚑ read otherwise by another reading" in hip.inner_text() and "C5.route" in hip.inner_text()
+    assert hip.locator("ul.tree > li > ul > li").count() == 4  # A, B, C, the contraindication
+    assert "⚑ read otherwise by another reading" in hip.inner_text() and "(C5): C5 is an urgent route" in hip.inner_text()
     assert "cannot be met" in hip.inner_text()  # what-if names what stands in the way
     page.screenshot(path=str(shots / "example-c5.png"), full_page=True)
 
@@ -208,15 +294,12 @@ def test_a_bad_record_is_refused_in_the_page(page: Any, shots: Path) -> None:
 
 
 def test_the_letter_downloads_as_markdown(page: Any) -> None:
-    page.goto("/")
-    page.select_option("#example", "route-c4-sfi")
-    page.get_by_role("button", name="Show the decision").click()
+    show_example(page, "route-c4-sfi")
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download the letter (Markdown)").click()
+        page.get_by_role("button", name="Download as Markdown").click()
     text = Path(download.value.path()).read_text()
-    assert text.startswith(
-        "### Policy for Hip Resurfacing (ARP 55): **ELIGIBLE ON THE ADOPTED READING — the ICB must confirm**"
-    )
+    assert text.startswith("### Policy for Hip Resurfacing (ARP 55)\n\nPatient: route-c4-sfi. Date: ")
+    assert "**Decision: ELIGIBLE ON THE ADOPTED READING — the ICB must confirm**" in text
     assert (
         "The policy text can be read another way" in text
         and download.value.suggested_filename == "llr-asp-route-c4-sfi.md"
@@ -241,7 +324,36 @@ def test_keyboard_only(page: Any) -> None:
 def test_the_page_loads_nothing_from_another_origin(page: Any, server: str) -> None:
     origins: set[str] = set()
     page.on("request", lambda request: origins.add(request.url.split("/")[2]))
-    page.goto("/")
-    page.select_option("#example", "route-c1-pain")
-    page.get_by_role("button", name="Show the decision").click()
+    show_example(page, "route-c1-pain")
     assert origins == {server.split("/")[2]}
+
+
+KINDS = {  # every kind of result page a clinician meets
+    "eligible-robust": ("route-c1-pain", "✔ ELIGIBLE"),
+    "eligible-contested": ("route-c4-sfi", "ELIGIBLE ON THE ADOPTED READING"),
+    "refused": ("refused-b-four-months", "✘ NOT ELIGIBLE"),
+    "refused-contested": ("route-c5-independence", "NOT ELIGIBLE ON THE ADOPTED READING"),
+    "undetermined": ("undetermined-new-referral", "UNDETERMINED"),
+}
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_screens_of_every_result_kind(browser: Any, server: str, shots: Path, size: tuple[int, int]) -> None:
+    """Each kind at a desktop and a phone size: the verdict is on the first screen, whole (not
+    cut), and nothing is wider than the screen; screenshots kept for review."""
+    width, height = size
+    context = browser.new_context(base_url=server, viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        for kind, (example, words) in KINDS.items():
+            show_example(page, example)
+            verdict = page.locator("section.decision h2 .verdict").first
+            box = verdict.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= height, kind
+            assert words in verdict.inner_text(), kind
+            step = page.locator("section.decision .next-step h3").first.bounding_box()
+            assert step is not None and step["y"] + step["height"] <= height, kind  # the next step too
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, kind
+            page.screenshot(path=str(shots / f"result-{kind}-{width}.png"))
+    finally:
+        context.close()

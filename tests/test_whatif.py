@@ -90,7 +90,7 @@ def test_immutable_fields_never_change(rules: RuleSet, reasoner: Reasoner, searc
     woman = read_patient(str(EXAMPLES[0].parent / "refused-hip-female.json"), rules)
     answer = whatif(reasoner, search, woman, rules.policies["hip-resurfacing"])
     assert answer.counterfactuals == ()
-    assert answer.blocker is not None and answer.blocker.requirement == "contraindication"
+    assert answer.blocker is not None and answer.blocker.requirement == "no_contraindication"
     assert answer.blocker.fixed == (("sex", "female"),)
     unknown = read_patient(str(EXAMPLES[0].parent / "undetermined-knee-compartments.json"), rules)
     answer = whatif(reasoner, search, unknown, rules.policies["knee-resurfacing"])

@@ -1,7 +1,8 @@
 """The JSON API under /api/v1: each body is exactly what the CLI prints with `--format json`.
 
 A patient document is the request body, parsed and validated as `explain` does; a bad one is
-422 with the CLI's one-line message, an unknown policy 404, a body over its limit 413.
+422 with the CLI's one-line message, an unknown policy 404, a body over its limit 413 (the guard
+bounds every body while it streams: `guard.py`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import datetime
 import json
 import tempfile
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import IO, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from ..batch import CHUNK, Result, chunks, read_jsonl
 from ..decision import per_policy
@@ -21,15 +23,15 @@ from ..errors import InputError
 from ..patient import MAX_BYTES, Patient, parse
 from ..readers import validate
 from ..whatif import whatif as find_whatif
-from .engines import Engines
+from .engines import BUSY, Engines, Overloaded
 from .responses import JSON
 
+_T = TypeVar("_T")
+
+INLINE_BYTES = 16 << 10
+"""A body up to this size is parsed and validated on the event loop; a larger one on a thread."""
 WHATIF_SECONDS = 5.0
 """What-if per request and policy: it takes milliseconds on the bundled rules; past this, 503."""
-
-BATCH_BYTES = 100 << 20
-"""A batch body is spooled to a temporary file as it arrives (memory stays flat), then decided
-line by line as the answer streams; past 100 MiB it is refused (413)."""
 
 router = APIRouter()
 PolicyQuery = Query(
@@ -37,44 +39,47 @@ PolicyQuery = Query(
 )
 
 
-class TooLarge(Exception):
-    """A request body over its limit."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the request body is over {limit >> 20} MiB; send less (a patient record is a few hundred bytes)"
-        )
-
-
 def engines(request: Request) -> Engines:
     return request.app.state.engines  # type: ignore[no-any-return]
 
 
-async def body(request: Request, limit: int = MAX_BYTES) -> bytes:
-    """The request body, refused past `limit` bytes before it is read whole."""
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise TooLarge(limit)
+async def body(request: Request) -> bytes:
+    """The request body (the guard has refused it, 413, past the route's limit)."""
     data = bytearray()
     async for piece in request.stream():
         data += piece
-        if len(data) > limit:
-            raise TooLarge(limit)
     return bytes(data)
 
 
-async def document(request: Request, source: str = "request body") -> Any:
-    """The request body as JSON, read as strictly as `explain` reads a file."""
+async def document(
+    request: Request, source: str = "request body", then: Callable[[Any], _T] = lambda document: document
+) -> _T:
+    """`then` of the request body as JSON, read as strictly as `explain` reads a file: on the
+    event loop for a body of a few KiB (a patient record is a few hundred bytes: microseconds),
+    on a worker thread past INLINE_BYTES, so that a hostile megabyte (350,000 empty objects,
+    one key a megabyte long) stalls no other request."""
     data = await body(request)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
-    return parse(text, source)
+
+    def read() -> _T:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
+        return then(parse(text, source))
+
+    return read() if len(data) <= INLINE_BYTES else await run_in_threadpool(read)
 
 
 async def patient(request: Request, source: str = "request body") -> Patient:
     """The patient document of the request, validated as `explain` validates a file."""
-    return validate(await document(request, source), engines(request).rules, source)
+    rules = engines(request).rules
+    return await document(request, source, lambda document: validate(document, rules, source))
+
+
+async def hung_up(request: Request) -> None:
+    """Returns when the client of `request` (its body read) has hung up."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 PATIENT_BODY: dict[str, Any] = {
@@ -133,9 +138,16 @@ async def whatif(
     summary="The next question to ask, as `llr-asp next --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def next_question(request: Request, policy: str | None = PolicyQuery) -> JSON:
+async def next_question(
+    request: Request,
+    policy: str | None = PolicyQuery,
+    reask_unknown: bool = Query(
+        False, description="Ask again the fields the record gives as null (not known) that are still needed."
+    ),
+) -> JSON:
     def work(held: Engines, record: Patient) -> list[Any]:
-        return held.interviewer.next(record, held.interviewer.chosen(record, policy))
+        again = record.answered - set(record.values) if reask_unknown else ()
+        return held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
 
     return await _per_policy(request, work)
 
@@ -145,7 +157,9 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
     thread: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
     record = await patient(request)
     return JSON(
-        await engines(request).run(lambda held: per_policy([i.to_json() for i in work(held, record)]))
+        await engines(request).run(
+            lambda held: per_policy([i.to_json() for i in work(held, record)]), lambda: hung_up(request)
+        )
     )
 
 
@@ -166,7 +180,15 @@ async def batch(
 ) -> StreamingResponse:
     held = engines(request)
     chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
-    cohort = await _spooled(request)  # the whole body first: the response must not read the request
+    state = request.app.state
+    if state.batches >= state.settings.max_batches:  # each may spool up to --max-batch-mib
+        raise Overloaded(BUSY)
+    state.batches += 1
+    try:
+        cohort = await _spooled(request)  # the whole body first: the response must not read the request
+    except BaseException:
+        state.batches -= 1
+        raise
     encode = json.JSONEncoder(ensure_ascii=False).encode
 
     def results() -> Iterator[bytes]:
@@ -174,7 +196,14 @@ async def batch(
             for chunk in chunks(read_jsonl(cohort), CHUNK):
                 yield _encoded(held, chunk, chosen, encode)
 
-    return StreamingResponse(results(), media_type="application/x-ndjson")
+    async def streamed() -> AsyncIterator[bytes]:
+        try:
+            async for piece in iterate_in_threadpool(results()):
+                yield piece
+        finally:  # answered, failed or abandoned: the slot is free again
+            state.batches -= 1
+
+    return StreamingResponse(streamed(), media_type="application/x-ndjson")
 
 
 def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], encode: Any) -> bytes:
@@ -184,22 +213,19 @@ def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], enc
 
 
 async def _spooled(request: Request) -> IO[bytes]:
-    """The request body in a temporary file (in memory while small), refused (413) past
-    BATCH_BYTES; memory stays flat however long the cohort."""
-    if int(request.headers.get("content-length") or 0) > BATCH_BYTES:
-        raise TooLarge(BATCH_BYTES)
+    """The request body in a temporary file (in memory while small): memory stays flat however
+    long the cohort (the guard cuts it off, 413, past --max-batch-mib)."""
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=MAX_BYTES)  # noqa: SIM115 (closed by the response)
-    total = 0
-    async for piece in request.stream():
-        total += len(piece)
-        if total > BATCH_BYTES:
-            spool.close()
-            raise TooLarge(BATCH_BYTES)
-        spool.write(piece)
+    try:
+        async for piece in request.stream():
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool
 
 
 @router.get("/healthz", summary="Alive, with the sha256 of the rule set it serves")
-def healthz(request: Request) -> dict[str, str]:
+async def healthz(request: Request) -> dict[str, str]:  # on the event loop: no thread to wait for
     return {"status": "ok", "rules": engines(request).rules.digest}

@@ -1,10 +1,9 @@
-"""The application: one warm set of engines per process, the API, the page, security headers.
-
-Every response carries a Content-Security-Policy that allows nothing from another origin
-(`default-src 'self'`, no framing), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-no-referrer` and `Cache-Control: no-store` (answers about a patient are not kept by a browser or
-a proxy). Nothing about a patient is logged: the access log is off, and errors are answered with
-the CLI's one-line message, never a stack trace.
+"""The application: one warm set of engines per process, the API, the page, and around them
+all the guard (`guard.py`: security headers on every response, bounded bodies, no traceback in
+the log) and, for the machine endpoints, the allowed cross-origin callers (`cors.py`). Nothing
+about a patient is logged: the access log is off, and errors are answered with the CLI's
+one-line message, never a stack trace: `{"error": ...}` for the API and CDS Hooks, a FHIR
+OperationOutcome under /fhir/ (bad input there is 400, as DTR requires of $next-question).
 """
 
 from __future__ import annotations
@@ -17,34 +16,48 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from ..errors import InputError, LlrError, UsageError
 from ..patient import json_schema
 from ..whatif import WhatIfTimeout
 from . import analyst, api, cds, fhir, page
-from .engines import Engines
+from .cors import CrossOrigin
+from .engines import Engines, Overloaded
+from .guard import FAULT, Guard
+from .outcome import outcome
 from .responses import JSON
+from .settings import Settings
+from .tokens import StoreUnavailable
 
 RULES_ENV = "LLR_ASP_RULES"
 """The rule set of `llr-asp serve --rules DIR`, for worker processes that uvicorn starts."""
 
-CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " + (
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
-)
 HERE = Path(__file__).parent
 
 
-def create_app(rules: Path | None = None) -> FastAPI:
-    """The service for the rule set in `rules` (default: $LLR_ASP_RULES, else the bundled one)."""
+class Service(FastAPI):
+    """FastAPI with the guard outside everything it builds, its error handling included, and
+    the cross-origin layer just inside the guard (its preflight answers carry the headers too)."""
+
+    def build_middleware_stack(self) -> Any:
+        settings = self.state.settings
+        return Guard(CrossOrigin(super().build_middleware_stack(), settings.cors_origins), settings, answer)
+
+
+def create_app(rules: Path | None = None, settings: Settings | None = None) -> FastAPI:
+    """The service for the rule set in `rules` (default: $LLR_ASP_RULES, else the bundled one),
+    configured by `settings` (default: what `llr-asp serve` put in $LLR_ASP_SERVICE)."""
     if rules is None and os.environ.get(RULES_ENV):
         rules = Path(os.environ[RULES_ENV])
+    settings = settings or Settings.from_environment()
     engines = Engines.load(rules)
-    app = FastAPI(
+    app = Service(
         title="llr-asp",
         summary="Eligibility under NHS LLR ICB commissioning policies, with the reasons",
         description=(
@@ -56,8 +69,11 @@ def create_app(rules: Path | None = None) -> FastAPI:
         redoc_url=None,
         default_response_class=JSON,
     )
+    engines.seconds, engines.max_queue = settings.reasoning_seconds, settings.max_queue
     app.state.engines = engines
-    app.state.cds = cds.Authority.from_environment()
+    app.state.settings = settings
+    app.state.batches = 0  # batch requests running now
+    app.state.cds = cds.authority_from_environment(settings)
     app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
     app.include_router(api.router)
     app.include_router(fhir.router)
@@ -68,7 +84,6 @@ def create_app(rules: Path | None = None) -> FastAPI:
     _docs(app)
     _errors(app)
 
-    app.add_middleware(SecurityHeaders)
     schema = app.openapi()
     schema.setdefault("components", {}).setdefault("schemas", {})["PatientRecord"] = json_schema(
         engines.rules
@@ -79,35 +94,6 @@ def create_app(rules: Path | None = None) -> FastAPI:
     # in process with the app built: 0.81 -> 0.76 ms an explain's Python work)
     gc.freeze()
     return app
-
-
-class SecurityHeaders:
-    """The security headers on every response (a plain ASGI middleware: Starlette's
-    BaseHTTPMiddleware costs a task and a queue per request)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        extra = [
-            (b"content-security-policy", (DOCS_CSP if path == "/docs" else CSP).encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-        ]
-        if not path.startswith(("/static", "/docs-assets")):
-            extra.append((b"cache-control", b"no-store"))
-
-        async def sending(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, sending)
 
 
 def _docs(app: FastAPI) -> None:
@@ -130,16 +116,19 @@ def _docs(app: FastAPI) -> None:
         )
 
 
-def _errors(app: FastAPI) -> None:
-    """Errors as the CLI words them, in `{"error": ...}`; the page answers in HTML."""
+def answer(request: Request, status: int, message: str) -> Response:
+    """An error as the CLI words it, in `{"error": ...}`; an OperationOutcome under /fhir/ (where
+    bad input is 400); the page answers in HTML."""
+    path = request.url.path
+    if path.startswith("/fhir/"):
+        return outcome(400 if status == 422 else status, message)
+    if path.startswith(("/api/", "/cds-services")) or path == "/healthz":
+        return JSON({"error": message}, status_code=status)
+    return page.error_page(request, status, message)
 
-    def answer(request: Request, status: int, message: str) -> Response:
-        if (
-            request.url.path.startswith(("/api/", "/fhir/", "/cds-services"))
-            or request.url.path == "/healthz"
-        ):
-            return JSON({"error": message}, status_code=status)
-        return page.error_page(request, status, message)
+
+def _errors(app: FastAPI) -> None:
+    """Errors as the CLI words them, with their status."""
 
     def answering(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handler(request: Request, error: Exception) -> Response:
@@ -148,13 +137,26 @@ def _errors(app: FastAPI) -> None:
         return handler
 
     # each error gets the handler of the nearest class in its MRO (an InputError is an LlrError)
-    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, LlrError: 422, api.TooLarge: 413}
+    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, Overloaded: 503, LlrError: 422}
     for kind, status in statuses.items():
         app.add_exception_handler(kind, answering(status))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        """An unknown route or a method not allowed: an OperationOutcome under /fhir/."""
+        if request.url.path.startswith("/fhir/"):
+            response = outcome(error.status_code, str(error.detail))
+            response.headers.update(error.headers or {})  # a 405's Allow
+            return response
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(cds.Unauthorized)
     async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:
         return JSON({"error": "unauthorized"}, status_code=401)  # the reason stays here
+
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, error: StoreUnavailable) -> Response:
+        return JSON({"error": "tokens cannot be checked now; try again shortly"}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
@@ -164,6 +166,4 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def fault(request: Request, error: Exception) -> Response:
-        return answer(
-            request, 500, "internal error; the request was not answered (nothing about it was kept)"
-        )
+        return answer(request, 500, FAULT)

@@ -1,23 +1,126 @@
-"""FHIR R4 over HTTP: the Questionnaire of each policy, and SDC's adaptive $next-question.
-Bodies are FHIR JSON (application/fhir+json); errors are the CLI's line, with the status."""
+"""FHIR R4 over HTTP, at `<public URL>/fhir`: the CapabilityStatement (`metadata`), each policy's
+Questionnaire (read, or searched by its canonical `url`, with or without `|version`), and SDC's
+adaptive `$next-question`. Bodies are FHIR JSON (application/fhir+json); every error is an
+OperationOutcome (`outcome.py`): a bad QuestionnaireResponse is 400, an unknown policy 404.
+
+The Questionnaires served are marked adaptive (questionnaireAdaptive, with this base URL), so
+an SDC form filler asks them one question at a time through `$next-question`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import datetime
+from typing import Any
 
-from ..fhir import adaptive_response, next_question, questionnaire
-from .api import document, engines
+from fastapi import APIRouter, Query, Request
+
+from ..adaptive import adaptive_response, next_question
+from ..fhir import SDC, policy_of, questionnaire, questionnaire_version, release
+from ..ruleset import RuleSet
+from .api import document, engines, hung_up
+from .outcome import FHIR_JSON
 from .responses import JSON
 
 router = APIRouter()
-FHIR_JSON = "application/fhir+json"
+NEXT_QUESTION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-next-question"
+
+
+def fhir_base(request: Request) -> str:
+    """The FHIR base URL callers use: the configured public URL, never the request's Host."""
+    return f"{request.app.state.settings.public_url}/fhir"
+
+
+@router.get("/fhir/metadata", summary="The FHIR CapabilityStatement: what this FHIR server does")
+def metadata(request: Request) -> JSON:
+    return JSON(
+        {
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": datetime.date.today().isoformat(),
+            "publisher": "llr-asp",
+            "kind": "instance",
+            "software": {"name": "llr-asp", "version": release()},
+            "implementation": {
+                "description": "llr-asp: the questionnaires of the commissioning policies, asked adaptively",
+                "url": fhir_base(request),
+            },
+            "fhirVersion": "4.0.1",
+            "format": [FHIR_JSON, "json"],
+            "implementationGuide": ["http://hl7.org/fhir/uv/sdc/ImplementationGuide/hl7.fhir.uv.sdc|4.0.0"],
+            "rest": [
+                {
+                    "mode": "server",
+                    "resource": [
+                        {
+                            "type": "Questionnaire",
+                            "profile": SDC,
+                            "interaction": [{"code": "read"}, {"code": "search-type"}],
+                            "searchParam": [
+                                {
+                                    "name": "url",
+                                    "type": "uri",
+                                    "documentation": "The canonical, `|version` allowed",
+                                },
+                                {"name": "version", "type": "token"},
+                            ],
+                            "operation": [{"name": "next-question", "definition": NEXT_QUESTION}],
+                        }
+                    ],
+                }
+            ],
+        },
+        media_type=FHIR_JSON,
+    )
+
+
+@router.get("/fhir/Questionnaire", summary="Search the Questionnaires by canonical url (and version)")
+def search_questionnaires(
+    request: Request,
+    url: str | None = Query(
+        None, description="The canonical, e.g. urn:llr-asp:questionnaire:hip-resurfacing"
+    ),
+    version: str | None = Query(None, description="The version (or give it as url|version)"),
+) -> JSON:
+    rules = engines(request).rules
+    if url is not None and "|" in url:
+        url, version = url.split("|", 1)[0], url.split("|", 1)[1] or version
+    found = [
+        policy
+        for policy in [*rules.policies, "all"]
+        if (url is None or policy_of(url) == policy) and version in (None, questionnaire_version(rules))
+    ]
+    base = fhir_base(request)
+    entries = [
+        {
+            "fullUrl": f"{base}/Questionnaire/{p}",
+            "resource": _served(request, rules, p),
+            "search": {"mode": "match"},
+        }
+        for p in found
+    ]
+    query = f"?{request.url.query}" if request.url.query else ""
+    return JSON(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(entries),
+            "link": [{"relation": "self", "url": f"{base}/Questionnaire{query}"}],
+            **({"entry": entries} if entries else {}),
+        },
+        media_type=FHIR_JSON,
+    )
 
 
 @router.get("/fhir/Questionnaire/{policy}", summary="The FHIR R4 Questionnaire of a policy (or all)")
 def get_questionnaire(request: Request, policy: str) -> JSON:
     rules = engines(request).rules
-    chosen = None if policy == "all" else rules.select(policy)[0]
-    return JSON(questionnaire(rules, chosen), media_type=FHIR_JSON)
+    rules.select(policy)  # an unknown policy: 404
+    return JSON(_served(request, rules, policy), media_type=FHIR_JSON)
+
+
+def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
+    chosen = None if policy == "all" else rules.policies[policy]
+    return questionnaire(rules, chosen, service=fhir_base(request))
 
 
 @router.post(
@@ -35,7 +138,9 @@ def get_questionnaire(request: Request, policy: str) -> JSON:
     },
 )
 async def post_next_question(request: Request) -> JSON:
-    resource = adaptive_response(await document(request))
-
-    answer = await engines(request).run(lambda held: next_question(held.interviewer, resource))
+    resource = await document(request, then=adaptive_response)
+    service = fhir_base(request)
+    answer = await engines(request).run(
+        lambda held: next_question(held.interviewer, resource, service=service), lambda: hung_up(request)
+    )
     return JSON(answer, media_type=FHIR_JSON)

@@ -3,39 +3,52 @@ missing, what-if, and the letter. Server-rendered forms that work without JavaSc
 
 The answers so far travel in each POST body as the patient record (a hidden field), never in a
 URL; the server keeps nothing between requests. Every step goes through the same core calls as
-the CLI: `Interviewer.next` (ask, next), `Reasoner.decide` (explain), `whatif`, and the Markdown
-letter of `explain --format markdown`.
+the CLI: `Interviewer.next` (ask, next), `Reasoner.decide` (explain), `whatif`, and the letter
+of `explain --format letter` (plain text, to copy) or `--format markdown`. A record that names
+no procedure is first asked which: the findings in a record are not tied to a joint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import InputError, printable
-from ..interview import parse_answer
+from ..interview import Question, parse_answer
+from ..letter import escape, plain_letter
 from ..markdown import decision_markdown
 from ..patient import MAX_BYTES, Patient, parse
 from ..pictures import decision_tree
-from ..questionnaire import with_value
+from ..questionnaire import with_value, without_value
 from ..readers import validate
+from ..ruleset import Policy
 from ..whatif import whatif
 from ..wording import (
     CHANGE_KEY,
     VERDICT_WORDS,
+    after_refusal,
     change_words,
     contest_line,
     contested_summary,
+    evidence_words,
+    flags,
     headline,
     leads_to,
     marked,
+    root_status,
     tone,
+    urgent_note,
+    value_words,
 )
 from .api import WHATIF_SECONDS
 from .engines import Engines
@@ -50,12 +63,18 @@ templates.env.globals.update(
     contested_summary=contested_summary,
     contest_line=contest_line,
     change_words=change_words,
+    value_words=value_words,
+    urgent_note=urgent_note,
+    after_refusal=after_refusal,
+    root_status=root_status,
+    evidence_words=evidence_words,
+    flags=flags,
     CHANGE_KEY=CHANGE_KEY,
     marked=marked,
     tone=tone,
     leads_to=leads_to,
     show=lambda v: "unknown" if v is None else json.dumps(v) if isinstance(v, bool) else str(v),
-    decision_svg=lambda d: Markup(decision_tree(d)),  # the decision as a picture (pictures.py)
+    decision_svg=lambda d, rules: Markup(decision_tree(d, rules)),  # the decision as a picture, in words
 )
 
 
@@ -103,18 +122,38 @@ def start(request: Request) -> HTMLResponse:
 @router.post("/ask", response_class=HTMLResponse)
 def ask(
     request: Request,
-    policy: str = Form("all"),
+    policy: str = Form(""),
     record: str = Form("{}"),
     field: str = Form(""),
     answer: str = Form(""),
     unknown: str = Form(""),
+    trail: str = Form(""),
+    reask: str = Form(""),
+    back: str = Form(""),
+    change: str = Form(""),
 ) -> HTMLResponse:
-    """Keep the answer to `field` (if any), then ask the next question, or show the decision."""
+    """Keep the answer to `field` (if any), then ask the next question, or show the decision.
+
+    `trail`: the fields answered in this session, in order (Back takes the last one away and
+    asks it again; Change does so for any). `reask`: fields the record gives as not known that
+    may be asked again (the result page's "Answer the remaining questions")."""
     engines = _engines(request)
-    chosen = engines.rules.select(policy)
     document, patient = _record(record, engines)
+    chosen = _chosen(engines, policy, patient)
+    if chosen is None:
+        return _choose(request, "/ask", document)
+    answered = trail.split()
+    again = set(reask.split())
     problem = None
-    if field:
+    forced = None  # a field asked again at the clinician's wish (Back, Change)
+    if (back and answered) or change:
+        forced = answered.pop() if back and answered else change
+        if forced not in engines.rules.fields:
+            raise InputError("answer", forced, "not a field of the questionnaire")
+        answered = [f for f in answered if f != forced]
+        document = without_value(document, forced)
+        patient = validate(document, engines.rules, "answer")
+    elif field:
         spec = engines.rules.fields.get(field)
         if spec is None:
             raise InputError("answer", field, "not a field of the questionnaire")
@@ -122,36 +161,62 @@ def ask(
             value = parse_answer("unknown" if unknown else answer, spec)
             updated = with_value(document, field, value)
             document, patient = updated, validate(updated, engines.rules, "answer")
+            answered = [*[f for f in answered if f != field], field]
+            again.discard(field)
         except (ValueError, InputError) as error:
             problem = printable(error.problem if isinstance(error, InputError) else str(error))
     with engines.held():
-        steps = engines.interviewer.next(patient, chosen)
+        steps = engines.interviewer.next(patient, chosen, again)
     step = next((s for s in steps if s.question), None)
-    if step is None:
-        return _result(request, document, patient, policy)
+    if forced is not None:
+        question = Question.of(engines.rules.fields[forced], engines.rules.caveats(forced, chosen))
+        step = dataclasses.replace(step or steps[0], question=question)
+    elif step is None and problem is None:
+        return _result(request, document, patient, _named(chosen))
+    asked = step.question if step and step.question else None
     return _render(
         request,
         "question.html",
         status=422 if problem else 200,
-        policy=policy,
+        policy=_named(chosen),
         record=json.dumps(document, ensure_ascii=False),
         steps=steps,
         step=step,
-        field=engines.rules.fields[step.question.field] if step.question else None,
+        field=engines.rules.fields[asked.field] if asked else engines.rules.fields[field],
+        caveats=asked.caveats if asked else engines.rules.caveats(field, chosen),
         problem=problem,
-        answered=len(patient.answered),
+        answers=[(f, patient.values.get(f)) for f in answered if f in patient.answered],
+        trail=answered,
+        reask=sorted(again),
     )
 
 
+def _chosen(engines: Engines, policy: str, patient: Patient) -> list[Policy] | None:
+    """The policies a page is about: the one chosen, else the one the record names (a
+    QuestionnaireResponse's questionnaire names it too); None when neither says (ask)."""
+    named = patient.policy if policy in ("", "record") else policy
+    return engines.rules.select(named) if named else None
+
+
+def _named(chosen: list[Policy]) -> str:
+    return chosen[0].id if len(chosen) == 1 else "all"
+
+
+def _choose(request: Request, action: str, document: dict[str, Any]) -> HTMLResponse:
+    """The record names no procedure and none was chosen: ask which, first (the findings in a
+    record are not tied to a joint, so only one policy's verdict applies)."""
+    return _render(request, "choose.html", action=action, record=json.dumps(document, ensure_ascii=False))
+
+
 @router.post("/result", response_class=HTMLResponse)
-def result(request: Request, policy: str = Form("all"), record: str = Form("{}")) -> HTMLResponse:
+def result(request: Request, policy: str = Form(""), record: str = Form("{}")) -> HTMLResponse:
     document, patient = _record(record, _engines(request))
     return _result(request, document, patient, policy)
 
 
 @router.post("/record", response_class=HTMLResponse)
 async def from_record(
-    request: Request, policy: str = Form("all"), document: str = Form(""), upload: UploadFile | None = None
+    request: Request, policy: str = Form(""), document: str = Form(""), upload: UploadFile | None = None
 ) -> HTMLResponse:
     """A record pasted or uploaded: its decision (or the one-line error, in the page)."""
     text = document
@@ -166,12 +231,13 @@ async def from_record(
             raise InputError(
                 upload.filename, "", f"not UTF-8 text (byte {error.start}); save it as UTF-8"
             ) from None
-    parsed, patient = _record(text, _engines(request), source)
-    return _result(request, parsed, patient, policy)
+    # off the event loop: a pasted megabyte takes a tenth of a second to parse
+    parsed, patient = await run_in_threadpool(_record, text, _engines(request), source)
+    return await run_in_threadpool(_result, request, parsed, patient, policy)
 
 
 @router.post("/example", response_class=HTMLResponse)
-def example(request: Request, example: str = Form(...), policy: str = Form("all")) -> HTMLResponse:
+def example(request: Request, example: str = Form(...), policy: str = Form("")) -> HTMLResponse:
     engines = _engines(request)
     if example not in engines.examples:
         raise InputError("example", example, "not one of the bundled examples")
@@ -180,42 +246,81 @@ def example(request: Request, example: str = Form(...), policy: str = Form("all"
 
 
 @router.post("/letter")
-def letter(request: Request, policy: str = Form("all"), record: str = Form("{}")) -> Response:
-    """The Markdown of `explain --format markdown`, as a file to attach to a referral letter."""
+def letter(
+    request: Request, policy: str = Form(""), record: str = Form("{}"), format: str = Form("text")
+) -> Response:
+    """The letter of `explain --format letter` (plain text, to paste into a clinical record) or
+    `--format markdown`, as a file."""
     engines = _engines(request)
     _, patient = _record(record, engines)
+    chosen = _chosen(engines, policy, patient) or engines.rules.select("all")
     with engines.held():
-        decisions = engines.interviewer.decide(patient, engines.interviewer.chosen(patient, _policy(policy)))
-    text = "\n---\n\n".join(decision_markdown(d, engines.rules) for d in decisions)
-    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in patient.id)[:60] or "patient"
+        decisions = engines.interviewer.decide(patient, chosen)
+    today = datetime.date.today()
+    if format == "markdown":
+        preface = f"*{escape(EVERY_POLICY_PAGE)}*\n\n" if len(decisions) > 1 else ""
+        text = preface + "\n---\n\n".join(decision_markdown(d, engines.rules, today=today) for d in decisions)
+        return Response(
+            text,
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": attachment(patient.id, "md")},
+        )
+    text = plain_letter(
+        decisions, engines.rules, today, preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None
+    )
     return Response(
         text,
-        media_type="text/markdown; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="llr-asp-{name}.md"'},
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": attachment(patient.id, "txt")},
     )
 
 
-def _policy(policy: str) -> str | None:
-    return None if policy in ("", "record") else policy
+EVERY_POLICY_PAGE = (
+    "Every policy was evaluated, as asked: the findings in a record are not tied to a joint, so "
+    "read only the verdict for the procedure requested."
+)
+
+
+def attachment(patient: str, suffix: str = "md") -> str:
+    """The Content-Disposition of a patient's letter: a plain ASCII `filename` every client reads,
+    and the id as written (`患者-7`, `Ελένη`) in RFC 6266's `filename*` (UTF-8, percent-encoded).
+    A header is Latin-1: the id itself there was a 500."""
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in patient)[:60]
+    ascii_name = "".join(c if c.isascii() else "-" for c in name).strip("-") or "patient"
+    header = f'attachment; filename="llr-asp-{ascii_name}.{suffix}"'
+    if name.isascii():
+        return header
+    return f"{header}; filename*=UTF-8''{quote(f'llr-asp-{name}.{suffix}', safe='')}"
 
 
 def _result(request: Request, document: dict[str, Any], patient: Patient, policy: str) -> HTMLResponse:
     engines = _engines(request)
+    chosen = _chosen(engines, policy, patient)
+    if chosen is None:
+        return _choose(request, "/result", document)
     with engines.held():
         reasoner = engines.interviewer
-        decisions = reasoner.decide(patient, reasoner.chosen(patient, _policy(policy)))
+        decisions = reasoner.decide(patient, chosen)
         changes = {
             d.policy.id: whatif(reasoner, engines.whatif, patient, d.policy, seconds=WHATIF_SECONDS)
             for d in decisions
             if d.decision != "eligible"
         }
+    today = datetime.date.today()
+    unknown = sorted(f for d in decisions for f in (*d.missing, *d.to_settle) if f not in patient.values)
     return _render(
         request,
         "result.html",
-        policy=policy,
+        policy=_named(chosen),
         record=json.dumps(document, ensure_ascii=False),
         decisions=decisions,
         changes=changes,
         patient=patient,
         named=bool(document.get("id")),
+        today=today,
+        reask=[f for f in dict.fromkeys(unknown) if f in patient.answered],
+        remaining=list(dict.fromkeys(unknown)),
+        letter=plain_letter(
+            decisions, engines.rules, today, preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None
+        ),
     )

@@ -1,0 +1,312 @@
+"""Benchmark for the issue "The service under attack and under load" (not a test: machines are
+shared and noisy). `llr-asp serve` on 127.0.0.1 while hostile clients run for a bounded time;
+meanwhile a prober asks /healthz on a fresh connection every 50 ms and a clinician's client
+sends sequential explains over one keep-alive connection. Reports p50/p99/max of both, what the
+hostile clients were answered, and whether the server wrote any traceback.
+
+The hostile mix, each in a process of its own, in a loop until the time is up:
+  unknown-key  a 1 MiB record with one unknown key (difflib's suggestion over the whole key)
+  empties      340,000 empty objects (just under 1 MiB)
+  deep         a $next-question body nested 950 deep
+  upload       a 64 MiB file streamed to /record (chunked)
+  big-header   one 8 MiB header
+  headers      20,000 headers
+  hang-up      half a body, then the connection closed
+  slowloris    20 connections sending a byte of their request head every second
+  load         2 clients sending explains as fast as they are answered (--load)
+
+Each attacker but load waits --pause (50 ms) between tries: a hostile mix, not a flood of
+connections (that is for a load balancer's connection limits, and would measure only how busy
+the attackers keep this machine's two cores).
+
+Target: /healthz p99 under 100 ms throughout; no 500, no traceback in the log.
+
+Run: python benchmarks/bench_hostile.py [--seconds 20] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import queue
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench_serve import BODIES, free_port
+from timing import installed_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _post(port: int, path: str, body: bytes, content_type: str = "application/json") -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", path, body, {"Content-Type": content_type})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status
+
+
+def _raw(port: int, parts: list[bytes] | object, close_early: bool = False) -> int:
+    """Send raw bytes; the status answered (0: none, the connection was closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        try:
+            for part in parts:  # type: ignore[attr-defined]
+                connection.sendall(part)
+        except OSError:
+            pass
+        if close_early:
+            return 0
+        try:
+            head = connection.recv(64)
+        except OSError:
+            return 0
+    return int(head.split()[1]) if head.startswith(b"HTTP/") else 0
+
+
+# the bodies are made once: the attackers' own work would otherwise take the cores they share
+UNKNOWN_KEY = json.dumps({"x" * ((1 << 20) - 20): 1}).encode()
+EMPTIES = b"[" + b",".join([b"{}"] * 340_000) + b"]"  # just under 1 MiB
+DEEP = (
+    '{"resourceType": "QuestionnaireResponse", "status": "in-progress", "meta": '
+    + '{"a": ' * 950
+    + "{}"
+    + "}" * 950
+    + "}"
+).encode()
+BIG_HEADER = b"X-Big: " + b"a" * (8 << 20) + b"\r\n"
+MANY_HEADERS = b"".join(b"X-%d: b\r\n" % n for n in range(20_000))
+
+
+def unknown_key(port: int) -> int:
+    return _post(port, "/api/v1/explain", UNKNOWN_KEY)
+
+
+def empties(port: int) -> int:
+    return _post(port, "/api/v1/explain", EMPTIES)
+
+
+def deep(port: int) -> int:
+    return _post(port, "/fhir/Questionnaire/$next-question", DEEP, "application/fhir+json")
+
+
+def upload(port: int) -> int:
+    head = (
+        b"POST /record HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: multipart/form-data; boundary=B\r\n\r\n"
+    )
+    part = b'--B\r\nContent-Disposition: form-data; name="upload"; filename="big.json"\r\n\r\n'
+    chunk = b"x" * (64 << 10)
+
+    def parts() -> object:
+        yield head
+        yield b"%x\r\n%s\r\n" % (len(part), part)
+        for _ in range(1024):  # 64 MiB
+            yield b"%x\r\n%s\r\n" % (len(chunk), chunk)
+
+    return _raw(port, parts())
+
+
+def big_header(port: int) -> int:
+    return _raw(port, [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", BIG_HEADER, b"\r\n"])
+
+
+def headers(port: int) -> int:
+    return _raw(port, [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", MANY_HEADERS, b"\r\n"])
+
+
+def hang_up(port: int) -> int:
+    head = b"POST /api/v1/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+    return _raw(port, [head, b'{"id": "' + b"x" * 50_000], close_early=True)
+
+
+def load(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    statuses = Counter[int]()
+    for n in range(200):
+        connection.request("POST", "/api/v1/explain", BODIES[n % len(BODIES)])
+        response = connection.getresponse()
+        response.read()
+        statuses[response.status] += 1
+    return statuses.most_common(1)[0][0]
+
+
+ATTACKS = {
+    "unknown-key": unknown_key,
+    "empties": empties,
+    "deep": deep,
+    "upload": upload,
+    "big-header": big_header,
+    "headers": headers,
+    "hang-up": hang_up,
+    "load": load,
+}
+
+
+def attacker(
+    name: str, port: int, until: float, pause: float, results: multiprocessing.Queue[tuple[str, Counter[int]]]
+) -> None:
+    attack, statuses = ATTACKS[name], Counter[int]()
+    while time.time() < until:
+        try:
+            statuses[attack(port)] += 1
+        except OSError:
+            statuses[0] += 1
+        if name != "load":
+            time.sleep(pause)
+    results.put((name, statuses))  # once: a process with queued items cannot end unread
+
+
+def slowloris(port: int, until: float, results: multiprocessing.Queue[tuple[str, Counter[int]]]) -> None:
+    """20 connections, each sending one byte of its request head a second; reconnecting when
+    the server hangs up (counted as status 0)."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000
+    open_: list[tuple[socket.socket, int]] = []
+    closed = Counter[int]()
+    while time.time() < until:
+        while len(open_) < 20:
+            try:
+                open_.append((socket.create_connection(("127.0.0.1", port), timeout=5), 0))
+            except OSError:
+                break
+        kept = []
+        for connection, sent in open_:
+            try:
+                connection.sendall(request[sent : sent + 1])
+                kept.append((connection, sent + 1))
+            except OSError:
+                connection.close()
+                closed[0] += 1
+        open_ = kept
+        time.sleep(1.0)
+    for connection, _ in open_:
+        connection.close()
+    closed[-1] += 0
+    results.put(("slowloris", closed))
+
+
+def probe(port: int, until: float, path: str, keep_alive: bool) -> list[float]:
+    """Times of `path` (GET /healthz on a fresh connection every 50 ms, or POST explains in turn
+    on one keep-alive connection)."""
+    times, n = [], 0
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.time() < until:
+        start = time.perf_counter()
+        try:
+            if not keep_alive:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", path)
+            else:
+                connection.request("POST", path, BODIES[n % len(BODIES)])
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                times.append(time.perf_counter() - start)
+        except OSError:
+            times.append(float("inf"))
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n += 1
+        if not keep_alive:
+            connection.close()
+            time.sleep(0.05)
+    return times
+
+
+def summary(name: str, times: list[float]) -> str:
+    times = sorted(times)
+    if not times:
+        return f"{name}: no answers"
+    p50, p99 = statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    return (
+        f"{name}: {len(times)} answers, p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
+        f"max {times[-1] * 1e3:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=0.05, help="seconds each attacker waits between tries")
+    parser.add_argument("--load", type=int, default=2, help="clients sending explains as fast as answered")
+    arguments = parser.parse_args()
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
+    server = subprocess.Popen(
+        [installed_cli(), "serve", "--port", str(port), "--workers", str(arguments.workers), "--no-auth"],
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+            if time.monotonic() > deadline:
+                raise SystemExit("the server did not start in 60 s")
+        quiet = probe(port, time.time() + 3, "/healthz", keep_alive=False)
+        until = time.time() + arguments.seconds
+        results: multiprocessing.Queue[tuple[str, Counter[int]]] = multiprocessing.Queue()
+        processes = [
+            multiprocessing.Process(target=attacker, args=(name, port, until, arguments.pause, results))
+            for name in ATTACKS
+            for _ in range(arguments.load if name == "load" else 1)
+        ]
+        processes.append(multiprocessing.Process(target=slowloris, args=(port, until, results)))
+        for process in processes:
+            process.start()
+        time.sleep(0.5)  # the attacks are under way
+        measured: dict[str, list[float]] = {}
+        explains = threading.Thread(
+            target=lambda: measured.setdefault("explain", probe(port, until, "/api/v1/explain", True))
+        )
+        explains.start()
+        health = probe(port, until, "/healthz", keep_alive=False)
+        explains.join()
+        answered: dict[str, Counter[int]] = {}
+        for _ in processes:
+            try:
+                name, statuses = results.get(timeout=60)
+            except queue.Empty:
+                break
+            answered.setdefault(name, Counter()).update(statuses)
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    log.seek(0)
+    written = log.read()
+    print(f"llr-asp serve --workers {arguments.workers}, hostile mix for {arguments.seconds} s:")
+    print("  " + summary("/healthz, quiet, fresh connections", quiet))
+    print("  " + summary("/healthz under attack, fresh connections", health) + "   (target p99 < 100 ms)")
+    print("  " + summary("explain under attack, one keep-alive client", measured.get("explain", [])))
+    for name, statuses in sorted(answered.items()):
+        counts = ", ".join(
+            f"{status or 'closed by the server'}: {count}"
+            for status, count in sorted(statuses.items())
+            if count
+        )
+        print(f"  {name:12} {counts}")
+    tracebacks = written.count("Traceback")
+    print(f"  server log: {len(written.splitlines())} lines, {tracebacks} tracebacks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""SDC's adaptive form: `$next-question` (SDC 4.0.0, and Da Vinci DTR's use of it).
+
+The QuestionnaireResponse comes in bare or in a Parameters resource's `questionnaire-response`
+parameter, and goes back with its contained adaptive Questionnaire (sdc-questionnaire-adapt:
+no url or version of its own, `derivedFrom` the policy's Questionnaire) one question longer, or
+`completed` with the decision in a closing display item and the determination extension.
+
+The policy is the one the adaptive Questionnaire derives from (`derivedFrom`, else the
+response's `questionnaire`): `urn:llr-asp:questionnaire:<policy id, or "all">`, with or without
+a version (`…|<version>`: DTR sends version-specific canonicals). Answers are read against the
+rules being served, whatever version the form was started under. An item of the response
+without an answer was asked and is unknown: it is not asked again.
+
+Every response carries `authored` (when its answers were last put together, SDC's
+QuestionnaireResponse 1..1) and the tag `urn:llr-asp:questionnaire|<policy>`: its `questionnaire`
+is `#<the contained form>`, which no FHIR server can search by, so the CDS Hooks prefetch finds
+a stored adaptive response by that tag (`cds.py`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+from .fhir import (
+    ADAPTIVE,
+    DETERMINATION,
+    canonical,
+    determination,
+    is_response,
+    item,
+    policy_of,
+    said,
+    shaped,
+)
+from .patient import Patient
+from .readers import validate
+from .ruleset import RuleSet
+
+if TYPE_CHECKING:
+    from .interview import Interviewer
+
+ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
+ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
+TAG = "urn:llr-asp:questionnaire"
+"""The system of the tag that names the policy an adaptive response answers."""
+
+MAX_DEPTH = 64
+"""The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
+levels): deeper is refused before anything else, since the answer echoes the resource."""
+
+
+def _depth(node: Any, limit: int) -> int:
+    """How deeply `node` nests (lists and objects), counted no further than `limit` + 1."""
+    deepest, level = 0, [node]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [
+            child
+            for parent in level
+            if isinstance(parent, (dict, list))
+            for child in (parent.values() if isinstance(parent, dict) else parent)
+            if isinstance(child, (dict, list))
+        ]
+    return deepest
+
+
+def adaptive_response(parameters: Any, source: str = "request body") -> dict[str, Any]:
+    """The QuestionnaireResponse of a $next-question call: the bare resource, or the one in a
+    Parameters resource's `questionnaire-response` parameter."""
+    if _depth(parameters, MAX_DEPTH) > MAX_DEPTH:
+        raise InputError(
+            source, "", f"nested over {MAX_DEPTH} levels deep; no FHIR resource llr-asp reads is"
+        )
+    if isinstance(parameters, dict) and parameters.get("resourceType") == "Parameters":
+        found = [
+            p.get("resource")
+            for p in shaped(
+                parameters.get("parameter", []), list, source, "parameter", "a list of parameters"
+            )
+            if isinstance(p, dict) and p.get("name") == "questionnaire-response"
+        ]
+        if len(found) != 1:
+            raise InputError(source, "parameter", 'expected one parameter "questionnaire-response"')
+        parameters = found[0]
+    if not is_response(parameters):
+        raise InputError(
+            source, "resourceType", "expected a QuestionnaireResponse (or Parameters holding one)"
+        )
+    return parameters  # type: ignore[no-any-return]
+
+
+def next_question(
+    interviewer: Interviewer,
+    resource: dict[str, Any],
+    source: str = "request body",
+    service: str | None = None,
+) -> dict[str, Any]:
+    """SDC's $next-question: the response back, its contained adaptive Questionnaire one item
+    longer (the question `next` chooses), or completed with the decision when none is left.
+    `service` is the FHIR base URL answering $next-question, named in a new adaptive form."""
+    rules = interviewer.rules
+    response = dict(resource)
+    others = shaped(response.get("contained", []), list, source, "contained", "a list of resources")
+    form = _form(response, others, source)
+    adapted = dict(form) if form is not None else _adaptive(response, rules, service)
+    derived = shaped(adapted.get("derivedFrom", []), list, source, "contained.derivedFrom", "a list of URLs")
+    base = (derived or [response.get("questionnaire") or canonical(rules, "all")])[0]
+    policy = policy_of(base)
+    if policy is None:
+        raise InputError(
+            source,
+            "contained.derivedFrom",
+            "not a questionnaire of llr-asp (urn:llr-asp:questionnaire:<policy>)",
+        )
+    items = shaped(adapted.get("item", []), list, source, "contained.item", "a list of items")
+    asked = [i.get("linkId") for i in items if isinstance(i, dict) and i.get("type") != "display"]
+    extensions = shaped(response.get("extension", []), list, source, "extension", "a list of extensions")
+    for n, extension in enumerate(extensions):
+        shaped(extension, dict, source, f"extension[{n}]", "an Extension object")
+    patient = validate_response(response, asked, rules, source)
+    steps = interviewer.next(patient, rules.select(policy))
+    step = next((s for s in steps if s.question is not None), None)
+    adapted["item"] = list(items)
+    if step is not None and step.question is not None:
+        adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
+        response["status"] = "in-progress"
+    else:
+        words = "; ".join(said(s.decision) for s in steps)
+        adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
+        response["status"] = "completed"
+        response["extension"] = [
+            *[e for e in extensions if e.get("url") != DETERMINATION],
+            *(determination(s.decision) for s in steps),
+        ]
+    response["contained"] = [adapted, *[r for r in others if r is not form]]
+    response["questionnaire"] = f"#{adapted['id']}"
+    response["authored"] = now()
+    response["meta"] = _meta(response.get("meta"), policy, source)
+    return {key: value for key, value in response.items() if value != []}  # FHIR JSON has no empty arrays
+
+
+def _form(response: dict[str, Any], contained: list[Any], source: str) -> dict[str, Any] | None:
+    """The adaptive Questionnaire the response already holds: the contained one its
+    `questionnaire` names (`#id`), else the first contained Questionnaire; None if none is."""
+    forms = [r for r in contained if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"]
+    named = response.get("questionnaire")
+    if isinstance(named, str) and named.startswith("#"):
+        found = next((f for f in forms if f.get("id") == named[1:]), None)
+        if found is None:
+            raise InputError(source, "questionnaire", f"{named} names no contained Questionnaire")
+        return found
+    if forms:
+        shaped(
+            forms[0].get("id"), str, source, "contained[Questionnaire].id", "the adaptive Questionnaire's id"
+        )
+        return forms[0]
+    return None
+
+
+def _adaptive(response: dict[str, Any], rules: RuleSet, service: str | None) -> dict[str, Any]:
+    """A new adaptive Questionnaire (sdc-questionnaire-adapt) for a response that has none,
+    derived from the version-specific canonical of the policy's Questionnaire (the response's
+    own version, if it names one)."""
+    named = response.get("questionnaire")
+    policy = policy_of(named) or "all"
+    base = named if isinstance(named, str) and "|" in named else canonical(rules, policy)
+    marked = {"url": ADAPTIVE, **({"valueUrl": service} if service else {"valueBoolean": True})}
+    return {
+        "resourceType": "Questionnaire",
+        "id": "adaptive",
+        "meta": {"profile": [ADAPT]},
+        "extension": [marked],
+        "derivedFrom": [base],
+        "status": "active",
+        "subjectType": ["Patient"],
+        "item": [],
+    }
+
+
+def _meta(meta: Any, policy: str, source: str) -> dict[str, Any]:
+    """The response's meta with the adaptive profile and the policy's tag added."""
+    meta = dict(shaped(meta or {}, dict, source, "meta", "a Meta object"))
+    profiles = shaped(meta.get("profile", []), list, source, "meta.profile", "a list of URLs")
+    tags = shaped(meta.get("tag", []), list, source, "meta.tag", "a list of Codings")
+    tag = {"system": TAG, "code": policy}
+    return {
+        **meta,
+        "profile": [*profiles, *([ADAPTED_RESPONSE] if ADAPTED_RESPONSE not in profiles else [])],
+        "tag": [*[t for t in tags if not (isinstance(t, dict) and t.get("system") == TAG)], tag],
+    }
+
+
+def now() -> str:
+    """The current time as a FHIR dateTime in UTC, to the millisecond."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Patient:
+    """The patient of an adaptive response: its answers, and every question the adaptive
+    Questionnaire asked that the response leaves unanswered, as asked and unknown."""
+    items = list(
+        shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
+    )
+    answered = {i["linkId"] for i in items if isinstance(i, dict) and isinstance(i.get("linkId"), str)}
+    items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
+    return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)

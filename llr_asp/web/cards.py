@@ -1,0 +1,120 @@
+"""The cards of the CDS Hooks services: one per call.
+
+Every card has its own `uuid` (a random UUID: the specification's unique identifier of a card,
+which feedback names), no null or empty element (the specification prohibits them), and its
+extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` keys):
+
+- `llr-asp.decision`: the adopted decision (eligible, not_eligible, undetermined);
+- `llr-asp.robust`: whether every clinical reading of the policy agrees;
+- `llr-asp.possible`: the decisions some combination of the readings reaches;
+- `llr-asp.missing`, `llr-asp.to-settle`: the answers still needed (only when there are any);
+- `llr-asp.questionnaire`: the policy's Questionnaire (adaptive: an SDC form filler asks it
+  through `$next-question`), for the EHR to open its form filler on.
+
+Its one link opens the clinicians' page (a page, never raw JSON).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..decision import Decision
+from ..markdown import decision_markdown
+from ..ruleset import Policy, RuleSet
+
+NAMESPACE = "llr-asp."
+
+
+def card(decision: Decision, rules: RuleSet, base: str) -> dict[str, Any]:
+    """The card of a decision; `base` is the service's public URL."""
+    policy = decision.policy
+    summary, indicator = _summary(decision)
+    extension: dict[str, Any] = {
+        f"{NAMESPACE}decision": decision.decision,
+        f"{NAMESPACE}robust": decision.robust,
+        f"{NAMESPACE}possible": list(decision.possible),
+        f"{NAMESPACE}missing": list(decision.missing),
+        f"{NAMESPACE}to-settle": list(decision.to_settle),
+        f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.id}",
+    }
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary,
+        "indicator": indicator,
+        "detail": decision_markdown(decision, rules),
+        "source": source(policy),
+        "links": [
+            {
+                "label": f"Answer the {policy.reference} questions in llr-asp",
+                "url": f"{base}/",
+                "type": "absolute",
+            }
+        ],
+        "extension": {key: value for key, value in extension.items() if value != []},
+    }
+
+
+def _summary(decision: Decision) -> tuple[str, str]:
+    """The card's summary (under 140 characters) and indicator: a decision that is not robust
+    is a warning whose summary leads with "Contested", so a cut summary never loses it."""
+    policy = decision.policy
+    failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
+    if decision.decision == "eligible":
+        summary, indicator = f"Meets {policy.reference} criteria", "info"
+        if not decision.robust:
+            summary = f"Contested: meets {policy.reference} only on the adopted reading; the ICB must confirm"
+            indicator = "warning"
+    elif decision.decision == "not_eligible":
+        reasons = ", ".join(f"{r} ({policy.requirements[r].label})" for r in failed)
+        summary, indicator = f"Does not meet {policy.reference}: {reasons} not met", "warning"
+        if not decision.robust:
+            other = "would fund" if "eligible" in decision.possible else "needs more answers"
+            summary = f"Contested: another reading of {policy.reference} {other}; adopted: {reasons} not met"
+    else:
+        count = len(decision.missing)
+        summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
+        if not decision.robust:
+            summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
+    if len(summary) >= 140:
+        summary = summary[:138] + "…"
+    return summary, indicator
+
+
+def source(policy: Policy) -> dict[str, Any]:
+    return {
+        "label": f"NHS LLR ICB — {policy.reference} {policy.title.replace('Policy for ', '')}",
+        "topic": {"system": "urn:llr-asp:policy", "code": policy.id, "display": policy.title},
+    }
+
+
+def inconsistent_card(policy: Policy, elsewhere: str) -> dict[str, Any]:
+    """The card for a prefetch about another patient: nothing is decided from it."""
+    return _not_checked(
+        policy,
+        "the prefetch is about another patient",
+        f"{elsewhere} in the prefetch is not the patient of this order (context.patientId), "
+        "so llr-asp did not decide from it. Check the record, then order again.",
+    )
+
+
+def unfetched_card(policy: Policy, keys: str) -> dict[str, Any]:
+    """The card for a prefetch the EHR could not fetch (an OperationOutcome in its place)."""
+    return _not_checked(
+        policy,
+        "the EHR could not fetch the patient's record",
+        f"The EHR sent an OperationOutcome in place of the prefetch `{keys}`: it could not fetch "
+        "that part of the record, so llr-asp decided nothing (the answers may exist). Try again, "
+        "or answer the questions in llr-asp.",
+    )
+
+
+def _not_checked(policy: Policy, why: str, detail: str) -> dict[str, Any]:
+    """A warning that nothing was decided, and why (no decision, so no extension)."""
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": f"{policy.reference}: not checked, {why}",
+        "indicator": "warning",
+        "detail": detail,
+        "source": source(policy),
+    }

@@ -1,0 +1,84 @@
+"""How `llr-asp serve` runs uvicorn: the HTTP implementation and the limits that hold before a
+request reaches the application.
+
+- h11, not httptools: httptools' parser has no limit on headers (one 8 MiB header and 20,000
+  headers were accepted); h11 refuses a request head past `max_header_bytes` with 400 before it
+  is parsed further. Measured (benchmarks/bench_serve.py): README, "The service under attack".
+- a request head must arrive within `header_seconds` of the connection opening (or of its last
+  answer), and a body may pause no longer than that between two reads: slow senders do not
+  hold connections (uvicorn alone waits for ever for a first request);
+- at most `max_connections` connections and requests a worker (uvicorn answers 503 past it);
+- X-Forwarded-For/-Proto believed from the configured proxies only (`--proxy`); the public URL
+  comes from `--public-url`, never from a request's headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .settings import Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The options of uvicorn.run/uvicorn.Config for `settings`."""
+    return {
+        "http": f"{__name__}:BoundedH11Protocol",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "limit_concurrency": settings.max_connections,
+        "proxy_headers": True,
+        "forwarded_allow_ips": list(settings.proxies) or "",
+        "access_log": False,  # request lines would record what was asked about whom
+        "log_level": "warning",
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _header_seconds() -> float:
+    return Settings.from_environment().header_seconds
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for a request's head, and for each pause in its
+    body (nginx's client_header_timeout and client_body_timeout): the connection is closed."""
+
+    seconds: float | None = None  # None: $LLR_ASP_SERVICE's header_seconds (set by `serve`)
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        state = self.conn.their_state
+        if self.transport.is_closing() or state not in (h11.IDLE, h11.SEND_BODY):
+            self._disarm()  # the request is in: the application has it
+        elif state is h11.SEND_BODY or self._deadline is None:
+            # a head has one deadline however it trickles in (slowloris sends a byte a second);
+            # a body may pause that long between two reads
+            self._arm()
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        seconds = self.seconds if self.seconds is not None else _header_seconds()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,108 @@
+"""What a deployment of `llr-asp serve` configures, in one place: the public base URL (the
+audience of CDS Hooks tokens and the base of card links), where used token ids are kept (a
+SQLite file in the state directory, or Redis for several hosts), which proxies may set
+forwarded headers, which browser origins may call the machine endpoints (CORS), and the limits
+on requests, connections, reasoning and the EHR FHIR server calls a CDS Hooks service makes.
+
+`llr-asp serve` writes these to the environment as JSON, for the worker processes uvicorn starts;
+`create_app(settings=...)` takes them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+from ..patient import MAX_BYTES
+from .cors import checked_origin
+
+ENV = "LLR_ASP_SERVICE"
+"""The settings of `llr-asp serve`, as JSON, for the worker processes uvicorn starts."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str = "http://127.0.0.1:8000"
+    """The service's base URL as its callers name it: a CDS Hooks token's `aud` must be this
+    followed by the path called, and card links start with it. Never taken from the request's
+    own Host or X-Forwarded-* headers."""
+    state_dir: Path | None = None
+    """Where the SQLite file of used token ids lives, shared by every worker (default: a
+    per-user cache directory)."""
+    redis: str | None = None
+    """A Redis URL: used token ids kept there instead, for several hosts behind one balancer."""
+    proxies: tuple[str, ...] = ("127.0.0.1",)
+    """The addresses whose X-Forwarded-For/-Proto headers uvicorn believes."""
+    cors_origins: tuple[str, ...] = ()
+    """The browser origins allowed to call /cds-services, /fhir/ and /api/ (`*`: any); none by
+    default, so no cross-origin call is allowed (`cors.py`)."""
+    fhir_seconds: float = 3.0
+    """The longest a CDS Hooks call waits for the EHR's FHIR server, when it fetches what the
+    prefetch lacks itself (`prefetch.py`); past it, 412."""
+    max_body: int = MAX_BYTES
+    """A JSON body (a patient record, a FHIR resource, a CDS Hooks call)."""
+    max_form_body: int = 4 * MAX_BYTES
+    """A page form: a 1 MiB record, URL-encoded, is up to three times as long."""
+    max_batch_body: int = 100 << 20
+    """A batch body (JSON Lines), spooled to a temporary file as it arrives."""
+    max_header_bytes: int = 16 << 10
+    """The request line and headers together (h11's incomplete-event limit): past it, 400."""
+    max_connections: int = 512
+    """Open connections and requests a worker takes; past it, 503 at once."""
+    header_seconds: float = 10.0
+    """A connection that has not sent a whole request head this long after it opened (or after
+    its last answer) is closed: slow senders do not hold connections."""
+    reasoning_seconds: float = 10.0
+    """A request waits this long for the reasoning (queue included); past it, 503."""
+    max_queue: int = 64
+    """Requests waiting for a worker's reasoning thread; past it, 503 at once."""
+    max_batches: int = 2
+    """Batch requests a worker runs at once (each spools up to max_batch_body); past it, 503."""
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise UsageError(
+                f"--public-url {self.public_url}: give the base URL callers use, e.g. https://llr.example.nhs.uk"
+            )
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "cors_origins", tuple(checked_origin(o) for o in self.cors_origins))
+
+    @property
+    def used_tokens_file(self) -> Path:
+        return (self.state_dir or default_state_dir()) / "used-tokens.sqlite3"
+
+    def to_json(self) -> str:
+        values = dataclasses.asdict(self)
+        values["state_dir"] = None if self.state_dir is None else str(self.state_dir)
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        values: dict[str, Any] = json.loads(text)
+        if values.get("state_dir") is not None:
+            values["state_dir"] = Path(values["state_dir"])
+        values["proxies"] = tuple(values.get("proxies", ()))
+        values["cors_origins"] = tuple(values.get("cors_origins", ()))
+        return cls(**values)
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        text = os.environ.get(ENV)
+        return cls.from_json(text) if text else cls()
+
+
+def default_state_dir() -> Path:
+    """A per-user cache directory: $XDG_CACHE_HOME/llr-asp (~/.cache/llr-asp), or
+    %LOCALAPPDATA%\\llr-asp on Windows."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "llr-asp"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llr-asp"

@@ -1,0 +1,193 @@
+"""CDS Hooks bearer tokens: who may call, with which key, and each token used once.
+
+A token is verified as the CDS Hooks specification requires: alg ES384 or RS384 only, typ JWT,
+its `kid` in the configured JWKS *and* that key of the kind the token's alg names (an EC P-384
+key for ES384, an RSA key for RS384, and the key's own `alg` if it declares one), `iss` a string
+on the allow-list, `aud` the configured public URL of the endpoint, `exp` and `iat` numbers at
+most five minutes apart, and a `jti` not used before. Anything else is refused (401, nothing
+more said). Clocks differ: `exp`, `iat` and `nbf` are checked with LEEWAY seconds of leeway (an
+EHR whose clock runs a few seconds fast, or the CDS Hooks sandbox, which rounds `iat` to the
+nearest second, is not refused now and then), and a used id is kept that much past `exp`.
+
+Used token ids are kept until their token expires, where every worker sees them: a SQLite file
+(WAL) in the state directory, or Redis when several hosts share the load. A restart forgets
+nothing; a token replayed on another worker is refused there too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+MAX_LIFETIME = 300
+"""The longest `exp - iat` accepted, in seconds: the five minutes the specification recommends."""
+LEEWAY = 30
+"""Seconds of clock difference allowed on `exp`, `iat` and `nbf` (PyJWT's leeway)."""
+MAX_JTI = 256
+KINDS = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
+"""The algorithms allowed, and the kind of key (kty, crv) each must be checked with."""
+
+
+class Unauthorized(Exception):
+    """A call whose token fails verification (the reason is not told to the caller)."""
+
+
+class StoreUnavailable(Exception):
+    """The store of used token ids cannot be reached: no token can be checked now (503)."""
+
+
+class UsedTokens(Protocol):
+    def first_use(self, key: str, until: float) -> bool:
+        """Record `key` as used until `until` (epoch seconds); False if it already was."""
+
+
+@dataclass(frozen=True)
+class Key:
+    kid: str
+    kty: str
+    crv: str | None
+    alg: str | None  # the JWK's own alg, if it declares one
+    key: Any  # the public key, as PyJWT verifies with it
+
+    @classmethod
+    def from_jwk(cls, jwk: dict[str, Any]) -> Key:
+        import jwt
+
+        return cls(str(jwk["kid"]), str(jwk.get("kty")), jwk.get("crv"), jwk.get("alg"), jwt.PyJWK(jwk).key)
+
+    def verifies(self, alg: str) -> bool:
+        """Whether a token signed with `alg` may be checked with this key."""
+        kty, crv = KINDS[alg]
+        return self.kty == kty and (crv is None or self.crv == crv) and self.alg in (None, alg)
+
+
+@dataclass
+class Authority:
+    """Who may call: the allowed issuers, their keys (a JWKS file), and the used token ids."""
+
+    issuers: frozenset[str]
+    keys: dict[str, Key]
+    used: UsedTokens | None = None  # None: opened by `opener` on the first token checked
+    opener: Any = None  # () -> UsedTokens
+    enabled: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, issuers: frozenset[str], jwks: Path | None, opener: Any) -> Authority:
+        keys: dict[str, Key] = {}
+        if jwks is not None:
+            for jwk in json.loads(jwks.read_text())["keys"]:
+                keys[str(jwk["kid"])] = Key.from_jwk(jwk)
+        return cls(issuers, keys, opener=opener)
+
+    def verify(self, authorization: str | None, audience: str) -> None:
+        """Raise Unauthorized unless `authorization` carries a valid token for `audience`, not
+        used before (and from now on, used)."""
+        if not self.enabled:
+            return
+        claims = self.claims(authorization, audience)
+        key = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
+        if not self._used().first_use(key, float(claims["exp"]) + LEEWAY):  # as long as it is accepted
+            raise Unauthorized("replayed jti")
+
+    def claims(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        """The token's claims, once its signature and every claim have been checked."""
+        import jwt
+
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("no bearer token")
+        token = authorization[len("Bearer ") :]
+        try:
+            header = jwt.get_unverified_header(token)
+            alg, kid = header.get("alg"), header.get("kid")
+            if alg not in KINDS or header.get("typ", "JWT") != "JWT" or not isinstance(kid, str):
+                raise Unauthorized("algorithm, type or kid")
+            key = self.keys.get(kid)
+            if key is None or not key.verifies(alg):  # never an EC key to RSA code, or back
+                raise Unauthorized("unknown kid, or a key of another kind than alg")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=audience,
+                leeway=LEEWAY,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.PyJWTError as error:
+            raise Unauthorized(str(error)) from None
+        iss, jti, exp, iat = claims["iss"], claims["jti"], claims["exp"], claims["iat"]
+        if not isinstance(iss, str) or iss not in self.issuers:
+            raise Unauthorized("issuer")
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI:
+            raise Unauthorized("jti")
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (exp, iat)):
+            raise Unauthorized("exp or iat not a number")
+        if exp - iat > MAX_LIFETIME:
+            raise Unauthorized("lifetime over five minutes")
+        return claims
+
+    def _used(self) -> UsedTokens:
+        with self._lock:
+            if self.used is None:
+                self.used = self.opener()
+            return self.used
+
+
+class SqliteUsedTokens:
+    """Used token ids in one SQLite file (WAL), shared by the worker processes of a host."""
+
+    PURGE_SECONDS = 60.0
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID"
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailable(f"{path}: {error}") from None
+        self._lock = threading.Lock()
+        self._purged = 0.0
+
+    def first_use(self, key: str, until: float) -> bool:
+        now = time.time()
+        with self._lock:
+            try:
+                if now - self._purged > self.PURGE_SECONDS:
+                    self._db.execute("DELETE FROM used WHERE until < ?", (now,))
+                    self._purged = now
+                # a row whose token has expired is stale: the id may be used afresh
+                cursor = self._db.execute(
+                    "INSERT INTO used VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET until = excluded.until "
+                    "WHERE used.until < ?",
+                    (key, until, now),
+                )
+            except sqlite3.Error as error:
+                raise StoreUnavailable(str(error)) from None
+            return cursor.rowcount == 1
+
+
+class RedisUsedTokens:
+    """Used token ids in Redis (SET NX with the token's expiry), for several hosts."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+    def first_use(self, key: str, until: float) -> bool:
+        import redis
+
+        try:
+            return bool(self._client.set(f"llr-asp:jti:{key}", b"1", nx=True, exat=int(until) + 1))
+        except redis.RedisError as error:
+            raise StoreUnavailable(type(error).__name__) from None

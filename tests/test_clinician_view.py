@@ -1,0 +1,283 @@
+"""What the clinician sees (issue "What the clinician sees"): one procedure, a letter fit to paste,
+the policy's own caveats where they bear, one meaning for unknown, no misreadings."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from llr_asp import Reasoner, RuleSet, read_patient, validate
+from llr_asp.cli import app
+from llr_asp.letter import plain_letter
+from llr_asp.wording import flags, marked
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+runner = CliRunner()
+TODAY = datetime.date(2026, 11, 21)
+
+
+def test_the_plain_letter_is_dated_in_words_and_has_no_markup(rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / "refused-b-four-months.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies["hip-resurfacing"]])
+    letter = plain_letter([decision], rules, TODAY)
+    assert letter.startswith("Policy for Hip Resurfacing (ARP 55)\n===")
+    assert "Patient: refused-b-four-months. Date: 21 November 2026." in letter
+    assert "Decision: NOT ELIGIBLE\n" in letter
+    assert "Conservative care: 4 months; the policy needs at least 6 months." in letter
+    assert "Policy review date: 2026 (review due this year)." in letter
+    assert not re.search(r"[\\*`]|[a-z]+\.[a-z_]+ =", letter)  # no escapes, markup or field paths
+    assert "conservative.months" not in letter and "needs ≥" not in letter
+    # ids once, as the policy's own labels: never "C4.instability (C4.instability)"
+    assert not re.search(r"(\b[\w.]+) \(\1\)", letter)
+    assert letter.rstrip().endswith(f"llr-asp, rule set sha256 {decision.rules[:16]}.")
+    assert letter.count(decision.rules[:16]) == 1
+
+
+def test_explain_format_letter(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-p", "hip-resurfacing", "-f", "letter"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Decision: ELIGIBLE ON THE ADOPTED READING — the ICB must confirm" in result.stdout
+    assert "Readings of the policy text under which the decision differs" in result.stdout
+    both = runner.invoke(app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-f", "letter"])
+    assert both.stdout.startswith("The record names no policy")  # the note stays with the letter
+
+
+def test_the_contraindication_reads_the_right_way_round(rules: RuleSet, reasoner: Reasoner) -> None:
+    man = validate({"sex": "male"}, rules, "man")
+    woman = validate({"sex": "female"}, rules, "woman")
+    hip = rules.policies["hip-resurfacing"]
+    for patient, status in ((man, "met"), (woman, "not_met")):
+        [decision] = reasoner.decide(patient, [hip])
+        [node] = [n for n in decision.tree.walk() if n.id == "no_contraindication"]
+        assert (node.status, node.label) == (status, "Not female: the procedure is contra-indicated in women")
+    assert "sex criterion" not in json.dumps([r.label for r in hip.requirements.values()])
+
+
+def test_a_caveat_stands_under_the_requirement_it_concerns(rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / "route-c3-radiology-severe.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies["hip-resurfacing"]])
+    [c3] = [n for n in decision.tree.walk() if n.id == "C3"]
+    assert c3.reason and any("radiological grades" in d for d in c3.defects)
+    letter = plain_letter([decision], rules, TODAY)
+    assert "The published text: The radiological grades (none, mild, moderate, severe) are named" in letter
+    knee = rules.policies["knee-resurfacing"]
+    assert any("previous page" in c for c in knee.caveats["pain.severity"])
+    assert not any("previous page" in c for c in rules.policies["hip-resurfacing"].caveats["pain.severity"])
+
+
+def test_the_question_carries_the_caveat_in_next_and_the_fhir_item(tmp_path: Path, rules: RuleSet) -> None:
+    record = tmp_path / "p.json"
+    record.write_text(
+        json.dumps(
+            {
+                "sex": "male",
+                "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+                "conservative": {"months": 8, "documented": True, "failed": True},
+                "pain": {"severity": "mild"},
+            }
+        )
+    )
+    step = json.loads(
+        runner.invoke(app, ["next", str(record), "-p", "knee-resurfacing", "-f", "json"]).stdout
+    )
+    question = step["question"]
+    expected = rules.caveats(question["field"], [rules.policies["knee-resurfacing"]])
+    assert question["caveats"] == expected
+    pain = runner.invoke(
+        app, ["next", "-", "-p", "knee-resurfacing", "-f", "json", "--reask-unknown"], input="{}"
+    )
+    assert json.loads(pain.stdout)["question"] is not None
+    questionnaire = json.loads(runner.invoke(app, ["fhir", "questionnaire", "-p", "knee-resurfacing"]).stdout)
+    [radiology] = [i for i in questionnaire["item"] if i["linkId"] == "radiology.severity"]
+    [help_item] = radiology["item"]
+    assert help_item["type"] == "display" and "never defines them" in help_item["text"]
+    assert help_item["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "help"
+
+
+def test_null_and_absent_both_mean_not_known_and_reask_asks_again(tmp_path: Path) -> None:
+    base = json.loads((EXAMPLES / "route-c1-pain.json").read_text())
+    base["pain"]["severity"] = None
+    record = tmp_path / "p.json"
+    record.write_text(json.dumps(base))
+    explained = json.loads(
+        runner.invoke(app, ["explain", str(record), "-p", "hip-resurfacing", "-f", "json"]).stdout
+    )
+    assert explained["decision"] == "undetermined" and "pain.severity" in explained["missing"]
+    plain = json.loads(
+        runner.invoke(app, ["next", str(record), "-p", "hip-resurfacing", "-f", "json"]).stdout
+    )
+    assert plain["question"] is None and plain["missing"] == explained["missing"]
+    text = runner.invoke(app, ["next", str(record), "-p", "hip-resurfacing"], env={"COLUMNS": "200"}).stdout
+    assert "Nothing left to ask" not in text and "pain.severity was answered as not known" in text
+    again = runner.invoke(
+        app, ["next", str(record), "-p", "hip-resurfacing", "--reask-unknown", "-f", "json"]
+    )
+    assert json.loads(again.stdout)["question"]["field"] == "pain.severity"
+
+
+def test_ask_reask_unknown_asks_a_null_once_more_and_ends(tmp_path: Path) -> None:
+    base = json.loads((EXAMPLES / "route-c1-pain.json").read_text())
+    base["pain"]["severity"] = None
+    record = tmp_path / "p.json"
+    record.write_text(json.dumps(base))
+    result = runner.invoke(
+        app, ["ask", "-p", "hip-resurfacing", "--from", str(record), "--reask-unknown"], input="unknown\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("How severe is the patient's pain?") == 1  # asked again, once
+
+
+def test_a_questionnaire_response_is_about_the_policy_its_questionnaire_names(tmp_path: Path) -> None:
+    response = json.loads(
+        runner.invoke(
+            app, ["explain", str(EXAMPLES / "route-c1-pain.json"), "-p", "knee-resurfacing", "-f", "fhir"]
+        ).stdout
+    )
+    assert response["questionnaire"] == "urn:llr-asp:questionnaire:knee-resurfacing"
+    path = tmp_path / "qr.json"
+    for canonical in (
+        "urn:llr-asp:questionnaire:knee-resurfacing",
+        "urn:llr-asp:questionnaire:knee-resurfacing|abc",
+    ):
+        path.write_text(json.dumps({**response, "questionnaire": canonical}))
+        out = json.loads(runner.invoke(app, ["explain", str(path), "-f", "json"]).stdout)
+        assert isinstance(out, dict) and out["policy"] == "knee-resurfacing", canonical
+
+
+def test_the_flag_stands_where_the_reading_bears(rules: RuleSet, reasoner: Reasoner) -> None:
+    """route-c4-sfi: SFI sits under C2 and under C4; C2 fails for its instability however SFI is
+    read, so only the SFI under C4 is flagged ⚑."""
+    patient = read_patient(str(EXAMPLES / "route-c4-sfi.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies["hip-resurfacing"]])
+    marks = marked(decision)
+    sfi = [
+        (parent.id, child)
+        for parent in decision.tree.walk()
+        for child in parent.children
+        if child.id == "SFI"
+    ]
+    assert {parent: flags(child, marks) for parent, child in sfi} == {
+        "C2": False,
+        "C4.sfi_or_instability": True,
+    }
+
+
+def test_the_terminal_says_the_decision_rests_with_the_icb_once() -> None:
+    result = runner.invoke(
+        app,
+        ["explain", str(EXAMPLES / "route-c1-pain.json"), "-p", "hip-resurfacing"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.stdout.count("The funding decision rests with NHS Leicester") == 1
+
+
+# -- the clinical safety review's findings ------------------------------------------------------
+
+SEEKING = {  # a patient who meets A, has 2 months of documented conservative care that failed
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 2, "documented": True, "failed": True},
+    "knee": {"compartments_affected": 1},
+}
+
+
+def _whatif(document: dict, policy: str = "hip-resurfacing") -> dict:
+    path_result = runner.invoke(app, ["whatif", "-", "-p", policy, "-f", "json"], input=json.dumps(document))
+    assert path_result.exit_code == 0, path_result.output
+    return json.loads(path_result.stdout)
+
+
+def test_more_care_for_a_patient_who_may_meet_an_urgent_route_carries_the_caution() -> None:
+    """C6 not known yet (destruction risk unasked): four more months of care are not advised
+    plainly; the route's own sentence goes with them, said as 'may meet'."""
+    answer = _whatif({**SEEKING, "conservative": {**SEEKING["conservative"], "contraindicated": False}})
+    changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
+    assert changes
+    for change in changes:
+        assert change["caution"]["route"] == "C6" and change["caution"]["met"] is False
+    assert "delaying surgical correction" in change["caution"]["text"]
+
+
+def test_more_care_while_a_contra_indication_is_unknown_hangs_on_finding_out() -> None:
+    answer = _whatif(SEEKING)  # contraindicated not known
+    changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
+    assert changes and all(
+        c["unless"] == [{"field": "conservative.contraindicated", "is": True}] for c in changes
+    )
+    text = runner.invoke(
+        app, ["whatif", "-", "-p", "hip-resurfacing"], input=json.dumps(SEEKING), env={"COLUMNS": "300"}
+    )
+    assert "is not yes: it is not known yet, so find out first" in text.stdout
+
+
+def test_a_patient_who_meets_an_urgent_route_is_told_to_ask_the_icb_now_not_asked_questions() -> None:
+    """C6 met, 2 months of care: the adopted reading refuses, the C6 reading funds; no answer
+    can bring the two together, so nothing is asked and the first thing said is the urgency."""
+    document = {**SEEKING, "joint": {"destruction_risk": True}}
+    step = json.loads(
+        runner.invoke(
+            app, ["next", "-", "-p", "hip-resurfacing", "-f", "json"], input=json.dumps(document)
+        ).stdout
+    )
+    assert (step["decision"], step["robust"], step["to_settle"], step["question"]) == (
+        "not_eligible",
+        False,
+        [],
+        None,
+    )
+    assert {"eligible", "not_eligible"} <= set(step["possible"])
+    letter = runner.invoke(
+        app, ["explain", "-", "-p", "hip-resurfacing", "-f", "letter"], input=json.dumps(document)
+    ).stdout
+    lines = [line for line in letter.splitlines() if line]
+    assert lines[3].startswith("Decision: NOT ELIGIBLE ON THE ADOPTED READING")
+    assert lines[4].startswith("⚠ Meets an urgent route (C6: at risk of joint destruction")
+    assert lines[4].endswith("Ask the ICB now; do not delay surgery for conservative care.")
+
+
+def test_no_line_below_a_contested_verdict_reads_plain(rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / "route-c4-sfi.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies["hip-resurfacing"]])
+    letter = plain_letter([decision], rules, TODAY)
+    assert "- ⚑ met on the adopted reading: Meets the ARP 55 funding criteria (eligibility)" in letter
+    assert "✔ Met: Meets the ARP 55 funding criteria" not in letter
+    text = runner.invoke(
+        app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-p", "hip-resurfacing"], env={"COLUMNS": "200"}
+    ).stdout
+    assert "⚑ met on the adopted reading: ✔ eligibility" in text
+    whatif = runner.invoke(
+        app, ["whatif", str(EXAMPLES / "route-c4-sfi.json"), "-p", "hip-resurfacing"], env={"COLUMNS": "200"}
+    ).stdout
+    assert "Already eligible" not in whatif and "Eligible on the adopted reading only" in whatif
+
+
+def test_a_refusal_on_clinical_grounds_offers_no_ifr_for_the_procedure() -> None:
+    for example, policy, words in (
+        ("refused-hip-female", "hip-resurfacing", "total hip replacement"),
+        ("refused-knee-three-compartments", "knee-resurfacing", "total knee replacement"),
+    ):
+        letter = runner.invoke(
+            app, ["explain", str(EXAMPLES / f"{example}.json"), "-p", policy, "-f", "letter"]
+        ).stdout
+        assert "Individual Funding Request for it would not be appropriate" in letter and words in letter
+        assert "the ICB's general route for exceptional clinical circumstances" not in letter
+    other = runner.invoke(
+        app,
+        ["explain", str(EXAMPLES / "refused-b-four-months.json"), "-p", "hip-resurfacing", "-f", "letter"],
+    ).stdout
+    assert "the ICB's general route for exceptional clinical circumstances" in other  # refused for B: the IFR
+
+
+def test_the_readings_of_c5_and_c6_are_not_worded_as_advice(rules: RuleSet) -> None:
+    for policy in rules.policies.values():
+        for point in ("C5.route", "C6.route"):
+            adopted = policy.readings[point].adopted
+            assert (
+                "not advice" in adopted and "needed even where" not in adopted and "come first" not in adopted
+            )

@@ -1,0 +1,229 @@
+"""The FHIR endpoints as an SDC form filler and a Da Vinci DTR client use them: adaptive forms
+started as SDC's and DTR's example QuestionnaireResponses are (`artefacts.py`), every resource
+valid R4B and held to the SDC 4.0.0 invariants (`conformance.py`), every error an
+OperationOutcome.
+
+Each test is one conformance check of issue 23. They use only the service's HTTP surface, so
+the same file run against an older checkout counts the checks that held there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+pytest.importorskip("fhir.resources", reason="fhir.resources is not installed")
+from artefacts import adaptive_start, answered, next_question_parameters
+from conformance import (
+    adaptive_response_problems,
+    fhir_problems,
+    sdc_questionnaire_problems,
+)
+from fastapi.testclient import TestClient
+
+from llr_asp import load_rules
+from llr_asp.web import create_app
+from llr_asp.web.settings import Settings
+
+BASE = "https://llr.example.nhs.uk"
+NEXT = "/fhir/Questionnaire/$next-question"
+ADAPTIVE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+RULES = load_rules()
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app(settings=Settings(public_url=BASE)), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def hip(client: TestClient) -> dict[str, Any]:
+    """The Questionnaire a card names for the hip policy."""
+    return client.get("/fhir/Questionnaire/hip-resurfacing").json()  # type: ignore[no-any-return]
+
+
+def fill(
+    client: TestClient, response: dict[str, Any], example: str, wrapped: bool = True
+) -> list[dict[str, Any]]:
+    """Every response $next-question gives, answering from the example, until completed."""
+    given = []
+    for _ in range(30):
+        reply = client.post(NEXT, json=next_question_parameters(response) if wrapped else response)
+        assert reply.status_code == 200, reply.text
+        given.append(reply.json())
+        if given[-1]["status"] == "completed":
+            return given
+        response = answered(given[-1], example)
+    pytest.fail("the adaptive form did not complete in 30 questions")
+
+
+POLICIES = ["hip-resurfacing", "knee-resurfacing", "all"]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_served_questionnaires_are_valid_r4(client: TestClient, policy: str) -> None:
+    """Every Questionnaire served validates against the R4B model, nothing null or empty."""
+    assert fhir_problems(client.get(f"/fhir/Questionnaire/{policy}").json()) == []
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_served_questionnaires_meet_the_sdc_invariants(client: TestClient, policy: str) -> None:
+    """SDC 4.0.0's sdc-2 (a version needs the artifact-versionAlgorithm extension), sdc-3
+    (semver), sdc-base-1/2, cnl-0/1."""
+    assert sdc_questionnaire_problems(client.get(f"/fhir/Questionnaire/{policy}").json()) == []
+
+
+def test_grades_carry_their_rank_as_item_weight(hip: dict[str, Any]) -> None:
+    """SDC 4 renamed ordinalValue to itemWeight (changes.xml, FHIR-28611)."""
+    weights = [
+        e["url"]
+        for i in hip["item"]
+        for option in i.get("answerOption", [])
+        for e in option.get("extension", [])
+    ]
+    assert weights and set(weights) == {"http://hl7.org/fhir/StructureDefinition/itemWeight"}
+
+
+def test_the_questionnaire_a_card_names_is_adaptive(client: TestClient, hip: dict[str, Any]) -> None:
+    """questionnaireAdaptive marks it adaptive, its URL the base of $next-question (DTR
+    spec-23: "[url]/Questionnaire/$next-question"), so a form filler asks it one question at
+    a time."""
+    [marked] = [e for e in hip["extension"] if e["url"] == ADAPTIVE]
+    assert marked == {"url": ADAPTIVE, "valueUrl": f"{BASE}/fhir"}
+    start = adaptive_start(f"{hip['url']}|{hip['version']}")
+    reply = client.post(marked["valueUrl"][len(BASE) :] + "/Questionnaire/$next-question", json=start)
+    assert reply.status_code == 200 and reply.json()["status"] == "in-progress"
+
+
+@pytest.mark.parametrize("where", ["derivedFrom", "questionnaire"])
+def test_a_version_specific_canonical_is_understood(
+    client: TestClient, hip: dict[str, Any], where: str
+) -> None:
+    """FHIR canonicals may carry a version (`url|version`) and DTR sends version-specific ones,
+    in the contained form's derivedFrom or in the response's questionnaire."""
+    versioned = f"{hip['url']}|{hip['version']}"
+    if where == "derivedFrom":
+        start = adaptive_start(versioned)
+    else:
+        start = {"resourceType": "QuestionnaireResponse", "questionnaire": versioned, "status": "in-progress"}
+    reply = client.post(NEXT, json=start)
+    assert reply.status_code == 200, reply.text
+    [form] = reply.json()["contained"]
+    assert form["derivedFrom"] == [versioned] and form["item"][0]["linkId"] in RULES.fields
+
+
+@pytest.fixture(scope="module")
+def forms(client: TestClient) -> dict[tuple[str, bool], list[dict[str, Any]]]:
+    """Every response of adaptive forms started as SDC's and DTR's examples are (derived from
+    the policy's canonical), answered from three examples, sent bare and as Parameters."""
+    start = adaptive_start("urn:llr-asp:questionnaire:hip-resurfacing")
+    examples = ["route-c1-pain", "refused-hip-female", "undetermined-pain-unknown"]
+    return {(e, wrapped): fill(client, start, e, wrapped) for e in examples for wrapped in (True, False)}
+
+
+def test_every_next_question_response_is_an_sdc_adaptive_response(
+    forms: dict[Any, list[dict[str, Any]]],
+) -> None:
+    """sdc-questionnaire-adapt: the contained form referenced as #id (sdc-adapt-1), no url or
+    version of its own, derivedFrom one canonical, every item with text; R4B-valid."""
+    for response in (r for given in forms.values() for r in given):
+        assert [p for p in adaptive_response_problems(response) if "authored" not in p] == []
+
+
+def test_every_next_question_response_says_when_it_was_authored(
+    forms: dict[Any, list[dict[str, Any]]],
+) -> None:
+    """SDC's QuestionnaireResponse: authored 1..1, "Changes whenever the answers are updated"
+    (the start's authored, from the example, is years old)."""
+    stale = adaptive_start("")["authored"]
+    assert all(r.get("authored", stale) != stale for given in forms.values() for r in given)
+
+
+def test_a_completed_form_says_the_decision(forms: dict[Any, list[dict[str, Any]]]) -> None:
+    """The last response is completed, its form closing with a display item saying the decision
+    (DTR spec-39), the determination an extension of the response."""
+    for given in forms.values():
+        last = given[-1]
+        [form] = last["contained"]
+        assert form["item"][-1]["type"] == "display" and "ARP 55" in form["item"][-1]["text"]
+        assert [e["url"] for e in last["extension"]] == ["urn:llr-asp:determination"]
+
+
+def test_an_invalid_answer_is_400_with_an_operation_outcome(client: TestClient, hip: dict[str, Any]) -> None:
+    """DTR spec-147: a QuestionnaireResponse invalid against the contained Questionnaire is "an
+    HTTP 400 error with an OperationOutcome indicating the circumstances"."""
+    first = client.post(NEXT, json=adaptive_start(f"{hip['url']}|{hip['version']}")).json()
+    link = first["contained"][0]["item"][-1]["linkId"]
+    wrong = {**first, "item": [{"linkId": link, "answer": [{"valueString": "perhaps"}]}]}
+    reply = client.post(NEXT, json=next_question_parameters(wrong))
+    assert reply.status_code == 400 and reply.headers["content-type"].startswith("application/fhir+json")
+    outcome = reply.json()
+    assert fhir_problems(outcome) == [] and link in outcome["issue"][0]["diagnostics"]
+
+
+def test_a_contained_questionnaire_without_an_id_is_400_not_500(
+    client: TestClient, hip: dict[str, Any]
+) -> None:
+    start = adaptive_start(f"{hip['url']}|{hip['version']}")
+    del start["contained"][0]["id"], start["questionnaire"]
+    reply = client.post(NEXT, json=start)
+    assert reply.status_code == 400 and reply.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/fhir/Questionnaire/no-such-policy", None, 404),
+        ("GET", "/fhir/Patient/123", None, 404),
+        ("DELETE", "/fhir/Questionnaire/hip-resurfacing", None, 405),
+        ("POST", NEXT, b"not json", 400),
+        ("POST", NEXT, b'{"resourceType": "Patient"}', 400),
+        ("POST", NEXT, b" " * (2 << 20), 413),
+    ],
+)
+def test_every_fhir_error_is_an_operation_outcome(
+    client: TestClient, method: str, path: str, body: bytes | None, status: int
+) -> None:
+    reply = client.request(method, path, content=body)
+    assert reply.status_code == status
+    assert (
+        reply.headers["content-type"].startswith("application/fhir+json")
+        and fhir_problems(reply.json()) == []
+    )
+
+
+def test_metadata_is_a_capability_statement(client: TestClient) -> None:
+    """`GET [base]/metadata`: what this FHIR server does (read and search of Questionnaire, and
+    $next-question)."""
+    statement = client.get("/fhir/metadata").json()
+    assert fhir_problems(statement) == []
+    [resource] = statement["rest"][0]["resource"]
+    assert resource["type"] == "Questionnaire" and {"read", "search-type"} <= {
+        i["code"] for i in resource["interaction"]
+    }
+    assert resource["operation"][0]["definition"].endswith("/OperationDefinition/Questionnaire-next-question")
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("url=urn:llr-asp:questionnaire:hip-resurfacing", ["hip-resurfacing"]),
+        ("url=urn:llr-asp:questionnaire:hip-resurfacing|{version}", ["hip-resurfacing"]),
+        ("url=urn:llr-asp:questionnaire:knee-resurfacing&version={version}", ["knee-resurfacing"]),
+        ("url=urn:llr-asp:questionnaire:hip-resurfacing|0.0.1", []),
+        ("url=urn:llr-asp:questionnaire:nothing", []),
+        ("", ["hip-resurfacing", "knee-resurfacing", "all"]),
+    ],
+)
+def test_questionnaires_are_found_by_canonical_url(
+    client: TestClient, hip: dict[str, Any], query: str, found: list[str]
+) -> None:
+    """A form filler given a canonical finds the Questionnaire by a search on `url`."""
+    params = [tuple(pair.split("=", 1)) for pair in query.format(version=hip["version"]).split("&") if pair]
+    bundle = client.get("/fhir/Questionnaire", params=params).json()  # encoded: a version holds "+"
+    assert fhir_problems(bundle) == [] and bundle["type"] == "searchset" and bundle["total"] == len(found)
+    assert [e["resource"]["id"] for e in bundle.get("entry", [])] == found
