@@ -11,7 +11,6 @@ With jobs > 1, chunks of documents go to worker processes, each with its own gro
 
 from __future__ import annotations
 
-import csv
 import multiprocessing
 import os
 import signal
@@ -21,13 +20,19 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import clingo
 
 from .decision import DECISIONS, Contest, Warning, warnings
 from .errors import InputError, LlrError, WorkerError
-from .patient import MAX_BYTES, Patient, nested, parse, validate
+from .patient import Patient
+from .readers import BOM as BOM
+from .readers import Document as Document
+from .readers import Numbered, to_patient
+from .readers import line_problem as line_problem
+from .readers import read_csv as read_csv
+from .readers import read_jsonl as read_jsonl
 from .reasoner import Answers, PatientInput, gathered_by_world, minimal
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
 from .shown import ShownAtoms
@@ -82,6 +87,7 @@ class LineError:
 
     line: int
     error: str
+    patient: str | None = None  # the record's id, where it could be read (Arrow output names it)
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "error": self.error}
@@ -103,7 +109,6 @@ WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
 propagation alone; contest.lp weighs under the readings only the patients that no anchored
 requirement refuses (one a requirement no reading touches, such as A: a robust refusal),
 packed into groups of their own: about two patients in five of a random cohort."""
-Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
 class Screener:
@@ -155,9 +160,9 @@ class Screener:
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
         for line, document in documents:
             try:
-                patient = self._patient(document, f"{source}:{line}")
+                patient = to_patient(document, self.rules, f"{source}:{line}")
             except InputError as error:
-                read.append(LineError(line, str(error)))
+                read.append(LineError(line, str(error), _id(document)))
                 continue
             places = self._slots.places(patient)
             key = tuple(sorted(places))  # what clingo sees of the patient
@@ -190,13 +195,6 @@ class Screener:
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return results
-
-    def _patient(self, document: Document, source: str) -> Patient:
-        if isinstance(document, InputError):
-            raise InputError(source, document.path, document.problem)
-        if isinstance(document, str):
-            document = parse(document, source)
-        return validate(document, self.rules, source)
 
     def _screened(self, group: list[list[int]]) -> list[Screened]:
         """Each patient's decisions, requirements not met and unknown, and violated assumptions,
@@ -283,6 +281,12 @@ class Screened:
     violated: list[str]
 
 
+def _id(document: Document) -> str | None:
+    """The id a parsed document gives, if any (JSON text is not parsed again for it)."""
+    name = document.get("id") if isinstance(document, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 def _text(symbol: clingo.Symbol) -> str:
     """A policy, requirement, reading or assumption id (a string) or a decision (a constant)
     as text."""
@@ -311,12 +315,33 @@ def iterate_decisions(
     many worker processes. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
-    pieces = chunks(numbered, CHUNK)
+    yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
+
+
+class Rows(Protocol):
+    """A chunk of input rows that becomes numbered documents where it is screened (in a worker):
+    Arrow record batches are handed over far more cheaply than the documents they make."""
+
+    def documents(self, rules: RuleSet) -> list[Numbered]: ...
+
+
+Chunk = Union[list[Numbered], Rows]
+
+
+def decide_chunks(
+    pieces: Iterable[Chunk],
+    policy: str | None = "all",
+    rules: Path | None = None,
+    jobs: int = 1,
+    source: str = "batch",
+) -> Iterator[Result]:
+    """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
+    that a worker reads into documents itself."""
     if jobs <= 1:
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
         for chunk in pieces:
-            yield from screener.screen(chunk, source, chosen)
+            yield from screener.screen(_documents(chunk, screener.rules), source, chosen)
         return
     Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
@@ -373,10 +398,14 @@ def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
     _worker = (screener, screener.policies(policy), source)
 
 
-def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:
+def _screen_chunk(chunk: Chunk) -> list[Result]:
     assert _worker is not None
     screener, chosen, source = _worker
-    return screener.screen(chunk, source, chosen)
+    return screener.screen(_documents(chunk, screener.rules), source, chosen)
+
+
+def _documents(chunk: Chunk, rules: RuleSet) -> list[Numbered]:
+    return chunk if isinstance(chunk, list) else chunk.documents(rules)
 
 
 def default_jobs() -> int:
@@ -385,95 +414,6 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, Document]]:
-    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped.
-    A byte order mark before the first line is dropped, as `explain` drops it."""
-    for number, data in enumerate(stream, 1):
-        if number == 1 and data.startswith(BOM):
-            data = data[len(BOM) :]
-        problem = line_problem(data)
-        yield number, InputError("", "", problem) if problem else data.decode("utf-8")
-
-
-BOM = b"\xef\xbb\xbf"
-
-
-def line_problem(data: bytes) -> str | None:
-    """Why a line of input cannot be a patient record, or None."""
-    if len(data) > MAX_BYTES:
-        return "line is over 1 MiB, far larger than a patient record"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return f"not UTF-8 text (byte {error.start}); save the file as UTF-8"
-    return None
-
-
-def read_csv(stream: Iterable[bytes], rules: RuleSet) -> Iterator[tuple[int, Document]]:
-    """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
-
-    A row is one line: a quoted cell cannot span lines, so a broken quote spoils its own row
-    (an error line) and never the rows after it. Cells are typed by the field declarations:
-    true/false for booleans (any case, spaces around), numbers for numbers; a cell that does not
-    fit becomes the wrong-typed value the schema then reports. Line numbers count the header as
-    line 1. An unknown or repeated header is refused (InputError) before any row is read.
-    """
-    lines = iter(stream)
-    first = next(lines, None)
-    if first is None:
-        return
-    if first.startswith(BOM):
-        first = first[len(BOM) :]
-    problem = line_problem(first)
-    header = _row(first.decode("utf-8")) if problem is None else None
-    if header is None:
-        raise InputError("CSV header", "", problem or "not a row of CSV; the first line names the fields")
-    known = {"id", "policy", *rules.fields}
-    unknown = [h for h in header if h not in known and not h.startswith("meta.")]
-    if unknown:
-        problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
-        raise InputError("CSV header", unknown[0], problem)
-    repeated = next((h for n, h in enumerate(header) if h in header[:n]), None)
-    if repeated is not None:
-        raise InputError("CSV header", repeated, "appears twice; keep one column per field")
-    for number, data in enumerate(lines, 2):
-        problem = line_problem(data)
-        row = _row(data.decode("utf-8")) if problem is None else None
-        if row is None:
-            yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")
-        elif len(row) != len(header):
-            yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
-        else:
-            cells = zip(header, row)
-            document = {
-                h: _cell(cell, rules, h) for h, cell in cells if cell != "" and not h.startswith("meta.")
-            }
-            yield number, nested(document)
-
-
-def _row(line: str) -> list[str] | None:
-    """The cells of one line of CSV, or None when it is not a whole row (a quote left open, a
-    cell over the csv module's size limit)."""
-    try:
-        return next(csv.reader([line.rstrip("\r\n")], strict=True), [])
-    except csv.Error:
-        return None
-
-
-def _cell(text: str, rules: RuleSet, header: str) -> Any:
-    field = rules.fields.get(header)
-    if field is None:
-        return text
-    if field.type == "bool":
-        return {"true": True, "false": False}.get(text.strip().lower(), text)
-    if field.type in ("number", "integer"):
-        try:
-            return parse(text, header)  # strict JSON: no NaN, no Infinity
-        except InputError:
-            return text
-    return text
 
 
 class Summary:

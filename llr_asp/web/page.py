@@ -27,9 +27,10 @@ from ..errors import InputError, printable
 from ..interview import Question, parse_answer
 from ..letter import escape, plain_letter
 from ..markdown import decision_markdown
-from ..patient import MAX_BYTES, Patient, parse, validate
+from ..patient import MAX_BYTES, Patient, parse
 from ..pictures import decision_tree
 from ..questionnaire import with_value, without_value
+from ..readers import validate
 from ..ruleset import Policy
 from ..whatif import whatif
 from ..wording import (
