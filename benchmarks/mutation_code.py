@@ -7,7 +7,15 @@ removed or a `not` dropped. Each mutant is written into a copy of the package, w
 import first (PYTHONPATH); the suite runs with `-x`, so a killed mutant stops at its first red
 test. A survivor means no test notices the change: each is listed with its place.
 
+Hand-made mutants (benchmarks/planted.py, issue 28): each a plausible bug in one line, with the
+test files that cover its code; run with --planted (all, or --area AREA), each against its own
+tests, with the score per area. A mutant whose text is no longer in the code is reported stale,
+never counted. Properties run derandomized with no example database (the `mutation` hypothesis
+profile of tests/conftest.py), so that a verdict does not depend on the draw or on the mutants
+tried before it.
+
 Run: python benchmarks/mutation_code.py [--sample 40] [--seed 1] [--tests "tests/..."]
+     python benchmarks/mutation_code.py --planted [--area AREA] [--suite DIR] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "llr_asp"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from planted import PLANTED, Planted  # noqa: E402
+
 TESTS = [
     "tests/test_examples.py",
     "tests/test_requirements.py",
@@ -158,7 +170,18 @@ def all_mutants() -> list[Mutant]:
     return found
 
 
-def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
+def planted_mutants(chosen: list[Planted]) -> Iterator[tuple[Planted, Mutant | None]]:
+    """Each hand-made mutant as a Mutant, or None where its text is not (once) in the code."""
+    for planted in chosen:
+        text = (PACKAGE / planted.file).read_text()
+        if text.count(planted.old) != 1:
+            yield planted, None
+            continue
+        name = f"{planted.file}: {planted.bug}"
+        yield planted, Mutant(name, Path(planted.file), text.replace(planted.old, planted.new, 1))
+
+
+def verdict(mutant: Mutant, work: Path, tests: list[str], suite: Path = ROOT) -> str:
     copy = work / "llr_asp"
     if copy.exists():
         shutil.rmtree(copy)
@@ -167,6 +190,7 @@ def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
     shutil.copytree(ROOT / "examples", copy / "examples")  # inside itself, as an installed wheel does
     (copy / mutant.file).write_text(mutant.text)
     environment = {**os.environ, "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+    environment["LLR_ASP_HYPOTHESIS"] = "mutation"  # derandomized, no example database
     # run from `work`: `python -m` puts the working directory first on sys.path, so the tests
     # (and every process they start) import the mutated copy, never the checkout
     command = [
@@ -177,7 +201,7 @@ def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
         "-q",
         "-p",
         "no:cacheprovider",
-        *(str(ROOT / t) for t in tests),
+        *(str(suite / t) for t in tests if (suite / t).exists()),
     ]
     try:
         result = subprocess.run(
@@ -193,10 +217,10 @@ def verdict(mutant: Mutant, work: Path, tests: list[str]) -> str:
     return "survived" if result.returncode == 0 else "killed"
 
 
-def calibrate(work: Path, tests: list[str]) -> None:
+def calibrate(work: Path, tests: list[str], suite: Path = ROOT) -> None:
     """The unchanged code must survive: otherwise the harness itself fails the tests."""
     same = Mutant("(no change)", Path("errors.py"), (PACKAGE / "errors.py").read_text())
-    if verdict(same, work, tests) != "survived":
+    if verdict(same, work, tests, suite) != "survived":
         raise SystemExit("the suite fails on an unchanged copy of the package: fix the harness first")
 
 
@@ -207,7 +231,14 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=40, help="mutants to try, drawn at random (0: all)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tests", nargs="*", default=TESTS)
+    parser.add_argument("--planted", action="store_true", help="the hand-made mutants of planted.py")
+    parser.add_argument("--area", help="with --planted: only this area (service, cds, fhir, ...)")
+    parser.add_argument("--only", help="with --planted: only mutants whose file or bug contains this")
+    parser.add_argument("--suite", type=Path, default=ROOT, help="the tree whose tests/ are run")
     arguments = parser.parse_args()
+    if arguments.planted:
+        run_planted(arguments.area, arguments.only, arguments.suite.resolve())
+        return
     mutants = all_mutants()
     chosen = (
         mutants if arguments.sample == 0 else random.Random(arguments.seed).sample(mutants, arguments.sample)
@@ -233,6 +264,45 @@ def main() -> None:
     print(f"score: {counts['killed']}/{len(chosen)} = {counts['killed'] / len(chosen):.1%} killed")
     for name in survivors:
         print(f"  survived: {name}")
+
+
+def run_planted(area: str | None, only: str | None, suite: Path) -> None:
+    """Every hand-made mutant (of `area`), each against the tests that cover its code; the score
+    per area, the survivors and the stale ones."""
+    chosen = [
+        p
+        for p in PLANTED
+        if (area is None or p.area == area) and (only is None or only in p.file or only in p.bug)
+    ]
+    counts: dict[str, Counter[str]] = {}
+    survivors, stale = [], []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        calibrate(Path(work), sorted({t for p in chosen for t in p.tests}), suite)
+        for number, (planted, mutant) in enumerate(planted_mutants(chosen), 1):
+            if mutant is None:
+                stale.append(f"{planted.area}: {planted.file}: {planted.bug}")
+                print(f"{number}/{len(chosen)} stale    {planted.file}: {planted.bug}", flush=True)
+                continue
+            result = verdict(mutant, Path(work), list(planted.tests), suite)
+            counts.setdefault(planted.area, Counter())[result] += 1
+            if result == "survived":
+                survivors.append(f"{planted.area}: {mutant.name}")
+            print(f"{number}/{len(chosen)} {result:8} {planted.area}: {mutant.name}", flush=True)
+    elapsed = time.perf_counter() - start
+    print(f"{len(chosen)} hand-made mutants in {elapsed:.0f} s")
+    total: Counter[str] = Counter()
+    for name, tally in counts.items():
+        total += tally
+        tried = tally["killed"] + tally["survived"]
+        print(f"  {name:10} {tally['killed']}/{tried} = {tally['killed'] / tried:.0%} killed")
+    tried = total["killed"] + total["survived"]
+    if tried:
+        print(f"score: {total['killed']}/{tried} = {total['killed'] / tried:.1%} killed")
+    for name in survivors:
+        print(f"  survived: {name}")
+    for name in stale:
+        print(f"  stale (its text is not in the code): {name}")
 
 
 if __name__ == "__main__":
