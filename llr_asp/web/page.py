@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,17 @@ from ..wording import (
 from .api import WHATIF_SECONDS
 from .engines import Engines
 
-router = APIRouter(include_in_schema=False)
+FORM_PART = 4 * MAX_BYTES
+"""The largest field of a page form: the record, URL-encoded (a 1 MiB record of non-ASCII text is
+three times as long). FastAPI's form parser refused any field over 1 MiB as it arrived, with a
+400 of raw JSON before the page could say "over 1 MiB" (a 400 KB record of Greek names); the
+guard bounds the whole form (max_form_body), the page then the record (`_record`)."""
+_OPTIONS: dict[str, Any] = (  # form_limits: FastAPI 0.165 and later
+    {"form_limits": {"max_part_size": FORM_PART}}
+    if "form_limits" in inspect.signature(APIRouter).parameters
+    else {}
+)
+router = APIRouter(include_in_schema=False, **_OPTIONS)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(
     VERDICT=VERDICT_WORDS,
