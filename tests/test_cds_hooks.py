@@ -41,7 +41,7 @@ BASE = "http://testserver"
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ICB's configuration: the rules with the order codes, and the EHR's keys (an EC key
-    `k1` and an RSA key `r1`)."""
+    `k1`, an RSA key `r1`, and the same RSA key as `r2` published for RS256 only)."""
     folder = tmp_path_factory.mktemp("cds")
     rules = folder / "rules"
     shutil.copytree(default_rules_dir(), rules)
@@ -52,6 +52,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(KEY.public_key()))
     rsa_public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
     keys = [{**public, "kid": "k1", "alg": "ES384"}, {**rsa_public, "kid": "r1"}]
+    keys.append({**rsa_public, "kid": "r2", "alg": "RS256"})  # published for another algorithm
     (folder / "jwks.json").write_text(json.dumps({"keys": keys}))
     return folder
 
@@ -75,7 +76,7 @@ def client(folder: Path) -> TestClient:
 def token(audience: str, **changes: Any) -> str:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
-    claims.update({k: v for k, v in changes.items() if k not in ("alg", "kid", "key")})
+    claims.update({k: v for k, v in changes.items() if k not in ("alg", "kid", "key", "typ")})
     claims = {k: v for k, v in claims.items() if v is not None}
     if changes.get("alg") == "HS256":
         return jwt.encode(
@@ -89,7 +90,7 @@ def token(audience: str, **changes: Any) -> str:
         json.dumps(claims).encode(),
         changes.get("key", KEY),
         algorithm="ES384",
-        headers={"kid": changes.get("kid", "k1"), "typ": "JWT"},
+        headers={"kid": changes.get("kid", "k1"), "typ": changes.get("typ", "JWT")},  # typ None: absent
     )
 
 
@@ -484,3 +485,125 @@ def test_processes_racing_on_one_state_file_accept_each_token_id_once(tmp_path: 
     for worker in workers:
         worker.join(timeout=30)
     assert sum(counts) == len(keys)
+
+
+# -- issue 28: every refusal its own test, every bound on both sides ------------------------------
+
+
+@pytest.mark.parametrize("claim", ["iss", "aud", "exp", "iat", "jti"])
+def test_a_token_without_a_required_claim_is_401(client: TestClient, claim: str) -> None:
+    """The specification requires each of them (bug: a claim left out of PyJWT's `require`, so
+    that reading it later is a KeyError: a 500 for anyone who leaves it out)."""
+    reply = client.get("/cds-services", headers=auth("/cds-services", **{claim: None}))
+    assert reply.status_code == 401 and reply.json() == {"error": "unauthorized"}
+
+
+@pytest.mark.parametrize(("typ", "status"), [(None, 200), ("JWT", 200), ("at+jwt", 401), ("JWS", 401)])
+def test_typ_is_jwt_or_absent(client: TestClient, typ: str | None, status: int) -> None:
+    """The header's typ, when given, must be JWT (bug: typ not checked)."""
+    assert client.get("/cds-services", headers=auth("/cds-services", typ=typ)).status_code == status
+
+
+@pytest.mark.parametrize(("length", "status"), [(0, 401), (1, 200), (256, 200), (257, 401)])
+def test_jti_length_bounds(client: TestClient, length: int, status: int) -> None:
+    """A jti of 1 to 256 characters (bugs: the empty jti, which every such token would share,
+    accepted; 256 refused by an off-by-one). Each accepted jti is fresh: none was used before."""
+    jti = (uuid.uuid4().hex * 9)[:length]
+    reply = client.get("/cds-services", headers=auth("/cds-services", jti=jti))
+    assert reply.status_code == status
+
+
+@pytest.mark.parametrize(("lifetime", "status"), [(299, 200), (300, 200), (301, 401)])
+def test_a_token_lives_at_most_five_minutes(client: TestClient, lifetime: int, status: int) -> None:
+    """exp - iat = 300 s is what scripts/cds_token.py mints (bug: >= refuses exactly 300)."""
+    now = int(time.time())
+    headers = auth("/cds-services", iat=now, exp=now + lifetime)
+    assert client.get("/cds-services", headers=headers).status_code == status
+
+
+def test_with_no_issuer_configured_nobody_is_allowed(folder: Path) -> None:
+    """`--cds-issuer` not given: no token passes, not even one whose iss is empty (bug: the
+    empty string from splitting an empty setting allowed as an issuer)."""
+    nobody = TestClient(make_app(folder, issuer=""))
+    for iss in ("", ISSUER):
+        reply = nobody.get("/cds-services", headers=auth("/cds-services", iss=iss))
+        assert reply.status_code == 401, iss
+
+
+def test_a_key_published_for_another_algorithm_is_refused(client: TestClient) -> None:
+    """r2 is r1's RSA key published with alg RS256: an RS384 token naming r2 is refused, the same
+    token naming r1 (no alg declared) accepted (bug: the JWK's own alg ignored)."""
+    assert (
+        client.get("/cds-services", headers=auth("/cds-services", alg="RS384", kid="r2")).status_code == 401
+    )
+    assert (
+        client.get("/cds-services", headers=auth("/cds-services", alg="RS384", kid="r1")).status_code == 200
+    )
+
+
+FEEDBACK = {
+    "feedback": [
+        {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2024-01-01T00:00:00Z"}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/cds-services/hip-resurfacing", call("route-c1-pain")),
+        ("/cds-services/hip-resurfacing/feedback", FEEDBACK),
+    ],
+)
+@pytest.mark.parametrize("refused", ["no token", "a token for discovery", "expired"])
+def test_the_hook_and_feedback_endpoints_refuse_as_discovery_does(
+    client: TestClient, path: str, body: dict[str, Any], refused: str
+) -> None:
+    """Every endpoint checks the token, not only discovery (bug: `authorize` left out of a
+    route); its aud is that endpoint's own URL. The same call with a good token is answered."""
+    now = int(time.time())
+    headers = {
+        "no token": {},
+        "a token for discovery": auth("/cds-services"),
+        "expired": auth(path, iat=now - 400, exp=now - 100),
+    }[refused]
+    reply = client.post(path, json=body, headers=headers)
+    assert reply.status_code == 401 and reply.json() == {"error": "unauthorized"}
+    assert client.post(path, json=body, headers=auth(path)).status_code == 200
+
+
+def test_the_right_code_in_another_code_system_gets_no_card(client: TestClient) -> None:
+    """A ServiceRequest is matched by system and code together (bug: by code alone, so a local
+    code list that reuses the SNOMED code gets a funding card)."""
+    path = "/cds-services/hip-resurfacing"
+    body = call("route-c1-pain")
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    order["code"] = {"coding": [{**CODE, "system": "http://example.org/local-codes"}]}
+    assert client.post(path, json=body, headers=auth(path)).json() == {"cards": []}
+    order["code"] = {"coding": [{**CODE, "system": "http://example.org/local-codes"}, CODE]}  # either
+    assert len(client.post(path, json=body, headers=auth(path)).json()["cards"]) == 1
+
+
+@pytest.mark.parametrize("length", [138, 139, 140, 141, 200])
+def test_a_card_summary_is_under_140_characters(length: int, reasoner: Any) -> None:
+    """The specification: a summary under 140 characters. One of 139 is kept whole; one of 140
+    or more is cut to 138 and an ellipsis (bugs: `> 140` keeps 140; cutting to 139 + … is 140)."""
+    import dataclasses
+
+    from llr_asp import validate
+    from llr_asp.web.cards import card
+
+    rules = reasoner.rules
+    policy = rules.policies["hip-resurfacing"]
+    [decision] = reasoner.decide(validate({"sex": "male"}, rules, "t"), [policy])
+    assert decision.decision == "undetermined" and decision.robust
+    said = f": {len(decision.missing)} answers needed"  # the summary after the reference
+    reference = "R" * (length - len(said))
+    renamed = dataclasses.replace(decision, policy=dataclasses.replace(policy, reference=reference))
+    summary = card(renamed, rules, BASE)["summary"]
+    whole = reference + said
+    assert len(whole) == length
+    if length < 140:
+        assert summary == whole
+    else:
+        assert summary == whole[:138] + "…" and len(summary) == 139
