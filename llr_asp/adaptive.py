@@ -122,7 +122,7 @@ def next_question(
     patient = validate_response(response, asked, rules, source)
     steps = interviewer.next(patient, rules.select(policy))
     step = next((s for s in steps if s.question is not None), None)
-    adapted["item"] = list(items)
+    adapted["item"] = [i for i in items if not _closing(i)]  # a completed form posted again: said anew
     if step is not None and step.question is not None:
         adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
         response["status"] = "in-progress"
@@ -139,6 +139,11 @@ def next_question(
     response["authored"] = now()
     response["meta"] = _meta(response.get("meta"), policy, source)
     return {key: value for key, value in response.items() if value != []}  # FHIR JSON has no empty arrays
+
+
+def _closing(entry: Any) -> bool:
+    """Whether an item of the adaptive form is its closing display item, the decision."""
+    return isinstance(entry, dict) and entry.get("linkId") == "decision" and entry.get("type") == "display"
 
 
 def _form(response: dict[str, Any], contained: list[Any], source: str) -> dict[str, Any] | None:

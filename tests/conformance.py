@@ -178,6 +178,8 @@ def adaptive_response_problems(response: dict[str, Any]) -> list[str]:
         for e in _items(form.get("item", []))
         if "text" not in e
     ]
+    links = [e.get("linkId") for e in _items(form.get("item", []))]
+    problems += [f"que-2: linkId {link} repeats" for link in sorted(set(links)) if links.count(link) > 1]
     answered = [e["linkId"] for e in _items(response.get("item", [])) if e.get("answer")]
     if len(answered) != len(set(answered)):
         problems.append("sdcqr-2: an answered linkId repeats")

@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from test_properties import RULES, partial_patients
 from typer.testing import CliRunner
 
-from llr_asp import InputError, Reasoner, validate
+from llr_asp import InputError, validate
 from llr_asp.cli import app
 from llr_asp.fhir import ITEM_TYPE, ITEM_WEIGHT, questionnaire, value_system
+from llr_asp.interview import Interviewer
 from llr_asp.patient import nested
+from llr_asp.questionnaire import with_value
 
 R4B = pytest.importorskip("fhir.resources.R4B.questionnaire", reason="fhir.resources is not installed")
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse  # noqa: E402
@@ -34,7 +36,7 @@ def client() -> Any:
 
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
-REASONER = Reasoner(RULES)
+REASONER = Interviewer(RULES)  # a Reasoner that also asks (`llr-asp next`)
 runner = CliRunner()
 
 
@@ -159,6 +161,19 @@ def _answer(path: str, value: Any) -> dict[str, Any]:
     return {"valueInteger": value} if field.type == "integer" else {"valueDecimal": value}
 
 
+def questions_of_next(values: dict[str, Any], policy: Any) -> list[str]:
+    """The fields `llr-asp next` asks one after another, each answered from `values` (null, asked
+    and unknown, where they do not say)."""
+    document: dict[str, Any] = {}
+    asked: list[str] = []
+    while True:
+        [step] = REASONER.next(validate(document, RULES, "next"), [policy])
+        if step.question is None:
+            return asked
+        asked.append(step.question.field)
+        document = with_value(document, step.question.field, values.get(step.question.field))
+
+
 @pytest.mark.parametrize("example", ["route-c1-pain", "refused-hip-female", "undetermined-pain-unknown"])
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_next_question_drives_the_adaptive_form_to_explains_decision(
@@ -196,6 +211,13 @@ def test_next_question_drives_the_adaptive_form_to_explains_decision(
     else:
         pytest.fail("the adaptive form did not complete")
     assert set(asked) <= set(start.missing) and len(asked) == len(set(asked))
+    # what was asked, not only the decision: each question is the Questionnaire's own item (its
+    # help text, answers and bounds: bug, an adaptive item without the caveats), in the order
+    # `llr-asp next` asks them given the same answers (bug: another question chosen)
+    policy = RULES.policies["hip-resurfacing"]
+    items = {i["linkId"]: i for i in questionnaire(RULES, policy)["item"]}
+    assert adapted["item"][:-1] == [items[link] for link in asked]
+    assert asked == questions_of_next(truth.values, policy)
     known = {p: v for p, v in truth.values.items() if p in asked}
     [expected] = REASONER.decide(validate(nested(known), RULES, "known"), [RULES.policies["hip-resurfacing"]])
     codes = [e["valueCoding"]["code"] for e in resource["extension"]]

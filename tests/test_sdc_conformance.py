@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("fhir.resources", reason="fhir.resources is not installed")
-from artefacts import adaptive_start, answered, next_question_parameters
+from artefacts import adaptive_start, answer_items, answered, next_question_parameters
 from conformance import (
     adaptive_response_problems,
     fhir_problems,
@@ -227,3 +227,145 @@ def test_questionnaires_are_found_by_canonical_url(
     bundle = client.get("/fhir/Questionnaire", params=params).json()  # encoded: a version holds "+"
     assert fhir_problems(bundle) == [] and bundle["type"] == "searchset" and bundle["total"] == len(found)
     assert [e["resource"]["id"] for e in bundle.get("entry", [])] == found
+
+
+# -- issue 28: bounds in the Questionnaire, the shapes form fillers send, a form posted again ----
+
+
+def test_number_items_carry_their_declared_bounds_typed_as_the_item(client: TestClient) -> None:
+    """minValue and maxValue are the declared range, in the item's own type (valueInteger for an
+    integer item: FHIR requires the extension's type to be the item's). Bugs: maxValue copied
+    from the minimum; integer bounds as valueDecimal. Other items carry no bound."""
+    bounds = "http://hl7.org/fhir/StructureDefinition/"
+    form = client.get("/fhir/Questionnaire/all").json()
+    checked = set()
+    for entry in form["item"]:
+        field = RULES.fields[entry["linkId"]]
+        found = {
+            e["url"][len(bounds) :]: e for e in entry.get("extension", []) if e["url"].startswith(bounds)
+        }
+        found = {k: v for k, v in found.items() if k in ("minValue", "maxValue")}
+        if field.type not in ("number", "integer"):
+            assert found == {}, field.path
+            continue
+        kind = {"number": "valueDecimal", "integer": "valueInteger"}[field.type]
+        assert entry["type"] == {"number": "decimal", "integer": "integer"}[field.type]
+        assert found["minValue"] == {"url": bounds + "minValue", kind: field.minimum}, field.path
+        assert found["maxValue"] == {"url": bounds + "maxValue", kind: field.maximum}, field.path
+        checked.add(field.type)
+    assert checked == {"number", "integer"}  # both kinds are exercised (months 0-1200, compartments 1-3)
+    assert (
+        RULES.fields["knee.compartments_affected"].minimum
+        == 1
+        < RULES.fields["knee.compartments_affected"].maximum
+    )
+
+
+def grouped(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items as a form filler that lays a form out in sections sends them: a group per first
+    path segment (item.item), the first group's questions one level deeper again."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for entry in items:
+        sections.setdefault(entry["linkId"].split(".")[0], []).append(entry)
+    groups = [
+        {"linkId": f"section-{name}", "text": name, "type": "group", "item": found}
+        for name, found in sections.items()
+    ]
+    groups[0] = {"linkId": "page-1", "type": "group", "item": [groups[0]]}
+    return groups
+
+
+@pytest.mark.parametrize("example", ["route-c4-sfi", "refused-b-four-months", "undetermined-pain-unknown"])
+def test_a_grouped_response_is_read_as_the_flat_one(client: TestClient, example: str) -> None:
+    """Groups (item.item, two levels) are opened wherever a response is read: explain's JSON and
+    $next-question's answer are those of the same answers sent flat (bug: groups not opened, so
+    a grouped response is refused as naming no field)."""
+    flat = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "item": answer_items(example),
+    }
+    nested = {**flat, "item": grouped(flat["item"])}
+    assert any("item" in group["item"][0] for group in nested["item"])  # a group in a group
+    explained = [client.post("/api/v1/explain", json=resource) for resource in (flat, nested)]
+    assert [r.status_code for r in explained] == [200, 200], explained[1].text
+    assert explained[0].json() == explained[1].json()
+    asked = [client.post(NEXT, json=resource).json() for resource in (flat, nested)]
+    for answer in asked:  # authored differs by the time it took
+        answer.pop("authored")
+    assert asked[0]["contained"] == asked[1]["contained"]
+    assert asked[0]["status"] == asked[1]["status"] and asked[0].get("extension") == asked[1].get("extension")
+
+
+@pytest.mark.parametrize(
+    ("link", "answer", "words"),
+    [
+        ("msk.assessed", {"valueBoolean": "false"}, "expected valueBoolean"),
+        ("msk.assessed", {"valueBoolean": 0}, "expected valueBoolean"),
+        ("msk.assessed", {"valueString": "yes"}, "expected valueBoolean"),
+        ("conservative.months", {"valueDecimal": "6"}, "expected valueDecimal"),
+        ("conservative.months", {"valueDecimal": True}, "expected valueDecimal"),
+        ("knee.compartments_affected", {"valueInteger": 2.5}, "expected a whole number from 1 to 3"),
+        ("pain.severity", {"valueCoding": {"code": "Severe"}}, "expected a valueCoding with a code of"),
+        ("pain.severity", {"valueBoolean": True}, "expected a valueCoding with a code of"),
+    ],
+)
+def test_a_wrongly_typed_answer_is_refused_naming_the_item(
+    client: TestClient, link: str, answer: dict[str, Any], words: str
+) -> None:
+    """Types are strict in FHIR as in JSON: "false" is not a boolean (bug: any valueBoolean read
+    as a truth value, so "false" was yes). 400 with an OperationOutcome from $next-question, 422
+    from explain, each naming the item and what is wanted."""
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:all",
+        "status": "in-progress",
+        "item": [
+            {"linkId": "sex", "answer": [{"valueCoding": {"code": "male"}}]},
+            {"linkId": link, "answer": [answer]},
+        ],
+    }
+    reply = client.post(NEXT, json=resource)
+    assert reply.status_code == 400 and reply.json()["resourceType"] == "OperationOutcome"
+    said = reply.json()["issue"][0]["diagnostics"]
+    assert link in said and words in said
+    explained = client.post("/api/v1/explain", json=resource)
+    assert (
+        explained.status_code == 422
+        and link in explained.json()["error"]
+        and words in explained.json()["error"]
+    )
+
+
+def test_a_completed_form_posted_again_stays_completed_with_one_closing_item(
+    forms: dict[Any, list[dict[str, Any]]], client: TestClient
+) -> None:
+    """A form filler may post the completed response again (a retry, a reload): the same decision,
+    one closing display item (que-2: a linkId once) and one determination (bugs: the closing
+    item counted as a question asked, a 400; a second closing item or determination added)."""
+    for (example, _), given in forms.items():
+        completed = given[-1]
+        again = client.post(NEXT, json=next_question_parameters(completed))
+        assert again.status_code == 200, (example, again.text)
+        answer = again.json()
+        assert answer["status"] == "completed" and adaptive_response_problems(answer) == []
+        [form], [before] = answer["contained"], completed["contained"]
+        assert form["item"] == before["item"] and answer["extension"] == completed["extension"]
+        assert answer["item"] == completed.get("item", [])
+
+
+def test_a_client_that_omits_unanswered_items_is_not_asked_again(
+    client: TestClient, hip: dict[str, Any]
+) -> None:
+    """A question the contained form asked and the response leaves out is unknown, as an item
+    without an answer is: never asked again (bug: it was asked again, for ever). Both shapes
+    give the same next question."""
+    first = client.post(NEXT, json=adaptive_start(f"{hip['url']}|{hip['version']}")).json()
+    [form] = first["contained"]
+    skipped = form["item"][-1]["linkId"]
+    left_out = client.post(NEXT, json={**first, "item": []}).json()
+    empty = client.post(NEXT, json={**first, "item": [{"linkId": skipped}]}).json()
+    links = [i["linkId"] for i in left_out["contained"][0]["item"]]
+    assert links[0] == skipped and links[-1] != skipped and len(links) == len(set(links)) == 2
+    assert links == [i["linkId"] for i in empty["contained"][0]["item"]]
