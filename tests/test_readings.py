@@ -253,3 +253,99 @@ def test_every_example_is_weighed_as_brute_force_weighs_it() -> None:
     for path in sorted((Path(__file__).parent.parent / "examples").glob("*.json")):
         document = validate(json.loads(path.read_text()), RULES, str(path))
         check_against_brute_force(dict(document.values))
+
+
+# -- issue 28: alternatives that change an undetermined decision ---------------------------------
+
+
+def unknown(document: dict[str, Any], *paths: str) -> dict[str, Any]:
+    """`document` with the fields at `paths` left out (unknown)."""
+    document = {key: dict(value) if isinstance(value, dict) else value for key, value in document.items()}
+    for path in paths:
+        group, _, name = path.partition(".")
+        if name:
+            document[group].pop(name, None)
+        else:
+            document.pop(group, None)
+    return document
+
+
+# reading -> an undetermined patient (under the adopted reading) that the alternative alone
+# decides otherwise, and the decision under it (found against the Python oracle)
+UNDETERMINED: dict[str, tuple[dict[str, Any], str]] = {
+    "C3.impairment": (
+        unknown(
+            patient({"pain": {"severity": "none"}, "function": {"impairment": "severe"}}),
+            "radiology.severity",
+        ),
+        "not_eligible",
+    ),
+    "C4.cut-off": (
+        unknown(
+            patient({"pain": {"severity": "mild"}, "radiology": {"severity": "moderate"}}),
+            "function.prevents_domestic_or_carer",
+        ),
+        "not_eligible",
+    ),
+    "C4.instability": (
+        unknown(
+            patient({"function": {"impairment": "mild"}, "joint": {"instability": "present"}}),
+            "conservative.failed",
+            "radiology.severity",
+        ),
+        "not_eligible",
+    ),
+    "C4.radiology": (
+        unknown(
+            patient(
+                {"conservative": {"contraindicated": True}, "function": {"impairment": "none"}},
+                {"radiology": {"severity": "severe"}},
+            ),
+            "function.prevents_domestic_or_carer",
+        ),
+        "not_eligible",
+    ),
+    "C6.route": (unknown(patient({"joint": {"destruction_risk": True}}), "conservative.months"), "eligible"),
+    "SFI.connective": (
+        unknown(
+            patient({"pain": {"persistent": False}}),
+            "function.prevents_work_or_education",
+            "joint.instability",
+        ),
+        "not_eligible",
+    ),
+}
+
+
+@pytest.mark.parametrize("reading", sorted(UNDETERMINED))
+def test_an_alternative_decides_an_undetermined_patient_otherwise(reading: str) -> None:
+    """Every row of TABLE is a fully known patient; these are not: the adopted reading leaves the
+    decision open, the alternative alone decides it (bugs: a reading that reaches a decision
+    only through an unknown field not reported; `possible` without the adopted undetermined)."""
+    document, under = UNDETERMINED[reading]
+    for policy in TABLE[reading][0]:
+        decision = decided(document, policy)
+        assert decision.decision == "undetermined" and not decision.robust, policy
+        assert contested(document, policy).get(reading) == under, policy
+        assert set(decision.possible) == {"undetermined", under}
+        check_against_brute_force(dict(validate(document, RULES, "row").values))
+
+
+def test_an_alternative_on_an_unknown_field_leaves_the_decision_undetermined() -> None:
+    """Joint instability unknown, C4 hangs on it (moderate or worse disease, no SFI, no other
+    route): under "significant instability only" C4 is as unknown as under the adopted reading,
+    so that alternative decides nothing (bug: its condition read as not met while the field is
+    unknown, a refusal the record does not support). The other two readings of C4 refuse."""
+    document = unknown(
+        patient(
+            {"pain": {"severity": "mild"}, "function": {"impairment": "mild"}},
+            {"radiology": {"severity": "severe"}, "independence": {"immediate_danger": True}},
+        ),
+        "joint.instability",
+    )
+    for policy in RULES.policies:
+        decision = decided(document, policy)
+        assert decision.decision == "undetermined"
+        assert contested(document, policy) == {"C4.radiology": "not_eligible", "C4.cut-off": "not_eligible"}
+        assert decision.to_settle == () and decision.missing == ("joint.instability",)
+    check_against_brute_force(dict(validate(document, RULES, "row").values))
