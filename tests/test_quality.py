@@ -120,16 +120,7 @@ def test_whatif_orders_answers_and_care_first_then_the_nearest(values: dict[str,
             assert first.counterfactuals == answer.counterfactuals[:1]
 
 
-SYNTHETIC = """
-policy("t"). title("t", "Test policy"). reference("t", "T 1"). commissioner("t", "Test ICB").
-review("t", 2030). source("t", "t.txt").
-root("t", "eligibility").
-all_of("t", "eligibility", "Funded").
-text("t", "eligibility", "Funded when the criterion and a route are met.").
-part("t", "eligibility", 1, "crit").
-part("t", "eligibility", 2, "route").
-condition("t", "crit", "At least six months", "n", ge, 6).
-any_of("t", "route", "A route").
+ROUTES = """
 part("t", "route", 1, "r1").
 part("t", "route", 2, "r2").
 condition("t", "r1", "Grade at least mid", "g", ge, mid).
@@ -151,8 +142,9 @@ def test_next_counts_the_fields_only_an_alternative_tests(tmp_path: Path) -> Non
     Answering a: yes decides under both readings; no leaves b to ask. Answering b: yes decides;
     no leaves a, which only the alternative tests. Each leaves one question half the time: a
     tie, so the first declared, a (bug: a not counted as pending, b looks better and is asked)."""
-    shutil.copy(Path(__file__).parent / "analysis" / "fields.lp", tmp_path / "fields.lp")
-    (tmp_path / "policy.lp").write_text(SYNTHETIC)
+    cases = Path(__file__).parent / "analysis"  # the synthetic policy "t" of the analysis tests
+    shutil.copy(cases / "fields.lp", tmp_path / "fields.lp")
+    (tmp_path / "policy.lp").write_text((cases / "policy.lp").read_text() + ROUTES)
     rules = load_rules(tmp_path)
     [step] = Interviewer(rules).next(validate({"n": 8, "g": "high"}, rules, "t"))
     assert step.decision.decision == "eligible" and not step.decision.robust
