@@ -30,7 +30,10 @@ def hostile_rules(tmp_path: Path) -> Path:
     hip = rules / "hip_resurfacing.lp"
     text = hip.read_text().replace('"Meets the ARP 55 funding criteria"', json.dumps(HOSTILE), 1)
     text = text.replace('"ARP 55")', f"{json.dumps('ARP | 55 & <i>')})", 1)
-    hip.write_text(text.replace("\\\\x1b", "\x1b"))
+    # into clingo's string syntax: \x1b as the escape character itself, \n as clingo's own
+    # escape, which clingo reads as a newline (json.dumps had doubled the backslash: clingo read
+    # a backslash and an n, so no real newline was ever tested)
+    hip.write_text(text.replace("\\\\x1b", "\x1b").replace("\\\\nnext", "\\nnext"))
     return rules
 
 
@@ -49,6 +52,7 @@ def test_markdown_keeps_hostile_rule_text_literal(tmp_path: Path) -> None:
     assert "<b>D</b>" not in rendered and 'href="http://e.vil"' not in rendered
     assert "A &amp; B | **C** &lt;b&gt;D&lt;/b&gt;" in rendered.replace("\\", "")
     assert "<i>" not in rendered and "p|1 **x**" in rendered.replace("\\", "")
+    assert not any(line.startswith("next") for line in text.splitlines())  # the newline is not obeyed
     heading = text.splitlines()[0]
     assert heading.startswith("### ") and "\\|" in heading  # a | cannot open a table
 
@@ -61,6 +65,7 @@ def test_rich_shows_hostile_rule_text_without_obeying_it(tmp_path: Path) -> None
     assert "\x1b" not in shown and "\\x1b[31mred" in shown
     assert "**C** <b>D</b> [x](http://e.vil)" in shown  # brackets are not Rich markup either
     assert "\\nnext" in shown  # a newline in a label is shown, not obeyed
+    assert not any(line.lstrip(" │├└─✘✔?").startswith("next") for line in shown.splitlines())
 
 
 def test_the_check_report_marks_each_step(tmp_path: Path) -> None:

