@@ -129,7 +129,12 @@ def test_next_json_contract(tmp_path: Path) -> None:
     )
     question = answer["question"]
     assert set(question) == {"field", "text", "type", "choices", "caveats"}
-    assert question["caveats"] == [c for p in RULES.policies.values() if p.id == "hip-resurfacing" for c in p.caveats.get(question["field"], ())]
+    assert question["caveats"] == [
+        c
+        for p in RULES.policies.values()
+        if p.id == "hip-resurfacing"
+        for c in p.caveats.get(question["field"], ())
+    ]
     assert question["field"] not in ("sex", "pain.severity")
     assert question["text"] == RULES.fields[question["field"]].question
     field = RULES.fields[question["field"]]
@@ -266,3 +271,58 @@ def test_answers_in_a_clinicians_words(field: str, text: str, value: Any) -> Non
 def test_a_bad_answer_says_what_to_type(field: str, text: str, hint: str) -> None:
     with pytest.raises(ValueError, match=hint):
         parse_answer(text, RULES.fields[field])
+
+
+P001 = {
+    "id": "p-001",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 4, "documented": True, "failed": True},
+    "pain": {"severity": "intense", "persistent": True},
+    "function": {"impairment": "moderate"},
+}
+WITHOUT_ASSESSMENT = {**P001, "msk": {"end_stage_oa": True, "suitable_for_surgical_referral": True}}
+UNDETERMINED_THREE = {  # C4 hangs on the radiology; B on whether care failed
+    **P001,
+    "conservative": {"months": 8, "documented": True},
+    "pain": {"severity": "moderate", "persistent": True},
+    "function": {"impairment": "mild", "prevents_work_or_education": True},
+    "joint": {"destruction_risk": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "missing", "to_settle", "more"),
+    [
+        (P001, 0, 1, None),  # the one question asked is all: no "more"
+        (WITHOUT_ASSESSMENT, 0, 2, 1),  # questions that would settle a reading count too
+        (UNDETERMINED_THREE, 3, 0, 2),
+    ],
+)
+def test_the_count_of_questions_left_leaves_out_the_one_asked(
+    tmp_path: Path, record: dict[str, Any], missing: int, to_settle: int, more: int | None
+) -> None:
+    """`next` and `ask` say how many more questions can still change or settle the decision:
+    those still needed (missing and to_settle) but the one asked (bugs: the one asked counted;
+    to_settle left out, so "-1 more" or nothing where one more is left)."""
+    [step] = INTERVIEWER.next(validate(record, RULES, "p"), [RULES.policies["hip-resurfacing"]])
+    assert (len(step.decision.missing), len(step.decision.to_settle)) == (missing, to_settle)
+    assert step.question is not None and step.pending == missing + to_settle
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(record))
+    shown = (
+        CliRunner().invoke(app, ["next", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "300"}).stdout
+    )
+    asked = CliRunner().invoke(
+        app,
+        ["ask", "-p", "hip-resurfacing", "--from", str(path)],
+        input="unknown\n" * 20,
+        env={"COLUMNS": "300"},
+    )
+    [said] = [line for line in asked.stderr.splitlines() if line.startswith("Question 1 ")]  # prompts: stderr
+    if more is None:
+        assert "Next question:" in shown and "more can still change" not in shown
+        assert said == "Question 1 (ARP 55)"
+    else:
+        assert f"Next question ({more} more can still change or settle the decision):" in shown
+        assert said == f"Question 1 (ARP 55; {more} more can still change or settle the decision)"
