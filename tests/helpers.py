@@ -51,6 +51,16 @@ def status(rules: RuleSet, policy: Policy, rid: str, values: Mapping[str, Value]
     return other if all(p == other for p in parts) else "unknown"
 
 
+P001 = {
+    "id": "p-001",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 4, "documented": True, "failed": True},
+    "pain": {"severity": "intense", "persistent": True},
+    "function": {"impairment": "moderate"},
+}
+"""The README's p-001: refused for four months of care, contested by the C6 reading."""
+
 DECISION = {"met": "eligible", "not_met": "not_eligible", "unknown": "undetermined"}
 
 

@@ -180,15 +180,7 @@ def test_a_contested_refusal_is_asked_what_would_settle_it() -> None:
     """The README's p-001 is refused for four months of care; under the C6 reading it turns on
     whether the joint is at risk of destruction: that is asked, though the adopted reading
     is decided."""
-    record = {
-        "id": "p-001",
-        "sex": "male",
-        "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
-        "conservative": {"months": 4, "documented": True, "failed": True},
-        "pain": {"severity": "intense", "persistent": True},
-        "function": {"impairment": "moderate"},
-    }
-    [step] = INTERVIEWER.next(validate(record, RULES, "p-001"), [RULES.policies["hip-resurfacing"]])
+    [step] = INTERVIEWER.next(validate(helpers.P001, RULES, "p-001"), [RULES.policies["hip-resurfacing"]])
     assert step.decision.decision == "not_eligible" and not step.decision.robust
     assert step.question is not None and step.question.field == "joint.destruction_risk"
     assert step.to_json()["contested"][0]["reading"] == "C6.route"
@@ -273,14 +265,7 @@ def test_a_bad_answer_says_what_to_type(field: str, text: str, hint: str) -> Non
         parse_answer(text, RULES.fields[field])
 
 
-P001 = {
-    "id": "p-001",
-    "sex": "male",
-    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
-    "conservative": {"months": 4, "documented": True, "failed": True},
-    "pain": {"severity": "intense", "persistent": True},
-    "function": {"impairment": "moderate"},
-}
+P001 = helpers.P001
 WITHOUT_ASSESSMENT = {**P001, "msk": {"end_stage_oa": True, "suitable_for_surgical_referral": True}}
 UNDETERMINED_THREE = {  # C4 hangs on the radiology; B on whether care failed
     **P001,

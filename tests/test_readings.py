@@ -186,15 +186,7 @@ def test_a_combination_refuses_where_no_single_reading_does() -> None:
 
 
 def test_p001_is_contested_by_c6_and_destruction_risk_would_settle_it() -> None:
-    document = {
-        "id": "p-001",
-        "sex": "male",
-        "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
-        "conservative": {"months": 4, "documented": True, "failed": True},
-        "pain": {"severity": "intense", "persistent": True},
-        "function": {"impairment": "moderate"},
-    }
-    decision = decided(document, "hip-resurfacing")
+    decision = decided(helpers.P001, "hip-resurfacing")
     assert decision.decision == "not_eligible" and not decision.robust
     assert decision.missing == () and decision.to_settle == ("joint.destruction_risk",)
     assert decision.possible == ("not_eligible", "undetermined")
