@@ -107,3 +107,15 @@ def test_the_batch_summary_counts_what_stopped_and_what_is_missing(tmp_path: Pat
     assert re.search(r"\b2\s+conservative\.months", summary[summary.index("Most often missing") :])
     assert "7 bad lines" in summary and summary.count("line ") >= 5
     assert '… every one is in the output, as {"line", "error"}' in summary  # 7 errors, 5 shown
+
+
+def test_the_findings_view_shows_escape_codes_from_the_rules(tmp_path: Path) -> None:
+    """A hygiene finding quotes the offending rule as written, escape character included: the
+    findings view writes it out (bug: the message printed as it is, recolouring the terminal)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), rules)
+    with (rules / "hip_resurfacing.lp").open("a") as extra:
+        extra.write('condition("hip-resurfacing", "zz", "Odd", "no\x1b[31m.field", eq, true).\n')
+    result = runner.invoke(app, ["analyze", "--rules", str(rules)], env={"COLUMNS": "200"})
+    assert "condition tests an undeclared field" in result.stdout
+    assert "\x1b" not in result.stdout and "no\\x1b[31m.field" in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from markdown_it import MarkdownIt  # Rich's own Markdown parser
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from llr_asp import Reasoner, RuleSet, validate
 from llr_asp.cli import EVERY_POLICY, app
 from llr_asp.markdown import decision_markdown
+from llr_asp.ruleset import default_rules_dir
 
 HOSTILE = "p-9 **bold** [link](http://x) <script>x</script> `code` _i_ ~~s~~ |t| &amp; \\"
 
@@ -48,3 +50,35 @@ def test_markdown_has_the_decision_the_sentences_and_the_recourse(tmp_path: Path
     assert re.search(r"\n\n\*llr-asp, rule set sha256 [0-9a-f]{16}\.\*$", hip.rstrip())  # the hash: a footer
     assert hip.count("sha256") == 1
     assert "**Decision: NOT ELIGIBLE ON THE ADOPTED READING — another reading needs more answers**" in knee
+
+
+QUESTION = "For how many months **of care** &lt;b&gt; [x](http://e.vil) A & B?"
+LABEL = "Six months _of_ `care` &amp; <i>x</i>"
+
+
+def test_questions_and_labels_from_the_rules_stay_literal(tmp_path: Path) -> None:
+    """A question's wording (under "Still needed to decide") and a requirement's label (an item of
+    the tree) with Markdown and HTML in them: shown as written, an entity included (bugs: `&` not
+    escaped, so `&lt;b&gt;` showed as <b>; list items written unescaped)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), rules)
+    fields = rules / "fields.lp"
+    wording = '"For how many months has the patient fully engaged with conservative measures?"'
+    fields.write_text(fields.read_text().replace(wording, json.dumps(QUESTION), 1))
+    criteria = rules / "msk_threshold.lp"
+    criteria.write_text(
+        criteria.read_text().replace(
+            '"Six months of documented conservative measures have failed"', json.dumps(LABEL), 1
+        )
+    )
+    reasoner = Reasoner.load(rules)
+    patient = validate({"id": "p", "sex": "male"}, reasoner.rules, "p")
+    [decision] = reasoner.decide(patient, [reasoner.rules.policies["hip-resurfacing"]])
+    assert "conservative.months" in decision.missing  # the question is listed
+    html = MarkdownIt("commonmark").render(decision_markdown(decision, reasoner.rules, full=True))
+    assert "For how many months **of care** &amp;lt;b&amp;gt; [x](http://e.vil) A &amp; B?" in html
+    assert "Six months _of_ `care` &amp;amp; &lt;i&gt;x&lt;/i&gt;" in html
+    assert "<a " not in html and "<i>" not in html and "<code>" not in html and "<b>" not in html
+    for written in ("For how many months", "Six months _of_"):  # the items hold no markup at all
+        [item] = [i for i in re.findall(r"<li>(.*?)(?:</li>|<ul>|\n)", html) if written in i]
+        assert "<" not in item.replace("<br />", ""), item  # a hard break ends a line of the item
