@@ -37,15 +37,26 @@ def random_patient(rng: random.Random, rules: RuleSet) -> dict[str, Any]:
     return helpers.nested(values)
 
 
-def expected(
-    reasoner: Reasoner, document: dict[str, Any]
-) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+Said = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...], list[tuple[tuple[str, ...], str]]]
+"""What a cohort line says of a patient and policy: the decision, the requirements not met, the
+answers missing, the decisions possible and the readings it rests on (a line that called a
+contested refusal robust, as a batch that weighed too few patients did, is not explain's)."""
+
+
+def expected(reasoner: Reasoner, document: dict[str, Any]) -> list[Said]:
     patient = validate(document, reasoner.rules, "doc")
-    return [(d.policy.id, d.decision, tuple(d.failed()), d.missing) for d in reasoner.decide(patient)]
+    return [
+        (d.policy.id, d.decision, tuple(d.failed()), d.missing, d.possible, contests(d.contested))
+        for d in reasoner.decide(patient)
+    ]
 
 
-def got(results: list[Any]) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
-    return [(r.policy, r.decision, r.failed, r.missing) for r in results]
+def got(results: list[Any]) -> list[Said]:
+    return [(r.policy, r.decision, r.failed, r.missing, r.possible, contests(r.contested)) for r in results]
+
+
+def contests(found: Any) -> list[tuple[tuple[str, ...], str]]:
+    return sorted((c.readings, c.decision) for c in found)
 
 
 def test_every_example_is_decided_as_explain_decides_it(reasoner: Reasoner) -> None:
@@ -117,7 +128,10 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         f'{source}:4: conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
     )
     assert "not UTF-8" in lines[4]["error"]
-    assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "no_contraindication"])
+    assert (lines[0]["decision"], lines[0]["failed"]) == (
+        "not_eligible",
+        ["eligibility", "no_contraindication"],
+    )
     assert set(lines[0]) == {
         "line",
         "patient",

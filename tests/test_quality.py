@@ -220,6 +220,20 @@ TURNING: list[tuple[str, dict[str, Any], str, str]] = [
         "pain.severity",
         "a field answered unknown (null) counted as still to ask in the look-ahead",
     ),
+    (
+        "knee-resurfacing",
+        {
+            "conservative": {"documented": True, "failed": True, "months": 8},
+            "function": {"prevents_domestic_or_carer": False, "prevents_work_or_education": True},
+            "independence": {"immediate_danger": False, "replacement_would_relieve": False},
+            "knee": {"compartments_affected": 1},
+            "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+            "pain": {"severity": "none"},
+            "sex": "male",
+        },
+        "joint.destruction_risk",
+        "the look-ahead under an alternative stops at its root, missing what lies below: radiology asked",
+    ),
 ]
 
 
@@ -228,7 +242,8 @@ def test_next_asks_what_brute_force_asks_where_its_priorities_decide(
     policy: str, document: dict[str, Any], field: str, bug: str
 ) -> None:
     """The average of the questions left over the answers first, then the worst case, then the
-    first declared; a field answered unknown is never counted as still to ask."""
+    first declared; the questions left are followed down every reading's unsettled requirements;
+    a field answered unknown is never counted as still to ask."""
     patient = validate(document, RULES, "case")
     chosen = RULES.policies[policy]
     [step] = INTERVIEWER.next(patient, [chosen])
