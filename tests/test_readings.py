@@ -341,3 +341,36 @@ def test_an_alternative_on_an_unknown_field_leaves_the_decision_undetermined() -
         assert contested(document, policy) == {"C4.radiology": "not_eligible", "C4.cut-off": "not_eligible"}
         assert decision.to_settle == () and decision.missing == ("joint.instability",)
     check_against_brute_force(dict(validate(document, RULES, "row").values))
+
+
+def test_an_undetermined_decision_one_reading_refuses_still_asks_what_could_settle_it() -> None:
+    """Radiology unknown: undetermined; under the C4 cut-off reading (persistent pain; here none)
+    refused. One reading decides, so an answer may still bring every reading together: whether
+    the symptoms prevent work (SFI read as both bullets) is asked as well as what is missing (bug:
+    a contest taken as unsettleable once any reading decides it, so nothing more was asked)."""
+    values = {
+        **{p: v for p, v in flat(FULL).items() if not p.startswith(("radiology", "independence"))},
+        "pain.severity": "none",
+        "function.impairment": "mild",
+        "function.prevents_domestic_or_carer": True,
+        "joint.instability": "present",
+        "independence.replacement_would_relieve": False,
+    }
+    del values["function.prevents_work_or_education"]
+    for policy in RULES.policies:
+        decision = decided(helpers.nested(values), policy)
+        assert decision.decision == "undetermined" and contested(helpers.nested(values), policy) == {
+            "C4.cut-off": "not_eligible"
+        }
+        assert decision.to_settle == ("function.prevents_work_or_education",)
+        assert decision.missing == ("radiology.severity",)
+    check_against_brute_force(values)
+
+
+def flat(document: dict[str, Any]) -> dict[str, Any]:
+    """A nested record as dotted paths."""
+    return {
+        f"{key}.{name}" if isinstance(value, dict) else key: inner
+        for key, value in document.items()
+        for name, inner in (value.items() if isinstance(value, dict) else [(None, value)])
+    }
