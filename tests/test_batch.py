@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +235,34 @@ def test_results_serialise_as_the_contract_says() -> None:
         ],
     }
     assert LineError(4, "x").to_json() == {"line": 4, "error": "x"}
+
+
+def test_the_summary_lists_the_most_frequent_first(tmp_path: Path) -> None:
+    """What stops patients, and what is most often missing, in order of how many (bugs: the
+    requirements in the policy's order, A first though it stopped one patient; the fields in
+    alphabetical order, conservative.documented before conservative.months)."""
+    record = json.loads((EXAMPLES[0].parent / "route-c1-pain.json").read_text())
+    record.pop("meta")
+
+    def without(group: str, name: str) -> dict[str, Any]:
+        return {**record, group: {k: v for k, v in record[group].items() if k != name}}
+
+    cohort = [{**record, "msk": {**record["msk"], "assessed": False}}]  # A: 1
+    cohort += [{**record, "conservative": {**record["conservative"], "months": 2}}] * 2  # B: 2
+    cohort += [{**record, "sex": "female"}] * 3  # no_contraindication: 3
+    cohort += [without("conservative", "months")] * 3 + [without("conservative", "documented")]
+    source = tmp_path / "cohort.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in cohort))
+    result = runner.invoke(
+        app, ["batch", str(source), "-p", "hip-resurfacing", "-j", "1"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.stderr
+
+    def section(title: str) -> list[tuple[int, str]]:
+        lines = result.stderr.split(f"\n{title}")[1].split(":\n", 1)[1].splitlines()
+        rows = [re.match(r"\s+[█ ]*\s(\d+)\s\s(\S+)", line) for line in lines]
+        return [(int(m.group(1)), m.group(2)) for m in itertools.takewhile(bool, rows) if m]
+
+    stopped = section("Stopped by")
+    assert [name for count, name in stopped if count] == ["no_contraindication", "B", "A"]
+    assert section("Most often missing") == [(3, "conservative.months"), (1, "conservative.documented")]
