@@ -289,3 +289,37 @@ def test_analyze_cli_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "x.lp").write_text("policy(\n")
     result = CliRunner().invoke(app, ["analyze", "--rules", str(tmp_path)])
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+
+
+NOTHING_FUNDS = """
+part("t", "route", 1, "r1").
+part("t", "route", 2, "r2").
+all_of("t", "r1", "Long and short").
+part("t", "r1", 1, "r1.long").
+part("t", "r1", 2, "r1.short").
+condition("t", "r1.long", "At least fifty months", "n", ge, 50).
+condition("t", "r1.short", "Under ten months", "n", lt, 10).
+condition("t", "r2", "Over a hundred months", "n", gt, 100).
+"""
+
+
+def test_a_policy_nothing_can_fund_is_reported_where_it_arises_and_only_there(tmp_path: Path) -> None:
+    """Neither route can be met (r1 asks for two months counts at once, r2 for more than the range
+    allows), so nor can the route, nor the policy. Never-met is reported for r1 and r2 only, where
+    it arises, not for every ancestor (bug: route and eligibility reported too); and no route is
+    "dead", since nothing can lead to funding (bug: every requirement reported dead when the root
+    itself can never be met). Each never-met witness is as plain as can be: it meets what it can
+    of its own requirement and knows nothing else (bug: the focus of one question left on for
+    the next, so r2's witness knew a number of months for r1's sake)."""
+    target = tmp_path / "rules"
+    target.mkdir()
+    shutil.copy(CASES / "fields.lp", target / "fields.lp")
+    (target / "policy.lp").write_text((CASES / "policy.lp").read_text() + NOTHING_FUNDS)
+    found = findings(target)
+    never = {f.requirements: f for f in found if f.kind == "never_met"}
+    assert set(never) == {("r1",), ("r2",)}
+    assert not [f for f in found if f.kind == "dead_route"]
+    r1, r2 = never[("r1",)].witness, never[("r2",)].witness
+    assert r1 is not None and r2 is not None
+    assert "n" in r1 and (r1["n"] >= 50 or r1["n"] < 10)  # meets one of r1's parts
+    assert not set(r2) - {"id", "policy", "meta"}  # r2 can be met in no part: nothing known

@@ -176,3 +176,22 @@ def test_reasons_are_the_parts_that_share_the_status(rules: RuleSet, reasoner: R
     assert [c.id for c in decision.tree.children if c.reason] == ["B"]
     assert [c.id for c in nodes["B"].children if c.reason] == ["B.months"]
     assert [c.id for c in nodes["C"].children if c.reason] == ["C6"]
+
+
+def test_a_requirement_without_a_sentence_of_its_own_carries_its_parents(
+    rules: RuleSet, reasoner: Reasoner
+) -> None:
+    """B.months encodes part of B's sentence and declares none of its own: its node carries B's,
+    as every node the rules give no text carries the nearest ancestor's (bug: an empty text for
+    the conditions, so a letter or a card quoted nothing for them)."""
+    patient = validate({"sex": "male"}, rules, "p")
+    for decision in reasoner.decide(patient):
+        policy = decision.policy
+        stack = [(decision.tree, decision.tree.text)]
+        while stack:
+            node, above = stack.pop()
+            own = policy.requirements[node.id].text
+            assert node.text == (own or above) and node.text, node.id
+            stack += [(child, node.text) for child in node.children]
+        b = {n.id: n for n in decision.tree.walk()}
+        assert b["B.months"].text == b["B"].text and not policy.requirements["B.months"].text

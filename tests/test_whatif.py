@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from llr_asp import Patient, Reasoner, RuleSet, read_patient
+from llr_asp import Patient, Reasoner, RuleSet, read_patient, validate
 from llr_asp.cli import app
 from llr_asp.ruleset import Value
 from llr_asp.whatif import WhatIf, WhatIfSearch, whatif
@@ -169,3 +169,38 @@ def test_whatif_cli() -> None:
     result = CliRunner().invoke(app, ["whatif", path, "-p", "hip-resurfacing"], env={"COLUMNS": "80"})
     assert result.exit_code == 0 and "No change can make the patient eligible" in result.stdout
     assert "sex = female, which cannot change" in " ".join(result.stdout.split())
+
+
+def test_an_unknown_field_is_as_far_as_its_value_from_the_bottom_of_the_scale(
+    rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch
+) -> None:
+    """A woman's knee: months, compartments and every route unknown but radiology (none). Each set
+    answers the months (6) and the compartments (1) and one route; the sets come nearest first,
+    an unknown field as far as its value from the bottom of its scale: destruction risk (a yes:
+    0), significant instability (2 grades up), intense pain (3), then radiology, a finding to be
+    otherwise (bug: an unknown field had no distance, so any qualifying value did, and the sets
+    came in field order, pain first)."""
+    record = {
+        "sex": "female",
+        "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+        "conservative": {"documented": True, "failed": True, "contraindicated": False},
+        "pain": {"persistent": True},
+        "function": {
+            "impairment": "severe",
+            "prevents_work_or_education": False,
+            "prevents_domestic_or_carer": True,
+        },
+        "radiology": {"severity": "none"},
+        "independence": {"replacement_would_relieve": True},
+    }
+    patient = validate(record, rules, "record")
+    answer = whatif(reasoner, search, patient, rules.policies["knee-resurfacing"], limit=10)
+    assert [[(c.field, c.after) for c in changes] for changes in answer.counterfactuals] == [
+        [("conservative.months", 6), (route, value), ("knee.compartments_affected", 1)]
+        for route, value in [
+            ("joint.destruction_risk", True),
+            ("joint.instability", "significant"),
+            ("pain.severity", "intense"),
+            ("radiology.severity", "moderate"),
+        ]
+    ]
