@@ -127,7 +127,15 @@ def _record(text: str, engines: Engines, source: str = "record") -> tuple[dict[s
 
 @router.get("/", response_class=HTMLResponse)
 def start(request: Request) -> HTMLResponse:
-    return _render(request, "start.html", examples=sorted(_engines(request).examples))
+    """The start page; `?policy=ID` (a CDS card's link) chooses the procedure beforehand."""
+    chosen = request.query_params.get("policy")
+    policies = _engines(request).rules.policies
+    return _render(
+        request,
+        "start.html",
+        examples=sorted(_engines(request).examples),
+        chosen=chosen if chosen in policies else None,
+    )
 
 
 @router.post("/ask", response_class=HTMLResponse)
