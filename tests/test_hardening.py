@@ -483,6 +483,32 @@ def test_ctrl_c_at_a_terminal_reaches_every_process_and_still_ends_in_one_line(t
     assert out.read_text() == "old\n" and not list(tmp_path.glob(".out.jsonl.*"))
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux: /proc)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from /proc")
+def test_ctrl_c_that_reaches_only_the_workers_changes_nothing(tmp_path: Path) -> None:
+    """The workers' part of a terminal's Ctrl-C on its own, so that no race with the main
+    process's hides it: a worker leaves Ctrl-C to the main process, which was not interrupted,
+    so the run goes on to the end (bug: a worker raised KeyboardInterrupt, died with a traceback
+    and the run stopped on a broken pool)."""
+    process, out = _partial_batch(tmp_path)
+    workers = _children(process.pid)
+    assert workers
+    for worker in workers:
+        os.kill(worker, signal.SIGINT)
+    time.sleep(0.5)  # the signal is handled (or ignored) meanwhile
+    try:
+        _, stderr = process.communicate(timeout=120)  # stdin closed: the cohort ends
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert len(out.read_text().splitlines()) == 3000 * 2  # every line, under both policies
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError, SystemExit])
 def test_a_write_cut_short_leaves_the_old_file_and_no_temporary_file(tmp_path: Path, failure: type) -> None:
     """Interrupted (Ctrl-C), failed or exited mid-write: the file is as it was and nothing else is
