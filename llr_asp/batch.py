@@ -45,11 +45,12 @@ class Screening:
     policy: str
     reference: str
     decision: str
-    failed: tuple[str, ...]  # requirements not met, in tree order
+    failed: tuple[str, ...]  # every requirement not met, in tree order (parts of parts too)
     missing: tuple[str, ...]
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
+    stopped_by: tuple[str, ...] = ()  # the parts of the decision root that refuse it or leave it open
 
     @property
     def robust(self) -> bool:
@@ -69,6 +70,7 @@ class Screening:
             "decision": self.decision,
             "robust": self.robust,
             "possible": list(self.possible),
+            "stopped_by": list(self.stopped_by),
             "failed": list(self.failed),
             "missing": list(self.missing),
             "contested": [c.to_json() for c in self.contested],
@@ -95,8 +97,9 @@ Verdict = tuple[
     tuple[Contest, ...],
     tuple[Warning, ...],
     tuple[str, ...],
+    tuple[str, ...],
 ]
-# decision, failed, missing, contested, warnings, open
+# decision, failed, missing, contested, warnings, open, stopped_by
 DECIDE = ("kleene.lp", "readings.lp", "contest.lp", "screen.lp")
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
@@ -220,6 +223,7 @@ class Screener:
                         other.get(p, ()),
                         warned,
                         tuple(left[p]),
+                        stopped_by(policies[p], decisions[p], not_met[p], left[p]),
                     )
                     for p in policies
                 }
@@ -243,6 +247,22 @@ class Screener:
 
         self._decide.solve(assumptions=self._slots.assumptions(group), on_model=on_model)
         return plain, others
+
+
+def stopped_by(
+    policy: Policy, decision: str, not_met: Iterable[str], unknown: Iterable[str]
+) -> tuple[str, ...]:
+    """The requirements that are a reason for a refusal or an undetermined decision: the parts
+    of the decision root (the root itself when it has none) whose status is the root's, in the
+    policy's order; none for an eligible patient. `not_met` holds the requirements not met,
+    `unknown` the parts of the root left unknown. (Decision.stopped_by, from a whole tree.)"""
+    if decision == "eligible":
+        return ()
+    root = policy.requirements[policy.root]
+    if not root.parts:
+        return (root.id,)
+    reasons = set(not_met) if decision == "not_eligible" else set(unknown)
+    return tuple(r for r in root.parts if r in reasons)
 
 
 def _text(symbol: clingo.Symbol) -> str:
@@ -439,7 +459,8 @@ def _cell(text: str, rules: RuleSet, header: str) -> Any:
 
 
 class Summary:
-    """What a run found: decisions per policy, the requirements most often failed, the funnel
+    """What a run found: decisions per policy, the requirements that stopped patients (the sum of
+    the lines' `stopped_by`), the requirements most often not met at any depth, the funnel
     (how many patients pass each part of the decision, in the policy's order, how many it stops
     and how many it leaves open), the fields most often missing, how many patients each contested
     reading decides, the records that contradict a domain assumption, and the bad lines."""
@@ -447,6 +468,7 @@ class Summary:
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self.decisions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.stopped_by: defaultdict[str, Counter[str]] = defaultdict(Counter)  # lines' stopped_by
         self.failed: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (readings, alts)
@@ -464,6 +486,7 @@ class Summary:
                 self.errors.append(result)
             return
         self.decisions[result.policy][result.decision] += 1
+        self.stopped_by[result.policy].update(result.stopped_by)
         self.failed[result.policy].update(result.failed)
         if result.missing:
             self.missing[result.policy].update(result.missing)
@@ -523,6 +546,7 @@ class Summary:
                 p: {
                     "reference": self.rules.policies[p].reference,
                     "decisions": dict(self.decisions[p]),
+                    "stopped_by": dict(self.stopped_by[p].most_common()),
                     "most_failed": self.failed[p].most_common(10),
                     "most_missing": self.missing[p].most_common(10),
                     "contested": [

@@ -21,17 +21,42 @@ from .patient import json_schema, read_patient
 from .reasoner import Reasoner
 from .ruleset import default_rules_dir, load_rules
 
+HELP = (
+    "Eligibility reasoner for NHS Leicester, Leicestershire and Rutland ICB commissioning "
+    "policies (hip resurfacing ARP 55, knee resurfacing ARP 60). The policies are Answer Set "
+    "Programming rules; clingo derives each decision with the reasons for it."
+)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="llr-asp",
-    help=(
-        "Eligibility reasoner for NHS Leicester, Leicestershire and Rutland ICB commissioning "
-        "policies (hip resurfacing ARP 55, knee resurfacing ARP 60). The policies are Answer Set "
-        "Programming rules; clingo derives each decision with the reasons for it."
-    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from .install import version_line
+
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback(help=HELP)
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print llr-asp's version (and clingo's and Python's) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Options before the command."""
 
 
 class Format(str, enum.Enum):
@@ -94,15 +119,50 @@ def _print_per_policy(objects: list[dict[str, Any]]) -> None:
 
 
 def _console(stderr: bool = False) -> Any:
+    """A console for people: wrapped at the terminal's width, or, written to a file or a pipe,
+    never wrapped (a line is as long as its text; the reader's tool wraps it, or not)."""
     from rich.console import Console  # imported only when people read the output
 
     console = Console(highlight=False, stderr=stderr)
+    if not console.is_terminal:
+        return Console(highlight=False, stderr=stderr, width=UNWRAPPED)
     if console.width < MIN_WIDTH:  # COLUMNS=0 or 2 would print nothing, or a letter a line
         console = Console(highlight=False, stderr=stderr, width=80)
     return console
 
 
 MIN_WIDTH = 40
+
+
+WitnessesOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--witnesses",
+        metavar="DIR",
+        help="Also write each witness to DIR as a patient record, named by its number and what it "
+        "shows (01-exclusion_outside_criteria-hip-resurfacing-no_contraindication.json), to run "
+        "with `llr-asp explain`.",
+        show_default=False,
+    ),
+]
+
+
+def _save_witnesses(directory: Path | None, named: list[tuple[str, Any]]) -> None:
+    """Write the witnesses to `directory` (--witnesses), saying where on stderr."""
+    if directory is None:
+        return
+    from .outputs import write_witnesses
+
+    written = write_witnesses(directory, "--witnesses", named)
+    typer.echo(f"llr-asp: wrote {_count(len(written), 'witness', 'witnesses')} to {directory}", err=True)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    """`1 witness`, `2 witnesses`."""
+    return f"{number} {one if number == 1 else many}"
+
+
+UNWRAPPED = 100_000  # the width of a file or a pipe: wider than any line llr-asp writes
 
 
 EVERY_POLICY = (
@@ -585,6 +645,7 @@ def analyze(
         str, typer.Option("--policy", "-p", help='Policy id (see `llr-asp policies`) or "all".')
     ] = "all",
     format: FormatOption = Format.text,
+    witnesses: WitnessesOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Search every possible patient for defects of the policies and their rules.
@@ -600,6 +661,8 @@ def analyze(
 
     with _user_errors():
         ruleset, findings = run_analysis(rules, policy)
+        shown = [(f.file_name(n), f.witness) for n, f in enumerate(findings, 1) if f.witness is not None]
+        _save_witnesses(witnesses, shown)
     if format is Format.json:
         _print_json(
             {"rules": ruleset.digest if ruleset else None, "findings": [f.to_json() for f in findings]}
@@ -607,7 +670,7 @@ def analyze(
         return
     from .render import findings_view
 
-    _console().print(findings_view(findings))
+    _console().print(findings_view(findings), crop=False)  # witnesses whole, to copy
 
 
 class ReportFormat(str, enum.Enum):
@@ -754,6 +817,7 @@ def diff(
             "--format", "-f", help="text for people, json for programs, svg: the classes as a bar picture."
         ),
     ] = DiffFormat.text,
+    witnesses: WitnessesOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Show which patients two policies, or two versions or readings of a policy, decide differently.
@@ -793,6 +857,8 @@ def diff(
                 "give two policies (diff POLICY_A POLICY_B), or one policy with either "
                 "--rules-old DIR, --against-git REV or --reading ID"
             )
+        classes = enumerate(comparison.differences, 1)
+        _save_witnesses(witnesses, [(d.file_name(n), d.witness) for n, d in classes])
     if format is DiffFormat.json:
         _print_json(comparison.to_json())
         return
@@ -803,7 +869,7 @@ def diff(
         return
     from .render import comparison_view
 
-    _console().print(comparison_view(comparison))
+    _console().print(comparison_view(comparison), crop=False)  # witnesses whole, to copy
 
 
 @app.command()
@@ -911,9 +977,11 @@ def serve(
         m for m in ("fastapi", "uvicorn", "jinja2", "multipart") if importlib.util.find_spec(m) is None
     ]
     if missing:
+        from .install import install_command
+
         typer.echo(
             f"llr-asp: error: serve needs the web extra ({', '.join(missing)} missing): "
-            "pip install 'llr-asp[web]'",
+            f"{install_command('web')}",
             err=True,
         )
         raise typer.Exit(2)
@@ -1104,8 +1172,10 @@ def main() -> None:
     chosen = [c for c in app.registered_commands if _command_name(c) == named]
     command: Any = app
     if chosen:
-        command = typer.Typer(name=app.info.name, add_completion=False, pretty_exceptions_enable=False)
-        command.callback(help=app.info.help)(lambda: None)  # a group still: argv names the command
+        command = typer.Typer(
+            name=app.info.name, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT
+        )
+        command.callback(help=HELP)(lambda: None)  # a group still: argv names the command
         command.registered_commands = chosen
     code: Any = 0
     try:

@@ -22,6 +22,7 @@ import clingo
 import clingo.ast
 
 from .errors import RuleError, UsageError
+from .outputs import witness_file_name
 from .patient import nested
 from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
 from .shown import ShownAtoms
@@ -50,6 +51,11 @@ class Difference:
     profiles: int  # fully known profiles in the class
     message: str
     witness: dict[str, Any]  # the simplest patient of the class
+
+    def file_name(self, number: int) -> str:
+        """The name its witness is saved under (`diff --witnesses DIR`): its number in the report,
+        the two decisions and the requirements, `01-eligible-vs-not_eligible-C4.json`."""
+        return witness_file_name(number, self.first, "vs", self.second, "+".join(self.requirements))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -8,11 +8,13 @@ not be the input it is computed from.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import UsageError
 
@@ -67,3 +69,28 @@ def _mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def witness_file_name(number: int, *parts: str) -> str:
+    """`01-kind-policy-ids.json`: a file name of the parts, numbered as the report numbers them,
+    with nothing a shell or another file system would trip on (spaces, slashes, colons)."""
+    name = "-".join(p for p in (f"{number:02d}", *parts) if p)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)[:200] + ".json"
+
+
+def write_witnesses(directory: Path, option: str, witnesses: Iterable[tuple[str, Any]]) -> list[Path]:
+    """Write each (file name, patient document) as a JSON file in `directory`, made if need be,
+    replacing a file of that name; the paths written. Each is a record `llr-asp explain` reads."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{option} {directory}: is not a directory; give a folder for the witnesses")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{option} {directory}: cannot make the folder ({error.strerror})") from None
+    written = []
+    for name, witness in witnesses:
+        path = directory / name
+        with replaced(path, option) as out:
+            out.write(json.dumps(witness, indent=2, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written
