@@ -119,12 +119,12 @@ def _print_per_policy(objects: list[dict[str, Any]]) -> None:
 
 
 def _console(stderr: bool = False) -> Any:
-    """A console for people: wrapped at the terminal's width, or, written to a file or a pipe,
-    never wrapped (a line is as long as its text; the reader's tool wraps it, or not)."""
+    """A console for people: wrapped at the terminal's width (or $COLUMNS), or, written to a file
+    or a pipe, never wrapped (a line is as long as its text; the reader's tool wraps it, or not)."""
     from rich.console import Console  # imported only when people read the output
 
     console = Console(highlight=False, stderr=stderr)
-    if not console.is_terminal:
+    if not console.is_terminal and "COLUMNS" not in os.environ:  # COLUMNS: a width asked for
         return Console(highlight=False, stderr=stderr, width=UNWRAPPED)
     if console.width < MIN_WIDTH:  # COLUMNS=0 or 2 would print nothing, or a letter a line
         console = Console(highlight=False, stderr=stderr, width=80)
@@ -152,14 +152,10 @@ def _save_witnesses(directory: Path | None, named: list[tuple[str, Any]]) -> Non
     if directory is None:
         return
     from .outputs import write_witnesses
+    from .wording import counted
 
     written = write_witnesses(directory, "--witnesses", named)
-    typer.echo(f"llr-asp: wrote {_count(len(written), 'witness', 'witnesses')} to {directory}", err=True)
-
-
-def _count(number: int, one: str, many: str) -> str:
-    """`1 witness`, `2 witnesses`."""
-    return f"{number} {one if number == 1 else many}"
+    typer.echo(f"llr-asp: wrote {counted(len(written), 'witness', 'witnesses')} to {directory}", err=True)
 
 
 UNWRAPPED = 100_000  # the width of a file or a pipe: wider than any line llr-asp writes
@@ -555,6 +551,7 @@ def _csv_writer(out: Any) -> Any:
         "decision",
         "robust",
         "possible",
+        "stopped_by",
         "failed",
         "missing",
         "contested",
@@ -565,7 +562,7 @@ def _csv_writer(out: Any) -> Any:
 
     def write(result: Any) -> None:
         row = result.to_json()
-        for key in ("possible", "failed", "missing"):
+        for key in ("possible", "stopped_by", "failed", "missing"):
             if key in row:
                 row[key] = ";".join(row[key])
         if "contested" in row:  # readings=decision under them: C4.cut-off=not_eligible, A+B=...
@@ -1126,6 +1123,7 @@ def check(
     of `llr-asp analyze` is acknowledged in the baseline with a reason.
     """
     from .check import BASELINE, read_baseline, run_check, write_baseline
+    from .wording import counted
 
     with _user_errors():
         rules_dir = rules or default_rules_dir()
@@ -1137,7 +1135,8 @@ def check(
                 baseline_path, report.findings, report.coverage, read_baseline(baseline_path)
             )
             typer.echo(
-                f"{baseline_path}: {len(report.findings)} findings, {len(new)} new (give each a reason)",
+                f"{baseline_path}: {counted(len(report.findings), 'finding')}, {len(new)} new "
+                "(give each a reason)",
                 err=True,
             )
             report = run_check(rules_dir, examples_dir, baseline_path)

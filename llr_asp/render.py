@@ -26,6 +26,7 @@ from .wording import (
     change_words,
     contest_line,
     contested_summary,
+    counted,
     evidence_words,
     flags,
     headline,
@@ -289,7 +290,7 @@ def comparison_view(comparison: Comparison) -> Group:
     classes = len(comparison.differences)
     heading = Text.assemble(
         (f"{first} vs {second}: ", "bold"),
-        f"{classes} {'class' if classes == 1 else 'classes'} of patients decided differently, "
+        f"{counted(classes, 'class', 'classes')} of patients decided differently, "
         f"{affected:,} of {comparison.profiles:,} fully known profiles",
     )
     if not comparison.differences:
@@ -516,7 +517,7 @@ def summary_view(summary: Summary) -> Group:
                     parts.append(Hanging(lead, Text(printable(name))))
     if summary.error_count:
         count = summary.error_count
-        parts.append(Text(f"{count} bad {'line' if count == 1 else 'lines'}", style="bold red"))
+        parts.append(Text(counted(count, "bad line"), style="bold red"))
         parts += [Hanging("  ", Text(f"line {e.line}: {printable(e.error)}")) for e in summary.errors[:5]]
         if summary.error_count > 5:
             parts.append(Text('  … every one is in the output, as {"line", "error"}'))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +39,19 @@ def random_patient(rng: random.Random, rules: RuleSet) -> dict[str, Any]:
     return helpers.nested(values)
 
 
-def expected(
-    reasoner: Reasoner, document: dict[str, Any]
-) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+Outcome = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
+def expected(reasoner: Reasoner, document: dict[str, Any]) -> list[Outcome]:
     patient = validate(document, reasoner.rules, "doc")
-    return [(d.policy.id, d.decision, tuple(d.failed()), d.missing) for d in reasoner.decide(patient)]
+    return [
+        (d.policy.id, d.decision, tuple(d.failed()), d.missing, tuple(d.stopped_by()))
+        for d in reasoner.decide(patient)
+    ]
 
 
-def got(results: list[Any]) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
-    return [(r.policy, r.decision, r.failed, r.missing) for r in results]
+def got(results: list[Any]) -> list[Outcome]:
+    return [(r.policy, r.decision, r.failed, r.missing, r.stopped_by) for r in results]
 
 
 def test_every_example_is_decided_as_explain_decides_it(reasoner: Reasoner) -> None:
@@ -118,6 +124,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
     )
     assert "not UTF-8" in lines[4]["error"]
     assert (lines[0]["decision"], lines[0]["failed"]) == ("not_eligible", ["eligibility", "no_contraindication"])
+    assert lines[0]["stopped_by"] == ["no_contraindication"]
     assert set(lines[0]) == {
         "line",
         "patient",
@@ -126,6 +133,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "decision",
         "robust",
         "possible",
+        "stopped_by",
         "failed",
         "missing",
         "contested",
@@ -140,6 +148,47 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
     assert "4 bad lines" in result.stderr
 
 
+def stopped_rows(stderr: str) -> dict[str, dict[str, int]]:
+    """Per policy, the rows of the stderr summary's "Stopped by": requirement -> patients."""
+    found: dict[str, dict[str, int]] = {}
+    policy = ""
+    within = False
+    for line in stderr.splitlines():
+        title = re.match(r"(\S+-resurfacing) \(ARP \d+\)", line)
+        if title:
+            policy, within = title.group(1), False
+            found[policy] = {}
+        elif line.startswith("Stopped by"):
+            within = True
+        elif within and (row := re.match(r"\s+█+\s+(\d+)\s+(\S+)  ", line)):
+            found[policy][row.group(2)] = int(row.group(1))
+        elif not line.startswith("  "):  # (an indented line continues a wrapped row)
+            within = False
+    return found
+
+
+def test_stopped_by_is_one_count_in_the_lines_the_summary_and_its_json(tmp_path: Path, rules: RuleSet) -> None:
+    """stopped_by: the parts of the decision that refuse a patient or leave the decision open,
+    [] for an eligible one; the stderr summary and --summary-json count exactly the lines'."""
+    rng = random.Random(11)
+    documents = [json.loads(p.read_text()) for p in EXAMPLES] + [random_patient(rng, rules) for _ in range(80)]
+    source = write_jsonl(tmp_path / "cohort.jsonl", [json.dumps(d) + "\n" for d in documents])
+    summary = tmp_path / "summary.json"
+    result = runner.invoke(app, ["batch", str(source), "-j", "1", "--summary-json", str(summary)])
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    counts: dict[str, Counter[str]] = {p: Counter() for p in rules.policies}
+    for line in lines:
+        assert (line["stopped_by"] == []) == (line["decision"] == "eligible")
+        policy = rules.policies[line["policy"]]
+        assert set(line["stopped_by"]) <= set(policy.requirements[policy.root].parts)
+        counts[line["policy"]].update(line["stopped_by"])
+    report = json.loads(summary.read_text())["policies"]
+    assert {p: report[p]["stopped_by"] for p in report} == {p: dict(c) for p, c in counts.items()}
+    assert stopped_rows(result.stderr) == {p: dict(c) for p, c in counts.items()}  # no row of 0
+    assert all(c["A"] and c["B"] for c in counts.values())
+
+
 def test_csv_in_and_out(tmp_path: Path) -> None:
     source = tmp_path / "cohort.csv"
     source.write_text(
@@ -152,11 +201,11 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
     assert rows[0] == (
-        "line,patient,policy,reference,decision,robust,possible,failed,missing,contested,warnings,error"
+        "line,patient,policy,reference,decision,robust,possible,stopped_by,failed,missing,contested,warnings,error"
     )
-    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,")
+    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,B,")
     assert ",eligibility;B;B.months," in rows[1] and "C6.route=undetermined" in rows[1]
-    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,,")
+    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,A;B;C;compartments,,")
     assert rows[3].startswith("4,,,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
 
 
@@ -200,6 +249,7 @@ def test_results_serialise_as_the_contract_says() -> None:
         "decision": "undetermined",
         "robust": False,
         "possible": ["not_eligible", "undetermined"],
+        "stopped_by": [],
         "failed": [],
         "missing": ["sex"],
         "contested": [

@@ -167,7 +167,7 @@ def test_a_broken_quote_spoils_only_its_own_row(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 1000 and [line["line"] for line in lines] == list(range(2, 1002))
     assert "quote" in lines[0]["error"] and all("decision" in line for line in lines[1:])
-    assert result.exit_code == 1 and "1 bad lines" in result.stderr
+    assert result.exit_code == 1 and "1 bad line\n" in result.stderr
 
 
 def test_a_cell_over_the_csv_size_limit_is_one_error_line(tmp_path: Path) -> None:
