@@ -415,6 +415,16 @@ def batch(
         InputFormat,
         typer.Option("--input-format", help="auto: CSV for a .csv file, JSON Lines otherwise."),
     ] = InputFormat.auto,
+    delimiter: Annotated[
+        Optional[str],
+        typer.Option(
+            "--delimiter",
+            metavar="CHAR",
+            help="CSV input: the character between cells (tab for a tab). Default: whichever of , ; tab | "
+            "makes the header's cells fields.",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Annotated[
         Optional[int],
         typer.Option(
@@ -479,7 +489,10 @@ def batch(
         as_csv = input_format is InputFormat.csv or (
             input_format is InputFormat.auto and source.endswith(".csv")
         )
-        lines = read_csv(stream, ruleset) if as_csv else read_jsonl(stream)
+        if delimiter is not None and not as_csv:
+            raise UsageError("--delimiter goes with CSV input (a .csv file, or --input-format csv)")
+        separator = _delimiter(delimiter)
+        lines = read_csv(stream, ruleset, separator) if as_csv else read_jsonl(stream)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
         results = iterate_decisions(lines, policy, rules, workers, name)
@@ -513,6 +526,16 @@ def batch(
     _console(stderr=True).print(summary_view(summary))
     if summary.error_count:
         raise typer.Exit(1)
+
+
+def _delimiter(given: str | None) -> str | None:
+    """The CSV delimiter --delimiter names: one character, or `tab`."""
+    if given is None:
+        return None
+    chosen = "\t" if given in ("tab", "\\t") else given
+    if len(chosen) != 1 or chosen in ('"', "\r", "\n") or chosen.isalnum():
+        raise UsageError(f"--delimiter {given!r}: give one character such as , or ; (tab for a tab)")
+    return chosen
 
 
 def _open_input(source: str) -> Any:

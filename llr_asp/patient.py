@@ -94,6 +94,16 @@ def _field_schema(field: Field) -> dict[str, Any]:
     return schema
 
 
+def field_accepts(field: Field, value: Any) -> bool:
+    """Whether the schema takes `value` for `field` (its type, choices and range)."""
+    return _field_check(field)(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _field_check(field: Field) -> Callable[[Any], bool]:
+    return checker(_field_schema(field))
+
+
 def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     """A test of whether an instance satisfies `schema`, for the keywords `json_schema` emits,
     each read once here rather than at every instance. It accepts only exact JSON types (what
