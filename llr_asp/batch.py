@@ -102,18 +102,24 @@ Verdict = tuple[
     tuple[str, ...],
 ]
 # decision, failed, missing, contested, warnings, open, stopped_by
-DECIDE = ("kleene.lp", "readings.lp", "contest.lp", "screen.lp")
+DECIDE = ("kleene.lp", "readings.lp", "slots.lp", "screen.lp")
+WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
+"""The two groundings of a cohort's decisions: screen.lp decides a group of patients by
+propagation alone; contest.lp weighs under the readings only the patients that no anchored
+requirement refuses (one a requirement no reading touches, such as A: a robust refusal),
+packed into groups of their own: about two patients in five of a random cohort."""
 Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
 class Screener:
     """Decides patients without building their trees. Not thread-safe: one per process.
 
-    Two groundings: screen.lp decides a group of patients in one solve, each in a slot
-    world of its own, names the requirements not met and the readings each decision rests
-    on; only a patient that some policy leaves undetermined, or contested with a reading
-    that leaves it undetermined, is solved again, alone, with missing.lp, whose completions
-    cost several models. Externals are left free and each solve assumes the patients' values.
+    Three groundings: screen.lp decides a group of patients in one solve, each in a slot
+    world of its own, and names the requirements not met; contest.lp weighs the readings of
+    those that no anchored requirement refuses, in groups of their own; and only a patient
+    that some policy leaves undetermined is solved again, alone, with missing.lp, whose
+    completions cost several models. Externals are left free and each solve assumes the
+    patients' values.
     """
 
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
@@ -121,8 +127,16 @@ class Screener:
         self._decide = decide
         self._answers = Answers(rules)
         self._slots = PatientInput(decide)
-        minimal(decide)
+        # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
+        # lemma, and forgetting none still took a fifth of its solve
+        decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
         self._slots.free()
+        self._anchored: dict[str, set[str]] = {}  # policy -> requirements no reading touches
+        for atom in decide.symbolic_atoms.by_signature("anchored", 2):
+            policy, rid = (a.string for a in atom.symbol.arguments)
+            self._anchored.setdefault(policy, set()).add(rid)
+        self._weigh: clingo.Control | None = None  # grounded on first need
+        self._weighed: PatientInput | None = None
         slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
         self._verdict_atoms = ShownAtoms(
             lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:]))
@@ -159,10 +173,17 @@ class Screener:
                 todo[key] = patient, places
         profiles = list(todo.items())
         size = len(self._slots.worlds)
+        screened: list[Screened] = []
         for start in range(0, len(profiles), size):
-            group = profiles[start : start + size]
-            for (key, _), verdicts in zip(group, self._verdicts([p for _, p in group])):
-                self._cache[key] = verdicts
+            screened += self._screened([places for _, (_, places) in profiles[start : start + size]])
+        weigh = [(n, places) for n, (_, (_, places)) in enumerate(profiles) if self._unsettled(screened[n])]
+        contested: dict[int, dict[str, tuple[Contest, ...]]] = {}
+        for start in range(0, len(weigh), size):
+            group = weigh[start : start + size]
+            found = self._contests([places for _, places in group])
+            contested.update((n, found.get(str(slot), {})) for slot, (n, _) in enumerate(group))
+        for n, (key, (patient, _)) in enumerate(profiles):
+            self._cache[key] = self._verdicts(patient, screened[n], contested.get(n, {}))
         results: list[Result] = []
         for item in read:
             if isinstance(item, LineError):
@@ -182,73 +203,90 @@ class Screener:
             document = parse(document, source)
         return validate(document, self.rules, source)
 
-    def _verdicts(self, group: list[tuple[Patient, list[int]]]) -> list[dict[str, Verdict]]:
-        """Each patient's verdict under every policy: one solve for the group, and one more
-        for each patient that some policy leaves undetermined, or contested with a reading
-        that leaves it undetermined."""
-        worlds = len(self._slots.worlds)  # worlds past the group hold nobody
+    def _screened(self, group: list[list[int]]) -> list[Screened]:
+        """Each patient's decisions, requirements not met and unknown, and violated assumptions,
+        from one solve of screen.lp for the group."""
         policies = self.rules.policies
-        decided: list[dict[str, str]] = [{} for _ in range(worlds)]
-        failed: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
-        unknown: list[dict[str, list[str]]] = [{p: [] for p in policies} for _ in range(worlds)]
-        violated: list[list[str]] = [[] for _ in range(worlds)]
-        plain, others = self._models([places for _, places in group])
-        for slot, name, *args in plain:
+        screened = [Screened({}, {p: [] for p in policies}, {p: [] for p in policies}, []) for _ in group]
+        shown: list[tuple[Any, ...]] = []
+        self._decide.solve(
+            assumptions=self._slots.assumptions(group),
+            on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
+        )
+        for slot, name, *args in shown:
+            if slot >= len(group):  # a slot past the group holds nobody
+                continue
+            one = screened[slot]
             if name == "verdict":
-                decided[slot][args[0]] = args[1]
+                one.decided[args[0]] = args[1]
             elif name == "failed":
-                failed[slot][args[0]].append(args[1])
+                one.failed[args[0]].append(args[1])
             elif name == "open":
-                unknown[slot][args[0]].append(args[1])
+                one.open[args[0]].append(args[1])
             else:
-                violated[slot].append(args[0])
-        contested = gathered_by_world(self.rules, others)
-        verdicts = []
-        for n, ((patient, _), decisions, not_met, broken, left) in enumerate(
-            zip(group, decided, failed, violated, unknown)
-        ):
-            missing: dict[str, list[str]] = {p: [] for p in policies}
-            other = contested.get(str(n), {})
-            undetermined = {p for p, d in decisions.items() if d == "undetermined"}
-            # every policy's, whichever were asked for: verdicts are cached by profile. A cohort
-            # line asks nothing (to_settle, the answers that could settle a reading, is next's
-            # and ask's): only the missing answers of an undetermined decision are searched for.
-            for _, key, field in self._answers.find(patient, undetermined, {}, policies):
-                missing[key[0]].append(field)
-            warned = warnings(self.rules.assumptions, broken) if broken else ()
-            verdicts.append(
-                {
-                    p: (
-                        decisions[p],
-                        tuple(sorted(not_met[p], key=self._order[p].__getitem__)),
-                        tuple(sorted(missing[p], key=self._fields.__getitem__)),
-                        other.get(p, ()),
-                        warned,
-                        tuple(left[p]),
-                        stopped_by(policies[p], decisions[p], not_met[p], left[p]),
-                    )
-                    for p in policies
-                }
-            )
-        return verdicts
+                one.violated.append(args[0])
+        return screened
 
-    def _models(
-        self, group: list[list[int]]
-    ) -> tuple[list[tuple[Any, ...]], list[list[tuple[str, tuple[str, ...], str]]]]:
-        """The shown atoms of screen.lp's plain model for a group of patients, and each other
-        model's (the readings under which one slot's decision differs), read as contest.lp's."""
-        plain: list[tuple[Any, ...]] = []
-        others: list[list[tuple[str, tuple[str, ...], str]]] = []
+    def _unsettled(self, screened: Screened) -> bool:
+        """Whether some policy's decision may rest on a reading: none refuses the patient for an
+        anchored requirement (one no reading touches)."""
+        return any(not self._anchored.get(p, set()) & set(failed) for p, failed in screened.failed.items())
+
+    def _contests(self, group: list[list[int]]) -> dict[str, dict[str, tuple[Contest, ...]]]:
+        """The contests of a group of patients, by slot (as text) and policy: the subset-minimal
+        models of contest.lp (grounded on first need)."""
+        if self._weigh is None or self._weighed is None:
+            self._weigh = self.rules.ground(map(engine_file, WEIGH))
+            minimal(self._weigh)
+            self._weighed = PatientInput(self._weigh)
+            self._weighed.free()
+        models: list[list[tuple[str, tuple[str, ...], str]]] = []
 
         def on_model(model: clingo.Model) -> None:
             atoms = self._verdict_atoms(model.symbols(shown=True))
-            if atoms and atoms[0][1] in ("take", "aim"):
-                others.append([(str(a[1]), (str(a[0]), *map(str, a[2:-1])), str(a[-1])) for a in atoms])
-            else:
-                plain.extend(atoms)
+            if atoms:
+                models.append([(str(a[1]), (str(a[0]), *map(str, a[2:-1])), str(a[-1])) for a in atoms])
 
-        self._decide.solve(assumptions=self._slots.assumptions(group), on_model=on_model)
-        return plain, others
+        self._weigh.solve(assumptions=self._weighed.assumptions(group), on_model=on_model)
+        return gathered_by_world(self.rules, models)
+
+    def _verdicts(
+        self, patient: Patient, screened: Screened, contested: Mapping[str, tuple[Contest, ...]]
+    ) -> dict[str, Verdict]:
+        """A patient's verdict under every policy, with the missing answers of an undetermined
+        decision (a solve of its own)."""
+        policies = self.rules.policies
+        missing: dict[str, list[str]] = {p: [] for p in policies}
+        undetermined = {p for p, d in screened.decided.items() if d == "undetermined"}
+        # every policy's, whichever were asked for: verdicts are cached by profile. A cohort
+        # line asks nothing (to_settle, the answers that could settle a reading, is next's
+        # and ask's): only the missing answers of an undetermined decision are searched for.
+        for _, key, field in self._answers.find(patient, undetermined, {}, policies):
+            missing[key[0]].append(field)
+        warned = warnings(self.rules.assumptions, screened.violated) if screened.violated else ()
+        return {
+            p: (
+                screened.decided[p],
+                tuple(sorted(screened.failed[p], key=self._order[p].__getitem__)),
+                tuple(sorted(missing[p], key=self._fields.__getitem__)),
+                contested.get(p, ()),
+                warned,
+                tuple(screened.open[p]),
+                stopped_by(policies[p], screened.decided[p], screened.failed[p], screened.open[p]),
+            )
+            for p in policies
+        }
+
+
+@dataclass
+class Screened:
+    """What screen.lp says of one patient: decisions, the requirements not met and left unknown,
+    by policy, and the domain assumptions the record contradicts."""
+
+    decided: dict[str, str]
+    failed: dict[str, list[str]]
+    open: dict[str, list[str]]
+    violated: list[str]
 
 
 def stopped_by(

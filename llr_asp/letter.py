@@ -20,6 +20,7 @@ from .decision import Decision, Node
 from .errors import printable
 from .ruleset import RuleSet
 from .wording import (
+    after_refusal,
     contest_line,
     contested_summary,
     evidence_words,
@@ -27,6 +28,8 @@ from .wording import (
     headline,
     leads_to,
     marked,
+    root_status,
+    urgent_note,
 )
 
 STATUS_WORDS = {"met": "✔ Met", "not_met": "✘ Not met", "unknown": "? Unknown"}
@@ -48,6 +51,9 @@ def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool 
     yield Block("heading", f"{policy.title} ({policy.reference})")
     yield Block("para", f"Patient: {decision.patient}. Date: {today.day} {today:%B %Y}.")
     yield Block("strong", f"Decision: {headline(decision)}")
+    urgent = urgent_note(decision)
+    if urgent:
+        yield Block("strong", f"⚠ {urgent}")
     if not decision.robust:
         yield Block("strong", f"⚑ {contested_summary(decision)}")
     yield Block(
@@ -62,7 +68,13 @@ def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool 
             "decision is computed from it as it stands.",
         )
     yield Block("section", "Why")
-    yield from _node(decision.tree, None, 0, True, full, marked(decision), rules)
+    tree = list(_node(decision.tree, None, 0, True, full, marked(decision), rules))
+    if not decision.robust:  # the root line says the verdict's qualification too
+        first = tree[0]
+        tree[0] = first._replace(
+            text=first.text.replace(STATUS_WORDS[decision.tree.status], f"{root_status(decision)}", 1)
+        )
+    yield from tree
     if decision.contested:
         yield Block(
             "section", "Readings of the policy text under which the decision differs (the ICB must confirm)"
@@ -75,8 +87,9 @@ def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool 
     if decision.to_settle:
         yield Block("section", "Answers that could settle the reading")
         yield from _questions(decision.to_settle, decision, rules)
-    if decision.decision == "not_eligible" and policy.recourse:
-        yield Block("para", policy.recourse)
+    after = after_refusal(decision)
+    if after:
+        yield Block("para", after)
     yield Block("note", f"llr-asp, rule set sha256 {decision.rules[:16]}.")
 
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .decision import Decision, Node
-from .ruleset import Policy, Requirement, show
+from .ruleset import Policy, Requirement, RuleSet, show
 from .svg import Drawing, Element, element, text, text_width, wrap
-from .wording import headline
+from .wording import evidence_words, headline
 
 SIGNS = {"eq": "=", "ne": "≠", "ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 FORM_WORDS = {"all_of": "ALL OF", "any_of": "ANY OF", "condition": "IF"}
@@ -49,6 +49,7 @@ class Row:
     label: str
     detail: str | None  # a condition's test, or the patient's value against it
     status: str | None = None  # in a decision: met | not_met | unknown
+    adopted: bool = False  # the root of a decision that is not robust: its status on the adopted reading only
     contested: tuple[str, ...] = ()  # the contested points (readings) of its sentence
     defects: int = 0
     background: bool = False
@@ -93,8 +94,9 @@ def policy_rows(policy: Policy) -> list[Row]:
     return rows
 
 
-def decision_rows(decision: Decision) -> list[Row]:
-    """The patient's tree: every requirement with its status and the values it used."""
+def decision_rows(decision: Decision, rules: RuleSet | None = None) -> list[Row]:
+    """The patient's tree: every requirement with its status and the values it used (in words,
+    as the letter gives them, when `rules` are given; else by field path, for analysts)."""
     policy = decision.policy
     marked: dict[str, list[str]] = {}
     for contest in decision.contested:  # one alternative, or a combination
@@ -108,7 +110,9 @@ def decision_rows(decision: Decision) -> list[Row]:
         repeat = node.id in seen
         seen.add(node.id)
         detail = None
-        if node.evidence and not repeat:
+        if node.evidence and not repeat and rules is not None:
+            detail = "; ".join(f"patient: {evidence_words(e, rules)}" for e in node.evidence)
+        elif node.evidence and not repeat:
             detail = "; ".join(
                 f"patient: {e.field} {'unknown' if e.value is None else '= ' + show(e.value)}, {e.needs()}"
                 for e in node.evidence
@@ -124,6 +128,7 @@ def decision_rows(decision: Decision) -> list[Row]:
                 status=node.status,
                 contested=tuple(dict.fromkeys(marked.get(node.id, []))),
                 repeat=repeat,
+                adopted=depth == 0 and not decision.robust,
             )
         )
         here = len(rows) - 1
@@ -148,7 +153,9 @@ class _Box:
 def _head(row: Row) -> list[tuple[str, bool, float, str]]:
     """The pieces that lead a row's first line: (words, bold, size, colour)."""
     pieces: list[tuple[str, bool, float, str]] = []
-    if row.status is not None:
+    if row.status is not None and row.adopted:  # never a plain green tick over a contested verdict
+        pieces.append((f"⚑ {STATUS_WORDS[row.status]} on the adopted reading", True, SIZE, PURPLE))
+    elif row.status is not None:
         status = f"{STATUS_MARKS[row.status]} {STATUS_WORDS[row.status]}"
         pieces.append((status, True, SIZE, STATUS_INK[row.status]))
     pieces.append((row.id, True, SIZE, INK))
@@ -214,7 +221,7 @@ def _box_shapes(
 ) -> Iterator[Element]:
     contested = bool(row.contested)
     frame: dict[str, str | float] = {
-        "fill": STATUS_FILL[row.status] if row.status else "#ffffff",
+        "fill": "#fff1cc" if row.adopted else STATUS_FILL[row.status] if row.status else "#ffffff",
         "stroke": PURPLE if contested else LINE,
         "stroke_width": 2.5 if contested else 1,
     }
@@ -282,11 +289,11 @@ def policy_tree(policy: Policy) -> str:
     )
 
 
-def decision_tree(decision: Decision) -> str:
+def decision_tree(decision: Decision, rules: RuleSet | None = None) -> str:
     """One patient's decision as SVG: each requirement's status by colour and by a symbol and
     a word (✔ met, ✘ not met, ? unknown), the values it used, ⚑ where it rests on a contested
     reading."""
-    rows = decision_rows(decision)
+    rows = decision_rows(decision, rules)
     counts = {s: sum(1 for r in rows if r.status == s and not r.repeat) for s in STATUS_WORDS}
     policy = decision.policy
     said = headline(decision)  # qualified as every output says it: never a plain verdict that is contested

@@ -210,16 +210,11 @@ class Answers:
         wanted: Iterable[str],
     ) -> list[Shown]:
         """missing(P,F) for each `undetermined` policy, and settles(P,F) for each `wanted` one
-        that is not robust while some reading leaves it undetermined. (Kleene evaluation is
-        monotone: a decision that a reading reaches with the unknowns unknown stays whatever
-        they turn out to be, so only a reading that leaves the decision undetermined has
-        answers that could change it.)"""
-        weigh = {
-            p
-            for p in wanted
-            if p in contested
-            and (p in undetermined or any(c.decision == "undetermined" for c in contested[p]))
-        }
+        that is not robust while an answer could still make it so (`_settleable`). (Kleene
+        evaluation is monotone: a decision that a reading reaches with the unknowns unknown
+        stays whatever they turn out to be, so only a reading that leaves the decision
+        undetermined has answers that could change it.)"""
+        weigh = {p for p in wanted if p in contested and _settleable(p in undetermined, contested[p])}
         if weigh:
             if self._settlements is None:
                 self._settlements = Completions(self.rules, SETTLEMENTS)
@@ -229,6 +224,17 @@ class Answers:
                 self._completions = Completions(self.rules)
             return self._completions.answers(patient, undetermined, ())
         return []
+
+
+def _settleable(undetermined: bool, contests: Sequence[Contest]) -> bool:
+    """Whether some answer could still make a contested decision robust: some reading leaves it
+    undetermined (an answer may decide it), and the readings that do decide it agree (two that
+    decide it differently always will: Kleene evaluation is monotone, so no answer can bring
+    them together, and asking would only delay the ICB's word)."""
+    decided = {c.decision for c in contests if c.decision != "undetermined"}
+    if not undetermined:  # the adopted reading decides it: so must every other, alike
+        return all(c.decision == "undetermined" for c in contests)
+    return len(decided) <= 1
 
 
 class Completions:

@@ -23,6 +23,7 @@ from .errors import printable
 from .ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
+    after_refusal,
     change_words,
     contest_line,
     contested_summary,
@@ -32,7 +33,9 @@ from .wording import (
     headline,
     leads_to,
     marked,
+    root_status,
     tone,
+    urgent_note,
 )
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
@@ -112,6 +115,9 @@ def decision_view(
         (headline(decision), TONE[tone(decision)]),
     )
     parts: list[RenderableType] = [header]
+    urgent = urgent_note(decision)
+    if urgent:
+        parts.append(Text(f"⚠ {urgent}", style="bold yellow"))
     if not decision.robust:
         parts.append(Text(f"⚑ {contested_summary(decision)}", style="magenta"))
     today = today or datetime.date.today()
@@ -130,7 +136,10 @@ def decision_view(
             )
         )
     flagged = marked(decision)
-    tree = Tree(_node_label(decision.tree, None, False, flagged, rules), guide_style="dim")
+    root = _node_label(decision.tree, None, False, flagged, rules)
+    if not decision.robust:  # the root line says the verdict's qualification too
+        root = Text.assemble((f"{root_status(decision)}: ", "bold magenta"), root)
+    tree = Tree(root, guide_style="dim")
     _add_children(tree, decision.tree, full, flagged, rules)
     parts.append(tree)
     if decision.contested:
@@ -153,8 +162,9 @@ def decision_view(
     if not full:
         key += "   … not a reason for the result (--full expands)"
     parts.append(Text(key, style="dim"))
-    if decision.decision == "not_eligible" and policy.recourse:
-        parts.append(Text(f"→ {policy.recourse}", style="bold"))
+    after = after_refusal(decision)
+    if after:
+        parts.append(Text(f"→ {after}", style="bold"))
     return Group(*parts)
 
 
@@ -367,8 +377,15 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
                 " No change is needed under it: ask the ICB to confirm the reading.",
             )
         )
-    if answer.decision == "eligible":
-        lines.append(Text("Already eligible: nothing needs to change."))
+    if answer.decision == "eligible" and answer.robust:
+        lines.append(Text("Already eligible under every reading: nothing needs to change."))
+    elif answer.decision == "eligible":
+        lines.append(
+            Text(
+                "Eligible on the adopted reading only; no change to the record makes it certain: "
+                "ask the ICB to confirm the reading."
+            )
+        )
     elif answer.blocker is not None:
         blocker = answer.blocker
         fixed = ", ".join(f"{f} = {show(v)}" for f, v in blocker.fixed)

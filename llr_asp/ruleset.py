@@ -154,6 +154,8 @@ class Policy:
     """Per requirement, the routes that, when met, caution against waiting to meet it (caution/3)."""
     caveats: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """Per field, what the policy's text leaves open for a clinician answering it (caveat/3)."""
+    unsuitable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per requirement that refuses on clinical grounds, what is said instead of the recourse."""
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -227,6 +229,8 @@ class RuleSet:
     """Suspect but usable declarations (rule_warning/2), with file and line."""
     procedures: Mapping[str, tuple[tuple[str, str, str], ...]] = dataclasses.field(default_factory=dict)
     """Per policy, the (code system, code, display) of the orders it decides (procedure/4)."""
+    bars: tuple[tuple[str, str, str, Value], ...] = ()
+    """Domain assumptions on change (bars/4): (assumption, field not to raise, while field, has value)."""
 
     def ground(
         self, programs: Iterable[str], parts: Iterable[tuple[str, list[clingo.Symbol]]] = ()
@@ -387,6 +391,7 @@ def compile_rules(
         assumptions={a.string: _said(s) for a, s in facts.get("assumption", 2)},
         warnings=located_warnings,
         procedures=_procedures(facts),
+        bars=tuple((a.string, x.string, f.string, symbol_value(v)) for a, x, f, v in facts.get("bars", 4)),
     )
     return rules, control
 
@@ -539,6 +544,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             readings=readings.get(p.string, {}),
             cautions={r: tuple(us) for r, us in cautions.get(p.string, {}).items()},
             caveats={f: tuple(texts) for f, texts in caveats.get(p.string, {}).items()},
+            unsuitable={r.string: _said(t) for q, r, t in facts.get("unsuitable", 3) if q == p},
         )
         for (p,) in facts.get("policy", 1)
     }

@@ -39,7 +39,10 @@ class Change:
     before: Value | None  # None: the field was unknown
     after: Value
     kind: str  # answer (an unknown answered) | care | finding | outcome (see kind/2)
-    caution: Caution | None = None  # a met route the policy says not to wait for
+    caution: Caution | None = None  # a route the policy says not to wait for, met or maybe met
+    unless: tuple[
+        tuple[str, Value], ...
+    ] = ()  # (field, value): only once the field, unknown, is known not so
 
     @property
     def condition(self) -> bool:
@@ -50,6 +53,8 @@ class Change:
         said: dict[str, Any] = {"field": self.field, "from": self.before, "to": self.after, "kind": self.kind}
         if self.caution is not None:
             said["caution"] = self.caution.to_json()
+        if self.unless:
+            said["unless"] = [{"field": f, "is": v} for f, v in self.unless]
         return said
 
 
@@ -60,9 +65,10 @@ class Caution:
 
     route: str
     text: str  # the route's policy sentence
+    met: bool = True  # met as the record stands; else not yet known (it may be)
 
-    def to_json(self) -> dict[str, str]:
-        return {"route": self.route, "text": self.text}
+    def to_json(self) -> dict[str, Any]:
+        return {"route": self.route, "text": self.text, "met": self.met}
 
 
 @dataclass(frozen=True)
@@ -154,12 +160,14 @@ class WhatIfSearch:
         limit: int = 5,
         seconds: float | None = None,
         met: frozenset[str] = frozenset(),
+        maybe: frozenset[str] = frozenset(),
     ) -> WhatIf:
         """Every smallest set of changes (up to `limit`) that makes `patient` eligible under `policy`.
 
         `seconds`: a time limit for the whole search (the service sets one per request); past it
-        the search stops with a WhatIfTimeout. `met`: the requirements the patient meets as the
-        record stands (a met urgent route cautions against changes that wait for another)."""
+        the search stops with a WhatIfTimeout. `met`, `maybe`: the requirements the patient meets
+        as the record stands, and those still unknown (an urgent route met, or maybe met,
+        cautions against changes that wait for another)."""
         self._deadline = None if seconds is None else time.monotonic() + seconds
         if decision == "eligible":
             return WhatIf(patient.id, policy, decision, (), None)
@@ -168,7 +176,7 @@ class WhatIfSearch:
             if size is None:
                 return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
             sets = self._sets(policy, size)
-            found = [self._nearest(patient, policy, fields, met) for fields in sets]
+            found = [self._nearest(patient, policy, fields, met, maybe) for fields in sets]
         order = list(self.rules.fields)
         found.sort(
             key=lambda item: (
@@ -237,7 +245,12 @@ class WhatIfSearch:
         )
 
     def _nearest(
-        self, patient: Patient, policy: Policy, fields: frozenset[str], met: frozenset[str] = frozenset()
+        self,
+        patient: Patient,
+        policy: Policy,
+        fields: frozenset[str],
+        met: frozenset[str] = frozenset(),
+        maybe: frozenset[str] = frozenset(),
     ) -> tuple[int, tuple[Change, ...]]:
         assumptions = [(clingo.Function("change", [clingo.String(f)]), True) for f in fields]
         with self._wanting(policy, policy.root, len(fields)):
@@ -245,12 +258,30 @@ class WhatIfSearch:
         best, cost = models[-1]  # cost: [changes, distance], whatif.lp's two priorities
         values = {s.arguments[0].string: symbol_value(s.arguments[1]) for s in best if s.name == "value"}
         order = list(self.rules.fields)
-        cautions = _cautions(policy, met)
+        cautions = _cautions(policy, met, maybe)
         changes = tuple(
-            Change(f, patient.values.get(f), values[f], self._kind(patient, f), cautions.get(f))
+            Change(
+                f,
+                patient.values.get(f),
+                values[f],
+                self._kind(patient, f),
+                cautions.get(f),
+                self._unless(patient, f, values[f]),
+            )
             for f in sorted(fields, key=order.index)
         )
         return cost[-1], changes
+
+    def _unless(self, patient: Patient, field: str, after: Value) -> tuple[tuple[str, Value], ...]:
+        """The unknown fields on which a change of `field` hangs: a domain assumption (bars/4)
+        forbids raising it while one of them has a value the record does not rule out."""
+        before = patient.values.get(field)
+        raised = before is not None and isinstance(after, (int, float)) and after > before  # type: ignore[operator]
+        return tuple(
+            (guard, value)
+            for _, raised_field, guard, value in self.rules.bars
+            if raised and raised_field == field and guard not in patient.values
+        )
 
     def _kind(self, patient: Patient, field: str) -> str:
         return "answer" if field not in patient.values else self.rules.fields[field].kind
@@ -291,14 +322,15 @@ class WhatIfSearch:
         return tuple(blamed)
 
 
-def _cautions(policy: Policy, met: frozenset[str]) -> dict[str, Caution]:
+def _cautions(policy: Policy, met: frozenset[str], maybe: frozenset[str] = frozenset()) -> dict[str, Caution]:
     """Per field, the caution a change of it carries: it is tested under a requirement that a
-    route the patient meets says not to wait for."""
+    route the patient meets, or may meet (not yet known), says not to wait for."""
     cautions: dict[str, Caution] = {}
     for rid, routes in policy.cautions.items():
-        for route in routes:
-            if route in met:
-                caution = Caution(route, policy.sentence(route) or policy.requirements[route].label)
+        for route in sorted(routes, key=lambda r: r not in met):  # a met route said first
+            if route in met or route in maybe:
+                sentence = policy.sentence(route) or policy.requirements[route].label
+                caution = Caution(route, sentence, route in met)
                 for requirement in policy.below(rid):
                     if requirement.test is not None:
                         cautions.setdefault(requirement.test.field, caution)
@@ -324,5 +356,6 @@ def weighed(
     """The what-if answer for `decision` (the patient's, as explain gives it): the nearest changes,
     each set with the cautions of the routes the patient meets, and the readings it rests on."""
     met = frozenset(n.id for n in decision.tree.walk() if n.status == "met")
-    answer = search.whatif(patient, decision.policy, decision.decision, limit, seconds, met)
+    maybe = frozenset(n.id for n in decision.tree.walk() if n.status == "unknown")
+    answer = search.whatif(patient, decision.policy, decision.decision, limit, seconds, met, maybe)
     return dataclasses.replace(answer, contested=decision.contested)

@@ -180,12 +180,56 @@ def change_words(change: Change, rules: RuleSet) -> str:
         said = f"{name} were {after} (now {before}; an outcome of care, not a step to take)"
     else:
         said = f"{name} went from {before} to {after} (care you can act on)"
-    if change.caution is not None:
+    for guard, value in change.unless:
+        spec = rules.fields[guard]
         said += (
-            f" ⚠ Caution: the patient meets {change.caution.route}: “{change.caution.text}” "
-            "Do not delay for this without asking the ICB"
+            f" — only if the answer to “{spec.question}” is not {value_words(spec, value)}: it is not "
+            "known yet, so find out first"
+        )
+    if change.caution is not None:
+        route = change.caution
+        meets = f"meets {route.route}" if route.met else f"may meet {route.route} (not yet known)"
+        said += (
+            f" ⚠ Caution: the patient {meets}: “{route.text}” Do not delay surgery for this without "
+            "asking the ICB"
         )
     return said
+
+
+def urgent_note(decision: Decision) -> str | None:
+    """For a patient who meets a route that the policy says not to wait for (C6: delay makes
+    surgery harder) while the requirement it cautions about is not met: the first thing to
+    say, before any question."""
+    policy = decision.policy
+    status = {n.id: n.status for n in decision.tree.walk()}
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            if status.get(route) == "met" and status.get(rid) != "met" and decision.decision != "eligible":
+                label = _lower_first(policy.requirements[route].label)
+                return (
+                    f"Meets an urgent route ({route}: {label}): “{policy.sentence(route)}” "
+                    "Ask the ICB now; do not delay surgery for conservative care."
+                )
+    return None
+
+
+def after_refusal(decision: Decision) -> str | None:
+    """What follows a refusal: where a requirement refuses on clinical grounds (unsuitable/3:
+    the procedure contra-indicated), what the policy's clinical text implies instead; else the
+    commissioner's general route (an Individual Funding Request)."""
+    if decision.decision != "not_eligible":
+        return None
+    policy = decision.policy
+    failed = {n.id for n in decision.tree.walk() if n.status == "not_met"}
+    unsuitable = [text for rid, text in policy.unsuitable.items() if rid in failed]
+    return unsuitable[0] if unsuitable else policy.recourse
+
+
+def root_status(decision: Decision) -> str:
+    """The words of the root's status: qualified, as the headline is, when the decision is not
+    robust (`met on the adopted reading`), so that no line below a contested verdict reads plain."""
+    words = {"met": "met", "not_met": "not met", "unknown": "unknown"}[decision.tree.status]
+    return words if decision.robust else f"⚑ {words} on the adopted reading"
 
 
 CHANGE_KEY = (

@@ -199,12 +199,12 @@ def weighed(
 
 
 def settles(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> list[str]:
-    """DESIGN `to_settle` by brute force: for a decision that is not robust, the unknown fields
-    besides `missing` whose answer changes the decision under some combination of the
-    clinical readings."""
-    _, found = weighed(rules, policy, values)
-    if not found:
-        return []
+    """DESIGN `to_settle` by brute force: for a decision that is not robust but could become so
+    (no two readings decide it differently), the unknown fields besides `missing` whose answer
+    changes the decision under some combination of the clinical readings."""
+    possible, found = weighed(rules, policy, values)
+    if not found or len([d for d in possible if d != "undetermined"]) > 1:
+        return []  # robust, or two readings already decide it differently: no answer can settle it
     fields: set[str] = set()
     for taken in readings(policy):
         fields |= set(brute_missing(rules, combined(rules, policy.id, taken), values))

@@ -173,3 +173,52 @@ def test_the_review_date_is_current_due_or_overdue_as_the_year_goes() -> None:
         2027: {"due": "2026", "status": "overdue"},
     }
     assert hip.review_words(datetime.date(2027, 1, 1)) == "Policy review date: 2026 (overdue for review)"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    import importlib.metadata
+
+    import llr_asp
+
+    installed = importlib.metadata.version("llr-asp")
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith(f"llr-asp {installed} (clingo ")
+    assert llr_asp.__version__ == installed
+
+
+@pytest.mark.parametrize(
+    "args", [["-h"], ["explain", "-h"], ["batch", "-h"], ["fhir", "questionnaire", "-h"]]
+)
+def test_h_is_help(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "Usage: llr-asp" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("origin", "command"),
+    [
+        (
+            {"url": "file:///home/gp/llr-asp", "dir_info": {"editable": True}},
+            "pip install -e '/home/gp/llr-asp[web]'",
+        ),
+        ({"url": "file:///home/gp/llr-asp", "dir_info": {}}, "pip install '/home/gp/llr-asp[web]'"),
+        (
+            {"url": "file:///tmp/dist/llr_asp-0.1.0-py3-none-any.whl", "archive_info": {}},
+            "pip install '/tmp/dist/llr_asp-0.1.0-py3-none-any.whl[web]'",
+        ),
+        (
+            {
+                "url": "https://example.org/icb/llr-asp.git",
+                "vcs_info": {"vcs": "git", "requested_revision": "v0.1.0"},
+            },
+            "pip install 'llr-asp[web] @ git+https://example.org/icb/llr-asp.git@v0.1.0'",
+        ),
+        ({}, "pip install 'llr-asp[web]'"),
+    ],
+)
+def test_the_install_hint_names_where_llr_asp_came_from(origin: dict, command: str) -> None:
+    """`serve` without the web extra says how to add it to this installation: from a clone, a
+    wheel or a repository URL, as pip recorded it (PEP 610)."""
+    from llr_asp.install import install_command
+
+    assert install_command("web", origin) == command

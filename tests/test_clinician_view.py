@@ -175,3 +175,109 @@ def test_the_terminal_says_the_decision_rests_with_the_icb_once() -> None:
         env={"COLUMNS": "200"},
     )
     assert result.stdout.count("The funding decision rests with NHS Leicester") == 1
+
+
+# -- the clinical safety review's findings ------------------------------------------------------
+
+SEEKING = {  # a patient who meets A, has 2 months of documented conservative care that failed
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 2, "documented": True, "failed": True},
+    "knee": {"compartments_affected": 1},
+}
+
+
+def _whatif(document: dict, policy: str = "hip-resurfacing") -> dict:
+    path_result = runner.invoke(app, ["whatif", "-", "-p", policy, "-f", "json"], input=json.dumps(document))
+    assert path_result.exit_code == 0, path_result.output
+    return json.loads(path_result.stdout)
+
+
+def test_more_care_for_a_patient_who_may_meet_an_urgent_route_carries_the_caution() -> None:
+    """C6 not known yet (destruction risk unasked): four more months of care are not advised
+    plainly; the route's own sentence goes with them, said as 'may meet'."""
+    answer = _whatif({**SEEKING, "conservative": {**SEEKING["conservative"], "contraindicated": False}})
+    changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
+    assert changes
+    for change in changes:
+        assert change["caution"]["route"] == "C6" and change["caution"]["met"] is False
+    assert "delaying surgical correction" in change["caution"]["text"]
+
+
+def test_more_care_while_a_contra_indication_is_unknown_hangs_on_finding_out() -> None:
+    answer = _whatif(SEEKING)  # contraindicated not known
+    changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
+    assert changes and all(
+        c["unless"] == [{"field": "conservative.contraindicated", "is": True}] for c in changes
+    )
+    text = runner.invoke(
+        app, ["whatif", "-", "-p", "hip-resurfacing"], input=json.dumps(SEEKING), env={"COLUMNS": "300"}
+    )
+    assert "is not yes: it is not known yet, so find out first" in text.stdout
+
+
+def test_a_patient_who_meets_an_urgent_route_is_told_to_ask_the_icb_now_not_asked_questions() -> None:
+    """C6 met, 2 months of care: the adopted reading refuses, the C6 reading funds; no answer
+    can bring the two together, so nothing is asked and the first thing said is the urgency."""
+    document = {**SEEKING, "joint": {"destruction_risk": True}}
+    step = json.loads(
+        runner.invoke(
+            app, ["next", "-", "-p", "hip-resurfacing", "-f", "json"], input=json.dumps(document)
+        ).stdout
+    )
+    assert (step["decision"], step["robust"], step["to_settle"], step["question"]) == (
+        "not_eligible",
+        False,
+        [],
+        None,
+    )
+    assert {"eligible", "not_eligible"} <= set(step["possible"])
+    letter = runner.invoke(
+        app, ["explain", "-", "-p", "hip-resurfacing", "-f", "letter"], input=json.dumps(document)
+    ).stdout
+    lines = [line for line in letter.splitlines() if line]
+    assert lines[3].startswith("Decision: NOT ELIGIBLE ON THE ADOPTED READING")
+    assert lines[4].startswith("⚠ Meets an urgent route (C6: at risk of joint destruction")
+    assert lines[4].endswith("Ask the ICB now; do not delay surgery for conservative care.")
+
+
+def test_no_line_below_a_contested_verdict_reads_plain(rules: RuleSet, reasoner: Reasoner) -> None:
+    patient = read_patient(str(EXAMPLES / "route-c4-sfi.json"), rules)
+    [decision] = reasoner.decide(patient, [rules.policies["hip-resurfacing"]])
+    letter = plain_letter([decision], rules, TODAY)
+    assert "- ⚑ met on the adopted reading: Meets the ARP 55 funding criteria (eligibility)" in letter
+    assert "✔ Met: Meets the ARP 55 funding criteria" not in letter
+    text = runner.invoke(
+        app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-p", "hip-resurfacing"], env={"COLUMNS": "200"}
+    ).stdout
+    assert "⚑ met on the adopted reading: ✔ eligibility" in text
+    whatif = runner.invoke(
+        app, ["whatif", str(EXAMPLES / "route-c4-sfi.json"), "-p", "hip-resurfacing"], env={"COLUMNS": "200"}
+    ).stdout
+    assert "Already eligible" not in whatif and "Eligible on the adopted reading only" in whatif
+
+
+def test_a_refusal_on_clinical_grounds_offers_no_ifr_for_the_procedure() -> None:
+    for example, policy, words in (
+        ("refused-hip-female", "hip-resurfacing", "total hip replacement"),
+        ("refused-knee-three-compartments", "knee-resurfacing", "total knee replacement"),
+    ):
+        letter = runner.invoke(
+            app, ["explain", str(EXAMPLES / f"{example}.json"), "-p", policy, "-f", "letter"]
+        ).stdout
+        assert "Individual Funding Request for it would not be appropriate" in letter and words in letter
+        assert "the ICB's general route for exceptional clinical circumstances" not in letter
+    other = runner.invoke(
+        app,
+        ["explain", str(EXAMPLES / "refused-b-four-months.json"), "-p", "hip-resurfacing", "-f", "letter"],
+    ).stdout
+    assert "the ICB's general route for exceptional clinical circumstances" in other  # refused for B: the IFR
+
+
+def test_the_readings_of_c5_and_c6_are_not_worded_as_advice(rules: RuleSet) -> None:
+    for policy in rules.policies.values():
+        for point in ("C5.route", "C6.route"):
+            adopted = policy.readings[point].adopted
+            assert (
+                "not advice" in adopted and "needed even where" not in adopted and "come first" not in adopted
+            )

@@ -44,7 +44,7 @@ def test_markdown_has_the_decision_the_sentences_and_the_recourse(tmp_path: Path
     assert "Policy: “The procedure is contraindicated in females.”" in hip
     assert "Conservative care: 2 months; the policy needs at least 6 months." in hip
     assert "conservative.months" not in hip  # words, not field paths
-    assert "\n\nNot part of this policy: the ICB's general route" in hip  # a paragraph of its own
+    assert "\n\nHip resurfacing is contra-indicated in women" in hip  # a paragraph of its own: no IFR for it
     assert re.search(r"\n\n\*llr-asp, rule set sha256 [0-9a-f]{16}\.\*$", hip.rstrip())  # the hash: a footer
     assert hip.count("sha256") == 1
     assert "**Decision: NOT ELIGIBLE ON THE ADOPTED READING — another reading needs more answers**" in knee

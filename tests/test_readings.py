@@ -244,3 +244,12 @@ def test_whatif_never_proposes_what_a_domain_assumption_rules_out(values: dict[s
             assert after.warnings == (), changes
             assert after.decision == "eligible"
             assert all(c.before is None or not RULES.fields[c.field].immutable for c in changes)
+
+
+def test_every_example_is_weighed_as_brute_force_weighs_it() -> None:
+    import json
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "examples").glob("*.json")):
+        document = validate(json.loads(path.read_text()), RULES, str(path))
+        check_against_brute_force(dict(document.values))

@@ -32,6 +32,18 @@ condition("shoulder-test", "months", "Six months of measures", "conservative.mon
 """
 
 
+READING = """reading("shoulder-test", "pain.grade", "pain", "Severe means severe.").
+alternative("shoulder-test", "pain.grade", "intense", "Intense is enough.").
+condition(V, "pain", "Pain is intense or worse", "pain.severity", ge, intense) :- variant(V, "shoulder-test", "pain.grade", "intense").
+"""
+# a second clinical point whose alternative declares "pain" otherwise: the two cannot combine
+CLASHING = """reading("shoulder-test", "pain.kind", "pain", "Any pain grade is read as the record gives it.").
+alternative("shoulder-test", "pain.kind", "persistent", "Pain must be persistent.").
+scope("shoulder-test", "pain.kind", "persistent", clinical).
+condition(V, "pain", "Pain is persistent", "pain.persistent", eq, true) :- variant(V, "shoulder-test", "pain.kind", "persistent").
+"""
+
+
 def copy_rules(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
     shutil.copytree(RULES, target)
@@ -98,6 +110,72 @@ BROKEN = [
         "a condition cannot have parts",
     ),
     ("x.lp", "undeclared_input(X) :- known_thing(X).\n", "x.lp:1", "atom does not occur in any rule head"),
+    *(
+        ("x.lp", SHOULDER + READING + extra, f"x.lp:{line}", problem)
+        for extra, line, problem in (
+            ("", 16, "alternative has no scope"),
+            (
+                'scope("shoulder-test", "pain.grade", "intense", clinical).\n'
+                'scope("shoulder-test", "pain.grade", "intense", analysis).\n',
+                18,
+                "more than one scope",
+            ),
+            ('scope("shoulder-test", "pain.grade", "intense", maybe).\n', 18, "unknown scope"),
+            (
+                'scope("shoulder-test", "pain.grade", "intense", analysis).\n',
+                18,
+                "names no sentence that refutes it",
+            ),
+            (
+                'scope("shoulder-test", "pain.grade", "intense", clinical).\n'
+                'refuted("shoulder-test", "pain.grade", "intense", "A sentence.").\n',
+                19,
+                "not of analysis scope",
+            ),
+            (
+                'scope("shoulder-test", "pain.grade", "intense", clinical).\n'
+                'scope("shoulder-test", "pain.other", "other", clinical).\n',
+                19,
+                "scope of an undeclared alternative",
+            ),
+        )
+    ),
+    (
+        "x.lp",
+        SHOULDER + READING + 'scope("shoulder-test", "pain.grade", "intense", clinical).\n' + CLASHING,
+        "x.lp:17",
+        "cannot be combined",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'caveat("shoulder-test", "pain.sevrity", "Undefined grades.").\n',
+        "x.lp:15",
+        "caveat of an undeclared field",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'caveat("elbow-test", "pain.severity", "Undefined grades.").\n',
+        "x.lp:15",
+        "caveat of an undeclared policy",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'unsuitable("shoulder-test", "elbow", "No IFR.").\n',
+        "x.lp:15",
+        "unsuitable/3 of an undeclared requirement",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'bars("no-such-assumption", "conservative.months", "sex", female).\n',
+        "x.lp:15",
+        "names an undeclared assumption",
+    ),
+    (
+        "x.lp",
+        SHOULDER + 'caution("shoulder-test", "months", "elbow").\n',
+        "x.lp:15",
+        "caution names an undeclared route",
+    ),
 ]
 
 

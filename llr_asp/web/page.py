@@ -35,6 +35,7 @@ from ..whatif import whatif
 from ..wording import (
     CHANGE_KEY,
     VERDICT_WORDS,
+    after_refusal,
     change_words,
     contest_line,
     contested_summary,
@@ -43,7 +44,9 @@ from ..wording import (
     headline,
     leads_to,
     marked,
+    root_status,
     tone,
+    urgent_note,
     value_words,
 )
 from .api import WHATIF_SECONDS
@@ -60,6 +63,9 @@ templates.env.globals.update(
     contest_line=contest_line,
     change_words=change_words,
     value_words=value_words,
+    urgent_note=urgent_note,
+    after_refusal=after_refusal,
+    root_status=root_status,
     evidence_words=evidence_words,
     flags=flags,
     CHANGE_KEY=CHANGE_KEY,
@@ -67,7 +73,7 @@ templates.env.globals.update(
     tone=tone,
     leads_to=leads_to,
     show=lambda v: "unknown" if v is None else json.dumps(v) if isinstance(v, bool) else str(v),
-    decision_svg=lambda d: Markup(decision_tree(d)),  # the decision as a picture (pictures.py)
+    decision_svg=lambda d, rules: Markup(decision_tree(d, rules)),  # the decision as a picture, in words
 )
 
 
