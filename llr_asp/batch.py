@@ -11,13 +11,16 @@ With jobs > 1, chunks of documents go to worker processes, each with its own gro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -325,12 +328,13 @@ def iterate_decisions(
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
-) -> Iterator[Result]:
+) -> Generator[Result, None, None]:
     """Decide every document (a patient dict or its JSON text), in order, for each policy.
 
     Items may be (line, document) pairs; otherwise they are numbered from 1. A document that
     is not a valid patient yields one `LineError` and the run goes on. `jobs` > 1 uses that
-    many worker processes. `policy`: a policy id, "all" or None (all).
+    many worker processes; closing the generator before its end (or an exception in it) stops
+    them at once. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
     pieces = chunks(numbered, CHUNK)
@@ -344,17 +348,41 @@ def iterate_decisions(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(rules, policy, source))
+    pool = ProcessPoolExecutor(
+        jobs, context, initializer=_start_worker, initargs=(rules, policy, source, os.getpid())
+    )
+    finished = False
     try:
         pending: deque[Future[list[Result]]] = deque()
         for chunk in pieces:
-            pending.append(pool.submit(_screen_chunk, chunk))
+            with _no_interrupt_in_a_new_worker():
+                pending.append(pool.submit(_screen_chunk, chunk))
             if len(pending) >= 2 * jobs:  # bounded: memory stays flat however long the input
                 yield from _results(pending.popleft())
         while pending:
             yield from _results(pending.popleft())
-    finally:  # done, failed or interrupted: no chunk is started after this
+        finished = True
+    finally:  # done, failed, interrupted or closed early: no chunk is started after this
+        workers = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        if not finished:  # nothing a worker is doing is wanted any more
+            for worker in workers:
+                worker.terminate()
+
+
+@contextlib.contextmanager
+def _no_interrupt_in_a_new_worker() -> Iterator[None]:
+    """Ctrl-C held back from a worker process forked meanwhile, until it ignores it (_start_worker):
+    a worker interrupted while it starts would print its traceback. The main process gets the
+    signal once the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _results(future: Future[list[Result]]) -> list[Result]:
@@ -388,11 +416,22 @@ def chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tu
 _worker: tuple[Screener, list[Policy], str] | None = None
 
 
-def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
+def _start_worker(rules: Path | None, policy: str | None, source: str, parent: int) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     screener = Screener.load(rules)
     _worker = (screener, screener.policies(policy), source)
+
+
+def _end_with(parent: int) -> None:
+    """A worker ends when the process that started it has (killed, or gone without waiting):
+    never an orphan left computing."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:

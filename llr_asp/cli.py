@@ -27,8 +27,66 @@ HELP = (
     "Programming rules; clingo derives each decision with the reasons for it."
 )
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The command group, whose usage errors (an unknown option, a bad --format value, a missing
+    argument, a misspelt command) are one line on stderr and exit code 2, as every other error
+    is, rather than click's boxed usage text; Ctrl-C is one line and exit code 130."""
+
+    def main(self, *args: Any, **options: Any) -> Any:
+        click = sys.modules[typer.BadParameter.__module__]  # click's exceptions, as typer carries them
+        standalone = options.get("standalone_mode", True)
+        options["standalone_mode"] = False
+        try:
+            code = super().main(*args, **options)
+        except getattr(click, "NoArgsIsHelpError", ()) as error:  # `llr-asp` alone: the help
+            shown = error.ctx.get_help()  # (typer prints it, and gives back nothing)
+            if shown:
+                typer.echo(shown, err=True)
+            code = 2
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "llr-asp"
+            message = error.format_message().rstrip(".")
+            typer.echo(f"llr-asp: error: {printable(message)} (see `{where} -h`)", err=True)
+            code = error.exit_code
+        except click.ClickException as error:
+            typer.echo(f"llr-asp: error: {printable(error.format_message())}", err=True)
+            code = error.exit_code
+        except typer.Abort:  # end of input at a prompt
+            code = _interrupted()
+        if code == INTERRUPTED and not _said["interrupted"]:  # Ctrl-C in a command: typer's Exit(130)
+            code = _interrupted()
+        if not standalone:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+INTERRUPTED = 130
+_said = {"interrupted": False}
+
+
+def _hold_interrupts() -> None:
+    """Ignore Ctrl-C from now on: the run is ending already."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupted(message: str = "llr-asp: interrupted") -> int:
+    """Say once that the run was interrupted (Ctrl-C); the exit code for it."""
+    _hold_interrupts()
+    if not _said["interrupted"]:
+        typer.echo(message, err=True)
+        _said["interrupted"] = True
+    return INTERRUPTED
+
+
 app = typer.Typer(
     name="llr-asp",
+    cls=OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -512,9 +570,11 @@ def batch(
             typer.echo(f"llr-asp: error: {error}", err=True)
             raise typer.Exit(3) from None
         except KeyboardInterrupt:
+            _hold_interrupts()  # a second Ctrl-C does not interrupt the ending of the first
+            results.close()  # the workers are stopped (iterate_decisions' finally)
             sys.stdout.flush()
-            typer.echo("llr-asp: interrupted; the --out file, if any, is left as it was", err=True)
-            raise typer.Exit(130) from None
+            said = _interrupted("llr-asp: interrupted; the --out file, if any, is left as it was")
+            raise typer.Exit(said) from None
         if summary_json is not None:
             with replaced(summary_json, "--summary-json") as written:
                 written.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
@@ -1195,7 +1255,11 @@ def main() -> None:
     command: Any = app
     if chosen:
         command = typer.Typer(
-            name=app.info.name, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT
+            name=app.info.name,
+            cls=OneLineErrors,
+            add_completion=False,
+            pretty_exceptions_enable=False,
+            context_settings=CONTEXT,
         )
         command.callback(help=HELP)(lambda: None)  # a group still: argv names the command
         command.registered_commands = chosen
@@ -1205,8 +1269,7 @@ def main() -> None:
     except SystemExit as exit:  # every command ends here: typer runs click in standalone mode
         code = exit.code
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling (starting up, say)
-        sys.stderr.write("llr-asp: interrupted\n")
-        code = 130
+        code = _interrupted()
     except OSError as error:  # a write that failed (click itself ends a closed pipe with exit 1)
         if error.errno not in WRITE_FAILURES:
             _unexpected(error)
@@ -1217,6 +1280,9 @@ def main() -> None:
         sys.stdout.flush()
     except (OSError, ValueError) as error:
         _cannot_write(error)
+    if code == INTERRUPTED:  # interrupted: end now, waiting for no thread (a worker pool's, say)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
     sys.exit(code)
 
 
