@@ -222,3 +222,59 @@ def test_the_install_hint_names_where_llr_asp_came_from(origin: dict, command: s
     from llr_asp.install import install_command
 
     assert install_command("web", origin) == command
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["explain", "{example}", "-f", "fhirx"],
+            "Invalid value for '--format' / '-f': 'fhirx' is not one of",
+        ),
+        (["explian"], "No such command 'explian'. Did you mean 'explain'?"),
+        (["batch"], "Missing argument 'INPUT' (see `llr-asp batch -h`)"),
+        (["explain", "{example}", "--nope"], "No such option: --nope (see `llr-asp explain -h`)"),
+        (["batch", "x.jsonl", "-j", "0"], "'--jobs' / '-j': 0 is not in the range x>=1"),
+        (["fhir", "questionnaire", "-p"], "Option '-p' requires an argument"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], said: str) -> None:
+    """As every other error: one line on stderr and exit code 2, not click's boxed usage text."""
+    example = str(EXAMPLES / "route-c1-pain.json")
+    result = runner.invoke(app, [a.replace("{example}", example) for a in args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("llr-asp: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert said in result.stderr and "╭" not in result.stderr
+
+
+def test_ctrl_c_in_any_command_is_one_line() -> None:
+    """explain waiting on a standard input held open, interrupted."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = shutil.which("llr-asp") or str(Path(sys.executable).parent / "llr-asp")
+    process = subprocess.Popen(
+        [cli, "explain", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not reading_stdin(process.pid) and time.monotonic() < deadline:  # llr-asp has started
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (130, "llr-asp: interrupted\n")
+
+
+def reading_stdin(pid: int) -> bool:
+    """Whether the process waits in read(2) on its standard input (Linux: x86-64 or arm64), or,
+    where that cannot be seen, after a few seconds."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        import time
+
+        time.sleep(3)
+        return True
+    return call[:2] in (["0", "0x0"], ["63", "0x0"])
