@@ -338,8 +338,7 @@ def next_question(
     reask: ReaskOption = False,
     rules: RulesOption = None,
 ) -> None:
-    """The next question to ask about the patient, or none once nothing can change or settle the
-    decision.
+    """The next question to ask about the patient: none once nothing can change the decision.
 
     Asks only a field the record does not hold whose answer can still change the decision
     (`missing`), or settle a decision that rests on a contested reading of the policy text
@@ -506,17 +505,23 @@ def batch(
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
 
-    Each result is {"line", "patient", "policy", "reference", "decision", "failed", "missing",
-    "contested", "warnings"}: `failed` lists the requirements not met, `missing` the unknown
-    fields that can still change the decision, `contested` the alternative readings of the
-    policy text under which the decision would differ (as explain), `warnings` the domain
-    assumptions the record contradicts. A line that is not a valid patient gives
-    {"line", "error"} and the run goes on; nothing is dropped or reordered. Memory stays flat
-    however long the input. A progress bar shows on a terminal; a summary (decisions, the
-    requirements most often failed, the fields most often missing, how many patients each
-    contested reading decides, the bad lines) ends the run on stderr. Exit 0 when every line was
-    decided, 1 when some lines were errors (every line is still written), 2 for unusable
-    arguments.
+    Each result is {"line", "patient", "policy", "reference", "decision", "robust", "possible",
+    "stopped_by", "failed", "missing", "contested", "warnings"}: `stopped_by` the requirements
+    that refuse the patient or leave the decision open ([] when eligible), `failed` every
+    requirement not met (parts of parts too), `missing` the unknown fields that can still change
+    the decision, `contested` the alternative readings of the policy text under which the
+    decision would differ (as explain), `warnings` the domain assumptions the record
+    contradicts. A line that is not a valid patient gives {"line", "error"} and the run goes on;
+    nothing is dropped or reordered. CSV cells take the answers `ask` takes (choices in any case,
+    yes/no/true/false, numbers, unknown). Memory stays flat however long the input. A progress
+    bar shows on a terminal; a summary (decisions, what stopped the patients, the fields most
+    often missing, how many patients each contested reading decides, the bad lines) ends the
+    run on stderr.
+
+    Exit 0 when every line was decided; 1 when some lines were errors (every line is still
+    written); 2 for unusable arguments or input (an unknown policy, a bad CSV header); 3 when a
+    worker process died or failed (the run stops); 130 on Ctrl-C (the --out file is left as it
+    was).
     """
     from .batch import Summary, default_jobs, iterate_decisions, read_csv, read_jsonl
     from .errors import WorkerError
@@ -730,12 +735,15 @@ def analyze(
 ) -> None:
     """Search every possible patient for defects of the policies and their rules.
 
-    Reports, each with a witness patient that `llr-asp explain` shows it on: exclusions from
-    background text that refuse patients who meet every criterion, dead and redundant routes,
-    requirements never or always met, patients with two decisions or none, the text defects
-    and interpretations recorded in the rules, reviews due, and rule hygiene (declarations
-    that are wrong or unused, with file and line). Exit 0 when the analysis ran, whatever it
-    found (`llr-asp check` is the gate that fails); 2 when the rules cannot be read.
+    Reports, each with a witness patient that `llr-asp explain` shows it on (--witnesses DIR
+    saves them as files): exclusions from background text that refuse patients who meet every
+    criterion (exclusion_outside_criteria), dead and redundant routes, requirements never or
+    always met, patients with two decisions or none, the text defects and interpretations
+    recorded in the rules, each contested reading with the patients it decides otherwise
+    (contested_reading) and each pair of clinical readings that only together do so
+    (contested_combination), reviews due, and rule hygiene (declarations that are wrong or
+    unused, with file and line). Exit 0 when the analysis ran, whatever it found (`llr-asp
+    check` is the gate that fails); 2 when the rules cannot be read.
     """
     from .analysis import analyze as run_analysis
 
@@ -928,7 +936,8 @@ def diff(
             new = rules_new or rules
             if against_git is not None:
                 with difference.rules_at_revision(new or default_rules_dir(), against_git) as old:
-                    comparison = difference.compare_versions(old, new, names[0])
+                    sides = (f"at {against_git}", "now")
+                    comparison = difference.compare_versions(old, new, names[0], sides)
             else:
                 assert rules_old is not None
                 comparison = difference.compare_versions(rules_old, new, names[0])
@@ -1042,14 +1051,18 @@ def serve(
     ] = 512,
     rules: RulesOption = None,
 ) -> None:
-    """Serve the page for clinicians and the JSON API (needs the web extra).
+    """Serve the clinicians' page, the JSON API, FHIR and CDS Hooks (needs the web extra).
 
     The page (/) asks the questionnaire one question at a time, shows the decision with its
-    reasons, what is missing and what would have to change, and gives the Markdown letter; it
-    works without JavaScript and loads nothing from another origin. The API (/api/v1/…) answers
-    with exactly the JSON of the CLI's --format json; its OpenAPI document is /openapi.json and
-    interactive docs are /docs. Patient answers travel in request bodies only; nothing is kept
-    or logged. Stop with Ctrl-C.
+    reasons, what is missing and what would have to change, and gives the letter; it works
+    without JavaScript and loads nothing from another origin. The API (/api/v1/…) answers with
+    exactly the JSON of the CLI's --format json; its OpenAPI document is /openapi.json and
+    interactive docs are /docs. FHIR R4 (/fhir/): the Questionnaire of each policy, adaptive
+    ($next-question), and a QuestionnaireResponse wherever a record is taken. CDS Hooks
+    (/cds-services): a card per order-select or order-sign call, for calls whose JWT is signed
+    by an EHR given with --cds-issuer and --cds-jwks. /policies/{id}: the policy as analysts
+    read it. Patient answers travel in request bodies only; nothing is kept or logged. Stop
+    with Ctrl-C.
     """
     import importlib.util
 
@@ -1069,10 +1082,11 @@ def serve(
 
     from .web.app import RULES_ENV
     from .web.cds import ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV
-    from .web.server import uvicorn_options
+    from .web.server import check_address, uvicorn_options
     from .web.settings import ENV, Settings
 
     with _user_errors():
+        check_address(host, port)  # a port in use: one line here, not "serving" and uvicorn's error
         served = load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
         if cds_jwks is not None and not cds_jwks.is_file():
             raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")

@@ -175,6 +175,26 @@ def test_unusable_input_exits_2(project: Path) -> None:
     )
 
 
+def test_the_baseline_cites_nothing_the_repository_lacks() -> None:
+    """Its reasons stand on their own: no "DESIGN §5" of a document that is not shipped."""
+    reasons = [f["reason"] for f in json.loads((RULES / "check-baseline.json").read_text())["findings"]]
+    assert reasons and not [r for r in reasons if "DESIGN" in r or "§" in r]
+
+
+def test_rules_elsewhere_report_their_errors_before_the_missing_examples(tmp_path: Path) -> None:
+    """`check --rules DIR` on a rule set with no examples beside it: the rule's error, at its
+    file and line, comes first (exit 1); with sound rules, the missing examples (exit 2)."""
+    rules = tmp_path / "mine"
+    shutil.copytree(RULES, rules)
+    (rules / "broken.lp").write_text("policy(\n")
+    result = CliRunner().invoke(app, ["check", "--rules", str(rules), "-f", "json"])
+    [failure] = json.loads(result.stdout)["failures"]
+    assert result.exit_code == 1 and failure["step"] == "load" and failure["file"].endswith("broken.lp")
+    (rules / "broken.lp").unlink()
+    result = CliRunner().invoke(app, ["check", "--rules", str(rules)])
+    assert result.exit_code == 2 and "examples directory not found; give --examples DIR" in result.stderr
+
+
 def test_a_reason_of_only_spaces_is_no_reason(project: Path) -> None:
     baseline = project / "rules" / "check-baseline.json"
     data = json.loads(baseline.read_text())

@@ -278,3 +278,23 @@ def reading_stdin(pid: int) -> bool:
         time.sleep(3)
         return True
     return call[:2] in (["0", "0x0"], ["63", "0x0"])
+
+
+def help_text(*args: str) -> str:
+    """A command's -h, its words on one line (the boxes and wrapping of the help taken out)."""
+    result = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
+def test_help_says_what_the_readme_says() -> None:
+    batch = help_text("batch")
+    assert "3 when a worker process died or failed" in batch and "130 on Ctrl-C" in batch
+    assert "`stopped_by` the requirements that refuse the patient or leave the decision open" in batch
+    assert "--delimiter" in batch and "--input-format" in batch
+    analyze = help_text("analyze")
+    assert "(contested_reading)" in analyze and "(contested_combination)" in analyze
+    assert "--witnesses" in analyze
+    serve = help_text("serve")
+    assert "FHIR R4 (/fhir/)" in serve and "CDS Hooks (/cds-services)" in serve
+    assert "fhir: a QuestionnaireResponse" in help_text("explain")

@@ -130,8 +130,12 @@ def test_diff_against_a_git_revision(tmp_path: Path) -> None:
     args = ["diff", "hip-resurfacing", "--against-git", "HEAD", "--rules", str(repo / "rules"), "-f", "json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    [difference] = json.loads(result.stdout)["differences"]
+    report = json.loads(result.stdout)
+    [difference] = report["differences"]
     assert difference["requirements"] == ["B.months"]
+    sides = ["hip-resurfacing (at HEAD)", "hip-resurfacing (now)"]  # named by revision
+    assert [side["label"] for side in report["compared"]] == sides
+    assert "under hip-resurfacing (at HEAD)" in difference["message"]
     result = CliRunner().invoke(app, [*args[:2], "--against-git", "no-such-rev", *args[4:]])
     assert result.exit_code == 2 and "no-such-rev" in result.stderr
 

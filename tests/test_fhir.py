@@ -214,3 +214,6 @@ def test_explain_as_fhir_round_trips(path: Path, tmp_path: Path) -> None:
     second = json.loads(runner.invoke(app, ["explain", str(again), "-f", "json"]).stdout)
     assert second == first  # the same patient: answers, unknowns asked, decisions
     assert [e["valueCoding"]["code"] for e in resource["extension"]] == [d["decision"] for d in first]
+    for extension, decision in zip(resource["extension"], first):  # the display in words, as elsewhere
+        display = extension["valueCoding"]["display"]
+        assert display.startswith(f"{decision['reference']}: ") and "_" not in display

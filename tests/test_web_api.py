@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from llr_asp import RuleSet
 from llr_asp.cli import app as cli
-from llr_asp.web import create_app
+from llr_asp.web import create_app, server
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 runner = CliRunner()
@@ -323,3 +323,26 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV, RULES_ENV, ENV):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # uvicorn.run is replaced and nothing listens: the port is not this test's to find free
+    monkeypatch.setattr(server, "check_address", lambda host, port: None)
+
+
+def test_serve_in_use_is_one_line_before_anything_says_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import uvicorn
+
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(app))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(cli, ["serve", "--port", str(port), "--no-auth"])
+    assert result.exit_code == 2 and started == [] and "serving" not in result.stderr
+    assert result.stderr == (
+        f"llr-asp: error: cannot listen on 127.0.0.1:{port} (in use by another program); choose another "
+        "--port, or stop what uses it\n"
+    )
+    wrong = runner.invoke(cli, ["serve", "--host", "no-such-host.invalid", "--no-auth"])
+    assert wrong.exit_code == 2 and "--host no-such-host.invalid: not an address" in wrong.stderr

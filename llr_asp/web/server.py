@@ -15,13 +15,36 @@ request reaches the application.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import socket
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..errors import UsageError
 from .settings import Settings
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address `serve` cannot listen on (a port in use, a host that is
+    not this machine's), before anything says it is serving: bound here as uvicorn binds it
+    (SO_REUSEADDR), and released at once."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UsageError(f"--host {host}: not an address of this machine ({error.strerror})") from None
+    family, kind, protocol, _, address = found[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            why = "in use by another program" if error.errno == errno.EADDRINUSE else error.strerror
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({why}); choose another --port, or stop what uses it"
+            ) from None
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
