@@ -10,7 +10,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
 import httpx
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # starlette's notice about httpx versions
-    from fastapi.testclient import TestClient
-
+from fastapi.testclient import TestClient
 from test_batch import random_patient
 from typer.testing import CliRunner
 
