@@ -239,6 +239,7 @@ def test_the_real_policies_have_the_agreed_findings(real: list[Finding]) -> None
     assert not any(f.kind == "dead_route" for f in real)
 
 
+@pytest.mark.exhaustive
 def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding]) -> None:
     rules = default_rules_dir()
     dead = {f.requirements[0] for f in real if f.kind in ("dead_route", "redundant_route")}

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import a_few, examples
 from typer.testing import CliRunner
 
 from llr_asp import batch as batch_module
@@ -107,7 +108,8 @@ line_kinds = st.one_of(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.processes  # a pool of worker processes for each example
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(line_kinds, min_size=1, max_size=30))
 def test_any_lines_give_one_result_per_line_and_policy_in_order(lines: list[bytes]) -> None:
     numbered = read_jsonl(line + b"\n" for line in lines)
@@ -123,7 +125,7 @@ def test_any_lines_give_one_result_per_line_and_policy_in_order(lines: list[byte
         json.dumps(result.to_json(), ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=20))
 def test_any_csv_rows_give_one_item_per_row(rows: list[bytes]) -> None:
     rules = RULES
@@ -363,7 +365,9 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(a for a in c if "/" not in a))
+@pytest.mark.parametrize(
+    "command", a_few(COMMANDS, 3, pytest.mark.processes, ids=lambda c: " ".join(a for a in c if "/" not in a))
+)
 def test_closed_or_full_stdout_is_one_line_and_a_failure(command: list[str]) -> None:
     result = subprocess.run(  # standard output closed: `llr-asp ... >&-`
         [CLI, *command], stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(1)
