@@ -102,7 +102,7 @@ def test_the_questions_asked_are_what_bench_next_prints() -> None:
             asked.append(bench_next.questions(interviewer, truth, policy)[0])
             form.append(len(policy.fields()))
     found = said(
-        r"it asks ([\d.]+) questions on average, where the form has (\d+) \(`benchmarks/bench_next.py`\)"
+        r"it asks ([\d.]+) questions on average, where the form has (\d+) \(`benchmarks/bench_next.py`"
     )
     assert found.groups() == (f"{statistics.mean(asked):.2f}", f"{statistics.mean(form):.0f}")
     assert statistics.mean(asked) < 0.6 * statistics.mean(form)  # far fewer than the whole form
