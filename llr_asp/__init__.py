@@ -12,7 +12,8 @@ The library in a few names::
 
 from .decision import Decision, Evidence, Node
 from .errors import InputError, LlrError, RuleError, UsageError
-from .patient import Patient, json_schema, read_patient, validate
+from .patient import Patient, json_schema
+from .readers import read_patient, validate
 from .reasoner import Reasoner
 from .ruleset import Field, Policy, Requirement, RuleSet, load_rules
 

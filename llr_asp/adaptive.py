@@ -34,7 +34,8 @@ from .fhir import (
     said,
     shaped,
 )
-from .patient import Patient, validate
+from .patient import Patient
+from .readers import validate
 from .ruleset import RuleSet
 
 if TYPE_CHECKING:

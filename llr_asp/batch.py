@@ -12,8 +12,6 @@ With jobs > 1, chunks of documents go to worker processes, each with its own gro
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import multiprocessing
 import os
 import signal
@@ -25,14 +23,19 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import clingo
 
-from .answers import read_answer
 from .decision import DECISIONS, Contest, Warning, warnings
 from .errors import InputError, LlrError, WorkerError
-from .patient import MAX_BYTES, MAX_ID_LENGTH, Patient, nested, parse, validate
+from .patient import Patient
+from .readers import BOM as BOM
+from .readers import Document as Document
+from .readers import Numbered, to_patient
+from .readers import line_problem as line_problem
+from .readers import read_csv as read_csv
+from .readers import read_jsonl as read_jsonl
 from .reasoner import Answers, PatientInput, gathered_by_world, minimal
 from .ruleset import Policy, RuleSet, compile_rules, engine_file
 from .shown import ShownAtoms
@@ -89,6 +92,7 @@ class LineError:
 
     line: int
     error: str
+    patient: str | None = None  # the record's id, where it could be read (Arrow output names it)
 
     def to_json(self) -> dict[str, Any]:
         return {"line": self.line, "error": self.error}
@@ -111,7 +115,6 @@ WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
 propagation alone; contest.lp weighs under the readings only the patients that no anchored
 requirement refuses (one a requirement no reading touches, such as A: a robust refusal),
 packed into groups of their own: about two patients in five of a random cohort."""
-Document = Union[str, Mapping[str, Any], InputError]  # JSON text, a parsed document, or why not
 
 
 class Screener:
@@ -163,9 +166,9 @@ class Screener:
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
         for line, document in documents:
             try:
-                patient = self._patient(document, f"{source}:{line}")
+                patient = to_patient(document, self.rules, f"{source}:{line}")
             except InputError as error:
-                read.append(LineError(line, str(error)))
+                read.append(LineError(line, str(error), _id(document)))
                 continue
             places = self._slots.places(patient)
             key = tuple(sorted(places))  # what clingo sees of the patient
@@ -198,13 +201,6 @@ class Screener:
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return results
-
-    def _patient(self, document: Document, source: str) -> Patient:
-        if isinstance(document, InputError):
-            raise InputError(source, document.path, document.problem)
-        if isinstance(document, str):
-            document = parse(document, source)
-        return validate(document, self.rules, source)
 
     def _screened(self, group: list[list[int]]) -> list[Screened]:
         """Each patient's decisions, requirements not met and unknown, and violated assumptions,
@@ -308,6 +304,12 @@ def stopped_by(
     return tuple(r for r in root.parts if r in reasons)
 
 
+def _id(document: Document) -> str | None:
+    """The id a parsed document gives, if any (JSON text is not parsed again for it)."""
+    name = document.get("id") if isinstance(document, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 def _text(symbol: clingo.Symbol) -> str:
     """A policy, requirement, reading or assumption id (a string) or a decision (a constant)
     as text."""
@@ -337,12 +339,34 @@ def iterate_decisions(
     them at once. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
-    pieces = chunks(numbered, CHUNK)
+    yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
+
+
+class Rows(Protocol):
+    """A chunk of input rows that becomes numbered documents where it is screened (in a worker):
+    Arrow record batches are handed over far more cheaply than the documents they make."""
+
+    def documents(self, rules: RuleSet) -> list[Numbered]: ...
+
+
+Chunk = Union[list[Numbered], Rows]
+
+
+def decide_chunks(
+    pieces: Iterable[Chunk],
+    policy: str | None = "all",
+    rules: Path | None = None,
+    jobs: int = 1,
+    source: str = "batch",
+) -> Generator[Result, None, None]:
+    """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
+    that a worker reads into documents itself. Closed before its end (or failing), it stops
+    its workers at once."""
     if jobs <= 1:
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
         for chunk in pieces:
-            yield from screener.screen(chunk, source, chosen)
+            yield from screener.screen(_documents(chunk, screener.rules), source, chosen)
         return
     Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
@@ -383,6 +407,8 @@ def _no_interrupt_in_a_new_worker() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 
 
 def _results(future: Future[list[Result]]) -> list[Result]:
@@ -434,10 +460,14 @@ def _end_with(parent: int) -> None:
     os._exit(0)
 
 
-def _screen_chunk(chunk: list[tuple[int, Document]]) -> list[Result]:
+def _screen_chunk(chunk: Chunk) -> list[Result]:
     assert _worker is not None
     screener, chosen, source = _worker
-    return screener.screen(chunk, source, chosen)
+    return screener.screen(_documents(chunk, screener.rules), source, chosen)
+
+
+def _documents(chunk: Chunk, rules: RuleSet) -> list[Numbered]:
+    return chunk if isinstance(chunk, list) else chunk.documents(rules)
 
 
 def default_jobs() -> int:
@@ -446,135 +476,6 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def read_jsonl(stream: Iterable[bytes]) -> Iterator[tuple[int, Document]]:
-    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped.
-    A byte order mark before the first line is dropped, as `explain` drops it."""
-    for number, data in enumerate(stream, 1):
-        if number == 1 and data.startswith(BOM):
-            data = data[len(BOM) :]
-        problem = line_problem(data)
-        yield number, InputError("", "", problem) if problem else data.decode("utf-8")
-
-
-BOM = b"\xef\xbb\xbf"
-
-
-def line_problem(data: bytes) -> str | None:
-    """Why a line of input cannot be a patient record, or None."""
-    if len(data) > MAX_BYTES:
-        return "line is over 1 MiB, far larger than a patient record"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return f"not UTF-8 text (byte {error.start}); save the file as UTF-8"
-    return None
-
-
-def read_csv(
-    stream: Iterable[bytes], rules: RuleSet, delimiter: str | None = None
-) -> Iterator[tuple[int, Document]]:
-    """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
-
-    The header is read and checked when this is called, before any row: an unknown or repeated
-    header is refused (InputError) before anything is written. The delimiter is `delimiter`, or
-    the one of , ; tab | that makes the most header cells fields. A row is one line: a quoted
-    cell cannot span lines, so a broken quote spoils its own row (an error line) and never the
-    rows after it. Cells are read as `ask` reads a typed answer (answers.read_answer): choices
-    in any case, yes/no/true/false, numbers, "unknown"; a row with cells that do not fit is one
-    error line naming every such cell, in column order. Line numbers count the header as line 1.
-    """
-    lines = iter(stream)
-    first = next(lines, None)
-    if first is None:
-        return iter(())
-    if first.startswith(BOM):
-        first = first[len(BOM) :]
-    problem = line_problem(first)
-    if problem is not None:
-        raise InputError("CSV header", "", problem)
-    header, delimiter = _header(first.decode("utf-8"), rules, delimiter)
-    return _csv_rows(lines, header, delimiter, rules)
-
-
-DELIMITERS = (",", ";", "\t", "|")
-
-
-def _header(line: str, rules: RuleSet, delimiter: str | None) -> tuple[list[str], str]:
-    """The header's cells and the delimiter: the one given, else the likeliest."""
-    known = {"id", "policy", *rules.fields}
-
-    def fields(candidate: str) -> int:
-        return sum(1 for h in _row(line, candidate) or () if h in known or h.startswith("meta."))
-
-    likeliest = max(DELIMITERS, key=fields)  # the first of them on a tie
-    chosen = delimiter or (likeliest if fields(likeliest) else ",")
-    header = _row(line, chosen)
-    if header is None:
-        raise InputError("CSV header", "", "not a row of CSV; the first line names the fields")
-    unknown = [h for h in header if h not in known and not h.startswith("meta.")]
-    if unknown:
-        problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
-        if fields(likeliest) > fields(chosen):
-            shown = "tab" if likeliest == "\t" else likeliest
-            problem += f"; the header looks {shown}-separated: give --delimiter '{shown}'"
-        raise InputError("CSV header", unknown[0], problem)
-    repeated = next((h for n, h in enumerate(header) if h in header[:n]), None)
-    if repeated is not None:
-        raise InputError("CSV header", repeated, "appears twice; keep one column per field")
-    return header, chosen
-
-
-def _csv_rows(
-    lines: Iterator[bytes], header: list[str], delimiter: str, rules: RuleSet
-) -> Iterator[tuple[int, Document]]:
-    for number, data in enumerate(lines, 2):
-        problem = line_problem(data)
-        row = _row(data.decode("utf-8"), delimiter) if problem is None else None
-        if row is None:
-            yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")
-        elif len(row) != len(header):
-            yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
-        else:
-            yield number, _document(zip(header, row), rules)
-
-
-def _row(line: str, delimiter: str) -> list[str] | None:
-    """The cells of one line of CSV, or None when it is not a whole row (a quote left open, a
-    cell over the csv module's size limit)."""
-    try:
-        return next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, strict=True), [])
-    except csv.Error:
-        return None
-
-
-def _document(cells: Iterable[tuple[str, str]], rules: RuleSet) -> Document:
-    """A row's patient document, or an InputError naming every cell that does not fit."""
-    document: dict[str, Any] = {}
-    problems = []
-    for header, cell in cells:
-        if not cell.strip() or header.startswith("meta."):
-            continue
-        try:
-            document[header] = _cell(cell, rules, header)
-        except ValueError as error:
-            shown = json.dumps(cell if len(cell) <= 40 else cell[:37] + "...", ensure_ascii=False)
-            problems.append(f"{header}: expected {error}, got {shown}")
-    if problems:
-        return InputError("", "", "; ".join(problems))
-    return nested(document)
-
-
-def _cell(text: str, rules: RuleSet, header: str) -> Any:
-    field = rules.fields.get(header)
-    if field is not None:
-        return read_answer(text, field)
-    if header == "policy" and text.strip() not in rules.policies:
-        raise ValueError(f"one of {', '.join(rules.policies)}")
-    if header == "id" and len(text) > MAX_ID_LENGTH:
-        raise ValueError(f"a string of at most {MAX_ID_LENGTH} characters")
-    return text.strip() if header == "policy" else text
 
 
 class Summary:

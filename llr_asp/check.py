@@ -21,7 +21,7 @@ import clingo
 from .analysis import Finding, analyze
 from .errors import DeclarationError, InputError, LlrError, RuleError, UsageError
 from .outputs import replaced
-from .patient import read_patient
+from .readers import read_patient
 from .reasoner import Reasoner
 from .ruleset import RuleSet
 from .ruletext import locate_head, parse_rules

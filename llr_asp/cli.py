@@ -17,7 +17,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import LlrError, UsageError, printable
-from .patient import json_schema, read_patient
+from .patient import json_schema
+from .readers import read_patient
 from .reasoner import Reasoner
 from .ruleset import default_rules_dir, load_rules
 
@@ -401,6 +402,7 @@ def ask(
     from .interview import Interviewer
     from .patient import parse, read_text, validate
     from .questionnaire import Questionnaire, line_reader, terminal_reader
+    from .readers import record
     from .render import decision_view, print_all, whatif_view
     from .whatif import WhatIfSearch, weighed
 
@@ -409,6 +411,7 @@ def ask(
     with _user_errors():
         interviewer = Interviewer.load(rules)
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
+        document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
         begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
         chosen = interviewer.policies(policy or begun.policy)
         if len(chosen) == 1:
@@ -442,12 +445,14 @@ def ask(
 class BatchFormat(str, enum.Enum):
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"
 
 
 class InputFormat(str, enum.Enum):
     auto = "auto"
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"
 
 
 @app.command()
@@ -456,7 +461,7 @@ def batch(
         str,
         typer.Argument(
             metavar="INPUT",
-            help="Patients as JSON Lines or CSV (dotted field paths as headers), or - for stdin.",
+            help="Patients as JSON Lines, CSV (dotted field paths as headers) or Parquet, or - for stdin.",
         ),
     ],
     policy: Annotated[
@@ -466,11 +471,22 @@ def batch(
         str, typer.Option("--out", "-o", metavar="FILE", help="Where to write the results; - for stdout.")
     ] = "-",
     format: Annotated[
-        BatchFormat, typer.Option("--format", "-f", help="Output: JSON Lines, or CSV with ;-separated lists.")
-    ] = BatchFormat.jsonl,
+        Optional[BatchFormat],
+        typer.Option(
+            "--format",
+            "-f",
+            "--output-format",
+            help="Output: JSON Lines, CSV with ;-separated lists, or Parquet (the parquet extra). "
+            "Default: Parquet for --out FILE.parquet, JSON Lines otherwise.",
+            show_default=False,
+        ),
+    ] = None,
     input_format: Annotated[
         InputFormat,
-        typer.Option("--input-format", help="auto: CSV for a .csv file, JSON Lines otherwise."),
+        typer.Option(
+            "--input-format",
+            help="auto: CSV for a .csv file, Parquet for a .parquet file, JSON Lines otherwise.",
+        ),
     ] = InputFormat.auto,
     delimiter: Annotated[
         Optional[str],
@@ -513,7 +529,9 @@ def batch(
     decision would differ (as explain), `warnings` the domain assumptions the record
     contradicts. A line that is not a valid patient gives {"line", "error"} and the run goes on;
     nothing is dropped or reordered. CSV cells take the answers `ask` takes (choices in any case,
-    yes/no/true/false, numbers, unknown). Memory stays flat however long the input. A progress
+    yes/no/true/false, numbers, unknown). Parquet in and out needs the parquet extra: a row per
+    patient, fields as dotted or struct columns; results as the same objects in columns
+    (`llr-asp schema --output parquet`). Memory stays flat however long the input. A progress
     bar shows on a terminal; a summary (decisions, what stopped the patients, the fields most
     often missing, how many patients each contested reading decides, the bad lines) ends the
     run on stderr.
@@ -523,7 +541,7 @@ def batch(
     worker process died or failed (the run stops); 130 on Ctrl-C (the --out file is left as it
     was).
     """
-    from .batch import Summary, default_jobs, iterate_decisions, read_csv, read_jsonl
+    from .batch import CHUNK, Summary, chunks, decide_chunks, default_jobs, read_csv, read_jsonl
     from .errors import WorkerError
     from .outputs import check_target, replaced, same_file
     from .render import summary_view
@@ -548,22 +566,41 @@ def batch(
             note = f"--jobs {jobs} is more than the {cores} cores this process may use; using {cores}"
             typer.echo(f"llr-asp: note: {note}", err=True)
         workers = min(jobs or cores, cores)
-        stream = _open_input(source)
-        as_csv = input_format is InputFormat.csv or (
-            input_format is InputFormat.auto and source.endswith(".csv")
-        )
-        if delimiter is not None and not as_csv:
+        if input_format is InputFormat.auto:
+            suffix = Path(source).suffix.lower()
+            input_format = {".csv": InputFormat.csv, ".parquet": InputFormat.parquet}.get(
+                suffix, InputFormat.jsonl
+            )
+        if delimiter is not None and input_format is not InputFormat.csv:
             raise UsageError("--delimiter goes with CSV input (a .csv file, or --input-format csv)")
         separator = _delimiter(delimiter)
-        lines = read_csv(stream, ruleset, separator) if as_csv else read_jsonl(stream)
+        if format is None:
+            format = BatchFormat.parquet if out.lower().endswith(".parquet") else BatchFormat.jsonl
+        rows = None
+        if input_format is InputFormat.parquet:
+            if source == "-":
+                raise UsageError(
+                    "Parquet is read from a file (its index is at the end): give the file's path"
+                )
+            rows, pieces = _arrow().read_parquet(Path(source), ruleset)
+            stream = None
+        else:
+            stream = _open_input(source)
+            if input_format is InputFormat.csv:
+                lines = read_csv(stream, ruleset, separator)
+            else:
+                lines = read_jsonl(stream)
+            pieces = chunks(lines, CHUNK)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
-        results = iterate_decisions(lines, policy, rules, workers, name)
-        newline = "" if format is BatchFormat.csv else None
-        output = replaced(Path(out), "--out", newline) if out != "-" else contextlib.nullcontext(sys.stdout)
+        results = decide_chunks(pieces, policy, rules, workers, name)
+        output = _output(out, format)
         try:
-            with output as writer, _progress(stream, source) as advance:
-                write = _csv_writer(writer) if format is BatchFormat.csv else _jsonl_writer(writer)
+            with (
+                output as writer,
+                _progress(stream, source, rows) as advance,
+                _writing(format, writer, ruleset.digest) as write,
+            ):
                 last = 0
                 for result in results:
                     summary.add(result)
@@ -614,6 +651,48 @@ def _open_input(source: str) -> Any:
         raise UsageError(
             f"{source}: cannot read the input ({error.strerror}); give a JSON Lines or CSV file"
         ) from None
+
+
+def _arrow() -> Any:
+    """llr_asp.arrow, or a UsageError saying how to install it."""
+    try:
+        import pyarrow
+
+        from . import arrow
+    except ImportError:
+        raise UsageError(
+            "Parquet needs pyarrow: pip install 'llr-asp[parquet]' (or --format jsonl or csv)"
+        ) from None
+    # the C library's allocator gives freed buffers back: with Arrow's default (mimalloc) the main
+    # process of a Parquet batch run peaked some 50 MB higher (benchmarks/bench_arrow.py)
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+    return arrow
+
+
+def _output(out: str, format: BatchFormat) -> Any:
+    """Where results go: a file replaced when the run ends well, or standard output."""
+    from .outputs import replaced, replaced_bytes
+
+    if format is BatchFormat.parquet:
+        _arrow()  # the extra is missing: say so before anything runs
+        if out != "-":
+            return replaced_bytes(Path(out), "--out")
+        if sys.stdout.isatty():
+            raise UsageError("Parquet is binary, not for a terminal: give --out FILE.parquet, or pipe it")
+        return contextlib.nullcontext(sys.stdout.buffer)
+    if out != "-":
+        return replaced(Path(out), "--out", "" if format is BatchFormat.csv else None)
+    return contextlib.nullcontext(sys.stdout)
+
+
+@contextlib.contextmanager
+def _writing(format: BatchFormat, out: Any, digest: str) -> Iterator[Any]:
+    """A function that writes one result; the output is ended when the block ends."""
+    if format is BatchFormat.parquet:
+        with _arrow().ParquetOutput(out, digest) as parquet:
+            yield parquet.write
+    else:
+        yield _csv_writer(out) if format is BatchFormat.csv else _jsonl_writer(out)
 
 
 def _jsonl_writer(out: Any) -> Any:
@@ -672,8 +751,9 @@ def _inert(cell: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _progress(stream: Any, source: str) -> Iterator[Any]:
-    """A Rich progress bar on stderr when it is a terminal; otherwise nothing."""
+def _progress(stream: Any, source: str, rows: int | None = None) -> Iterator[Any]:
+    """A Rich progress bar on stderr when it is a terminal; otherwise nothing. It follows the
+    position in the input file, or the count of `rows` when given (Parquet)."""
     if not sys.stderr.isatty():
         yield lambda lines: None
         return
@@ -681,7 +761,7 @@ def _progress(stream: Any, source: str) -> Iterator[Any]:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    size = os.fstat(stream.fileno()).st_size if source != "-" else None
+    size = rows if rows is not None else os.fstat(stream.fileno()).st_size if source != "-" else None
     columns = [
         TextColumn("{task.fields[lines]:>9,} lines"),
         BarColumn(),
@@ -697,17 +777,47 @@ def _progress(stream: Any, source: str) -> Iterator[Any]:
             nonlocal count
             count += lines
             elapsed = progress.tasks[0].elapsed or 0
-            position = stream.tell() if size else None
+            position = count if rows is not None else stream.tell() if size else None
             progress.update(task, completed=position, lines=count, rate=count / elapsed if elapsed else 0.0)
 
         yield advance
 
 
+class SchemaInput(str, enum.Enum):
+    json = "json"
+    parquet = "parquet"
+
+
+class SchemaOutput(str, enum.Enum):
+    parquet = "parquet"
+
+
 @app.command()
-def schema(rules: RulesOption = None) -> None:
-    """Print the JSON Schema of a patient record, derived from the rules' field declarations."""
+def schema(
+    input: Annotated[
+        SchemaInput,
+        typer.Option(
+            "--input", help="json: the JSON Schema of a patient record; parquet: a cohort file's columns."
+        ),
+    ] = SchemaInput.json,
+    output: Annotated[
+        Optional[SchemaOutput],
+        typer.Option(
+            "--output", help="parquet: the columns of `batch --out FILE.parquet` instead.", show_default=False
+        ),
+    ] = None,
+    rules: RulesOption = None,
+) -> None:
+    """Print the JSON Schema of a patient record, derived from the rules' field declarations;
+    or the columns of a Parquet cohort (--input parquet) or of Parquet results (--output parquet)."""
     with _user_errors():
-        _print_json(json_schema(load_rules(rules)))
+        ruleset = load_rules(rules)
+        if output is not None:
+            _print_json(_arrow().output_description())
+        elif input is SchemaInput.parquet:
+            _print_json(_arrow().input_description(ruleset))
+        else:
+            _print_json(json_schema(ruleset))
 
 
 @app.command()

@@ -43,6 +43,24 @@ def replaced(path: Path, option: str, newline: str | None = None) -> Iterator[IO
     Unicode (a lone surrogate from a JSON string) is written as a backslash escape, so the
     file is always valid UTF-8.
     """
+    with (
+        _replacing(path, option) as handle,
+        os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace", newline=newline) as out,
+    ):
+        yield out
+
+
+@contextlib.contextmanager
+def replaced_bytes(path: Path, option: str) -> Iterator[IO[bytes]]:
+    """A binary stream (Parquet) whose content replaces `path` as `replaced` does."""
+    with _replacing(path, option) as handle, os.fdopen(handle, "wb") as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, option: str) -> Iterator[int]:
+    """A temporary file beside `path` (its descriptor, which the block closes), renamed over
+    `path` when the block ends without an error and removed otherwise."""
     check_target(path, option)
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -52,8 +70,7 @@ def replaced(path: Path, option: str, newline: str | None = None) -> Iterator[IO
         ) from None
     try:
         os.chmod(temporary, _mode(path))
-        with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace", newline=newline) as out:
-            yield out
+        yield handle
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

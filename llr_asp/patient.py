@@ -1,5 +1,6 @@
 """Patient documents: the JSON Schema derived from the field declarations, safe reading and
-validation, and the validated `Patient` the reasoner works on.
+validation, and the validated `Patient` the reasoner works on. The core: it reads the patient
+record only; every other format is read into one at the edge (`llr_asp.readers`).
 
 Validation has one authority, jsonschema, run against `json_schema(rules)`. Importing jsonschema
 costs more than the whole start-up budget of `llr-asp explain`, so a document is first checked by
@@ -153,11 +154,6 @@ _CLASSES = {
 _ANY: frozenset[type] = frozenset({dict, list, str, bool, int, float, type(None)})
 
 
-def read_patient(source: str, rules: RuleSet) -> Patient:
-    """Read, parse and validate the patient document at `source` (`-` for standard input)."""
-    return validate(parse(read_text(source), source), rules, source)
-
-
 def read_text(source: str) -> str:
     try:
         if source == "-":
@@ -252,12 +248,8 @@ def _twice(node: Any, path: str) -> str | None:
 
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
-    """Check `document` against the schema of `rules`; return the patient it describes. A FHIR
-    QuestionnaireResponse (by its resourceType) is read by its items' linkIds first."""
-    if isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse":
-        from .fhir import patient_document  # only for FHIR input
-
-        document = patient_document(document, rules, source)
+    """Check the patient record `document` against the schema of `rules`; return the patient it
+    describes. (Other formats, FHIR among them, are read into a record by `llr_asp.readers`.)"""
     check, paths = _reading(rules)
     if not check(document):
         _raise_schema_error(document, json_schema(rules), rules, source)
@@ -290,6 +282,10 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
     errors = jsonschema.Draft202012Validator(schema).iter_errors(document)
     error = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
     if error is None:
+        nan = _nan(document, "")
+        if nan is not None:  # NaN passes every bound of a JSON Schema, yet is no number
+            problem = "NaN is not a number; give null (None) if unknown"
+            raise InputError(source, nan, problem)
         return  # jsonschema is the authority: the document is valid
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
@@ -304,6 +300,17 @@ def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, s
     got = json.dumps(error.instance)
     got = got if len(got) <= 40 else got[:37] + "..."
     raise InputError(source, path or "(document)", f"expected {_expectation(error.schema)}, got {got}")
+
+
+def _nan(node: Any, path: str) -> str | None:
+    """The dotted path of a NaN in a document (from Python or Arrow: JSON has none), or None."""
+    if isinstance(node, float) and math.isnan(node):
+        return path or "(document)"
+    for key, child in node.items() if isinstance(node, dict) else ():
+        found = _nan(child, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _unknown_key(wrong: str, written: str, rules: RuleSet) -> str:

@@ -320,6 +320,7 @@ def test_aud_is_the_configured_url_not_the_callers_host(folder: Path) -> None:
     assert reply.status_code == 200, reply.text
     [card] = reply.json()["cards"]
     assert {link["url"].split("/")[2] for link in card["links"]} == {"llr.example.nhs.uk"}
+    assert [link["url"].split("/", 3)[3] for link in card["links"]] == ["?policy=hip-resurfacing"]
 
 
 def test_a_token_is_used_once_across_workers_and_restarts(folder: Path, tmp_path: Path) -> None:

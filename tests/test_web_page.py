@@ -359,3 +359,12 @@ def test_screens_of_every_result_kind(browser: Any, server: str, shots: Path, si
             page.screenshot(path=str(shots / f"result-{kind}-{width}.png"))
     finally:
         context.close()
+
+
+def test_a_card_link_opens_the_page_with_its_procedure_chosen(page: Any) -> None:
+    """A CDS card links to /?policy=ID: the questionnaire's procedure is chosen beforehand (no
+    patient data in the URL); an unknown id chooses nothing."""
+    page.goto("/?policy=knee-resurfacing")
+    assert page.locator("form[action='/ask'] input[name=policy][value='knee-resurfacing']").is_checked()
+    page.goto("/?policy=elbow")
+    assert page.locator("form[action='/ask'] input[name=policy]:checked").count() == 0

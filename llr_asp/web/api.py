@@ -20,7 +20,8 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from ..batch import CHUNK, Result, chunks, read_jsonl
 from ..decision import per_policy
 from ..errors import InputError
-from ..patient import MAX_BYTES, Patient, parse, validate
+from ..patient import MAX_BYTES, Patient, parse
+from ..readers import validate
 from ..whatif import whatif as find_whatif
 from .engines import BUSY, Engines, Overloaded
 from .responses import JSON

@@ -47,7 +47,7 @@ def card(decision: Decision, rules: RuleSet, base: str) -> dict[str, Any]:
         "links": [
             {
                 "label": f"Answer the {policy.reference} questions in llr-asp",
-                "url": f"{base}/",
+                "url": f"{base}/?policy={policy.id}",  # the procedure chosen; no patient data
                 "type": "absolute",
             }
         ],

@@ -27,9 +27,10 @@ from ..errors import InputError, printable
 from ..interview import Question, parse_answer
 from ..letter import escape, plain_letter
 from ..markdown import decision_markdown
-from ..patient import MAX_BYTES, Patient, parse, validate
+from ..patient import MAX_BYTES, Patient, parse
 from ..pictures import decision_tree
 from ..questionnaire import with_value, without_value
+from ..readers import validate
 from ..ruleset import Policy
 from ..whatif import whatif
 from ..wording import (
@@ -115,7 +116,15 @@ def _record(text: str, engines: Engines, source: str = "record") -> tuple[dict[s
 
 @router.get("/", response_class=HTMLResponse)
 def start(request: Request) -> HTMLResponse:
-    return _render(request, "start.html", examples=sorted(_engines(request).examples))
+    """The start page; `?policy=ID` (a CDS card's link) chooses the procedure beforehand."""
+    chosen = request.query_params.get("policy")
+    policies = _engines(request).rules.policies
+    return _render(
+        request,
+        "start.html",
+        examples=sorted(_engines(request).examples),
+        chosen=chosen if chosen in policies else None,
+    )
 
 
 @router.post("/ask", response_class=HTMLResponse)

@@ -1,0 +1,192 @@
+"""Readers at the edge: every input format becomes the same validated patient.
+
+A reader turns its format into numbered `Document`s, one per input record, in input order:
+JSON Lines (`read_jsonl`), CSV whose headers are dotted field paths (`read_csv`) and Arrow
+record batches or Parquet (`llr_asp.arrow.read_batches`, with the `parquet` extra). A record
+that cannot be a patient (not UTF-8, a broken CSV row) is an `InputError` in its place, never
+skipped. `to_patient` then turns any document, whichever reader gave it (JSON text, a patient
+record, a FHIR QuestionnaireResponse), into a `Patient`: the one way in to the core, which
+imports no format module (`patient` and `reasoner` know only the patient record of the JSON
+Schema).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Union
+
+from .answers import read_answer
+from .errors import InputError
+from .patient import MAX_BYTES, MAX_ID_LENGTH, Patient, nested, parse, read_text
+from .patient import validate as validate_record
+from .ruleset import RuleSet
+
+Document = Union[str, Mapping[str, Any], InputError]
+"""One input record as a reader gives it: JSON text, a parsed document (a patient record or a
+FHIR QuestionnaireResponse), or why the record cannot be a patient."""
+
+Numbered = tuple[int, Document]
+"""A document with its line (or row) number in the input, counted from 1."""
+
+
+def to_patient(document: Document, rules: RuleSet, source: str) -> Patient:
+    """The validated patient of any reader's document; an InputError names `source`, the
+    field path and the fix."""
+    if isinstance(document, InputError):
+        raise InputError(source, document.path, document.problem)
+    if isinstance(document, str):
+        document = parse(document, source)
+    return validate(document, rules, source)
+
+
+def validate(document: Any, rules: RuleSet, source: str) -> Patient:
+    """The patient a parsed document describes: a patient record, or a FHIR
+    QuestionnaireResponse read as one (`record`)."""
+    return validate_record(record(document, rules, source), rules, source)
+
+
+def record(document: Any, rules: RuleSet, source: str) -> Any:
+    """The patient record a document gives: a FHIR QuestionnaireResponse (by its resourceType)
+    read by its items' linkIds, anything else as it is (validation judges it)."""
+    if isinstance(document, Mapping) and document.get("resourceType") == "QuestionnaireResponse":
+        from .fhir import patient_document  # only for FHIR input
+
+        return patient_document(dict(document), rules, source)
+    return document
+
+
+def read_patient(source: str, rules: RuleSet) -> Patient:
+    """Read, parse and validate the patient document at `source` (`-` for standard input): a
+    patient record or a FHIR QuestionnaireResponse."""
+    return validate(parse(read_text(source), source), rules, source)
+
+
+def read_jsonl(stream: Iterable[bytes]) -> Iterator[Numbered]:
+    """Numbered lines of JSON Lines; a blank or undecodable line is an error line, not skipped.
+    A byte order mark before the first line is dropped, as `explain` drops it."""
+    for number, data in enumerate(stream, 1):
+        if number == 1 and data.startswith(BOM):
+            data = data[len(BOM) :]
+        problem = line_problem(data)
+        yield number, InputError("", "", problem) if problem else data.decode("utf-8")
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def line_problem(data: bytes) -> str | None:
+    """Why a line of input cannot be a patient record, or None."""
+    if len(data) > MAX_BYTES:
+        return "line is over 1 MiB, far larger than a patient record"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"not UTF-8 text (byte {error.start}); save the file as UTF-8"
+    return None
+
+
+def read_csv(
+    stream: Iterable[bytes], rules: RuleSet, delimiter: str | None = None
+) -> Iterator[Numbered]:
+    """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
+
+    The header is read and checked when this is called, before any row: an unknown or repeated
+    header is refused (InputError) before anything is written. The delimiter is `delimiter`, or
+    the one of , ; tab | that makes the most header cells fields. A row is one line: a quoted
+    cell cannot span lines, so a broken quote spoils its own row (an error line) and never the
+    rows after it. Cells are read as `ask` reads a typed answer (answers.read_answer): choices
+    in any case, yes/no/true/false, numbers, "unknown"; a row with cells that do not fit is one
+    error line naming every such cell, in column order. Line numbers count the header as line 1.
+    """
+    lines = iter(stream)
+    first = next(lines, None)
+    if first is None:
+        return iter(())
+    if first.startswith(BOM):
+        first = first[len(BOM) :]
+    problem = line_problem(first)
+    if problem is not None:
+        raise InputError("CSV header", "", problem)
+    header, delimiter = _header(first.decode("utf-8"), rules, delimiter)
+    return _csv_rows(lines, header, delimiter, rules)
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def _header(line: str, rules: RuleSet, delimiter: str | None) -> tuple[list[str], str]:
+    """The header's cells and the delimiter: the one given, else the likeliest."""
+    known = {"id", "policy", *rules.fields}
+
+    def fields(candidate: str) -> int:
+        return sum(1 for h in _row(line, candidate) or () if h in known or h.startswith("meta."))
+
+    likeliest = max(DELIMITERS, key=fields)  # the first of them on a tie
+    chosen = delimiter or (likeliest if fields(likeliest) else ",")
+    header = _row(line, chosen)
+    if header is None:
+        raise InputError("CSV header", "", "not a row of CSV; the first line names the fields")
+    unknown = [h for h in header if h not in known and not h.startswith("meta.")]
+    if unknown:
+        problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
+        if fields(likeliest) > fields(chosen):
+            shown = "tab" if likeliest == "\t" else likeliest
+            problem += f"; the header looks {shown}-separated: give --delimiter '{shown}'"
+        raise InputError("CSV header", unknown[0], problem)
+    repeated = next((h for n, h in enumerate(header) if h in header[:n]), None)
+    if repeated is not None:
+        raise InputError("CSV header", repeated, "appears twice; keep one column per field")
+    return header, chosen
+
+
+def _csv_rows(
+    lines: Iterator[bytes], header: list[str], delimiter: str, rules: RuleSet
+) -> Iterator[Numbered]:
+    for number, data in enumerate(lines, 2):
+        problem = line_problem(data)
+        row = _row(data.decode("utf-8"), delimiter) if problem is None else None
+        if row is None:
+            yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")
+        elif len(row) != len(header):
+            yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
+        else:
+            yield number, _document(zip(header, row), rules)
+
+
+def _row(line: str, delimiter: str) -> list[str] | None:
+    """The cells of one line of CSV, or None when it is not a whole row (a quote left open, a
+    cell over the csv module's size limit)."""
+    try:
+        return next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, strict=True), [])
+    except csv.Error:
+        return None
+
+
+def _document(cells: Iterable[tuple[str, str]], rules: RuleSet) -> Document:
+    """A row's patient document, or an InputError naming every cell that does not fit."""
+    document: dict[str, Any] = {}
+    problems = []
+    for header, cell in cells:
+        if not cell.strip() or header.startswith("meta."):
+            continue
+        try:
+            document[header] = _cell(cell, rules, header)
+        except ValueError as error:
+            shown = json.dumps(cell if len(cell) <= 40 else cell[:37] + "...", ensure_ascii=False)
+            problems.append(f"{header}: expected {error}, got {shown}")
+    if problems:
+        return InputError("", "", "; ".join(problems))
+    return nested(document)
+
+
+def _cell(text: str, rules: RuleSet, header: str) -> Any:
+    field = rules.fields.get(header)
+    if field is not None:
+        return read_answer(text, field)
+    if header == "policy" and text.strip() not in rules.policies:
+        raise ValueError(f"one of {', '.join(rules.policies)}")
+    if header == "id" and len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"a string of at most {MAX_ID_LENGTH} characters")
+    return text.strip() if header == "policy" else text
