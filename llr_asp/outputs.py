@@ -8,6 +8,7 @@ not be the input it is computed from.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -25,6 +26,18 @@ def check_target(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path}: is a directory; give a file path")
     if path.exists() and not path.is_file():
         raise UsageError(f"{option} {path}: is not a regular file (a device or a pipe); give a file path")
+
+
+def check_outputs(source: Path | None, targets: dict[str, Path]) -> None:
+    """Refuse, before anything is read, outputs (by option) that are not regular files, that
+    name the input `source` (it would be lost), or that name one file twice."""
+    for option, target in targets.items():
+        check_target(target, option)
+        if source is not None and same_file(source, target):
+            raise UsageError(f"{option} {target} is the input file: choose another path, or it is lost")
+    for (one, first), (other, second) in itertools.combinations(targets.items(), 2):
+        if same_file(first, second):
+            raise UsageError(f"{other} {second} is the {one} file: choose another path")
 
 
 def same_file(a: Path, b: Path) -> bool:

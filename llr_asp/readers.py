@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Union
 
 from .answers import read_answer
-from .errors import InputError
+from .errors import InputError, UsageError
 from .patient import MAX_BYTES, MAX_ID_LENGTH, Patient, nested, parse, read_text
 from .patient import validate as validate_record
 from .ruleset import RuleSet
@@ -114,6 +114,16 @@ def read_csv(
 
 
 DELIMITERS = (",", ";", "\t", "|")
+
+
+def named_delimiter(given: str | None) -> str | None:
+    """The CSV delimiter `--delimiter` names: one character, or `tab`; None for none named."""
+    if given is None:
+        return None
+    chosen = "\t" if given in ("tab", "\\t") else given
+    if len(chosen) != 1 or chosen in ('"', "\r", "\n") or chosen.isalnum():
+        raise UsageError(f"--delimiter {given!r}: give one character such as , or ; (tab for a tab)")
+    return chosen
 
 
 def _header(line: str, rules: RuleSet, delimiter: str | None) -> tuple[list[str], str]:
