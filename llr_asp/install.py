@@ -58,17 +58,17 @@ def install_command(extra: str, where: dict[str, object] | None = None) -> str:
     """
     where = origin() if where is None else where
     url = str(where.get("url", "")) if where else ""
-    if url.startswith("file://"):
-        path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
-        info = where.get("dir_info") if where else None
-        editable = isinstance(info, dict) and bool(info.get("editable"))
-        return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{path}[{extra}]')}"
     vcs = where.get("vcs_info") if where else None
     if url and isinstance(vcs, dict):
         revision = vcs.get("requested_revision") or vcs.get("commit_id")
         at = f"@{revision}" if revision else ""
         kind = vcs.get("vcs", "git")
         return f"pip install {shlex.quote(f'{DISTRIBUTION}[{extra}] @ {kind}+{url}{at}')}"
+    if url.startswith("file://"):
+        path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+        info = where.get("dir_info") if where else None
+        editable = isinstance(info, dict) and bool(info.get("editable"))
+        return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{path}[{extra}]')}"
     if url:
         return f"pip install {shlex.quote(f'{DISTRIBUTION}[{extra}] @ {url}')}"
     return f"pip install {shlex.quote(f'{DISTRIBUTION}[{extra}]')}"

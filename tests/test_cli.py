@@ -213,6 +213,10 @@ def test_h_is_help(args: list[str]) -> None:
             },
             "pip install 'llr-asp[web] @ git+https://example.org/icb/llr-asp.git@v0.1.0'",
         ),
+        (
+            {"url": "file://localhost/srv/llr-asp", "vcs_info": {"vcs": "git", "commit_id": "377bdff"}},
+            "pip install 'llr-asp[web] @ git+file://localhost/srv/llr-asp@377bdff'",
+        ),
         ({}, "pip install 'llr-asp[web]'"),
     ],
 )
