@@ -16,7 +16,6 @@ import logging
 import select
 import socket
 import time
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
 import httpx
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # starlette's notice about httpx versions
-    from fastapi.testclient import TestClient
-
+from fastapi.testclient import TestClient
 from serving import serving
 
 from llr_asp import patient as patient_module
