@@ -201,6 +201,8 @@ def verdict(mutant: Mutant, work: Path, tests: list[str], suite: Path = ROOT) ->
         "-q",
         "-p",
         "no:cacheprovider",
+        "-m",
+        "slow or not slow",  # every tier: the browser's and the processes' tests cover code too
         *(str(suite / t) for t in tests if (suite / t).exists()),
     ]
     try:

@@ -36,3 +36,13 @@ __all__ = [
     "read_patient",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> str:
+    """`llr_asp.__version__`: the installed version, read from the package metadata when asked
+    (reading it costs milliseconds that `explain` does not spend)."""
+    if name == "__version__":
+        from .install import version
+
+        return version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

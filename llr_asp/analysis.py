@@ -19,6 +19,7 @@ from typing import Any
 import clingo
 
 from .errors import DeclarationError, RuleError
+from .outputs import witness_file_name
 from .patient import nested
 from .ruleset import (
     Policy,
@@ -82,6 +83,12 @@ class Finding:
             "file": self.file,
             "line": self.line,
         }
+
+    def file_name(self, number: int) -> str:
+        """The name its witness is saved under (`analyze --witnesses DIR`): its number in the
+        report, kind, policy and requirements, `01-exclusion_outside_criteria-hip-resurfacing-
+        no_contraindication.json`."""
+        return witness_file_name(number, self.kind, self.policy or "", "+".join(self.requirements))
 
     def sort_key(self) -> tuple[int, str, int, tuple[str, ...]]:
         kinds = list(KINDS)

@@ -52,6 +52,7 @@ OUTPUT = pa.schema(
         pa.field("decision", _TEXT),
         pa.field("robust", pa.bool_()),
         pa.field("possible", _TEXTS),
+        pa.field("stopped_by", _TEXTS),
         pa.field("failed", _TEXTS),
         pa.field("missing", _TEXTS),
         pa.field(
@@ -85,7 +86,9 @@ MEANING = {
     "decision": "eligible | not_eligible | undetermined, under the adopted reading",
     "robust": "whether every combination of the clinical readings gives this decision",
     "possible": "the decisions reached under some combination of the clinical readings",
-    "failed": "the requirements not met, in tree order",
+    "stopped_by": "the requirements that refuse the patient or leave the decision open (the parts of "
+    "the decision whose status is its own); empty when eligible",
+    "failed": "every requirement not met, parts of parts too, in tree order",
     "missing": "the unknown fields whose answer can still change the decision",
     "contested": "the subset-minimal sets of clinical alternatives under which the decision "
     "differs: one alternative (reading, requirement, alternative) or a combination "

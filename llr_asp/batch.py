@@ -11,11 +11,14 @@ With jobs > 1, chunks of documents go to worker processes, each with its own gro
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,11 +53,12 @@ class Screening:
     policy: str
     reference: str
     decision: str
-    failed: tuple[str, ...]  # requirements not met, in tree order
+    failed: tuple[str, ...]  # every requirement not met, in tree order (parts of parts too)
     missing: tuple[str, ...]
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
+    stopped_by: tuple[str, ...] = ()  # the parts of the decision root that refuse it or leave it open
 
     @property
     def robust(self) -> bool:
@@ -74,6 +78,7 @@ class Screening:
             "decision": self.decision,
             "robust": self.robust,
             "possible": list(self.possible),
+            "stopped_by": list(self.stopped_by),
             "failed": list(self.failed),
             "missing": list(self.missing),
             "contested": [c.to_json() for c in self.contested],
@@ -101,8 +106,9 @@ Verdict = tuple[
     tuple[Contest, ...],
     tuple[Warning, ...],
     tuple[str, ...],
+    tuple[str, ...],
 ]
-# decision, failed, missing, contested, warnings, open
+# decision, failed, missing, contested, warnings, open, stopped_by
 DECIDE = ("kleene.lp", "readings.lp", "slots.lp", "screen.lp")
 WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
 """The two groundings of a cohort's decisions: screen.lp decides a group of patients by
@@ -265,6 +271,7 @@ class Screener:
                 contested.get(p, ()),
                 warned,
                 tuple(screened.open[p]),
+                stopped_by(policies[p], screened.decided[p], screened.failed[p], screened.open[p]),
             )
             for p in policies
         }
@@ -279,6 +286,22 @@ class Screened:
     failed: dict[str, list[str]]
     open: dict[str, list[str]]
     violated: list[str]
+
+
+def stopped_by(
+    policy: Policy, decision: str, not_met: Iterable[str], unknown: Iterable[str]
+) -> tuple[str, ...]:
+    """The requirements that are a reason for a refusal or an undetermined decision: the parts
+    of the decision root (the root itself when it has none) whose status is the root's, in the
+    policy's order; none for an eligible patient. `not_met` holds the requirements not met,
+    `unknown` the parts of the root left unknown. (Decision.stopped_by, from a whole tree.)"""
+    if decision == "eligible":
+        return ()
+    root = policy.requirements[policy.root]
+    if not root.parts:
+        return (root.id,)
+    reasons = set(not_met) if decision == "not_eligible" else set(unknown)
+    return tuple(r for r in root.parts if r in reasons)
 
 
 def _id(document: Document) -> str | None:
@@ -307,12 +330,13 @@ def iterate_decisions(
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
-) -> Iterator[Result]:
+) -> Generator[Result, None, None]:
     """Decide every document (a patient dict or its JSON text), in order, for each policy.
 
     Items may be (line, document) pairs; otherwise they are numbered from 1. A document that
     is not a valid patient yields one `LineError` and the run goes on. `jobs` > 1 uses that
-    many worker processes. `policy`: a policy id, "all" or None (all).
+    many worker processes; closing the generator before its end (or an exception in it) stops
+    them at once. `policy`: a policy id, "all" or None (all).
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
     yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
@@ -334,9 +358,10 @@ def decide_chunks(
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
-) -> Iterator[Result]:
+) -> Generator[Result, None, None]:
     """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
-    that a worker reads into documents itself."""
+    that a worker reads into documents itself. Closed before its end (or failing), it stops
+    its workers at once."""
     if jobs <= 1:
         screener = Screener.load(rules)
         chosen = screener.policies(policy)
@@ -347,17 +372,43 @@ def decide_chunks(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    pool = ProcessPoolExecutor(jobs, context, initializer=_start_worker, initargs=(rules, policy, source))
+    pool = ProcessPoolExecutor(
+        jobs, context, initializer=_start_worker, initargs=(rules, policy, source, os.getpid())
+    )
+    finished = False
     try:
         pending: deque[Future[list[Result]]] = deque()
         for chunk in pieces:
-            pending.append(pool.submit(_screen_chunk, chunk))
+            with _no_interrupt_in_a_new_worker():
+                pending.append(pool.submit(_screen_chunk, chunk))
             if len(pending) >= 2 * jobs:  # bounded: memory stays flat however long the input
                 yield from _results(pending.popleft())
         while pending:
             yield from _results(pending.popleft())
-    finally:  # done, failed or interrupted: no chunk is started after this
+        finished = True
+    finally:  # done, failed, interrupted or closed early: no chunk is started after this
+        workers = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        if not finished:  # nothing a worker is doing is wanted any more
+            for worker in workers:
+                worker.terminate()
+
+
+@contextlib.contextmanager
+def _no_interrupt_in_a_new_worker() -> Iterator[None]:
+    """Ctrl-C held back from a worker process forked meanwhile, until it ignores it (_start_worker):
+    a worker interrupted while it starts would print its traceback. The main process gets the
+    signal once the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 
 
 def _results(future: Future[list[Result]]) -> list[Result]:
@@ -391,11 +442,22 @@ def chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tu
 _worker: tuple[Screener, list[Policy], str] | None = None
 
 
-def _start_worker(rules: Path | None, policy: str | None, source: str) -> None:
+def _start_worker(rules: Path | None, policy: str | None, source: str, parent: int) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     screener = Screener.load(rules)
     _worker = (screener, screener.policies(policy), source)
+
+
+def _end_with(parent: int) -> None:
+    """A worker ends when the process that started it has (killed, or gone without waiting):
+    never an orphan left computing."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _screen_chunk(chunk: Chunk) -> list[Result]:
@@ -417,7 +479,8 @@ def default_jobs() -> int:
 
 
 class Summary:
-    """What a run found: decisions per policy, the requirements most often failed, the funnel
+    """What a run found: decisions per policy, the requirements that stopped patients (the sum of
+    the lines' `stopped_by`), the requirements most often not met at any depth, the funnel
     (how many patients pass each part of the decision, in the policy's order, how many it stops
     and how many it leaves open), the fields most often missing, how many patients each contested
     reading decides, the records that contradict a domain assumption, and the bad lines."""
@@ -425,6 +488,7 @@ class Summary:
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self.decisions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.stopped_by: defaultdict[str, Counter[str]] = defaultdict(Counter)  # lines' stopped_by
         self.failed: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (readings, alts)
@@ -442,6 +506,7 @@ class Summary:
                 self.errors.append(result)
             return
         self.decisions[result.policy][result.decision] += 1
+        self.stopped_by[result.policy].update(result.stopped_by)
         self.failed[result.policy].update(result.failed)
         if result.missing:
             self.missing[result.policy].update(result.missing)
@@ -501,6 +566,7 @@ class Summary:
                 p: {
                     "reference": self.rules.policies[p].reference,
                     "decisions": dict(self.decisions[p]),
+                    "stopped_by": dict(self.stopped_by[p].most_common()),
                     "most_failed": self.failed[p].most_common(10),
                     "most_missing": self.missing[p].most_common(10),
                     "contested": [

@@ -172,10 +172,7 @@ def run_check(rules_dir: Path, examples_dir: Path, baseline_path: Path) -> Repor
     """Run every step of the gate on the rule set in `rules_dir`."""
     if not rules_dir.is_dir():
         raise UsageError(f"{rules_dir}: rules directory not found (give --rules DIR)")
-    if not examples_dir.is_dir():
-        raise UsageError(f"{examples_dir}: examples directory not found (give --examples DIR)")
-    baseline = read_baseline(baseline_path)
-    try:
+    try:  # the rules first: their errors are reported whatever else is missing
         reasoner = Reasoner.load(rules_dir)
     except DeclarationError as error:
         failures = tuple(Failure("hygiene", e.problem, e.file, e.line) for e in error.problems)
@@ -185,6 +182,12 @@ def run_check(rules_dir: Path, examples_dir: Path, baseline_path: Path) -> Repor
     except RuleError as error:
         failure = Failure("load", error.problem, error.file, error.line)
         return Report(str(rules_dir), (Case("load", "rules", (failure,)),), None, (), ())
+    if not examples_dir.is_dir():
+        raise UsageError(
+            f"{examples_dir}: examples directory not found; give --examples DIR (the default is "
+            "examples/ beside the rules directory)"
+        )
+    baseline = read_baseline(baseline_path)
     rules = reasoner.rules
     cases = [Case("load", "rules")]
     cases.append(

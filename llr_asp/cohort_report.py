@@ -10,6 +10,7 @@ from html import escape
 from . import charts
 from .batch import Summary
 from .htmlpage import document
+from .wording import counted
 
 MARKS = {"eligible": "✔", "not_eligible": "✘", "undetermined": "?"}
 WORDS = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
@@ -58,7 +59,7 @@ def cohort_fragment(summary: Summary, source: str) -> str:
             out.append("</ul>")
         out.append("</section>")
     if summary.error_count:
-        out += [f"<h2>{summary.error_count:,} bad lines</h2>", "<ul>"]
+        out += [f"<h2>{counted(summary.error_count, 'bad line')}</h2>", "<ul>"]
         out += [f"<li>line {e.line}: {escape(e.error)}</li>" for e in summary.errors]
         out.append("</ul>")
         if summary.error_count > len(summary.errors):

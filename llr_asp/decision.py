@@ -169,6 +169,17 @@ class Decision:
         """Ids of the requirements not met, in tree order, each once."""
         return list(dict.fromkeys(n.id for n in self.tree.walk() if n.status == "not_met"))
 
+    def stopped_by(self) -> list[str]:
+        """The requirements that are a reason for a refusal or an undetermined decision: the parts
+        of the decision root whose status is the root's (the root itself when it has no parts);
+        none when eligible. A cohort's lines carry the same (batch.stopped_by)."""
+        root = self.tree
+        if root.status == "met":
+            return []
+        if not root.children:
+            return [root.id]
+        return [child.id for child in root.children if child.status == root.status]
+
     def to_json(self, today: datetime.date | None = None) -> dict[str, Any]:
         """The output contract of `llr-asp explain --format json` (DESIGN §6); `review` says
         whether the policy's review date has passed on `today` (default: the date now)."""

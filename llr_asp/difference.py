@@ -22,6 +22,7 @@ import clingo
 import clingo.ast
 
 from .errors import RuleError, UsageError
+from .outputs import witness_file_name
 from .patient import nested
 from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
 from .shown import ShownAtoms
@@ -35,7 +36,7 @@ OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp
 class Side:
     """One side of a comparison: a policy of a rule set."""
 
-    label: str  # how reports name it: the policy id, or "old"/"new" with it
+    label: str  # how reports name it: the policy id, or it with the version or reading
     rules: RuleSet
     policy: str
 
@@ -50,6 +51,11 @@ class Difference:
     profiles: int  # fully known profiles in the class
     message: str
     witness: dict[str, Any]  # the simplest patient of the class
+
+    def file_name(self, number: int) -> str:
+        """The name its witness is saved under (`diff --witnesses DIR`): its number in the report,
+        the two decisions and the requirements, `01-eligible-vs-not_eligible-C4.json`."""
+        return witness_file_name(number, self.first, "vs", self.second, "+".join(self.requirements))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,8 +114,11 @@ def compare_reading(rules: RuleSet, policy: str, reading: str, alternative: str 
     return _compare(control, first, Side(f"{policy} ({reading}: {aid})", rules, policy))
 
 
-def compare_versions(old: Path, new: Path | None, policy: str) -> Comparison:
-    """What a rule change does to one policy: its decisions under the `old` and `new` rules."""
+def compare_versions(
+    old: Path, new: Path | None, policy: str, names: tuple[str, str] = ("old", "new")
+) -> Comparison:
+    """What a rule change does to one policy: its decisions under the `old` and `new` rules,
+    each side labelled by the policy and its name (`hip-resurfacing (at HEAD)`)."""
     old_rules, _ = compile_rules(old)
     new_rules, _ = compile_rules(new)
     for rules in (old_rules, new_rules):
@@ -119,9 +128,8 @@ def compare_versions(old: Path, new: Path | None, policy: str) -> Comparison:
         parts=[_part(clingo.Function(OLD, [clingo.String(policy)]), policy)],
         renamed=(OLD + "_", old_rules.files),
     )
-    return _compare(
-        control, Side(f"{policy} (old)", old_rules, policy), Side(f"{policy} (new)", new_rules, policy)
-    )
+    before, after = (Side(f"{policy} ({name})", r, policy) for name, r in zip(names, (old_rules, new_rules)))
+    return _compare(control, before, after)
 
 
 def _part(first: str | clingo.Symbol, second: str | clingo.Symbol) -> tuple[str, list[clingo.Symbol]]:

@@ -13,20 +13,19 @@ is never asked again.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import clingo
 
+from .answers import read_answer
 from .decision import Decision
 from .patient import Patient
 from .reasoner import PatientInput, Reasoner
 from .ruleset import Field, Policy, RuleSet, Value, engine_file
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
-UNKNOWN_ANSWERS = ("unknown", "?", "u", "don't know", "dont know", "not known")
 
 
 @dataclass(frozen=True)
@@ -127,30 +126,14 @@ class Interviewer(Reasoner):
 
 
 def parse_answer(text: str, field: Field) -> Value | None:
-    """A clinician's typed answer as the JSON value for `field` (None: unknown).
+    """A clinician's typed answer as the JSON value for `field` (None: unknown), in the words a
+    CSV cell takes too (answers.read_answer), or a choice's number in the list.
 
-    Raises ValueError with what to type instead. Range checks are the schema's, not this one's.
+    Raises ValueError with what to type instead.
     """
-    answer = text.strip()
-    lowered = answer.lower()
-    if not answer:
+    if not text.strip():
         raise ValueError('no answer; type "unknown" if it is not known')
-    if lowered in UNKNOWN_ANSWERS:
-        return None
-    if field.type == "bool":
-        if lowered in ("y", "yes", "true"):
-            return True
-        if lowered in ("n", "no", "false"):
-            return False
-        raise ValueError('answer yes or no (or "unknown")')
-    if field.values:
-        if answer.isdigit() and 1 <= int(answer) <= len(field.values):
-            return field.values[int(answer) - 1]
-        for value in field.values:
-            if value.lower() == lowered:
-                return value
-        raise ValueError(f'answer one of {", ".join(field.values)} (or its number, or "unknown")')
-    if not re.fullmatch(r"-?\d{1,9}(\.\d{1,9})?", answer):
-        raise ValueError(f'answer a number from {field.minimum} to {field.maximum} (or "unknown")')
-    number = float(answer)
-    return int(number) if number.is_integer() else number
+    try:
+        return read_answer(text, field, numbered=True)
+    except ValueError as error:
+        raise ValueError(f'answer {error}, or "unknown"') from None

@@ -8,11 +8,14 @@ not be the input it is computed from.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .errors import UsageError
 
@@ -23,6 +26,18 @@ def check_target(path: Path, option: str) -> None:
         raise UsageError(f"{option} {path}: is a directory; give a file path")
     if path.exists() and not path.is_file():
         raise UsageError(f"{option} {path}: is not a regular file (a device or a pipe); give a file path")
+
+
+def check_outputs(source: Path | None, targets: dict[str, Path]) -> None:
+    """Refuse, before anything is read, outputs (by option) that are not regular files, that
+    name the input `source` (it would be lost), or that name one file twice."""
+    for option, target in targets.items():
+        check_target(target, option)
+        if source is not None and same_file(source, target):
+            raise UsageError(f"{option} {target} is the input file: choose another path, or it is lost")
+    for (one, first), (other, second) in itertools.combinations(targets.items(), 2):
+        if same_file(first, second):
+            raise UsageError(f"{other} {second} is the {one} file: choose another path")
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -84,3 +99,28 @@ def _mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def witness_file_name(number: int, *parts: str) -> str:
+    """`01-kind-policy-ids.json`: a file name of the parts, numbered as the report numbers them,
+    with nothing a shell or another file system would trip on (spaces, slashes, colons)."""
+    name = "-".join(p for p in (f"{number:02d}", *parts) if p)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name)[:200] + ".json"
+
+
+def write_witnesses(directory: Path, option: str, witnesses: Iterable[tuple[str, Any]]) -> list[Path]:
+    """Write each (file name, patient document) as a JSON file in `directory`, made if need be,
+    replacing a file of that name; the paths written. Each is a record `llr-asp explain` reads."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{option} {directory}: is not a directory; give a folder for the witnesses")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{option} {directory}: cannot make the folder ({error.strerror})") from None
+    written = []
+    for name, witness in witnesses:
+        path = directory / name
+        with replaced(path, option) as out:
+            out.write(json.dumps(witness, indent=2, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written

@@ -95,6 +95,16 @@ def _field_schema(field: Field) -> dict[str, Any]:
     return schema
 
 
+def field_accepts(field: Field, value: Any) -> bool:
+    """Whether the schema takes `value` for `field` (its type, choices and range)."""
+    return _field_check(field)(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _field_check(field: Field) -> Callable[[Any], bool]:
+    return checker(_field_schema(field))
+
+
 def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     """A test of whether an instance satisfies `schema`, for the keywords `json_schema` emits,
     each read once here rather than at every instance. It accepts only exact JSON types (what
@@ -195,11 +205,23 @@ def parse(text: str, source: str) -> Any:
         raise InputError(source, refused.path, refused.problem) from None
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
-        raise InputError(source, where, f"invalid JSON: {error.msg}") from None
+        raise InputError(source, where, f"invalid JSON: {_json_problem(error.msg)}") from None
     except RecursionError:
         raise InputError(source, "", "JSON nested too deeply for a patient record") from None
     except ValueError as error:  # e.g. an integer with thousands of digits
         raise InputError(source, "", f"invalid JSON: {error}") from None
+
+
+def _json_problem(message: str) -> str:
+    """The json module's message whole: it ends "… at" or "… starting at" before the position,
+    which the error gives apart (`Invalid control character at`), with the likely fix."""
+    for tail in (" starting at", " at"):
+        message = message.removesuffix(tail)
+    if message == "Invalid control character":
+        message += " in a string (a line break or a tab? a JSON string is on one line; write \\n or \\t)"
+    elif message == "Unterminated string":
+        message += " (a quote left open)"
+    return message
 
 
 class _Refused(Exception):

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from .analysis import Finding
 from .htmlpage import document
-from .literate import Literate, Quote, Sentence, refuted_by, scope
+from .literate import Literate, Quote, Sentence, literate, refuted_by, scope
 from .markdown import escape as md
 from .pictures import FORM_WORDS, ident, policy_tree, test_words
 
@@ -394,3 +395,23 @@ def _md_witness(finding: Finding, indent: str) -> list[str]:
         f"{indent}```",
         "",
     ]
+
+
+REPORT_SUFFIX = {"html": "html", "markdown": "md", "dot": "dot", "svg": "svg"}
+"""The file a report format writes by default: POLICY.html, .md, .dot or .svg."""
+
+
+def report_files(rules: Any, policy: str, format: str, target: Path, server: str) -> dict[Path, str]:
+    """The files `llr-asp report` writes, by path: the page (html), the Markdown with the tree's
+    SVG beside it (markdown), the tree as Graphviz source (dot) or as a picture (svg)."""
+    from .pictures import policy_dot
+
+    if format == "dot":
+        return {target: policy_dot(rules.policies[policy])}
+    if format == "svg":
+        return {target: policy_tree(rules.policies[policy]) + "\n"}
+    page = literate(rules, policy)
+    if format == "html":
+        return {target: html_document(page, server)}
+    picture = target.with_name(f"{target.stem}-tree.svg")
+    return {picture: policy_tree(page.policy) + "\n", target: markdown(page, picture.name)}

@@ -13,11 +13,13 @@ Schema).
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Union
 
-from .errors import InputError
-from .patient import MAX_BYTES, Patient, nested, parse, read_text
+from .answers import read_answer
+from .errors import InputError, UsageError
+from .patient import MAX_BYTES, MAX_ID_LENGTH, Patient, nested, parse, read_text
 from .patient import validate as validate_record
 from .ruleset import RuleSet
 
@@ -85,66 +87,116 @@ def line_problem(data: bytes) -> str | None:
     return None
 
 
-def read_csv(stream: Iterable[bytes], rules: RuleSet) -> Iterator[Numbered]:
+def read_csv(
+    stream: Iterable[bytes], rules: RuleSet, delimiter: str | None = None
+) -> Iterator[Numbered]:
     """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
 
-    A row is one line: a quoted cell cannot span lines, so a broken quote spoils its own row
-    (an error line) and never the rows after it. Cells are typed by the field declarations:
-    true/false for booleans (any case, spaces around), numbers for numbers; a cell that does not
-    fit becomes the wrong-typed value the schema then reports. Line numbers count the header as
-    line 1. An unknown or repeated header is refused (InputError) before any row is read.
+    The header is read and checked when this is called, before any row: an unknown or repeated
+    header is refused (InputError) before anything is written. The delimiter is `delimiter`, or
+    the one of , ; tab | that makes the most header cells fields. A row is one line: a quoted
+    cell cannot span lines, so a broken quote spoils its own row (an error line) and never the
+    rows after it. Cells are read as `ask` reads a typed answer (answers.read_answer): choices
+    in any case, yes/no/true/false, numbers, "unknown"; a row with cells that do not fit is one
+    error line naming every such cell, in column order. Line numbers count the header as line 1.
     """
     lines = iter(stream)
     first = next(lines, None)
     if first is None:
-        return
+        return iter(())
     if first.startswith(BOM):
         first = first[len(BOM) :]
     problem = line_problem(first)
-    header = _row(first.decode("utf-8")) if problem is None else None
-    if header is None:
-        raise InputError("CSV header", "", problem or "not a row of CSV; the first line names the fields")
+    if problem is not None:
+        raise InputError("CSV header", "", problem)
+    header, delimiter = _header(first.decode("utf-8"), rules, delimiter)
+    return _csv_rows(lines, header, delimiter, rules)
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def named_delimiter(given: str | None) -> str | None:
+    """The CSV delimiter `--delimiter` names: one character, or `tab`; None for none named."""
+    if given is None:
+        return None
+    chosen = "\t" if given in ("tab", "\\t") else given
+    if len(chosen) != 1 or chosen in ('"', "\r", "\n") or chosen.isalnum():
+        raise UsageError(f"--delimiter {given!r}: give one character such as , or ; (tab for a tab)")
+    return chosen
+
+
+def _header(line: str, rules: RuleSet, delimiter: str | None) -> tuple[list[str], str]:
+    """The header's cells and the delimiter: the one given, else the likeliest."""
     known = {"id", "policy", *rules.fields}
+
+    def fields(candidate: str) -> int:
+        return sum(1 for h in _row(line, candidate) or () if h in known or h.startswith("meta."))
+
+    likeliest = max(DELIMITERS, key=fields)  # the first of them on a tie
+    chosen = delimiter or (likeliest if fields(likeliest) else ",")
+    header = _row(line, chosen)
+    if header is None:
+        raise InputError("CSV header", "", "not a row of CSV; the first line names the fields")
     unknown = [h for h in header if h not in known and not h.startswith("meta.")]
     if unknown:
         problem = "not a field; headers are dotted field paths (see `llr-asp schema`)"
+        if fields(likeliest) > fields(chosen):
+            shown = "tab" if likeliest == "\t" else likeliest
+            problem += f"; the header looks {shown}-separated: give --delimiter '{shown}'"
         raise InputError("CSV header", unknown[0], problem)
     repeated = next((h for n, h in enumerate(header) if h in header[:n]), None)
     if repeated is not None:
         raise InputError("CSV header", repeated, "appears twice; keep one column per field")
+    return header, chosen
+
+
+def _csv_rows(
+    lines: Iterator[bytes], header: list[str], delimiter: str, rules: RuleSet
+) -> Iterator[Numbered]:
     for number, data in enumerate(lines, 2):
         problem = line_problem(data)
-        row = _row(data.decode("utf-8")) if problem is None else None
+        row = _row(data.decode("utf-8"), delimiter) if problem is None else None
         if row is None:
             yield number, InputError("", "", problem or "not a row of CSV (a quote left open?)")
         elif len(row) != len(header):
             yield number, InputError("", "", f"{len(row)} cells where the header has {len(header)}")
         else:
-            cells = zip(header, row)
-            document = {
-                h: _cell(cell, rules, h) for h, cell in cells if cell != "" and not h.startswith("meta.")
-            }
-            yield number, nested(document)
+            yield number, _document(zip(header, row), rules)
 
 
-def _row(line: str) -> list[str] | None:
+def _row(line: str, delimiter: str) -> list[str] | None:
     """The cells of one line of CSV, or None when it is not a whole row (a quote left open, a
     cell over the csv module's size limit)."""
     try:
-        return next(csv.reader([line.rstrip("\r\n")], strict=True), [])
+        return next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, strict=True), [])
     except csv.Error:
         return None
 
 
+def _document(cells: Iterable[tuple[str, str]], rules: RuleSet) -> Document:
+    """A row's patient document, or an InputError naming every cell that does not fit."""
+    document: dict[str, Any] = {}
+    problems = []
+    for header, cell in cells:
+        if not cell.strip() or header.startswith("meta."):
+            continue
+        try:
+            document[header] = _cell(cell, rules, header)
+        except ValueError as error:
+            shown = json.dumps(cell if len(cell) <= 40 else cell[:37] + "...", ensure_ascii=False)
+            problems.append(f"{header}: expected {error}, got {shown}")
+    if problems:
+        return InputError("", "", "; ".join(problems))
+    return nested(document)
+
+
 def _cell(text: str, rules: RuleSet, header: str) -> Any:
     field = rules.fields.get(header)
-    if field is None:
-        return text
-    if field.type == "bool":
-        return {"true": True, "false": False}.get(text.strip().lower(), text)
-    if field.type in ("number", "integer"):
-        try:
-            return parse(text, header)  # strict JSON: no NaN, no Infinity
-        except InputError:
-            return text
-    return text
+    if field is not None:
+        return read_answer(text, field)
+    if header == "policy" and text.strip() not in rules.policies:
+        raise ValueError(f"one of {', '.join(rules.policies)}")
+    if header == "id" and len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"a string of at most {MAX_ID_LENGTH} characters")
+    return text.strip() if header == "policy" else text

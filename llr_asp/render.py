@@ -6,13 +6,15 @@ brackets or escape codes in them are shown, not obeyed.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Union
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.segment import Segment
 from rich.text import Text
 from rich.tree import Tree
 
@@ -25,6 +27,7 @@ from .wording import (
     change_words,
     contest_line,
     contested_summary,
+    counted,
     evidence_words,
     flags,
     headline,
@@ -56,6 +59,45 @@ TONE = {**{d: style for d, (_, style) in VERDICT.items()}, "contested": "bold ma
 """The style of each verdict class (wording.tone): a decision that is not robust is never green."""
 
 
+class Hanging:
+    """`lead` (a bullet, a number, an indent) then `body`, whose wrapped lines start under its
+    own first character: a list item keeps its indent at any width."""
+
+    def __init__(self, lead: Union[str, Text], body: RenderableType) -> None:
+        self.lead = lead if isinstance(lead, Text) else Text(lead)
+        self.body = body
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        width = self.lead.cell_len
+        inner = options.update_width(max(options.max_width - width, 10))
+        lead = list(self.lead.render(console))
+        for number, line in enumerate(console.render_lines(self.body, inner, pad=False)):
+            yield from lead if number == 0 else (Segment(" " * width),)
+            yield from line
+            yield Segment.line()
+
+
+class Fitted:
+    """A table that keeps its ids whole: when its narrowest rendering (ids in columns that never
+    wrap) is wider than the width, it is drawn without the padding inside its cells."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
+        table = self.table
+        if console.measure(table, options=options.update_width(1 << 20)).minimum > options.max_width:
+            table = copy.copy(table)
+            table.padding = (0, 0)
+        yield table
+
+
+def whole(text: str, style: str = "") -> Text:
+    """A line that is never wrapped or cut, whatever the width (a witness to copy whole): the
+    console prints it with crop=False."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
+
+
 def decision_view(
     decision: Decision, rules: RuleSet, full: bool = False, today: datetime.date | None = None
 ) -> Group:
@@ -72,7 +114,7 @@ def decision_view(
         ": ",
         (headline(decision), TONE[tone(decision)]),
     )
-    parts: list[Text | Tree] = [header]
+    parts: list[RenderableType] = [header]
     urgent = urgent_note(decision)
     if urgent:
         parts.append(Text(f"⚠ {urgent}", style="bold yellow"))
@@ -101,27 +143,19 @@ def decision_view(
     _add_children(tree, decision.tree, full, flagged, rules)
     parts.append(tree)
     if decision.contested:
-        contested = Text(
-            "Readings of the policy text under which the decision differs (the ICB must confirm):",
-            style="bold magenta",
-        )
-        for contest in decision.contested:
-            contested.append("\n  ⚑ ")
-            contested.append(contest_line(contest, policy))
-        parts.append(contested)
+        title = "Readings of the policy text under which the decision differs (the ICB must confirm):"
+        parts.append(Text(title, style="bold magenta"))
+        parts += [Hanging("  ⚑ ", Text(contest_line(c, policy))) for c in decision.contested]
     for fields, title, style in (
         (decision.missing, "Still needed to decide:", "bold yellow"),
         (decision.to_settle, "Answers that could settle the reading:", "bold magenta"),
     ):
         if fields:
-            needed = Text(title, style=style)
+            parts.append(Text(title, style=style))
             for field in fields:
-                needed.append("\n  • ")
-                needed.append(rules.fields[field].question, style="bold")
-                needed.append(f"  [{field}]", style="dim")
-                for caveat in rules.caveats(field, [policy]):
-                    needed.append(f"\n    {caveat}", style="yellow")
-            parts.append(needed)
+                question = Text.assemble((rules.fields[field].question, "bold"), (f"  [{field}]", "dim"))
+                caveats = [Hanging("  ", Text(c, style="yellow")) for c in rules.caveats(field, [policy])]
+                parts.append(Hanging("  • ", Group(question, *caveats)))
     key = "✔ met   ✘ not met   ? unknown"
     if flagged:
         key += "   ⚑ read otherwise by another reading"
@@ -185,9 +219,12 @@ def _table(title: str | None = None) -> Table:
     return Table(title=title, title_justify="left")
 
 
-def policies_table(rules: RuleSet, today: datetime.date) -> Table:
+def policies_table(rules: RuleSet, today: datetime.date) -> Fitted:
+    """The policies; an id (typed into every command) and a reference are never wrapped."""
     table = _table("Policies")
-    for column in ("id", "reference", "title", "review", "commissioner"):
+    for column in ("id", "reference"):
+        table.add_column(column, no_wrap=True)
+    for column in ("title", "review", "commissioner"):
         table.add_column(column, overflow="fold")
     for policy in rules.policies.values():
         due = policy.review_due(today)
@@ -197,10 +234,10 @@ def policies_table(rules: RuleSet, today: datetime.date) -> Table:
         table.add_row(
             Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner)
         )
-    return table
+    return Fitted(table)
 
 
-def print_all(console: Console, views: Iterable[Group | Table]) -> None:
+def print_all(console: Console, views: Iterable[RenderableType]) -> None:
     for index, view in enumerate(views):
         if index:
             console.print()
@@ -219,9 +256,10 @@ def findings_view(findings: Sequence[Finding]) -> Group:
     counts = Counter(f.severity for f in findings)
     summary = ", ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in SEVERITIES if counts[s])
     table = _table(f"Findings: {summary}")
-    for column in ("#", "severity", "kind", "policy", "requirements"):
-        table.add_column(column, overflow="fold")
-    details: list[Text] = []
+    for column in ("#", "severity", "kind", "policy"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("requirements", min_width=_longest(r for f in findings for r in f.requirements))
+    details: list[RenderableType] = []
     for number, finding in enumerate(findings, 1):
         style = SEVERITY_STYLE[finding.severity]
         table.add_row(
@@ -231,37 +269,50 @@ def findings_view(findings: Sequence[Finding]) -> Group:
             Text(finding.policy or "-"),
             Text(", ".join(finding.requirements) or "-"),
         )
-        detail = Text.assemble(
-            (f"[{number}] ", "bold"), (finding.kind, style), " ", printable(finding.message)
-        )
+        lead = Text(f"[{number}] ", style="bold")
+        details.append(Hanging(lead, Text.assemble((finding.kind, style), " ", printable(finding.message))))
         if finding.quote:
-            detail.append(f"\n    policy text: “{printable(finding.quote)}”", style="italic")
+            details.append(
+                Hanging("    ", Text(f"policy text: “{printable(finding.quote)}”", style="italic"))
+            )
         if finding.file:
             where = f"{finding.file}:{finding.line}" if finding.line else finding.file
-            detail.append(f"\n    at {printable(where)}")
+            details.append(Hanging("    ", Text(f"at {printable(where)}")))
         if finding.witness is not None:
-            detail.append(
-                f"\n    witness: {printable(json.dumps(finding.witness, ensure_ascii=False))}", style="dim"
-            )
-        details.append(detail)
-    return Group(table, Text(), *details)
+            details.append(witness_line(finding.witness))
+    return Group(Fitted(table), Text(), *details)
+
+
+def witness_line(witness: dict[str, object]) -> Text:
+    """`    witness: {...}`, on one line however wide: copied from the terminal, it is valid JSON."""
+    return whole(f"    witness: {printable(json.dumps(witness, ensure_ascii=False))}", style="dim")
+
+
+def _longest(words: Iterable[str]) -> int:
+    """The width of the longest of `words` (ids a column must not split), at least 1."""
+    return max((len(w) for w in words), default=1)
 
 
 def comparison_view(comparison: Comparison) -> Group:
     """The classes of patients two policies decide differently, largest first."""
     first, second = comparison.first.label, comparison.second.label
     affected = sum(d.profiles for d in comparison.differences)
+    classes = len(comparison.differences)
     heading = Text.assemble(
         (f"{first} vs {second}: ", "bold"),
-        f"{len(comparison.differences)} classes of patients decided differently, "
+        f"{counted(classes, 'class', 'classes')} of patients decided differently, "
         f"{affected:,} of {comparison.profiles:,} fully known profiles",
     )
     if not comparison.differences:
         return Group(heading, Text("The two decide every patient alike.", style="bold green"))
     table = _table()
-    for column in ("#", first, second, "difference made by", "profiles"):
-        table.add_column(column, overflow="fold")
-    details: list[Text] = []
+    table.add_column("#", no_wrap=True)
+    table.add_column(first, overflow="fold")
+    table.add_column(second, overflow="fold")
+    ids = (r for d in comparison.differences for r in d.requirements)
+    table.add_column("difference made by", min_width=_longest(ids))
+    table.add_column("profiles", no_wrap=True, justify="right")
+    details: list[RenderableType] = []
     for number, difference in enumerate(comparison.differences, 1):
         table.add_row(
             str(number),
@@ -270,11 +321,9 @@ def comparison_view(comparison: Comparison) -> Group:
             Text(", ".join(difference.requirements) or "-"),
             f"{difference.profiles:,}",
         )
-        detail = Text.assemble((f"[{number}] ", "bold"), printable(difference.message))
-        witness = json.dumps(difference.witness, ensure_ascii=False)
-        detail.append(f"\n    witness: {printable(witness)}", style="dim")
-        details.append(detail)
-    return Group(heading, table, Text(), *details)
+        details.append(Hanging(Text(f"[{number}] ", style="bold"), Text(printable(difference.message))))
+        details.append(witness_line(difference.witness))
+    return Group(heading, Fitted(table), Text(), *details)
 
 
 def check_view(report: Report) -> Group:
@@ -282,8 +331,9 @@ def check_view(report: Report) -> Group:
     from .check import STEPS
 
     table = _table(f"llr-asp check: {'PASSED' if report.passed else 'FAILED'}")
-    for column in ("step", "checked", "failed", "what it checks"):
-        table.add_column(column, overflow="fold")
+    for column in ("step", "checked", "failed"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what it checks", overflow="fold")
     for step, description in STEPS.items():
         cases = [c for c in report.cases if c.step == step]
         failed = sum(1 for c in cases if c.failures)
@@ -291,26 +341,27 @@ def check_view(report: Report) -> Group:
         if not cases:
             mark = Text("- " + step, style="dim")
         table.add_row(mark, str(len(cases)), str(failed), description)
-    lines: list[Text] = []
+    lines: list[RenderableType] = []
     if report.coverage is not None:
         lines.append(Text(f"Coverage: {report.coverage:.1%} of requirements met and not met by examples"))
-        lines += [Text(f"  uncovered: {printable(u)}", style="yellow") for u in report.uncovered]
+        lines += [Hanging("  ", Text(f"uncovered: {printable(u)}", style="yellow")) for u in report.uncovered]
     for case, failure in report.failures():
         where = f"{failure.file}:{failure.line}" if failure.file and failure.line else failure.file or ""
-        line = Text.assemble(("✘ ", "red"), (f"{case.step} ", "bold"), printable(case.name))
+        lines.append(
+            Hanging(Text("✘ ", style="red"), Text.assemble((f"{case.step} ", "bold"), printable(case.name)))
+        )
         if where:
-            line.append(f"\n    {printable(where)}", style="cyan")
-        line.append(f"\n    {printable(failure.message)}")
-        lines.append(line)
-    lines += [Text(f"note: {printable(n)}", style="dim") for n in report.notices]
-    return Group(table, *lines)
+            lines.append(Hanging("    ", Text(printable(where), style="cyan")))
+        lines.append(Hanging("    ", Text(printable(failure.message))))
+    lines += [Hanging(Text("note: ", style="dim"), Text(printable(n), style="dim")) for n in report.notices]
+    return Group(Fitted(table), *lines)
 
 
 def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
     """The smallest sets of changes that would make the patient eligible, or why none can; first,
     any reading of the policy under which the patient is eligible as the record stands."""
     policy = answer.policy
-    lines = [
+    lines: list[RenderableType] = [
         Text.assemble(
             (f"{policy.title} ({policy.reference}): ", "bold"), (headline(answer), TONE[tone(answer)])
         )
@@ -342,17 +393,17 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
         cannot = f"{blocker.requirement} ({blocker.label}) cannot be met{because}."
         lines.append(Text(f"No change can make the patient eligible under the adopted reading. {cannot}"))
         for _, statement in blocker.assumptions:
-            lines.append(Text(f"  Not without contradicting the domain assumption: {statement}"))
+            lines.append(Hanging("  ", Text(f"Not without contradicting the domain assumption: {statement}")))
     else:
         size = len(answer.counterfactuals[0])
         fields = f"{size} field{'s' if size > 1 else ''} each"
         lines.append(Text(f"Smallest changes that would make the patient eligible ({fields}):"))
         for number, changes in enumerate(answer.counterfactuals, 1):
-            line = Text(f"  {number}. Eligible if ")
+            line = Text("Eligible if ")
             for index, change in enumerate(changes):
                 line.append("; and " if index else "")
                 line.append(change_words(change, rules), style="bold yellow" if change.caution else "")
-            lines.append(line)
+            lines.append(Hanging(f"  {number}. ", line))
         lines.append(Text(CHANGE_KEY, style="dim"))
     for contest in answer.contested:
         if contest not in answer.eligible_now:
@@ -366,7 +417,7 @@ def next_view(step: Next) -> Group:
     """The decision so far and the next question, or why there is none."""
     decision = step.decision
     policy = decision.policy
-    lines = [
+    lines: list[RenderableType] = [
         Text.assemble(
             (f"{policy.title} ({policy.reference}): ", "bold"),
             (headline(decision), TONE[tone(decision)]),
@@ -394,19 +445,19 @@ def next_view(step: Next) -> Group:
     return Group(*lines)
 
 
-def question_text(question: Question) -> Text:
-    """`What is the patient's pain grade?` with its field and the answers it takes."""
-    text = Text.assemble(("  " + question.text, "bold"), f"  [{question.field}]")
+def question_text(question: Question) -> Group:
+    """`What is the patient's pain grade?` with its field and the answers it takes, each line
+    indented however it wraps."""
+    lines = [Hanging("  ", Text.assemble((question.text, "bold"), f"  [{question.field}]"))]
     if question.choices is None:
         answers = "a number"
     elif question.type == "bool":
         answers = "yes / no"
     else:
         answers = " / ".join(f"{n}. {show(c)}" for n, c in enumerate(question.choices, 1))
-    for caveat in question.caveats:
-        text.append(f"\n  Note: {caveat}", style="yellow")
-    text.append(f"\n  Answer: {answers}, or unknown", style="dim")
-    return text
+    lines += [Hanging("  ", Text(f"Note: {caveat}", style="yellow")) for caveat in question.caveats]
+    lines.append(Hanging("  ", Text(f"Answer: {answers}, or unknown", style="dim")))
+    return Group(*lines)
 
 
 BAR = 20  # characters for the largest count
@@ -444,7 +495,7 @@ def summary_view(summary: Summary) -> Group:
     """Per policy: how many patients got each decision, the funnel through its criteria, the
     requirements most often not met, the fields most often missing, with bars; then the bad
     lines."""
-    parts: list[Table | Text] = []
+    parts: list[RenderableType] = []
     for policy, decisions in summary.decisions.items():
         reference = summary.rules.policies[policy].reference
         table = _table(f"{policy} ({reference})")
@@ -460,11 +511,9 @@ def summary_view(summary: Summary) -> Group:
         parts.append(table)
         parts.append(funnel_text(summary, policy))
         requirements = summary.rules.policies[policy].requirements
-        top = requirements[summary.rules.policies[policy].root].parts
-        failed = summary.failed[policy]
         rows = {
-            "Stopped by (requirements of the decision not met)": [
-                (failed[r], f"{r}  {requirements[r].label}") for r in sorted(top, key=lambda r: -failed[r])
+            "Stopped by (patients each requirement refused or left undetermined; stopped_by)": [
+                (n, f"{r}  {requirements[r].label}") for r, n in summary.stopped_by[policy].most_common()
             ],
             "Most often missing": [(n, f) for f, n in summary.missing[policy].most_common(5)],
             "Decided otherwise under an alternative reading (patients)": [
@@ -477,21 +526,18 @@ def summary_view(summary: Summary) -> Group:
         }
         for title, counts in rows.items():
             if any(n for n, _ in counts):
-                lines = Text(f"{title}:", style="bold")
+                parts.append(Text(f"{title}:", style="bold"))
                 scale = max(n for n, _ in counts)
                 for count, name in counts:
                     drawn = bar([(count, "█", "blue")], scale)
-                    lines.append("\n  ")
-                    lines.append_text(drawn)
-                    lines.append(" " * (BAR - len(drawn)) + f" {count:>7}  {printable(name)}")
-                parts.append(lines)
+                    lead = Text("  ").append_text(drawn).append(" " * (BAR - len(drawn)) + f" {count:>7}  ")
+                    parts.append(Hanging(lead, Text(printable(name))))
     if summary.error_count:
-        errors = Text(f"{summary.error_count} bad lines", style="bold red")
-        for error in summary.errors[:5]:
-            errors.append(f"\n  line {error.line}: {printable(error.error)}")
+        count = summary.error_count
+        parts.append(Text(counted(count, "bad line"), style="bold red"))
+        parts += [Hanging("  ", Text(f"line {e.line}: {printable(e.error)}")) for e in summary.errors[:5]]
         if summary.error_count > 5:
-            errors.append('\n  … every one is in the output, as {"line", "error"}')
-        parts.append(errors)
+            parts.append(Text('  … every one is in the output, as {"line", "error"}'))
     else:
         parts.append(Text("No bad lines.", style="green"))
     return Group(*parts)

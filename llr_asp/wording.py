@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 VERDICT_WORDS = {"eligible": "ELIGIBLE", "not_eligible": "NOT ELIGIBLE", "undetermined": "UNDETERMINED"}
 
 
+def counted(number: int, one: str, many: str | None = None) -> str:
+    """`1 bad line`, `2 bad lines`, `1 class`, `3 classes`: a count with its noun agreeing."""
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
+
+
 def plain(decision: str) -> str:
     """A decision in running text: `not eligible`."""
     return decision.replace("_", " ")

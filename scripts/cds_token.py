@@ -5,12 +5,14 @@ service with curl; a real EHR signs with its own key and publishes its JWKS).
     python scripts/cds_token.py --keys DIR --aud URL [--iss ISS]  # a token for one call to URL
 
 The token lives five minutes and carries a fresh jti: the service refuses a token used twice.
+The private key is written readable by its owner only; `keys/` is in .gitignore.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -23,13 +25,17 @@ KID = "llr-asp-sample"
 
 
 def make_keys(directory: Path) -> None:
+    """A key pair: the private key readable by its owner only (0600, whatever the umask), the
+    public keys as a JWKS for `llr-asp serve --cds-jwks`."""
     directory.mkdir(parents=True, exist_ok=True)
     private = ec.generate_private_key(ec.SECP384R1())
-    (directory / "private.pem").write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    descriptor = os.open(directory / "private.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # a file that was there keeps no wider mode
+        out.write(pem)
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
     (directory / "jwks.json").write_text(
         json.dumps({"keys": [{**public, "kid": KID, "alg": "ES384", "use": "sig"}]}, indent=2)

@@ -3,9 +3,14 @@ from __future__ import annotations
 import os
 
 import pytest
+import tiers
 from hypothesis import settings
 
 from llr_asp import Reasoner, RuleSet, load_rules
+
+TIERS = ("browser", "mutation", "exhaustive", "processes", "spark")
+"""The slow tiers: each marks tests `slow` too, which the quick run (`python -m pytest`, whose
+addopts say -m "not slow") leaves out and `.ci/run` runs (-m "slow or not slow")."""
 
 # benchmarks/mutation_code.py runs the suite once per mutant: every property then draws the same
 # examples (derandomized) and remembers none between runs (no database), so that a mutant's
@@ -13,6 +18,17 @@ from llr_asp import Reasoner, RuleSet, load_rules
 settings.register_profile("mutation", derandomize=True, database=None)
 if os.environ.get("LLR_ASP_HYPOTHESIS"):
     settings.load_profile(os.environ["LLR_ASP_HYPOTHESIS"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tiers.THOROUGH = config.getoption("markexpr") != "not slow"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -239,6 +239,7 @@ def test_the_real_policies_have_the_agreed_findings(real: list[Finding]) -> None
     assert not any(f.kind == "dead_route" for f in real)
 
 
+@pytest.mark.exhaustive
 def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding]) -> None:
     rules = default_rules_dir()
     dead = {f.requirements[0] for f in real if f.kind in ("dead_route", "redundant_route")}
@@ -280,7 +281,41 @@ def test_analyze_cli_json_and_text() -> None:
     result = CliRunner().invoke(app, ["analyze", "-p", "knee-resurfacing"], env={"COLUMNS": "80"})
     assert result.exit_code == 0
     assert "Findings: " in result.stdout and "hip-resurfacing" not in result.stdout
-    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    witnesses, lines = printed_witnesses(result.stdout)
+    assert max(len(line) for line in lines) <= 80
+    assert witnesses  # each on one line, however wide: valid JSON to copy
+
+
+def printed_witnesses(text: str) -> tuple[list[Any], list[str]]:
+    """The witnesses of a text report (each parsed from its one line), and its other lines."""
+    lines = text.splitlines()
+    prefix = "    witness: "
+    witnesses = [json.loads(line[len(prefix) :]) for line in lines if line.startswith(prefix)]
+    return witnesses, [line for line in lines if not line.startswith(prefix)]
+
+
+def test_witnesses_are_copied_whole_from_the_text_and_saved_with_witnesses_dir(tmp_path: Path) -> None:
+    """The README: a witness copied from the text runs through explain; --witnesses DIR saves
+    each as a file named by its finding."""
+    runner = CliRunner()
+    report = json.loads(runner.invoke(app, ["analyze", "-p", "hip-resurfacing", "-f", "json"]).stdout)
+    expected = [f["witness"] for f in report["findings"] if f["witness"] is not None]
+    folder = tmp_path / "witnesses"
+    result = runner.invoke(
+        app, ["analyze", "-p", "hip-resurfacing", "--witnesses", str(folder)], env={"COLUMNS": "60"}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert printed_witnesses(result.stdout)[0] == expected
+    assert f"wrote {len(expected)} witnesses to {folder}" in result.stderr
+    files = sorted(folder.iterdir())
+    assert [json.loads(f.read_text()) for f in files] == expected
+    first = report["findings"][0]
+    assert files[0].name == f"01-{first['kind']}-hip-resurfacing-{'+'.join(first['requirements'])}.json"
+    shown = runner.invoke(app, ["explain", str(files[0]), "-f", "json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["decision"] == "not_eligible"
+    (tmp_path / "file").write_text("")
+    refused = runner.invoke(app, ["analyze", "-p", "hip-resurfacing", "--witnesses", str(tmp_path / "file")])
+    assert refused.exit_code == 2 and "is not a directory" in refused.stderr
 
 
 def test_analyze_cli_errors_are_one_line(tmp_path: Path) -> None:

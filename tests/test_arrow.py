@@ -249,11 +249,12 @@ def test_parquet_to_standard_output_but_not_to_a_terminal(
     result = runner.invoke(app, ["batch", str(parquet), "--output-format", "parquet", "-j", "1"])
     assert result.exit_code == 0
     assert pq.read_table(pa.BufferReader(result.stdout_bytes)).num_rows == 10
-    from llr_asp import cli
+    from llr_asp.cli import cohort as commands
+    from llr_asp.errors import UsageError
 
     monkeypatch.setattr(sys, "stdout", type("Terminal", (), {"isatty": lambda self: True})())
-    with pytest.raises(cli.UsageError, match="Parquet is binary, not for a terminal"):
-        cli._output("-", cli.BatchFormat.parquet)
+    with pytest.raises(UsageError, match="Parquet is binary, not for a terminal"):
+        commands._output("-", commands.BatchFormat.parquet)
 
 
 def test_without_pyarrow_parquet_is_one_line_saying_what_to_install(
@@ -291,7 +292,7 @@ def test_schema_prints_the_parquet_columns() -> None:
         (f.name, str(f.type)) for f in arrow.OUTPUT
     ]
     assert all(c["meaning"] for c in described["columns"])
-    assert described["columns"][9]["type"].startswith("list<item: struct<reading: string")
+    assert described["columns"][10]["type"].startswith("list<item: struct<reading: string")  # contested
     assert (
         described["spark"].startswith("`line` BIGINT, `patient` STRING")
         and "`robust` BOOLEAN" in described["spark"]
@@ -379,7 +380,7 @@ def test_progress_follows_the_rows_of_a_parquet_file(monkeypatch: pytest.MonkeyP
     """A Parquet file's position is no measure of the rows read: the bar counts rows."""
     import io
 
-    from llr_asp import cli
+    from llr_asp.cli import cohort as commands
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -387,7 +388,7 @@ def test_progress_follows_the_rows_of_a_parquet_file(monkeypatch: pytest.MonkeyP
 
     shown = Terminal()
     monkeypatch.setattr(sys, "stderr", shown)
-    with cli._progress(None, "cohort.parquet", 40) as advance:
+    with commands._progress(None, "cohort.parquet", 40) as advance:
         advance(20)
     last = shown.getvalue().split("\r")[-1]
     assert "20 lines" in last and "╺" in last  # half way along the bar

@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import helpers
 import pytest
 from typer.testing import CliRunner
 
-from llr_asp import Reasoner, RuleSet, validate
+from llr_asp import InputError, Reasoner, RuleSet, validate
 from llr_asp import batch as batch_module
 from llr_asp.batch import LineError, Screening, iterate_decisions
 from llr_asp.cli import app
@@ -39,22 +40,42 @@ def random_patient(rng: random.Random, rules: RuleSet) -> dict[str, Any]:
     return helpers.nested(values)
 
 
-Said = tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...], list[tuple[tuple[str, ...], str]]]
+Said = tuple[
+    str,
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    list[tuple[tuple[str, ...], str]],
+]
 """What a cohort line says of a patient and policy: the decision, the requirements not met, the
-answers missing, the decisions possible and the readings it rests on (a line that called a
-contested refusal robust, as a batch that weighed too few patients did, is not explain's)."""
+answers missing, the requirements it is stopped by, the decisions possible and the readings it
+rests on (a line that called a contested refusal robust, as a batch that weighed too few
+patients did, is not explain's)."""
 
 
 def expected(reasoner: Reasoner, document: dict[str, Any]) -> list[Said]:
     patient = validate(document, reasoner.rules, "doc")
     return [
-        (d.policy.id, d.decision, tuple(d.failed()), d.missing, d.possible, contests(d.contested))
+        (
+            d.policy.id,
+            d.decision,
+            tuple(d.failed()),
+            d.missing,
+            tuple(d.stopped_by()),
+            d.possible,
+            contests(d.contested),
+        )
         for d in reasoner.decide(patient)
     ]
 
 
 def got(results: list[Any]) -> list[Said]:
-    return [(r.policy, r.decision, r.failed, r.missing, r.possible, contests(r.contested)) for r in results]
+    return [
+        (r.policy, r.decision, r.failed, r.missing, r.stopped_by, r.possible, contests(r.contested))
+        for r in results
+    ]
 
 
 def contests(found: Any) -> list[tuple[tuple[str, ...], str]]:
@@ -134,6 +155,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "not_eligible",
         ["eligibility", "no_contraindication"],
     )
+    assert lines[0]["stopped_by"] == ["no_contraindication"]
     assert set(lines[0]) == {
         "line",
         "patient",
@@ -142,6 +164,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "decision",
         "robust",
         "possible",
+        "stopped_by",
         "failed",
         "missing",
         "contested",
@@ -156,6 +179,51 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
     assert "4 bad lines" in result.stderr
 
 
+def stopped_rows(stderr: str) -> dict[str, dict[str, int]]:
+    """Per policy, the rows of the stderr summary's "Stopped by": requirement -> patients."""
+    found: dict[str, dict[str, int]] = {}
+    policy = ""
+    within = False
+    for line in stderr.splitlines():
+        title = re.match(r"(\S+-resurfacing) \(ARP \d+\)", line)
+        if title:
+            policy, within = title.group(1), False
+            found[policy] = {}
+        elif line.startswith("Stopped by"):
+            within = True
+        elif within and (row := re.match(r"\s+█+\s+(\d+)\s+(\S+)  ", line)):
+            found[policy][row.group(2)] = int(row.group(1))
+        elif not line.startswith("  "):  # (an indented line continues a wrapped row)
+            within = False
+    return found
+
+
+def test_stopped_by_is_one_count_in_the_lines_the_summary_and_its_json(
+    tmp_path: Path, rules: RuleSet
+) -> None:
+    """stopped_by: the parts of the decision that refuse a patient or leave the decision open,
+    [] for an eligible one; the stderr summary and --summary-json count exactly the lines'."""
+    rng = random.Random(11)
+    documents = [json.loads(p.read_text()) for p in EXAMPLES] + [
+        random_patient(rng, rules) for _ in range(80)
+    ]
+    source = write_jsonl(tmp_path / "cohort.jsonl", [json.dumps(d) + "\n" for d in documents])
+    summary = tmp_path / "summary.json"
+    result = runner.invoke(app, ["batch", str(source), "-j", "1", "--summary-json", str(summary)])
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    counts: dict[str, Counter[str]] = {p: Counter() for p in rules.policies}
+    for line in lines:
+        assert (line["stopped_by"] == []) == (line["decision"] == "eligible")
+        policy = rules.policies[line["policy"]]
+        assert set(line["stopped_by"]) <= set(policy.requirements[policy.root].parts)
+        counts[line["policy"]].update(line["stopped_by"])
+    report = json.loads(summary.read_text())["policies"]
+    assert {p: report[p]["stopped_by"] for p in report} == {p: dict(c) for p, c in counts.items()}
+    assert stopped_rows(result.stderr) == {p: dict(c) for p, c in counts.items()}  # no row of 0
+    assert all(c["A"] and c["B"] for c in counts.values())
+
+
 def test_csv_in_and_out(tmp_path: Path) -> None:
     source = tmp_path / "cohort.csv"
     source.write_text(
@@ -168,12 +236,116 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
     assert rows[0] == (
-        "line,patient,policy,reference,decision,robust,possible,failed,missing,contested,warnings,error"
+        "line,patient,policy,reference,decision,robust,possible,stopped_by,failed,missing,contested,warnings,error"
     )
-    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,")
+    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,B,")
     assert ",eligibility;B;B.months," in rows[1] and "C6.route=undetermined" in rows[1]
-    assert rows[2].startswith("3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,,")
-    assert rows[3].startswith("4,,,,,,,,,,,") and "msk.assessed: expected true or false" in rows[3]
+    assert rows[2].startswith(
+        "3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,A;B;C;compartments,,"
+    )
+    assert rows[3].startswith("4,,,,,,,,,,,,") and "msk.assessed: expected yes or no" in rows[3]
+
+
+def test_a_csv_cell_takes_the_words_ask_takes(rules: RuleSet) -> None:
+    """One vocabulary: whatever `ask` reads from a typed answer (but a choice's number in its
+    menu), a CSV cell reads the same; whatever it refuses, the cell refuses."""
+    from llr_asp.batch import read_csv
+    from llr_asp.interview import parse_answer
+
+    texts = [
+        "Male",
+        "FEMALE",
+        " yes",
+        "No ",
+        "TRUE",
+        "false",
+        "y",
+        "N",
+        "1",
+        "6",
+        "5.5",
+        "-1",
+        "2000",
+        "Severe",
+        "moderate ",
+        "unknown",
+        "Not Known",
+        "?",
+        "six",
+        "maybe",
+        "agonising",
+        "3",
+        "1.5",
+    ]
+    for path, field in rules.fields.items():
+        for text in texts:
+            try:
+                said = parse_answer(text, field)
+            except ValueError:
+                said = "refused"
+            if field.values and text.strip().isdigit():
+                continue  # ask's menu numbers: not a CSV cell's meaning
+            [(_, document)] = list(read_csv([f"{path}\n".encode(), f'"{text}"\n'.encode()], rules))
+            read = "refused" if isinstance(document, InputError) else document[path.split(".")[0]]
+            if read != "refused" and "." in path:
+                read = read[path.split(".")[1]]
+            assert read == said, (path, text)
+
+
+def test_a_csv_row_names_every_bad_cell_in_column_order(tmp_path: Path) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text("id,pain.severity,sex,conservative.months,msk.assessed\nr,agony,M,2000,maybe\n")
+    result = runner.invoke(app, ["batch", str(source), "-p", "hip-resurfacing", "-j", "1"])
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["error"] == (
+        f"{source}:2: pain.severity: expected one of none, mild, moderate, intense, severe (in any case), "
+        'got "agony"; sex: expected one of female, male (in any case), got "M"; conservative.months: '
+        'expected a number from 0 to 1200, got "2000"; msk.assessed: expected yes or no (or true or '
+        'false), got "maybe"'
+    )
+
+
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_the_csv_delimiter_is_found_from_the_header(tmp_path: Path, separator: str) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text(
+        separator.join(["id", "sex", "msk.assessed"]) + "\n" + separator.join(["a", "Male", "no"]) + "\n"
+    )
+    result = runner.invoke(app, ["batch", str(source), "-p", "hip-resurfacing", "-j", "1"])
+    assert result.exit_code == 0, result.stderr
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert (line["patient"], line["decision"], line["stopped_by"]) == ("a", "not_eligible", ["A"])
+    named = "tab" if separator == "\t" else separator
+    again = runner.invoke(
+        app, ["batch", str(source), "-p", "hip-resurfacing", "-j", "1", "--delimiter", named]
+    )
+    assert again.stdout == result.stdout
+    wrong = runner.invoke(app, ["batch", str(source), "-j", "1", "--delimiter", ","])
+    assert wrong.exit_code == 2 and f"give --delimiter '{named}'" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--delimiter", "ab"], "give one character"),
+        (["--delimiter", "x"], "give one character"),
+        (["--input-format", "jsonl", "--delimiter", ";"], "--delimiter goes with CSV input"),
+    ],
+)
+def test_a_delimiter_that_cannot_be_is_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text("id\na\n")
+    result = runner.invoke(app, ["batch", str(source), *args])
+    assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("output", ["csv", "jsonl"])
+def test_a_bad_csv_header_writes_nothing(tmp_path: Path, output: str) -> None:
+    """`batch bad.csv -f csv > decisions.csv` leaves no lone header row behind."""
+    source = tmp_path / "cohort.csv"
+    source.write_text("id,pain.sevrity\nx,mild\n")
+    result = runner.invoke(app, ["batch", str(source), "-f", output, "-j", "1"])
+    assert result.exit_code == 2 and result.stdout == ""
 
 
 def test_stdin_and_every_policy(reasoner: Reasoner) -> None:
@@ -216,6 +388,7 @@ def test_results_serialise_as_the_contract_says() -> None:
         "decision": "undetermined",
         "robust": False,
         "possible": ["not_eligible", "undetermined"],
+        "stopped_by": [],
         "failed": [],
         "missing": ["sex"],
         "contested": [
@@ -239,8 +412,8 @@ def test_results_serialise_as_the_contract_says() -> None:
 
 def test_the_summary_lists_the_most_frequent_first(tmp_path: Path) -> None:
     """What stops patients, and what is most often missing, in order of how many (bugs: the
-    requirements in the policy's order, A first though it stopped one patient; the fields in
-    alphabetical order, conservative.documented before conservative.months)."""
+    requirements in the order first met in the cohort or the policy's, A first though it stopped
+    one patient; the fields in alphabetical order, conservative.documented before months)."""
     record = json.loads((EXAMPLES[0].parent / "route-c1-pain.json").read_text())
     record.pop("meta")
 
@@ -263,6 +436,10 @@ def test_the_summary_lists_the_most_frequent_first(tmp_path: Path) -> None:
         rows = [re.match(r"\s+[█ ]*\s(\d+)\s\s(\S+)", line) for line in lines]
         return [(int(m.group(1)), m.group(2)) for m in itertools.takewhile(bool, rows) if m]
 
-    stopped = section("Stopped by")
-    assert [name for count, name in stopped if count] == ["no_contraindication", "B", "A"]
+    stopped = section("Stopped by")  # B: 2 refused and the 4 left open for their care
+    assert [(count, name) for count, name in stopped if count] == [
+        (6, "B"),
+        (3, "no_contraindication"),
+        (1, "A"),
+    ]
     assert section("Most often missing") == [(3, "conservative.months"), (1, "conservative.documented")]

@@ -467,6 +467,7 @@ def _use_all(path: str, keys: list[str], start: Any, accepted: Any) -> None:
     accepted.put(sum(store.first_use(key, time.time() + 60) for key in keys))
 
 
+@pytest.mark.processes
 def test_processes_racing_on_one_state_file_accept_each_token_id_once(tmp_path: Path) -> None:
     """Three worker processes try the same 300 token ids at once: 300 accepted in all."""
     import multiprocessing

@@ -173,3 +173,132 @@ def test_the_review_date_is_current_due_or_overdue_as_the_year_goes() -> None:
         2027: {"due": "2026", "status": "overdue"},
     }
     assert hip.review_words(datetime.date(2027, 1, 1)) == "Policy review date: 2026 (overdue for review)"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    import importlib.metadata
+
+    import llr_asp
+
+    installed = importlib.metadata.version("llr-asp")
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith(f"llr-asp {installed} (clingo ")
+    assert llr_asp.__version__ == installed
+
+
+@pytest.mark.parametrize(
+    "args", [["-h"], ["explain", "-h"], ["batch", "-h"], ["fhir", "questionnaire", "-h"]]
+)
+def test_h_is_help(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "Usage: llr-asp" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("origin", "command"),
+    [
+        (
+            {"url": "file:///home/gp/llr-asp", "dir_info": {"editable": True}},
+            "pip install -e '/home/gp/llr-asp[web]'",
+        ),
+        ({"url": "file:///home/gp/llr-asp", "dir_info": {}}, "pip install '/home/gp/llr-asp[web]'"),
+        (
+            {"url": "file:///tmp/dist/llr_asp-0.1.0-py3-none-any.whl", "archive_info": {}},
+            "pip install '/tmp/dist/llr_asp-0.1.0-py3-none-any.whl[web]'",
+        ),
+        (
+            {
+                "url": "https://example.org/icb/llr-asp.git",
+                "vcs_info": {"vcs": "git", "requested_revision": "v0.1.0"},
+            },
+            "pip install 'llr-asp[web] @ git+https://example.org/icb/llr-asp.git@v0.1.0'",
+        ),
+        (
+            {"url": "file://localhost/srv/llr-asp", "vcs_info": {"vcs": "git", "commit_id": "377bdff"}},
+            "pip install 'llr-asp[web] @ git+file://localhost/srv/llr-asp@377bdff'",
+        ),
+        ({}, "pip install 'llr-asp[web]'"),
+    ],
+)
+def test_the_install_hint_names_where_llr_asp_came_from(origin: dict, command: str) -> None:
+    """`serve` without the web extra says how to add it to this installation: from a clone, a
+    wheel or a repository URL, as pip recorded it (PEP 610)."""
+    from llr_asp.install import install_command
+
+    assert install_command("web", origin) == command
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["explain", "{example}", "-f", "fhirx"],
+            "Invalid value for '--format' / '-f': 'fhirx' is not one of",
+        ),
+        (["explian"], "No such command 'explian'. Did you mean 'explain'?"),
+        (["batch"], "Missing argument 'INPUT' (see `llr-asp batch -h`)"),
+        (["explain", "{example}", "--nope"], "No such option: --nope (see `llr-asp explain -h`)"),
+        (["batch", "x.jsonl", "-j", "0"], "'--jobs' / '-j': 0 is not in the range x>=1"),
+        (["fhir", "questionnaire", "-p"], "Option '-p' requires an argument"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], said: str) -> None:
+    """As every other error: one line on stderr and exit code 2, not click's boxed usage text."""
+    example = str(EXAMPLES / "route-c1-pain.json")
+    result = runner.invoke(app, [a.replace("{example}", example) for a in args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("llr-asp: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert said in result.stderr and "╭" not in result.stderr
+
+
+def test_ctrl_c_in_any_command_is_one_line() -> None:
+    """explain waiting on a standard input held open, interrupted."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cli = shutil.which("llr-asp") or str(Path(sys.executable).parent / "llr-asp")
+    process = subprocess.Popen(
+        [cli, "explain", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not reading_stdin(process.pid) and time.monotonic() < deadline:  # llr-asp has started
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stderr) == (130, "llr-asp: interrupted\n")
+
+
+def reading_stdin(pid: int) -> bool:
+    """Whether the process waits in read(2) on its standard input (Linux: x86-64 or arm64), or,
+    where that cannot be seen, after a few seconds."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        import time
+
+        time.sleep(3)
+        return True
+    return call[:2] in (["0", "0x0"], ["63", "0x0"])
+
+
+def help_text(*args: str) -> str:
+    """A command's -h, its words on one line (the boxes and wrapping of the help taken out)."""
+    result = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
+def test_help_says_what_the_readme_says() -> None:
+    batch = help_text("batch")
+    assert "3 when a worker process died or failed" in batch and "130 on Ctrl-C" in batch
+    assert "`stopped_by` the requirements that refuse the patient or leave the decision open" in batch
+    assert "--delimiter" in batch and "--input-format" in batch
+    analyze = help_text("analyze")
+    assert "(contested_reading)" in analyze and "(contested_combination)" in analyze
+    assert "--witnesses" in analyze
+    serve = help_text("serve")
+    assert "FHIR R4 (/fhir/)" in serve and "CDS Hooks (/cds-services)" in serve
+    assert "fhir: a QuestionnaireResponse" in help_text("explain")

@@ -100,7 +100,7 @@ def test_batch_writes_the_report_and_draws_bars_in_the_terminal(tmp_path: Path) 
     )
     assert result.exit_code == 1  # the bad line
     html = report.read_text()
-    assert html.startswith("<!doctype html>") and "1 bad lines" in html
+    assert html.startswith("<!doctype html>") and "1 bad line<" in html
     assert html.count('id="funnel-hip-resurfacing"') == 1 and html.count('id="funnel-knee-resurfacing"') == 1
     assert 'id="contested-hip-resurfacing"' in html and 'id="missing-knee-resurfacing"' in html
     funnel_json = json.loads(summary_json.read_text())["policies"]["hip-resurfacing"]["funnel"]

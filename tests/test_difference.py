@@ -130,20 +130,37 @@ def test_diff_against_a_git_revision(tmp_path: Path) -> None:
     args = ["diff", "hip-resurfacing", "--against-git", "HEAD", "--rules", str(repo / "rules"), "-f", "json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    [difference] = json.loads(result.stdout)["differences"]
+    report = json.loads(result.stdout)
+    [difference] = report["differences"]
     assert difference["requirements"] == ["B.months"]
+    sides = ["hip-resurfacing (at HEAD)", "hip-resurfacing (now)"]  # named by revision
+    assert [side["label"] for side in report["compared"]] == sides
+    assert "under hip-resurfacing (at HEAD)" in difference["message"]
     result = CliRunner().invoke(app, [*args[:2], "--against-git", "no-such-rev", *args[4:]])
     assert result.exit_code == 2 and "no-such-rev" in result.stderr
 
 
 def test_diff_cli(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["diff", "hip-resurfacing", "knee-resurfacing"], env={"COLUMNS": "80"})
+    folder = tmp_path / "w"
+    args = ["diff", "hip-resurfacing", "knee-resurfacing", "--witnesses", str(folder)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0
     assert "2 classes of patients decided differently, 50,176 of 7,864,320" in " ".join(result.stdout.split())
+    lines = result.stdout.splitlines()
+    witnesses = [json.loads(line.split("witness: ", 1)[1]) for line in lines if "witness: " in line]
+    assert len(witnesses) == 2 and all(len(line) <= 80 for line in lines if "witness: " not in line)
+    files = sorted(folder.iterdir())
+    assert [f.name for f in files] == [
+        "01-eligible-vs-not_eligible-compartments.json",
+        "02-not_eligible-vs-eligible-no_contraindication.json",
+    ]
+    assert [json.loads(f.read_text()) for f in files] == witnesses
     new = lowered_threshold(tmp_path)
     args = ["diff", "hip-resurfacing", "--rules-old", str(RULES), "--rules-new", str(new), "-f", "json"]
     report = json.loads(CliRunner().invoke(app, args).stdout)
     assert [d["decisions"] for d in report["differences"]] == [["not_eligible", "eligible"]]
+    text = CliRunner().invoke(app, args[:-2]).stdout
+    assert "1 class of patients decided differently" in " ".join(text.split())
     for wrong in (["diff", "hip-resurfacing"], ["diff", "hip-resurfacing", "elbow"], ["diff"]):
         result = CliRunner().invoke(app, wrong)
         assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, wrong

@@ -63,7 +63,7 @@ def test_csv_booleans_in_any_case_and_spacing(cell: str, rules: RuleSet) -> None
 
 def test_the_typed_answer_0_to_a_graded_question_says_what_to_type(rules: RuleSet) -> None:
     with pytest.raises(
-        ValueError, match=r"answer one of none, mild, moderate, intense, severe \(or its number"
+        ValueError, match=r"answer one of none, mild, moderate, intense, severe or its number"
     ):
         parse_answer("0", rules.fields["pain.severity"])
     assert parse_answer("1", rules.fields["pain.severity"]) == "none"

@@ -12,6 +12,13 @@ from llr_asp.cli import app
 
 BAD = [
     ("{", "line 1 column 2", "invalid JSON"),
+    # a witness copied from a wrapped terminal: the json module's message whole, and the fix
+    (
+        '{"id": "witness\n a"}',
+        "line 1 column 16",
+        "invalid JSON: Invalid control character in a string (a line break",
+    ),
+    ('{"id": "open}', "line 1 column 8", "invalid JSON: Unterminated string (a quote left open)"),
     ("[1, 2]", "(document)", "expected an object"),
     ('"hello"', "(document)", "expected an object"),
     (

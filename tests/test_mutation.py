@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from mutants import mutants, outcomes, verdict
 
 from llr_asp.ruleset import default_rules_dir
 
 ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.mutation
 
 
 def test_check_fails_on_at_least_90_percent_of_relevant_mutants(tmp_path: Path) -> None:

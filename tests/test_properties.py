@@ -9,13 +9,14 @@ import helpers
 import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from llr_asp import InputError, Patient, Reasoner, json_schema, load_rules, validate
 from llr_asp.patient import checker
 
 RULES = load_rules()
 REASONER = Reasoner(RULES)
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def field_value(path: str) -> st.SearchStrategy[Any]:
@@ -88,7 +89,7 @@ def test_filling_in_unknowns_never_changes_a_determined_decision(
             assert decision.missing == ()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(partial_patients(max_unknown=5))
 def test_missing_agrees_with_brute_force(values: dict[str, Any]) -> None:
     for policy_id, decision in decide(values).items():
@@ -126,7 +127,7 @@ def near_patients() -> st.SearchStrategy[Any]:
     return st.builds(lambda flat, more: {**helpers.nested(flat), **more}, fields, extra)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(json_values, near_patients()))
 def test_arbitrary_json_is_a_patient_or_a_clear_error(document: Any) -> None:
     try:
@@ -139,7 +140,7 @@ def test_arbitrary_json_is_a_patient_or_a_clear_error(document: Any) -> None:
     REASONER.decide(patient)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(json_values, near_patients()))
 def test_fast_check_agrees_with_jsonschema(document: Any) -> None:
     schema = json_schema(RULES)

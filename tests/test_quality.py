@@ -13,6 +13,7 @@ import helpers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from test_properties import RULES, partial_patients
+from tiers import examples
 
 from llr_asp import Policy, load_rules, validate
 from llr_asp.interview import Interviewer
@@ -22,7 +23,7 @@ from llr_asp.whatif import WhatIfSearch, whatif
 INTERVIEWER = Interviewer(RULES)
 SEARCH = WhatIfSearch.load()
 ORDER = list(RULES.fields)
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def pending(policy: Policy, values: dict[str, Value], asked: set[str]) -> int:
@@ -70,7 +71,7 @@ def expected_question(policy: Policy, values: dict[str, Value], answered: set[st
     return min(askable, key=cost)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(partial_patients(max_unknown=6))
 def test_next_asks_the_question_brute_force_chooses(values: dict[str, Any]) -> None:
     patient = validate(helpers.nested(values), RULES, "random")

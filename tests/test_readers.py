@@ -49,7 +49,10 @@ def imports() -> dict[str, set[str]]:
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                found.add(".".join([*base, node.module] if node.module else base))
+                if node.module:
+                    found.add(".".join([*base, node.module]))
+                else:  # `from . import a, b`: the modules a and b of the package
+                    found |= {".".join([*base, alias.name]) for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 found.add(node.module if node.module.startswith("llr_asp") else node.module.split(".")[0])
         graph[module] = found

@@ -11,6 +11,7 @@ import helpers
 import pytest
 from hypothesis import given, settings
 from test_properties import RULES, SETTINGS, partial_patients
+from tiers import examples
 
 from llr_asp import Reasoner, validate
 from llr_asp.decision import Decision
@@ -213,7 +214,7 @@ def test_fully_known_patients_are_weighed_as_brute_force_weighs_them(values: dic
     check_against_brute_force(values)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(partial_patients(max_unknown=4))
 def test_partly_known_patients_are_weighed_as_brute_force_weighs_them(values: dict[str, Any]) -> None:
     """Unknowns included: alternatives that change an undetermined decision, and the answers
@@ -224,7 +225,7 @@ def test_partly_known_patients_are_weighed_as_brute_force_weighs_them(values: di
 SEARCH = WhatIfSearch.load()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(partial_patients(max_unknown=6))
 def test_whatif_never_proposes_what_a_domain_assumption_rules_out(values: dict[str, Any]) -> None:
     document = validate(helpers.nested(values), RULES, "random")

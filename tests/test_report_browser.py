@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from llr_asp.cli import app
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+pytestmark = pytest.mark.browser
 WATCH = """
 window.__violations = [];
 document.addEventListener('securitypolicyviolation',

@@ -10,7 +10,6 @@ import random
 import re
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
 import httpx
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # starlette's notice about httpx versions
-    from fastapi.testclient import TestClient
-
+from fastapi.testclient import TestClient
 from test_batch import random_patient
+from tiers import a_few
 from typer.testing import CliRunner
 
 from llr_asp import RuleSet
 from llr_asp.cli import app as cli
-from llr_asp.web import create_app
+from llr_asp.web import create_app, server
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 runner = CliRunner()
@@ -45,7 +41,7 @@ def cli_json(*args: str, stdin: str | None = None) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("path", a_few(EXAMPLES, 3, ids=lambda p: p.stem))
 def test_explain_whatif_and_next_equal_the_cli_on_every_example(client: TestClient, path: Path) -> None:
     body = path.read_bytes()
     for command in ("explain", "next"):
@@ -211,7 +207,10 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch: pytest.Mo
         importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
     )
     result = runner.invoke(cli, ["serve"])
-    assert result.exit_code == 2 and "pip install 'llr-asp[web]'" in result.stderr
+    from llr_asp.install import install_command
+
+    assert result.exit_code == 2 and result.stderr.endswith(f": {install_command('web')}\n")
+    assert "llr-asp[web]'" not in install_command("web")  # no index serves llr-asp: where it came from
 
 
 def test_other_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:
@@ -320,3 +319,26 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (cds.ISSUERS_ENV, cds.JWKS_ENV, cds.NO_AUTH_ENV, RULES_ENV, ENV):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # uvicorn.run is replaced and nothing listens: the port is not this test's to find free
+    monkeypatch.setattr(server, "check_address", lambda host, port: None)
+
+
+def test_serve_in_use_is_one_line_before_anything_says_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import uvicorn
+
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(app))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(cli, ["serve", "--port", str(port), "--no-auth"])
+    assert result.exit_code == 2 and started == [] and "serving" not in result.stderr
+    assert result.stderr == (
+        f"llr-asp: error: cannot listen on 127.0.0.1:{port} (in use by another program); choose another "
+        "--port, or stop what uses it\n"
+    )
+    wrong = runner.invoke(cli, ["serve", "--host", "no-such-host.invalid", "--no-auth"])
+    assert wrong.exit_code == 2 and "--host no-such-host.invalid: not an address" in wrong.stderr

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.browser
+
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'llr-asp[web]'")
 playwright = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"

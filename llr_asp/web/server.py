@@ -15,13 +15,81 @@ request reaches the application.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..errors import UsageError
+from ..ruleset import RuleSet
 from .settings import Settings
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address `serve` cannot listen on (a port in use, a host that is
+    not this machine's), before anything says it is serving: bound here as uvicorn binds it
+    (SO_REUSEADDR), and released at once."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UsageError(f"--host {host}: not an address of this machine ({error.strerror})") from None
+    family, kind, protocol, _, address = found[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            why = "in use by another program" if error.errno == errno.EADDRINUSE else error.strerror
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({why}); choose another --port, or stop what uses it"
+            ) from None
+
+
+def hand_to_workers(
+    settings: Settings, rules: Path | None, issuers: tuple[str, ...], jwks: Path | None, no_auth: bool
+) -> None:
+    """What every worker process reads when it starts (uvicorn starts them afresh): the
+    settings, the rules directory, the allowed CDS Hooks issuers and their keys, --no-auth."""
+    from .app import RULES_ENV
+    from .cds import ISSUERS_ENV, JWKS_ENV, NO_AUTH_ENV
+    from .settings import ENV
+
+    os.environ[ENV] = settings.to_json()
+    if rules is not None:
+        os.environ[RULES_ENV] = str(rules.resolve())
+    os.environ[ISSUERS_ENV] = ",".join(issuers)
+    if jwks is not None:
+        os.environ[JWKS_ENV] = str(jwks.resolve())
+    if no_auth:
+        os.environ[NO_AUTH_ENV] = "1"
+
+
+def start_notes(
+    rules: RuleSet, settings: Settings, host: str, public_url_given: bool, authenticated: bool, no_auth: bool
+) -> list[str]:
+    """What `serve` says as it starts: how CDS Hooks calls are authenticated, the policies whose
+    order codes are not declared, and what listening beyond this machine means."""
+    notes = []
+    if no_auth:
+        notes.append("WARNING: --no-auth: CDS Hooks calls are not authenticated; local use only")
+    elif not authenticated:
+        notes.append("note: no --cds-issuer and --cds-jwks: every CDS Hooks call will be refused")
+    uncoded = [p.reference for p in rules.policies.values() if not rules.procedures.get(p.id)]
+    if uncoded:
+        notes.append(
+            f"note: no order codes declared for {', '.join(uncoded)}: no CDS Hooks order will match (no "
+            "card) until they are configured (procedure/4 in the rules: see rules/llr_icb.lp)"
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        notes.append(f"note: listening on {host}: reachable from other machines")
+        if not public_url_given:
+            notes.append(f"note: no --public-url: CDS Hooks tokens must name {settings.public_url}")
+    return notes
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

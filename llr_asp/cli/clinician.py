@@ -1,0 +1,257 @@
+"""The clinicians' commands: explain, whatif, next and ask, each a thin call into the library."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..readers import read_patient
+from ..reasoner import Reasoner
+from .app import (
+    Format,
+    FormatOption,
+    PatientArgument,
+    RecordPolicyOption,
+    RulesOption,
+    app,
+    console,
+    print_json,
+    print_per_policy,
+    user_errors,
+)
+
+
+class ExplainFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    letter = "letter"
+    markdown = "markdown"
+    fhir = "fhir"
+
+
+EVERY_POLICY = (
+    "The record names no policy and none was given (--policy), so every policy was evaluated: "
+    "read the one for the procedure requested."
+)
+
+
+@app.command()
+def explain(
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
+    format: Annotated[
+        ExplainFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text for people; json for programs; letter: plain text to paste into a clinical "
+            "record or a referral (dated, in words, no markup); markdown: the same letter as Markdown; "
+            "fhir: a QuestionnaireResponse with the answers and the decisions.",
+        ),
+    ] = ExplainFormat.text,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Text, markdown: also expand requirements that are not a reason for the result."
+        ),
+    ] = False,
+    rules: RulesOption = None,
+) -> None:
+    """Decide whether a patient is eligible, and show why or why not.
+
+    Prints the decision (eligible, not eligible, undetermined) for each policy, then a
+    justification tree: every requirement met (✔), not met (✘) or unknown (?), the policy
+    sentence it encodes, any interpretation the encoding makes, and the patient's values it used.
+    An undetermined decision lists the answers still needed. A decision that would differ under
+    another reasonable reading of the damaged policy text says so first, and names the reading
+    (⚑); a record that contradicts a domain assumption gets a warning.
+    """
+    with user_errors():
+        reasoner = Reasoner.load(rules)
+        ruleset = reasoner.rules
+        record = read_patient(patient, ruleset)
+        decisions = reasoner.decide(record, reasoner.chosen(record, policy))
+    if format is ExplainFormat.json:
+        print_per_policy([d.to_json() for d in decisions])
+        return
+    if format is ExplainFormat.fhir:
+        from ..fhir import decision_response
+
+        print_json(decision_response(record, decisions, ruleset))
+        return
+    unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
+    if format is ExplainFormat.letter:
+        from ..letter import plain_letter
+
+        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, unnamed))
+        return
+    if format is ExplainFormat.markdown:
+        from ..markdown import decision_markdown, escape
+
+        preface = f"*{escape(unnamed)}*\n\n" if unnamed else ""
+        sys.stdout.write(preface + "\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
+        return
+    from rich.text import Text
+
+    from ..render import decision_view, print_all
+
+    views: list[Any] = [Text(unnamed, style="bold")] if unnamed else []
+    print_all(console(), [*views, *(decision_view(d, ruleset, full) for d in decisions)])
+
+
+@app.command()
+def whatif(
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="List at most N sets of changes.")] = 5,
+    format: FormatOption = Format.text,
+    rules: RulesOption = None,
+) -> None:
+    """What would have to change for the patient to be eligible.
+
+    Lists every smallest set of changes (fewest fields touched) that makes the patient eligible,
+    up to --limit, each value the nearest that qualifies (months -> 6, the lowest grade that
+    qualifies). An unknown field may be set; a known immutable field (sex, knee compartments)
+    never changes. When no change can help, says which requirement cannot be met and why.
+    """
+    from ..whatif import WhatIfSearch
+    from ..whatif import whatif as find
+
+    with user_errors():
+        reasoner = Reasoner.load(rules)
+        record = read_patient(patient, reasoner.rules)
+        search = WhatIfSearch.load(rules)
+        answers = [find(reasoner, search, record, p, limit) for p in reasoner.chosen(record, policy)]
+    if format is Format.json:
+        print_per_policy([a.to_json() for a in answers])
+        return
+    from ..render import print_all, whatif_view
+
+    print_all(console(), (whatif_view(a, reasoner.rules) for a in answers))
+
+
+ReaskOption = Annotated[
+    bool,
+    typer.Option(
+        "--reask-unknown",
+        help="Ask again the fields the record gives as null (not known) that are still needed; "
+        "without it, a null answer is never asked again.",
+    ),
+]
+
+
+@app.command("next")
+def next_question(
+    patient: PatientArgument,
+    policy: RecordPolicyOption = None,
+    format: FormatOption = Format.text,
+    reask: ReaskOption = False,
+    rules: RulesOption = None,
+) -> None:
+    """The next question to ask about the patient: none once nothing can change the decision.
+
+    Asks only a field the record does not hold whose answer can still change the decision
+    (`missing`), or settle a decision that rests on a contested reading of the policy text
+    (`to_settle`); a field present as null was asked and is not known, and is asked again only
+    with --reask-unknown. Of those, it picks the one whose possible answers leave the fewest
+    questions still to ask under any reading, so the decision settles soonest. `llr-asp ask`
+    puts these questions to a clinician one by one.
+    """
+    from ..interview import Interviewer
+
+    with user_errors():
+        interviewer = Interviewer.load(rules)
+        record = read_patient(patient, interviewer.rules)
+        again = record.answered - set(record.values) if reask else ()
+        steps = interviewer.next(record, interviewer.chosen(record, policy), again)
+    if format is Format.json:
+        print_per_policy([s.to_json() for s in steps])
+        return
+    from ..render import next_view, print_all
+
+    print_all(console(), (next_view(s) for s in steps))
+
+
+@app.command()
+def ask(
+    policy: RecordPolicyOption = None,
+    start: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--from",
+            metavar="PARTIAL.json",
+            help="Start from this patient record: its answers are not asked again.",
+            show_default=False,
+        ),
+    ] = None,
+    save: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--save",
+            metavar="FILE",
+            help="Write the answers to FILE as a patient record, after every answer.",
+            show_default=False,
+        ),
+    ] = None,
+    reask: ReaskOption = False,
+    rules: RulesOption = None,
+) -> None:
+    """Ask a clinician only the questions that matter, then show the decision.
+
+    One question at a time, in the clinician's words with its choices; "unknown" is always an
+    answer, and an answer that cannot be used is asked again with the reason. Questions come
+    from `llr-asp next`, until every policy is decided or nothing useful is left to ask. Ends
+    with the justification tree and, unless eligible, what would have to change (`whatif`).
+    Prompts go to stderr, the result to stdout. Piped input gives one answer per line, so a
+    session can be scripted; when the input ends first, the answers so far are kept (--save)
+    and the exit code is 1.
+    """
+    from rich.text import Text
+
+    from ..interview import Interviewer
+    from ..patient import parse, read_text, validate
+    from ..questionnaire import Questionnaire, line_reader, terminal_reader
+    from ..readers import record
+    from ..render import decision_view, print_all, whatif_view
+    from ..whatif import WhatIfSearch, weighed
+
+    prompts = console(stderr=True)
+    finished = True
+    with user_errors():
+        interviewer = Interviewer.load(rules)
+        document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
+        document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
+        begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
+        chosen = interviewer.policies(policy or begun.policy)
+        if len(chosen) == 1:
+            document.setdefault("policy", chosen[0].id)
+        session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        if reask:
+            session.reask = set(session.patient.answered - set(session.patient.values))
+        if sys.stdin is None:
+            raise UsageError("standard input is closed: ask reads the answers there (pipe them in)")
+        read = terminal_reader(prompts) if sys.stdin.isatty() else line_reader(prompts, sys.stdin)
+        try:
+            session.run(prompts, read)
+        except (EOFError, KeyboardInterrupt):
+            finished = False
+    search = WhatIfSearch.load(rules)
+    views: list[Any] = []
+    for decision in interviewer.decide(session.patient, chosen):
+        views.append(decision_view(decision, interviewer.rules))
+        if decision.decision != "eligible":
+            views.append(whatif_view(weighed(search, session.patient, decision), interviewer.rules))
+    print_all(console(), views)
+    if save is not None:
+        prompts.print(Text(f"Answers saved to {save}", style="dim"), soft_wrap=True)
+    if not finished:
+        again = f" (go on with --from {save})" if save else " (use --save to keep the answers)"
+        ended = Text(f"The answers ended before the questionnaire did{again}.", style="bold yellow")
+        prompts.print(ended, soft_wrap=True)
+        raise typer.Exit(1)

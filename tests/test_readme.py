@@ -1,0 +1,108 @@
+"""The README's figures come from the scripts named beside them. Those that do not depend on
+the machine (counts, questions asked, profiles a reading changes) are checked here against what
+those scripts print, so that the README cannot go stale when the rules or the questionnaire
+change; timings are the benchmarks' to measure on the machine they name."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from llr_asp.analysis import analyze
+from llr_asp.interview import Interviewer
+from llr_asp.patient import validate
+
+ROOT = Path(__file__).parent.parent
+README = " ".join((ROOT / "README.md").read_text().split())
+EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+WORDS += ["thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+WORDS += [f"twenty-{w}" for w in WORDS[1:10]]
+
+
+def said(pattern: str) -> re.Match[str]:
+    found = re.search(pattern, README)
+    assert found, f"the README no longer says {pattern!r}"
+    return found
+
+
+def test_the_examples_and_contested_points_are_counted_right() -> None:
+    assert said(r"`examples/` has ([a-z-]+) records").group(1) == WORDS[len(EXAMPLES)]
+    _, findings = analyze()
+    points = {
+        re.search(r"reading (\S+?)\. Adopted", f.message).group(1)
+        for f in findings
+        if f.kind == "contested_reading"
+    }  # type: ignore[union-attr]
+    assert said(r"read more than one way at ([a-z-]+) points").group(1) == WORDS[len(points)]
+
+
+def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
+    """`llr-asp analyze`: the profiles C6's and C3's alternatives decide otherwise, and the pairs
+    of clinical readings that only together do."""
+    _, findings = analyze()
+
+    def changed(reading: str) -> tuple[str, str]:
+        [message] = {
+            f.message
+            for f in findings
+            if f.kind == "contested_reading" and f"reading {reading}." in f.message
+        }
+        found = re.search(r"Under it ([\d,]+) of ([\d,]+) fully known profiles", message)
+        assert found, message
+        return found.group(1), found.group(2)
+
+    c6, total = changed("C6.route")
+    assert said(r"C6 as an urgent route changes ([\d,]+) of ([\d,]+);").groups() == (c6, total)
+    assert said(r"C3's \"exactly moderate\" ([\d,]+)\)").group(1) == changed("C3.impairment")[0]
+    pairs = {
+        p: sum(1 for f in findings if f.kind == "contested_combination" and f.policy == p)
+        for p in ("hip-resurfacing", "knee-resurfacing")
+    }
+    assert len(set(pairs.values())) == 1
+    assert (
+        said(r"([a-z-]+) pairs of clinical readings that only together").group(1)
+        == WORDS[pairs["hip-resurfacing"]]
+    )
+
+
+@pytest.mark.exhaustive
+def test_the_questions_asked_are_what_bench_next_prints() -> None:
+    """benchmarks/bench_next.py: questions `next` asks on average over the examples and both
+    policies, each from a blank record; and the fields a policy's form has."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_next
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    interviewer = Interviewer.load()
+    asked, form = [], []
+    for path in EXAMPLES:
+        truth = validate(json.loads(path.read_text()), interviewer.rules, str(path))
+        for policy in interviewer.rules.policies.values():
+            asked.append(bench_next.questions(interviewer, truth, policy)[0])
+            form.append(len(policy.fields()))
+    found = said(
+        r"it asks ([\d.]+) questions on average, where the form has (\d+) \(`benchmarks/bench_next.py`"
+    )
+    assert found.groups() == (f"{statistics.mean(asked):.2f}", f"{statistics.mean(form):.0f}")
+    assert statistics.mean(asked) < 0.6 * statistics.mean(form)  # far fewer than the whole form
