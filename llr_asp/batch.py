@@ -409,8 +409,6 @@ def _no_interrupt_in_a_new_worker() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-
-
 def _results(future: Future[list[Result]]) -> list[Result]:
     """A worker's results; a worker that died or failed stops the run with a WorkerError."""
     try:

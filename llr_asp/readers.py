@@ -87,9 +87,7 @@ def line_problem(data: bytes) -> str | None:
     return None
 
 
-def read_csv(
-    stream: Iterable[bytes], rules: RuleSet, delimiter: str | None = None
-) -> Iterator[Numbered]:
+def read_csv(stream: Iterable[bytes], rules: RuleSet, delimiter: str | None = None) -> Iterator[Numbered]:
     """Numbered rows of CSV whose header names dotted field paths; an empty cell is unknown.
 
     The header is read and checked when this is called, before any row: an unknown or repeated

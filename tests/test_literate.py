@@ -201,9 +201,7 @@ def test_each_alternative_shows_its_scope_and_the_sentence_that_refutes_it(
         for alternative in reading.alternatives:
             assert f"scope: {alternative.scope}</span>" in html
     refuted = page.policy.readings["contraindication.criterion"].alternatives[0].refuted
-    assert (
-        refuted is not None and f"Refuted for clinical use by the policy's own text: “{refuted}”" in html
-    )
+    assert refuted is not None and f"Refuted for clinical use by the policy's own text: “{refuted}”" in html
     cited = [s for s in page.sentences if page.refutes(s)]
     assert [s.kind for s in cited] == ["background", "background"]  # the cap and the socket sentences
     assert html.count('against the reading <a href="#reading-contraindication-criterion">') == 2

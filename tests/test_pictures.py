@@ -97,7 +97,9 @@ def test_a_decision_shows_each_status_by_symbol_and_word(reasoner: Reasoner, exa
             for evidence in node.evidence:
                 assert any(w.startswith(f"patient: {evidence.field}") for w in words)
         title = ET.fromstring(svg)[0].text or ""
-        assert title.endswith(": " + headline(decision))  # qualified as everywhere: never a plain contested verdict
+        assert title.endswith(
+            ": " + headline(decision)
+        )  # qualified as everywhere: never a plain contested verdict
 
 
 def test_graphviz_source_has_every_node_and_edge(rules: RuleSet) -> None:

@@ -269,7 +269,10 @@ def test_the_plain_letter_has_no_markdown_escapes_or_field_paths(page: Any) -> N
     assert "\\" not in letter and "**" not in letter and "conservative.months" not in letter
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the letter (text)").click()
-    assert Path(download.value.path()).read_text() == letter + "\n" or Path(download.value.path()).read_text().strip() == letter.strip()
+    assert (
+        Path(download.value.path()).read_text() == letter + "\n"
+        or Path(download.value.path()).read_text().strip() == letter.strip()
+    )
     assert download.value.suggested_filename == "llr-asp-refused-b-four-months.txt"
 
 
@@ -278,7 +281,10 @@ def test_an_example_shows_its_tree_as_nested_lists(page: Any, shots: Path) -> No
     hip = page.locator("section.decision").first
     assert "NOT ELIGIBLE" in hip.locator("h2").inner_text()
     assert hip.locator("ul.tree > li > ul > li").count() == 4  # A, B, C, the contraindication
-    assert "⚑ read otherwise by another reading" in hip.inner_text() and "(C5): C5 is an urgent route" in hip.inner_text()
+    assert (
+        "⚑ read otherwise by another reading" in hip.inner_text()
+        and "(C5): C5 is an urgent route" in hip.inner_text()
+    )
     assert "cannot be met" in hip.inner_text()  # what-if names what stands in the way
     page.screenshot(path=str(shots / "example-c5.png"), full_page=True)
 

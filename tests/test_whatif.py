@@ -124,7 +124,9 @@ def test_limit_cuts_the_list(rules: RuleSet, reasoner: Reasoner, search: WhatIfS
 SMALL = ["msk.assessed", "conservative.months", "pain.severity", "joint.destruction_risk", "sex"]
 
 
-@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_random_patients_agree_with_brute_force(
     data: st.DataObject, rules: RuleSet, reasoner: Reasoner, search: WhatIfSearch
