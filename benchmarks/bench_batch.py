@@ -38,13 +38,14 @@ from llr_asp.ruleset import Policy, RuleSet
 RULES = load_rules()
 
 
-def cohort(path: Path, lines: int, seed: int = 1) -> None:
+def cohort(path: Path, lines: int, seed: int = 1, only: set[str] | None = None) -> None:
+    """`lines` random patients, of the fields in `only` (default: every field)."""
     rng = random.Random(seed)
     with path.open("w") as out:
         for n in range(lines):
             values: dict[str, Any] = {}
             for name, field in RULES.fields.items():
-                if rng.random() < 0.15:
+                if (only is not None and name not in only) or rng.random() < 0.15:
                     continue
                 if field.type == "bool":
                     values[name] = rng.random() < 0.7

@@ -115,6 +115,13 @@ WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
 propagation alone; contest.lp weighs under the readings only the patients that no anchored
 requirement refuses (one a requirement no reading touches, such as A: a robust refusal),
 packed into groups of their own: about two patients in five of a random cohort."""
+WEIGHED_TOGETHER = 2
+"""The patients weighed in one solve of contest.lp (its `slots`). Unlike screen.lp, which
+propagates, it enumerates models, and each model it finds is followed by a search over every
+world of the group: its cost grows faster than the group. A cohort line of bench_batch.py's
+cohort cost 3.23 M instructions with 16 together, 2.45 M with 2, and 1.76 M not weighed at all
+(benchmarks/bench_instructions.py); on a cohort with every field known, 16 cost 3.62 M, 8
+3.16 M, 4 2.94 M, 2 2.85 M and 1 2.86 M (one solve's fixed cost no longer shared)."""
 
 
 class Screener:
@@ -122,7 +129,7 @@ class Screener:
 
     Three groundings: screen.lp decides a group of patients in one solve, each in a slot
     world of its own, and names the requirements not met; contest.lp weighs the readings of
-    those that no anchored requirement refuses, in groups of their own; and only a patient
+    those that no anchored requirement refuses, WEIGHED_TOGETHER at a time; and only a patient
     that some policy leaves undetermined is solved again, alone, with missing.lp, whose
     completions cost several models. Externals are left free and each solve assumes the
     patients' values.
@@ -184,8 +191,8 @@ class Screener:
             screened += self._screened([places for _, (_, places) in profiles[start : start + size]])
         weigh = [(n, places) for n, (_, (_, places)) in enumerate(profiles) if self._unsettled(screened[n])]
         contested: dict[int, dict[str, tuple[Contest, ...]]] = {}
-        for start in range(0, len(weigh), size):
-            group = weigh[start : start + size]
+        for start in range(0, len(weigh), WEIGHED_TOGETHER):
+            group = weigh[start : start + WEIGHED_TOGETHER]
             found = self._contests([places for _, places in group])
             contested.update((n, found.get(str(slot), {})) for slot, (n, _) in enumerate(group))
         for n, (key, (patient, _)) in enumerate(profiles):
@@ -235,7 +242,7 @@ class Screener:
         """The contests of a group of patients, by slot (as text) and policy: the subset-minimal
         models of contest.lp (grounded on first need)."""
         if self._weigh is None or self._weighed is None:
-            self._weigh = self.rules.ground(map(engine_file, WEIGH))
+            self._weigh = self.rules.ground(map(engine_file, WEIGH), constants={"slots": WEIGHED_TOGETHER})
             minimal(self._weigh)
             self._weighed = PatientInput(self._weigh)
             self._weighed.free()

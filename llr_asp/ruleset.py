@@ -233,10 +233,14 @@ class RuleSet:
     """Domain assumptions on change (bars/4): (assumption, field not to raise, while field, has value)."""
 
     def ground(
-        self, programs: Iterable[str], parts: Iterable[tuple[str, list[clingo.Symbol]]] = ()
+        self,
+        programs: Iterable[str],
+        parts: Iterable[tuple[str, list[clingo.Symbol]]] = (),
+        constants: Mapping[str, int] | None = None,
     ) -> clingo.Control:
-        """The rule set grounded anew with vocabulary.lp and the engine `programs` (paths)."""
-        return ground([*self.files, engine_file("vocabulary.lp"), *programs], parts)
+        """The rule set grounded anew with vocabulary.lp and the engine `programs` (paths),
+        with `constants` in place of the programs' own `#const` values."""
+        return ground([*self.files, engine_file("vocabulary.lp"), *programs], parts, constants=constants)
 
     def caveats(self, field: str, policies: Iterable[Policy] | None = None) -> list[str]:
         """What the texts of `policies` (default: all) leave open for a clinician answering
@@ -276,16 +280,19 @@ def ground(
     files: Iterable[str],
     parts: Iterable[tuple[str, list[clingo.Symbol]]] = (),
     renamed: tuple[str, Iterable[str]] | None = None,
+    constants: Mapping[str, int] | None = None,
 ) -> clingo.Control:
     """Load and ground ASP files; any syntax error or clingo warning is a RuleError.
 
     `parts`: program parts to ground besides base. `renamed`: (prefix, files) loaded with the
     prefix on every predicate name, so that a second version of a rule set can sit beside the
-    first (versions.lp maps it back into the vocabulary).
+    first (versions.lp maps it back into the vocabulary). `constants`: values that take the
+    place of the files' `#const` declarations (clingo's `-c`).
     """
     files = list(files)
     messages: list[str] = []
-    control = clingo.Control(["--warn=all"], logger=lambda _code, msg: messages.append(msg))
+    arguments = ["--warn=all", *(f"-c{name}={value}" for name, value in (constants or {}).items())]
+    control = clingo.Control(arguments, logger=lambda _code, msg: messages.append(msg))
     try:
         for file in files:
             control.load(file)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleError, RuleSet, load_rules, validate
 from llr_asp.cli import app
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.ruleset import default_rules_dir, engine_file
 
 RULES = default_rules_dir()
 
@@ -224,3 +224,15 @@ def test_digest_changes_with_the_rules(tmp_path: Path, rules: RuleSet) -> None:
     assert load_rules(rules_dir).digest == rules.digest
     (rules_dir / "shoulder_test.lp").write_text(SHOULDER)
     assert load_rules(rules_dir).digest != rules.digest
+
+
+def test_a_constant_given_to_a_grounding_takes_the_place_of_the_programs_own() -> None:
+    """batch weighs the readings of two patients to a solve in a grounding of slots.lp, whose
+    own #const says sixteen."""
+
+    def slots(**constants: int) -> list[int]:
+        control = load_rules().ground([engine_file("slots.lp")], constants=constants)
+        return sorted(a.symbol.arguments[0].number for a in control.symbolic_atoms.by_signature("slot", 1))
+
+    assert slots() == list(range(1, 17))
+    assert slots(slots=2) == [1, 2]
