@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import tiers
@@ -22,6 +23,13 @@ if os.environ.get("LLR_ASP_HYPOTHESIS"):
 
 def pytest_configure(config: pytest.Config) -> None:
     tiers.THOROUGH = config.getoption("markexpr") != "not slow"
+    # The Ctrl-C tests press Ctrl-C (SIGINT) in llr-asp processes they start. A shell starts a
+    # background job (`bash .ci/run &`, nohup) with SIGINT ignored; the processes would inherit
+    # that, and Python leaves an ignored SIGINT ignored (as llr-asp should: so does every Unix
+    # program), so they would never stop. Handled here instead, SIGINT is back at its default
+    # in every process a test starts, as in a terminal's foreground job (exec resets a handler).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import select
 import shutil
 import signal
 import subprocess
@@ -268,6 +269,7 @@ def test_ctrl_c_stops_promptly_with_exit_130_and_leaves_the_old_output(
     for _ in range(presses):
         process.send_signal(signal.SIGINT)
     assert process.stderr is not None
+    assert select.select([process.stderr], [], [], 30)[0], "no line on stderr 30 s after Ctrl-C"
     said = process.stderr.readline()
     for _ in range(again):
         process.send_signal(signal.SIGINT)

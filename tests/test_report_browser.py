@@ -50,18 +50,10 @@ def page(browser: Any, server: str) -> Iterator[Any]:  # noqa: F811 (the importe
     opened = context.new_page()
     opened.set_default_timeout(15_000)
     opened.errors = []  # console errors and uncaught exceptions
-    opened.on(
-        "console", lambda m: opened.errors.append(m.text) if m.type == "error" and not _favicon(m) else None
-    )
+    opened.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
     opened.on("pageerror", lambda e: opened.errors.append(str(e)))
     yield opened
     context.close()
-
-
-def _favicon(message: Any) -> bool:
-    """Chromium asks every server for /favicon.ico, which the service does not have (a 404 that
-    is no error of the page)."""
-    return str(message.location.get("url", "")).endswith("/favicon.ico")
 
 
 @pytest.fixture
