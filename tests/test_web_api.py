@@ -269,6 +269,40 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
     assert "WARNING: --no-auth" in unguarded.stderr
 
 
+@pytest.mark.parametrize(
+    ("jwks", "said"),
+    [
+        ("{not json", "not a JSON file"),
+        ("\udcff", "not a JSON file"),
+        ('[{"kid": "k"}]', '$: a JWKS is an object with a list "keys"'),
+        ('{"keys": {"kid": "k"}}', '$: a JWKS is an object with a list "keys"'),
+        ('{"keys": [{"kty": "EC", "crv": "P-384"}]}', '$.keys[0]: each key needs a "kid"'),
+        ('{"keys": [{"kid": 7, "kty": "EC"}]}', '$.keys[0]: each key needs a "kid"'),
+        (
+            '{"keys": [{"kid": "k", "kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}',
+            "$.keys[0]: not a public key",
+        ),
+        ('{"keys": [{"kid": "k", "kty": "none"}]}', "$.keys[0]: not a public key"),
+    ],
+)
+def test_serve_refuses_a_jwks_it_cannot_read_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jwks: str, said: str
+) -> None:
+    """Each worker would otherwise fail at start-up with a traceback (bug: only the file's
+    existence was checked)."""
+    import uvicorn
+
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(app))
+    isolated_environment(monkeypatch)
+    path = tmp_path / "jwks.json"
+    path.write_bytes(jwks.encode("utf-8", "surrogateescape"))
+    result = runner.invoke(cli, ["serve", "--cds-issuer", "https://ehr.example", "--cds-jwks", str(path)])
+    assert result.exit_code == 2 and started == [], result.stderr
+    assert result.stderr.startswith(f"llr-asp: error: --cds-jwks {path}: {said}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
 def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

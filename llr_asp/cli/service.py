@@ -145,6 +145,10 @@ def serve(
         served = load_rules(rules)  # unusable rules: one line here, not a traceback in every worker
         if cds_jwks is not None and not cds_jwks.is_file():
             raise UsageError(f"--cds-jwks {cds_jwks}: no such file; give the JWKS of the allowed EHRs")
+        if cds_jwks is not None:
+            from ..web.tokens import read_jwks
+
+            read_jwks(cds_jwks)  # an unusable JWKS: one line here, not a traceback in every worker
         settings = Settings(
             public_url=public_url or f"http://{host}:{port}",
             state_dir=state_dir.resolve() if state_dir is not None else None,

@@ -67,6 +67,36 @@ class Key:
         return self.kty == kty and (crv is None or self.crv == crv) and self.alg in (None, alg)
 
 
+def read_jwks(path: Path) -> dict[str, Key]:
+    """The keys of a JWKS file by kid; a file that is not one is a UsageError naming what to fix
+    (`serve` reads it before starting its workers, each of which would fail alike)."""
+    import jwt
+
+    from ..errors import UsageError
+
+    def unusable(where: str, fix: str) -> UsageError:
+        return UsageError(f"--cds-jwks {path}: {where}: {fix}")
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise unusable("not a JSON file", f"give the EHRs' JWKS ({type(error).__name__})") from None
+    listed = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(listed, list):
+        raise unusable("$", 'a JWKS is an object with a list "keys"')
+    keys: dict[str, Key] = {}
+    for n, jwk in enumerate(listed):
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            raise unusable(f"$.keys[{n}]", 'each key needs a "kid" (the id tokens name it by)')
+        try:
+            keys[jwk["kid"]] = Key.from_jwk(jwk)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            raise unusable(
+                f"$.keys[{n}]", "not a public key PyJWT can read (an EC P-384 or RSA JWK)"
+            ) from None
+    return keys
+
+
 @dataclass
 class Authority:
     """Who may call: the allowed issuers, their keys (a JWKS file), and the used token ids."""
@@ -80,11 +110,7 @@ class Authority:
 
     @classmethod
     def load(cls, issuers: frozenset[str], jwks: Path | None, opener: Any) -> Authority:
-        keys: dict[str, Key] = {}
-        if jwks is not None:
-            for jwk in json.loads(jwks.read_text())["keys"]:
-                keys[str(jwk["kid"])] = Key.from_jwk(jwk)
-        return cls(issuers, keys, opener=opener)
+        return cls(issuers, read_jwks(jwks) if jwks is not None else {}, opener=opener)
 
     def verify(self, authorization: str | None, audience: str) -> None:
         """Raise Unauthorized unless `authorization` carries a valid token for `audience`, not
