@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_page import browser, server  # noqa: F401 (the module's fixtures)
+from test_web_page import browser, server, submit  # noqa: F401 (the module's fixtures)
 from typer.testing import CliRunner
 
 from llr_asp.cli import app
@@ -81,7 +81,9 @@ def test_the_policy_page_renders_cleanly_with_its_tree(
     page: Any, shots: Path, policy: str, reference: str
 ) -> None:
     page.goto("/")
-    page.get_by_role("link", name=f"{reference} Policy for").click()
+    submit(
+        page.get_by_role("link", name=f"{reference} Policy for")
+    )  # the URL and the picture looked at once loaded
     assert page.url.endswith(f"/policies/{policy}")
     tree = page.get_by_role("img", name=f"Requirement tree of {reference}")
     assert tree.is_visible()
@@ -98,7 +100,7 @@ def test_the_policy_page_renders_cleanly_with_its_tree(
 def test_a_witness_opens_the_decision_it_shows(page: Any, shots: Path) -> None:
     page.goto("/policies/hip-resurfacing")
     name = "witness hip-resurfacing exclusion_outside_criteria no_contraindication"
-    page.get_by_role("button", name=f"Open the decision for the witness “{name}”").click()
+    submit(page.get_by_role("button", name=f"Open the decision for the witness “{name}”"))
     assert page.url.endswith("/result")  # posted: the record is in the body, not the URL
     assert page.locator("h1").inner_text() == f"Decision for {name}"
     hip = page.locator("section.decision", has_text="ARP 55")
@@ -106,7 +108,7 @@ def test_a_witness_opens_the_decision_it_shows(page: Any, shots: Path) -> None:
     clean(page)
     page.goto("/policies/hip-resurfacing")
     reading = "witness hip-resurfacing C4.cut-off"
-    page.get_by_role("button", name=f"Open the decision for the witness “{reading}”").click()
+    submit(page.get_by_role("button", name=f"Open the decision for the witness “{reading}”"))
     assert page.locator("h1").inner_text() == f"Decision for {reading}"
     hip = page.locator("section.decision", has_text="ARP 55").inner_text()
     assert "(C4): A guess at the lost words" in hip and "ON THE ADOPTED READING" in hip  # rests on it
@@ -117,7 +119,7 @@ def test_the_decision_picture_on_the_result_page(page: Any, shots: Path) -> None
     page.goto("/")
     page.select_option("#example", "route-c4-sfi")
     page.locator("form[action='/example'] input[name=policy][value='hip-resurfacing']").check()
-    page.get_by_role("button", name="Show the decision").click()
+    submit(page.get_by_role("button", name="Show the decision"))
     hip = page.locator("section.decision").first
     hip.get_by_text("The decision as a picture").click()
     name = "ARP 55 decision for route-c4-sfi: ELIGIBLE ON THE ADOPTED READING — the ICB must confirm"

@@ -90,6 +90,14 @@ def values(example: str) -> dict[str, Any]:
     return flat
 
 
+def submit(button: Any) -> None:
+    """Click a button (or link) that leads to another page, and wait for that page: a look taken
+    meanwhile may see the page before it (a count of questions taken while the document was
+    replaced saw none and ended a walk early: seen once in CI)."""
+    with button.page.expect_navigation():
+        button.click()
+
+
 def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) -> int:
     """Answer each question the page asks from `answers` (absent: "Not known"); the count."""
     asked = 0
@@ -100,10 +108,10 @@ def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) ->
             page.screenshot(path=str(shots / "question.png"), full_page=True)
         if page.locator("input[type=number]").count():
             if value is None:
-                page.get_by_role("button", name="Not known").click()
+                button = page.get_by_role("button", name="Not known")
             else:
                 page.locator("input[type=number]").fill(str(value))
-                page.get_by_role("button", name="Continue").click()
+                button = page.get_by_role("button", name="Continue")
         else:
             choice = (
                 "unknown"
@@ -111,7 +119,8 @@ def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) ->
                 else ("yes" if value is True else "no" if value is False else value)
             )
             page.locator(f"input[name=answer][value='{choice}']").check()
-            page.get_by_role("button", name="Continue").click()
+            button = page.get_by_role("button", name="Continue")
+        submit(button)
         asked += 1
         assert asked < 30, "the questionnaire did not end"
     return asked
@@ -120,14 +129,14 @@ def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) ->
 def start(page: Any, policy: str) -> None:
     page.goto("/")
     page.locator(f"form[action='/ask'] input[name=policy][value='{policy}']").check()
-    page.locator("form[action='/ask']").get_by_role("button", name="Start").click()
+    submit(page.locator("form[action='/ask']").get_by_role("button", name="Start"))
 
 
 def show_example(page: Any, example: str, policy: str = "hip-resurfacing") -> None:
     page.goto("/")
     page.select_option("#example", example)
     page.locator(f"form[action='/example'] input[name=policy][value='{policy}']").check()
-    page.get_by_role("button", name="Show the decision").click()
+    submit(page.get_by_role("button", name="Show the decision"))
 
 
 def paste(page: Any, record: dict[str, Any]) -> None:
@@ -135,7 +144,7 @@ def paste(page: Any, record: dict[str, Any]) -> None:
     names", the default)."""
     page.goto("/")
     page.fill("#document", json.dumps(record))
-    page.locator("form[action='/record']").get_by_role("button", name="Check this record").click()
+    submit(page.locator("form[action='/record']").get_by_role("button", name="Check this record"))
 
 
 def first_screen(page: Any) -> str:
@@ -207,10 +216,10 @@ def test_answering_the_remaining_questions_asks_the_unknowns_again(page: Any) ->
     section = page.locator("section.decision")
     assert "UNDETERMINED" in section.locator("h2").inner_text()
     assert "given as not known" in section.inner_text()
-    section.get_by_role("button", name="Answer the remaining questions").click()
+    submit(section.get_by_role("button", name="Answer the remaining questions"))
     assert page.locator("input[name=field]").get_attribute("value") == "pain.severity"
     page.locator("input[name=answer][value='severe']").check()
-    page.get_by_role("button", name="Continue").click()
+    submit(page.get_by_role("button", name="Continue"))
     assert page.locator("section.decision h2").inner_text().endswith("✔ ELIGIBLE")
 
 
@@ -227,7 +236,7 @@ def test_a_record_that_names_no_procedure_is_asked_which_first(page: Any) -> Non
     assert page.locator("h1").inner_text() == "Which procedure is the patient referred for?"
     assert page.locator("section.decision").count() == 0  # no verdict before the procedure is known
     page.locator("input[name=policy][value='knee-resurfacing']").check()
-    page.get_by_role("button", name="Continue").click()
+    submit(page.get_by_role("button", name="Continue"))
     assert page.locator("section.decision h2").all_inner_texts()[0].startswith("Policy for Knee Resurfacing")
 
 
@@ -246,16 +255,16 @@ def test_the_first_screen_holds_the_verdict_and_the_next_step(page: Any) -> None
 def test_the_back_link_and_change_keep_the_other_answers(page: Any) -> None:
     start(page, "hip-resurfacing")
     page.locator("input[name=answer][value='male']").check()
-    page.get_by_role("button", name="Continue").click()
+    submit(page.get_by_role("button", name="Continue"))
     first = page.locator("input[name=field]").get_attribute("value")
     page.locator("input[name=answer][value='yes']").check()
-    page.get_by_role("button", name="Continue").click()
+    submit(page.get_by_role("button", name="Continue"))
     second = page.locator("input[name=field]").get_attribute("value")
-    page.get_by_role("button", name="‹ Back to the previous question").click()
+    submit(page.get_by_role("button", name="‹ Back to the previous question"))
     assert page.locator("input[name=field]").get_attribute("value") == first  # asked again
     answers = page.locator(".answers").inner_text()
     assert "What is the patient's sex?" in answers and "male" in answers  # the earlier answer kept
-    page.get_by_role("button", name="Change the answer to: What is the patient's sex?").click()
+    submit(page.get_by_role("button", name="Change the answer to: What is the patient's sex?"))
     assert page.locator("input[name=field]").get_attribute("value") == "sex"
     assert second != first
 
@@ -292,7 +301,7 @@ def test_an_example_shows_its_tree_as_nested_lists(page: Any, shots: Path) -> No
 def test_a_bad_record_is_refused_in_the_page(page: Any, shots: Path) -> None:
     page.goto("/")
     page.fill("#document", '{"conservative": {"months": "six"}}')
-    page.locator("form[action='/record']").get_by_role("button", name="Check this record").click()
+    submit(page.locator("form[action='/record']").get_by_role("button", name="Check this record"))
     alert = page.get_by_role("alert")
     assert (
         'conservative.months: expected a number from 0 to 1200 (or null if unknown), got "six"'
