@@ -174,7 +174,9 @@ def test_reasoning_leaves_the_event_loop_free(monkeypatch: pytest.MonkeyPatch) -
             return slow_answer, health_answer
 
     slow_answer, health_answer = asyncio.run(both())
-    assert health_answer < 0.5 < slow_answer
+    # answered while the slow one still reasoned (inline, /healthz would wait for its 1 s);
+    # measured against the slow answer, not the clock, so a loaded machine does not fail it
+    assert health_answer + 0.5 < slow_answer
 
 
 def test_every_response_carries_the_security_headers(client: TestClient) -> None:

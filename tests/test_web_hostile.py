@@ -256,7 +256,7 @@ def test_a_large_body_is_parsed_off_the_event_loop(app: Any, monkeypatch: pytest
         assert (await http.post("/api/v1/explain", content=big)).status_code == 200
 
     health_done, slow_done = run(_health_while(app, explain))
-    assert health_done < 0.7 < 1.0 < slow_done
+    assert health_done + 0.5 < slow_done and slow_done > 1.0  # answered during the parse
 
 
 def test_a_megabyte_key_gets_no_suggestion_work_and_is_not_echoed(
