@@ -443,6 +443,29 @@ def test_an_allowed_browser_origin_may_call_every_endpoint(open_client: TestClie
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == SANDBOX_ORIGIN
 
 
+def test_the_guards_own_refusal_is_readable_by_an_allowed_origin(open_client: TestClient) -> None:
+    """A body over its bound is refused by the guard, outside the CORS layer: the 413 still says
+    the origin is allowed, or the browser would show its caller a network error, not the
+    refusal; an origin not allowed, or the page, gets no allowance."""
+    big = b"{" + b" " * (1 << 20) + b"}"
+    headers = {"Content-Type": "application/json"}
+    for origin, allowed in [(SANDBOX_ORIGIN, SANDBOX_ORIGIN), ("https://intruder.example", None)]:
+        reply = open_client.post("/api/v1/explain", content=big, headers={**headers, "Origin": origin})
+        assert reply.status_code == 413
+        assert reply.headers.get("access-control-allow-origin") == allowed
+    page = open_client.post("/ask", content=b"x" * (5 << 20), headers={"Origin": SANDBOX_ORIGIN})
+    assert page.status_code == 413 and "access-control-allow-origin" not in page.headers
+
+
+def test_any_origin_allowed_is_said_as_a_star_on_the_guards_refusals() -> None:
+    """As Starlette's CORS layer says it for `--cors-origin '*'` (no credentials)."""
+    from llr_asp.web.cors import allowance
+
+    scope = {"path": "/fhir/Questionnaire/$next-question", "headers": [(b"origin", b"https://a.example")]}
+    assert allowance(scope, ("*",)) == [(b"access-control-allow-origin", b"*")]
+    assert allowance({**scope, "headers": []}, ("*",)) == []  # no Origin: not a cross-origin call
+
+
 def test_cross_origin_calls_are_closed_unless_configured(client: TestClient) -> None:
     """Default closed: no origin is allowed without --cors-origin."""
     request = {"Origin": SANDBOX_ORIGIN, "Access-Control-Request-Method": "POST"}

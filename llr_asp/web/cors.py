@@ -7,7 +7,9 @@ No credentials (cookies) are ever allowed: CDS Hooks and FHIR calls carry bearer
 clinicians' and analysts' pages are never opened to another origin.
 
 Starlette's CORS middleware does the work (preflight answers, Vary: Origin); this layer only
-chooses the paths it applies to.
+chooses the paths it applies to. The answers the guard outside it writes itself (a body over its
+bound, 413; a fault, 500) carry the same allowance (`allowance`): without it a browser shows its
+caller a network error instead of the refusal.
 """
 
 from __future__ import annotations
@@ -59,3 +61,18 @@ class CrossOrigin:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+def allowance(scope: dict[str, Any], origins: tuple[str, ...]) -> list[tuple[bytes, bytes]]:
+    """The CORS headers an answer to this request needs, written outside CrossOrigin: the
+    origin allowed (or `*` where any is), for an allowed origin calling a machine endpoint."""
+    if not origins or not scope["path"].startswith(OPEN_PATHS):
+        return []
+    origin = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"origin"), None)
+    if origin is None:
+        return []
+    if "*" in origins:
+        return [(b"access-control-allow-origin", b"*")]
+    if origin in origins:
+        return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+    return []

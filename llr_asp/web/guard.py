@@ -25,6 +25,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .cors import allowance
 from .settings import Settings
 
 CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -127,6 +128,8 @@ class Guard:
             response = self.answer(request, status, message)
         except Exception:  # the error page itself failed: plain words, still with the headers
             response = Response(message, status, media_type="text/plain; charset=utf-8")
+        for name, value in allowance(scope, self.settings.cors_origins):
+            response.headers.append(name.decode(), value.decode("latin-1"))
         await response(scope, receive, send)
 
 
