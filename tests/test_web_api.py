@@ -274,8 +274,8 @@ def test_serve_checks_its_options_before_it_starts(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize(
     ("jwks", "said"),
     [
-        ("{not json", "not a JSON file"),
-        ("\udcff", "not a JSON file"),
+        ("{not json", "not a JSON file: Expecting property name enclosed in double quotes"),
+        ("\udcff", "not a JSON file: not UTF-8 text"),
         ('[{"kid": "k"}]', '$: a JWKS is an object with a list "keys"'),
         ('{"keys": {"kid": "k"}}', '$: a JWKS is an object with a list "keys"'),
         ('{"keys": [{"kty": "EC", "crv": "P-384"}]}', '$.keys[0]: each key needs a "kid"'),

@@ -78,9 +78,15 @@ def read_jwks(path: Path) -> dict[str, Key]:
         return UsageError(f"--cds-jwks {path}: {where}: {fix}")
 
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise unusable("not a JSON file", f"give the EHRs' JWKS ({type(error).__name__})") from None
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise unusable("cannot be read", f"{error.strerror}; give a file llr-asp may read") from None
+    except UnicodeDecodeError:
+        raise unusable("not a JSON file", "not UTF-8 text; give the EHRs' JWKS") from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise unusable("not a JSON file", f"{error}; give the EHRs' JWKS") from None
     listed = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(listed, list):
         raise unusable("$", 'a JWKS is an object with a list "keys"')
