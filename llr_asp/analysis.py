@@ -179,13 +179,25 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
 COMBINATIONS = [engine_file("kleene.lp"), engine_file("readings.lp"), engine_file("combination.lp")]
 
 
+COMBINED = (2, 3)
+"""The sizes of the sets of clinical alternatives searched for combined effects. Four or more
+are not searched: over 10,000 random fully known patients, brute force (every combination of
+the readings) found sets of two and three that decide otherwise where no smaller part does, and
+none of four. A clinician's verdict weighs every combination whatever its size (contest.lp)."""
+
+
 def contested_combinations(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
-    """Per pair of clinical alternatives (of two points) that together decide some fully known
-    patient otherwise while each alone decides that patient as the adopted reading: a finding
-    with such a patient. clingo enumerates the pairs (combination.lp, projected on the pair)."""
-    if sum(1 for r in policy.readings.values() if any(a.clinical for a in r.alternatives)) < 2:
-        return
-    control = rules.ground(COMBINATIONS)
+    """Per set of two or three clinical alternatives (of as many points) that together decide
+    some fully known patient otherwise while no smaller part of the set does: a finding with
+    such a patient. clingo enumerates the sets (combination.lp, projected on the set)."""
+    points = sum(1 for r in policy.readings.values() if any(a.clinical for a in r.alternatives))
+    for size in COMBINED:
+        if points >= size:
+            yield from _combinations(rules, policy, size)
+
+
+def _combinations(rules: RuleSet, policy: Policy, size: int) -> Iterator[Finding]:
+    control = rules.ground(COMBINATIONS, constants={"size": size})
     control.assign_external(clingo.Function("studied", [clingo.String(policy.id)]), True)
     control.configuration.solve.project = "project"  # type: ignore[union-attr]
     control.configuration.solve.models = "0"  # type: ignore[union-attr]
@@ -211,9 +223,10 @@ def contested_combinations(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
         said = " Together with ".join(
             f"{r.requirement} ({r.id}): {r.alternative(a).text}" for r, (_, a) in zip(readings, taken)
         )
+        alone = "each alone decides" if size == 2 else "each alone, and each two of them, decide"
         message = (
-            f"{said} Together they decide {plain(adopted)} patients {plain(under)}, while each alone "
-            "decides them as the adopted reading does: a decision that is robust to each reading "
+            f"{said} Together they decide {plain(adopted)} patients {plain(under)}, while {alone} "
+            "them as the adopted reading does: a decision that is robust to each reading "
             "alone may still rest on their combination."
         )
         ids = " + ".join(x for x, _ in taken)

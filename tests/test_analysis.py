@@ -200,6 +200,10 @@ EXPECTED = {
             ("C3.impairment", "C4.radiology"),
             ("C3.impairment", "C4.instability"),
             ("C3.impairment", "C4"),
+            # three that only together decide otherwise (brute force found two of them first)
+            ("SFI", "C3.impairment", "C4.radiology"),
+            ("SFI", "C3.impairment", "C4.instability"),
+            ("SFI", "C3.impairment", "C4"),
         )
     ),
 }
@@ -263,7 +267,7 @@ def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding
             clinical = all(a.clinical for a in decision.policy.readings_of(rid)[0].alternatives)
             assert any(rid in c.requirements for c in decision.contested) == clinical, finding
             assert not clinical or len(min(readings, key=len)) == 1
-        elif finding.kind == "contested_combination":  # the pair, and no single one of it
+        elif finding.kind == "contested_combination":  # the set, and no smaller part of it
             assert finding.requirements in {c.requirements for c in decision.contested}, finding
             assert not any(set(c.requirements) < set(finding.requirements) for c in decision.contested)
         else:  # recorded notes: a patient funded through the requirement, if any can be

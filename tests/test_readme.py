@@ -58,7 +58,7 @@ def test_the_examples_and_contested_points_are_counted_right() -> None:
 
 def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
     """`llr-asp analyze`: the profiles C6's and C3's alternatives decide otherwise, and the pairs
-    of clinical readings that only together do."""
+    and sets of three clinical readings that only together do."""
     _, findings = analyze()
 
     def changed(reading: str) -> tuple[str, str]:
@@ -74,15 +74,19 @@ def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
     c6, total = changed("C6.route")
     assert said(r"C6 as an urgent route changes ([\d,]+) of ([\d,]+);").groups() == (c6, total)
     assert said(r"C3's \"exactly moderate\" ([\d,]+)\)").group(1) == changed("C3.impairment")[0]
-    pairs = {
-        p: sum(1 for f in findings if f.kind == "contested_combination" and f.policy == p)
+    sets = {
+        (p, size): sum(
+            1
+            for f in findings
+            if f.kind == "contested_combination" and f.policy == p and len(f.requirements) == size
+        )
         for p in ("hip-resurfacing", "knee-resurfacing")
+        for size in (2, 3)
     }
-    assert len(set(pairs.values())) == 1
-    assert (
-        said(r"([a-z-]+) pairs of clinical readings that only together").group(1)
-        == WORDS[pairs["hip-resurfacing"]]
-    )
+    assert sets[("hip-resurfacing", 2)] == sets[("knee-resurfacing", 2)]
+    assert sets[("hip-resurfacing", 3)] == sets[("knee-resurfacing", 3)]
+    found = said(r"([a-z-]+) pairs and ([a-z-]+) sets of three clinical readings that only together")
+    assert found.groups() == (WORDS[sets[("hip-resurfacing", 2)]], WORDS[sets[("hip-resurfacing", 3)]])
 
 
 @pytest.mark.exhaustive
