@@ -76,7 +76,7 @@ def analyze(
     criterion (exclusion_outside_criteria), dead and redundant routes, requirements never or
     always met, patients with two decisions or none, the text defects and interpretations
     recorded in the rules, each contested reading with the patients it decides otherwise
-    (contested_reading) and each pair of clinical readings that only together do so
+    (contested_reading) and each pair or three of clinical readings that only together do so
     (contested_combination), reviews due, and rule hygiene (declarations that are wrong or
     unused, with file and line). Exit 0 when the analysis ran, whatever it found (`llr-asp
     check` is the gate that fails); 2 when the rules cannot be read.
