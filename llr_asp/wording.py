@@ -190,27 +190,54 @@ def change_words(change: Change, rules: RuleSet) -> str:
         route = change.caution
         meets = f"meets {route.route}" if route.met else f"may meet {route.route} (not yet known)"
         said += (
-            f" ⚠ Caution: the patient {meets}: “{route.text}” Do not delay surgery for this without "
-            "asking the ICB"
+            f" ⚠ Caution: the patient {meets}: “{route.text}” Do not delay the referral for this "
+            "without asking the ICB"
         )
     return said
 
 
-def urgent_note(decision: Decision) -> str | None:
-    """For a patient who meets a route that the policy says not to wait for (C6: delay makes
-    surgery harder) while the requirement it cautions about is not met: the first thing to
-    say, before any question."""
+def urgent_route(decision: Decision) -> tuple[str, str] | None:
+    """A route the patient meets that the policy says not to wait for (C6: delay makes surgery
+    harder), with what to do: `refer` (eligible: without delay), `ask` (the requirement the route
+    cautions about is not met: ask the ICB now, not after more care), or `unsuitable` (the
+    procedure is not suitable for the patient, unsuitable/3 not met: the urgency is for another
+    procedure, never a push toward this one)."""
     policy = decision.policy
     status = {n.id: n.status for n in decision.tree.walk()}
+    unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
     for rid, routes in policy.cautions.items():
         for route in routes:
-            if status.get(route) == "met" and status.get(rid) != "met" and decision.decision != "eligible":
-                label = _lower_first(policy.requirements[route].label)
-                return (
-                    f"Meets an urgent route ({route}: {label}): “{policy.sentence(route)}” "
-                    "Ask the ICB now; do not delay surgery for conservative care."
-                )
+            if status.get(route) != "met":
+                continue
+            if unsuitable:
+                return route, "unsuitable"
+            if decision.decision == "eligible":
+                return route, "refer"
+            if status.get(rid) != "met":
+                return route, "ask"
     return None
+
+
+def urgent_note(decision: Decision) -> str | None:
+    """The urgent route's note (`urgent_route`), the first thing to say, before any question,
+    its action before the policy's sentence."""
+    urgent = urgent_route(decision)
+    if urgent is None:
+        return None
+    route, advice = urgent
+    policy = decision.policy
+    met = f"Meets an urgent route ({route}: {_lower_first(policy.requirements[route].label)})"
+    if advice == "unsuitable":
+        return (
+            f"{met}, but this procedure is not suitable for the patient (see below): do not refer "
+            "for it; the urgency stands for whatever procedure is indicated instead."
+        )
+    if advice == "refer":
+        return f"{met} — refer without delay. “{policy.sentence(route)}”"
+    return (
+        f"{met} — ask the ICB now; do not delay the referral for conservative care. "
+        f"“{policy.sentence(route)}”"
+    )
 
 
 def after_refusal(decision: Decision) -> str | None:

@@ -178,8 +178,14 @@ def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
             "route-c5-independence",
             "male",
             "warning",
-            "Contested: another reading of ARP 55 would fund; adopted: B (Six months of documented "
-            "conservative measures have failed) not met",
+            "Urgent (C5): ask the ICB now. Contested: another reading of ARP 55 would fund; adopted: B (Six "
+            "months of documented conservative measures …",
+        ),
+        (
+            "route-c6-destruction-risk",
+            "male",
+            "info",
+            "Urgent (C6): refer without delay. Meets ARP 55 criteria",
         ),
     ],
 )
@@ -194,7 +200,7 @@ def test_one_card_per_call(
     assert card["source"]["label"] == "NHS LLR ICB — ARP 55 Hip Resurfacing"
     assert card["source"]["topic"]["code"] == "hip-resurfacing"
     assert "“" in card["detail"] and {link["type"] for link in card["links"]} == {"absolute"}
-    if summary.startswith("Contested"):  # never a plain verdict: the detail says which reading
+    if "Contested" in summary:  # never a plain verdict: the detail says which reading
         assert "ON THE ADOPTED READING" in card["detail"] and "ICB must confirm" in card["detail"]
         assert card["extension"]["llr-asp.robust"] is False
     elif indicator == "warning":

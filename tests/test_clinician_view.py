@@ -238,7 +238,36 @@ def test_a_patient_who_meets_an_urgent_route_is_told_to_ask_the_icb_now_not_aske
     lines = [line for line in letter.splitlines() if line]
     assert lines[3].startswith("Decision: NOT ELIGIBLE ON THE ADOPTED READING")
     assert lines[4].startswith("⚠ Meets an urgent route (C6: at risk of joint destruction")
-    assert lines[4].endswith("Ask the ICB now; do not delay surgery for conservative care.")
+    action = "— ask the ICB now; do not delay the referral for conservative care."
+    assert action in lines[4] and lines[4].index(action) < lines[4].index("“")  # the action first
+
+
+def _urgent_line(document: dict, policy: str) -> str:
+    letter = runner.invoke(app, ["explain", "-", "-p", policy, "-f", "letter"], input=json.dumps(document))
+    return next(line for line in letter.stdout.splitlines() if line.startswith("⚠"))
+
+
+def test_an_urgent_route_never_urges_a_procedure_the_patient_is_not_suitable_for() -> None:
+    """The C5 patient as a woman (hip resurfacing is contra-indicated in women) or with three
+    knee compartments: the urgency stands, but not for this procedure (bug: "Ask the ICB now;
+    do not delay surgery" above the contra-indication)."""
+    c5 = json.loads((EXAMPLES / "route-c5-independence.json").read_text())
+    for document, policy in (
+        ({**c5, "sex": "female"}, "hip-resurfacing"),
+        ({**c5, "knee": {"compartments_affected": 3}}, "knee-resurfacing"),
+    ):
+        line = _urgent_line(document, policy)
+        assert "not suitable for the patient" in line and "do not refer for it" in line, line
+        assert "ask the ICB now" not in line.lower() and "without delay" not in line
+
+
+def test_an_eligible_patient_on_an_urgent_route_is_told_to_refer_without_delay() -> None:
+    """C6 (delay makes surgery harder) met and eligible: no plain ELIGIBLE that a busy GP files
+    as routine (bug: the urgent line only for a patient refused)."""
+    document = json.loads((EXAMPLES / "route-c6-destruction-risk.json").read_text())
+    line = _urgent_line(document, "hip-resurfacing")
+    assert line.startswith("⚠ Meets an urgent route (C6: at risk of joint destruction")
+    assert "— refer without delay." in line and line.index("— refer without delay.") < line.index("“")
 
 
 def test_no_line_below_a_contested_verdict_reads_plain(rules: RuleSet, reasoner: Reasoner) -> None:

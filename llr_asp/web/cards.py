@@ -22,6 +22,7 @@ from typing import Any
 from ..decision import Decision
 from ..markdown import decision_markdown
 from ..ruleset import Policy, RuleSet
+from ..wording import urgent_route
 
 NAMESPACE = "llr-asp."
 
@@ -57,7 +58,8 @@ def card(decision: Decision, rules: RuleSet, base: str) -> dict[str, Any]:
 
 def _summary(decision: Decision) -> tuple[str, str]:
     """The card's summary (under 140 characters) and indicator: a decision that is not robust
-    is a warning whose summary leads with "Contested", so a cut summary never loses it."""
+    is a warning whose summary leads with "Contested" (after an urgent route's action, when the
+    patient meets one), so a cut summary never loses either."""
     policy = decision.policy
     failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
     if decision.decision == "eligible":
@@ -76,6 +78,11 @@ def _summary(decision: Decision) -> tuple[str, str]:
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
         if not decision.robust:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
+    urgent = urgent_route(decision)
+    if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
+        route, advice = urgent
+        act = "refer without delay" if advice == "refer" else "ask the ICB now"
+        summary = f"Urgent ({route}): {act}. {summary}"
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
