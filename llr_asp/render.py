@@ -24,7 +24,6 @@ from .ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
     after_refusal,
-    change_words,
     contest_line,
     contested_summary,
     counted,
@@ -34,6 +33,7 @@ from .wording import (
     leads_to,
     marked,
     root_status,
+    set_words,
     tone,
     urgent_note,
 )
@@ -400,9 +400,9 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
         lines.append(Text(f"Smallest changes that would make the patient eligible ({fields}):"))
         for number, changes in enumerate(answer.counterfactuals, 1):
             line = Text("Eligible if ")
-            for index, change in enumerate(changes):
+            for index, (words, caution) in enumerate(set_words(changes, rules)):
                 line.append("; and " if index else "")
-                line.append(change_words(change, rules), style="bold yellow" if change.caution else "")
+                line.append(words, style="bold yellow" if caution else "")
             lines.append(Hanging(f"  {number}. ", line))
         lines.append(Text(CHANGE_KEY, style="dim"))
     for contest in answer.contested:

@@ -7,7 +7,7 @@ always said with its qualification, in the same words wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .decision import Contest, Decision, Evidence, Node
@@ -164,10 +164,24 @@ def marked(decision: Decision) -> Marks:
     return marks
 
 
-def change_words(change: Change, rules: RuleSet) -> str:
+def set_words(changes: Sequence[Change], rules: RuleSet) -> list[tuple[str, bool]]:
+    """The clauses of one what-if set (`change_words`), each with whether it carries a caution:
+    a route's caution is said in full once a set, on the first change it concerns."""
+    said: set[str] = set()
+    clauses = []
+    for change in changes:
+        first = change.caution is not None and change.caution.route not in said
+        if change.caution is not None:
+            said.add(change.caution.route)
+        clauses.append((change_words(change, rules, caution=first), change.caution is not None))
+    return clauses
+
+
+def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     """One change of a what-if set, as a clause after "eligible if": an unknown as a question to
     find out, care as a step, a finding or an outcome as a condition (never an instruction);
-    with the policy's own caution when a route the patient meets says not to wait."""
+    with the policy's own caution when a route the patient meets says not to wait (`caution`
+    False: said already for this set, named only)."""
     field = rules.fields[change.field]
     name = _lower_first(field.name)
     after = value_words(field, change.after)
@@ -186,13 +200,15 @@ def change_words(change: Change, rules: RuleSet) -> str:
             f" — only if the answer to “{spec.question}” is not {value_words(spec, value)}: it is not "
             "known yet, so find out first"
         )
-    if change.caution is not None:
+    if change.caution is not None and caution:
         route = change.caution
         meets = f"meets {route.route}" if route.met else f"may meet {route.route} (not yet known)"
         said += (
             f" ⚠ Caution: the patient {meets}: “{route.text}” Do not delay the referral for this "
             "without asking the ICB"
         )
+    elif change.caution is not None:
+        said += f" ⚠ (the caution about {change.caution.route} above)"
     return said
 
 

@@ -310,3 +310,28 @@ def test_the_readings_of_c5_and_c6_are_not_worded_as_advice(rules: RuleSet) -> N
             assert (
                 "not advice" in adopted and "needed even where" not in adopted and "come first" not in adopted
             )
+
+
+def test_a_routes_caution_is_said_once_a_set() -> None:
+    """A new referral's what-if set asks months, documentation and failure, each cautioned by
+    C5 (which the patient may meet): the 60-word sentence once, then named (bug: three times in
+    one line)."""
+    text = runner.invoke(
+        app,
+        ["whatif", str(EXAMPLES / "undetermined-new-referral.json"), "-p", "hip-resurfacing"],
+    ).stdout  # not a terminal: not wrapped
+    [first] = [line for line in text.splitlines() if line.strip().startswith("1. Eligible if")]
+    assert first.count("⚠ Caution: the patient may meet C5") == 1
+    assert first.count("⚠ (the caution about C5 above)") == 2
+
+
+def test_no_documentation_is_offered_while_care_is_contra_indicated() -> None:
+    """Care contra-indicated now, its documentation answered no: what-if never offers to make it
+    documented (care that can no longer be given can only be documented after the fact); the
+    other reading's urgent route is said instead."""
+    document = json.loads((EXAMPLES / "route-c5-independence.json").read_text())
+    document["conservative"] = {"documented": False, "contraindicated": True}
+    answer = _whatif(document)
+    changed = {c["field"] for changes in answer["counterfactuals"] for c in changes}
+    assert "conservative.documented" not in changed and "conservative.months" not in changed
+    assert any(c["readings"] == ["C5.route"] and c["decision"] == "eligible" for c in answer["contested"])
