@@ -102,28 +102,29 @@ def answer_all(page: Any, answers: dict[str, Any], shots: Path | None = None) ->
     """Answer each question the page asks from `answers` (absent: "Not known"); the count."""
     asked = 0
     while page.locator("input[name=field]").count():
-        field = page.locator("input[name=field]").get_attribute("value")
-        value = answers.get(field)
         if shots is not None and asked == 0:
             page.screenshot(path=str(shots / "question.png"), full_page=True)
-        if page.locator("input[type=number]").count():
-            if value is None:
-                button = page.get_by_role("button", name="Not known")
-            else:
-                page.locator("input[type=number]").fill(str(value))
-                button = page.get_by_role("button", name="Continue")
-        else:
-            choice = (
-                "unknown"
-                if value is None
-                else ("yes" if value is True else "no" if value is False else value)
-            )
-            page.locator(f"input[name=answer][value='{choice}']").check()
-            button = page.get_by_role("button", name="Continue")
-        submit(button)
+        answer_one(page, answers)
         asked += 1
         assert asked < 30, "the questionnaire did not end"
     return asked
+
+
+def answer_one(page: Any, answers: dict[str, Any]) -> None:
+    """Answer the question on the page from `answers` (absent: "Not known")."""
+    field = page.locator("input[name=field]").get_attribute("value")
+    value = answers.get(field)
+    if page.locator("input[type=number]").count():
+        if value is None:
+            submit(page.get_by_role("button", name="Not known"))
+            return
+        page.locator("input[type=number]").fill(str(value))
+    else:
+        choice = (
+            "unknown" if value is None else ("yes" if value is True else "no" if value is False else value)
+        )
+        page.locator(f"input[name=answer][value='{choice}']").check()
+    submit(page.get_by_role("button", name="Continue"))
 
 
 def start(page: Any, policy: str) -> None:
@@ -169,6 +170,23 @@ def test_the_questionnaire_reaches_eligible(page: Any, shots: Path) -> None:
     assert heading == "Policy for Hip Resurfacing (ARP 55): ✔ ELIGIBLE"
     assert page.locator("section.decision").count() == 1  # the procedure asked for, only
     page.screenshot(path=str(shots / "eligible.png"), full_page=True)
+
+
+def test_while_questions_remain_the_page_says_not_decided_yet_before_any_verdict(page: Any) -> None:
+    """The C5 walk: after "documented: no" the adopted reading refuses, but the urgent route's
+    questions are still to come; a verdict shown first was read as the answer (GP review)."""
+    start(page, "hip-resurfacing")
+    answers = values("route-c5-independence")
+    so_far = []
+    while page.locator("input[name=field]").count():
+        running = page.locator("section.running p").first.inner_text()
+        assert running.startswith("Policy for Hip Resurfacing (ARP 55): Not decided yet — up to"), running
+        before, after = running.split(" So far: ")
+        assert "ELIGIBLE" not in before and "UNDETERMINED" not in before  # no verdict before it
+        so_far.append(after)
+        answer_one(page, answers)
+    assert any(a.startswith("⚑ NOT ELIGIBLE") for a in so_far), so_far  # the case the GP misread
+    assert page.locator("section.decision h2").count() == 1
 
 
 def test_the_questionnaire_refuses_a_woman_plainly(page: Any, shots: Path) -> None:
