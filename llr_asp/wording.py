@@ -188,10 +188,12 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     before = value_words(field, change.before)
     if change.kind == "answer":
         said = f"you find out “{field.question}” and the answer is {after}"
-    elif change.kind == "finding":
-        said = f"{name} were {after} (now {before}; a clinical finding, not a step to take)"
-    elif change.kind == "outcome":
-        said = f"{name} were {after} (now {before}; an outcome of care, not a step to take)"
+    elif change.kind in ("finding", "outcome"):
+        what = "a clinical finding" if change.kind == "finding" else "an outcome of care"
+        # a yes/no field is named, then answered ("… failed to improve the symptoms: yes"); a
+        # grade or number reads as a condition ("pain were severe")
+        said = f"{name}: {after}" if field.type == "bool" else f"{name} were {after}"
+        said += f" (now {before}; {what}, not a step to take)"
     else:
         said = f"{name} went from {before} to {after} (care you can act on)"
     for guard, value in change.unless:

@@ -336,3 +336,17 @@ def test_no_documentation_is_offered_while_care_is_contra_indicated() -> None:
     changed = {c["field"] for changes in answer["counterfactuals"] for c in changes}
     assert "conservative.documented" not in changed and "conservative.months" not in changed
     assert any(c["readings"] == ["C5.route"] and c["decision"] == "eligible" for c in answer["contested"])
+
+
+def test_a_yes_or_no_outcome_reads_as_an_answer_not_were_yes() -> None:
+    """ "Eligible if conservative care failed to improve the symptoms were yes" (GP review): a
+    yes/no field is named, then answered; still a condition, not a step."""
+    text = runner.invoke(
+        app, ["whatif", str(EXAMPLES / "refused-b-not-failed.json"), "-p", "hip-resurfacing"]
+    ).stdout
+    words = " ".join(line.strip() for line in text.splitlines())
+    assert (
+        "conservative care failed to improve the symptoms: yes (now no; an outcome of care, not a step"
+        in words
+    )
+    assert "were yes" not in words and "were no" not in words
