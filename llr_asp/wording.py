@@ -219,9 +219,12 @@ def urgent_route(decision: Decision) -> tuple[str, str] | None:
     harder), with what to do: `refer` (eligible: without delay), `ask` (the requirement the route
     cautions about is not met: ask the ICB now, not after more care), or `unsuitable` (the
     procedure is not suitable for the patient, unsuitable/3 not met: the urgency is for another
-    procedure, never a push toward this one)."""
+    procedure, never a push toward this one). Else a route the patient may meet (`find out`):
+    some of its conditions met, none not met, the rest not known, so that finding out comes
+    before waiting for more care."""
     policy = decision.policy
-    status = {n.id: n.status for n in decision.tree.walk()}
+    nodes = {n.id: n for n in decision.tree.walk()}
+    status = {rid: n.status for rid, n in nodes.items()}
     unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
     for rid, routes in policy.cautions.items():
         for route in routes:
@@ -233,6 +236,13 @@ def urgent_route(decision: Decision) -> tuple[str, str] | None:
                 return route, "refer"
             if status.get(rid) != "met":
                 return route, "ask"
+    if unsuitable or decision.decision == "eligible" or decision.robust:
+        return None  # a route may matter only where a reading could still fund the patient
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            parts = [c.status for c in nodes[route].children] if route in nodes else []
+            if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
+                return route, "find out"  # some of it met, none refuted, the rest not known
     return None
 
 
@@ -252,6 +262,13 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
+    if advice == "find out":
+        node = next(n for n in decision.tree.walk() if n.id == route)
+        unknown = "; ".join(_lower_first(c.label) for c in node.children if c.status == "unknown")
+        return (
+            f"May meet an urgent route ({route}: {_lower_first(policy.requirements[route].label)}) — "
+            f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."
+        )
     return (
         f"{met} — ask the ICB now; do not delay the referral for conservative care. "
         f"“{policy.sentence(route)}”"

@@ -615,3 +615,20 @@ def test_a_card_summary_is_under_140_characters(length: int, reasoner: Any) -> N
         assert summary == whole
     else:
         assert summary == whole[:138] + "…" and len(summary) == 139
+
+
+def test_a_card_for_a_patient_who_may_meet_an_urgent_route_says_find_out_first(reasoner: Any) -> None:
+    """The C5 patient with immediate danger not known (a reading could fund him): the card's
+    summary leads with what to find out, then "Contested" as before."""
+    from llr_asp import validate
+    from llr_asp.web.cards import card
+
+    rules = reasoner.rules
+    document = json.loads(
+        (default_rules_dir().parent / "examples" / "route-c5-independence.json").read_text()
+    )
+    document["independence"]["immediate_danger"] = None
+    [decision] = reasoner.decide(validate(document, rules, "t"), [rules.policies["hip-resurfacing"]])
+    made = card(decision, rules, BASE)
+    assert made["summary"].startswith("Maybe urgent (C5): find out now. Contested: another reading")
+    assert made["indicator"] == "warning"

@@ -350,3 +350,26 @@ def test_a_yes_or_no_outcome_reads_as_an_answer_not_were_yes() -> None:
         in words
     )
     assert "were yes" not in words and "were no" not in words
+
+
+def test_a_route_the_patient_may_meet_is_said_first_with_what_to_find_out() -> None:
+    """The C5 patient with immediate danger not known: some of C5 met, none refuted, a reading
+    could fund him: find out now, before waiting for more care (GP review: nothing was said); a
+    new referral, of whom nothing is known, gets no such line."""
+    document = json.loads((EXAMPLES / "route-c5-independence.json").read_text())
+    document["independence"]["immediate_danger"] = None
+    line = _urgent_line(document, "hip-resurfacing")
+    assert line.startswith("⚠ May meet an urgent route (C5: severe pain and impairment")
+    assert "find out now (in immediate danger of losing independence)" in line
+    letter = runner.invoke(
+        app,
+        [
+            "explain",
+            str(EXAMPLES / "undetermined-new-referral.json"),
+            "-p",
+            "hip-resurfacing",
+            "-f",
+            "letter",
+        ],
+    ).stdout
+    assert "⚠" not in letter

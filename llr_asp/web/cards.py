@@ -81,8 +81,8 @@ def _summary(decision: Decision) -> tuple[str, str]:
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
         route, advice = urgent
-        act = "refer without delay" if advice == "refer" else "ask the ICB now"
-        summary = f"Urgent ({route}): {act}. {summary}"
+        act = {"refer": "refer without delay", "ask": "ask the ICB now"}.get(advice, "find out now")
+        summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({route}): {act}. {summary}"
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
