@@ -44,8 +44,14 @@ def test_explain_format_letter(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Decision: ELIGIBLE ON THE ADOPTED READING — the ICB must confirm" in result.stdout
     assert "Readings of the policy text under which the decision differs" in result.stdout
-    both = runner.invoke(app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-f", "letter"])
-    assert both.stdout.startswith("The record names no policy")  # the note stays with the letter
+    unnamed = runner.invoke(app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-f", "letter"])
+    assert unnamed.exit_code == 2 and unnamed.stdout == ""  # never a verdict on another procedure
+    assert (
+        unnamed.stderr.count("\n") == 1
+        and "give --policy hip-resurfacing or knee-resurfacing" in unnamed.stderr
+    )
+    both = runner.invoke(app, ["explain", str(EXAMPLES / "route-c4-sfi.json"), "-f", "letter", "-p", "all"])
+    assert both.exit_code == 0 and both.stdout.count("Decision: ") == 2  # asked for: every policy
 
 
 def test_the_contraindication_reads_the_right_way_round(rules: RuleSet, reasoner: Reasoner) -> None:

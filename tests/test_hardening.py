@@ -365,7 +365,7 @@ def test_a_runaway_answer_is_not_echoed_whole() -> None:
 COMMANDS = [
     ["explain", str(EXAMPLE)],
     ["explain", str(EXAMPLE), "-f", "json"],
-    ["explain", str(EXAMPLE), "-f", "markdown"],
+    ["explain", str(EXAMPLE), "-f", "markdown", "-p", "hip-resurfacing"],
     ["whatif", str(EXAMPLE)],
     ["next", str(EXAMPLE)],
     ["policies"],

@@ -51,7 +51,8 @@ def explain(
             "--format",
             "-f",
             help="text for people; json for programs; letter: plain text to paste into a clinical "
-            "record or a referral (dated, in words, no markup); markdown: the same letter as Markdown; "
+            "record or a referral (dated, in words, no markup; about one procedure: the record's, or "
+            "--policy); markdown: the same letter as Markdown; "
             "fhir: a QuestionnaireResponse with the answers and the decisions.",
         ),
     ] = ExplainFormat.text,
@@ -86,16 +87,24 @@ def explain(
         print_json(decision_response(record, decisions, ruleset))
         return
     unnamed = EVERY_POLICY if policy is None and record.policy is None and len(decisions) > 1 else None
+    if unnamed and format in (ExplainFormat.letter, ExplainFormat.markdown):
+        # a letter goes into a record: about the procedure the patient is referred for, never
+        # a verdict on another one (a hip ELIGIBLE above a knee patient's refusal: GP review)
+        with user_errors():
+            named = " or ".join(ruleset.policies)
+            raise UsageError(
+                f"{patient}: the record names no procedure, and a letter is about the one the "
+                f"patient is referred for: give --policy {named} (or --policy all for every policy)"
+            )
     if format is ExplainFormat.letter:
         from ..letter import plain_letter
 
-        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, unnamed))
+        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full))
         return
     if format is ExplainFormat.markdown:
-        from ..markdown import decision_markdown, escape
+        from ..markdown import decision_markdown
 
-        preface = f"*{escape(unnamed)}*\n\n" if unnamed else ""
-        sys.stdout.write(preface + "\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
+        sys.stdout.write("\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
         return
     from rich.text import Text
 
