@@ -214,10 +214,11 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     return said
 
 
-def urgent_route(decision: Decision) -> tuple[str, str] | None:
+def urgent_route(decision: Decision) -> tuple[Node, str] | None:
     """A route the patient meets that the policy says not to wait for (C6: delay makes surgery
-    harder), with what to do: `refer` (eligible: without delay), `ask` (the requirement the route
-    cautions about is not met: ask the ICB now, not after more care), or `unsuitable` (the
+    harder), as evaluated for the patient, with what to do: `refer` (eligible: without delay),
+    `ask` (the requirement the route cautions about is not met: ask the ICB now, not after more
+    care), or `unsuitable` (the
     procedure is not suitable for the patient, unsuitable/3 not met: the urgency is for another
     procedure, never a push toward this one). Else a route the patient may meet (`find out`):
     some of its conditions met, none not met, the rest not known, so that finding out comes
@@ -231,18 +232,18 @@ def urgent_route(decision: Decision) -> tuple[str, str] | None:
             if status.get(route) != "met":
                 continue
             if unsuitable:
-                return route, "unsuitable"
+                return nodes[route], "unsuitable"
             if decision.decision == "eligible":
-                return route, "refer"
+                return nodes[route], "refer"
             if status.get(rid) != "met":
-                return route, "ask"
+                return nodes[route], "ask"
     if unsuitable or decision.decision == "eligible" or decision.robust:
         return None  # a route may matter only where a reading could still fund the patient
     for rid, routes in policy.cautions.items():
         for route in routes:
             parts = [c.status for c in nodes[route].children] if route in nodes else []
             if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
-                return route, "find out"  # some of it met, none refuted, the rest not known
+                return nodes[route], "find out"  # some of it met, none refuted, the rest not known
     return None
 
 
@@ -252,9 +253,9 @@ def urgent_note(decision: Decision) -> str | None:
     urgent = urgent_route(decision)
     if urgent is None:
         return None
-    route, advice = urgent
-    policy = decision.policy
-    met = f"Meets an urgent route ({route}: {_lower_first(policy.requirements[route].label)})"
+    node, advice = urgent
+    route, policy = node.id, decision.policy
+    met = f"Meets an urgent route ({route}: {_lower_first(node.label)})"
     if advice == "unsuitable":
         return (
             f"{met}, but this procedure is not suitable for the patient (see below): do not refer "
@@ -263,10 +264,9 @@ def urgent_note(decision: Decision) -> str | None:
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
     if advice == "find out":
-        node = next(n for n in decision.tree.walk() if n.id == route)
         unknown = "; ".join(_lower_first(c.label) for c in node.children if c.status == "unknown")
         return (
-            f"May meet an urgent route ({route}: {_lower_first(policy.requirements[route].label)}) — "
+            f"May meet an urgent route ({route}: {_lower_first(node.label)}) — "
             f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."
         )
     return (

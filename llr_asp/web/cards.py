@@ -80,9 +80,9 @@ def _summary(decision: Decision) -> tuple[str, str]:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
-        route, advice = urgent
+        node, advice = urgent
         act = {"refer": "refer without delay", "ask": "ask the ICB now"}.get(advice, "find out now")
-        summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({route}): {act}. {summary}"
+        summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
