@@ -35,7 +35,7 @@ from bench_batch import cohort
 from timing import installed_cli
 
 from llr_asp import load_rules
-from llr_asp.arrow import input_schema
+from llr_asp.formats.arrow import input_schema
 
 RULES = load_rules()
 

@@ -32,8 +32,8 @@ from typing import Any
 from timing import installed_cli
 
 from llr_asp import load_rules
-from llr_asp.patient import nested
-from llr_asp.ruleset import Policy, RuleSet
+from llr_asp.core.patient import nested
+from llr_asp.core.ruleset import Policy, RuleSet
 
 RULES = load_rules()
 

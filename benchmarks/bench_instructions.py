@@ -46,7 +46,7 @@ for _ in range({n}):
 BATCH = """
 import sys
 sys.path.insert(0, {tree!r})
-from llr_asp.batch import iterate_decisions
+from llr_asp.engines.batch import iterate_decisions
 lines = open({cohort!r}).read().splitlines()
 list(iterate_decisions(lines[:50], policy="all", jobs=1))  # the warm-up: every grounding made
 list(iterate_decisions(lines[50:50 + {n}], policy="all", jobs=1))

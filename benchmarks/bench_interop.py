@@ -45,7 +45,7 @@ from artefacts import (  # noqa: E402
     service_request,
 )
 
-from llr_asp.ruleset import default_rules_dir  # noqa: E402
+from llr_asp.core.ruleset import default_rules_dir  # noqa: E402
 
 ISSUER = "https://ehr.example"
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.json"))

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from timing import installed_cli, interleaved
 
-from llr_asp.interview import Interviewer
-from llr_asp.patient import Patient, validate
-from llr_asp.ruleset import Policy
+from llr_asp.core.patient import Patient, validate
+from llr_asp.core.ruleset import Policy
+from llr_asp.engines.interview import Interviewer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))

@@ -24,12 +24,12 @@ from pathlib import Path
 from timing import installed_cli, interleaved
 
 from llr_asp import Reasoner, load_rules, validate
-from llr_asp.analysis import _analyze
-from llr_asp.batch import Summary, iterate_decisions
-from llr_asp.charts import funnel
-from llr_asp.literate import literate
-from llr_asp.pictures import decision_tree, policy_tree
-from llr_asp.policy_report import html_document
+from llr_asp.engines.analysis import _analyze
+from llr_asp.engines.batch import Summary, iterate_decisions
+from llr_asp.engines.literate import literate
+from llr_asp.views.charts import funnel
+from llr_asp.views.pictures import decision_tree, policy_tree
+from llr_asp.views.policy_page import html_document
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -236,7 +236,7 @@ PLANTED = [
     # -- FHIR and SDC (fhir.py, adaptive.py) ------------------------------------------------------
     Planted(
         "fhir",
-        "fhir.py",
+        "formats/fhir.py",
         '{"url": MAX_VALUE, kind: field.maximum},',
         '{"url": MAX_VALUE, kind: field.minimum},',
         "a number item's maxValue is its minimum (a copied line)",
@@ -244,7 +244,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "fhir.py",
+        "formats/fhir.py",
         'kind = "valueDecimal" if field.type == "number" else "valueInteger"',
         'kind = "valueDecimal"',
         "an integer item's bounds are valueDecimal (the extension's type must be the item's)",
@@ -252,7 +252,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "fhir.py",
+        "formats/fhir.py",
         'grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry',
         "grouped = False",
         "groups (item.item) are not opened: a grouped response is refused",
@@ -260,7 +260,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "fhir.py",
+        "formats/fhir.py",
         'if field.type == "bool" and isinstance(answer.get("valueBoolean"), bool):',
         'if field.type == "bool" and "valueBoolean" in answer:',
         'a wrongly typed answer (valueBoolean: "false") is read as true',
@@ -268,7 +268,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "adaptive.py",
+        "formats/adaptive.py",
         'items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]',
         "items += []",
         "a client that omits unanswered items is asked the same question again, for ever",
@@ -276,7 +276,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "adaptive.py",
+        "formats/adaptive.py",
         'asked = [i.get("linkId") for i in items if isinstance(i, dict) and i.get("type") != "display"]',
         'asked = [i.get("linkId") for i in items if isinstance(i, dict)]',
         "the closing display item counts as asked: re-posting a completed response is a 400",
@@ -284,7 +284,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "adaptive.py",
+        "formats/adaptive.py",
         'adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))',
         'adapted["item"].append(item(rules.fields[step.question.field]))',
         "the adaptive form asks a question without the help text the Questionnaire has",
@@ -292,7 +292,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "adaptive.py",
+        "formats/adaptive.py",
         '*[e for e in extensions if e.get("url") != DETERMINATION],',
         "*extensions,",
         "re-posting a completed response adds a second determination",
@@ -350,7 +350,7 @@ PLANTED = [
     ),
     Planted(
         "readings",
-        "reasoner.py",
+        "core/reasoner.py",
         "return len(decided) <= 1",
         "return len(decided) < 1",
         "a contest where one other reading decides is taken as unsettleable: nothing is asked",
@@ -358,7 +358,7 @@ PLANTED = [
     ),
     Planted(
         "readings",
-        "reasoner.py",
+        "core/reasoner.py",
         "settling = settles.get(policy.id, set()) - needed",
         "settling = settles.get(policy.id, set())",
         "to_settle repeats the missing answers",
@@ -367,7 +367,7 @@ PLANTED = [
     # -- hardening (outputs.py, readers.py, batch.py, cli.py) --------------------------------------
     Planted(
         "hardening",
-        "outputs.py",
+        "core/files.py",
         "        Path(temporary).unlink(missing_ok=True)\n        raise",
         "        raise",
         "an interrupted or failed write leaves its temporary file behind",
@@ -375,7 +375,7 @@ PLANTED = [
     ),
     Planted(
         "hardening",
-        "readers.py",
+        "formats/readers.py",
         "if len(data) > MAX_BYTES:",
         "if len(data) >= MAX_BYTES:",
         "a line of exactly the limit is refused",
@@ -383,7 +383,7 @@ PLANTED = [
     ),
     Planted(
         "hardening",
-        "readers.py",
+        "formats/readers.py",
         "    if first.startswith(BOM):\n        first = first[len(BOM) :]\n",
         "",
         "a CSV saved by Excel (a byte order mark before the header) is refused",
@@ -391,7 +391,7 @@ PLANTED = [
     ),
     Planted(
         "hardening",
-        "answers.py",
+        "core/answers.py",
         "    elif NUMBER.fullmatch(answer):\n        number = float(answer)",
         "    elif answer:\n        number = float(answer)",
         "number cells read with Python's float: 1_000 is a thousand, Infinity a number",
@@ -399,7 +399,7 @@ PLANTED = [
     ),
     Planted(
         "hardening",
-        "writers.py",
+        "formats/results.py",
         'FORMULA = ("=", "+", "-", "@", "\\t", "\\r")',
         'FORMULA = ("=", "+", "-", "@", "\\t")',
         "a cell starting with a carriage return (a formula prefix OWASP lists) is written as it is",
@@ -407,7 +407,7 @@ PLANTED = [
     ),
     Planted(
         "hardening",
-        "batch.py",
+        "engines/batch.py",
         "    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle\n",
         "",
         "workers take Ctrl-C too: a terminal's Ctrl-C (to the process group) prints their tracebacks",
@@ -416,7 +416,7 @@ PLANTED = [
     # -- older areas ---------------------------------------------------------------------------
     Planted(
         "older",
-        "interview.py",
+        "engines/interview.py",
         "key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),",
         "key=lambda f: (sum(counts[f]) / len(counts[f]), order.index(f)),",
         "next forgets its second priority (the worst case) and takes the first declared on a tie",
@@ -424,7 +424,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "interview.py",
+        "engines/interview.py",
         "key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),",
         "key=lambda f: (sum(counts[f]), max(counts[f]), order.index(f)),",
         "next sums the questions left over the answers instead of averaging: grades look worse",
@@ -432,7 +432,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "interview.py",
+        "engines/interview.py",
         "key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),",
         "key=lambda f: (max(counts[f]), sum(counts[f]) / len(counts[f]), order.index(f)),",
         "next's priorities in the wrong order: the worst case before the average",
@@ -456,7 +456,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "interview.py",
+        "engines/interview.py",
         "result.append(Next(decision, question, len(askable)))",
         "result.append(Next(decision, question, len(decision.missing)))",
         "the count of questions still to ask leaves out those that would settle a reading",
@@ -464,7 +464,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "render.py",
+        "views/terminal.py",
         '        others = step.pending - 1\n        more = f" ({others} more',
         '        others = step.pending\n        more = f" ({others} more',
         'next\'s view says "N more can still change" counting the question it asks',
@@ -472,7 +472,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "questionnaire.py",
+        "views/questionnaire.py",
         "others = step.pending - 1",
         "others = step.pending",
         'ask says "N more can still change" counting the question it asks',
@@ -480,7 +480,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "render.py",
+        "views/terminal.py",
         "for r, n in summary.stopped_by[policy].most_common()",
         "for r, n in summary.stopped_by[policy].items()",
         "the batch summary's requirements that stop patients are not ordered by count",
@@ -488,7 +488,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "render.py",
+        "views/terminal.py",
         "(n, f) for f, n in summary.missing[policy].most_common(5)",
         "(n, f) for f, n in sorted(summary.missing[policy].items())[:5]",
         "the batch summary's fields most often missing listed by name, not by count",
@@ -496,7 +496,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "letter.py",
+        "views/letter.py",
         '_SPECIAL = re.compile(r"([\\\\`*_\\[\\]<>|~&])")',
         '_SPECIAL = re.compile(r"([\\\\`*_\\[\\]<>|~])")',
         "& is not escaped in Markdown: rule text &lt;b&gt; shows as <b>",
@@ -504,7 +504,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "letter.py",
+        "views/letter.py",
         'item = [f"{pad}- {text}", *(f"{pad}  {escape(line)}" for line in block.under)]',
         'item = [f"{pad}- {block.text}", *(f"{pad}  {escape(line)}" for line in block.under)]',
         "list items (the questions' wording, requirement labels) are not escaped in Markdown",
@@ -512,7 +512,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "render.py",
+        "views/terminal.py",
         'Text.assemble((finding.kind, style), " ", printable(finding.message))',
         'Text.assemble((finding.kind, style), " ", finding.message)',
         "a finding's message (rule text) reaches the terminal with its escape codes",
@@ -520,7 +520,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "analysis.py",
+        "engines/analysis.py",
         "if self.policy.root not in never:",
         "if True:",
         "every route is reported dead when the root itself can never be met",
@@ -528,7 +528,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "analysis.py",
+        "engines/analysis.py",
         "if rid in never and not never.intersection(requirement.parts):",
         "if rid in never:",
         "never-met is reported on every ancestor of the requirement that cannot be met",
@@ -536,7 +536,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "analysis.py",
+        "engines/analysis.py",
         "        for atom in focus:\n            control.assign_external(atom, False)\n",
         "",
         "a question's focus is not reset: later witnesses are shaped by earlier questions",
@@ -544,7 +544,7 @@ PLANTED = [
     ),
     Planted(
         "older",
-        "reasoner.py",
+        "core/reasoner.py",
         "tuple(cls.of(policy, c, text) for c in requirement.parts),",
         "tuple(cls.of(policy, c) for c in requirement.parts),",
         "a requirement without a sentence of its own no longer inherits its parent's",

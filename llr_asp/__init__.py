@@ -10,12 +10,12 @@ The library in a few names::
         print(decision.policy.id, decision.decision, decision.missing)
 """
 
-from .decision import Decision, Evidence, Node
-from .errors import InputError, LlrError, RuleError, UsageError
-from .patient import Patient, json_schema
-from .readers import read_patient, validate
-from .reasoner import Reasoner
-from .ruleset import Field, Policy, Requirement, RuleSet, load_rules
+from .core.decision import Decision, Evidence, Node
+from .core.documents import read_patient, validate
+from .core.errors import InputError, LlrError, RuleError, UsageError
+from .core.patient import Patient, json_schema
+from .core.reasoner import Reasoner
+from .core.ruleset import Field, Policy, Requirement, RuleSet, load_rules
 
 __all__ = [
     "Decision",
@@ -42,7 +42,7 @@ def __getattr__(name: str) -> str:
     """`llr_asp.__version__`: the installed version, read from the package metadata when asked
     (reading it costs milliseconds that `explain` does not spend)."""
     if name == "__version__":
-        from .install import version
+        from .cli.install import version
 
         return version()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Measure the glyph widths of the SVG writer's font in Debian's Chromium (llr_asp/svg.py keeps
+"""Measure the glyph widths of the SVG writer's font in Debian's Chromium (llr_asp/views/svg.py keeps
 the table this prints). Widths are in thousandths of an em, regular and bold.
 
     python scripts/glyph_widths.py            # needs Playwright and /usr/bin/chromium

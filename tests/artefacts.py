@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 
 from llr_asp import load_rules, validate
-from llr_asp.ruleset import Value
+from llr_asp.core.ruleset import Value
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 RULES = load_rules()

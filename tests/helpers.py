@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping
 import clingo
 
 from llr_asp import Policy, RuleSet
-from llr_asp.patient import nested as nested
-from llr_asp.ruleset import Requirement, Test, Value, engine_file, symbol_value
+from llr_asp.core.patient import nested as nested
+from llr_asp.core.ruleset import Requirement, Test, Value, engine_file, symbol_value
 
 
 def passes(rules: RuleSet, field: str, op: str, target: Value, value: Value) -> bool:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llr_asp import InputError, Reasoner, RuleError, read_patient
-from llr_asp.check import run_check
-from llr_asp.ruletext import parse_rules
+from llr_asp.core.ruletext import parse_rules
+from llr_asp.engines.check import run_check
 
 OPERATORS = ("eq", "ne", "ge", "gt", "le", "lt")
 NEGATION = re.compile(r"^(?![ \t]*%)[^%\n\"]*?\bnot\s+(?=-?[a-z_]\w*\()", re.M)  # `not p(` in code, not prose

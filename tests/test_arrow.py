@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 
 import llr_asp
 from llr_asp import RuleSet, load_rules
-from llr_asp import batch as batch_module
+from llr_asp.engines import batch as batch_module
 from llr_asp.cli import app
 
 pa = pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not installed")
 pq = pytest.importorskip("pyarrow.parquet")
-from llr_asp import arrow  # noqa: E402
+import llr_asp.arrow  # noqa: E402  (the public entry, as Spark users import it)
+from llr_asp.formats import arrow  # noqa: E402
 
 RULES = load_rules()
 runner = CliRunner()
@@ -250,7 +251,7 @@ def test_parquet_to_standard_output_but_not_to_a_terminal(
     assert result.exit_code == 0
     assert pq.read_table(pa.BufferReader(result.stdout_bytes)).num_rows == 10
     from llr_asp.cli import cohort as commands
-    from llr_asp.errors import UsageError
+    from llr_asp.core.errors import UsageError
 
     monkeypatch.setattr(sys, "stdout", type("Terminal", (), {"isatty": lambda self: True})())
     with pytest.raises(UsageError, match="Parquet is binary, not for a terminal"):
@@ -262,14 +263,23 @@ def test_without_pyarrow_parquet_is_one_line_saying_what_to_install(
 ) -> None:
     jsonl, parquet = write_cohort(tmp_path, cohort(2))
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow fails, as where it is absent
+    monkeypatch.delitem(sys.modules, "llr_asp.formats.arrow")
     monkeypatch.delitem(sys.modules, "llr_asp.arrow")
     monkeypatch.delattr(llr_asp, "arrow")
+    monkeypatch.delattr(llr_asp.formats, "arrow")
     for args in (["batch", str(parquet)], ["batch", str(jsonl), "--out", str(tmp_path / "o.parquet")]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "pip install 'llr-asp[parquet]'" in result.stderr and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["batch", str(jsonl), "-j", "1"])
     assert result.exit_code == 0  # JSON Lines needs no pyarrow
+
+
+def test_the_public_entry_is_llr_asp_arrow() -> None:
+    """`llr_asp.arrow.decide_batches` (and its kin) stay where Spark jobs import them."""
+    for name in llr_asp.arrow.__all__:
+        assert getattr(llr_asp.arrow, name) is getattr(arrow, name)
+    assert "decide_batches" in llr_asp.arrow.__all__
 
 
 def test_output_is_written_a_row_group_at_a_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from llr_asp import load_rules
-from llr_asp.interview import Interviewer
-from llr_asp.patient import Patient, validate
-from llr_asp.ruleset import show
+from llr_asp.core.patient import Patient, validate
+from llr_asp.core.ruleset import show
+from llr_asp.engines.interview import Interviewer
 
 RULES = load_rules()
 INTERVIEWER = Interviewer(RULES)

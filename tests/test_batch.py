@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import InputError, Reasoner, RuleSet, validate
-from llr_asp import batch as batch_module
-from llr_asp.batch import LineError, Screening, iterate_decisions
+from llr_asp.engines import batch as batch_module
 from llr_asp.cli import app
-from llr_asp.decision import Contest, Taken, Warning
+from llr_asp.core.decision import Contest, Taken, Warning
+from llr_asp.engines.batch import LineError, Screening, iterate_decisions
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 runner = CliRunner()
@@ -249,8 +249,8 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
 def test_a_csv_cell_takes_the_words_ask_takes(rules: RuleSet) -> None:
     """One vocabulary: whatever `ask` reads from a typed answer (but a choice's number in its
     menu), a CSV cell reads the same; whatever it refuses, the cell refuses."""
-    from llr_asp.batch import read_csv
-    from llr_asp.interview import parse_answer
+    from llr_asp.engines.interview import parse_answer
+    from llr_asp.formats.readers import read_csv
 
     texts = [
         "Male",

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from fhirserver import Ehr, serving  # noqa: E402
 
-from llr_asp.ruleset import default_rules_dir  # noqa: E402
+from llr_asp.core.ruleset import default_rules_dir  # noqa: E402
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 BASE = "http://testserver"

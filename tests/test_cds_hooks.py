@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from serving import free_port  # noqa: E402
 
-from llr_asp.ruleset import default_rules_dir  # noqa: E402
+from llr_asp.core.ruleset import default_rules_dir  # noqa: E402
 from llr_asp.web import cds, create_app  # noqa: E402
 from llr_asp.web.settings import Settings  # noqa: E402
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp.cli import app
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.core.ruleset import default_rules_dir
 
 RULES = default_rules_dir()
 EXAMPLES = Path(__file__).parent.parent / "examples"

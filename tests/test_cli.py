@@ -223,7 +223,7 @@ def test_h_is_help(args: list[str]) -> None:
 def test_the_install_hint_names_where_llr_asp_came_from(origin: dict, command: str) -> None:
     """`serve` without the web extra says how to add it to this installation: from a clone, a
     wheel or a repository URL, as pip recorded it (PEP 610)."""
-    from llr_asp.install import install_command
+    from llr_asp.cli.install import install_command
 
     assert install_command("web", origin) == command
 

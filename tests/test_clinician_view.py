@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, read_patient, validate
 from llr_asp.cli import app
-from llr_asp.letter import plain_letter
-from llr_asp.wording import flags, marked
+from llr_asp.views.letter import plain_letter
+from llr_asp.views.wording import flags, marked
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 runner = CliRunner()

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, validate
-from llr_asp.batch import Summary, iterate_decisions
-from llr_asp.charts import funnel
 from llr_asp.cli import app
+from llr_asp.engines.batch import Summary, iterate_decisions
+from llr_asp.views.charts import funnel
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "{http://www.w3.org/2000/svg}"

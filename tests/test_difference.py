@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, load_rules, validate
 from llr_asp.cli import app
-from llr_asp.difference import compare_policies, compare_versions
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.core.ruleset import default_rules_dir
+from llr_asp.engines.difference import compare_policies, compare_versions
 
 RULES = default_rules_dir()
 CASES = Path(__file__).parent / "analysis"

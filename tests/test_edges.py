@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import InputError, RuleSet, read_patient, validate
-from llr_asp.batch import iterate_decisions, read_csv
 from llr_asp.cli import app
-from llr_asp.interview import parse_answer
-from llr_asp.patient import MAX_ID_LENGTH
+from llr_asp.core.patient import MAX_ID_LENGTH
+from llr_asp.engines.batch import iterate_decisions
+from llr_asp.engines.interview import parse_answer
+from llr_asp.formats.readers import read_csv
 
 runner = CliRunner()
 

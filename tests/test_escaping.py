@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, validate
 from llr_asp.cli import app
-from llr_asp.markdown import decision_markdown
-from llr_asp.render import decision_view
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.core.ruleset import default_rules_dir
+from llr_asp.views.markdown import decision_markdown
+from llr_asp.views.terminal import decision_view
 
 HOSTILE = "A & B | **C** <b>D</b> [x](http://e.vil) `E` \\x1b[31mred\\x1b[0m\\nnext"
 runner = CliRunner()

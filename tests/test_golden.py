@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 
 from llr_asp import Reasoner, RuleSet, read_patient
-from llr_asp.markdown import decision_markdown
-from llr_asp.render import decision_view
+from llr_asp.views.markdown import decision_markdown
+from llr_asp.views.terminal import decision_view
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 GOLDEN = Path(__file__).parent / "golden"

@@ -26,12 +26,13 @@ from hypothesis import strategies as st
 from tiers import a_few, examples
 from typer.testing import CliRunner
 
-from llr_asp import batch as batch_module
-from llr_asp import ruleset as ruleset_module
-from llr_asp.batch import LineError, iterate_decisions, read_csv, read_jsonl
+from llr_asp.engines import batch as batch_module
+from llr_asp.core import ruleset as ruleset_module
 from llr_asp.cli import app
-from llr_asp.errors import DeclarationError, InputError, RuleError, UsageError, WorkerError
-from llr_asp.ruleset import RuleSet, default_rules_dir, load_rules
+from llr_asp.core.errors import DeclarationError, InputError, RuleError, UsageError, WorkerError
+from llr_asp.core.ruleset import RuleSet, default_rules_dir, load_rules
+from llr_asp.engines.batch import LineError, iterate_decisions
+from llr_asp.formats.readers import read_csv, read_jsonl
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "route-c1-pain.json"
@@ -566,7 +567,7 @@ def test_ctrl_c_that_reaches_only_the_workers_changes_nothing(tmp_path: Path) ->
 def test_a_write_cut_short_leaves_the_old_file_and_no_temporary_file(tmp_path: Path, failure: type) -> None:
     """Interrupted (Ctrl-C), failed or exited mid-write: the file is as it was and nothing else is
     in its folder (bug: the temporary file left behind, a `.out.jsonl.XXXX.part` per run)."""
-    from llr_asp.outputs import replaced
+    from llr_asp.core.files import replaced
 
     target = tmp_path / "out.jsonl"
     target.write_text("old\n")
@@ -582,7 +583,7 @@ def test_a_write_cut_short_leaves_the_old_file_and_no_temporary_file(tmp_path: P
 def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_an_error_line(tmp_path: Path) -> None:
     """A line (its newline included) of 1 MiB is a record; one byte longer is an error line, and
     the run goes on (bug: `>=`, so a record of exactly the limit was refused)."""
-    from llr_asp.patient import MAX_BYTES
+    from llr_asp.core.patient import MAX_BYTES
 
     def line(size: int, name: str) -> bytes:
         head = json.dumps({"id": name, "sex": "male", "meta": {"note": ""}}).encode()

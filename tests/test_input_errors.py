@@ -121,8 +121,8 @@ def test_documents_built_in_python_are_judged_by_jsonschema() -> None:
     from enum import IntEnum
 
     from llr_asp import load_rules
-    from llr_asp.errors import InputError
-    from llr_asp.patient import validate
+    from llr_asp.core.errors import InputError
+    from llr_asp.core.patient import validate
 
     class Months(IntEnum):
         SIX = 6

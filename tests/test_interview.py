@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from llr_asp import RuleSet, load_rules
 from llr_asp.cli import app
-from llr_asp.interview import Interviewer, parse_answer
-from llr_asp.patient import Patient, validate
+from llr_asp.core.patient import Patient, validate
+from llr_asp.engines.interview import Interviewer, parse_answer
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 RULES = load_rules()
@@ -137,7 +137,7 @@ def test_next_json_contract(tmp_path: Path) -> None:
 
 
 def test_each_kind_of_question_offers_its_answers() -> None:
-    from llr_asp.interview import Question
+    from llr_asp.engines.interview import Question
 
     assert Question.of(RULES.fields["msk.assessed"]).to_json()["choices"] == [True, False]
     assert Question.of(RULES.fields["pain.severity"]).choices == (

@@ -14,10 +14,10 @@ from test_rules import SHOULDER, copy_rules
 from typer.testing import CliRunner
 
 from llr_asp import RuleError, RuleSet, load_rules
-from llr_asp.analysis import analyze
 from llr_asp.cli import app
-from llr_asp.literate import Literate, literate, split
-from llr_asp.policy_report import html_document, html_fragment, markdown
+from llr_asp.engines.analysis import analyze
+from llr_asp.engines.literate import Literate, literate, split
+from llr_asp.views.policy_page import html_document, html_fragment, markdown
 
 POLICIES = ["hip-resurfacing", "knee-resurfacing"]
 runner = CliRunner()

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, validate
 from llr_asp.cli import app
-from llr_asp.markdown import decision_markdown
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.core.ruleset import default_rules_dir
+from llr_asp.views.markdown import decision_markdown
 
 HOSTILE = "p-9 **bold** [link](http://x) <script>x</script> `code` _i_ ~~s~~ |t| &amp; \\"
 

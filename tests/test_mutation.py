@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mutants import mutants, outcomes, verdict
 
-from llr_asp.ruleset import default_rules_dir
+from llr_asp.core.ruleset import default_rules_dir
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.mutation

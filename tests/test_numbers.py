@@ -12,7 +12,7 @@ import helpers
 import pytest
 
 from llr_asp import Reasoner, validate
-from llr_asp.batch import iterate_decisions
+from llr_asp.engines.batch import iterate_decisions
 
 RULES_DIR = Path(__file__).parent / "numbers"
 REASONER = Reasoner.load(RULES_DIR)

@@ -13,9 +13,9 @@ import pytest
 from test_rules import SHOULDER, copy_rules
 
 from llr_asp import Reasoner, RuleSet, load_rules, validate
-from llr_asp.decision import Node
-from llr_asp.pictures import PURPLE, decision_tree, policy_dot, policy_rows, policy_tree
-from llr_asp.wording import headline
+from llr_asp.core.decision import Node
+from llr_asp.views.pictures import PURPLE, decision_tree, policy_dot, policy_rows, policy_tree
+from llr_asp.views.wording import headline
 
 NS = "{http://www.w3.org/2000/svg}"
 EXAMPLES = Path(__file__).parent.parent / "examples"

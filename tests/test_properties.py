@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tiers import examples
 
 from llr_asp import InputError, Patient, Reasoner, json_schema, load_rules, validate
-from llr_asp.patient import checker
+from llr_asp.core.patient import checker
 
 RULES = load_rules()
 REASONER = Reasoner(RULES)

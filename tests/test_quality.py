@@ -16,9 +16,9 @@ from test_properties import RULES, partial_patients
 from tiers import examples
 
 from llr_asp import Policy, load_rules, validate
-from llr_asp.interview import Interviewer
-from llr_asp.ruleset import Value
-from llr_asp.whatif import WhatIfSearch, whatif
+from llr_asp.core.ruleset import Value
+from llr_asp.engines.interview import Interviewer
+from llr_asp.engines.whatif import WhatIfSearch, whatif
 
 INTERVIEWER = Interviewer(RULES)
 SEARCH = WhatIfSearch.load()

@@ -1,5 +1,5 @@
 """Readers at the edge (DESIGN §3): a JSON record, a FHIR QuestionnaireResponse, a CSV row and
-an Arrow row become the same validated patient through `llr_asp.readers`, and the core
+an Arrow row become the same validated patient through `llr_asp.formats.readers`, and the core
 (`patient`, `reasoner`) imports no format module; the package's imports have no cycle."""
 
 from __future__ import annotations
@@ -17,12 +17,20 @@ from typer.testing import CliRunner
 
 from llr_asp import InputError, RuleSet, load_rules, validate
 from llr_asp.cli import app
-from llr_asp.readers import read_csv, read_jsonl, to_patient
+from llr_asp.core.documents import to_patient
+from llr_asp.formats.readers import read_csv, read_jsonl
 
 PACKAGE = Path(__file__).parent.parent / "llr_asp"
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
-CORE = {"llr_asp.patient", "llr_asp.reasoner"}
-FORMATS = {"llr_asp.fhir", "llr_asp.readers", "llr_asp.arrow", "llr_asp.batch", "csv", "pyarrow"}
+CORE = {"llr_asp.core.patient", "llr_asp.core.reasoner"}
+FORMATS = {
+    "llr_asp.formats.fhir",
+    "llr_asp.formats.readers",
+    "llr_asp.formats.arrow",
+    "llr_asp.engines.batch",
+    "csv",
+    "pyarrow",
+}
 RULES = load_rules()
 
 
@@ -116,7 +124,7 @@ def forms(document: dict[str, Any], rules: RuleSet) -> dict[str, Any]:
     try:
         import pyarrow as pa
 
-        from llr_asp.arrow import input_schema, read_batches
+        from llr_asp.formats.arrow import input_schema, read_batches
     except ImportError:
         return made
     schema = pa.schema([f for f in input_schema(rules) if f.name in {"id", *values}])

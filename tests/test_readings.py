@@ -14,8 +14,8 @@ from test_properties import RULES, SETTINGS, partial_patients
 from tiers import examples
 
 from llr_asp import Reasoner, validate
-from llr_asp.decision import Decision
-from llr_asp.whatif import WhatIfSearch, whatif
+from llr_asp.core.decision import Decision
+from llr_asp.engines.whatif import WhatIfSearch, whatif
 
 REASONER = Reasoner(RULES)
 

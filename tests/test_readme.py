@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from llr_asp.analysis import analyze
-from llr_asp.interview import Interviewer
-from llr_asp.patient import validate
+from llr_asp.core.patient import validate
+from llr_asp.engines.analysis import analyze
+from llr_asp.engines.interview import Interviewer
 
 ROOT = Path(__file__).parent.parent
 README = " ".join((ROOT / "README.md").read_text().split())

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleError, RuleSet, load_rules, validate
 from llr_asp.cli import app
-from llr_asp.ruleset import default_rules_dir, engine_file
+from llr_asp.core.ruleset import default_rules_dir, engine_file
 
 RULES = default_rules_dir()
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from llr_asp.svg import FONT, WIDTHS, Drawing, element, text, text_width, wrap
+from llr_asp.views.svg import FONT, WIDTHS, Drawing, element, text, text_width, wrap
 
 NS = "{http://www.w3.org/2000/svg}"
 

@@ -209,7 +209,7 @@ def test_serve_without_the_web_extra_says_what_to_install(monkeypatch: pytest.Mo
         importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
     )
     result = runner.invoke(cli, ["serve"])
-    from llr_asp.install import install_command
+    from llr_asp.cli.install import install_command
 
     assert result.exit_code == 2 and result.stderr.endswith(f": {install_command('web')}\n")
     assert "llr-asp[web]'" not in install_command("web")  # no index serves llr-asp: where it came from

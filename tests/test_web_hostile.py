@@ -30,7 +30,7 @@ import httpx
 from fastapi.testclient import TestClient
 from serving import serving
 
-from llr_asp import patient as patient_module
+from llr_asp.core import patient as patient_module
 from llr_asp.web import api, create_app, server
 from llr_asp.web.settings import ENV, Settings
 

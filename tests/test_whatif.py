@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from llr_asp import Patient, Reasoner, RuleSet, read_patient, validate
 from llr_asp.cli import app
-from llr_asp.ruleset import Value
-from llr_asp.whatif import WhatIf, WhatIfSearch, whatif
+from llr_asp.core.ruleset import Value
+from llr_asp.engines.whatif import WhatIf, WhatIfSearch, whatif
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
 REASONER = Reasoner.load()

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..ruleset import default_rules_dir, load_rules
+from ..core.errors import UsageError
+from ..core.ruleset import default_rules_dir, load_rules
 from .app import (
     Format,
     FormatOption,
@@ -39,8 +39,8 @@ def _save_witnesses(directory: Path | None, named: list[tuple[str, Any]]) -> Non
     """Write the witnesses to `directory` (--witnesses), saying where on stderr."""
     if directory is None:
         return
-    from ..outputs import write_witnesses
-    from ..wording import counted
+    from ..core.files import write_witnesses
+    from ..views.wording import counted
 
     written = write_witnesses(directory, "--witnesses", named)
     typer.echo(f"llr-asp: wrote {counted(len(written), 'witness', 'witnesses')} to {directory}", err=True)
@@ -55,7 +55,7 @@ def policies(format: FormatOption = Format.text, rules: RulesOption = None) -> N
     if format is Format.json:
         print_json([p.to_json(today) for p in ruleset.policies.values()])
         return
-    from ..render import policies_table
+    from ..views.terminal import policies_table
 
     console().print(policies_table(ruleset, today))
 
@@ -81,7 +81,7 @@ def analyze(
     unused, with file and line). Exit 0 when the analysis ran, whatever it found (`llr-asp
     check` is the gate that fails); 2 when the rules cannot be read.
     """
-    from ..analysis import analyze as run_analysis
+    from ..engines.analysis import analyze as run_analysis
 
     with user_errors():
         ruleset, findings = run_analysis(rules, policy)
@@ -92,7 +92,7 @@ def analyze(
             {"rules": ruleset.digest if ruleset else None, "findings": [f.to_json() for f in findings]}
         )
         return
-    from ..render import findings_view
+    from ..views.terminal import findings_view
 
     console().print(findings_view(findings), crop=False)  # witnesses whole, to copy
 
@@ -144,8 +144,8 @@ def report(
     the record can be copied). A sentence nothing encodes says why (background, a definition,
     a heading), or that the rules give no reason. The requirement tree is drawn from the rules.
     """
-    from ..outputs import replaced
-    from ..policy_report import REPORT_SUFFIX, report_files
+    from ..core.files import replaced
+    from ..views.policy_page import REPORT_SUFFIX, report_files
 
     with user_errors():
         ruleset = load_rules(rules)
@@ -232,7 +232,7 @@ def diff(
     that make the difference, the number of fully known patient profiles in it (numbers
     bucketed at the rules' thresholds) and a witness patient.
     """
-    from .. import difference
+    from ..engines import difference
 
     names = policies or []
     with user_errors():
@@ -266,11 +266,11 @@ def diff(
         print_json(comparison.to_json())
         return
     if format is DiffFormat.svg:
-        from ..charts import differences
+        from ..views.charts import differences
 
         sys.stdout.write(differences(comparison) + "\n")
         return
-    from ..render import comparison_view
+    from ..views.terminal import comparison_view
 
     console().print(comparison_view(comparison), crop=False)  # witnesses whole, to copy
 
@@ -324,8 +324,8 @@ def check(
     (met by one, not met by another) at least as well as the baseline records, and every finding
     of `llr-asp analyze` is acknowledged in the baseline with a reason.
     """
-    from ..check import BASELINE, read_baseline, run_check, write_baseline
-    from ..wording import counted
+    from ..engines.check import BASELINE, read_baseline, run_check, write_baseline
+    from ..views.wording import counted
 
     with user_errors():
         rules_dir = rules or default_rules_dir()
@@ -345,15 +345,15 @@ def check(
     if format is CheckFormat.json:
         print_json(report.to_json())
     elif format is CheckFormat.junit:
-        from ..report import junit_xml
+        from ..formats.junit_sarif import junit_xml
 
         sys.stdout.write(junit_xml(report))
     elif format is CheckFormat.sarif:
-        from ..report import sarif
+        from ..formats.junit_sarif import sarif
 
         print_json(sarif(report))
     else:
-        from ..render import check_view
+        from ..views.terminal import check_view
 
         console().print(check_view(report))
     if not report.passed:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import LlrError, printable
+from ..core.errors import LlrError, printable
 
 HELP = (
     "Eligibility reasoner for NHS Leicester, Leicestershire and Rutland ICB commissioning "
@@ -96,7 +96,7 @@ app = typer.Typer(
 
 def _show_version(asked: bool) -> None:
     if asked:
-        from ..install import version_line
+        from .install import version_line
 
         typer.echo(version_line())
         raise typer.Exit()
@@ -166,7 +166,7 @@ def print_json(value: Any) -> None:
 
 def print_per_policy(objects: list[dict[str, Any]]) -> None:
     """One object for one policy, an array for several (DESIGN §6)."""
-    from ..decision import per_policy
+    from ..core.decision import per_policy
 
     print_json(per_policy(objects))
 

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..readers import read_patient
-from ..reasoner import Reasoner
+from ..core.documents import read_patient
+from ..core.errors import UsageError
+from ..core.reasoner import Reasoner
 from .app import (
     Format,
     FormatOption,
@@ -82,7 +82,7 @@ def explain(
         print_per_policy([d.to_json() for d in decisions])
         return
     if format is ExplainFormat.fhir:
-        from ..fhir import decision_response
+        from ..formats.fhir import decision_response
 
         print_json(decision_response(record, decisions, ruleset))
         return
@@ -97,18 +97,18 @@ def explain(
                 f"patient is referred for: give --policy {named} (or --policy all for every policy)"
             )
     if format is ExplainFormat.letter:
-        from ..letter import plain_letter
+        from ..views.letter import plain_letter
 
         sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full))
         return
     if format is ExplainFormat.markdown:
-        from ..markdown import decision_markdown
+        from ..views.markdown import decision_markdown
 
         sys.stdout.write("\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
         return
     from rich.text import Text
 
-    from ..render import decision_view, print_all
+    from ..views.terminal import decision_view, print_all
 
     views: list[Any] = [Text(unnamed, style="bold")] if unnamed else []
     print_all(console(), [*views, *(decision_view(d, ruleset, full) for d in decisions)])
@@ -129,8 +129,8 @@ def whatif(
     qualifies). An unknown field may be set; a known immutable field (sex, knee compartments)
     never changes. When no change can help, says which requirement cannot be met and why.
     """
-    from ..whatif import WhatIfSearch
-    from ..whatif import whatif as find
+    from ..engines.whatif import WhatIfSearch
+    from ..engines.whatif import whatif as find
 
     with user_errors():
         reasoner = Reasoner.load(rules)
@@ -140,7 +140,7 @@ def whatif(
     if format is Format.json:
         print_per_policy([a.to_json() for a in answers])
         return
-    from ..render import print_all, whatif_view
+    from ..views.terminal import print_all, whatif_view
 
     print_all(console(), (whatif_view(a, reasoner.rules) for a in answers))
 
@@ -172,7 +172,7 @@ def next_question(
     questions still to ask under any reading, so the decision settles soonest. `llr-asp ask`
     puts these questions to a clinician one by one.
     """
-    from ..interview import Interviewer
+    from ..engines.interview import Interviewer
 
     with user_errors():
         interviewer = Interviewer.load(rules)
@@ -182,7 +182,7 @@ def next_question(
     if format is Format.json:
         print_per_policy([s.to_json() for s in steps])
         return
-    from ..render import next_view, print_all
+    from ..views.terminal import next_view, print_all
 
     print_all(console(), (next_view(s) for s in steps))
 
@@ -223,12 +223,12 @@ def ask(
     """
     from rich.text import Text
 
-    from ..interview import Interviewer
-    from ..patient import parse, read_text, validate
-    from ..questionnaire import Questionnaire, line_reader, terminal_reader
-    from ..readers import record
-    from ..render import decision_view, print_all, whatif_view
-    from ..whatif import WhatIfSearch, weighed
+    from ..core.documents import record
+    from ..core.patient import parse, read_text, validate
+    from ..engines.interview import Interviewer
+    from ..engines.whatif import WhatIfSearch, weighed
+    from ..views.questionnaire import Questionnaire, line_reader, terminal_reader
+    from ..views.terminal import decision_view, print_all, whatif_view
 
     prompts = console(stderr=True)
     finished = True

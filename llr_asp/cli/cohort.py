@@ -14,10 +14,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..patient import json_schema
-from ..readers import named_delimiter
-from ..ruleset import load_rules
+from ..core.errors import UsageError
+from ..core.patient import json_schema
+from ..core.ruleset import load_rules
+from ..formats.readers import named_delimiter
 from .app import (
     RulesOption,
     app,
@@ -128,10 +128,11 @@ def batch(
     worker process died or failed (the run stops); 130 on Ctrl-C (the --out file is left as it
     was).
     """
-    from ..batch import CHUNK, Summary, chunks, decide_chunks, default_jobs, read_csv, read_jsonl
-    from ..errors import WorkerError
-    from ..outputs import check_outputs, replaced
-    from ..render import summary_view
+    from ..core.errors import WorkerError
+    from ..core.files import check_outputs, replaced
+    from ..engines.batch import CHUNK, Summary, chunks, decide_chunks, default_jobs
+    from ..formats.readers import read_csv, read_jsonl
+    from ..views.terminal import summary_view
 
     with user_errors():
         ruleset = load_rules(rules)
@@ -202,7 +203,7 @@ def batch(
             with replaced(summary_json, "--summary-json") as written:
                 written.write(json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n")
         if report is not None:
-            from ..cohort_report import cohort_document
+            from ..views.cohort_page import cohort_document
 
             with replaced(report, "--report") as written:
                 written.write(cohort_document(summary, name))
@@ -225,11 +226,11 @@ def _open_input(source: str) -> Any:
 
 
 def _arrow() -> Any:
-    """llr_asp.arrow, or a UsageError saying how to install it."""
+    """llr_asp.formats.arrow, or a UsageError saying how to install it."""
     try:
         import pyarrow
 
-        from .. import arrow
+        from ..formats import arrow
     except ImportError:
         raise UsageError(
             "Parquet needs pyarrow: pip install 'llr-asp[parquet]' (or --format jsonl or csv)"
@@ -242,7 +243,7 @@ def _arrow() -> Any:
 
 def _output(out: str, format: BatchFormat) -> Any:
     """Where results go: a file replaced when the run ends well, or standard output."""
-    from ..outputs import replaced, replaced_bytes
+    from ..core.files import replaced, replaced_bytes
 
     if format is BatchFormat.parquet:
         _arrow()  # the extra is missing: say so before anything runs
@@ -263,7 +264,7 @@ def _writing(format: BatchFormat, out: Any, digest: str) -> Iterator[Any]:
         with _arrow().ParquetOutput(out, digest) as parquet:
             yield parquet.write
     else:
-        from ..writers import csv_writer, jsonl_writer
+        from ..formats.results import csv_writer, jsonl_writer
 
         yield csv_writer(out) if format is BatchFormat.csv else jsonl_writer(out)
 

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..ruleset import load_rules
+from ..core.errors import UsageError
+from ..core.ruleset import load_rules
 from .app import (
     RulesOption,
     app,
@@ -127,7 +127,7 @@ def serve(
         m for m in ("fastapi", "uvicorn", "jinja2", "multipart") if importlib.util.find_spec(m) is None
     ]
     if missing:
-        from ..install import install_command
+        from .install import install_command
 
         typer.echo(
             f"llr-asp: error: serve needs the web extra ({', '.join(missing)} missing): "
@@ -198,7 +198,7 @@ def fhir_questionnaire(
     grades are choice items with their rank (itemWeight), numbers decimal or integer items
     with their range and unit. Fill it in and give the QuestionnaireResponse to explain.
     """
-    from ..fhir import questionnaire
+    from ..formats.fhir import questionnaire
 
     with user_errors():
         ruleset = load_rules(rules)

@@ -19,12 +19,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from ..batch import CHUNK, Document, Result, Summary, chunks, read_jsonl
-from ..cohort_report import cohort_fragment
-from ..errors import UsageError
-from ..literate import literate
-from ..policy_report import html_fragment
-from ..ruleset import RuleSet
+from ..core.documents import Document
+from ..core.errors import UsageError
+from ..core.ruleset import RuleSet
+from ..engines.batch import CHUNK, Result, Summary, chunks
+from ..engines.literate import literate
+from ..formats.readers import read_jsonl
+from ..views.cohort_page import cohort_fragment
+from ..views.policy_page import html_fragment
 from .api import _spooled, engines
 from .engines import Engines
 from .page import templates

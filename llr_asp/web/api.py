@@ -17,12 +17,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from ..batch import CHUNK, Result, chunks, read_jsonl
-from ..decision import per_policy
-from ..errors import InputError
-from ..patient import MAX_BYTES, Patient, parse
-from ..readers import validate
-from ..whatif import whatif as find_whatif
+from ..core.decision import per_policy
+from ..core.documents import validate
+from ..core.errors import InputError
+from ..core.patient import MAX_BYTES, Patient, parse
+from ..engines.batch import CHUNK, Result, chunks
+from ..engines.whatif import whatif as find_whatif
+from ..formats.readers import read_jsonl
 from .engines import BUSY, Engines, Overloaded
 from .responses import JSON
 
@@ -99,7 +100,7 @@ def policies(request: Request) -> list[dict[str, object]]:
 
 @router.get("/api/v1/schema", summary="The JSON Schema of a patient record, as `llr-asp schema`")
 def schema(request: Request) -> dict[str, Any]:
-    from ..patient import json_schema
+    from ..core.patient import json_schema
 
     return json_schema(engines(request).rules)
 

@@ -23,9 +23,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from ..errors import InputError, LlrError, UsageError
-from ..patient import json_schema
-from ..whatif import WhatIfTimeout
+from ..core.errors import InputError, LlrError, UsageError
+from ..core.patient import json_schema
+from ..engines.whatif import WhatIfTimeout
 from . import analyst, api, cds, fhir, page
 from .cors import CrossOrigin
 from .engines import Engines, Overloaded

@@ -19,10 +19,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..decision import Decision
-from ..markdown import decision_markdown
-from ..ruleset import Policy, RuleSet
-from ..wording import urgent_route
+from ..core.decision import Decision
+from ..core.ruleset import Policy, RuleSet
+from ..views.markdown import decision_markdown
+from ..views.wording import urgent_route
 
 NAMESPACE = "llr-asp."
 

@@ -24,9 +24,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import UsageError
-from ..patient import validate
-from ..ruleset import Policy, RuleSet
+from ..core.errors import UsageError
+from ..core.patient import validate
+from ..core.ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
 from .cards import card, inconsistent_card, unfetched_card
 from .engines import Engines

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 OPEN_PATHS = ("/cds-services", "/fhir/", "/api/")
 """The machine endpoints another origin may call."""

@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect
 
-from ..batch import Screener
-from ..interview import Interviewer
-from ..ruleset import RuleSet, default_examples_dir
-from ..whatif import WhatIfSearch
+from ..core.ruleset import RuleSet, default_examples_dir
+from ..engines.batch import Screener
+from ..engines.interview import Interviewer
+from ..engines.whatif import WhatIfSearch
 
 _T = TypeVar("_T")
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from ..adaptive import adaptive_response, next_question
-from ..fhir import SDC, policy_of, questionnaire, questionnaire_version, release
-from ..ruleset import RuleSet
+from ..core.documents import policy_of
+from ..core.ruleset import RuleSet
+from ..formats.adaptive import adaptive_response, next_question
+from ..formats.fhir import SDC, questionnaire, questionnaire_version, release
 from .api import document, engines, hung_up
 from .outcome import FHIR_JSON
 from .responses import JSON

@@ -23,10 +23,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
-from ..fhir import is_response, patient_document, shaped
-from ..patient import nested
-from ..ruleset import Policy, RuleSet
+from ..core.documents import is_response, patient_document, shaped
+from ..core.errors import InputError
+from ..core.patient import nested
+from ..core.ruleset import Policy, RuleSet
 
 HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown

@@ -24,17 +24,17 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InputError, printable
-from ..interview import Question, parse_answer
-from ..letter import escape, plain_letter
-from ..markdown import decision_markdown
-from ..patient import MAX_BYTES, Patient, parse
-from ..pictures import decision_tree
-from ..questionnaire import with_value, without_value
-from ..readers import validate
-from ..ruleset import Policy
-from ..whatif import whatif
-from ..wording import (
+from ..core.documents import validate
+from ..core.errors import InputError, printable
+from ..core.patient import MAX_BYTES, Patient, parse
+from ..core.ruleset import Policy
+from ..engines.interview import Question, parse_answer
+from ..engines.whatif import whatif
+from ..views.letter import escape, plain_letter
+from ..views.markdown import decision_markdown
+from ..views.pictures import decision_tree
+from ..views.questionnaire import with_value, without_value
+from ..views.wording import (
     CHANGE_KEY,
     VERDICT_WORDS,
     after_refusal,

@@ -28,8 +28,8 @@ import ssl
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from ..adaptive import TAG
-from ..fhir import questionnaire_url
+from ..formats.adaptive import TAG
+from ..formats.fhir import questionnaire_url
 from .hookcall import Access
 from .settings import Settings
 

@@ -25,8 +25,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..errors import UsageError
-from ..ruleset import RuleSet
+from ..core.errors import UsageError
+from ..core.ruleset import RuleSet
 from .settings import Settings
 
 

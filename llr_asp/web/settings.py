@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import UsageError
-from ..patient import MAX_BYTES
+from ..core.errors import UsageError
+from ..core.patient import MAX_BYTES
 from .cors import checked_origin
 
 ENV = "LLR_ASP_SERVICE"

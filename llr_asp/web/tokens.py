@@ -72,7 +72,7 @@ def read_jwks(path: Path) -> dict[str, Key]:
     (`serve` reads it before starting its workers, each of which would fail alike)."""
     import jwt
 
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     def unusable(where: str, fix: str) -> UsageError:
         return UsageError(f"--cds-jwks {path}: {where}: {fix}")

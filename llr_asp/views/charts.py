@@ -1,7 +1,7 @@
 """Pictures of cohorts and comparisons: a funnel per policy (how many patients pass each part of
 the decision, in the policy's order, how many it stops, how many it leaves open), bars of counts
 (the patients each contested reading decides otherwise, the answers most often missing), and the
-classes of patients a `diff` finds. SVG by llr_asp.svg: every count is written beside its bar
+classes of patients a `diff` finds. SVG by llr_asp.views.svg: every count is written beside its bar
 with a symbol, so nothing is told by colour alone.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.decision import plain
 from .pictures import STATUS_FILL, STATUS_INK, ident
 from .svg import Drawing, Element, element, text, text_width, wrap
-from .wording import plain
 
 INK, GREY, LINE = "#212b32", "#4c6272", "#768692"
 SIZE = 13

@@ -18,13 +18,13 @@ from typing import Any
 
 import clingo
 
+from ..core.documents import read_patient
+from ..core.errors import DeclarationError, InputError, LlrError, RuleError, UsageError
+from ..core.files import replaced
+from ..core.reasoner import Reasoner
+from ..core.ruleset import RuleSet
+from ..core.ruletext import locate_head, parse_rules
 from .analysis import Finding, analyze
-from .errors import DeclarationError, InputError, LlrError, RuleError, UsageError
-from .outputs import replaced
-from .readers import read_patient
-from .reasoner import Reasoner
-from .ruleset import RuleSet
-from .ruletext import locate_head, parse_rules
 
 STEPS = {
     "load": "every rule file parses and grounds without a clingo warning",

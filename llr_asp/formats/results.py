@@ -1,5 +1,5 @@
 """Writers at the edge: a cohort's results (`batch.Screening` or `LineError`) as JSON Lines or
-CSV, one line or row each, in the order given. (Parquet: `llr_asp.arrow.ParquetOutput`.)"""
+CSV, one line or row each, in the order given. (Parquet: `llr_asp.formats.arrow.ParquetOutput`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from .batch import Result
+from ..engines.batch import Result
 
 Write = Callable[[Result], None]
 

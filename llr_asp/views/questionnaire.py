@@ -18,12 +18,12 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .errors import InputError, printable
-from .interview import Interviewer, parse_answer
-from .outputs import replaced
-from .patient import Patient, validate
-from .render import question_text
-from .ruleset import Field, Policy, Value
+from ..core.errors import InputError, printable
+from ..core.files import replaced
+from ..core.patient import Patient, validate
+from ..core.ruleset import Field, Policy, Value
+from ..engines.interview import Interviewer, parse_answer
+from .terminal import question_text
 
 ECHO = 80  # characters of a piped answer echoed back: a runaway line is not shown whole
 Reader = Callable[[], str]  # one line of answer; raises EOFError when there are no more

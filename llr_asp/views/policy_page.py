@@ -16,9 +16,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .analysis import Finding
+from ..engines.analysis import Finding
+from ..engines.literate import Literate, Quote, Sentence, literate, refuted_by, scope
 from .htmlpage import document
-from .literate import Literate, Quote, Sentence, literate, refuted_by, scope
 from .markdown import escape as md
 from .pictures import FORM_WORDS, ident, policy_tree, test_words
 

@@ -21,12 +21,12 @@ from typing import Any
 import clingo
 import clingo.ast
 
-from .errors import RuleError, UsageError
-from .outputs import witness_file_name
-from .patient import nested
-from .ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
-from .shown import ShownAtoms
-from .wording import plain
+from ..core.decision import plain
+from ..core.errors import RuleError, UsageError
+from ..core.files import witness_file_name
+from ..core.patient import nested
+from ..core.ruleset import RuleSet, compile_rules, engine_file, ground, symbol_value, variant_symbol
+from ..core.shown import ShownAtoms
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("difference.lp")]
 OLD = "old"  # the earlier version's policies enter as old(P), see versions.lp

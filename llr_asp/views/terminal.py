@@ -18,9 +18,9 @@ from rich.segment import Segment
 from rich.text import Text
 from rich.tree import Tree
 
-from .decision import Decision, Evidence, Node
-from .errors import printable
-from .ruleset import RuleSet, show
+from ..core.decision import Decision, Evidence, Node
+from ..core.errors import printable
+from ..core.ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
     after_refusal,
@@ -41,12 +41,12 @@ from .wording import (
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from rich.table import Table
 
-    from .analysis import Finding
-    from .batch import Summary
-    from .check import Report
-    from .difference import Comparison
-    from .interview import Next, Question
-    from .whatif import WhatIf
+    from ..engines.analysis import Finding
+    from ..engines.batch import Summary
+    from ..engines.check import Report
+    from ..engines.difference import Comparison
+    from ..engines.interview import Next, Question
+    from ..engines.whatif import WhatIf
 
 ICON = {"met": "✔", "not_met": "✘", "unknown": "?"}
 STYLE = {"met": "green", "not_met": "red", "unknown": "yellow"}
@@ -249,7 +249,7 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 
 def findings_view(findings: Sequence[Finding]) -> Group:
     """The findings by severity as a table, then each in full: message, sentence, witness."""
-    from .analysis import SEVERITIES
+    from ..engines.analysis import SEVERITIES
 
     if not findings:
         return Group(Text("No findings.", style="bold green"))
@@ -328,7 +328,7 @@ def comparison_view(comparison: Comparison) -> Group:
 
 def check_view(report: Report) -> Group:
     """Each step passed or failed, then every failure with the file and line to fix."""
-    from .check import STEPS
+    from ..engines.check import STEPS
 
     table = _table(f"llr-asp check: {'PASSED' if report.passed else 'FAILED'}")
     for column in ("step", "checked", "failed"):

@@ -27,18 +27,13 @@ from typing import Any, Protocol, Union
 
 import clingo
 
-from .decision import DECISIONS, Contest, Warning, warnings
-from .errors import InputError, LlrError, WorkerError
-from .patient import Patient
-from .readers import BOM as BOM
-from .readers import Document as Document
-from .readers import Numbered, to_patient
-from .readers import line_problem as line_problem
-from .readers import read_csv as read_csv
-from .readers import read_jsonl as read_jsonl
-from .reasoner import Answers, PatientInput, gathered_by_world, minimal
-from .ruleset import Policy, RuleSet, compile_rules, engine_file
-from .shown import ShownAtoms
+from ..core.decision import DECISIONS, Contest, Warning, warnings
+from ..core.documents import Document, Numbered, to_patient
+from ..core.errors import InputError, LlrError, WorkerError
+from ..core.patient import Patient
+from ..core.reasoner import Answers, PatientInput, gathered_by_world, minimal
+from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
+from ..core.shown import ShownAtoms
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
 CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve

@@ -22,11 +22,11 @@ from typing import Any
 
 import clingo
 
-from .decision import DECISIONS, Contest, Decision
-from .errors import LlrError
-from .patient import Patient
-from .reasoner import PatientInput, Reasoner
-from .ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
+from ..core.decision import DECISIONS, Contest, Decision
+from ..core.errors import LlrError
+from ..core.patient import Patient
+from ..core.reasoner import PatientInput, Reasoner
+from ..core.ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
 

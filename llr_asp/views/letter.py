@@ -16,9 +16,9 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
-from .decision import Decision, Node
-from .errors import printable
-from .ruleset import RuleSet
+from ..core.decision import Decision, Node
+from ..core.errors import printable
+from ..core.ruleset import RuleSet
 from .wording import (
     after_refusal,
     contest_line,

@@ -25,9 +25,9 @@ from typing import Any
 
 import clingo
 
+from ..core.errors import printable
+from ..core.ruleset import Alternative, Policy, Reading, RuleSet, load_rules
 from .analysis import Finding, analyze
-from .errors import printable
-from .ruleset import Alternative, Policy, Reading, RuleSet, load_rules
 
 WOVEN = ("text_defect", "interpretation", "contested_reading")
 """Findings shown in their place (beside the defect, interpretation or reading they are
@@ -365,7 +365,7 @@ def _quotes(
 ) -> tuple[dict[str, tuple[Quote, ...]], dict[tuple[str, str], tuple[Quote, ...]]]:
     """The rules that declare each requirement of `policy`, and those of each alternative
     reading's variant, as written in the rule files."""
-    from .ruletext import headed, parse_rules
+    from ..core.ruletext import headed, parse_rules
 
     files = [Path(f) for f in rules.files]
     lines = {str(f): f.read_text(encoding="utf-8").splitlines() for f in files}
@@ -409,7 +409,7 @@ def _variant_literal(statement: Any) -> list[Any] | None:
 
 
 def _matches(term: Any, symbol: clingo.Symbol) -> bool:
-    from .ruletext import matches  # clingo.ast: only the report needs the rules as syntax
+    from ..core.ruletext import matches  # clingo.ast: only the report needs the rules as syntax
 
     return matches(term, symbol)
 

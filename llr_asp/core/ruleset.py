@@ -25,7 +25,7 @@ Value = Union[bool, str, int, float]
 OPERATORS = {"eq": "=", "ne": "!=", "ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent
 """The installed package. clingo loads programs by path, so the package is always real files;
 `Path(__file__)` finds them without importing `importlib.resources` (13 ms of start-up)."""
 

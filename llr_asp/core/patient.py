@@ -1,6 +1,6 @@
 """Patient documents: the JSON Schema derived from the field declarations, safe reading and
 validation, and the validated `Patient` the reasoner works on. The core: it reads the patient
-record only; every other format is read into one at the edge (`llr_asp.readers`).
+record only; every other format is read into one at the edge (`llr_asp.formats.readers`).
 
 Validation has one authority, jsonschema, run against `json_schema(rules)`. Importing jsonschema
 costs more than the whole start-up budget of `llr-asp explain`, so a document is first checked by
@@ -261,7 +261,7 @@ def _twice(node: Any, path: str) -> str | None:
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     """Check the patient record `document` against the schema of `rules`; return the patient it
-    describes. (Other formats, FHIR among them, are read into a record by `llr_asp.readers`.)"""
+    describes. (Other formats, FHIR among them, are read into a record by `llr_asp.formats.readers`.)"""
     check, paths = _reading(rules)
     if not check(document):
         _raise_schema_error(document, json_schema(rules), rules, source)

@@ -19,11 +19,11 @@ from typing import Any
 
 import clingo
 
-from .answers import read_answer
-from .decision import Decision
-from .patient import Patient
-from .reasoner import PatientInput, Reasoner
-from .ruleset import Field, Policy, RuleSet, Value, engine_file
+from ..core.answers import read_answer
+from ..core.decision import Decision
+from ..core.patient import Patient
+from ..core.reasoner import PatientInput, Reasoner
+from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
 

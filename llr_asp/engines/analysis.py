@@ -18,10 +18,11 @@ from typing import Any
 
 import clingo
 
-from .errors import DeclarationError, RuleError
-from .outputs import witness_file_name
-from .patient import nested
-from .ruleset import (
+from ..core.decision import plain
+from ..core.errors import DeclarationError, RuleError
+from ..core.files import witness_file_name
+from ..core.patient import nested
+from ..core.ruleset import (
     Policy,
     RuleSet,
     compile_rules,
@@ -31,7 +32,6 @@ from .ruleset import (
     rule_files,
     symbol_value,
 )
-from .wording import plain
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("analysis.lp")]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from html import escape
 
+from ..engines.batch import Summary
 from . import charts
-from .batch import Summary
 from .htmlpage import document
 from .wording import counted
 

@@ -1,6 +1,6 @@
 """The requirement tree as a picture, drawn from the rules: a policy's (every requirement, its
 form, the contested points and text defects) and one patient's decision (each requirement met,
-not met or unknown, by colour and by a symbol and a word). SVG by llr_asp.svg, and Graphviz
+not met or unknown, by colour and by a symbol and a word). SVG by llr_asp.views.svg, and Graphviz
 source for analysts who use it.
 
 The tree is drawn as an outline: one row per requirement, parts indented under their parent
@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .decision import Decision, Node
-from .ruleset import Policy, Requirement, RuleSet, show
+from ..core.decision import Decision, Node
+from ..core.ruleset import Policy, Requirement, RuleSet, show
 from .svg import Drawing, Element, element, text, text_width, wrap
 from .wording import evidence_words, headline
 

@@ -131,6 +131,13 @@ def contests(policy: Policy, found: Iterable[tuple[frozenset[tuple[str, str]], s
 
 
 DECISIONS = ("eligible", "not_eligible", "undetermined")
+
+
+def plain(decision: str) -> str:
+    """A decision in running text: `not eligible`."""
+    return decision.replace("_", " ")
+
+
 """The decisions, in the order `possible` lists them."""
 
 

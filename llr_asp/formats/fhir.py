@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
-from .patient import Patient, nested
-from .ruleset import Field, Policy, RuleSet, Value
-from .wording import headline
+from ..core.documents import PREFIX
+from ..core.patient import Patient
+from ..core.ruleset import Field, Policy, RuleSet, Value
+from ..views.wording import headline
 
 if TYPE_CHECKING:
-    from .decision import Decision
+    from ..core.decision import Decision
 
 SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"
 ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
@@ -43,9 +43,6 @@ ITEM_TYPE = {
     "number": "decimal",
     "integer": "integer",
 }
-
-
-PREFIX = "urn:llr-asp:questionnaire:"
 
 
 def questionnaire_url(policy: str) -> str:
@@ -68,14 +65,6 @@ def questionnaire_version(rules: RuleSet) -> str:
 def canonical(rules: RuleSet, policy: str) -> str:
     """The version-specific canonical of a policy's Questionnaire (or "all")."""
     return f"{questionnaire_url(policy)}|{questionnaire_version(rules)}"
-
-
-def policy_of(reference: Any) -> str | None:
-    """The policy id (or "all") a canonical of llr-asp's names, its version set aside; None
-    for anything else."""
-    if not isinstance(reference, str) or not reference.startswith(PREFIX):
-        return None
-    return reference[len(PREFIX) :].split("|", 1)[0] or None
 
 
 def value_system(field: str) -> str:
@@ -165,90 +154,6 @@ def item(field: Field, caveats: Sequence[str] = ()) -> dict[str, Any]:
 
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "help", "display": "Help-Button"}
-
-
-def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:
-    """`value` if it has the shape a FHIR element must have (`kind`), else refused naming where
-    it is: a list where an object belongs is a clean 422, never a TypeError further on."""
-    if isinstance(value, kind):
-        return value
-    raise InputError(source, where, f"expected {what}")
-
-
-def is_response(document: Any) -> bool:
-    return isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse"
-
-
-def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> dict[str, Any]:
-    """The patient record a QuestionnaireResponse gives: each item's answer by its linkId (an
-    item without an answer is unknown). A linkId that is not a field, or an answer of the wrong
-    type, is refused naming the item."""
-    values: dict[str, Value | None] = {}
-    items = response.get("item", [])
-    if not isinstance(items, list):
-        raise InputError(source, "item", "expected a list of QuestionnaireResponse items")
-    for entry in _flattened(items, "item", rules.fields):
-        where, answers = entry
-        link = where[1].get("linkId") if isinstance(where[1], dict) else None
-        path = f"{where[0]} (linkId {link})" if isinstance(link, str) else where[0]
-        field = rules.fields.get(link) if isinstance(link, str) else None
-        if field is None:
-            raise InputError(
-                source, path, "not a field of the questionnaire (see `llr-asp fhir questionnaire`)"
-            )
-        if len(answers) > 1:
-            raise InputError(source, path, "more than one answer; a field takes one")
-        values[field.path] = _answer(answers[0], field, source, path) if answers else None
-    document: dict[str, Any] = nested(values)
-    subject = response.get("id")
-    if isinstance(subject, str):
-        document["id"] = subject
-    named = policy_of(response.get("questionnaire"))
-    if named in rules.policies:  # the questionnaire of one policy: the question is about it
-        document["policy"] = named
-    return document
-
-
-def _flattened(
-    items: list[Any], where: str, fields: Collection[str]
-) -> list[tuple[tuple[str, Any], list[Any]]]:
-    """Every answerable item with its place, groups opened (item.item); the items under a
-    question (its help text) are not answers."""
-    found = []
-    for index, entry in enumerate(items):
-        place = f"{where}[{index}]"
-        grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry
-        if grouped and entry.get("linkId") not in fields:
-            found += _flattened(entry["item"], f"{place}.item", fields)
-            continue
-        answers = entry.get("answer", []) if isinstance(entry, dict) else []
-        found.append(((place, entry), answers if isinstance(answers, list) else [answers]))
-    return found
-
-
-def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
-    if not isinstance(answer, dict):
-        raise InputError(source, path, 'an answer is an object such as {"valueBoolean": true}')
-    if field.type == "bool" and isinstance(answer.get("valueBoolean"), bool):
-        return bool(answer["valueBoolean"])
-    if field.type in ("grade", "choice"):
-        coding = answer.get("valueCoding")
-        code = coding.get("code") if isinstance(coding, dict) else answer.get("valueString")
-        if isinstance(code, str) and code in field.values:
-            return code
-        raise InputError(source, path, f"expected a valueCoding with a code of {', '.join(field.values)}")
-    if field.type in ("number", "integer"):
-        number = answer.get("valueDecimal", answer.get("valueInteger"))
-        if isinstance(number, (int, float)) and not isinstance(number, bool):
-            return number
-        if isinstance(answer.get("valueQuantity"), dict) and isinstance(
-            answer["valueQuantity"].get("value"), (int, float)
-        ):
-            return answer["valueQuantity"]["value"]  # type: ignore[no-any-return]
-    kinds = {"bool": "valueBoolean", "number": "valueDecimal", "integer": "valueInteger"}
-    raise InputError(
-        source, path, f"expected {kinds.get(field.type, 'a value')} for this {field.type} question"
-    )
 
 
 DETERMINATION = "urn:llr-asp:determination"

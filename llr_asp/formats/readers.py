@@ -2,7 +2,7 @@
 
 A reader turns its format into numbered `Document`s, one per input record, in input order:
 JSON Lines (`read_jsonl`), CSV whose headers are dotted field paths (`read_csv`) and Arrow
-record batches or Parquet (`llr_asp.arrow.read_batches`, with the `parquet` extra). A record
+record batches or Parquet (`llr_asp.formats.arrow.read_batches`, with the `parquet` extra). A record
 that cannot be a patient (not UTF-8, a broken CSV row) is an `InputError` in its place, never
 skipped. `to_patient` then turns any document, whichever reader gave it (JSON text, a patient
 record, a FHIR QuestionnaireResponse), into a `Patient`: the one way in to the core, which
@@ -14,53 +14,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Union
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from .answers import read_answer
-from .errors import InputError, UsageError
-from .patient import MAX_BYTES, MAX_ID_LENGTH, Patient, nested, parse, read_text
-from .patient import validate as validate_record
-from .ruleset import RuleSet
-
-Document = Union[str, Mapping[str, Any], InputError]
-"""One input record as a reader gives it: JSON text, a parsed document (a patient record or a
-FHIR QuestionnaireResponse), or why the record cannot be a patient."""
-
-Numbered = tuple[int, Document]
-"""A document with its line (or row) number in the input, counted from 1."""
-
-
-def to_patient(document: Document, rules: RuleSet, source: str) -> Patient:
-    """The validated patient of any reader's document; an InputError names `source`, the
-    field path and the fix."""
-    if isinstance(document, InputError):
-        raise InputError(source, document.path, document.problem)
-    if isinstance(document, str):
-        document = parse(document, source)
-    return validate(document, rules, source)
-
-
-def validate(document: Any, rules: RuleSet, source: str) -> Patient:
-    """The patient a parsed document describes: a patient record, or a FHIR
-    QuestionnaireResponse read as one (`record`)."""
-    return validate_record(record(document, rules, source), rules, source)
-
-
-def record(document: Any, rules: RuleSet, source: str) -> Any:
-    """The patient record a document gives: a FHIR QuestionnaireResponse (by its resourceType)
-    read by its items' linkIds, anything else as it is (validation judges it)."""
-    if isinstance(document, Mapping) and document.get("resourceType") == "QuestionnaireResponse":
-        from .fhir import patient_document  # only for FHIR input
-
-        return patient_document(dict(document), rules, source)
-    return document
-
-
-def read_patient(source: str, rules: RuleSet) -> Patient:
-    """Read, parse and validate the patient document at `source` (`-` for standard input): a
-    patient record or a FHIR QuestionnaireResponse."""
-    return validate(parse(read_text(source), source), rules, source)
+from ..core.answers import read_answer
+from ..core.documents import Document, Numbered
+from ..core.errors import InputError, UsageError
+from ..core.patient import MAX_BYTES, MAX_ID_LENGTH, nested
+from ..core.ruleset import RuleSet
 
 
 def read_jsonl(stream: Iterable[bytes]) -> Iterator[Numbered]:

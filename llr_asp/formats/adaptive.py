@@ -22,24 +22,21 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from ..core.documents import is_response, policy_of, shaped, validate
+from ..core.errors import InputError
+from ..core.patient import Patient
+from ..core.ruleset import RuleSet
 from .fhir import (
     ADAPTIVE,
     DETERMINATION,
     canonical,
     determination,
-    is_response,
     item,
-    policy_of,
     said,
-    shaped,
 )
-from .patient import Patient
-from .readers import validate
-from .ruleset import RuleSet
 
 if TYPE_CHECKING:
-    from .interview import Interviewer
+    from ..engines.interview import Interviewer
 
 ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
 ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"

@@ -9,7 +9,7 @@ import base64
 import hashlib
 from html import escape
 
-from .ruleset import PACKAGE
+from ..core.ruleset import PACKAGE
 
 STYLESHEET = PACKAGE / "web" / "static" / "style.css"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from .decision import Contest, Decision, Evidence, Node
-from .ruleset import Field, Policy, RuleSet, Value, show
+from ..core.decision import Contest, Decision, Evidence, Node
+from ..core.ruleset import Field, Policy, RuleSet, Value, show
 
 if TYPE_CHECKING:
-    from .whatif import Change
+    from ..engines.whatif import Change
 
 VERDICT_WORDS = {"eligible": "ELIGIBLE", "not_eligible": "NOT ELIGIBLE", "undetermined": "UNDETERMINED"}
 
@@ -22,11 +22,6 @@ VERDICT_WORDS = {"eligible": "ELIGIBLE", "not_eligible": "NOT ELIGIBLE", "undete
 def counted(number: int, one: str, many: str | None = None) -> str:
     """`1 bad line`, `2 bad lines`, `1 class`, `3 classes`: a count with its noun agreeing."""
     return f"{number:,} {one if number == 1 else many or one + 's'}"
-
-
-def plain(decision: str) -> str:
-    """A decision in running text: `not eligible`."""
-    return decision.replace("_", " ")
 
 
 class Verdict(Protocol):

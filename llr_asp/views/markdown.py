@@ -1,4 +1,4 @@
-"""A decision as Markdown: the letter (llr_asp/letter.py) for a referral, an Individual Funding
+"""A decision as Markdown: the letter (llr_asp/views/letter.py) for a referral, an Individual Funding
 Request or a CDS card's detail. Every string from a patient file or a rule file is escaped, so
 it is shown, never obeyed."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime
 
-from .decision import Decision
+from ..core.decision import Decision
+from ..core.ruleset import RuleSet
 from .letter import escape, markdown_letter
-from .ruleset import RuleSet
 
 __all__ = ["decision_markdown", "escape"]
 
