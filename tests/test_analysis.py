@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import Reasoner, load_rules, validate
-from llr_asp.engines import analysis as analysis_module
 from llr_asp.cli import app
 from llr_asp.core.decision import Decision
 from llr_asp.core.ruleset import default_rules_dir, engine_file
+from llr_asp.engines import analysis as analysis_module
 from llr_asp.engines.analysis import KINDS, Finding, analyze
 
 CASES = Path(__file__).parent / "analysis"

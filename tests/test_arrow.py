@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 import llr_asp
 from llr_asp import RuleSet, load_rules
-from llr_asp.engines import batch as batch_module
 from llr_asp.cli import app
+from llr_asp.engines import batch as batch_module
 
 pa = pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not installed")
 pq = pytest.importorskip("pyarrow.parquet")

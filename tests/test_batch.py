@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from llr_asp import InputError, Reasoner, RuleSet, validate
-from llr_asp.engines import batch as batch_module
 from llr_asp.cli import app
 from llr_asp.core.decision import Contest, Taken, Warning
+from llr_asp.engines import batch as batch_module
 from llr_asp.engines.batch import LineError, Screening, iterate_decisions
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 from tiers import a_few, examples
 from typer.testing import CliRunner
 
-from llr_asp.engines import batch as batch_module
-from llr_asp.core import ruleset as ruleset_module
 from llr_asp.cli import app
+from llr_asp.core import ruleset as ruleset_module
 from llr_asp.core.errors import DeclarationError, InputError, RuleError, UsageError, WorkerError
 from llr_asp.core.ruleset import RuleSet, default_rules_dir, load_rules
+from llr_asp.engines import batch as batch_module
 from llr_asp.engines.batch import LineError, iterate_decisions
 from llr_asp.formats.readers import read_csv, read_jsonl
 
