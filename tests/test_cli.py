@@ -32,11 +32,14 @@ def test_explain_json_matches_the_contract() -> None:
         "contested",
         "to_settle",
         "warnings",
+        "conflicts",
+        "filled",
         "review",
         "rules",
     }
     assert out["review"]["due"] == "2026" and out["review"]["status"] in ("current", "due", "overdue")
     assert (out["contested"], out["warnings"], out["to_settle"]) == ([], [], [])
+    assert (out["conflicts"], out["filled"]) == ([], [])  # one source: the record
     assert (out["robust"], out["possible"]) == (True, ["not_eligible"])
     assert (out["patient"], out["policy"], out["reference"], out["decision"]) == (
         "refused-b-four-months",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
+from .sources import Conflict, Stated
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
@@ -160,16 +161,27 @@ class Decision:
     contested: tuple[Contest, ...] = ()  # the clinical alternatives under which it would differ
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
     to_settle: tuple[str, ...] = ()  # unknown fields, besides missing, that could settle the readings
+    conflicts: tuple[Conflict, ...] = ()  # fields whose sources disagree (unknown for the decision)
+    filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
+    under_conflicts: tuple[str, ...] = ()  # decisions a disputed field's other values would give
 
     @property
     def robust(self) -> bool:
-        """Whether every combination of the clinical readings gives this decision."""
-        return not self.contested
+        """Whether every combination of the clinical readings gives this decision, and no
+        field whose sources disagree could change it."""
+        return not self.contested and not self.disputed
+
+    @property
+    def disputed(self) -> tuple[Conflict, ...]:
+        """The conflicts the decision turns on: fields whose sources disagree and whose answer
+        can still change it (asked first)."""
+        return tuple(c for c in self.conflicts if c.field in self.missing or c.field in self.to_settle)
 
     @property
     def possible(self) -> tuple[str, ...]:
-        """The decisions reached under some combination of the clinical readings."""
-        reached = {self.decision, *(c.decision for c in self.contested)}
+        """The decisions reached under some combination of the clinical readings, or with a
+        disputed field set to one of its sources' values."""
+        reached = {self.decision, *(c.decision for c in self.contested), *self.under_conflicts}
         return tuple(d for d in DECISIONS if d in reached)
 
     def failed(self) -> list[str]:
@@ -202,6 +214,8 @@ class Decision:
             "contested": [c.to_json() for c in self.contested],
             "to_settle": list(self.to_settle),
             "warnings": [w.to_json() for w in self.warnings],
+            "conflicts": [c.to_json() for c in self.conflicts],
+            "filled": [{"field": s.field, **s.to_json()} for s in self.filled],
             "review": self.policy.review_json(today or datetime.date.today()),
             "rules": self.rules,
         }

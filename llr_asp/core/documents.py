@@ -11,7 +11,7 @@ one is an `InputError` naming the source, the JSON path and the fix.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 from .errors import InputError
 from .patient import Patient, nested, parse, read_text
@@ -76,7 +76,7 @@ def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:
     raise InputError(source, where, f"expected {what}")
 
 
-def is_response(document: Any) -> bool:
+def is_response(document: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse"
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import InputError
 from .ruleset import Field, RuleSet, Value
+from .sources import Conflict, Stated
 
 MAX_BYTES = 1 << 20
 LONGEST_KEY = 80
@@ -39,6 +40,8 @@ class Patient:
     policy: str | None  # the policy the document names, if any
     values: Mapping[str, Value]  # the known fields; every other field is unknown
     answered: frozenset[str]  # fields present in the document, with a value or null
+    conflicts: tuple[Conflict, ...] = ()  # fields two sources give two values (unknown here)
+    filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ clingo's set-up of a solve, which grows with the program).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,7 +70,20 @@ class Reasoner:
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""
         chosen = list(policies) if policies is not None else list(self.rules.policies.values())
-        return self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
+        decisions = self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
+        return [self._weigh_conflicts(patient, d) if d.disputed else d for d in decisions]
+
+    def _weigh_conflicts(self, patient: Patient, decision: Decision) -> Decision:
+        """A decision that turns on sources that disagree, with the decisions each source's
+        value would give (so `possible` holds them, and the decision is not robust)."""
+        reached: set[str] = set()
+        for conflict in decision.disputed:
+            for stated in conflict.values:
+                values = {**patient.values, conflict.field: stated.value}
+                settled = dataclasses.replace(patient, values=values, conflicts=())
+                [under] = self.decide(settled, [decision.policy])
+                reached |= set(under.possible)
+        return dataclasses.replace(decision, under_conflicts=tuple(sorted(reached - {decision.decision})))
 
     def _decisions(self, patient: Patient, policies: list[Policy], solved: Solved) -> list[Decision]:
         shown, contested = solved
@@ -110,6 +124,8 @@ class Reasoner:
                     contested.get(policy.id, ()),
                     warned,
                     tuple(f for f in fields if f in settling),
+                    patient.conflicts,
+                    patient.filled,
                 )
             )
         return decisions

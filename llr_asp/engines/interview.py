@@ -23,7 +23,7 @@ from ..core.answers import read_answer
 from ..core.decision import Decision
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
-from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file
+from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file, show
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
 
@@ -100,9 +100,28 @@ class Interviewer(Reasoner):
         left: dict[str, dict[str, list[int]]] | None = None
         order = list(self.rules.fields)
         for decision in self.decide(patient, policies):
-            askable = [f for f in (*decision.missing, *decision.to_settle) if f not in patient.answered]
+            disputed = {c.field: c for c in decision.disputed}  # answered, by sources that disagree
+            askable = [
+                f
+                for f in (*decision.missing, *decision.to_settle)
+                if f not in patient.answered or f in disputed
+            ]
             if not askable:
                 result.append(Next(decision, None, 0))
+                continue
+            caveats = self.rules.caveats
+            if disputed:  # the question that settles a conflict is asked first, saying what each source says
+                best = next(f for f in askable if f in disputed)
+                conflict = disputed[best]
+                said = "; ".join(f"{s.source}: {show(s.value)}" for s in conflict.values)
+                question = Question.of(
+                    self.rules.fields[best],
+                    (
+                        f"The sources disagree ({said}): which is right for this procedure?",
+                        *caveats(best, [decision.policy]),
+                    ),
+                )
+                result.append(Next(decision, question, len(askable)))
                 continue
             left = left or self._look_ahead(patient)
             counts = left[decision.policy.id]
@@ -110,7 +129,7 @@ class Interviewer(Reasoner):
                 askable,
                 key=lambda f: (sum(counts[f]) / len(counts[f]), max(counts[f]), order.index(f)),
             )
-            question = Question.of(self.rules.fields[best], self.rules.caveats(best, [decision.policy]))
+            question = Question.of(self.rules.fields[best], caveats(best, [decision.policy]))
             result.append(Next(decision, question, len(askable)))
         return result
 

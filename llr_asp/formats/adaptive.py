@@ -85,7 +85,7 @@ def adaptive_response(parameters: Any, source: str = "request body") -> dict[str
         raise InputError(
             source, "resourceType", "expected a QuestionnaireResponse (or Parameters holding one)"
         )
-    return parameters  # type: ignore[no-any-return]
+    return parameters
 
 
 def next_question(

@@ -21,9 +21,11 @@ from ..core.errors import printable
 from ..core.ruleset import RuleSet
 from .wording import (
     after_refusal,
+    conflict_words,
     contest_line,
     contested_summary,
     evidence_words,
+    filled_words,
     flags,
     headline,
     leads_to,
@@ -54,8 +56,12 @@ def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool 
     urgent = urgent_note(decision)
     if urgent:
         yield Block("strong", f"⚠ {urgent}")
-    if not decision.robust:
+    for conflict in decision.conflicts:
+        yield Block("strong", f"⚑ {conflict_words(conflict, rules)}")
+    if decision.contested:
         yield Block("strong", f"⚑ {contested_summary(decision)}")
+    for stated in decision.filled:
+        yield Block("note", f"ⓘ {filled_words(stated, rules)}")
     yield Block(
         "para",
         f"The criteria were checked against the published policy text; the funding decision rests "

@@ -24,10 +24,12 @@ from ..core.ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
     after_refusal,
+    conflict_words,
     contest_line,
     contested_summary,
     counted,
     evidence_words,
+    filled_words,
     flags,
     headline,
     leads_to,
@@ -118,8 +120,12 @@ def decision_view(
     urgent = urgent_note(decision)
     if urgent:
         parts.append(Text(f"⚠ {urgent}", style="bold yellow"))
-    if not decision.robust:
+    for conflict in decision.conflicts:
+        parts.append(Text(f"⚑ {conflict_words(conflict, rules)}", style="magenta"))
+    if decision.contested:
         parts.append(Text(f"⚑ {contested_summary(decision)}", style="magenta"))
+    for stated in decision.filled:
+        parts.append(Text(f"ⓘ {filled_words(stated, rules)}"))
     today = today or datetime.date.today()
     parts.append(
         Text(

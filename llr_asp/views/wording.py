@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
+from ..core.sources import Conflict, Stated
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change
@@ -53,6 +54,10 @@ def headline(decision: Verdict) -> str:
         words += ": answers missing"
     if decision.robust:
         return words
+    disputed = getattr(decision, "disputed", ())
+    if disputed and not getattr(decision, "contested", ()):
+        fields = ", ".join(c.field for c in disputed)
+        return f"{words} — the record's sources disagree on {fields}: settle it first"
     if decision.decision == "eligible":
         return f"{words} ON THE ADOPTED READING — the ICB must confirm"
     if decision.decision == "not_eligible":
@@ -122,6 +127,29 @@ def value_words(field: Field, value: Value | None) -> str:
     if field.unit and not isinstance(value, str):
         return f"{show(value)} {UNITS.get(field.unit, field.unit)}"
     return show(value)
+
+
+def conflict_words(conflict: Conflict, rules: RuleSet) -> str:
+    """A field whose sources disagree, as a clinician is told it: what each source says, and
+    the question that settles it."""
+    field = rules.fields[conflict.field]
+    said = "; ".join(
+        f"{s.source}{f' of {s.date[:10]}' if s.date else ''}: {value_words(field, s.value)}"
+        for s in conflict.values
+    )
+    return (
+        f"The sources disagree on {_lower_first(field.name)}: {said}. Which is right for this "
+        f"procedure? Until it is settled, {conflict.field} is unknown for the decision."
+    )
+
+
+def filled_words(stated: Stated, rules: RuleSet) -> str:
+    """A value the clinical system's record gave, which no clinician answered."""
+    field = rules.fields[stated.field]
+    return (
+        f"{field.name}: {value_words(field, stated.value)}, from {stated.source}; no answer gave it. "
+        "Check it is right for this procedure."
+    )
 
 
 def evidence_words(evidence: Evidence, rules: RuleSet) -> str:

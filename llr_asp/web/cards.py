@@ -8,6 +8,10 @@ extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` k
 - `llr-asp.robust`: whether every clinical reading of the policy agrees;
 - `llr-asp.possible`: the decisions some combination of the readings reaches;
 - `llr-asp.missing`, `llr-asp.to-settle`: the answers still needed (only when there are any);
+- `llr-asp.conflicts`: fields whose sources disagree (the answers and the EHR's record), each
+  with every value and its source (only when there are any): such a field is unknown for the
+  decision, and a decision that turns on it is never robust;
+- `llr-asp.answers-authored`: when the answers decided from were given;
 - `llr-asp.questionnaire`: the policy's Questionnaire (adaptive: an SDC form filler asks it
   through `$next-question`), for the EHR to open its form filler on.
 
@@ -17,6 +21,7 @@ Its one link opens the clinicians' page (a page, never raw JSON).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.decision import Decision
@@ -27,23 +32,37 @@ from ..views.wording import urgent_route
 NAMESPACE = "llr-asp."
 
 
-def card(decision: Decision, rules: RuleSet, base: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Found:
+    """What the call's data held beside the decision: whether answers for this procedure were
+    found and when they were given, another procedure's answers set aside, and prefetch keys
+    the EHR's FHIR server could not give."""
+
+    answered: bool = True
+    authored: str | None = None
+    other: str | None = None
+    unreached: str | None = None
+
+
+def card(decision: Decision, rules: RuleSet, base: str, found: Found = Found()) -> dict[str, Any]:
     """The card of a decision; `base` is the service's public URL."""
     policy = decision.policy
-    summary, indicator = _summary(decision)
+    summary, indicator = _summary(decision, found)
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
         f"{NAMESPACE}robust": decision.robust,
         f"{NAMESPACE}possible": list(decision.possible),
         f"{NAMESPACE}missing": list(decision.missing),
         f"{NAMESPACE}to-settle": list(decision.to_settle),
+        f"{NAMESPACE}conflicts": [_present(c.to_json()) for c in decision.conflicts],
+        f"{NAMESPACE}answers-authored": found.authored or [],
         f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.id}",
     }
     return {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
         "indicator": indicator,
-        "detail": decision_markdown(decision, rules),
+        "detail": _found_words(found, rules) + decision_markdown(decision, rules),
         "source": source(policy),
         "links": [
             {
@@ -56,10 +75,39 @@ def card(decision: Decision, rules: RuleSet, base: str) -> dict[str, Any]:
     }
 
 
-def _summary(decision: Decision) -> tuple[str, str]:
+def _present(element: Any) -> Any:
+    """An element without its null members (CDS Hooks: "JSON elements SHALL NOT be null")."""
+    if isinstance(element, dict):
+        return {k: _present(v) for k, v in element.items() if v is not None}
+    if isinstance(element, list):
+        return [_present(v) for v in element]
+    return element
+
+
+def _found_words(found: Found, rules: RuleSet) -> str:
+    """What the card says first of the data it was decided from (Markdown paragraphs)."""
+    said = []
+    if found.authored:
+        said.append(f"Decided from the answers given on {found.authored[:10]}.")
+    elif not found.answered:
+        said.append("No answers to this procedure's questions were found: decided from the record alone.")
+    if found.other is not None:
+        other = rules.policies.get(found.other)
+        name = f"{other.reference} ({other.title.replace('Policy for ', '')})" if other else found.other
+        said.append(
+            f"Answers given for {name} were set aside: answers about another procedure are never "
+            "used for this one."
+        )
+    if found.unreached:
+        said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
+    return "".join(f"{s}\n\n" for s in said)
+
+
+def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
     """The card's summary (under 140 characters) and indicator: a decision that is not robust
     is a warning whose summary leads with "Contested" (after an urgent route's action, when the
-    patient meets one), so a cut summary never loses either."""
+    patient meets one), so a cut summary never loses either; a decision that turns on sources
+    that disagree leads with them."""
     policy = decision.policy
     failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
     if decision.decision == "eligible":
@@ -76,8 +124,13 @@ def _summary(decision: Decision) -> tuple[str, str]:
     else:
         count = len(decision.missing)
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
-        if not decision.robust:
+        if not found.answered:
+            summary = f"{policy.reference}: no answers found; answer the {policy.reference} questions"
+        if decision.contested:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
+    if decision.disputed:
+        fields = ", ".join(c.field for c in decision.disputed)
+        summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
         node, advice = urgent

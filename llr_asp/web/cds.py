@@ -6,8 +6,10 @@ display); an order that matches no declared code gets no card, and for `order-se
 newly selected orders count (`hookcall.py`). The patient is read from the prefetch (`patient`
 for sex; `answers` and `adaptiveAnswers` for the latest QuestionnaireResponse: `prefetch.py`),
 or, for keys the prefetch lacks, fetched from `fhirServer` with `fhirAuthorization`. Partial
-prefetch is not an error: the card says what is missing. A call with none of the prefetch and
-no FHIR server to fetch from is 412, with an OperationOutcome saying why.
+prefetch is not an error: the card decides what the supplied facts settle and says what is
+missing (a Patient alone settles hip resurfacing for a woman). Only a call with none of the
+prefetch and nothing fetched (no FHIR server, or one that could not be read) is 412, with an
+OperationOutcome saying why.
 
 Every call, discovery and feedback included, carries `Authorization: Bearer <JWT>`, verified as
 the CDS Hooks specification requires (`tokens.py`: the key chosen by kid and checked against
@@ -17,6 +19,7 @@ call is 401 with nothing more said.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from ..core.errors import UsageError
 from ..core.patient import validate
 from ..core.ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
-from .cards import card, inconsistent_card, unfetched_card
+from .cards import Found, card, inconsistent_card, unfetched_card
 from .engines import Engines
 from .hookcall import HOOKS, read_call, read_feedback
 from .outcome import outcome
@@ -123,15 +126,19 @@ async def hook(request: Request, service: str) -> JSON:
     body, call = await document(request, then=lambda body: (body, read_call(body, held.rules, policy)))
     if not call.ordered:
         return JSON({"cards": []})
+    unreached = None
     if call.absent and call.access is not None:
         settings = request.app.state.settings
         try:
             fetched = await fetch(call.access, call.patient_id, call.absent, policy.id, settings)
         except Unfetched as error:
-            return outcome(412, str(error))
-        call = read_call(
-            {**body, "prefetch": {**(body.get("prefetch") or {}), **fetched}}, held.rules, policy
-        )
+            if not call.prefetched:  # nothing supplied and nothing fetched: nothing to decide from
+                return outcome(412, str(error))
+            unreached = " and ".join(call.absent)  # decide from what the prefetch holds, saying so
+        else:
+            call = read_call(
+                {**body, "prefetch": {**(body.get("prefetch") or {}), **fetched}}, held.rules, policy
+            )
     if not call.prefetched:
         return outcome(
             412,
@@ -144,8 +151,11 @@ async def hook(request: Request, service: str) -> JSON:
         return JSON({"cards": [unfetched_card(policy, call.unfetched)]})
 
     def answer(held: Engines) -> Any:
-        [decision] = held.interviewer.decide(validate(call.record, held.rules, "prefetch"), [policy])
-        return {"cards": [card(decision, held.rules, public_url(request))]}
+        patient = validate(call.record, held.rules, "prefetch")
+        patient = dataclasses.replace(patient, conflicts=call.conflicts, filled=call.filled)
+        [decision] = held.interviewer.decide(patient, [policy])
+        found = Found(call.answered, call.authored, call.other, unreached)
+        return {"cards": [card(decision, held.rules, public_url(request), found)]}
 
     return JSON(await held.run(answer, lambda: hung_up(request)))
 

@@ -9,8 +9,13 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is inconsistent).
 - An OperationOutcome in the prefetch is the EHR saying it could not fetch that data: nothing
   is decided from the rest (the card says what could not be fetched), never "no answers".
-- The answers are the most recently authored QuestionnaireResponse of the `answers` (by the
-  Questionnaire's canonical) and `adaptiveAnswers` (by the adaptive form's tag) prefetch keys.
+- The answers are the most recently `authored` QuestionnaireResponse among all those of the
+  `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
+  and only among those for this policy's questionnaire (or the shared `all` one): answers
+  given for another procedure (pain, function, radiology of another joint) are never used.
+- Each value keeps its source (`core/sources.py`): the answers, and the Patient's sex for
+  clinical use or administrative gender. Two sources that disagree make a conflict (unknown
+  for the decision, named on the card), never one silently winning.
 - `fhirServer` with `fhirAuthorization` (a bearer token) lets the service fetch what the
   prefetch lacks itself (`prefetch.py`); the token is never logged or echoed.
 """
@@ -23,13 +28,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.documents import is_response, patient_document, shaped
+from ..core.documents import is_response, patient_document, policy_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import nested
 from ..core.ruleset import Policy, RuleSet
+from ..core.sources import Conflict, Stated, answers, settle
 
 HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
+CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
+CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
 KEYS = ("patient", *ANSWER_KEYS)
@@ -57,6 +65,11 @@ class Call:
     absent: tuple[str, ...] = ()  # the service's prefetch keys the call does not have
     access: Access | None = None  # fhirServer and fhirAuthorization, when both are given
     patient_id: str = ""
+    conflicts: tuple[Conflict, ...] = ()  # fields whose sources disagree
+    filled: tuple[Stated, ...] = ()  # values the EHR's record gave that no answer did
+    authored: str | None = None  # when the answers decided from were given
+    answered: bool = False  # whether answers for this procedure were found
+    other: str | None = None  # a procedure whose answers were found and set aside, if any
 
 
 def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
@@ -79,12 +92,26 @@ def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
     failed = [key for key in KEYS if _failed(prefetch.get(key), key)]
     if failed:
         return dataclasses.replace(base, prefetched=True, unfetched=" and ".join(failed))
-    responses = [(key, r) for key in ANSWER_KEYS if (r := _answers(prefetch.get(key), key)) is not None]
+    responses = [(key, r) for key in ANSWER_KEYS for r in _answers(prefetch.get(key), key)]
     elsewhere = _elsewhere(patient_id, patient, [r for _, r in responses])
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
-    latest = max(responses, key=lambda found: _authored(found[1]), default=None)
-    return dataclasses.replace(base, prefetched=True, record=_record(patient, latest, rules))
+    procedures = [_procedure(r) for _, r in responses]
+    ours = [found for found, named in zip(responses, procedures) if named in (None, "all", policy.id)]
+    other = next((named for named in procedures if named not in (None, "all", policy.id)), None)
+    latest = max(ours, key=lambda found: _authored(found[1]), default=None)
+    authored = latest[1].get("authored") if latest is not None else None
+    record, settled = _record(patient, latest, rules, policy)
+    return dataclasses.replace(
+        base,
+        prefetched=True,
+        record=record,
+        conflicts=settled.conflicts,
+        filled=settled.filled,
+        authored=authored if isinstance(authored, str) else None,
+        answered=latest is not None,
+        other=other,
+    )
 
 
 def _shaped(value: Any, kind: type, where: str, what: str) -> Any:
@@ -159,16 +186,32 @@ def _failed(resource: Any, key: str) -> bool:
     return False
 
 
-def _answers(answers: Any, key: str) -> dict[str, Any] | None:
-    """The QuestionnaireResponse of a prefetch key: bare, or the first in a Bundle."""
+def _answers(answers: Any, key: str) -> list[dict[str, Any]]:
+    """The QuestionnaireResponses of a prefetch key: bare, or every one in a Bundle (a server
+    may ignore `_sort` and `_count`: the newest is chosen by what is inside them)."""
     if answers is None:
-        return None
-    _shaped(answers, dict, f"prefetch.{key}", "a QuestionnaireResponse or a Bundle of one")
+        return []
+    _shaped(answers, dict, f"prefetch.{key}", "a QuestionnaireResponse or a Bundle of them")
     if answers.get("resourceType") == "Bundle":
         entries = _shaped(answers.get("entry") or [], list, f"prefetch.{key}.entry", "a list")
         found = [e.get("resource") for e in entries if isinstance(e, dict)]
-        answers = next((r for r in found if is_response(r)), None)
-    return answers if is_response(answers) else None
+        return [r for r in found if is_response(r)]
+    return [answers] if is_response(answers) else []
+
+
+def _procedure(response: dict[str, Any]) -> str | None:
+    """The policy (or "all") whose questionnaire a response answers: its canonical, or for an
+    adaptive response (`#form`) the form it was derived from; None when it does not say."""
+    named = response.get("questionnaire")
+    if isinstance(named, str) and named.startswith("#"):
+        contained = response.get("contained")
+        for form in contained if isinstance(contained, list) else []:
+            if isinstance(form, dict) and form.get("id") == named[1:]:
+                derived = form.get("derivedFrom")
+                first = derived[0] if isinstance(derived, list) and derived else form.get("url")
+                return policy_of(first)
+        return None
+    return policy_of(named)
 
 
 def _authored(response: dict[str, Any]) -> datetime.datetime:
@@ -190,8 +233,8 @@ def _elsewhere(
     """What in the prefetch names a patient other than the hook's, if anything."""
     if patient is not None and patient.get("id") not in (None, patient_id):
         return "the Patient"
-    for answers in responses:
-        subject = answers.get("subject")
+    for response in responses:
+        subject = response.get("subject")
         if subject is not None:
             reference = subject.get("reference") if isinstance(subject, dict) else None
             ours = f"Patient/{patient_id}"  # relative, or the end of an absolute URL
@@ -201,18 +244,58 @@ def _elsewhere(
 
 
 def _record(
-    patient: dict[str, Any] | None, answers: tuple[str, dict[str, Any]] | None, rules: RuleSet
-) -> dict[str, Any]:
-    """The patient record the prefetch gives: answers from the QuestionnaireResponse (with the
-    prefetch key it came in), sex from Patient.gender; anything else is unknown."""
-    document = patient_document(answers[1], rules, f"prefetch.{answers[0]}") if answers is not None else {}
-    if patient is not None and patient.get("resourceType") == "Patient":
+    patient: dict[str, Any] | None,
+    found: tuple[str, dict[str, Any]] | None,
+    rules: RuleSet,
+    policy: Policy,
+) -> tuple[dict[str, Any], Any]:
+    """The patient record the prefetch gives, and how its sources settled (`core/sources.py`):
+    the answers of the QuestionnaireResponse (with the prefetch key it came in), and the
+    Patient's sex for clinical use, else its administrative gender; anything else is unknown."""
+    statements: list[Stated] = []
+    if found is not None:
+        key, response = found
+        document = patient_document(response, rules, f"prefetch.{key}")
+        given = validate(document, rules, f"prefetch.{key}")
+        authored = response.get("authored")
+        statements += answers(
+            given.values, f"the {policy.reference} answers", authored if isinstance(authored, str) else None
+        )
+    subject: str | None = None
+    if patient is not None and patient.get("resourceType") == "Patient" and "sex" in rules.fields:
+        clinical = _clinical_sex(patient)
+        if clinical is not None:
+            statements.append(Stated("sex", clinical, "the EHR (sex for clinical use)", "clinical"))
         sex = GENDER.get(str(patient.get("gender")))
-        if sex is not None and "sex" in rules.fields:
-            document = {**document, **nested({"sex": sex})}
+        if sex is not None:
+            statements.append(Stated("sex", sex, "the EHR (administrative gender)", "administrative"))
         if isinstance(patient.get("id"), str):
-            document["id"] = patient["id"]
-    return document
+            subject = patient["id"]
+    settled = settle(statements)
+    record: dict[str, Any] = nested(settled.values)
+    if subject is not None:
+        record["id"] = subject
+    return record, settled
+
+
+def _clinical_sex(patient: dict[str, Any]) -> str | None:
+    """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension), where
+    it is female- or male-typical; None otherwise ("specified" points to a comment that a
+    clinician must read: the question is asked)."""
+    extensions = patient.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
+        if not isinstance(extension, dict) or extension.get("url") != CLINICAL_SEX:
+            continue
+        parts = extension.get("extension")
+        nested_parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+        for part in (extension, *nested_parts):
+            concept = part.get("valueCodeableConcept")
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else []:
+                code = coding.get("code") if isinstance(coding, dict) else None
+                if code in CLINICAL_SEX_CODES:
+                    return CLINICAL_SEX_CODES[code]
+    return None
 
 
 FEEDBACK_OUTCOMES = ("accepted", "overridden")

@@ -1,0 +1,199 @@
+"""Safe at the seams (issue 32): every fact knows its source; sources that disagree are a
+conflict, named and asked, never one silently winning; answers are used only for their own
+procedure, the newest first; a partial prefetch still gets a card."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+
+import test_cds_hooks
+from fastapi.testclient import TestClient
+from test_cds_hooks import auth, call
+
+from llr_asp import Reasoner, load_rules, validate
+from llr_asp.core.sources import Stated, settle
+from llr_asp.engines.interview import Interviewer
+
+folder, client = test_cds_hooks.folder, test_cds_hooks.client  # the service, as its CDS tests run it
+EXAMPLE = Path(__file__).parent.parent / "examples" / "route-c1-pain.json"
+RULES = load_rules()
+HIP = "/cds-services/hip-resurfacing"
+FORM, EHR = "the ARP 55 answers", "the EHR (administrative gender)"
+
+
+# -- the rules of the sources (asp/sources.lp), as a table ---------------------------------------
+SOURCES = [
+    # (what each source states, settled values, conflicting fields, fields the EHR filled)
+    ([("sex", "female", "answer"), ("sex", "male", "administrative")], {}, {"sex"}, set()),
+    ([("sex", "female", "answer"), ("sex", "female", "administrative")], {"sex": "female"}, set(), set()),
+    ([("sex", "male", "administrative")], {"sex": "male"}, set(), {"sex"}),
+    # sex for clinical use is preferred to the administrative gender, not a conflict with it
+    ([("sex", "female", "clinical"), ("sex", "male", "administrative")], {"sex": "female"}, set(), {"sex"}),
+    # ... and conflicts with a clinician's answer all the same
+    ([("sex", "male", "answer"), ("sex", "female", "clinical")], {}, {"sex"}, set()),
+    # 6 and 6.0 are one value; true is not 1
+    (
+        [("conservative.months", 6, "answer"), ("conservative.months", 6.0, "clinical")],
+        {"conservative.months": 6},
+        set(),
+        set(),
+    ),
+    ([("msk.assessed", True, "answer"), ("msk.assessed", 1, "clinical")], {}, {"msk.assessed"}, set()),
+]
+
+
+@pytest.mark.parametrize(("stated", "values", "conflicts", "filled"), SOURCES)
+def test_sources_settle_as_the_rules_say(
+    stated: list[tuple[str, Any, str]], values: dict[str, Any], conflicts: set[str], filled: set[str]
+) -> None:
+    settled = settle([Stated(f, v, f"source {n}", kind) for n, (f, v, kind) in enumerate(stated)])
+    assert settled.values == values
+    assert {c.field for c in settled.conflicts} == conflicts
+    assert {s.field for s in settled.filled} == filled
+
+
+# -- hazard 1: the EHR's administrative gender never overrides the clinician's answer ------------
+def with_sex(example: str, answered: str, gender: str) -> dict[str, Any]:
+    body = call(example, gender)
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"].append({"linkId": "sex", "answer": [{"valueCoding": {"code": answered}}]})
+    response["authored"] = "2026-11-02T10:00:00Z"
+    return body
+
+
+def test_a_conflicting_sex_is_never_eligible_and_is_named(client: TestClient) -> None:
+    [card] = client.post(HIP, json=with_sex("route-c1-pain", "female", "male"), headers=auth(HIP)).json()[
+        "cards"
+    ]
+    extension = card["extension"]
+    assert card["indicator"] == "warning" and extension["llr-asp.decision"] != "eligible"
+    assert extension["llr-asp.robust"] is False and "eligible" in extension["llr-asp.possible"]
+    assert card["summary"].startswith("Sources disagree on sex")
+    assert extension["llr-asp.conflicts"] == [
+        {
+            "field": "sex",
+            "values": [
+                {"value": "female", "source": FORM, "date": "2026-11-02T10:00:00Z"},
+                {"value": "male", "source": EHR},
+            ],
+        }
+    ]
+    assert "female" in card["detail"] and "male" in card["detail"] and "Which is right" in card["detail"]
+
+
+def test_agreeing_sources_decide_plainly(client: TestClient) -> None:
+    [card] = client.post(HIP, json=with_sex("route-c1-pain", "male", "male"), headers=auth(HIP)).json()[
+        "cards"
+    ]
+    assert card["summary"] == "Meets ARP 55 criteria" and "llr-asp.conflicts" not in card["extension"]
+
+
+def test_sex_for_clinical_use_is_preferred_to_administrative_gender(client: TestClient) -> None:
+    body = call("route-c1-pain", "female")  # administrative gender female; no answer for sex
+    body["prefetch"]["patient"]["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse",
+            "extension": [
+                {
+                    "url": "value",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/sex-parameter-for-clinical-use",
+                                "code": "male-typical",
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+    ]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"
+    assert "sex for clinical use" in card["detail"]  # the EHR's value is named as such
+
+
+def test_a_conflict_is_asked_first_and_robustness_is_lost() -> None:
+    patient = validate(json.loads(EXAMPLE.read_text()), RULES, "t")
+    stated = [Stated("sex", "female", FORM, "answer"), Stated("sex", "male", EHR, "administrative")]
+    settled = settle(stated)
+    values = {k: v for k, v in patient.values.items() if k != "sex"}
+    patient = dataclasses.replace(patient, values=values, conflicts=settled.conflicts)
+    [step] = Interviewer(RULES).next(patient, [RULES.policies["hip-resurfacing"]])
+    assert step.question is not None and step.question.field == "sex"
+    assert not step.decision.robust and set(step.decision.possible) >= {"eligible", "not_eligible"}
+    assert step.decision.to_json()["conflicts"][0]["field"] == "sex"
+
+
+# -- hazard 2: a hip order is never decided from the knee questionnaire's answers ----------------
+def test_answers_for_another_procedure_are_set_aside(client: TestClient) -> None:
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = (
+        "urn:llr-asp:questionnaire:knee-resurfacing"
+    )
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "undetermined"  # not "eligible" from knee answers
+    assert "answer the ARP 55 questions" in card["summary"]
+    assert "ARP 60" in card["detail"] and "set aside" in card["detail"]
+
+
+def test_the_shared_questionnaires_answers_are_used(client: TestClient) -> None:
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"
+
+
+# -- hazard 3: the newest answers decide, whatever order the server returned them in -------------
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_the_newest_answers_decide(client: TestClient, newest_first: bool) -> None:
+    body = call("route-c1-pain", "male")
+    new = body["prefetch"]["answers"]["entry"][0]["resource"]
+    new["authored"] = "2026-11-20T09:00:00+00:00"
+    old = copy.deepcopy(new)
+    old["authored"] = "2026-01-05T09:00:00+00:00"
+    old["item"] = [i for i in old["item"] if i["linkId"] != "pain.severity"] + [
+        {"linkId": "pain.severity", "answer": [{"valueCoding": {"code": "mild"}}]}
+    ]
+    entries = [{"resource": new}, {"resource": old}]
+    body["prefetch"]["answers"]["entry"] = entries if newest_first else entries[::-1]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"
+    assert "given on 2026-11-20" in card["detail"]
+
+
+# -- hazard 4: a partial prefetch gets a card ----------------------------------------------------
+def test_a_patient_alone_settles_what_it_can(client: TestClient) -> None:
+    body = call(None, "female")
+    body["hook"] = "order-sign"
+    body["context"].pop("selections")
+    body["fhirServer"] = "https://127.0.0.1:9/fhir"  # nothing listens: the answers cannot be fetched
+    body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "scope": "x", "subject": "s"}
+    reply = client.post(HIP, json=body, headers=auth(HIP))
+    assert reply.status_code == 200, reply.text
+    [card] = reply.json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible" and card["extension"]["llr-asp.robust"]
+    assert "could not give" in card["detail"]
+
+
+def test_nothing_supplied_and_nothing_fetched_is_412(client: TestClient) -> None:
+    body = call(None, None)
+    body["prefetch"] = {}
+    body["fhirServer"] = "https://127.0.0.1:9/fhir"
+    body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "scope": "x", "subject": "s"}
+    assert client.post(HIP, json=body, headers=auth(HIP)).status_code == 412
+
+
+def test_explain_names_no_conflict_for_one_source() -> None:
+    [decision] = Reasoner(RULES).decide(
+        validate({"sex": "female"}, RULES, "t"), [RULES.policies["hip-resurfacing"]]
+    )
+    assert decision.to_json()["conflicts"] == [] and decision.robust
