@@ -222,7 +222,8 @@ def test_next_question_drives_the_adaptive_form_to_explains_decision(
     known = {p: v for p, v in truth.values.items() if p in asked}
     [expected] = REASONER.decide(validate(nested(known), RULES, "known"), [RULES.policies["hip-resurfacing"]])
     codes = [e["valueCoding"]["code"] for e in resource["extension"]]
-    assert codes == [expected.decision] and last["type"] == "display"
+    holds = "robust" if expected.robust else "contested"  # the doubt coded beside the decision
+    assert codes == [expected.decision, holds] and last["type"] == "display"
 
 
 @pytest.mark.parametrize("path", a_few(EXAMPLES[:8], 2, ids=lambda p: p.stem))
@@ -236,7 +237,10 @@ def test_explain_as_fhir_round_trips(path: Path, tmp_path: Path) -> None:
     first = json.loads(runner.invoke(app, ["explain", str(path), "-f", "json"]).stdout)
     second = json.loads(runner.invoke(app, ["explain", str(again), "-f", "json"]).stdout)
     assert second == first  # the same patient: answers, unknowns asked, decisions
-    assert [e["valueCoding"]["code"] for e in resource["extension"]] == [d["decision"] for d in first]
-    for extension, decision in zip(resource["extension"], first):  # the display in words, as elsewhere
+    determinations = [e for e in resource["extension"] if e["url"] == "urn:llr-asp:determination"]
+    holds = [e["valueCoding"]["code"] for e in resource["extension"] if e["url"] == "urn:llr-asp:robustness"]
+    assert [e["valueCoding"]["code"] for e in determinations] == [d["decision"] for d in first]
+    assert holds == ["robust" if d["robust"] else "contested" for d in first]  # the doubt, coded
+    for extension, decision in zip(determinations, first):  # the display in words, as elsewhere
         display = extension["valueCoding"]["display"]
         assert display.startswith(f"{decision['reference']}: ") and "_" not in display

@@ -26,9 +26,11 @@ from ..core.documents import is_response, policy_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import Patient
 from ..core.ruleset import RuleSet
+from ..views.wording import urgent_note
 from .fhir import (
     ADAPTIVE,
     DETERMINATION,
+    ROBUSTNESS,
     canonical,
     determination,
     item,
@@ -124,12 +126,13 @@ def next_question(
         adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
         response["status"] = "in-progress"
     else:
-        words = "; ".join(said(s.decision) for s in steps)
+        urgent = [note for s in steps if (note := urgent_note(s.decision))]
+        words = " ".join([*urgent, "; ".join(said(s.decision) for s in steps)])
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
-            *[e for e in extensions if e.get("url") != DETERMINATION],
-            *(determination(s.decision) for s in steps),
+            *[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS)],
+            *(e for s in steps for e in determination(s.decision)),
         ]
     response["contained"] = [adapted, *[r for r in others if r is not form]]
     response["questionnaire"] = f"#{adapted['id']}"

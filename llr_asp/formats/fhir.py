@@ -157,6 +157,10 @@ HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "hel
 
 
 DETERMINATION = "urn:llr-asp:determination"
+ROBUSTNESS = "urn:llr-asp:robustness"
+"""Whether a determination holds (coded beside it, so that an EHR that stores the code stores
+the doubt too): `robust`, every clinical reading and every source agree; `contested`, a reading
+of the policy text would decide otherwise; `disputed`, it turns on sources that disagree."""
 WORDS = {
     "eligible": "meets",
     "not_eligible": "does not meet",
@@ -181,7 +185,7 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
         "id": patient.id,
         "questionnaire": questionnaire_url(decisions[0].policy.id if len(decisions) == 1 else "all"),
         "status": "completed",
-        "extension": [determination(d) for d in decisions],
+        "extension": [e for d in decisions for e in determination(d)],
         "item": items,
     }
 
@@ -195,17 +199,29 @@ def said(decision: Decision) -> str:
     return words
 
 
-def determination(decision: Decision) -> dict[str, Any]:
-    """The determination extension: the adopted decision as its code; the display says the
-    verdict as every other output does, qualified when it is not robust."""
-    return {
-        "url": DETERMINATION,
-        "valueCoding": {
-            "system": "urn:llr-asp:decision",
-            "code": decision.decision,
-            "display": f"{decision.policy.reference}: {headline(decision)}",
+def determination(decision: Decision) -> list[dict[str, Any]]:
+    """The determination extensions: the adopted decision as its code (the display says the
+    verdict as every other output does, qualified when it is not robust), and beside it whether
+    it holds, coded (ROBUSTNESS), with each field whose sources disagree."""
+    holds = "disputed" if decision.disputed else "contested" if decision.contested else "robust"
+    return [
+        {
+            "url": DETERMINATION,
+            "valueCoding": {
+                "system": "urn:llr-asp:decision",
+                "code": decision.decision,
+                "display": f"{decision.policy.reference}: {headline(decision)}",
+            },
         },
-    }
+        {
+            "url": ROBUSTNESS,
+            "valueCoding": {
+                "system": ROBUSTNESS,
+                "code": holds,
+                "display": f"{decision.policy.reference}: {holds}",
+            },
+        },
+    ]
 
 
 def _value(field: Field, value: Value) -> dict[str, Any]:
