@@ -134,6 +134,66 @@ def test_a_new_redundant_route_fails_the_invariants_at_its_declaration(project: 
     )
 
 
+def test_a_finding_is_annotated_in_the_file_of_its_policy(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both policies declare a requirement `eligibility`, and each file also holds a rule whose
+    head takes any policy through a variable (`all_of(V, "eligibility", …) :- variant(V,
+    "knee-resurfacing", …)`): a new finding on one policy's `eligibility` is annotated at that
+    policy's declaration, in text and in SARIF, not at the other's (issue 36)."""
+    declared: dict[str, tuple[str, int]] = {}
+    for name, policy in (
+        ("hip_resurfacing.lp", "hip-resurfacing"),
+        ("knee_resurfacing.lp", "knee-resurfacing"),
+    ):
+        file = project / "rules" / name
+        declaration = f'all_of("{policy}", "eligibility", '
+        edit(file, declaration, f'defect("{policy}", "eligibility", "Added to {policy}.").\n{declaration}')
+        [line] = [
+            n for n, text in enumerate(file.read_text().splitlines(), 1) if text.startswith(declaration)
+        ]
+        declared[policy] = (f"rules/{name}", line)
+    monkeypatch.chdir(project)  # relative paths: the text report keeps each on one line
+    code, out = check("--rules", "rules", "--examples", "examples")
+    assert code == 1
+    for policy, (file, line) in declared.items():
+        assert f"✘ baseline text_defect {policy} eligibility\n    {file}:{line}\n" in out
+    code, out = check("--rules", "rules", "--examples", "examples", "-f", "sarif")
+    results = json.loads(out)["runs"][0]["results"]
+    assert len(results) == 2
+    for policy, (file, line) in declared.items():
+        [where] = [
+            r["locations"][0]["physicalLocation"]
+            for r in results
+            if f"Added to {policy}." in r["message"]["text"]
+        ]
+        assert where["artifactLocation"]["uri"].endswith(file) and where["region"] == {"startLine": line}
+
+
+def test_a_declaration_is_located_where_it_is_named_then_in_the_first_file(tmp_path: Path) -> None:
+    """A rule that names the policy outright wins over one that takes any policy through a
+    variable, in whichever file each is; among equals the first file in the rule set's order
+    wins (clingo, given several files, parses the last first)."""
+    import clingo
+
+    from llr_asp.core.ruletext import locate, locate_head, parse_rules
+
+    files = {
+        "a.lp": 'all_of(V, "x", "L") :- variant(V, "other").',
+        "b.lp": '\nall_of("p", "x", "L").',
+        "c.lp": 'all_of(P, "x", "L") :- shared(P).',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text + "\n")
+    a, b, c = (tmp_path / name for name in files)
+    p, x = clingo.String("p"), clingo.String("x")
+    declared = clingo.Function("all_of", [p, x, clingo.String("L")])
+    assert locate_head(parse_rules([a, b]), ["all_of"], [p, x]) == (str(b), 2)
+    assert locate(declared, parse_rules([a, b])) == (str(b), 2)
+    assert locate_head(parse_rules([a, c]), ["all_of"], [p, x]) == (str(a), 1)
+    assert locate(declared, parse_rules([c, a])) == (str(c), 1)
+
+
 def test_the_baseline_needs_a_reason_and_update_keeps_the_reasons(project: Path) -> None:
     baseline = project / "rules" / "check-baseline.json"
     data = json.loads(baseline.read_text())

@@ -202,17 +202,26 @@ def test_the_page_keeps_answers_out_of_urls(client: TestClient) -> None:
 
 
 def test_serve_without_the_web_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` without the web extra ends with the pip command for this installation, as pip
+    recorded it; a clone keeps llr-asp's name as its folder by default, so the command for it
+    holds `llr-asp[web]` and only the exact bare name would be the index's (which serves none)."""
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
     )
-    result = runner.invoke(cli, ["serve"])
-    from llr_asp.cli.install import install_command
+    from llr_asp.cli import install
 
-    assert result.exit_code == 2 and result.stderr.endswith(f": {install_command('web')}\n")
-    assert "llr-asp[web]'" not in install_command("web")  # no index serves llr-asp: where it came from
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 2 and result.stderr.endswith(f": {install.install_command('web')}\n")
+    # the suite runs from an installation pip recorded, and no index serves llr-asp: never the bare name
+    assert install.install_command("web") != "pip install 'llr-asp[web]'"
+    # a clone in the folder its name gives (issue 36): `…/llr-asp[web]` is that folder, not the index
+    clone = {"url": "file:///home/gp/llr-asp", "dir_info": {"editable": True}}
+    monkeypatch.setattr(install, "origin", lambda: clone)
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 2 and result.stderr.endswith(": pip install -e '/home/gp/llr-asp[web]'\n")
 
 
 def test_other_commands_do_not_import_the_web_stack(tmp_path: Path) -> None:

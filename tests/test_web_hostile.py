@@ -362,7 +362,9 @@ def test_a_request_whose_client_hung_up_while_it_waited_is_not_reasoned(
 
 
 def test_one_batch_at_a_time_past_the_cap_is_503(app: Any) -> None:
-    async def both() -> tuple[int, int]:
+    """A cohort summary takes a slot as batch does: each may spool up to --max-batch-mib."""
+
+    async def both() -> tuple[int, int, int]:
         release = asyncio.Event()
 
         async def slow_body() -> AsyncIterator[bytes]:
@@ -374,12 +376,15 @@ def test_one_batch_at_a_time_past_the_cap_is_503(app: Any) -> None:
             first = asyncio.ensure_future(http.post("/api/v1/batch", content=slow_body()))
             await asyncio.sleep(0.2)
             second = await http.post("/api/v1/batch", content=RECORD.replace(b"\n", b" "))
+            summary = await http.post("/api/v1/batch/summary", content=RECORD.replace(b"\n", b" "))
             release.set()
-            return (await first).status_code, second.status_code
+            return (await first).status_code, second.status_code, summary.status_code
 
-    assert run(both()) == (200, 503)
-    third = TestClient(app).post("/api/v1/batch", content=RECORD.replace(b"\n", b" "))
-    assert third.status_code == 200  # the slot was given back
+    assert run(both()) == (200, 503, 503)
+    client = TestClient(app)
+    third = client.post("/api/v1/batch/summary", content=RECORD.replace(b"\n", b" "))
+    fourth = client.post("/api/v1/batch", content=RECORD.replace(b"\n", b" "))
+    assert third.status_code == fourth.status_code == 200  # each slot was given back
 
 
 # --- the HTTP server itself: uvicorn on 127.0.0.1 with the options `llr-asp serve` gives it ---
@@ -503,7 +508,7 @@ def padded(route: str, size: int) -> bytes:
     else:
         document = {"meta": {"note": ""}}
     head = json.dumps(document).encode()  # ends with the empty string and two braces: "}}
-    if route == "/api/v1/batch":
+    if route.startswith("/api/v1/batch"):  # JSON Lines: records, the last padded
         line = RECORD.replace(b"\n", b"") + b"\n"
         lines, rest = divmod(size, len(line))
         if rest and rest < len(head) + 1:
@@ -534,6 +539,7 @@ ROUTES = [  # route, its bound, its content type, its status at the bound
     ("/fhir/Questionnaire/$next-question", EDGES.max_body, "application/fhir+json", 200),
     ("/cds-services/hip-resurfacing", EDGES.max_body, "application/json", 401),  # no token (declared only)
     ("/api/v1/batch", EDGES.max_batch_body, "application/x-ndjson", 200),
+    ("/api/v1/batch/summary", EDGES.max_batch_body, "application/x-ndjson", 200),
     ("/result", EDGES.max_form_body, "application/x-www-form-urlencoded", 422),  # a record over 1 MiB
 ]
 
@@ -543,7 +549,7 @@ ROUTES = [  # route, its bound, its content type, its status at the bound
 def test_each_route_takes_a_body_of_exactly_its_limit_and_refuses_one_byte_more(
     edges: Any, url: str, limit: int, content_type: str, status: int, chunked: bool
 ) -> None:
-    """Bugs: `>=` for `>` (declared or streamed); the batch endpoint or the page's forms held to
+    """Bugs: `>=` for `>` (declared or streamed); the batch endpoints or the page's forms held to
     the JSON bound of 64 KiB here (their own: 512 KiB, 4 MiB)."""
     if chunked and url.startswith("/cds-services"):
         pytest.skip("a call without a token is refused (401) before its body is read")
@@ -555,6 +561,22 @@ def test_each_route_takes_a_body_of_exactly_its_limit_and_refuses_one_byte_more(
         assert "over 1 MiB" in at.text
     over = run(posted(edges, url, padded(url, limit + 1), chunked, content_type))
     assert over.status_code == 413 and f"over {limit >> 20} MiB" in over.text
+
+
+def test_the_cohort_summary_takes_what_batch_takes(app: Any) -> None:
+    """At the default bounds: a cohort just over 1 MiB is summarised, as batch decides it, while
+    /api/v1/explain still refuses a body that size (bug, issue 36: the batch bound was given to
+    the exact path /api/v1/batch, so /api/v1/batch/summary refused anything over 1 MiB)."""
+    assert SMALL.max_body == 1 << 20 < SMALL.max_batch_body
+    cohort = padded("/api/v1/batch/summary", SMALL.max_body + 1)
+    url = "/api/v1/batch/summary?policy=hip-resurfacing"
+    reply = run(posted(app, url, cohort, False, "application/x-ndjson"))
+    assert reply.status_code == 200, reply.text[:300]
+    decided = reply.json()["policies"]["hip-resurfacing"]["decisions"]
+    assert sum(decided.values()) == cohort.count(b"\n") and reply.json()["errors"] == 0
+    record = padded("/api/v1/explain", SMALL.max_body + 1)
+    refused = run(posted(app, "/api/v1/explain", record, False, "application/json"))
+    assert refused.status_code == 413 and "over 1 MiB" in refused.text
 
 
 def test_a_batch_at_its_bound_is_decided_line_by_line(edges: Any) -> None:

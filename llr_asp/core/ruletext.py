@@ -52,9 +52,12 @@ def located(problems: list[list[clingo.Symbol]], statements: list[clingo.ast.AST
 
 
 def parse_rules(files: list[Path]) -> list[clingo.ast.AST]:
-    """The rules of the rule files, parsed (for locating errors only)."""
+    """The rules of the rule files, parsed (for locating errors only), in the files' order: given
+    several files at once, clingo parses the last first, and "the first rule that…" would be the
+    last file's."""
     statements: list[clingo.ast.AST] = []
-    clingo.ast.parse_files([str(f) for f in files], statements.append)
+    for file in files:
+        clingo.ast.parse_files([str(file)], statements.append)
     return [s for s in statements if s.ast_type == clingo.ast.ASTType.Rule]
 
 
@@ -75,23 +78,40 @@ def headed(
 def locate_head(
     statements: list[clingo.ast.AST], names: Iterable[str], prefix: list[clingo.Symbol]
 ) -> tuple[str, int]:
-    """File and line of the first rule whose head is one of `names` and can start with the
-    arguments `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
-    for statement, atom in headed(statements, names):
-        if len(atom.arguments) >= len(prefix) and all(matches(a, s) for a, s in zip(atom.arguments, prefix)):
-            begin = statement.location.begin
-            return begin.filename, begin.line
-    return "rules", 0
+    """File and line of the rule whose head is one of `names` and can start with the arguments
+    `prefix` (line 0: none), e.g. the declaration of requirement R of policy P."""
+    return _outright(
+        (statement, atom.arguments[: len(prefix)])
+        for statement, atom in headed(statements, names)
+        if len(atom.arguments) >= len(prefix) and all(matches(a, s) for a, s in zip(atom.arguments, prefix))
+    )
 
 
 def locate(declaration: clingo.Symbol, statements: list[clingo.ast.AST]) -> tuple[str, int]:
-    """File and line of the first rule whose head can produce `declaration` (line 0: none)."""
-    for statement in statements:
-        head = statement.head
-        if head.ast_type == clingo.ast.ASTType.Literal and matches(head.atom.symbol, declaration):
-            begin = statement.location.begin
-            return begin.filename, begin.line
-    return "rules", 0
+    """File and line of the rule whose head can produce `declaration` (line 0: none)."""
+    return _outright(
+        (statement, getattr(statement.head.atom.symbol, "arguments", []))
+        for statement in statements
+        if statement.head.ast_type == clingo.ast.ASTType.Literal
+        and matches(statement.head.atom.symbol, declaration)
+    )
+
+
+def _outright(found: Iterable[tuple[clingo.ast.AST, Iterable[clingo.ast.AST]]]) -> tuple[str, int]:
+    """File and line of the first rule found whose head arguments hold the fewest variables.
+
+    A head that names its arguments outright wins over one that takes them through a variable:
+    `all_of(V, "eligibility", …) :- variant(V, "knee-resurfacing", …)` can start with
+    ("hip-resurfacing", "eligibility") as far as its head tells, but it is knee's; hip's own
+    declaration is `all_of("hip-resurfacing", "eligibility", …)`."""
+    ranked = [
+        (sum(a.ast_type == clingo.ast.ASTType.Variable for a in arguments), s) for s, arguments in found
+    ]
+    if not ranked:
+        return "rules", 0
+    _, statement = min(ranked, key=lambda rank_rule: rank_rule[0])  # min keeps the first of the fewest
+    begin = statement.location.begin
+    return begin.filename, begin.line
 
 
 def matches(term: clingo.ast.AST, symbol: clingo.Symbol) -> bool:

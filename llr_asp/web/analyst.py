@@ -27,7 +27,7 @@ from ..engines.literate import literate
 from ..formats.readers import read_jsonl
 from ..views.cohort_page import cohort_fragment
 from ..views.policy_page import html_fragment
-from .api import _spooled, engines
+from .api import _spooled, admitted, engines
 from .engines import Engines
 from .page import templates
 from .responses import JSON
@@ -81,16 +81,19 @@ async def batch_summary(
 ) -> Response:
     held = engines(request)
     chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
-    cohort = await _spooled(request)
     summary = Summary(held.rules)
 
     def screening(chunk: list[tuple[int, Document]]) -> Callable[[Engines], list[Result]]:
         return lambda held: held.screener.screen(chunk, "line", chosen)
 
-    with cohort:
-        for chunk in chunks(read_jsonl(cohort), CHUNK):
-            for result in await held.run(screening(chunk)):
-                summary.add(result)
+    state = admitted(request)  # a cohort as batch takes one: its bound and its slot
+    try:
+        with await _spooled(request) as cohort:
+            for chunk in chunks(read_jsonl(cohort), CHUNK):
+                for result in await held.run(screening(chunk)):
+                    summary.add(result)
+    finally:
+        state.batches -= 1
     if format == "html":
         body = Markup(cohort_fragment(summary, "the cohort sent"))  # built from escaped parts
         return templates.TemplateResponse(request, "cohort.html", {"rules": held.rules, "body": body})

@@ -181,10 +181,7 @@ async def batch(
 ) -> StreamingResponse:
     held = engines(request)
     chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
-    state = request.app.state
-    if state.batches >= state.settings.max_batches:  # each may spool up to --max-batch-mib
-        raise Overloaded(BUSY)
-    state.batches += 1
+    state = admitted(request)
     try:
         cohort = await _spooled(request)  # the whole body first: the response must not read the request
     except BaseException:
@@ -205,6 +202,16 @@ async def batch(
             state.batches -= 1
 
     return StreamingResponse(streamed(), media_type="application/x-ndjson")
+
+
+def admitted(request: Request) -> Any:
+    """Take one of the worker's cohort slots, or 503 when all are taken: each cohort request may
+    spool up to --max-batch-mib. The caller gives it back (`state.batches -= 1`) when done."""
+    state = request.app.state
+    if state.batches >= state.settings.max_batches:
+        raise Overloaded(BUSY)
+    state.batches += 1
+    return state
 
 
 def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], encode: Any) -> bytes:

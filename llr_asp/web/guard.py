@@ -39,6 +39,8 @@ SECURITY = [
 ]
 NO_STORE = (b"cache-control", b"no-store")
 CACHEABLE = ("/static", "/docs-assets")  # the page's own files: the same for everyone
+BATCH = "/api/v1/batch"
+"""The cohort routes: /api/v1/batch and those under it (/api/v1/batch/summary) take a cohort."""
 FAULT = "internal error; the request was not answered (nothing about it was kept)"
 log = logging.getLogger("uvicorn.error")
 
@@ -66,8 +68,9 @@ class Guard:
         }
 
     def limit(self, path: str) -> int:
-        """The largest body the route takes."""
-        if path == "/api/v1/batch":
+        """The largest body the route takes: a cohort for the batch routes (the path itself or
+        under it, not merely starting with its letters), else a record or a form."""
+        if path == BATCH or path.startswith(BATCH + "/"):
             return self.settings.max_batch_body
         if path.startswith(("/api/", "/fhir/", "/cds-services")):
             return self.settings.max_body

@@ -51,7 +51,8 @@ class Settings:
     max_form_body: int = 4 * MAX_BYTES
     """A page form: a 1 MiB record, URL-encoded, is up to three times as long."""
     max_batch_body: int = 100 << 20
-    """A batch body (JSON Lines), spooled to a temporary file as it arrives."""
+    """A cohort body (JSON Lines) to /api/v1/batch or its summary, spooled to a temporary file as
+    it arrives."""
     max_header_bytes: int = 16 << 10
     """The request line and headers together (h11's incomplete-event limit): past it, 400."""
     max_connections: int = 512
@@ -64,7 +65,8 @@ class Settings:
     max_queue: int = 64
     """Requests waiting for a worker's reasoning thread; past it, 503 at once."""
     max_batches: int = 2
-    """Batch requests a worker runs at once (each spools up to max_batch_body); past it, 503."""
+    """Cohort requests (batch and its summary) a worker runs at once (each spools up to
+    max_batch_body); past it, 503."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.public_url)
