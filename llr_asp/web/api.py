@@ -176,11 +176,9 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
     },
     response_class=StreamingResponse,
 )
-async def batch(
-    request: Request, policy: str = Query("all", description='A policy id or "all".')
-) -> StreamingResponse:
+async def batch(request: Request, policy: str | None = PolicyQuery) -> StreamingResponse:
     held = engines(request)
-    chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
+    chosen = held.screener.policies(policy)  # an unknown policy: 404 before anything is read
     state = request.app.state
     if state.batches >= state.settings.max_batches:  # each may spool up to --max-batch-mib
         raise Overloaded(BUSY)
@@ -207,7 +205,7 @@ async def batch(
     return StreamingResponse(streamed(), media_type="application/x-ndjson")
 
 
-def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], encode: Any) -> bytes:
+def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any] | None, encode: Any) -> bytes:
     with held.held():
         screened: list[Result] = held.screener.screen(chunk, "line", chosen)
     return "".join(encode(r.to_json()) + "\n" for r in screened).encode("utf-8", "backslashreplace")
