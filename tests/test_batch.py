@@ -55,7 +55,9 @@ rests on (a line that called a contested refusal robust, as a batch that weighed
 patients did, is not explain's)."""
 
 
-def expected(reasoner: Reasoner, document: dict[str, Any]) -> list[Said]:
+def expected(reasoner: Reasoner, document: dict[str, Any], policy: str | None = None) -> list[Said]:
+    """What explain says of the document, for the policies it chooses (`policy`, else the
+    record's, else every one)."""
     patient = validate(document, reasoner.rules, "doc")
     return [
         (
@@ -67,7 +69,7 @@ def expected(reasoner: Reasoner, document: dict[str, Any]) -> list[Said]:
             d.possible,
             contests(d.contested),
         )
-        for d in reasoner.decide(patient)
+        for d in reasoner.decide(patient, reasoner.chosen(patient, policy))
     ]
 
 
@@ -85,8 +87,12 @@ def contests(found: Any) -> list[tuple[tuple[str, ...], str]]:
 def test_every_example_is_decided_as_explain_decides_it(reasoner: Reasoner) -> None:
     documents = [json.loads(p.read_text()) for p in EXAMPLES]
     results = list(iterate_decisions(documents))
-    assert [r.line for r in results] == [n for n in range(1, len(documents) + 1) for _ in range(2)]
+    policies = [1 if "policy" in d else 2 for d in documents]  # the record's, else both
+    assert [r.line for r in results] == [n for n, k in enumerate(policies, 1) for _ in range(k)]
     assert got(results) == [e for d in documents for e in expected(reasoner, d)]
+    every = list(iterate_decisions(documents, policy="all"))
+    assert [r.line for r in every] == [n for n in range(1, len(documents) + 1) for _ in range(2)]
+    assert got(every) == [e for d in documents for e in expected(reasoner, d, "all")]
 
 
 def test_random_patients_are_decided_as_explain_decides_them(rules: RuleSet, reasoner: Reasoner) -> None:

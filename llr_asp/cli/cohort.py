@@ -52,8 +52,15 @@ def batch(
         ),
     ],
     policy: Annotated[
-        str, typer.Option("--policy", "-p", help='Policy id (see `llr-asp policies`) or "all".')
-    ] = "all",
+        Optional[str],
+        typer.Option(
+            "--policy",
+            "-p",
+            help='Policy id (see `llr-asp policies`) or "all", for every record. Default: each '
+            'record\'s "policy", else every policy (the summary counts those records).',
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         str, typer.Option("--out", "-o", metavar="FILE", help="Where to write the results; - for stdout.")
     ] = "-",
@@ -107,6 +114,10 @@ def batch(
     rules: RulesOption = None,
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
+
+    Without --policy, a record that names its policy ("policy", a CSV or Parquet column) is
+    decided for that policy only, and one that names none for every policy (the summary says
+    how many); --policy all decides every record for every policy, --policy ID for that one.
 
     Each result is {"line", "patient", "policy", "reference", "decision", "robust", "possible",
     "stopped_by", "failed", "missing", "contested", "warnings"}: `stopped_by` the requirements

@@ -1,7 +1,9 @@
 """Cohorts: decisions for many patients, streamed in input order, on every core.
 
 `iterate_decisions` is the API: patient documents in, one `Screening` per document and policy
-out (or a `LineError` for a document that is not a valid patient), in input order, holding only
+it is decided for (or a `LineError` for a document that is not a valid patient), in input order:
+without a policy asked for, a record that names its policy ("policy") is decided for that one
+only, and a record that names none for every policy, as `explain` decides them. It holds only
 a bounded number of documents in memory however long the input. The clingo programs are
 screen.lp, explain's reasoning without the tree for a group of patients at once (decision,
 requirements not met and the readings it rests on), and the completions of missing.lp
@@ -54,6 +56,7 @@ class Screening:
     warnings: tuple[Warning, ...] = ()  # domain assumptions the record contradicts
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
     stopped_by: tuple[str, ...] = ()  # the parts of the decision root that refuse it or leave it open
+    unnamed: bool = False  # the record named no policy and none was asked for: decided for every one
 
     @property
     def robust(self) -> bool:
@@ -157,13 +160,19 @@ class Screener:
     def load(cls, directory: Path | None = None) -> Screener:
         return cls(*compile_rules(directory, map(engine_file, DECIDE)))
 
-    def policies(self, selection: str | None) -> list[Policy]:
-        return self.rules.select(selection)
+    def policies(self, selection: str | None) -> list[Policy] | None:
+        """The policies every record is decided for: `selection`, a policy id or "all"; None
+        for None: each record's own (its "policy"), else every policy (`Reasoner.chosen`).
+        UsageError for an unknown policy."""
+        return None if selection is None else self.rules.select(selection)
 
     def screen(
-        self, documents: Sequence[tuple[int, Document]], source: str, policies: list[Policy]
+        self, documents: Sequence[tuple[int, Document]], source: str, policies: list[Policy] | None
     ) -> list[Result]:
-        """The results of each numbered document under each policy, in order."""
+        """The results of each numbered document under each of `policies`, in order; with None,
+        under the policy the record names, else under every policy (`Screening.unnamed`). The
+        verdicts are every policy's whichever are asked for (no solve more for a named one)."""
+        every = list(self.rules.policies.values())
         read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
         for line, document in documents:
@@ -199,7 +208,16 @@ class Screener:
                 continue
             line, patient, key = item
             verdicts = self._cache[key]
-            results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies)
+            if policies is not None:
+                results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies)
+            elif patient.policy is not None:  # a known id: the schema's enum
+                named = self.rules.policies[patient.policy]
+                results.append(Screening(line, patient.id, named.id, named.reference, *verdicts[named.id]))
+            else:
+                results += (
+                    Screening(line, patient.id, p.id, p.reference, *verdicts[p.id], unnamed=True)
+                    for p in every
+                )
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return results
@@ -328,17 +346,19 @@ def _first_places(ids: Iterable[str]) -> dict[str, int]:
 
 def iterate_decisions(
     documents: Iterable[Document | tuple[int, Document]],
-    policy: str | None = "all",
+    policy: str | None = None,
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
 ) -> Generator[Result, None, None]:
-    """Decide every document (a patient dict or its JSON text), in order, for each policy.
+    """Decide every document (a patient dict or its JSON text), in order, for each policy it
+    is decided for.
 
     Items may be (line, document) pairs; otherwise they are numbered from 1. A document that
     is not a valid patient yields one `LineError` and the run goes on. `jobs` > 1 uses that
     many worker processes; closing the generator before its end (or an exception in it) stops
-    them at once. `policy`: a policy id, "all" or None (all).
+    them at once. `policy`: a policy id or "all", for every document; None (the default,
+    as `explain`'s): the policy a document names, else every policy.
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
     yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
@@ -356,7 +376,7 @@ Chunk = Union[list[Numbered], Rows]
 
 def decide_chunks(
     pieces: Iterable[Chunk],
-    policy: str | None = "all",
+    policy: str | None = None,
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
@@ -439,7 +459,7 @@ def chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tu
         yield chunk
 
 
-_worker: tuple[Screener, list[Policy], str] | None = None
+_worker: tuple[Screener, list[Policy] | None, str] | None = None
 
 
 def _start_worker(rules: Path | None, policy: str | None, source: str, parent: int) -> None:
@@ -483,7 +503,9 @@ class Summary:
     the lines' `stopped_by`), the requirements most often not met at any depth, the funnel
     (how many patients pass each part of the decision, in the policy's order, how many it stops
     and how many it leaves open), the fields most often missing, how many patients each contested
-    reading decides, the records that contradict a domain assumption, and the bad lines."""
+    reading decides, the records that contradict a domain assumption, and the bad lines. Each
+    policy's figures count the patients decided for it only; `unnamed` counts the records that
+    named no policy and were decided for every policy (none asked for)."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -498,6 +520,8 @@ class Summary:
         )  # policy -> step -> met, not_met, unknown, refused_later (unknown, then refused)
         self.errors: list[LineError] = []
         self.error_count = 0
+        self.unnamed = 0  # records decided for every policy because they named none
+        self._unnamed_line: int | None = None
 
     def add(self, result: Result) -> None:
         if isinstance(result, LineError):
@@ -505,6 +529,9 @@ class Summary:
             if len(self.errors) < 20:
                 self.errors.append(result)
             return
+        if result.unnamed and result.line != self._unnamed_line:  # a record's lines come together
+            self.unnamed += 1
+            self._unnamed_line = result.line
         self.decisions[result.policy][result.decision] += 1
         self.stopped_by[result.policy].update(result.stopped_by)
         self.failed[result.policy].update(result.failed)
@@ -515,6 +542,11 @@ class Summary:
         for warning in result.warnings:
             self.warnings[result.policy][warning.assumption] += 1
         self._through(result)
+
+    def policies(self) -> list[str]:
+        """The policies some patient was decided for, in the rule set's order (not the order a
+        mixed cohort first named them in)."""
+        return [p for p in self.rules.policies if p in self.decisions]
 
     def steps(self, policy: str) -> tuple[str, ...]:
         """The steps of a policy's funnel: the parts of its decision root in the order the policy
@@ -562,6 +594,7 @@ class Summary:
         return {
             "errors": self.error_count,
             "first_errors": [e.to_json() for e in self.errors],
+            "unnamed_decided_for_every_policy": self.unnamed,
             "policies": {
                 p: {
                     "reference": self.rules.policies[p].reference,
@@ -576,6 +609,6 @@ class Summary:
                     "warnings": dict(self.warnings[p]),
                     "funnel": self.funnel_json(p),
                 }
-                for p in self.decisions
+                for p in self.policies()
             },
         }

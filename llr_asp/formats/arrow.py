@@ -76,7 +76,8 @@ OUTPUT = pa.schema(
         pa.field("rules", _TEXT),
     ]
 )
-"""The result columns: one row per input row and policy, in input order (DESIGN §6)."""
+"""The result columns: one row per input row and policy it is decided for (the row's `policy`,
+else every one, unless a policy is asked for), in input order (DESIGN §6)."""
 
 MEANING = {
     "line": "the input row, counted from 1 (in Spark: within the partition)",
@@ -166,7 +167,8 @@ def output_description() -> dict[str, Any]:
     """`OUTPUT` in words, as `llr-asp schema --output parquet` prints it."""
     return {
         "of": "llr-asp batch --out FILE.parquet, and llr_asp.formats.arrow.decide_batches",
-        "rows": "one per input row and policy, in input order; an error row has line, patient "
+        "rows": "one per input row and policy it is decided for (the row's policy, else every "
+        "policy, unless one is asked for), in input order; an error row has line, patient "
         "(where the id could be read), error and rules, the rest null",
         "columns": [{"name": f.name, "type": str(f.type), "meaning": MEANING[f.name]} for f in OUTPUT],
         "metadata": {"llr-asp.rules": "the sha256 of the rule set, as the rules column"},
@@ -200,7 +202,7 @@ def input_schema(rules: RuleSet) -> pa.Schema:
     then each field by its dotted path (every column may be left out, every value null)."""
     columns = [
         pa.field("id", _TEXT, metadata={"meaning": "names the patient in the output"}),
-        pa.field("policy", _TEXT, metadata={"meaning": "the policy to evaluate by default"}),
+        pa.field("policy", _TEXT, metadata={"meaning": "the policy to decide the row for (none: every one)"}),
     ]
     for field in rules.fields.values():
         kind = _FIELD_TYPES.get(field.type, _TEXT)
@@ -515,12 +517,14 @@ def screener(rules: Union[str, Path, None] = None) -> Screener:
 
 def decide_batches(
     batches: Iterable[pa.RecordBatch],
-    policy: str | None = "all",
+    policy: str | None = None,
     rules: Union[str, Path, None] = None,
     source: str = "arrow",
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of patients in, record batches of `OUTPUT` out: one row per input row and
-    policy, in order, an error row for a row that is not a valid patient. The shape of Spark's
+    policy it is decided for, in order, an error row for a row that is not a valid patient.
+    `policy`: a policy id or "all", for every row; None (the default): the policy a row names
+    (its `policy` column), else every policy. The shape of Spark's
     `mapInArrow`: `df.mapInArrow(decide_batches, spark_ddl())`. One process: Spark runs one on
     each partition; rows are counted from 1 in each call."""
     held = screener(rules)
@@ -538,7 +542,7 @@ def decide_batches(
 
 
 def decide_frames(
-    frames: Iterable[Any], policy: str | None = "all", rules: Union[str, Path, None] = None
+    frames: Iterable[Any], policy: str | None = None, rules: Union[str, Path, None] = None
 ) -> Iterator[Any]:
     """`decide_batches` for pandas data frames: Spark's `mapInPandas` shape."""
     for frame in frames:
@@ -548,7 +552,7 @@ def decide_frames(
 
 
 def decide_table(
-    data: Any, policy: str | None = "all", rules: Union[str, Path, None] = None, jobs: int = 1
+    data: Any, policy: str | None = None, rules: Union[str, Path, None] = None, jobs: int = 1
 ) -> pa.Table:
     """Decide an Arrow table, a RecordBatchReader or record batches (Polars' `to_arrow()`,
     DuckDB's `arrow()`, pyarrow's own) on `jobs` processes; the results as an Arrow table

@@ -10,7 +10,7 @@ from html import escape
 from ..engines.batch import Summary
 from . import charts
 from .htmlpage import document
-from .wording import counted
+from .wording import counted, unnamed_note
 
 MARKS = {"eligible": "✔", "not_eligible": "✘", "undetermined": "?"}
 WORDS = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
@@ -22,7 +22,10 @@ def cohort_fragment(summary: Summary, source: str) -> str:
         '<article class="cohort">',
         f"<h1>Cohort: {escape(source)}</h1>",
     ]
-    for policy in summary.decisions:
+    note = unnamed_note(summary.unnamed, list(summary.rules.policies))
+    if note:
+        out.append(f'<p class="unnamed"><strong>{escape(note)}</strong></p>')
+    for policy in summary.policies():
         declared = summary.rules.policies[policy]
         decisions = summary.decisions[policy]
         total = sum(decisions.values())

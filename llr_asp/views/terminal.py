@@ -37,6 +37,7 @@ from .wording import (
     root_status,
     set_words,
     tone,
+    unnamed_note,
     urgent_note,
 )
 
@@ -500,9 +501,13 @@ def funnel_text(summary: Summary, policy: str) -> Text:
 def summary_view(summary: Summary) -> Group:
     """Per policy: how many patients got each decision, the funnel through its criteria, the
     requirements most often not met, the fields most often missing, with bars; then the bad
-    lines."""
+    lines. Records that named no policy and were decided for every policy are said first."""
     parts: list[RenderableType] = []
-    for policy, decisions in summary.decisions.items():
+    note = unnamed_note(summary.unnamed, list(summary.rules.policies))
+    if note:
+        parts.append(Text(note, style="bold"))
+    for policy in summary.policies():
+        decisions = summary.decisions[policy]
         reference = summary.rules.policies[policy].reference
         table = _table(f"{policy} ({reference})")
         table.add_column("decision")

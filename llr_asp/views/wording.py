@@ -25,6 +25,19 @@ def counted(number: int, one: str, many: str | None = None) -> str:
     return f"{number:,} {one if number == 1 else many or one + 's'}"
 
 
+def unnamed_note(records: int, policies: Sequence[str]) -> str | None:
+    """What a cohort summary says first of the records that named no policy and were decided
+    for every policy (each policy's figures count them); None when there are none, or one policy."""
+    if not records or len(policies) < 2:
+        return None
+    each = "it was" if records == 1 else "each was"
+    return (
+        f"{counted(records, 'record')} named no policy, so {each} decided for every policy "
+        f"({', '.join(policies)}): every policy's figures below count "
+        f'{"it" if records == 1 else "them"}. A record\'s "policy" names the procedure it is for.'
+    )
+
+
 class Verdict(Protocol):
     """Anything that says a decision and whether it is robust: a Decision, a batch Screening,
     a WhatIf."""

@@ -27,7 +27,7 @@ from ..engines.literate import literate
 from ..formats.readers import read_jsonl
 from ..views.cohort_page import cohort_fragment
 from ..views.policy_page import html_fragment
-from .api import _spooled, admitted, engines
+from .api import PolicyQuery, _spooled, admitted, engines
 from .engines import Engines
 from .page import templates
 from .responses import JSON
@@ -74,13 +74,13 @@ def policy_page(request: Request, policy: str) -> HTMLResponse:
 )
 async def batch_summary(
     request: Request,
-    policy: str = Query("all", description='A policy id or "all".'),
+    policy: str | None = PolicyQuery,
     format: Literal["json", "html"] = Query(
         "json", description="json: the summary; html: a page with its pictures (the funnel per policy)."
     ),
 ) -> Response:
     held = engines(request)
-    chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
+    chosen = held.screener.policies(policy)  # an unknown policy: 404 before anything is read
     summary = Summary(held.rules)
 
     def screening(chunk: list[tuple[int, Document]]) -> Callable[[Engines], list[Result]]:

@@ -176,11 +176,9 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
     },
     response_class=StreamingResponse,
 )
-async def batch(
-    request: Request, policy: str = Query("all", description='A policy id or "all".')
-) -> StreamingResponse:
+async def batch(request: Request, policy: str | None = PolicyQuery) -> StreamingResponse:
     held = engines(request)
-    chosen = held.rules.select(policy)  # an unknown policy: 404 before anything is read
+    chosen = held.screener.policies(policy)  # an unknown policy: 404 before anything is read
     state = admitted(request)
     try:
         cohort = await _spooled(request)  # the whole body first: the response must not read the request
@@ -214,7 +212,7 @@ def admitted(request: Request) -> Any:
     return state
 
 
-def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any], encode: Any) -> bytes:
+def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any] | None, encode: Any) -> bytes:
     with held.held():
         screened: list[Result] = held.screener.screen(chunk, "line", chosen)
     return "".join(encode(r.to_json()) + "\n" for r in screened).encode("utf-8", "backslashreplace")
