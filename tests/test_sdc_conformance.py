@@ -150,7 +150,10 @@ def test_a_completed_form_says_the_decision(forms: dict[Any, list[dict[str, Any]
         last = given[-1]
         [form] = last["contained"]
         assert form["item"][-1]["type"] == "display" and "ARP 55" in form["item"][-1]["text"]
-        assert [e["url"] for e in last["extension"]] == ["urn:llr-asp:determination", "urn:llr-asp:robustness"]
+        assert [e["url"] for e in last["extension"]] == [
+            "urn:llr-asp:determination",
+            "urn:llr-asp:robustness",
+        ]
 
 
 def test_an_invalid_answer_is_400_with_an_operation_outcome(client: TestClient, hip: dict[str, Any]) -> None:
