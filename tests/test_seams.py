@@ -197,3 +197,62 @@ def test_explain_names_no_conflict_for_one_source() -> None:
         validate({"sex": "female"}, RULES, "t"), [RULES.policies["hip-resurfacing"]]
     )
     assert decision.to_json()["conflicts"] == [] and decision.robust
+
+
+# -- item 4: urgency from the patient, whatever the readings --------------------------------------
+C6 = json.loads((EXAMPLE.parent / "route-c6-destruction-risk.json").read_text())
+C5 = json.loads((EXAMPLE.parent / "route-c5-independence.json").read_text())
+
+
+def changed(document: dict[str, Any], **paths: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(document)
+    changed.pop("meta")
+    for path, value in paths.items():
+        *groups, name = path.split("__")
+        node = changed
+        for group in groups:
+            node = node[group]
+        node[name] = value
+    return changed
+
+
+URGENCY = [
+    # (record, policy, the route, what to do); each branch of urgent_route
+    (changed(C6), "hip-resurfacing", "C6", "refer"),
+    (changed(C6, sex="female"), "hip-resurfacing", "C6", "unsuitable"),
+    (changed(C6, sex=None), "hip-resurfacing", "C6", "confirm"),  # was: no urgency at all
+    (
+        changed(C6, sex=None, conservative__months=2),
+        "hip-resurfacing",
+        "C6",
+        "confirm",
+    ),  # was: "do not delay"
+    (
+        changed(C6, knee__compartments_affected=None, conservative__months=2),
+        "knee-resurfacing",
+        "C6",
+        "confirm",
+    ),
+    (changed(C6, knee__compartments_affected=3), "knee-resurfacing", "C6", "unsuitable"),
+    (changed(C6, conservative__months=2), "hip-resurfacing", "C6", "ask"),
+    (changed(C6, conservative__months=None), "hip-resurfacing", "C6", "ask"),
+    (changed(C6, msk__assessed=None), "hip-resurfacing", "C6", "settle"),
+    (changed(C5), "hip-resurfacing", "C5", "ask"),
+    (changed(C5, independence__immediate_danger=None), "hip-resurfacing", "C5", "find out"),
+    (changed(C5, independence__immediate_danger=False), "hip-resurfacing", None, None),
+]
+
+
+@pytest.mark.parametrize(("record", "policy", "route", "advice"), URGENCY)
+def test_urgency_follows_the_patient(
+    record: dict[str, Any], policy: str, route: str | None, advice: str | None
+) -> None:
+    from llr_asp.views.wording import urgent_note, urgent_route
+
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies[policy]])
+    found = urgent_route(decision)
+    assert ((found[0].id, found[1]) if found else (None, None)) == (route, advice)
+    note = urgent_note(decision) or ""
+    if advice == "confirm":  # never "do not delay the referral" for a procedure that may not suit
+        assert "do not delay" not in note and "first confirm the procedure suits the patient" in note
+        assert ("female" in note.lower()) if policy == "hip-resurfacing" else ("compartment" in note)

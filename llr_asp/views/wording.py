@@ -251,36 +251,53 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
 
 
 def urgent_route(decision: Decision) -> tuple[Node, str] | None:
-    """A route the patient meets that the policy says not to wait for (C6: delay makes surgery
-    harder), as evaluated for the patient, with what to do: `refer` (eligible: without delay),
-    `ask` (the requirement the route cautions about is not met: ask the ICB now, not after more
-    care), or `unsuitable` (the
-    procedure is not suitable for the patient, unsuitable/3 not met: the urgency is for another
-    procedure, never a push toward this one). Else a route the patient may meet (`find out`):
-    some of its conditions met, none not met, the rest not known, so that finding out comes
-    before waiting for more care."""
+    """A route the patient meets, or may meet, that the policy says not to wait for (C5, C6:
+    delay makes surgery harder), judged from the patient's own answers whatever the readings,
+    with what to do:
+
+    - `unsuitable`: the procedure is not suitable for the patient (unsuitable/3 not met): the
+      urgency is for another procedure, never a push toward this one;
+    - `confirm`: whether it is suitable is not known (the patient's sex, the knee's
+      compartments): confirm that first, never "do not delay the referral" for it;
+    - `refer`: eligible: refer without delay;
+    - `ask`: the requirement the route cautions about (B, care) is not met or not known: ask
+      the ICB now, not after more care;
+    - `settle`: the route and care are met, something else is open: settle it now;
+    - `find out`: some of a route met, none of it refuted, the rest not known: find out first.
+    """
     policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
     status = {rid: n.status for rid, n in nodes.items()}
     unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
+    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable)
     for rid, routes in policy.cautions.items():
         for route in routes:
             if status.get(route) != "met":
                 continue
             if unsuitable:
                 return nodes[route], "unsuitable"
+            if unconfirmed:
+                return nodes[route], "confirm"
             if decision.decision == "eligible":
                 return nodes[route], "refer"
-            if status.get(rid) != "met":
-                return nodes[route], "ask"
-    if unsuitable or decision.decision == "eligible" or decision.robust:
-        return None  # a route may matter only where a reading could still fund the patient
+            return nodes[route], "ask" if status.get(rid) != "met" else "settle"
+    if unsuitable or decision.decision == "eligible":
+        return None
     for rid, routes in policy.cautions.items():
         for route in routes:
             parts = [c.status for c in nodes[route].children] if route in nodes else []
             if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
                 return nodes[route], "find out"  # some of it met, none refuted, the rest not known
     return None
+
+
+def unconfirmed_suitability(decision: Decision) -> list[Node]:
+    """The requirements that say whether the procedure suits the patient at all (unsuitable/3),
+    where the patient's answer is not known."""
+    nodes = {n.id: n for n in decision.tree.walk()}
+    return [
+        nodes[rid] for rid in decision.policy.unsuitable if rid in nodes and nodes[rid].status == "unknown"
+    ]
 
 
 def urgent_note(decision: Decision) -> str | None:
@@ -297,6 +314,12 @@ def urgent_note(decision: Decision) -> str | None:
             f"{met}, but this procedure is not suitable for the patient (see below): do not refer "
             "for it; the urgency stands for whatever procedure is indicated instead."
         )
+    if advice == "confirm":
+        first = "; ".join(_lower_first(n.label) for n in unconfirmed_suitability(decision))
+        return (
+            f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
+            "patient. If it does, ask the ICB now, without waiting for more care."
+        )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
     if advice == "find out":
@@ -305,6 +328,8 @@ def urgent_note(decision: Decision) -> str | None:
             f"May meet an urgent route ({route}: {_lower_first(node.label)}) — "
             f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."
         )
+    if advice == "settle":
+        return f"{met} — settle what is still open (below) now, without waiting. “{policy.sentence(route)}”"
     return (
         f"{met} — ask the ICB now; do not delay the referral for conservative care. "
         f"“{policy.sentence(route)}”"

@@ -134,7 +134,12 @@ def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
         node, advice = urgent
-        act = {"refer": "refer without delay", "ask": "ask the ICB now"}.get(advice, "find out now")
+        act = {
+            "refer": "refer without delay",
+            "ask": "ask the ICB now",
+            "settle": "settle what is open now",
+            "confirm": "confirm the procedure suits the patient first",
+        }.get(advice, "find out now")
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
     if len(summary) >= 140:
         summary = summary[:138] + "…"
