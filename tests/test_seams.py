@@ -256,3 +256,64 @@ def test_urgency_follows_the_patient(
     if advice == "confirm":  # never "do not delay the referral" for a procedure that may not suit
         assert "do not delay" not in note and "first confirm the procedure suits the patient" in note
         assert ("female" in note.lower()) if policy == "hip-resurfacing" else ("compartment" in note)
+
+
+# -- item 5: what-if that is safe across readings -------------------------------------------------
+@pytest.fixture(scope="module")
+def whatif_of() -> Any:
+    from llr_asp.engines.whatif import WhatIfSearch, whatif
+
+    reasoner, search = Reasoner(RULES), WhatIfSearch.load()
+    return lambda record, policy="hip-resurfacing": whatif(
+        reasoner, search, validate(record, RULES, "t"), RULES.policies[policy], limit=20
+    )
+
+
+def said(answer: Any) -> str:
+    from rich.console import Console
+
+    from llr_asp.views.terminal import whatif_view
+
+    console = Console(width=200, record=True, no_color=True)
+    console.print(whatif_view(answer, RULES))
+    return " ".join(console.export_text().split())
+
+
+def test_an_urgent_patient_is_never_offered_more_care(whatif_of: Any) -> None:
+    answer = whatif_of(changed(C6, conservative__months=2))  # was: "from 2 months to 6 months"
+    assert answer.withheld == "C6"
+    assert not any(c.field.startswith("conservative.") for s in answer.counterfactuals for c in s)
+    text = said(answer)
+    assert "Meets an urgent route (C6" in text and "no change that waits for more conservative care" in text
+    assert "6 months" not in text
+    assert answer.to_json()["withheld"]["route"] == "C6"
+
+
+def test_a_failed_contraindication_is_named_first(whatif_of: Any) -> None:
+    answer = whatif_of(changed(C5, sex="female"))  # was: blocked at B.months, her sex never named
+    assert answer.blocker is not None and answer.blocker.requirement == "no_contraindication"
+    assert answer.counterfactuals == () and answer.blocker.fixed == (("sex", "female"),)
+    assert said(answer).startswith(
+        "Policy for Hip Resurfacing (ARP 55): NOT ELIGIBLE This procedure is not for"
+    )
+    knee = whatif_of(changed(C6, knee__compartments_affected=3, conservative__months=2), "knee-resurfacing")
+    assert knee.blocker is not None and knee.blocker.requirement == "compartments"
+
+
+def test_a_missing_assessment_is_named_as_the_step(whatif_of: Any) -> None:
+    answer = whatif_of(changed(C5, msk__assessed=False))  # care contra-indicated: no full set
+    assert [(c.field, c.after) for c in answer.steps] == [("msk.assessed", True)]
+    assert "Meanwhile, a step you can take: assessed by MSK Services" in said(answer)
+
+
+def test_no_change_can_is_said_plainly_only_when_every_reading_agrees(whatif_of: Any) -> None:
+    contested = whatif_of(changed(C5))  # the C5.route reading would fund her now
+    assert contested.blocker is not None and not contested.robust
+    text = said(contested)
+    assert (
+        "Under the adopted reading no change can make the patient eligible" in text and "ask the ICB" in text
+    )
+    assert "under any reading" not in text
+    robust = whatif_of(changed(C5, independence__immediate_danger=False))  # no urgent route: B binds
+    assert robust.blocker is not None and robust.robust
+    assert "No change can make the patient eligible, under any reading of the policy" in said(robust)

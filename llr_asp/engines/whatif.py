@@ -97,6 +97,8 @@ class WhatIf:
     counterfactuals: tuple[tuple[Change, ...], ...]
     blocker: Blocker | None  # set when no change can make the patient eligible
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
+    withheld: str | None = None  # a met urgent route: changes that wait for care are not offered
+    steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
 
     @property
     def robust(self) -> bool:
@@ -127,6 +129,10 @@ class WhatIf:
         }
         if self.blocker is not None:
             result["cannot"] = self.blocker.to_json()
+        if self.withheld is not None:
+            result["withheld"] = {"route": self.withheld, "text": self.policy.sentence(self.withheld)}
+        if self.steps:
+            result["steps"] = [c.to_json() for c in self.steps]
         return result
 
 
@@ -354,8 +360,46 @@ def weighed(
     search: WhatIfSearch, patient: Patient, decision: Decision, limit: int = 5, seconds: float | None = None
 ) -> WhatIf:
     """The what-if answer for `decision` (the patient's, as explain gives it): the nearest changes,
-    each set with the cautions of the routes the patient meets, and the readings it rests on."""
-    met = frozenset(n.id for n in decision.tree.walk() if n.status == "met")
-    maybe = frozenset(n.id for n in decision.tree.walk() if n.status == "unknown")
-    answer = search.whatif(patient, decision.policy, decision.decision, limit, seconds, met, maybe)
+    each set with the cautions of the routes the patient meets, and the readings it rests on.
+
+    Safe whatever the reading: a procedure that does not suit the patient (unsuitable/3 not met:
+    the contra-indication, the knee's compartments) is named first and no change is offered
+    toward it; a patient who meets an urgent route is never offered more conservative care (the
+    sets that wait for it are withheld, the route named); where no safe set is left, the care
+    a clinician can act on meanwhile (an MSK assessment not yet made) is named as the step."""
+    policy = decision.policy
+    status = {n.id: n.status for n in decision.tree.walk()}
+    met = frozenset(r for r, s in status.items() if s == "met")
+    maybe = frozenset(r for r, s in status.items() if s == "unknown")
+    unsuitable = [rid for rid in policy.unsuitable if status.get(rid) == "not_met"]
+    if unsuitable and decision.decision != "eligible":
+        rid = unsuitable[0]
+        tested = [r.test.field for r in policy.below(rid) if r.test is not None]
+        fixed = tuple((f, patient.values[f]) for f in tested if f in patient.values)
+        blocker = Blocker(rid, policy.requirements[rid].label, fixed)
+        return WhatIf(patient.id, policy, decision.decision, (), blocker, decision.contested)
+    answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
+    urgent = [route for routes in policy.cautions.values() for route in routes if route in met]
+    if urgent and decision.decision != "eligible":
+        safe = tuple(s for s in answer.counterfactuals if not any(c.caution and c.caution.met for c in s))
+        answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0])
+    if not answer.counterfactuals and decision.decision != "eligible":
+        answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision, met))
     return dataclasses.replace(answer, contested=decision.contested)
+
+
+def _steps(rules: RuleSet, patient: Patient, decision: Decision, met: frozenset[str]) -> tuple[Change, ...]:
+    """Care (kind/2 `care`) that a requirement not met asks for and a clinician can act on now:
+    a yes/no condition whose answer is not yes (an MSK assessment), never a change under a
+    requirement that a met urgent route says not to wait for."""
+    policy = decision.policy
+    cautions = _cautions(policy, met)
+    steps = []
+    for node in decision.tree.walk():
+        requirement = policy.requirements.get(node.id)
+        test = requirement.test if requirement is not None else None
+        if node.status == "met" or test is None or test.op != "eq" or test.value is not True:
+            continue
+        if rules.fields[test.field].kind == "care" and test.field not in cautions:
+            steps.append(Change(test.field, patient.values.get(test.field), True, "care"))
+    return tuple(dict.fromkeys(steps))

@@ -24,6 +24,7 @@ from ..core.ruleset import RuleSet, show
 from .wording import (
     CHANGE_KEY,
     after_refusal,
+    cannot_words,
     conflict_words,
     contest_line,
     contested_summary,
@@ -36,9 +37,11 @@ from .wording import (
     marked,
     root_status,
     set_words,
+    steps_words,
     tone,
     unnamed_note,
     urgent_note,
+    withheld_words,
 )
 
 if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
@@ -393,15 +396,14 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
                 "ask the ICB to confirm the reading."
             )
         )
-    elif answer.blocker is not None:
-        blocker = answer.blocker
-        fixed = ", ".join(f"{f} = {show(v)}" for f, v in blocker.fixed)
-        because = f": {fixed}, which cannot change" if fixed else ""
-        cannot = f"{blocker.requirement} ({blocker.label}) cannot be met{because}."
-        lines.append(Text(f"No change can make the patient eligible under the adopted reading. {cannot}"))
-        for _, statement in blocker.assumptions:
+    withheld = withheld_words(answer)
+    if withheld:
+        lines.append(Text(f"⚠ {withheld}", style="bold yellow"))
+    if answer.decision != "eligible" and answer.blocker is not None:
+        lines.append(Text(cannot_words(answer, rules)))
+        for _, statement in answer.blocker.assumptions:
             lines.append(Hanging("  ", Text(f"Not without contradicting the domain assumption: {statement}")))
-    else:
+    elif answer.decision != "eligible" and answer.counterfactuals:
         size = len(answer.counterfactuals[0])
         fields = f"{size} field{'s' if size > 1 else ''} each"
         lines.append(Text(f"Smallest changes that would make the patient eligible ({fields}):"))
@@ -412,6 +414,9 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
                 line.append(words, style="bold yellow" if caution else "")
             lines.append(Hanging(f"  {number}. ", line))
         lines.append(Text(CHANGE_KEY, style="dim"))
+    steps = steps_words(answer, rules)
+    if steps:
+        lines.append(Text(steps))
     for contest in answer.contested:
         if contest not in answer.eligible_now:
             lines.append(

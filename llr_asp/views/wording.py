@@ -15,7 +15,7 @@ from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
 
 if TYPE_CHECKING:
-    from ..engines.whatif import Change
+    from ..engines.whatif import Change, WhatIf
 
 VERDICT_WORDS = {"eligible": "ELIGIBLE", "not_eligible": "NOT ELIGIBLE", "undetermined": "UNDETERMINED"}
 
@@ -198,6 +198,51 @@ def marked(decision: Decision) -> Marks:
     marks = Marks(r for c in decision.contested for r in c.requirements)
     marks.repeated = frozenset(r for r in marks if ids.count(r) > 1)
     return marks
+
+
+def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
+    """Why no change can make the patient eligible, as honest as the readings allow: a procedure
+    that does not suit the patient is said so (and what is indicated instead); "no change can"
+    stands plain only where every reading agrees, else it is said of the adopted reading, with
+    the ICB to ask."""
+    assert answer.blocker is not None
+    blocker, policy = answer.blocker, answer.policy
+    fixed = ", ".join(
+        f"{_lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
+    )
+    if blocker.requirement in policy.unsuitable:
+        return (
+            f"This procedure is not for the patient: {blocker.label} ({blocker.requirement}) is not met"
+            f"{f' ({fixed})' if fixed else ''}, and no change is offered toward it. "
+            f"{policy.unsuitable[blocker.requirement]}"
+        )
+    because = f": {fixed}, which cannot change" if fixed else ""
+    cannot = f"{blocker.label} ({blocker.requirement}) cannot be met{because}."
+    if answer.robust:
+        return f"No change can make the patient eligible, under any reading of the policy. {cannot}"
+    return (
+        f"Under the adopted reading no change can make the patient eligible: {cannot} Another "
+        "reading of the policy decides otherwise (see below): ask the ICB."
+    )
+
+
+def withheld_words(answer: WhatIf) -> str | None:
+    """A met urgent route's word on what-if: more care is not offered as a way to funding."""
+    if answer.withheld is None:
+        return None
+    route = answer.withheld
+    label = answer.policy.requirements[route].label
+    return (
+        f"Meets an urgent route ({route}: {_lower_first(label)}): no change that waits for more "
+        f"conservative care is offered — ask the ICB now. “{answer.policy.sentence(route)}”"
+    )
+
+
+def steps_words(answer: WhatIf, rules: RuleSet) -> str | None:
+    """The care a clinician can act on meanwhile (an MSK assessment not yet made)."""
+    if not answer.steps:
+        return None
+    return "Meanwhile, a step you can take: " + "; ".join(change_words(c, rules) for c in answer.steps) + "."
 
 
 def set_words(changes: Sequence[Change], rules: RuleSet) -> list[tuple[str, bool]]:

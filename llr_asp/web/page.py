@@ -38,6 +38,7 @@ from ..views.wording import (
     CHANGE_KEY,
     VERDICT_WORDS,
     after_refusal,
+    cannot_words,
     contest_line,
     contested_summary,
     evidence_words,
@@ -47,9 +48,11 @@ from ..views.wording import (
     marked,
     root_status,
     set_words,
+    steps_words,
     tone,
     urgent_note,
     value_words,
+    withheld_words,
 )
 from .api import WHATIF_SECONDS
 from .engines import Engines
@@ -76,6 +79,9 @@ templates.env.globals.update(
     set_words=set_words,
     value_words=value_words,
     urgent_note=urgent_note,
+    withheld_words=withheld_words,
+    cannot_words=cannot_words,
+    steps_words=steps_words,
     after_refusal=after_refusal,
     root_status=root_status,
     evidence_words=evidence_words,
