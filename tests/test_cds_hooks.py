@@ -113,6 +113,7 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     if example is not None:
         response = {
             "resourceType": "QuestionnaireResponse",
+            "questionnaire": "urn:llr-asp:questionnaire:all",  # the shared form: every procedure's
             "status": "completed",
             # the EHR's Patient gives the sex (a form answer beside it could disagree: a conflict)
             "item": [i for i in answer_items(example) if gender is None or i["linkId"] != "sex"],

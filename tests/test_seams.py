@@ -37,6 +37,8 @@ SOURCES = [
     ([("sex", "male", "administrative")], {"sex": "male"}, set(), {"sex"}),
     # sex for clinical use is preferred to the administrative gender, not a conflict with it
     ([("sex", "female", "clinical"), ("sex", "male", "administrative")], {"sex": "female"}, set(), {"sex"}),
+    # a sex for clinical use given as no simple value silences the administrative gender
+    ([("sex", None, "clinical"), ("sex", "male", "administrative")], {}, set(), set()),
     # ... and conflicts with a clinician's answer all the same
     ([("sex", "male", "answer"), ("sex", "female", "clinical")], {}, {"sex"}, set()),
     # 6 and 6.0 are one value; true is not 1
@@ -317,3 +319,76 @@ def test_no_change_can_is_said_plainly_only_when_every_reading_agrees(whatif_of:
     robust = whatif_of(changed(C5, independence__immediate_danger=False))  # no urgent route: B binds
     assert robust.blocker is not None and robust.robust
     assert "No change can make the patient eligible, under any reading of the policy" in said(robust)
+
+
+# -- the second review's findings at the same seams ------------------------------------------------
+def two_responses(newer: dict[str, Any], older: dict[str, Any]) -> dict[str, Any]:
+    body = call("route-c1-pain", "male")
+    base = body["prefetch"]["answers"]["entry"][0]["resource"]
+    responses = []
+    for changes, authored in ((newer, "2026-11-01T09:00:00Z"), (older, "2026-06-01T09:00:00Z")):
+        response = copy.deepcopy(base) | {"authored": authored}
+        items = {i["linkId"]: i for i in response["item"]}
+        for link, answer in changes.items():
+            if answer is None:
+                items.pop(link, None)
+            else:
+                items[link] = {"linkId": link, "answer": [answer]}
+        response["item"] = list(items.values())
+        responses.append({"resource": response})
+    body["prefetch"]["answers"]["entry"] = responses
+    return body
+
+
+def test_an_earlier_answer_about_a_fact_is_kept_by_a_newer_form_that_leaves_it_blank(
+    client: TestClient,
+) -> None:
+    """Review N1: June's form answered female; November's leaves sex blank; the EHR records male.
+    Was: 'Meets ARP 55 criteria', sex 'from the EHR; no answer gave it'."""
+    female = {"valueCoding": {"code": "female"}}
+    body = two_responses({"sex": None}, {"sex": female})
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on sex") and card["indicator"] == "warning"
+    said = card["extension"]["llr-asp.conflicts"][0]["values"]
+    assert [(v["value"], v.get("date")) for v in said] == [("female", "2026-06-01T09:00:00Z"), ("male", None)]
+
+
+def test_a_retracted_response_never_decides(client: TestClient) -> None:
+    """Review N2: the newest response is entered-in-error (and would fund); the valid older one
+    refuses. Was: 'Meets ARP 55 criteria' from the voided form."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({}, {"pain.severity": mild})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "entered-in-error"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible"
+    assert "given on 2026-06-01" in card["detail"]
+
+
+@pytest.mark.parametrize("questionnaire", [None, "http://ehr.example/Questionnaire/knee-resurfacing-llr"])
+def test_a_response_that_names_no_llr_asp_form_is_set_aside(
+    client: TestClient, questionnaire: str | None
+) -> None:
+    """Review N4: a response without llr-asp's canonical may be another joint's form."""
+    body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response.pop("questionnaire")
+    if questionnaire is not None:
+        response["questionnaire"] = questionnaire
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] != "eligible" and "set aside" in card["detail"]
+
+
+@pytest.mark.parametrize("code", ["specified", "unknown"])
+def test_a_sex_for_clinical_use_that_is_not_simple_is_asked(client: TestClient, code: str) -> None:
+    """Review N5: administrative gender male, sex for clinical use 'specified': sex is asked,
+    never taken from the administrative record. Was: 'Meets ARP 55 criteria', robust."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["patient"]["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse",
+            "extension": [{"url": "value", "valueCodeableConcept": {"coding": [{"code": code}]}}],
+        }
+    ]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "undetermined"
+    assert card["extension"]["llr-asp.missing"] == ["sex"]

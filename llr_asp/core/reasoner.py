@@ -79,6 +79,8 @@ class Reasoner:
         reached: set[str] = set()
         for conflict in decision.disputed:
             for stated in conflict.values:
+                if stated.value is None:  # (a source without a usable value is never in conflict)
+                    continue
                 values = {**patient.values, conflict.field: stated.value}
                 settled = dataclasses.replace(patient, values=values, conflicts=())
                 [under] = self.decide(settled, [decision.policy])

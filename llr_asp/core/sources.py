@@ -30,7 +30,7 @@ class Stated:
     """One source's value for one field."""
 
     field: str
-    value: Value
+    value: Value | None  # None: the source gives the field, as no value a rule can use
     source: str  # where it came from, in words a clinician knows ("the ARP 55 form", "the EHR")
     kind: str  # one of KINDS
     date: str | None = None  # when it was given (a QuestionnaireResponse's `authored`), if known
@@ -63,14 +63,17 @@ def settle(statements: Sequence[Stated]) -> Settled:
         return Settled({}, (), ())
     control = clingo.Control(["--warn=none"])
     control.load(engine_file("sources.lp"))
-    texts = {_text(s.value): s.value for s in statements}
+    texts = {_text(s.value): s.value for s in statements if s.value is not None}
     with control.backend() as backend:
         for index, stated in enumerate(statements):
-            source = clingo.Number(index)
+            source, field = clingo.Number(index), clingo.String(stated.field)
+            said = (
+                clingo.Function("silent", [field, source])
+                if stated.value is None
+                else clingo.Function("stated", [field, clingo.String(_text(stated.value)), source])
+            )
             for atom in (
-                clingo.Function(
-                    "stated", [clingo.String(stated.field), clingo.String(_text(stated.value)), source]
-                ),
+                said,
                 clingo.Function("kind", [source, clingo.Function(stated.kind)]),
             ):
                 backend.add_rule([backend.add_atom(atom)])

@@ -113,7 +113,9 @@ class Interviewer(Reasoner):
             if disputed:  # the question that settles a conflict is asked first, saying what each source says
                 best = next(f for f in askable if f in disputed)
                 conflict = disputed[best]
-                said = "; ".join(f"{s.source}: {show(s.value)}" for s in conflict.values)
+                said = "; ".join(
+                    f"{s.source}: {show(s.value)}" for s in conflict.values if s.value is not None
+                )
                 question = Question.of(
                     self.rules.fields[best],
                     (

@@ -40,6 +40,7 @@ CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForC
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
+VOID = ("entered-in-error", "stopped")  # a response the EHR retracted, or abandoned: never decided from
 KEYS = ("patient", *ANSWER_KEYS)
 """The prefetch keys of every service (their templates: `prefetch.py`)."""
 
@@ -96,12 +97,14 @@ def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
     elsewhere = _elsewhere(patient_id, patient, [r for _, r in responses])
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
-    procedures = [_procedure(r) for _, r in responses]
-    ours = [found for found, named in zip(responses, procedures) if named in (None, "all", policy.id)]
-    other = next((named for named in procedures if named not in (None, "all", policy.id)), None)
-    latest = max(ours, key=lambda found: _authored(found[1]), default=None)
+    valid = [(key, r) for key, r in responses if r.get("status") not in VOID]
+    procedures = [_procedure(r) for _, r in valid]
+    ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.id)]
+    other = next((named or "unnamed" for named in procedures if named not in ("all", policy.id)), None)
+    ours.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first
+    latest = ours[0] if ours else None
     authored = latest[1].get("authored") if latest is not None else None
-    record, settled = _record(patient, latest, rules, policy)
+    record, settled = _record(patient, ours, rules, policy)
     return dataclasses.replace(
         base,
         prefetched=True,
@@ -245,27 +248,29 @@ def _elsewhere(
 
 def _record(
     patient: dict[str, Any] | None,
-    found: tuple[str, dict[str, Any]] | None,
+    responses: list[tuple[str, dict[str, Any]]],
     rules: RuleSet,
     policy: Policy,
 ) -> tuple[dict[str, Any], Any]:
     """The patient record the prefetch gives, and how its sources settled (`core/sources.py`):
-    the answers of the QuestionnaireResponse (with the prefetch key it came in), and the
+    every answer of the newest QuestionnaireResponse (with the prefetch key it came in), the
+    answers older responses gave about facts that do not change (kind/2 `fact`: the sex, the
+    knee's compartments; a newer form that leaves them blank does not withdraw them), and the
     Patient's sex for clinical use, else its administrative gender; anything else is unknown."""
     statements: list[Stated] = []
-    if found is not None:
-        key, response = found
+    for index, (key, response) in enumerate(responses):  # newest first
         document = patient_document(response, rules, f"prefetch.{key}")
         given = validate(document, rules, f"prefetch.{key}")
         authored = response.get("authored")
+        values = {f: v for f, v in given.values.items() if index == 0 or rules.fields[f].kind == "fact"}
         statements += answers(
-            given.values, f"the {policy.reference} answers", authored if isinstance(authored, str) else None
+            values, f"the {policy.reference} answers", authored if isinstance(authored, str) else None
         )
     subject: str | None = None
     if patient is not None and patient.get("resourceType") == "Patient" and "sex" in rules.fields:
         clinical = _clinical_sex(patient)
-        if clinical is not None:
-            statements.append(Stated("sex", clinical, "the EHR (sex for clinical use)", "clinical"))
+        if clinical is not None:  # "" for a sex for clinical use that is not simply female or male
+            statements.append(Stated("sex", clinical or None, "the EHR (sex for clinical use)", "clinical"))
         sex = GENDER.get(str(patient.get("gender")))
         if sex is not None:
             statements.append(Stated("sex", sex, "the EHR (administrative gender)", "administrative"))
@@ -279,9 +284,10 @@ def _record(
 
 
 def _clinical_sex(patient: dict[str, Any]) -> str | None:
-    """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension), where
-    it is female- or male-typical; None otherwise ("specified" points to a comment that a
-    clinician must read: the question is asked)."""
+    """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension): female
+    or male where it is female- or male-typical; "" where it is given otherwise ("specified"
+    points to a comment a clinician must read, "unknown"): then the administrative gender is
+    not heard and the question is asked; None where the Patient does not give it."""
     extensions = patient.get("extension")
     for extension in extensions if isinstance(extensions, list) else []:
         if not isinstance(extension, dict) or extension.get("url") != CLINICAL_SEX:
@@ -295,6 +301,7 @@ def _clinical_sex(patient: dict[str, Any]) -> str | None:
                 code = coding.get("code") if isinstance(coding, dict) else None
                 if code in CLINICAL_SEX_CODES:
                     return CLINICAL_SEX_CODES[code]
+        return ""  # given, but not as female- or male-typical
     return None
 
 
