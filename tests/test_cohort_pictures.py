@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from llr_asp import Reasoner, RuleSet, validate
 from llr_asp.cli import app
 from llr_asp.engines.batch import Summary, iterate_decisions
 from llr_asp.views.charts import funnel
+from llr_asp.views.svg import text_width
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NS = "{http://www.w3.org/2000/svg}"
@@ -160,3 +163,40 @@ def test_diff_draws_the_classes_of_patients_that_change() -> None:
         assert f"{difference['profiles']:,} profiles" in words
         said = f"{difference['decisions'][0]} → {difference['decisions'][1]}".replace("_", " ")
         assert said in words
+
+
+def test_the_cohort_report_says_readings_and_questions_in_words_with_the_rules_and_date(
+    summary: Summary,
+) -> None:
+    import datetime
+
+    from llr_asp.views.cohort_page import cohort_fragment
+
+    html = cohort_fragment(summary, "cohort", datetime.date(2026, 12, 7))
+    assert f"Decided on 2026-12-07 by the rule set <code>{summary.rules.digest}</code>" in html
+    for policy in summary.policies():
+        for field, _ in summary.missing[policy].most_common(10):  # asked as the rules ask it
+            question = summary.rules.fields[field].question
+            assert f"{escape(question, quote=False)} ({field}): " in html  # the picture's description
+            assert f">{question.split()[0]} " in html and f">{field}<" not in html  # its words
+        for (label, described), _ in summary.contested[policy].items():
+            for reading, words in zip(label.split("+"), described.split(" And: ")):
+                [alternative] = [
+                    a
+                    for a in summary.rules.policies[policy].readings[reading].alternatives
+                    if a.text == words
+                ]
+                assert f"{alternative.id}: " in html, (reading, alternative.id)
+    narrow = [
+        root
+        for root in (ET.fromstring(s) for s in re.findall(r"<svg.*?</svg>", html))
+        if root.get("id", "").endswith("-narrow")
+    ]
+    assert narrow and all(float(root.get("width", 0)) <= 310 for root in narrow)
+    for root in narrow:  # words that stay within the narrow drawing
+        for t in root.iter(f"{NS}text"):
+            assert (
+                float(t.get("x", 0))
+                + text_width(t.text or "", float(t.get("font-size", 13)), t.get("font-weight") == "bold")
+                <= 310 + 0.5
+            ), t.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import pytest
 from test_rules import SHOULDER, copy_rules
 from typer.testing import CliRunner
 
-from llr_asp import RuleError, RuleSet, load_rules
+from llr_asp import Reasoner, RuleError, RuleSet, load_rules, validate
 from llr_asp.cli import app
+from llr_asp.core.decision import plain
+from llr_asp.core.ruleset import show
 from llr_asp.engines.analysis import analyze
 from llr_asp.engines.literate import Literate, literate, split
+from llr_asp.views.pictures import SIGNS, ident, policy_rows
 from llr_asp.views.policy_page import html_document, html_fragment, markdown
 
 POLICIES = ["hip-resurfacing", "knee-resurfacing"]
@@ -235,6 +239,11 @@ def test_a_rule_set_without_the_source_text_still_reports(tmp_path: Path) -> Non
         ('unencoded("hip-resurfacing", "Share This Post", header, "x").', "unknown kind of sentence"),
         ('unencoded("nope", "Category", heading, "x").', "unencoded sentence of an undeclared policy"),
         ('source_ends("hip-resurfacing", "Skip to content").', "policy text has more than one end"),
+        (
+            'source_taken("nope", "a shelf", "2026-01-01").',
+            "provenance of the source of an undeclared policy",
+        ),
+        ('source_taken("hip-resurfacing", "a shelf", "2026-01-01").', "more than one provenance"),
     ],
 )
 def test_the_new_declarations_are_checked(tmp_path: Path, text: str, problem: str) -> None:
@@ -294,3 +303,144 @@ def test_findings_come_from_analyze(rules: RuleSet, pages: dict[str, Literate]) 
     assert list(pages["hip-resurfacing"].findings) == [
         f for f in findings if f.policy in ("hip-resurfacing", None)
     ]
+
+
+# -- the page as analysts find their way in it (issue 36) ---------------------------------------
+
+
+class Links(HTMLParser):
+    """Every id, every in-page link (HTML and SVG) and the text of the contents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.links: list[str] = []
+        self.svg_links: list[str] = []
+        self._svg = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self._svg += tag == "svg"
+        if found.get("id"):
+            self.ids.append(found["id"] or "")
+        href = found.get("href") or ""
+        if tag == "a" and href.startswith("#"):
+            (self.svg_links if self._svg else self.links).append(href[1:])
+
+    def handle_endtag(self, tag: str) -> None:
+        self._svg -= tag == "svg"
+
+
+def links(page: Literate) -> Links:
+    parsed = Links()
+    parsed.feed(html_fragment(page))
+    return parsed
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_tree_box_links_to_its_sentence_and_every_link_resolves(
+    pages: dict[str, Literate], policy: str
+) -> None:
+    page = pages[policy]
+    parsed = links(page)
+    assert len(parsed.ids) == len(set(parsed.ids)), "an id twice"
+    assert set(parsed.links + parsed.svg_links) <= set(parsed.ids)
+    shown = {rid for s in page.sentences for rid in s.requirements}
+    assert shown == set(page.policy.requirements)  # every requirement has its sentence on the page
+    boxes = [f"r-{ident(r.id)}" for r in policy_rows(page.policy)]
+    assert sorted(parsed.svg_links) == sorted(boxes * 2)  # every box of both drawings, wide and narrow
+    contents = {"facts", "tree", "routes", "fields", "combinations", "text"}
+    assert contents <= set(parsed.links)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_routes_table_is_drawn_from_the_rules(pages: dict[str, Literate], policy: str) -> None:
+    page = pages[policy]
+    html = html_fragment(page)
+    table = html[html.index('<table class="routes">') : html.index("</table>", html.index('class="routes"'))]
+    routes = page.policy.requirements["C"].parts
+    assert re.findall(r'<th scope="col"><a href="#r-[^"]+">([^<]+)</a></th>', table) == list(routes)
+    for route in routes:  # each route's column holds exactly the tests of its conditions
+        column = 1 + routes.index(route)
+        cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)[column] for row in table.split("<tr>")[2:]]
+        tests = sorted(
+            f"{SIGNS[r.test.op]} {show(r.test.value)}" for r in page.policy.below(route) if r.test is not None
+        )
+        said = sorted(t.replace(" (or)", "") for cell in cells if cell for t in cell.split("; "))
+        assert said == [escape(t) for t in tests], route
+    assert "SFI (function.prevents_work_or_education = true OR" in html  # C2 and C4 in words
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_field_index_names_each_answer_its_question_readers_and_sentences(
+    pages: dict[str, Literate], policy: str
+) -> None:
+    page = pages[policy]
+    html = html_fragment(page)
+    index = html[html.index('<ul class="field-index">') :]
+    for field in page.policy.fields():
+        item = index[index.index(f'id="field-{ident(field)}"') :]
+        item = item[: item.index("</ul></li>")]
+        assert escape(page.rules.fields[field].question) in item
+        readers = [r.id for r in page.policy.requirements.values() if r.test and r.test.field == field]
+        assert re.findall(r'<li><a href="#r-[^"]+">([^<]+)</a>', item) == readers
+        assert "sentence " in item
+
+
+def test_combinations_are_a_table_of_readings(pages: dict[str, Literate]) -> None:
+    page = pages["hip-resurfacing"]
+    html = html_fragment(page)
+    combinations = [f for f in page.findings if f.kind == "contested_combination"]
+    assert len(combinations) >= 2
+    matrix = html[html.index('<table class="matrix">') : html.index('<ol class="combinations">')]
+    for n, finding in enumerate(combinations, 1):  # each is in the cells of each two of its readings
+        taken = finding.witness["meta"]["witness"].split(" under ")[1].removesuffix(" together").split(" + ")
+        pairs = len(taken) * (len(taken) - 1)
+        assert len(re.findall(rf'href="#combination-{n}"', matrix)) == pairs, taken
+    assert html.count("Together they decide") == len(combinations)  # once each: not per sentence
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_reading_witness_says_its_decision_under_that_reading(
+    pages: dict[str, Literate], reasoner: Reasoner, policy: str
+) -> None:
+    page = pages[policy]
+    html = html_fragment(page)
+    readings = [
+        f for f in page.findings if f.kind in ("contested_reading", "contested_combination") and f.witness
+    ]
+    assert any(  # an analysis-only reading: the decision page never shows it, so this one does
+        not a.clinical for r in page.policy.readings.values() for a in r.alternatives
+    )
+    for finding in readings:
+        decided = finding.witness["meta"]["decided"]
+        [decision] = reasoner.decide(validate(finding.witness, reasoner.rules, "w"), [page.policy])
+        assert decision.decision == decided["adopted"]  # what opening it shows
+        assert decided["under"] != decided["adopted"]
+        said = (
+            f"This witness is <strong>{plain(decided['adopted']).upper()}</strong> on the adopted reading "
+            f"and <strong>{plain(decided['under']).upper()}</strong> under"
+        )
+        assert said in html
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_source_says_where_and_when_it_was_taken(pages: dict[str, Literate], policy: str) -> None:
+    page = pages[policy]
+    where, date = page.policy.taken or ("", "")
+    assert where.startswith("https://leicesterleicestershireandrutland.icb.nhs.uk/") and date == "2026-11-21"
+    assert f'<dt>Taken from</dt><dd><a class="url" href="{where}">{where}</a>, on {date}' in html_fragment(
+        page
+    )
+
+
+def test_a_provenance_from_the_rules_is_escaped(tmp_path: Path) -> None:
+    rules_dir = copy_rules(tmp_path)
+    path = rules_dir / "hip_resurfacing.lp"
+    text = path.read_text()
+    text = re.sub(
+        r'source_taken\("hip-resurfacing", "[^"]+"', 'source_taken("hip-resurfacing", "<b>shelf</b>"', text
+    )
+    path.write_text(text)
+    html = html_fragment(literate(load_rules(rules_dir), "hip-resurfacing", findings=[]))
+    assert "<b>shelf" not in html and "&lt;b&gt;shelf&lt;/b&gt;, on 2026-11-21" in html

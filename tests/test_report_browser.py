@@ -173,3 +173,105 @@ def test_the_cohort_pictures_render_cleanly(page: Any, shots: Path, tmp_path: Pa
     page.locator("figure.picture").first.screenshot(path=str(shots / "funnel-hip.png"))
     page.screenshot(path=str(shots / "cohort.png"), full_page=True)
     clean(page)
+
+
+LAYOUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const clipped = [];
+  for (const el of document.querySelectorAll('main *')) {  // a box whose words run past it, hidden (not a
+    // visually hidden one, 1 px wide by design)
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || !el.getClientRects().length) continue;
+    if (el.clientWidth > 1 && el.scrollWidth > el.clientWidth + 1 && ['hidden', 'auto', 'scroll', 'clip'].includes(style.overflowX))
+      clipped.push(el.tagName + ' ' + (el.textContent || '').slice(0, 60));
+  }
+  for (const svg of document.querySelectorAll('main svg')) {  // words past a picture's edge
+    if (!svg.getClientRects().length) continue;
+    const edge = svg.viewBox.baseVal.width;
+    for (const t of svg.querySelectorAll('text')) {
+      const b = t.getBBox();
+      if (b.x + b.width > edge + 0.5) clipped.push('svg ' + t.textContent);
+    }
+    const shown = svg.getBoundingClientRect();
+    if (shown.right > width + 0.5) clipped.push('svg past the page ' + svg.id);
+  }
+  const unresolved = [...document.querySelectorAll('a[href^="#"]')]
+    .map(a => a.getAttribute('href').slice(1))
+    .filter(id => !document.getElementById(decodeURIComponent(id)));
+  return {scroll: document.documentElement.scrollWidth, width, height: document.documentElement.scrollHeight,
+          clipped, unresolved};
+}"""
+
+
+def laid_out(page: Any, shots: Path, name: str) -> None:
+    """At 1280 and 390 px: no horizontal scroll, no clipped words, every in-page link resolves;
+    a screenshot of the top of the page at each width."""
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        found = page.evaluate(LAYOUT)
+        assert found["scroll"] <= found["width"], (width, found["scroll"])
+        assert found["clipped"] == [], (width, found["clipped"][:5])
+        assert found["unresolved"] == [], (width, found["unresolved"][:5])
+        print(f"{name} at {width} px: {found['height']} px tall")
+        page.screenshot(path=str(shots / f"{name}-{width}.png"))
+
+
+@pytest.mark.parametrize("policy", ["hip-resurfacing", "knee-resurfacing"])
+def test_the_policy_page_lays_out_at_both_widths_and_its_tree_leads_to_the_sentences(
+    page: Any, shots: Path, tmp_path: Path, policy: str
+) -> None:
+    report = tmp_path / f"{policy}.html"
+    result = runner.invoke(app, ["report", policy, "-o", str(report)])
+    assert result.exit_code == 0, result.stderr
+    page.goto(report.as_uri())
+    laid_out(page, shots, f"policy-{policy}")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("link", name="The routes, and what each needs").click()  # the contents
+    assert page.evaluate("location.hash") == "#routes"
+    page.locator("figure.picture .wide a[href='#r-C4']").click()  # a box of the tree
+    assert page.evaluate("location.hash") == "#r-C4"
+    assert page.locator("#r-C4").is_visible()
+    page.locator("table.routes").screenshot(path=str(shots / f"routes-{policy}.png"))
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.evaluate("document.getElementById('tree').scrollIntoView()")
+    page.screenshot(path=str(shots / f"tree-{policy}-390.png"))  # its first rows, as a phone shows them
+    clean(page)
+
+
+def test_the_cohort_report_lays_out_at_both_widths(page: Any, shots: Path, tmp_path: Path) -> None:
+    import random
+
+    random.seed(36)
+    maybe = [True, False, None]
+    documents = [  # enough patients that counts run long ("522 open (408 refused later)")
+        {
+            "msk": {
+                k: random.choice(maybe)
+                for k in ("assessed", "end_stage_oa", "suitable_for_surgical_referral")
+            },
+            "conservative": {"months": random.choice([0, 6, None]), "failed": random.choice(maybe)},
+            "pain": {
+                "severity": random.choice(["intense", "severe", None]),
+                "persistent": random.choice(maybe),
+            },
+            "function": {"impairment": random.choice(["moderate", "severe", None])},
+            "radiology": {"severity": random.choice(["moderate", "severe", None])},
+            "joint": {"instability": random.choice(["present", "significant", None])},
+        }
+        for _ in range(400)
+    ]
+    source = tmp_path / "cohort.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in documents))
+    report = tmp_path / "cohort.html"
+    result = runner.invoke(
+        app, ["batch", str(source), "-j", "1", "--report", str(report), "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.stderr
+    page.goto(report.as_uri())
+    assert "by the rule set" in page.locator("p.made").inner_text()
+    laid_out(page, shots, "cohort")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.locator("figure.picture").first.screenshot(path=str(shots / "funnel-hip-1280.png"))
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.locator("figure.picture").first.screenshot(path=str(shots / "funnel-hip-390.png"))
+    clean(page)

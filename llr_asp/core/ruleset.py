@@ -156,6 +156,8 @@ class Policy:
     """Per field, what the policy's text leaves open for a clinician answering it (caveat/3)."""
     unsuitable: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Per requirement that refuses on clinical grounds, what is said instead of the recourse."""
+    taken: tuple[str, str] | None = None
+    """Where and when the source text was taken (source_taken/3): the place, and "YYYY-MM-DD"."""
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -537,6 +539,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
     for p, r, u in facts.get("caution", 3):
         cautions.setdefault(p.string, {}).setdefault(r.string, []).append(u.string)
 
+    taken = {p.string: (_said(w), _said(d)) for p, w, d in facts.get("source_taken", 3)}
     return {
         p.string: Policy(
             id=p.string,
@@ -552,6 +555,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             cautions={r: tuple(us) for r, us in cautions.get(p.string, {}).items()},
             caveats={f: tuple(texts) for f, texts in caveats.get(p.string, {}).items()},
             unsuitable={r.string: _said(t) for q, r, t in facts.get("unsuitable", 3) if q == p},
+            taken=taken.get(p.string),
         )
         for (p,) in facts.get("policy", 1)
     }

@@ -163,8 +163,12 @@ def contested_readings(rules: RuleSet, policy: Policy) -> Iterator[Finding]:
                 f"{head} Under it {changed:,} of {comparison.profiles:,} fully known profiles are decided "
                 f"otherwise: {classes}."
             )
-            witness = {**comparison.differences[0].witness, "id": f"witness {policy.id} {reading.id}"}
-            witness["meta"] = {"witness": f"decided otherwise under {reading.id}: {alternative.id}"}
+            first = comparison.differences[0]  # the class of the witness
+            witness = {**first.witness, "id": f"witness {policy.id} {reading.id}"}
+            witness["meta"] = {
+                "witness": f"decided otherwise under {reading.id}: {alternative.id}",
+                "decided": {"adopted": first.first, "under": first.second},
+            }
             yield Finding(
                 "contested_reading",
                 "note",
@@ -231,7 +235,10 @@ def _combinations(rules: RuleSet, policy: Policy, size: int) -> Iterator[Finding
         )
         ids = " + ".join(x for x, _ in taken)
         witness = {"id": f"witness {policy.id} {ids}", "policy": policy.id, **nested(values)}
-        witness["meta"] = {"witness": f"decided otherwise under {ids} together"}
+        witness["meta"] = {
+            "witness": f"decided otherwise under {ids} together",
+            "decided": {"adopted": adopted, "under": under},
+        }
         yield Finding(
             "contested_combination",
             "note",

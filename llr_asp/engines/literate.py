@@ -29,9 +29,9 @@ from ..core.errors import printable
 from ..core.ruleset import Alternative, Policy, Reading, RuleSet, load_rules
 from .analysis import Finding, analyze
 
-WOVEN = ("text_defect", "interpretation", "contested_reading")
+WOVEN = ("text_defect", "interpretation", "contested_reading", "contested_combination")
 """Findings shown in their place (beside the defect, interpretation or reading they are
-about), not in a sentence's list of findings."""
+about; combinations of readings in a table of their own), not in a sentence's list of findings."""
 
 DECLARATIONS = ("all_of", "any_of", "condition", "part", "background")
 """The predicates whose rules encode a requirement (quoted beside its sentence)."""

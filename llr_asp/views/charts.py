@@ -19,8 +19,8 @@ INK, GREY, LINE = "#212b32", "#4c6272", "#768692"
 SIZE = 13
 LEADING = 16
 MARGIN = 12
-LABEL_WIDTH = 230
-BAR_WIDTH = 280
+LABEL_WIDTH = 340
+BAR_WIDTH = 240
 GAP = 10
 BAR_HEIGHT = 20
 SOLID = {"met": "#007f3b", "not_met": "#d5281b", "unknown": "#ffb81c", "count": "#005eb8"}
@@ -43,6 +43,10 @@ class Bar:
     apart: bool = False  # drawn after a gap, apart from the rows above
 
 
+WIDE = 860  # a picture's width on a wide screen (the page's column), px
+NARROW = 310  # and on a phone's
+
+
 def draw_bars(
     bars: Sequence[Bar],
     scale: int,
@@ -51,73 +55,114 @@ def draw_bars(
     key: str,
     legend: Sequence[str],
     heading: bool = False,
+    width: float | None = None,
 ) -> str:
     """Horizontal bars to one scale (`scale` patients fill a bar), labels on the left, the
-    counts in words on the right; `heading`: the title drawn above them too (for a picture that
-    stands alone, not under a heading of its page)."""
+    counts in words on the right, each wrapped to stay within the picture; `heading`: the title
+    drawn above them too (for a picture that stands alone, not under a heading of its page).
+    `width`: drawn narrow, within that many pixels: each label above its bar, the counts below."""
+    narrow = width is not None
+    total = width if width is not None else float(WIDE)
+    label_width = total - 2 * MARGIN if narrow else LABEL_WIDTH
+    bar_x = float(MARGIN) if narrow else float(MARGIN + LABEL_WIDTH + GAP)
+    bar_width = total - 2 * MARGIN if narrow else float(BAR_WIDTH)
+    said_x0 = float(MARGIN) if narrow else bar_x + bar_width + GAP
+    said_room = total - MARGIN - said_x0
     shapes: list[Element] = []
     y = float(MARGIN)
-    right = 0.0
     if heading:
-        shapes.append(text(MARGIN, y + 14, title, SIZE + 2, bold=True))
-        right = MARGIN + text_width(title, SIZE + 2, True)
-        y += LEADING + GAP + 4
-    bar_x = MARGIN + LABEL_WIDTH + GAP
+        for line in wrap(title, total - 2 * MARGIN, SIZE + 2, True):
+            shapes.append(text(MARGIN, y + 14, line, SIZE + 2, bold=True))
+            y += LEADING + 2
+        y += GAP + 4
     for bar in bars:
         if bar.apart:
             y += GAP * 1.5
-            rule = f"M{MARGIN} {y - GAP:g} H{bar_x + BAR_WIDTH}"
+            rule = f"M{MARGIN} {y - GAP:g} H{bar_x + bar_width:g}"
             shapes.append(element("path", d=rule, stroke=LINE, stroke_dasharray="3 3"))
-        lines = _label_lines(bar.label, bar.note)
-        height = max(BAR_HEIGHT, len(lines) * LEADING)
-        shapes.append(text(MARGIN, y + 14, bar.label, SIZE, bold=True))
+        heads, lines = _label_lines(bar.label, bar.note, label_width)
+        for n, line in enumerate(heads):
+            shapes.append(text(MARGIN, y + 14 + n * LEADING, line, SIZE, bold=True))
         for n, line in enumerate(lines):
-            indent = text_width(bar.label + " ", SIZE, True) if n == 0 else 0
+            row = len(heads) - 1 + n
+            indent = text_width(heads[-1] + " ", SIZE, True) if n == 0 else 0
             if line:
-                shapes.append(text(MARGIN + indent, y + 14 + n * LEADING, line, SIZE))
-        x = float(bar_x)
+                shapes.append(text(MARGIN + indent, y + 14 + row * LEADING, line, SIZE))
+        label_height = (len(heads) + len(lines) - 1) * LEADING
+        top = y + label_height + 4 if narrow else y
+        x = bar_x
         track = {"fill": "#f0f4f5", "stroke": "#d8dde0"}
-        shapes.append(element("rect", x=bar_x, y=y, width=BAR_WIDTH, height=BAR_HEIGHT, **track))
+        shapes.append(element("rect", x=bar_x, y=top, width=bar_width, height=BAR_HEIGHT, **track))
         for segment in bar.segments:
-            width = BAR_WIDTH * segment.count / scale if scale else 0
-            if segment.count and width < 2:
-                width = 2  # a count too small for the scale still shows
-            if width:
+            part = bar_width * segment.count / scale if scale else 0
+            if segment.count and part < 2:
+                part = 2  # a count too small for the scale still shows
+            if part:
                 frame: dict[str, Any] = {"fill": STATUS_FILL.get(segment.status, "#dbe7f4")}
                 frame["stroke"] = SOLID[segment.status]
                 if segment.status == "unknown":
                     frame["stroke_dasharray"] = "4 2"
-                shapes.append(element("rect", x=x, y=y, width=width, height=BAR_HEIGHT, **frame))
-            x += width
-        said_x = float(bar_x + BAR_WIDTH + GAP)
+                shapes.append(element("rect", x=x, y=top, width=part, height=BAR_HEIGHT, **frame))
+            x += part
+        said_x, said_y = said_x0, (top + BAR_HEIGHT + 14 if narrow else y + 14)
         for segment in bar.segments:
             if not segment.count and segment.status != "count":
                 continue
             colour = STATUS_INK.get(segment.status, INK)
-            shapes.append(text(said_x, y + 14, segment.words, SIZE, bold=True, fill=colour))
-            said_x += text_width(segment.words, SIZE, True) + 12
-        right = max(right, said_x)
-        y += height + GAP
-    for line in legend:
-        shapes.append(text(MARGIN, y + 12, line, SIZE - 1, fill=GREY))
-        right = max(right, MARGIN + text_width(line, SIZE - 1) + MARGIN)
-        y += LEADING
-    drawing = Drawing(max(right, bar_x + BAR_WIDTH) + MARGIN, y + MARGIN, title, description, key)
+            for words in wrap(segment.words, said_room, SIZE, True):  # a long one wraps, as a whole
+                used = text_width(words, SIZE, True)
+                if said_x > said_x0 and said_x + used > said_x0 + said_room:
+                    said_x, said_y = said_x0, said_y + LEADING
+                shapes.append(text(said_x, said_y, words, SIZE, bold=True, fill=colour))
+                said_x += used + 12
+        bottom = said_y + 6 if narrow else max(y + BAR_HEIGHT, y + label_height + 16, said_y + 6)
+        y = bottom + GAP
+    for said in legend:
+        for line in wrap(said, total - 2 * MARGIN, SIZE - 1):
+            shapes.append(text(MARGIN, y + 12, line, SIZE - 1, fill=GREY))
+            y += LEADING
+    drawing = Drawing(total, y + MARGIN, title, description, key + ("-narrow" if narrow else ""))
     drawing.extend(shapes)
     return drawing.render()
 
 
-def _label_lines(label: str, note: str) -> list[str]:
-    """The note's lines beside a bold label: the first after the label, the rest below it."""
-    room = LABEL_WIDTH - text_width(label + " ", SIZE, True)
+def _label_lines(label: str, note: str, width: float) -> tuple[list[str], list[str]]:
+    """A bold label, broken after each `+` (a combination of readings) where it is too long,
+    and its note's lines: the first after the label's last line, the rest below it."""
+    heads: list[str] = []
+    pieces = [
+        (p, n > 0 and m == 0) for n, word in enumerate(label.split()) for m, p in enumerate(_plus(word))
+    ]
+    for piece, spaced in pieces:
+        joined = (heads[-1] + (" " if spaced else "") + piece) if heads else piece
+        if heads and text_width(joined, SIZE, True) <= width:
+            heads[-1] = joined
+        else:
+            heads.append(piece)
+    heads = heads or [""]
+    room = width - text_width(heads[-1] + " ", SIZE, True)
     words = note.split()
     first: list[str] = []
     while words and text_width(" ".join([*first, words[0]]), SIZE) <= room:
         first.append(words.pop(0))
-    return [" ".join(first), *wrap(" ".join(words), LABEL_WIDTH, SIZE)]
+    return heads, [" ".join(first), *wrap(" ".join(words), width, SIZE)]
 
 
-def funnel(summary: Any, policy: str) -> str:
+def _plus(word: str) -> list[str]:
+    """A word broken after each `+`: `A+B` -> `A+`, `B`."""
+    parts = word.split("+")
+    return [p + "+" for p in parts[:-1]] + [parts[-1]]
+
+
+def both(draw: Any, *args: Any, **kwargs: Any) -> str:
+    """A picture drawn wide and narrow, for a page whose stylesheet shows the one that fits."""
+    return (
+        f'<div class="wide">{draw(*args, **kwargs)}</div>'
+        f'<div class="narrow">{draw(*args, **kwargs, width=NARROW)}</div>'
+    )
+
+
+def funnel(summary: Any, policy: str, width: float | None = None) -> str:
     """How the cohort goes through the policy's decision, step by step: at each part of the
     decision (in the order the policy lists them), how many patients it reaches, passes (✔),
     stops (✘) and leaves open (?, drawn apart: undetermined, or refused by a later step)."""
@@ -169,17 +214,25 @@ def funnel(summary: Any, policy: str) -> str:
         description,
         f"funnel-{ident(policy)}",
         legend,
+        width=width,
     )
 
 
 def counts(
-    title: str, rows: Sequence[tuple[str, str, int]], key: str, unit: str, legend: str, heading: bool = False
+    title: str,
+    rows: Sequence[tuple[str, str, int]],
+    key: str,
+    unit: str,
+    legend: str,
+    heading: bool = False,
+    width: float | None = None,
+    description: str | None = None,
 ) -> str:
     """Bars of counts, largest first as given: (label, note, count) each, to the largest."""
     scale = max((n for _, _, n in rows), default=0)
     bars = [Bar(label, note, (Segment(n, "count", _counted(n, unit)),)) for label, note, n in rows]
-    description = "; ".join(f"{label}: {_counted(n, unit)}" for label, _, n in rows) or "none"
-    return draw_bars(bars, scale, title, description, key, [legend, "Bars to the largest."], heading)
+    said = description or "; ".join(f"{label}: {_counted(n, unit)}" for label, _, n in rows) or "none"
+    return draw_bars(bars, scale, title, said, key, [legend, "Bars to the largest."], heading, width)
 
 
 def _counted(n: int, unit: str) -> str:
@@ -187,17 +240,19 @@ def _counted(n: int, unit: str) -> str:
     return f"{n:,} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
 
 
-def contested(summary: Any, policy: str) -> str:
-    """The patients each contested reading would decide otherwise."""
+def contested(summary: Any, policy: str, width: float | None = None) -> str:
+    """The patients each contested reading would decide otherwise: each bar named by the
+    readings' ids, then each alternative's id and what it says."""
     readings = summary.rules.policies[policy].readings
     rows = []
     for (label, described), n in summary.contested[policy].most_common():
         # a label names the points read otherwise (C4.cut-off, or A+B for a combination)
-        ids = []
-        for reading, said in zip(label.split("+"), described.split(" And: ")):
+        said = []
+        for reading, words in zip(label.split("+"), described.split(" And: ")):
             point = readings.get(reading)
-            ids.append(next((a.id for a in point.alternatives if a.text == said), "?") if point else "?")
-        rows.append((label, f"({' + '.join(ids)})", n))
+            aid = next((a.id for a in point.alternatives if a.text == words), "?") if point else "?"
+            said.append(f"{aid}: {words}")
+        rows.append((label, " · ".join(said), n))
     reference = summary.rules.policies[policy].reference
     return counts(
         f"{reference}: patients each contested reading would decide otherwise",
@@ -205,12 +260,15 @@ def contested(summary: Any, policy: str) -> str:
         f"contested-{ident(policy)}",
         "patients",
         "Each bar: the patients of the cohort whose decision differs under that alternative reading.",
+        width=width,
     )
 
 
-def missing(summary: Any, policy: str, limit: int = 10) -> str:
-    """The answers most often missing from undetermined decisions."""
-    rows = [(field, "", n) for field, n in summary.missing[policy].most_common(limit)]
+def missing(summary: Any, policy: str, limit: int = 10, width: float | None = None) -> str:
+    """The answers most often missing from undetermined decisions, each asked as the rules ask it."""
+    fields = summary.rules.fields
+    counted = summary.missing[policy].most_common(limit)
+    rows = [(fields[f].question if f in fields else f, "", n) for f, n in counted]
     reference = summary.rules.policies[policy].reference
     return counts(
         f"{reference}: the answers most often missing",
@@ -218,6 +276,11 @@ def missing(summary: Any, policy: str, limit: int = 10) -> str:
         f"missing-{ident(policy)}",
         "patients",
         "Each bar: the undetermined patients for whom this answer could still change the decision.",
+        width=width,
+        description="; ".join(
+            f"{q} ({f}): {_counted(n, 'patients')}" for (q, _, n), (f, _) in zip(rows, counted)
+        )
+        or "none",
     )
 
 

@@ -5,6 +5,7 @@ records that contradict a domain assumption; then the bad lines. Standard librar
 
 from __future__ import annotations
 
+import datetime
 from html import escape
 
 from ..engines.batch import Summary
@@ -16,11 +17,14 @@ MARKS = {"eligible": "✔", "not_eligible": "✘", "undetermined": "?"}
 WORDS = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
 
 
-def cohort_fragment(summary: Summary, source: str) -> str:
-    """The summary as an `<article>`."""
+def cohort_fragment(summary: Summary, source: str, today: datetime.date | None = None) -> str:
+    """The summary as an `<article>`: `today`, the day it is written (default: today)."""
+    day = (today or datetime.date.today()).isoformat()
     out = [
         '<article class="cohort">',
         f"<h1>Cohort: {escape(source)}</h1>",
+        f'<p class="made">Decided on {escape(day)} by the rule set '
+        f"<code>{escape(summary.rules.digest)}</code> (sha256).</p>",
     ]
     note = unnamed_note(summary.unnamed, list(summary.rules.policies))
     if note:
@@ -41,17 +45,17 @@ def cohort_fragment(summary: Summary, source: str) -> str:
             ),
             "</ul>",
             "<h3>Through the criteria</h3>",
-            f'<figure class="picture">{charts.funnel(summary, policy)}</figure>',
+            f'<figure class="picture">{charts.both(charts.funnel, summary, policy)}</figure>',
         ]
         if summary.contested[policy]:
             out += [
                 "<h3>Decided otherwise under a contested reading</h3>",
-                f'<figure class="picture">{charts.contested(summary, policy)}</figure>',
+                f'<figure class="picture">{charts.both(charts.contested, summary, policy)}</figure>',
             ]
         if summary.missing[policy]:
             out += [
                 "<h3>The answers most often missing</h3>",
-                f'<figure class="picture">{charts.missing(summary, policy)}</figure>',
+                f'<figure class="picture">{charts.both(charts.missing, summary, policy)}</figure>',
             ]
         if summary.warnings[policy]:
             out += ["<h3>Records that contradict a domain assumption</h3>", "<ul>"]
@@ -73,6 +77,6 @@ def cohort_fragment(summary: Summary, source: str) -> str:
     return "\n".join(out)
 
 
-def cohort_document(summary: Summary, source: str) -> str:
+def cohort_document(summary: Summary, source: str, today: datetime.date | None = None) -> str:
     """The summary as one self-contained HTML file."""
-    return document(f"Cohort {source}", cohort_fragment(summary, source))
+    return document(f"Cohort {source}", cohort_fragment(summary, source, today))

@@ -36,6 +36,7 @@ INDENT = 26
 MARGIN = 12
 GAP = 8  # between rows
 LABEL_WIDTH = 470  # labels wrap past this
+NARROW_INDENT = 12  # drawn narrow (for a phone's width)
 
 
 @dataclass(frozen=True)
@@ -178,39 +179,79 @@ def _markers(row: Row) -> list[tuple[str, str]]:
     return markers
 
 
-def draw_rows(rows: list[Row], title: str, description: str, ident: str, legend: list[str]) -> str:
-    """The rows as an outline tree, with the legend below it."""
+def draw_rows(
+    rows: list[Row],
+    title: str,
+    description: str,
+    ident: str,
+    legend: list[str],
+    links: dict[str, str] | None = None,
+    width: float | None = None,
+) -> str:
+    """The rows as an outline tree, with the legend below it. `links`: per requirement id, where
+    its box links to (an in-page anchor); `width`: draw narrow, within that many pixels (the
+    label under the id, the marks inside the box), else wide (marks beside the box)."""
     shapes: list[Element] = []
     boxes: list[_Box] = []
     y = float(MARGIN)
     right = 0.0
+    indent = INDENT if width is None else NARROW_INDENT
     for row in rows:
-        x = MARGIN + row.depth * INDENT
+        x = MARGIN + row.depth * indent
         pieces = _head(row)
         lead = sum(text_width(words, size, bold) for words, bold, size, _ in pieces) + 8 * len(pieces)
         label = "as above" if row.repeat else row.label
-        lines = wrap(label, LABEL_WIDTH, SIZE) or [""]
-        detail = wrap(row.detail, LABEL_WIDTH + lead - 8, SMALL + 1) if row.detail else []
-        inner = max(
-            lead + max(text_width(line, SIZE) for line in lines),
-            max((text_width(line, SMALL + 1) for line in detail), default=0),
-        )
-        height = PAD * 2 + LEADING * (len(lines) + len(detail)) - 4
+        if width is None:
+            lines = wrap(label, LABEL_WIDTH, SIZE) or [""]
+            detail = wrap(row.detail, LABEL_WIDTH + lead - 8, SMALL + 1) if row.detail else []
+            marks: list[tuple[str, str]] = []
+            inner = max(
+                lead + max(text_width(line, SIZE) for line in lines),
+                max((text_width(line, SMALL + 1) for line in detail), default=0),
+            )
+        else:
+            room = width - MARGIN - x - 2 * PAD
+            lines = wrap(label, room, SIZE) or [""]
+            detail = wrap(row.detail, room, SMALL + 1) if row.detail else []
+            marks = [
+                (line, colour)
+                for words, colour in _markers(row)
+                for line in wrap(words, room, SMALL + 1, True)
+            ]
+            inner = max(
+                lead,
+                max(text_width(line, SIZE) for line in lines),
+                max((text_width(line, SMALL + 1) for line in detail), default=0),
+                max((text_width(line, SMALL + 1, True) for line, _ in marks), default=0),
+            )
+            lines = ["", *lines]  # the id and form word have the first line to themselves
+            lead = 0
+        height = PAD * 2 + LEADING * (len(lines) + len(detail) + len(marks)) - 4
         box = _Box(x, y, inner + 2 * PAD, height, lines, "")
         boxes.append(box)
-        shapes += _box_shapes(row, box, pieces, lead, detail)
+        drawn = list(_box_shapes(row, box, pieces, lead, detail))
+        for n, (line, colour) in enumerate(marks):
+            baseline = y + PAD + 12 + (len(lines) + len(detail) + n) * LEADING
+            drawn.append(text(box.x + PAD, baseline, line, SMALL + 1, bold=True, fill=colour))
         marker_x = box.x + box.width + 10
-        for words, colour in _markers(row):
-            shapes.append(text(marker_x, y + PAD + 12, words, SMALL + 1, bold=True, fill=colour))
-            marker_x += text_width(words, SMALL + 1, True) + 14
+        if width is None:
+            for words, colour in _markers(row):
+                drawn.append(text(marker_x, y + PAD + 12, words, SMALL + 1, bold=True, fill=colour))
+                marker_x += text_width(words, SMALL + 1, True) + 14
+        target = (links or {}).get(row.id)
+        if target is not None:  # the box, its words and its marks: a link to the requirement's sentence
+            shapes.append(element("a", *drawn, href=target, aria_label=f"{row.id}: {label}"))
+        else:
+            shapes += drawn
         right = max(right, marker_x)
         y += height + GAP
-    shapes = [*_connectors(rows, boxes), *shapes]
+    shapes = [*_connectors(rows, boxes, indent), *shapes]
     y += 6
-    for line in legend:
-        shapes.append(text(MARGIN, y + 12, line, SMALL + 1, fill=GREY))
-        right = max(right, MARGIN + text_width(line, SMALL + 1) + 10)
-        y += LEADING
+    for said in legend:
+        for line in [said] if width is None else wrap(said, width - 2 * MARGIN, SMALL + 1):
+            shapes.append(text(MARGIN, y + 12, line, SMALL + 1, fill=GREY))
+            right = max(right, MARGIN + text_width(line, SMALL + 1) + 10)
+            y += LEADING
     drawing = Drawing(right + MARGIN, y + MARGIN, title, description, ident)
     drawing.extend(shapes)
     return drawing.render()
@@ -236,19 +277,21 @@ def _box_shapes(
         yield text(x, baseline, words, size, bold=bold, fill=colour)
         x += text_width(words, size, bold) + 8
     for n, line in enumerate(box.lines):
+        if not line:
+            continue
         yield text(box.x + PAD + lead, baseline + n * LEADING, line, SIZE, fill=GREY if row.repeat else INK)
     for n, line in enumerate(detail):
         y = baseline + (len(box.lines) + n) * LEADING
         yield text(box.x + PAD, y, line, SMALL + 1, fill=GREY)
 
 
-def _connectors(rows: list[Row], boxes: list[_Box]) -> Iterator[Element]:
+def _connectors(rows: list[Row], boxes: list[_Box], indent: float = INDENT) -> Iterator[Element]:
     """A line from each parent's box down its left side to each part."""
     for row, box in zip(rows, boxes):
         if row.parent is None:
             continue
         above = boxes[row.parent]
-        spine = above.x + INDENT / 2
+        spine = above.x + indent / 2
         middle = box.y + PAD + 8
         path = f"M{spine:g} {above.y + above.height:g} V{middle:g} H{box.x:g}"
         yield element("path", d=path, fill="none", stroke=LINE, stroke_width=1.5)
@@ -264,9 +307,10 @@ def _forms_said(policy: Policy) -> str:
     return "; ".join(said)
 
 
-def policy_tree(policy: Policy) -> str:
+def policy_tree(policy: Policy, links: dict[str, str] | None = None, width: float | None = None) -> str:
     """The requirement tree of `policy` as SVG: every requirement, its form, its contested
-    points (outlined, ⚑) and text defects (⚠)."""
+    points (outlined, ⚑) and text defects (⚠). `links`: per requirement, the anchor its box
+    links to; `width`: drawn narrow, within that many pixels (draw_rows)."""
     rows = policy_rows(policy)
     contested = sorted({r.id for r in rows if r.contested})
     defects = sorted({r.id for r in rows if r.defects})
@@ -284,8 +328,10 @@ def policy_tree(policy: Policy) -> str:
         rows,
         f"Requirement tree of {policy.reference}, {policy.title}",
         description,
-        f"tree-{ident(policy.id)}",
+        f"tree-{ident(policy.id)}" + ("" if width is None else "-narrow"),
         legend,
+        links,
+        width,
     )
 
 

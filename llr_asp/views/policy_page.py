@@ -16,11 +16,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..core.decision import plain
+from ..core.ruleset import Policy, show
 from ..engines.analysis import Finding
 from ..engines.literate import Literate, Quote, Sentence, literate, refuted_by, scope
 from .htmlpage import document
 from .markdown import escape as md
-from .pictures import FORM_WORDS, ident, policy_tree, test_words
+from .pictures import FORM_WORDS, SIGNS, ident, policy_tree, test_words
 
 KIND_WORDS = {
     "title": "the policy's title",
@@ -32,6 +34,9 @@ KIND_WORDS = {
     "page": "the web page, not policy text",
 }
 SEVERITY_MARKS = {"error": "✘", "warning": "⚠", "note": "•"}
+NARROW = 330
+"""The width (px) the pictures are drawn to for a phone's screen (390 px less the page's margins);
+the stylesheet shows that drawing, or the wide one, by the width of the screen."""
 
 
 def _h(value: object) -> str:
@@ -56,6 +61,7 @@ def html_fragment(page: Literate, action: str = "/result") -> str:
         f"<dt>Commissioner</dt><dd>{_h(policy.commissioner)}</dd>",
         f"<dt>Review date</dt><dd>{_h(policy.review)}</dd>",
         f"<dt>Source text</dt><dd><code>{_h(policy.source)}</code></dd>",
+        f"<dt>Taken from</dt><dd>{_provenance(policy)}</dd>",
         f"<dt>Rule set</dt><dd><code>{_h(page.rules.digest[:16])}</code></dd>",
         f"<dt>Sentences</dt><dd>{counts['encoded']} encoded, {counts['explained']} not encoded with the "
         f"reason, <strong>{counts['unexplained']} not encoded with no reason given</strong></dd>",
@@ -64,33 +70,56 @@ def html_fragment(page: Literate, action: str = "/result") -> str:
         + "</dd>",
         "</dl>",
     ]
+    numbers = _numbers(page)
+    anchors = {rid: f"#r-{ident(rid)}" for rid in numbers}
+    combinations = [f for f in page.findings if f.kind == "contested_combination"]
+    overall = page.policy_findings()
+    after = [s for s in page.sentences if not s.policy_text]
+    routes = _route_points(policy)
+    contents = [
+        ("facts", "The policy and its source"),
+        *([("overall", "About the policy as a whole")] if overall else []),
+        ("tree", "The requirement tree"),
+        *([("routes", "The routes, and what each needs")] if routes else []),
+        ("fields", "Index: each answer, the requirements that read it, their sentences"),
+        *([("combinations", "Contested readings that combine")] if combinations else []),
+        ("text", "The policy text, sentence by sentence"),
+        *([("after-policy", "After the policy text: the web page")] if after else []),
+        *([("unmatched", "Declared in the rules, not found in the source text")] if page.unmatched else []),
+    ]
+    out[3:3] = [_contents(contents, anchors), '<h2 id="facts">The policy and its source</h2>']
     if not page.found:
         out.append(
             f'<p class="warning" role="note"><strong>⚠ The source text {_h(policy.source)} could not be '
             "read:</strong> the sentences below are those the rules quote, in the order of the tree.</p>"
         )
-    overall = page.policy_findings()
     if overall:
-        out += ["<h2>About the policy as a whole</h2>", '<ul class="findings">']
+        out += ['<h2 id="overall">About the policy as a whole</h2>', '<ul class="findings">']
         out += [_finding(f, action) for f in overall]
         out.append("</ul>")
     out += [
-        "<h2>The requirement tree</h2>",
+        '<h2 id="tree">The requirement tree</h2>',
         '<figure class="picture">',
-        policy_tree(policy),
-        "<figcaption>Drawn from the rules: every requirement with its id, its form and what it tests. "
+        f'<div class="wide">{policy_tree(policy, anchors)}</div>',
+        f'<div class="narrow">{policy_tree(policy, anchors, NARROW)}</div>',
+        "<figcaption>Drawn from the rules: every requirement with its id, its form and what it tests; "
+        "each box links to the sentence it encodes. "
         "⚑ marks a contested reading, ⚠ a defect of the published sentence.</figcaption>",
         "</figure>",
-        "<h2>The policy text, sentence by sentence</h2>",
+        *(_routes(policy, point, anchors) for point in routes),
+        _field_index(page, numbers),
     ]
-    after = [s for s in page.sentences if not s.policy_text]
+    if combinations:
+        out.append(_combinations(page, combinations, action))
+    out.append('<h2 id="text">The policy text, sentence by sentence</h2>')
     for number, sentence in enumerate(page.sentences, 1):
         if sentence.policy_text:
             out.append(_sentence(page, sentence, number, action))
     if after:
         first = page.sentences.index(after[0]) + 1
         out.append(
-            f'<details class="after-policy"><summary>After the policy text: {len(after)} sentences of the '
+            '<details class="after-policy" id="after-policy">'
+            f"<summary>After the policy text: {len(after)} sentences of the "
             "web page it was copied from (not policy text)</summary>"
         )
         out += [_sentence(page, s, first + n, action) for n, s in enumerate(after)]
@@ -104,6 +133,202 @@ def html_fragment(page: Literate, action: str = "/result") -> str:
         ]
     out.append("</article>")
     return "\n".join(out)
+
+
+def _provenance(policy: Policy) -> str:
+    """Where and when the source text was taken (source_taken/3), or that the rules do not say."""
+    if policy.taken is None:
+        return "<strong>not recorded</strong>: declare it with <code>source_taken/3</code>"
+    where, date = policy.taken
+    place = (
+        f'<a class="url" href="{_h(where)}">{_h(where)}</a>' if where.startswith("https://") else _h(where)
+    )
+    return f"{place}, on {_h(date)} (<code>source_taken/3</code>)"
+
+
+def _numbers(page: Literate) -> dict[str, int]:
+    """Each requirement the page shows, with the number of the sentence it is shown at."""
+    found: dict[str, int] = {}
+    for number, sentence in enumerate(page.sentences, 1):
+        for rid in sentence.requirements:
+            found.setdefault(rid, number)
+    return found
+
+
+def _contents(contents: list[tuple[str, str]], anchors: dict[str, str]) -> str:
+    """The table of contents: the page's parts, then every requirement, each a link."""
+    items = "".join(f'<li><a href="#{_h(key)}">{_h(words)}</a></li>' for key, words in contents)
+    requirements = " ".join(f'<a href="{_h(href)}">{_h(rid)}</a>' for rid, href in anchors.items())
+    return (
+        '<nav class="toc" aria-labelledby="contents"><h2 id="contents">Contents</h2>'
+        f"<ol>{items}</ol>"
+        f'<p class="jump"><strong>Requirements:</strong> {requirements}</p></nav>'
+    )
+
+
+def _route_points(policy: Policy) -> list[str]:
+    """The ANY OF requirements directly under the policy's root: the choices of route."""
+    root = policy.requirements[policy.root]
+    return [p for p in root.parts if policy.requirements[p].form == "any_of"]
+
+
+def _conditions(policy: Policy, rid: str, choice: bool = False) -> list[tuple[str, bool]]:
+    """The conditions under `rid`, in order, each with whether an ANY OF below `rid` holds it
+    (one of several tests is enough)."""
+    requirement = policy.requirements[rid]
+    if requirement.test is not None:
+        return [(rid, choice)]
+    below = choice or requirement.form == "any_of"
+    return [c for part in requirement.parts for c in _conditions(policy, part, below)]
+
+
+def needs(policy: Policy, rid: str, top: bool = True) -> str:
+    """What requirement `rid` needs, in one line: its tests joined by AND / OR, a named part
+    with its id (`SFI (… OR …)`)."""
+    requirement = policy.requirements[rid]
+    if requirement.test is not None:
+        return test_words(requirement) or rid
+    joined = (" AND " if requirement.form == "all_of" else " OR ").join(
+        needs(policy, part, False) for part in requirement.parts
+    )
+    return joined if top else f"{rid} ({joined})"
+
+
+def _routes(policy: Policy, point: str, anchors: dict[str, str]) -> str:
+    """The parts of an ANY OF under the root (the routes) × the answers they read: per cell the
+    test, marked where one of several tests is enough; then what each route needs, in words."""
+    routes = policy.requirements[point].parts
+    tested = {r: _conditions(policy, r) for r in routes}
+    fields = list(
+        dict.fromkeys(policy.requirements[c].test.field for r in routes for c, _ in tested[r])  # type: ignore[union-attr]
+    )
+
+    def named(route: str) -> str:
+        link = anchors.get(route)
+        return f'<a href="{_h(link)}">{_h(route)}</a>' if link else _h(route)
+
+    head = "".join(f'<th scope="col">{named(r)}</th>' for r in routes)
+    rows = []
+    for field in fields:
+        cells = []
+        for route in routes:
+            said = []
+            for rid, choice in tested[route]:
+                test = policy.requirements[rid].test
+                if test is not None and test.field == field:
+                    said.append(f"{SIGNS[test.op]} {show(test.value)}" + (" (or)" if choice else ""))
+            cells.append(f'<td data-label="{_h(route)}">{_h("; ".join(said))}</td>')
+        rows.append(f'<tr><th scope="row"><code>{_h(field)}</code></th>{"".join(cells)}</tr>')
+    words = "".join(
+        f'<dt>{named(r)} <span class="route-label">{_h(policy.requirements[r].label)}</span></dt>'
+        f"<dd><code>{_h(needs(policy, r))}</code></dd>"
+        for r in routes
+    )
+    return (
+        '<h2 id="routes">The routes, and what each needs</h2>'
+        f"<p>{_h(point)} ({_h(policy.requirements[point].label)}) is met by any one of its "
+        f"{len(routes)} routes. Each column is a route, each row an answer it reads, drawn from "
+        "the rules. <strong>(or)</strong>: one of the tests so marked in the column is enough, as "
+        "the list below says in words; every other test is needed.</p>"
+        f'<table class="routes"><thead><tr><th scope="col">Answer</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<dl class="needs">{words}</dl>'
+    )
+
+
+def _field_index(page: Literate, numbers: dict[str, int]) -> str:
+    """Each answer the policy reads: its question, the requirements that test it and the
+    sentences they encode."""
+    policy = page.policy
+    rules = page.rules
+    readers: dict[str, list[str]] = {}
+    for rid, requirement in policy.requirements.items():
+        if requirement.test is not None:
+            readers.setdefault(requirement.test.field, []).append(rid)
+    ordered = [f for f in rules.fields if f in readers] + sorted(set(readers) - set(rules.fields))
+    items = []
+    for field in ordered:
+        question = rules.fields[field].question if field in rules.fields else ""
+        said = []
+        for rid in readers[field]:
+            requirement = policy.requirements[rid]
+            number = numbers.get(rid)
+            name = f'<a href="#r-{_h(ident(rid))}">{_h(rid)}</a>' if number else _h(rid)
+            where = ""
+            if number:
+                text = " ".join(page.sentences[number - 1].text.split())
+                short = text if len(text) <= 70 else text[:67].rsplit(" ", 1)[0] + " …"
+                where = f' → <a href="#s-{number}">sentence {number}</a>: “{_h(short)}”'
+            said.append(f"<li>{name} <code>{_h(test_words(requirement) or '')}</code>{where}</li>")
+        items.append(
+            f'<li id="field-{_h(ident(field))}"><code>{_h(field)}</code>'
+            f'<span class="question">{_h(question)}</span><ul>{"".join(said)}</ul></li>'
+        )
+    return (
+        '<h2 id="fields">Index: each answer, the requirements that read it, their sentences</h2>'
+        f'<ul class="field-index">{"".join(items)}</ul>'
+    )
+
+
+def _combined(finding: Finding) -> list[str]:
+    """The contested points a combination finding takes together (its witness says them)."""
+    said = str(((finding.witness or {}).get("meta") or {}).get("witness", ""))
+    said = said.removeprefix("decided otherwise under ").removesuffix(" together")
+    return [x for x in said.split(" + ") if x]
+
+
+def _combinations(page: Literate, findings: list[Finding], action: str) -> str:
+    """The combinations of contested readings that decide patients otherwise where no part of
+    them does, as a readings × readings table, each cell the combinations of its two readings
+    (numbered), then each combination with its witness."""
+    policy = page.policy
+    taken = [_combined(f) for f in findings]
+    points = [x for x in policy.readings if any(x in t for t in taken)]
+    number = {x: n for n, x in enumerate(points, 1)}
+    head = "".join(f'<th scope="col"><abbr title="{_h(x)}">{number[x]}</abbr></th>' for x in points)
+    rows = []
+    for x in points:
+        cells = []
+        for y in points:
+            if x == y:
+                cells.append('<td class="diagonal">—</td>')
+                continue
+            links = [
+                f'<a href="#combination-{n}"{" class=pair" if len(t) == 2 else ""}>{n}</a>'
+                for n, t in enumerate(taken, 1)
+                if x in t and y in t
+            ]
+            cells.append(f"<td>{' '.join(links)}</td>")
+        alternative = _clinical(policy, x)
+        rows.append(
+            f'<tr><th scope="row">{number[x]}. <a href="#reading-{_h(ident(x))}">{_h(x)}</a>'
+            f'<span class="route-label">{_h(alternative)}</span></th>{"".join(cells)}</tr>'
+        )
+    listed = []
+    for n, (finding, combined) in enumerate(zip(findings, taken), 1):
+        readings = " + ".join(combined)
+        listed.append(
+            f'<li id="combination-{n}"><p><strong>{n}. {_h(readings)}</strong> '
+            f"({'two' if len(combined) == 2 else 'three'} readings): {_h(finding.message)}</p>"
+            f"{_witness(finding, action)}</li>"
+        )
+    return (
+        '<h2 id="combinations">Contested readings that combine</h2>'
+        "<p>Clinical alternatives that, taken together, decide some patients otherwise while no "
+        "part of them does. Row and column: a contested point read its other way; in the cell, "
+        "the combinations that take both (<strong>bold</strong>: the two alone; plain: with a "
+        "third), each numbered as in the list below, with its witness.</p>"
+        f'<table class="matrix"><thead><tr><th scope="col">Reading</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<ol class="combinations">{"".join(listed)}</ol>'
+    )
+
+
+def _clinical(policy: Policy, point: str) -> str:
+    """The clinical alternative of contested point `point`, in words."""
+    reading = policy.readings[point]
+    chosen = next((a for a in reading.alternatives if a.clinical), None)
+    return chosen.text if chosen else reading.adopted
 
 
 def _sentence(page: Literate, sentence: Sentence, number: int, action: str) -> str:
@@ -260,7 +485,7 @@ def _witness(finding: Finding | None, action: str) -> str:
     policy = witness.get("policy") or finding.policy or "all"
     name = witness.get("id", "the witness")
     return (
-        f'<div class="witness"><form method="post" action="{_h(action)}">'
+        f'<div class="witness">{_decided(finding)}<form method="post" action="{_h(action)}">'
         f'<input type="hidden" name="policy" value="{_h(policy)}">'
         f'<input type="hidden" name="record" value="{_h(record)}">'
         f'<button class="link-button" type="submit">Open the decision for the witness “{_h(name)}”</button>'
@@ -268,6 +493,23 @@ def _witness(finding: Finding | None, action: str) -> str:
         "<details><summary>The witness record (JSON, to copy)</summary>"
         f'<pre class="record"><code>{_h(json.dumps(witness, indent=2, ensure_ascii=False))}</code></pre>'
         "</details></div>"
+    )
+
+
+def _decided(finding: Finding) -> str:
+    """The witness's decision on the adopted reading and under the reading(s) the finding is
+    about (as `analyze` found them). The decision page shows the adopted reading with the
+    clinical alternatives only: an analysis reading's decision is given here."""
+    meta = (finding.witness or {}).get("meta") or {}
+    decided = meta.get("decided") if isinstance(meta, dict) else None
+    if not isinstance(decided, dict) or not {"adopted", "under"} <= decided.keys():
+        return ""
+    said = str(meta.get("witness", "")).removeprefix("decided otherwise under ").removesuffix(" together")
+    return (
+        f'<p class="decided">This witness is <strong>{_h(plain(str(decided["adopted"])).upper())}</strong> '
+        f"on the adopted reading and <strong>{_h(plain(str(decided['under'])).upper())}</strong> under "
+        f"{_h(said)}. The decision it opens is on the adopted reading, with the clinical "
+        "alternatives named where they change it.</p>"
     )
 
 
@@ -309,6 +551,11 @@ def markdown(page: Literate, picture: str) -> str:
     if overall:
         lines += ["## About the policy as a whole", ""]
         for finding in overall:
+            lines += _md_finding(finding)
+    combinations = [f for f in page.findings if f.kind == "contested_combination"]
+    if combinations:
+        lines += ["## Contested readings that combine", ""]
+        for finding in combinations:
             lines += _md_finding(finding)
     lines += ["## The policy text, sentence by sentence", ""]
     shown_after = False
