@@ -392,3 +392,48 @@ def test_a_sex_for_clinical_use_that_is_not_simple_is_asked(client: TestClient, 
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "undetermined"
     assert card["extension"]["llr-asp.missing"] == ["sex"]
+
+
+# -- review N3: another procedure's answers never decide, on any surface --------------------------
+def knee_response() -> dict[str, Any]:
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(json.loads(EXAMPLE.read_text()), RULES, "t")
+    knee = RULES.policies["knee-resurfacing"]
+    [decision] = Reasoner(RULES).decide(patient, [knee])
+    return decision_response(patient, [decision], RULES)  # a QuestionnaireResponse for the knee's form
+
+
+def test_a_knee_form_never_decides_hip_on_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    path = tmp_path / "knee-answers.json"
+    path.write_text(json.dumps(knee_response()))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["explain", str(path), "--policy", "hip-resurfacing"])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert (
+        "given for the knee-resurfacing questionnaire" in refused.stderr and "Traceback" not in refused.stderr
+    )
+    every = runner.invoke(app, ["explain", str(path), "--policy", "all", "-f", "json"])
+    assert every.exit_code == 0, every.stderr
+    assert json.loads(every.stdout)["policy"] == "knee-resurfacing"  # one object: its own policy only
+
+
+def test_a_knee_form_never_decides_hip_in_a_batch(tmp_path: Path) -> None:
+    from llr_asp.engines.batch import LineError, iterate_decisions
+
+    response = knee_response()
+    hip = list(iterate_decisions([response], policy="hip-resurfacing"))
+    assert (
+        len(hip) == 1 and isinstance(hip[0], LineError) and "knee-resurfacing questionnaire" in hip[0].error
+    )
+    every = list(iterate_decisions([response], policy="all"))
+    assert [r.to_json()["policy"] for r in every] == ["knee-resurfacing"]
+
+
+def test_a_knee_form_never_decides_hip_through_the_api(client: TestClient) -> None:
+    reply = client.post("/api/v1/explain?policy=hip-resurfacing", json=knee_response())
+    assert reply.status_code == 422 and "knee-resurfacing questionnaire" in reply.json()["error"]

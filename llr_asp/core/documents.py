@@ -10,13 +10,14 @@ one is an `InputError` naming the source, the JSON path and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any, TypeGuard, Union
 
 from .errors import InputError
 from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
-from .ruleset import Field, RuleSet, Value
+from .ruleset import Field, Policy, RuleSet, Value
 
 PREFIX = "urn:llr-asp:questionnaire:"
 """The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all"."""
@@ -42,8 +43,34 @@ def to_patient(document: Document, rules: RuleSet, source: str) -> Patient:
 
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     """The patient a parsed document describes: a patient record, or a FHIR
-    QuestionnaireResponse read as one (`record`)."""
-    return validate_record(record(document, rules, source), rules, source)
+    QuestionnaireResponse read as one (`record`). A response to one policy's questionnaire
+    gives answers about one joint: they are for that policy alone (`answers_for`)."""
+    patient = validate_record(record(document, rules, source), rules, source)
+    if is_response(document):
+        named = procedure_of(document)
+        if named in rules.policies:
+            return dataclasses.replace(patient, answers_for=named)
+    return patient
+
+
+def for_procedure(patient: Patient, policies: list[Policy], every: bool) -> list[Policy]:
+    """The policies among `policies` that `patient`'s answers may decide. Answers given for one
+    policy's questionnaire decide that policy alone: asked for `every` policy, that one; asked
+    for another by name, an InputError (pain, function and radiology are about another joint)."""
+    own = patient.answers_for
+    if own is None:
+        return policies
+    kept = [p for p in policies if p.id == own]
+    others = [p for p in policies if p.id != own]
+    if others and not (every and kept):
+        asked = others[0]
+        raise InputError(
+            patient.id,
+            "questionnaire",
+            f"these answers were given for the {own} questionnaire; they are never used for "
+            f"{asked.id} ({asked.reference}): answer its own questions",
+        )
+    return kept
 
 
 def record(document: Any, rules: RuleSet, source: str) -> Any:
@@ -150,3 +177,18 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
     raise InputError(
         source, path, f"expected {kinds.get(field.type, 'a value')} for this {field.type} question"
     )
+
+
+def procedure_of(response: dict[str, Any]) -> str | None:
+    """The policy (or "all") whose questionnaire a response answers: its canonical, or for an
+    adaptive response (`#form`) the form it was derived from; None when it does not say."""
+    named = response.get("questionnaire")
+    if isinstance(named, str) and named.startswith("#"):
+        contained = response.get("contained")
+        for form in contained if isinstance(contained, list) else []:
+            if isinstance(form, dict) and form.get("id") == named[1:]:
+                derived = form.get("derivedFrom")
+                first = derived[0] if isinstance(derived, list) and derived else form.get("url")
+                return policy_of(first)
+        return None
+    return policy_of(named)

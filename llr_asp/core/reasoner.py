@@ -27,6 +27,7 @@ from typing import TypeVar
 import clingo
 
 from .decision import Contest, Decision, Evidence, Node, contests, warnings
+from .documents import for_procedure
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
 from .shown import ShownAtoms
@@ -64,12 +65,16 @@ class Reasoner:
 
     def chosen(self, patient: Patient, selection: str | None) -> list[Policy]:
         """The policies a question about `patient` is about: `selection` (a policy id or "all"),
-        else the policy the record names, else every policy."""
-        return self.rules.select(selection or patient.policy)
+        else the policy the record names, else every policy; answers given for one policy's
+        questionnaire are for that policy alone (`documents.for_procedure`)."""
+        chosen = self.rules.select(selection or patient.policy)
+        return for_procedure(patient, chosen, every=selection in (None, "all"))
 
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
         """Decide `patient` under each policy (default: every policy of the rule set)."""
+        every = policies is None
         chosen = list(policies) if policies is not None else list(self.rules.policies.values())
+        chosen = for_procedure(patient, chosen, every)
         decisions = self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
         return [self._weigh_conflicts(patient, d) if d.disputed else d for d in decisions]
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol, Union
 import clingo
 
 from ..core.decision import DECISIONS, Contest, Warning, warnings
-from ..core.documents import Document, Numbered, to_patient
+from ..core.documents import Document, Numbered, for_procedure, to_patient
 from ..core.errors import InputError, LlrError, WorkerError
 from ..core.patient import Patient
 from ..core.reasoner import Answers, PatientInput, gathered_by_world, minimal
@@ -209,7 +209,13 @@ class Screener:
             line, patient, key = item
             verdicts = self._cache[key]
             if policies is not None:
-                results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in policies)
+                try:  # a response to one policy's questionnaire is decided for that policy alone
+                    asked = for_procedure(patient, policies, every=len(policies) == len(every))
+                except InputError as error:
+                    said = InputError(f"{source}:{line}", error.path, error.problem)
+                    results.append(LineError(line, str(said), patient.id))
+                    continue
+                results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in asked)
             elif patient.policy is not None:  # a known id: the schema's enum
                 named = self.rules.policies[patient.policy]
                 results.append(Screening(line, patient.id, named.id, named.reference, *verdicts[named.id]))

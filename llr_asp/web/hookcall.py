@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.documents import is_response, patient_document, policy_of, shaped, validate
+from ..core.documents import is_response, patient_document, procedure_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import nested
 from ..core.ruleset import Policy, RuleSet
@@ -98,7 +98,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
     valid = [(key, r) for key, r in responses if r.get("status") not in VOID]
-    procedures = [_procedure(r) for _, r in valid]
+    procedures = [procedure_of(r) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.id)]
     other = next((named or "unnamed" for named in procedures if named not in ("all", policy.id)), None)
     ours.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first
@@ -200,21 +200,6 @@ def _answers(answers: Any, key: str) -> list[dict[str, Any]]:
         found = [e.get("resource") for e in entries if isinstance(e, dict)]
         return [r for r in found if is_response(r)]
     return [answers] if is_response(answers) else []
-
-
-def _procedure(response: dict[str, Any]) -> str | None:
-    """The policy (or "all") whose questionnaire a response answers: its canonical, or for an
-    adaptive response (`#form`) the form it was derived from; None when it does not say."""
-    named = response.get("questionnaire")
-    if isinstance(named, str) and named.startswith("#"):
-        contained = response.get("contained")
-        for form in contained if isinstance(contained, list) else []:
-            if isinstance(form, dict) and form.get("id") == named[1:]:
-                derived = form.get("derivedFrom")
-                first = derived[0] if isinstance(derived, list) and derived else form.get("url")
-                return policy_of(first)
-        return None
-    return policy_of(named)
 
 
 def _authored(response: dict[str, Any]) -> datetime.datetime:
