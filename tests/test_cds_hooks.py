@@ -107,6 +107,14 @@ def auth(path: str, **changes: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(BASE + path, **changes)}"}
 
 
+def agrees(item: dict[str, Any], gender: str | None) -> bool:
+    return (
+        gender is None
+        or item.get("answer") == [{"valueCoding": {"code": gender}}]
+        or (item["answer"][0].get("valueCoding", {}).get("code") == gender)
+    )
+
+
 def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     """An order-select call as an EHR sends it: a draft ServiceRequest, and the prefetch."""
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "pat-1", "gender": gender}}
@@ -115,8 +123,9 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
             "resourceType": "QuestionnaireResponse",
             "questionnaire": "urn:llr-asp:questionnaire:all",  # the shared form: every procedure's
             "status": "completed",
-            # the EHR's Patient gives the sex (a form answer beside it could disagree: a conflict)
-            "item": [i for i in answer_items(example) if gender is None or i["linkId"] != "sex"],
+            # the form's sex where it agrees with the EHR's Patient; where they differ, the Patient's
+            # alone (both would be a conflict: tests/test_seams.py)
+            "item": [i for i in answer_items(example) if i["linkId"] != "sex" or agrees(i, gender)],
         }
         prefetch["answers"] = {
             "resourceType": "Bundle",

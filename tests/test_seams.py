@@ -238,7 +238,10 @@ URGENCY = [
     (changed(C6, knee__compartments_affected=3), "knee-resurfacing", "C6", "unsuitable"),
     (changed(C6, conservative__months=2), "hip-resurfacing", "C6", "ask"),
     (changed(C6, conservative__months=None), "hip-resurfacing", "C6", "ask"),
-    (changed(C6, msk__assessed=None), "hip-resurfacing", "C6", "settle"),
+    (changed(C6, msk__assessed=None), "hip-resurfacing", "C6", "assess"),  # review N6: MSK first
+    (changed(C6, msk__assessed=False, conservative__months=2), "hip-resurfacing", "C6", "assess"),
+    (changed(C5, msk__assessed=False), "hip-resurfacing", "C5", "assess"),
+    (changed(C6, msk__end_stage_oa=None), "hip-resurfacing", "C6", "settle"),
     (changed(C5), "hip-resurfacing", "C5", "ask"),
     (changed(C5, independence__immediate_danger=None), "hip-resurfacing", "C5", "find out"),
     (changed(C5, independence__immediate_danger=False), "hip-resurfacing", None, None),
@@ -258,6 +261,8 @@ def test_urgency_follows_the_patient(
     if advice == "confirm":  # never "do not delay the referral" for a procedure that may not suit
         assert "do not delay" not in note and "first confirm the procedure suits the patient" in note
         assert ("female" in note.lower()) if policy == "hip-resurfacing" else ("compartment" in note)
+    if advice == "assess":  # the assessment first, never "ask the ICB now" past it
+        assert "first, now: assessed by Musculoskeletal Services" in note and "ask the ICB now" not in note
 
 
 # -- item 5: what-if that is safe across readings -------------------------------------------------
@@ -308,17 +313,20 @@ def test_a_missing_assessment_is_named_as_the_step(whatif_of: Any) -> None:
     assert "Meanwhile, a step you can take: assessed by MSK Services" in said(answer)
 
 
-def test_no_change_can_is_said_plainly_only_when_every_reading_agrees(whatif_of: Any) -> None:
+def test_no_change_can_is_said_only_of_the_adopted_reading(whatif_of: Any) -> None:
+    """Review N7: what-if searches the adopted reading; a change under another reading could still
+    fund (an unassessed C5 patient, assessed, is eligible under C5.route): never 'under any reading'."""
     contested = whatif_of(changed(C5))  # the C5.route reading would fund her now
     assert contested.blocker is not None and not contested.robust
     text = said(contested)
+    assert "Under the adopted reading no change to the record can make the patient eligible" in text
+    assert "ask the ICB" in text and "under any reading" not in text
+    unassessed = whatif_of(changed(C5, msk__assessed=False))
+    text = said(unassessed)
     assert (
-        "Under the adopted reading no change can make the patient eligible" in text and "ask the ICB" in text
+        "under any reading" not in text and "Meanwhile, a step you can take: assessed by MSK Services" in text
     )
-    assert "under any reading" not in text
-    robust = whatif_of(changed(C5, independence__immediate_danger=False))  # no urgent route: B binds
-    assert robust.blocker is not None and robust.robust
-    assert "No change can make the patient eligible, under any reading of the policy" in said(robust)
+    assert unassessed.advice == "assess" and "first give the care the policy asks" in text  # review N8
 
 
 # -- the second review's findings at the same seams ------------------------------------------------
@@ -383,6 +391,8 @@ def test_a_sex_for_clinical_use_that_is_not_simple_is_asked(client: TestClient, 
     """Review N5: administrative gender male, sex for clinical use 'specified': sex is asked,
     never taken from the administrative record. Was: 'Meets ARP 55 criteria', robust."""
     body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]  # the form leaves it blank
     body["prefetch"]["patient"]["extension"] = [
         {
             "url": "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse",
@@ -437,3 +447,26 @@ def test_a_knee_form_never_decides_hip_in_a_batch(tmp_path: Path) -> None:
 def test_a_knee_form_never_decides_hip_through_the_api(client: TestClient) -> None:
     reply = client.post("/api/v1/explain?policy=hip-resurfacing", json=knee_response())
     assert reply.status_code == 422 and "knee-resurfacing questionnaire" in reply.json()["error"]
+
+
+def test_a_decision_resting_on_administrative_gender_says_so(client: TestClient) -> None:
+    """Review N9: no sex answered, Patient.gender male: the card says the sex came from the
+    administrative record, warns, and codes it (llr-asp.filled)."""
+    body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria (sex from the EHR's administrative record: confirm)"
+    assert card["indicator"] == "warning"
+    assert card["extension"]["llr-asp.filled"] == [
+        {"field": "sex", "value": "male", "source": "the EHR (administrative gender)"}
+    ]
+
+
+def test_an_urgent_card_is_never_info_unless_it_refers(client: TestClient) -> None:
+    """Review LOW: 'Urgent (C6): confirm…' shown as info."""
+    body = call("route-c6-destruction-risk", None)
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]  # no sex anywhere
+    assert card["summary"].startswith("Urgent (C6): confirm") and card["indicator"] == "warning"

@@ -158,6 +158,9 @@ class Policy:
     """Per requirement that refuses on clinical grounds, what is said instead of the recourse."""
     taken: tuple[str, str] | None = None
     """Where and when the source text was taken (source_taken/3): the place, and "YYYY-MM-DD"."""
+    steps: tuple[str, ...] = ()
+    """Requirements that ask for care a clinician can give now: a yes/no condition on a field of
+    kind/2 `care` (an MSK assessment), in declared order."""
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -540,6 +543,15 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
         cautions.setdefault(p.string, {}).setdefault(r.string, []).append(u.string)
 
     taken = {p.string: (_said(w), _said(d)) for p, w, d in facts.get("source_taken", 3)}
+    care = {f.string for f, k in facts.get("kind", 2) if k.name == "care"}
+
+    def steps(policy: str) -> tuple[str, ...]:
+        return tuple(
+            rid
+            for rid, r in requirements.get(policy, {}).items()
+            if r.test is not None and r.test.op == "eq" and r.test.value is True and r.test.field in care
+        )
+
     return {
         p.string: Policy(
             id=p.string,
@@ -556,6 +568,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             caveats={f: tuple(texts) for f, texts in caveats.get(p.string, {}).items()},
             unsuitable={r.string: _said(t) for q, r, t in facts.get("unsuitable", 3) if q == p},
             taken=taken.get(p.string),
+            steps=steps(p.string),
         )
         for (p,) in facts.get("policy", 1)
     }

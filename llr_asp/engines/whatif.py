@@ -27,6 +27,7 @@ from ..core.errors import LlrError
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
 from ..core.ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
+from .urgency import care_steps, urgent_route
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
 
@@ -98,6 +99,7 @@ class WhatIf:
     blocker: Blocker | None  # set when no change can make the patient eligible
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     withheld: str | None = None  # a met urgent route: changes that wait for care are not offered
+    advice: str | None = None  # what that route asks first (engines.urgency: confirm, assess, ask, ...)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
 
     @property
@@ -379,27 +381,19 @@ def weighed(
         blocker = Blocker(rid, policy.requirements[rid].label, fixed)
         return WhatIf(patient.id, policy, decision.decision, (), blocker, decision.contested)
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
-    urgent = [route for routes in policy.cautions.values() for route in routes if route in met]
-    if urgent and decision.decision != "eligible":
+    urgent = urgent_route(decision)
+    if urgent is not None and urgent[0].status == "met" and decision.decision != "eligible":
         safe = tuple(s for s in answer.counterfactuals if not any(c.caution and c.caution.met for c in s))
-        answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0])
+        answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
     if not answer.counterfactuals and decision.decision != "eligible":
-        answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision, met))
+        answer = dataclasses.replace(answer, steps=_steps(policy, patient, decision))
     return dataclasses.replace(answer, contested=decision.contested)
 
 
-def _steps(rules: RuleSet, patient: Patient, decision: Decision, met: frozenset[str]) -> tuple[Change, ...]:
-    """Care (kind/2 `care`) that a requirement not met asks for and a clinician can act on now:
-    a yes/no condition whose answer is not yes (an MSK assessment), never a change under a
-    requirement that a met urgent route says not to wait for."""
-    policy = decision.policy
-    cautions = _cautions(policy, met)
-    steps = []
-    for node in decision.tree.walk():
-        requirement = policy.requirements.get(node.id)
-        test = requirement.test if requirement is not None else None
-        if node.status == "met" or test is None or test.op != "eq" or test.value is not True:
-            continue
-        if rules.fields[test.field].kind == "care" and test.field not in cautions:
-            steps.append(Change(test.field, patient.values.get(test.field), True, "care"))
-    return tuple(dict.fromkeys(steps))
+def _steps(policy: Policy, patient: Patient, decision: Decision) -> tuple[Change, ...]:
+    """The care a clinician can give now (engines.urgency.care_steps: an MSK assessment not yet
+    made), as changes of their fields."""
+    tests = [policy.requirements[n.id].test for n in care_steps(decision)]
+    return tuple(
+        Change(t.field, patient.values.get(t.field), t.value, "care") for t in tests if t is not None
+    )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
+from ..engines.urgency import care_steps, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -202,9 +203,9 @@ def marked(decision: Decision) -> Marks:
 
 def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     """Why no change can make the patient eligible, as honest as the readings allow: a procedure
-    that does not suit the patient is said so (and what is indicated instead); "no change can"
-    stands plain only where every reading agrees, else it is said of the adopted reading, with
-    the ICB to ask."""
+    that does not suit the patient is said so (and what is indicated instead); otherwise it is
+    said of the adopted reading (what-if searches that one: a change under another reading could
+    still fund), with the ICB to ask where a reading already decides otherwise."""
     assert answer.blocker is not None
     blocker, policy = answer.blocker, answer.policy
     fixed = ", ".join(
@@ -218,23 +219,27 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
         )
     because = f": {fixed}, which cannot change" if fixed else ""
     cannot = f"{blocker.label} ({blocker.requirement}) cannot be met{because}."
-    if answer.robust:
-        return f"No change can make the patient eligible, under any reading of the policy. {cannot}"
-    return (
-        f"Under the adopted reading no change can make the patient eligible: {cannot} Another "
-        "reading of the policy decides otherwise (see below): ask the ICB."
-    )
+    said = f"Under the adopted reading no change to the record can make the patient eligible: {cannot}"
+    if not answer.robust:
+        said += " Another reading of the policy decides otherwise (see below): ask the ICB."
+    return said
 
 
 def withheld_words(answer: WhatIf) -> str | None:
-    """A met urgent route's word on what-if: more care is not offered as a way to funding."""
+    """A met urgent route's word on what-if: more care is not offered as a way to funding, and
+    what to do first, as the urgent line says it (engines.urgency)."""
     if answer.withheld is None:
         return None
     route = answer.withheld
     label = answer.policy.requirements[route].label
+    first = {
+        "confirm": "first confirm the procedure suits the patient (see the urgent line above)",
+        "assess": "first give the care the policy asks under every reading (below)",
+        "settle": "settle what is still open now",
+    }.get(answer.advice or "", "ask the ICB now")
     return (
         f"Meets an urgent route ({route}: {_lower_first(label)}): no change that waits for more "
-        f"conservative care is offered — ask the ICB now. “{answer.policy.sentence(route)}”"
+        f"conservative care is offered — {first}. “{answer.policy.sentence(route)}”"
     )
 
 
@@ -295,47 +300,6 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     return said
 
 
-def urgent_route(decision: Decision) -> tuple[Node, str] | None:
-    """A route the patient meets, or may meet, that the policy says not to wait for (C5, C6:
-    delay makes surgery harder), judged from the patient's own answers whatever the readings,
-    with what to do:
-
-    - `unsuitable`: the procedure is not suitable for the patient (unsuitable/3 not met): the
-      urgency is for another procedure, never a push toward this one;
-    - `confirm`: whether it is suitable is not known (the patient's sex, the knee's
-      compartments): confirm that first, never "do not delay the referral" for it;
-    - `refer`: eligible: refer without delay;
-    - `ask`: the requirement the route cautions about (B, care) is not met or not known: ask
-      the ICB now, not after more care;
-    - `settle`: the route and care are met, something else is open: settle it now;
-    - `find out`: some of a route met, none of it refuted, the rest not known: find out first.
-    """
-    policy = decision.policy
-    nodes = {n.id: n for n in decision.tree.walk()}
-    status = {rid: n.status for rid, n in nodes.items()}
-    unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
-    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable)
-    for rid, routes in policy.cautions.items():
-        for route in routes:
-            if status.get(route) != "met":
-                continue
-            if unsuitable:
-                return nodes[route], "unsuitable"
-            if unconfirmed:
-                return nodes[route], "confirm"
-            if decision.decision == "eligible":
-                return nodes[route], "refer"
-            return nodes[route], "ask" if status.get(rid) != "met" else "settle"
-    if unsuitable or decision.decision == "eligible":
-        return None
-    for rid, routes in policy.cautions.items():
-        for route in routes:
-            parts = [c.status for c in nodes[route].children] if route in nodes else []
-            if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
-                return nodes[route], "find out"  # some of it met, none refuted, the rest not known
-    return None
-
-
 def unconfirmed_suitability(decision: Decision) -> list[Node]:
     """The requirements that say whether the procedure suits the patient at all (unsuitable/3),
     where the patient's answer is not known."""
@@ -367,6 +331,12 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
+    if advice == "assess":
+        first = "; ".join(_lower_first(n.label) for n in care_steps(decision))
+        return (
+            f"{met} — first, now: {first} (not yet done; the policy asks it under every reading). "
+            f"Then ask the ICB without waiting for more care. “{policy.sentence(route)}”"
+        )
     if advice == "find out":
         unknown = "; ".join(_lower_first(c.label) for c in node.children if c.status == "unknown")
         return (

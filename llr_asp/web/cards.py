@@ -26,8 +26,8 @@ from typing import Any
 
 from ..core.decision import Decision
 from ..core.ruleset import Policy, RuleSet
+from ..engines.urgency import care_steps, urgent_route
 from ..views.markdown import decision_markdown
-from ..views.wording import urgent_route
 
 NAMESPACE = "llr-asp."
 
@@ -55,6 +55,7 @@ def card(decision: Decision, rules: RuleSet, base: str, found: Found = Found()) 
         f"{NAMESPACE}missing": list(decision.missing),
         f"{NAMESPACE}to-settle": list(decision.to_settle),
         f"{NAMESPACE}conflicts": [_present(c.to_json()) for c in decision.conflicts],
+        f"{NAMESPACE}filled": [_present({"field": s.field, **s.to_json()}) for s in decision.filled],
         f"{NAMESPACE}answers-authored": found.authored or [],
         f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.id}",
     }
@@ -131,6 +132,10 @@ def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
+    administrative = sorted({s.field for s in decision.filled if s.kind == "administrative"})
+    if administrative and decision.decision != "undetermined":  # it rests on administrative data
+        summary = f"{summary} ({', '.join(administrative)} from the EHR's administrative record: confirm)"
+        indicator = "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
         node, advice = urgent
@@ -139,11 +144,17 @@ def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
             "ask": "ask the ICB now",
             "settle": "settle what is open now",
             "confirm": "confirm the procedure suits the patient first",
+            "assess": "first " + "; ".join(_lower(n.label) for n in care_steps(decision)),
         }.get(advice, "find out now")
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
+        indicator = "warning" if indicator == "info" and advice != "refer" else indicator
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
+
+
+def _lower(label: str) -> str:
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def source(policy: Policy) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Urgency from the patient: the route the policy says not to wait for (caution/3: C5, C6 for
+B), and what to do about it, judged from the patient's own answers whatever the readings.
+
+Plain classification for every surface (the words are the views'): the letter, the terminal,
+the page, the CDS card, the adaptive form's completion and what-if all take it from here.
+"""
+
+from __future__ import annotations
+
+from ..core.decision import Decision, Node
+
+
+def urgent_route(decision: Decision) -> tuple[Node, str] | None:
+    """A route the patient meets, or may meet, that the policy says not to wait for, with what
+    to do, in this order:
+
+    - `unsuitable`: the procedure is not suitable for the patient (unsuitable/3 not met): the
+      urgency is for another procedure, never a push toward this one;
+    - `confirm`: whether it is suitable is not known (the sex, the knee's compartments):
+      confirm that first, never "do not delay the referral" for it;
+    - `refer`: eligible: refer without delay;
+    - `assess`: care the policy asks under every reading is not given yet (an MSK assessment,
+      `Policy.steps`, outside what the route cautions about): do it now;
+    - `ask`: the requirement the route cautions about (B, care) is not met or not known: ask
+      the ICB now, not after more care;
+    - `settle`: the route and care are met, something else is open: settle it now;
+    - `find out`: some of a route met, none of it refuted, the rest not known: find out first.
+    """
+    policy = decision.policy
+    nodes = {n.id: n for n in decision.tree.walk()}
+    status = {rid: n.status for rid, n in nodes.items()}
+    unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
+    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable)
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            if status.get(route) != "met":
+                continue
+            if unsuitable:
+                return nodes[route], "unsuitable"
+            if unconfirmed:
+                return nodes[route], "confirm"
+            if decision.decision == "eligible":
+                return nodes[route], "refer"
+            if care_steps(decision):
+                return nodes[route], "assess"
+            return nodes[route], "ask" if status.get(rid) != "met" else "settle"
+    if unsuitable or decision.decision == "eligible":
+        return None
+    for rid, routes in policy.cautions.items():
+        for route in routes:
+            parts = [c.status for c in nodes[route].children] if route in nodes else []
+            if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
+                return nodes[route], "find out"  # some of it met, none refuted, the rest not known
+    return None
+
+
+def care_steps(decision: Decision) -> list[Node]:
+    """The care the policy asks that is not given yet and that a clinician can give now
+    (`Policy.steps` not met), never under a requirement an urgent route met says not to wait
+    for (more conservative care for a C6 patient)."""
+    policy = decision.policy
+    nodes = {n.id: n for n in decision.tree.walk()}
+    met = {rid for rid, n in nodes.items() if n.status == "met"}
+    waiting = {
+        r.id
+        for rid, routes in policy.cautions.items()
+        if any(route in met for route in routes)
+        for r in policy.below(rid)
+    }
+    return [nodes[s] for s in policy.steps if s in nodes and nodes[s].status != "met" and s not in waiting]
