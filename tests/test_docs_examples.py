@@ -233,3 +233,26 @@ def test_the_examples_run_as_written(
     assert not run.failures, "\n".join(run.failures)
     if not ran:
         pytest.skip("; ".join(sorted({reason for _, reason in skipped})))
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_resolves() -> None:
+    """Links to a page, a page's heading or a file of the repository lead somewhere."""
+    headings = {
+        page: {_anchor(m.group(1)) for m in re.finditer(r"^#+ (.+)$", page.read_text(), re.M)}
+        for page in PAGES
+    }
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # another site
+            path, _, anchor = target.partition("#")
+            where = (page.parent / path).resolve() if path else page
+            if not where.exists() or (anchor and anchor not in headings.get(where, set())):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
