@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import collections
 import os
 import signal
 
@@ -47,3 +48,20 @@ def rules() -> RuleSet:
 @pytest.fixture(scope="session")
 def reasoner(rules: RuleSet) -> Reasoner:
     return Reasoner(rules)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many documentation examples ran and how many were skipped, and why (each block's
+    test records them: tests/test_docs_examples.py); said only when that test ran."""
+    ran, skipped = 0, collections.Counter[str]()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "docs_examples" and getattr(report, "when", "") == "call":
+                    ran += len(value["ran"])
+                    skipped.update(reason for _, reason in value["skipped"])
+    if ran or skipped:
+        terminalreporter.write_line(
+            f"documentation examples: {ran} ran, {sum(skipped.values())} skipped"
+            + "".join(f"\n  {count} {reason}" for reason, count in sorted(skipped.items()))
+        )

@@ -1,4 +1,4 @@
-"""The suite's tiers (see conftest.py and the README's Development section).
+"""The suite's tiers (see conftest.py and docs/contributors.md).
 
 `python -m pytest` is the quick run: it leaves out the tests marked `slow` (browser, mutation,
 exhaustive, processes) and runs each property test on a fifth of its examples. Any other

@@ -1,7 +1,8 @@
-"""The README's figures come from the scripts named beside them. Those that do not depend on
-the machine (counts, questions asked, profiles a reading changes) are checked here against what
-those scripts print, so that the README cannot go stale when the rules or the questionnaire
-change; timings are the benchmarks' to measure on the machine they name."""
+"""The documentation's figures come from the scripts named beside them. Those that do not depend
+on the machine (counts, questions asked, profiles a reading changes) are checked here, on the page
+that states them (README.md, docs/*.md), against what those scripts print, so that the pages
+cannot go stale when the rules or the questionnaire change; timings are the benchmarks' to
+measure on the machine they name."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from llr_asp.engines.analysis import analyze
 from llr_asp.engines.interview import Interviewer
 
 ROOT = Path(__file__).parent.parent
-README = " ".join((ROOT / "README.md").read_text().split())
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 WORDS = [
     "zero",
@@ -39,21 +39,26 @@ WORDS += ["thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
 WORDS += [f"twenty-{w}" for w in WORDS[1:10]]
 
 
-def said(pattern: str) -> re.Match[str]:
-    found = re.search(pattern, README)
-    assert found, f"the README no longer says {pattern!r}"
+def said(page: str, pattern: str) -> re.Match[str]:
+    """`pattern` in `page` (a path from the repository's root), its lines joined as one text."""
+    found = re.search(pattern, " ".join((ROOT / page).read_text().split()))
+    assert found, f"{page} no longer says {pattern!r}"
     return found
 
 
+CLINICIANS, ANALYSTS = "docs/clinicians.md", "docs/policy-analysts.md"
+
+
 def test_the_examples_and_contested_points_are_counted_right() -> None:
-    assert said(r"`examples/` has ([a-z-]+) records").group(1) == WORDS[len(EXAMPLES)]
+    assert said(CLINICIANS, r"`examples/` has ([a-z-]+) records").group(1) == WORDS[len(EXAMPLES)]
+    assert said("README.md", r"`examples/` holds ([a-z-]+) patient records").group(1) == WORDS[len(EXAMPLES)]
     _, findings = analyze()
     points = {
         re.search(r"reading (\S+?)\. Adopted", f.message).group(1)
         for f in findings
         if f.kind == "contested_reading"
     }  # type: ignore[union-attr]
-    assert said(r"read more than one way at ([a-z-]+) points").group(1) == WORDS[len(points)]
+    assert said(CLINICIANS, r"read more than one way at ([a-z-]+) points").group(1) == WORDS[len(points)]
 
 
 def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
@@ -72,8 +77,8 @@ def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
         return found.group(1), found.group(2)
 
     c6, total = changed("C6.route")
-    assert said(r"C6 as an urgent route changes ([\d,]+) of ([\d,]+);").groups() == (c6, total)
-    assert said(r"C3's \"exactly moderate\" ([\d,]+)\)").group(1) == changed("C3.impairment")[0]
+    assert said(ANALYSTS, r"C6 as an urgent route changes ([\d,]+) of ([\d,]+);").groups() == (c6, total)
+    assert said(ANALYSTS, r"C3's \"exactly moderate\" ([\d,]+)\)").group(1) == changed("C3.impairment")[0]
     sets = {
         (p, size): sum(
             1
@@ -85,7 +90,9 @@ def test_the_profiles_each_reading_changes_are_what_analyze_prints() -> None:
     }
     assert sets[("hip-resurfacing", 2)] == sets[("knee-resurfacing", 2)]
     assert sets[("hip-resurfacing", 3)] == sets[("knee-resurfacing", 3)]
-    found = said(r"([a-z-]+) pairs and ([a-z-]+) sets of three clinical readings that only together")
+    found = said(
+        ANALYSTS, r"([a-z-]+) pairs and ([a-z-]+) sets of three clinical readings that only together"
+    )
     assert found.groups() == (WORDS[sets[("hip-resurfacing", 2)]], WORDS[sets[("hip-resurfacing", 3)]])
 
 
@@ -106,7 +113,8 @@ def test_the_questions_asked_are_what_bench_next_prints() -> None:
             asked.append(bench_next.questions(interviewer, truth, policy)[0])
             form.append(len(policy.fields()))
     found = said(
-        r"it asks ([\d.]+) questions on average, where the form has (\d+) \(`benchmarks/bench_next.py`"
+        CLINICIANS,
+        r"it asks ([\d.]+) questions on average, where the form has (\d+) \(`benchmarks/bench_next.py`",
     )
     assert found.groups() == (f"{statistics.mean(asked):.2f}", f"{statistics.mean(form):.0f}")
     assert statistics.mean(asked) < 0.6 * statistics.mean(form)  # far fewer than the whole form
