@@ -713,3 +713,15 @@ def test_the_letter_downloads_under_the_patients_name_with_its_format(
     reply = client.post("/letter", data=data)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith(media)
     assert reply.headers["content-disposition"] == f'attachment; filename="llr-asp-p-7-x.{suffix}"'
+
+
+# -- issue 38: the first red team's record nested 945 deep ---------------------------------------
+
+
+@pytest.mark.parametrize("opening", ['{"a": ', "["])
+def test_a_record_nested_945_deep_is_a_clean_422(client: TestClient, opening: str) -> None:
+    closing = "}" if opening.startswith("{") else "]"
+    inner = "1" if opening.startswith("{") else ""
+    text = '{"meta": ' + opening * 945 + inner + closing * 945 + "}"
+    reply = client.post("/api/v1/explain", content=text)
+    assert reply.status_code == 422 and "nested" in reply.json()["error"]

@@ -43,6 +43,15 @@ def serve(
             "--cds-jwks", metavar="FILE", help="The public keys (JWKS) of the allowed EHRs' tokens."
         ),
     ] = None,
+    fhir_server: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--fhir-server",
+            metavar="ISS=URL",
+            help="A FHIR base URL the CDS Hooks calls of issuer ISS may name as fhirServer (repeat); "
+            "the service fetches missing prefetch from these only, never from another address.",
+        ),
+    ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
     ] = False,
@@ -138,7 +147,7 @@ def serve(
     import uvicorn
 
     from ..web.server import check_address, hand_to_workers, start_notes, uvicorn_options
-    from ..web.settings import Settings
+    from ..web.settings import Settings, fhir_server_option
 
     with user_errors():
         check_address(host, port)  # a port in use: one line here, not "serving" and uvicorn's error
@@ -158,10 +167,17 @@ def serve(
             max_header_bytes=max_header_kib << 10,
             max_batch_body=max_batch_mib << 20,
             max_connections=max_connections,
+            fhir_servers=tuple(fhir_server_option(given) for given in fhir_server or ()),
         )
     hand_to_workers(settings, rules, tuple(cds_issuer or ()), cds_jwks, no_auth)
     for note in start_notes(
-        served, settings, host, public_url is not None, bool(cds_issuer and cds_jwks), no_auth
+        served,
+        settings,
+        host,
+        public_url is not None,
+        bool(cds_issuer and cds_jwks),
+        no_auth,
+        tuple(cds_issuer or ()),
     ):
         typer.echo(f"llr-asp: {note}", err=True)
     typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)

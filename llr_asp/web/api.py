@@ -62,13 +62,20 @@ async def document(
     data = await body(request)
 
     def read() -> _T:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
-        return then(parse(text, source))
+        return then(read_json(data, source))
 
     return read() if len(data) <= INLINE_BYTES else await run_in_threadpool(read)
+
+
+def read_json(data: bytes, source: str) -> Any:
+    """JSON bytes read strictly, the one way the service reads JSON it is sent or fetches (a
+    request body, an EHR's FHIR answer): UTF-8, no duplicate keys, no NaN, bounded nesting
+    (`core.patient.parse`). Raises InputError."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
+    return parse(text, source)
 
 
 async def patient(request: Request, source: str = "request body") -> Patient:

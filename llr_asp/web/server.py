@@ -70,7 +70,13 @@ def hand_to_workers(
 
 
 def start_notes(
-    rules: RuleSet, settings: Settings, host: str, public_url_given: bool, authenticated: bool, no_auth: bool
+    rules: RuleSet,
+    settings: Settings,
+    host: str,
+    public_url_given: bool,
+    authenticated: bool,
+    no_auth: bool,
+    issuers: tuple[str, ...] = (),
 ) -> list[str]:
     """What `serve` says as it starts: how CDS Hooks calls are authenticated, the policies whose
     order codes are not declared, and what listening beyond this machine means."""
@@ -85,6 +91,9 @@ def start_notes(
             f"note: no order codes declared for {', '.join(uncoded)}: no CDS Hooks order will match (no "
             "card) until they are configured (procedure/4 in the rules: see rules/llr_icb.lp)"
         )
+    strangers = sorted({iss for iss, _ in settings.fhir_servers} - set(issuers))
+    if strangers and not no_auth:
+        notes.append(f"note: --fhir-server for {', '.join(strangers)}, not a --cds-issuer: never used")
     if host not in ("127.0.0.1", "localhost", "::1"):
         notes.append(f"note: listening on {host}: reachable from other machines")
         if not public_url_given:

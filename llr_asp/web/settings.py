@@ -43,6 +43,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     """The browser origins allowed to call /cds-services, /fhir/ and /api/ (`*`: any); none by
     default, so no cross-origin call is allowed (`cors.py`)."""
+    fhir_servers: tuple[tuple[str, str], ...] = ()
+    """The FHIR base URLs each CDS Hooks issuer's calls may name as `fhirServer` (`--fhir-server
+    ISS=URL`, repeated): (issuer, base URL) pairs. A call's fhirServer is fetched from only when
+    it is one of its token's issuer's (compared exactly, a trailing slash aside); nothing else is
+    ever fetched (`prefetch.py`)."""
     fhir_seconds: float = 3.0
     """The longest a CDS Hooks call waits for the EHR's FHIR server, when it fetches what the
     prefetch lacks itself (`prefetch.py`); past it, 412."""
@@ -76,6 +81,14 @@ class Settings:
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         object.__setattr__(self, "cors_origins", tuple(checked_origin(o) for o in self.cors_origins))
+        object.__setattr__(
+            self, "fhir_servers", tuple((iss, checked_fhir_base(url)) for iss, url in self.fhir_servers)
+        )
+
+    def fhir_bases(self, issuer: str | None) -> frozenset[str]:
+        """The FHIR base URLs a call whose token `issuer` signed may have fetched from (every
+        configured one when CDS Hooks calls are not authenticated, --no-auth: local use)."""
+        return frozenset(url for iss, url in self.fhir_servers if issuer is None or iss == issuer)
 
     @property
     def used_tokens_file(self) -> Path:
@@ -93,12 +106,45 @@ class Settings:
             values["state_dir"] = Path(values["state_dir"])
         values["proxies"] = tuple(values.get("proxies", ()))
         values["cors_origins"] = tuple(values.get("cors_origins", ()))
+        values["fhir_servers"] = tuple(tuple(pair) for pair in values.get("fhir_servers", ()))
         return cls(**values)
 
     @classmethod
     def from_environment(cls) -> Settings:
         text = os.environ.get(ENV)
         return cls.from_json(text) if text else cls()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def checked_fhir_base(url: str) -> str:
+    """A FHIR base URL an operator allows (`--fhir-server`): https (http only to this machine's
+    loopback), no query, fragment or credentials; without its trailing slash."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    secure = parts is not None and (parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK))
+    if parts is None or not host or not secure or parts.query or parts.fragment or "@" in parts.netloc:
+        raise UsageError(
+            f"--fhir-server {url}: give an EHR's FHIR base URL, https (http only on this machine), "
+            "e.g. https://ehr.example.nhs.uk/fhir"
+        )
+    return url.rstrip("/")
+
+
+def fhir_server_option(given: str) -> tuple[str, str]:
+    """`--fhir-server ISS=URL`: the issuer (as its tokens' iss says it) and a FHIR base URL its
+    calls may name. Split at the last "=" (a base URL has no query, so holds none)."""
+    issuer, equals, url = given.rpartition("=")
+    if not equals or not issuer:
+        raise UsageError(
+            f"--fhir-server {given}: give ISS=URL, the issuer (as --cds-issuer) and the FHIR base URL "
+            "its CDS Hooks calls may name as fhirServer"
+        )
+    return issuer, checked_fhir_base(url)
 
 
 def default_state_dir() -> Path:

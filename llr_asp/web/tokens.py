@@ -118,15 +118,16 @@ class Authority:
     def load(cls, issuers: frozenset[str], jwks: Path | None, opener: Any) -> Authority:
         return cls(issuers, read_jwks(jwks) if jwks is not None else {}, opener=opener)
 
-    def verify(self, authorization: str | None, audience: str) -> None:
+    def verify(self, authorization: str | None, audience: str) -> str | None:
         """Raise Unauthorized unless `authorization` carries a valid token for `audience`, not
-        used before (and from now on, used)."""
+        used before (and from now on, used); its issuer (None when calls are not authenticated)."""
         if not self.enabled:
-            return
+            return None
         claims = self.claims(authorization, audience)
         key = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
         if not self._used().first_use(key, float(claims["exp"]) + LEEWAY):  # as long as it is accepted
             raise Unauthorized("replayed jti")
+        return str(claims["iss"])
 
     def claims(self, authorization: str | None, audience: str) -> dict[str, Any]:
         """The token's claims, once its signature and every claim have been checked."""
