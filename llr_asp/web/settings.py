@@ -65,6 +65,18 @@ class Settings:
     header_seconds: float = 10.0
     """A connection that has not sent a whole request head this long after it opened (or after
     its last answer) is closed: slow senders do not hold connections."""
+    min_body_rate: int = 16 << 10
+    """Bytes a second a request body must average once `header_seconds` have passed since it
+    began: a body dripped a byte a second no longer holds a cohort slot for as long as it likes
+    (the pause deadline catches only pauses); past it, the connection is closed."""
+    max_client_connections: int = 32
+    """Open connections a worker takes from one client address (the configured proxies aside:
+    behind one, the proxy must bound each client); past it, 503 at once and closed."""
+    write_seconds: float = 30.0
+    """The longest a response may wait for its client to read (the socket's buffer full); past
+    it, the connection is dropped: a client that never reads holds no worker, nor SIGTERM."""
+    shutdown_seconds: float = 30.0
+    """On SIGTERM, requests under way have this long to finish; then the worker stops."""
     reasoning_seconds: float = 10.0
     """A request waits this long for the reasoning (queue included); past it, 503."""
     max_queue: int = 64
