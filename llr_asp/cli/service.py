@@ -77,7 +77,16 @@ def serve(
         typer.Option(
             "--redis",
             metavar="URL",
-            help="Keep used token ids in Redis instead (several hosts behind one balancer).",
+            help="Keep used token ids in Redis instead (several hosts behind one balancer); a URL "
+            "with a password is refused here: use $LLR_ASP_REDIS_URL or --redis-file.",
+        ),
+    ] = None,
+    redis_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--redis-file",
+            metavar="FILE",
+            help="The Redis URL (with its password) on the first line of FILE, readable by its owner only.",
         ),
     ] = None,
     proxy: Annotated[
@@ -147,7 +156,7 @@ def serve(
     import uvicorn
 
     from ..web.server import check_address, hand_to_workers, start_notes, uvicorn_options
-    from ..web.settings import Settings, fhir_server_option
+    from ..web.settings import Settings, check_state_dir, default_state_dir, fhir_server_option, redis_url
 
     with user_errors():
         check_address(host, port)  # a port in use: one line here, not "serving" and uvicorn's error
@@ -158,10 +167,11 @@ def serve(
             from ..web.tokens import read_jwks
 
             read_jwks(cds_jwks)  # an unusable JWKS: one line here, not a traceback in every worker
+        check_state_dir(state_dir.resolve() if state_dir is not None else default_state_dir())
         settings = Settings(
             public_url=public_url or f"http://{host}:{port}",
             state_dir=state_dir.resolve() if state_dir is not None else None,
-            redis=redis,
+            redis=redis_url(redis, redis_file),
             proxies=tuple(proxy) if proxy else ("127.0.0.1",),
             cors_origins=tuple(cors_origin or ()),
             max_header_bytes=max_header_kib << 10,

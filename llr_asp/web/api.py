@@ -241,4 +241,9 @@ async def _spooled(request: Request) -> IO[bytes]:
 
 @router.get("/healthz", summary="Alive, with the sha256 of the rule set it serves")
 async def healthz(request: Request) -> dict[str, str]:  # on the event loop: no thread to wait for
+    """ "ok"; "degraded" with the problem when the CDS Hooks keys could not be read (the page and
+    the API serve, every CDS Hooks call is refused): a worker that started with a broken JWKS."""
+    problem = getattr(request.app.state.cds, "problem", None)
+    if problem:
+        return {"status": "degraded", "problem": problem, "rules": engines(request).rules.digest}
     return {"status": "ok", "rules": engines(request).rules.digest}

@@ -159,6 +159,53 @@ def fhir_server_option(given: str) -> tuple[str, str]:
     return issuer, checked_fhir_base(url)
 
 
+REDIS_ENV = "LLR_ASP_REDIS_URL"
+"""The Redis URL, password included, out of the command line (which every local user can read)."""
+
+
+def redis_url(given: str | None, file: Path | None) -> str | None:
+    """The Redis URL of `--redis URL` (no password: the command line is public), `--redis-file
+    FILE` (the URL on its first line; a file only its owner may read), or $LLR_ASP_REDIS_URL."""
+    if given is not None:
+        try:
+            secret = urlsplit(given).password
+        except ValueError:
+            secret = None
+        if secret:
+            raise UsageError(
+                f"--redis: the URL holds a password, which every user of this machine can read in the "
+                f"process list; give it in ${REDIS_ENV} or --redis-file FILE"
+            )
+        return given
+    if file is not None:
+        try:
+            status = file.stat()
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"--redis-file {file}: cannot be read ({error}); give the Redis URL's file"
+            ) from None
+        if status.st_mode & 0o077:
+            raise UsageError(f"--redis-file {file}: others may read it; chmod 600 {file}")
+        return text.splitlines()[0] if text else None
+    return os.environ.get(REDIS_ENV) or None
+
+
+def check_state_dir(path: Path) -> None:
+    """Refuse a state directory another user owns or may write (its used token ids could be
+    deleted, and tokens replayed): one line saying how to fix it."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return  # created, 0700, when first used
+    except OSError as error:
+        raise UsageError(f"--state-dir {path}: cannot be read ({error.strerror})") from None
+    if hasattr(os, "getuid") and status.st_uid != os.getuid():
+        raise UsageError(f"--state-dir {path}: owned by another user; give a directory of this user's own")
+    if status.st_mode & 0o022:
+        raise UsageError(f"--state-dir {path}: others may write to it; chmod go-w {path}")
+
+
 def default_state_dir() -> Path:
     """A per-user cache directory: $XDG_CACHE_HOME/llr-asp (~/.cache/llr-asp), or
     %LOCALAPPDATA%\\llr-asp on Windows."""
