@@ -925,3 +925,16 @@ def test_a_client_that_never_reads_is_dropped(guarded: tuple[str, int]) -> None:
             while chunk := connection.recv(1 << 20):
                 answers += chunk
         assert answers.count(b"HTTP/1.1 200") < 300  # dropped before every answer was written
+
+
+def test_a_control_character_in_a_record_leaves_the_decision_svg_valid_xml(client: TestClient) -> None:
+    """An id with control characters made the decision's picture invalid XML (issue 38)."""
+    from xml.etree import ElementTree
+
+    from llr_asp import Reasoner, load_rules, validate
+    from llr_asp.views.pictures import decision_tree
+
+    rules = load_rules(None)
+    record = {"id": "a\x01b\x1bc\ufffe", "sex": "male"}
+    [decision] = Reasoner(rules).decide(validate(record, rules, "t"), [rules.policies["hip-resurfacing"]])
+    ElementTree.fromstring(decision_tree(decision, rules))

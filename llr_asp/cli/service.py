@@ -124,6 +124,15 @@ def serve(
             "--max-connections", min=1, max=100_000, help="Connections a worker takes (503 past it)."
         ),
     ] = 512,
+    max_client_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-client-connections",
+            min=1,
+            max=100_000,
+            help="Connections a worker takes from one client address, --proxy addresses aside (503 past it).",
+        ),
+    ] = 32,
     rules: RulesOption = None,
 ) -> None:
     """Serve the clinicians' page, the JSON API, FHIR and CDS Hooks (needs the web extra).
@@ -177,6 +186,7 @@ def serve(
             max_header_bytes=max_header_kib << 10,
             max_batch_body=max_batch_mib << 20,
             max_connections=max_connections,
+            max_client_connections=max_client_connections,
             fhir_servers=tuple(fhir_server_option(given) for given in fhir_server or ()),
         )
     hand_to_workers(settings, rules, tuple(cds_issuer or ()), cds_jwks, no_auth)
