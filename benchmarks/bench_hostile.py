@@ -14,12 +14,22 @@ The hostile mix, each in a process of its own, in a loop until the time is up:
   hang-up      half a body, then the connection closed
   slowloris    20 connections sending a byte of their request head every second
   load         2 clients sending explains as fast as they are answered (--load)
+and, from issue 38, each from another loopback address (127.0.0.2: the honest clients are
+127.0.0.1, and the per-client connection bound is per address):
+  abandoned    20 POST /result sent and dropped at once, each try (issue 38 HIGH 2)
+  idle         40 idle connections held open, reopened when closed (MEDIUM 4)
+  drip         2 uploads to /api/v1/batch dripping a byte every 0.5 s (MEDIUM 6)
+  no-read      100 /openapi.json asked on one connection, never read (MEDIUM 5)
+  smuggle      Content-Length with Transfer-Encoding (first red team)
+  long-line    a 200 KB request line (first red team)
+(The gzip bomb through fhirServer needs a signed CDS call and an EHR: tests/test_cds_prefetch.py.)
 
 Each attacker but load waits --pause (50 ms) between tries: a hostile mix, not a flood of
 connections (that is for a load balancer's connection limits, and would measure only how busy
 the attackers keep this machine's two cores).
 
-Target: /healthz p99 under 100 ms throughout; no 500, no traceback in the log.
+Target: /healthz and honest explain p99 under 100 ms throughout; no honest request refused; no
+500, no traceback in the log.
 
 Run: python benchmarks/bench_hostile.py [--seconds 20] [--workers 2]
 """
@@ -31,6 +41,7 @@ import http.client
 import json
 import multiprocessing
 import queue
+import select
 import socket
 import statistics
 import subprocess
@@ -55,9 +66,19 @@ def _post(port: int, path: str, body: bytes, content_type: str = "application/js
     return response.status
 
 
-def _raw(port: int, parts: list[bytes] | object, close_early: bool = False) -> int:
+HOSTILE = ("127.0.0.2", 0)
+"""The issue 38 attackers' own address (still this machine's loopback)."""
+
+
+def _connect(port: int, source: tuple[str, int] | None = None) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=30, source_address=source)
+
+
+def _raw(
+    port: int, parts: list[bytes] | object, close_early: bool = False, source: tuple[str, int] | None = None
+) -> int:
     """Send raw bytes; the status answered (0: none, the connection was closed)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+    with _connect(port, source) as connection:
         try:
             for part in parts:  # type: ignore[attr-defined]
                 connection.sendall(part)
@@ -139,7 +160,64 @@ def load(port: int) -> int:
     return statuses.most_common(1)[0][0]
 
 
+FORM = b"policy=hip-resurfacing&record=%7B%7D"
+
+
+def abandoned(port: int) -> int:
+    head = (
+        b"POST /result HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(FORM)
+    )
+    for _ in range(20):
+        _raw(port, [head + FORM], close_early=True, source=HOSTILE)
+    return 0
+
+
+def drip(port: int) -> int:
+    head = b"POST /api/v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+
+    def parts() -> object:
+        yield head
+        for _ in range(600):
+            yield b" "
+            time.sleep(0.5)
+
+    return _raw(port, parts(), source=HOSTILE)
+
+
+def no_read(port: int) -> int:
+    with _connect(port, HOSTILE) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            connection.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 100)
+            time.sleep(10)  # never reading
+        except OSError:
+            return 0
+    return 0
+
+
+def smuggle(port: int) -> int:
+    return _raw(
+        port,
+        [
+            b"POST /api/v1/explain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        ],
+        source=HOSTILE,
+    )
+
+
+def long_line(port: int) -> int:
+    return _raw(port, [b"GET /" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"], source=HOSTILE)
+
+
 ATTACKS = {
+    "abandoned": abandoned,
+    "drip": drip,
+    "no-read": no_read,
+    "smuggle": smuggle,
+    "long-line": long_line,
     "unknown-key": unknown_key,
     "empties": empties,
     "deep": deep,
@@ -193,6 +271,40 @@ def slowloris(port: int, until: float, results: multiprocessing.Queue[tuple[str,
     results.put(("slowloris", closed))
 
 
+def idle(port: int, until: float, results: multiprocessing.Queue[tuple[str, Counter[int]]]) -> None:
+    """40 idle connections from 127.0.0.2, reopened when the server closes them."""
+    held: list[socket.socket] = []
+    outcome = Counter[int]()
+    while time.time() < until:
+        while len(held) < 40:
+            try:
+                held.append(_connect(port, HOSTILE))
+            except OSError:
+                outcome[0] += 1
+                break
+        time.sleep(0.5)
+        kept = []
+        for connection in held:
+            readable = select.select([connection], [], [], 0)[0]
+            if readable:
+                try:
+                    head = connection.recv(64)
+                except OSError:
+                    head = b""
+                outcome[int(head.split()[1]) if head.startswith(b"HTTP/") else 0] += 1
+                connection.close()
+            else:
+                kept.append(connection)
+        held = kept
+    for connection in held:
+        connection.close()
+    results.put(("idle", outcome))
+
+
+REFUSED: Counter[int] = Counter()
+"""The statuses other than 200 the honest clients were answered (each should be none)."""
+
+
 def probe(port: int, until: float, path: str, keep_alive: bool) -> list[float]:
     """Times of `path` (GET /healthz on a fresh connection every 50 ms, or POST explains in turn
     on one keep-alive connection)."""
@@ -210,8 +322,11 @@ def probe(port: int, until: float, path: str, keep_alive: bool) -> list[float]:
             response.read()
             if response.status == 200:
                 times.append(time.perf_counter() - start)
+            else:
+                REFUSED[response.status] += 1
         except OSError:
             times.append(float("inf"))
+            REFUSED[0] += 1
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         n += 1
         if not keep_alive:
@@ -243,7 +358,17 @@ def main() -> None:
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
     server = subprocess.Popen(
-        [installed_cli(), "serve", "--port", str(port), "--workers", str(arguments.workers), "--no-auth"],
+        [
+            installed_cli(),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(arguments.workers),
+            "--no-auth",
+            "--proxy",
+            "127.0.0.9",  # no proxy here: 127.0.0.1 and 127.0.0.2 are clients like any other
+        ],
         stderr=log,
     )
     try:
@@ -264,9 +389,10 @@ def main() -> None:
         processes = [
             multiprocessing.Process(target=attacker, args=(name, port, until, arguments.pause, results))
             for name in ATTACKS
-            for _ in range(arguments.load if name == "load" else 1)
+            for _ in range(arguments.load if name == "load" else 2 if name == "drip" else 1)
         ]
         processes.append(multiprocessing.Process(target=slowloris, args=(port, until, results)))
+        processes.append(multiprocessing.Process(target=idle, args=(port, until, results)))
         for process in processes:
             process.start()
         time.sleep(0.5)  # the attacks are under way
@@ -304,6 +430,8 @@ def main() -> None:
             if count
         )
         print(f"  {name:12} {counts}")
+    refused = ", ".join(f"{status or 'no answer'}: {count}" for status, count in sorted(REFUSED.items()))
+    print(f"  honest requests refused: {refused or 'none'}")
     tracebacks = written.count("Traceback")
     print(f"  server log: {len(written.splitlines())} lines, {tracebacks} tracebacks")
 

@@ -3,10 +3,14 @@ QuestionnaireResponses the EHR stored. It answers a read (`Patient/{id}`) and th
 QuestionnaireResponse searches a FHIR server answers (`patient`, `questionnaire`, `_tag`,
 `_sort=-authored`, `_count`), records every request it is sent (path, query, Authorization),
 and stops answering after `budget` requests; `delay` holds every answer back (a slow server).
+A hostile server: `raw` is sent as the body of every answer instead (with `encoding` as its
+Content-Encoding, `status` as its status); `encodings` records each request's Accept-Encoding.
+`allowing` puts the server on a service's allow-list for an issuer (`--fhir-server`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -26,6 +30,10 @@ class Ehr:
     delay: float = 0.0
     budget: int = 50
     base: str = ""
+    raw: bytes | None = None
+    encoding: str | None = None
+    status: int = 200
+    encodings: list[str | None] = field(default_factory=list)
 
     def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """QuestionnaireResponse search, as a FHIR server matches: `patient` against
@@ -60,6 +68,10 @@ def serving(ehr: Ehr) -> Iterator[Ehr]:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             ehr.requests.append((unquote(parts.path), query, self.headers.get("Authorization")))
+            ehr.encodings.append(self.headers.get("Accept-Encoding"))
+            if ehr.raw is not None:
+                self._send(ehr.status, ehr.raw)
+                return
             if len(ehr.requests) > ehr.budget:
                 self._answer(503, {"resourceType": "OperationOutcome"})
                 return
@@ -73,10 +85,14 @@ def serving(ehr: Ehr) -> Iterator[Ehr]:
                 self._answer(404, {"resourceType": "OperationOutcome"})
 
         def _answer(self, status: int, resource: dict[str, Any]) -> None:
-            body = json.dumps(resource).encode()
+            self._send(status, json.dumps(resource).encode())
+
+        def _send(self, status: int, body: bytes) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/fhir+json")
+                if ehr.encoding:
+                    self.send_header("Content-Encoding", ehr.encoding)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -97,3 +113,15 @@ def serving(ehr: Ehr) -> Iterator[Ehr]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def allowing(app: Any, issuer: str, base: str) -> Iterator[None]:
+    """`app` fetching from `base` for calls of `issuer` while the block runs (as `serve
+    --fhir-server ISS=URL` allows it)."""
+    settings = app.state.settings
+    app.state.settings = dataclasses.replace(settings, fhir_servers=((issuer, base),))
+    try:
+        yield
+    finally:
+        app.state.settings = settings

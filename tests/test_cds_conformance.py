@@ -47,7 +47,7 @@ from conformance import (  # noqa: E402
 )
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from fhirserver import Ehr, serving  # noqa: E402
+from fhirserver import Ehr, allowing, serving  # noqa: E402
 
 from llr_asp.core.ruleset import default_rules_dir  # noqa: E402
 
@@ -300,7 +300,7 @@ def test_the_service_fetches_what_the_prefetch_lacks(client: TestClient) -> None
     fetches from the EHR's FHIR server itself, with the bearer token given, and asks only the
     queries its prefetch templates declare."""
     ehr = Ehr(patients={"123": patient_resource("123")}, responses=[answers_of("route-c1-pain", "123")])
-    with serving(ehr):
+    with serving(ehr), allowing(client.app, SANDBOX_ISSUER, ehr.base):
         call = order_sign([service_request("2468", HIP)], None)
         call["fhirServer"] = ehr.base
         reply = client.post(SERVICE, json=call, headers=signed(SERVICE))
@@ -324,7 +324,7 @@ def test_a_fhir_server_that_does_not_answer_in_time_is_412(folder: Path) -> None
     in time, never a hung card."""
     slow = TestClient(make_app(folder, fhir_seconds=0.5))
     ehr = Ehr(patients={"123": patient_resource("123")}, delay=3.0)
-    with serving(ehr):
+    with serving(ehr), allowing(slow.app, SANDBOX_ISSUER, ehr.base):
         call = order_sign([service_request("2468", HIP)], None)
         call["fhirServer"] = ehr.base
         started = time.monotonic()

@@ -11,6 +11,7 @@ gives it (`server.uvicorn_options`), each bounded in requests and time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html as html_module
 import json
 import logging
@@ -433,11 +434,11 @@ def test_a_healthy_request_is_answered(served: tuple[str, int]) -> None:
 
 def test_an_8_mib_header_is_refused(served: tuple[str, int]) -> None:
     huge = (b"X-Big: " + b"a" * CHUNK for _ in range(128))  # one header, sent in pieces
-    assert exchange(served, request(*huge)).startswith(b"HTTP/1.1 400")
+    assert exchange(served, request(*huge)).startswith(b"HTTP/1.1 431")
 
 
 def test_20000_headers_are_refused(served: tuple[str, int]) -> None:
-    assert exchange(served, request(*(b"X-%d: b\r\n" % n for n in range(20000)))).startswith(b"HTTP/1.1 400")
+    assert exchange(served, request(*(b"X-%d: b\r\n" % n for n in range(20000)))).startswith(b"HTTP/1.1 431")
 
 
 def test_a_slow_request_head_is_hung_up_on(served: tuple[str, int]) -> None:
@@ -713,3 +714,227 @@ def test_the_letter_downloads_under_the_patients_name_with_its_format(
     reply = client.post("/letter", data=data)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith(media)
     assert reply.headers["content-disposition"] == f'attachment; filename="llr-asp-p-7-x.{suffix}"'
+
+
+# -- issue 38: the first red team's record nested 945 deep ---------------------------------------
+
+
+@pytest.mark.parametrize("opening", ['{"a": ', "["])
+def test_a_record_nested_945_deep_is_a_clean_422(client: TestClient, opening: str) -> None:
+    closing = "}" if opening.startswith("{") else "]"
+    inner = "1" if opening.startswith("{") else ""
+    text = '{"meta": ' + opening * 945 + inner + closing * 945 + "}"
+    reply = client.post("/api/v1/explain", content=text)
+    assert reply.status_code == 422 and "nested" in reply.json()["error"]
+
+
+# -- issue 38: the page's routes are admitted as the API's are ------------------------------------
+
+FORM = b"policy=hip-resurfacing&record=%7B%7D"
+PAGE_POSTS = {
+    "/result": FORM,
+    "/letter": FORM,
+    "/ask": FORM,
+    "/example": b"example=" + b"refused-b-four-months" + b"&policy=hip-resurfacing",
+}
+
+
+async def _abandoned(app: Any, path: str, body: bytes) -> list[dict[str, Any]]:
+    """`path` posted with `body`, the client hanging up as soon as the body is sent."""
+    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    hung_up = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages, None)
+        if message is not None:
+            return message
+        hung_up.set()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"content-type", b"application/x-www-form-urlencoded")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("path", list(PAGE_POSTS))
+def test_abandoned_page_requests_are_not_reasoned(
+    app: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """300 POST /result sent and dropped were each reasoned (issue 38): now they wait in the
+    engines' queue, and one whose client hung up is dropped unreasoned."""
+    begun = slowed(app, monkeypatch, 0.5)
+    monkeypatch.setattr(app.state.engines.interviewer, "next", lambda *a, **k: begun.append(0) or [])
+
+    async def all_of_them() -> None:
+        first = asyncio.ensure_future(_explains(app, 1))
+        while not begun:  # the first one reasons
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*(_abandoned(app, path, PAGE_POSTS[path]) for _ in range(10)))
+        await first
+
+    run(all_of_them())
+    time.sleep(0.3)  # the engines' thread has taken the abandoned calls by now
+    assert len(begun) == 1
+
+
+def test_past_the_queue_cap_a_page_request_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(settings=Settings(max_queue=1))
+    slowed(app, monkeypatch, 0.3)
+
+    async def both() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as http:
+            first = asyncio.ensure_future(http.post("/api/v1/explain", content=RECORD))
+            await asyncio.sleep(0.1)
+            page = await http.post("/result", content=FORM, headers={"content-type": PAGE_FORM})
+            return [(await first).status_code, page.status_code]
+
+    assert run(both()) == [200, 503]
+
+
+PAGE_FORM = "application/x-www-form-urlencoded"
+
+
+# -- issue 38: the HTTP server's own refusals, answered before the connection is closed ----------
+
+GUARDED = Settings(
+    proxies=(),  # 127.0.0.1 is a client like any other here
+    max_connections=20,
+    max_client_connections=3,
+    header_seconds=0.5,
+    min_body_rate=1000,
+    write_seconds=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[tuple[str, int]]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, GUARDED.to_json())
+        server._header_seconds.cache_clear()
+        with serving(create_app(), log_config=None, **server.uvicorn_options(GUARDED)) as port:
+            yield "127.0.0.1", port
+    server._header_seconds.cache_clear()
+
+
+def whole(address: tuple[str, int], data: bytes, seconds: float = 5) -> bytes:
+    """Send `data` in one write; all the server answers until it closes (never a reset)."""
+    with socket.create_connection(address, timeout=seconds) as connection:
+        connection.sendall(data)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_content_length_with_transfer_encoding_is_one_400(guarded: tuple[str, int]) -> None:
+    """Request smuggling: the second request in the body is never read as a request."""
+    smuggled = (
+        b"POST /api/v1/explain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    answer = whole(guarded, smuggled)
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1") == 1
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 200_000 + b"\r\n\r\n", b"431"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 60_000 + b"\r\n\r\n", b"431"),
+    ],
+    ids=["200 KB request line", "200 KB token header", "60 KB header in one read"],
+)
+def test_a_head_past_the_limit_is_answered_not_reset(
+    guarded: tuple[str, int], head: bytes, status: bytes
+) -> None:
+    assert whole(guarded, head).startswith(b"HTTP/1.1 " + status)
+
+
+def test_a_head_and_its_body_in_one_read_are_not_a_large_head(guarded: tuple[str, int]) -> None:
+    body = json.dumps({"meta": {"note": "x" * 40_000}}).encode()
+    head = b"POST /api/v1/explain HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+    assert whole(guarded, head % len(body) + body).startswith(b"HTTP/1.1 200")
+
+
+def test_one_client_holds_at_most_its_share_of_connections(guarded: tuple[str, int]) -> None:
+    """One client holding idle sockets starved every honest request (0 of 40): past its share
+    it is 503, and the server still has room for others."""
+    held = [socket.create_connection(guarded, timeout=5) for _ in range(GUARDED.max_client_connections)]
+    try:
+        time.sleep(0.1)
+        assert exchange(guarded, request()).startswith(b"HTTP/1.1 503")
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.2)
+    assert exchange(guarded, request()).startswith(b"HTTP/1.1 200")
+
+
+def test_a_body_dripped_a_byte_at_a_time_is_hung_up_on(guarded: tuple[str, int]) -> None:
+    """Each pause shorter than header_seconds, the whole far under min_body_rate: closed."""
+    with socket.create_connection(guarded, timeout=5) as connection:
+        connection.sendall(
+            b"POST /api/v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: application/x-ndjson\r\n\r\n"
+        )
+        begun = time.monotonic()
+        closed = False
+        while time.monotonic() - begun < 4 and not closed:
+            try:
+                connection.sendall(b" ")
+            except OSError:
+                closed = True
+                break
+            if select.select([connection], [], [], 0.1)[0]:
+                closed = connection.recv(1024) == b""
+        assert closed
+
+
+def test_a_client_that_never_reads_is_dropped(guarded: tuple[str, int]) -> None:
+    """Many large answers asked for and never read: the server drops the connection after
+    write_seconds instead of waiting for ever (which held SIGTERM too)."""
+    with socket.create_connection(guarded, timeout=5) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        asked = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 300
+        with contextlib.suppress(OSError):
+            connection.sendall(asked)
+        time.sleep(2)  # well past write_seconds, reading nothing
+        connection.settimeout(3)  # kept open, the last answer read would wait for ever: TimeoutError
+        answers = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(1 << 20):
+                answers += chunk
+        assert answers.count(b"HTTP/1.1 200") < 300  # dropped before every answer was written
+
+
+def test_a_control_character_in_a_record_leaves_the_decision_svg_valid_xml(client: TestClient) -> None:
+    """An id with control characters made the decision's picture invalid XML (issue 38)."""
+    from xml.etree import ElementTree
+
+    from llr_asp import Reasoner, load_rules, validate
+    from llr_asp.views.pictures import decision_tree
+
+    rules = load_rules(None)
+    record = {"id": "a\x01b\x1bc\ufffe", "sex": "male"}
+    [decision] = Reasoner(rules).decide(validate(record, rules, "t"), [rules.policies["hip-resurfacing"]])
+    ElementTree.fromstring(decision_tree(decision, rules))

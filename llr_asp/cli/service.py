@@ -43,6 +43,15 @@ def serve(
             "--cds-jwks", metavar="FILE", help="The public keys (JWKS) of the allowed EHRs' tokens."
         ),
     ] = None,
+    fhir_server: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--fhir-server",
+            metavar="ISS=URL",
+            help="A FHIR base URL the CDS Hooks calls of issuer ISS may name as fhirServer (repeat); "
+            "the service fetches missing prefetch from these only, never from another address.",
+        ),
+    ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
     ] = False,
@@ -68,7 +77,16 @@ def serve(
         typer.Option(
             "--redis",
             metavar="URL",
-            help="Keep used token ids in Redis instead (several hosts behind one balancer).",
+            help="Keep used token ids in Redis instead (several hosts behind one balancer); a URL "
+            "with a password is refused here: use $LLR_ASP_REDIS_URL or --redis-file.",
+        ),
+    ] = None,
+    redis_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--redis-file",
+            metavar="FILE",
+            help="The Redis URL (with its password) on the first line of FILE, readable by its owner only.",
         ),
     ] = None,
     proxy: Annotated[
@@ -106,6 +124,15 @@ def serve(
             "--max-connections", min=1, max=100_000, help="Connections a worker takes (503 past it)."
         ),
     ] = 512,
+    max_client_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-client-connections",
+            min=1,
+            max=100_000,
+            help="Connections a worker takes from one client address, --proxy addresses aside (503 past it).",
+        ),
+    ] = 32,
     rules: RulesOption = None,
 ) -> None:
     """Serve the clinicians' page, the JSON API, FHIR and CDS Hooks (needs the web extra).
@@ -138,7 +165,7 @@ def serve(
     import uvicorn
 
     from ..web.server import check_address, hand_to_workers, start_notes, uvicorn_options
-    from ..web.settings import Settings
+    from ..web.settings import Settings, check_state_dir, default_state_dir, fhir_server_option, redis_url
 
     with user_errors():
         check_address(host, port)  # a port in use: one line here, not "serving" and uvicorn's error
@@ -149,19 +176,28 @@ def serve(
             from ..web.tokens import read_jwks
 
             read_jwks(cds_jwks)  # an unusable JWKS: one line here, not a traceback in every worker
+        check_state_dir(state_dir.resolve() if state_dir is not None else default_state_dir())
         settings = Settings(
             public_url=public_url or f"http://{host}:{port}",
             state_dir=state_dir.resolve() if state_dir is not None else None,
-            redis=redis,
+            redis=redis_url(redis, redis_file),
             proxies=tuple(proxy) if proxy else ("127.0.0.1",),
             cors_origins=tuple(cors_origin or ()),
             max_header_bytes=max_header_kib << 10,
             max_batch_body=max_batch_mib << 20,
             max_connections=max_connections,
+            max_client_connections=max_client_connections,
+            fhir_servers=tuple(fhir_server_option(given) for given in fhir_server or ()),
         )
     hand_to_workers(settings, rules, tuple(cds_issuer or ()), cds_jwks, no_auth)
     for note in start_notes(
-        served, settings, host, public_url is not None, bool(cds_issuer and cds_jwks), no_auth
+        served,
+        settings,
+        host,
+        public_url is not None,
+        bool(cds_issuer and cds_jwks),
+        no_auth,
+        tuple(cds_issuer or ()),
     ):
         typer.echo(f"llr-asp: {note}", err=True)
     typer.echo(f"llr-asp: serving http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)

@@ -204,6 +204,9 @@ def parse(text: str, source: str) -> Any:
         )
         if duplicated:  # where: walked only then (the walk was three quarters of a parse)
             raise _Refused(str(_twice(document, "")), "key appears twice in the same object; keep one")
+        # nesting: walked only when the text has more brackets than the bound (a record has a few)
+        if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+            raise _Refused("", f"JSON nested over {MAX_DEPTH} deep, far deeper than a patient record")
         return document
     except _Refused as refused:
         raise InputError(source, refused.path, refused.problem) from None
@@ -214,6 +217,28 @@ def parse(text: str, source: str) -> Any:
         raise InputError(source, "", "JSON nested too deeply for a patient record") from None
     except ValueError as error:  # e.g. an integer with thousands of digits
         raise InputError(source, "", f"invalid JSON: {error}") from None
+
+
+MAX_DEPTH = 64
+"""The deepest nesting of objects and lists read (a FHIR QuestionnaireResponse of nested groups
+is a dozen deep): deeper is refused in one line before any other code walks it (a record 945
+deep was a 500 where validation recursed past Python's limit)."""
+
+
+def _depth(document: Any) -> int:
+    """How deep `document`'s objects and lists nest, walked without recursion."""
+    deepest = 0
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _json_problem(message: str) -> str:

@@ -14,6 +14,7 @@ scripts/glyph_widths.py; a character outside it counts as a full em, which errs 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
@@ -99,13 +100,23 @@ class Element:
 
     def render(self) -> str:
         attributes = "".join(
-            f' {name}="{escape(value, QUOTE) if isinstance(value, str) else _value(value)}"'
+            f' {name}="{escape(_xml(value), QUOTE) if isinstance(value, str) else _value(value)}"'
             for name, value in self.attributes.items()
         )
         if not self.children:
             return f"<{self.tag}{attributes}/>"
-        inner = "".join(c.render() if isinstance(c, Element) else escape(c) for c in self.children)
+        inner = "".join(c.render() if isinstance(c, Element) else escape(_xml(c)) for c in self.children)
         return f"<{self.tag}{attributes}>{inner}</{self.tag}>"
+
+
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 does not allow (a control character in a patient id made the picture
+invalid XML, and the page's SVG unreadable: issue 38)."""
+
+
+def _xml(text: str) -> str:
+    """`text` with every character XML cannot hold replaced by U+FFFD."""
+    return NOT_XML.sub("\ufffd", text) if not text.isprintable() else text
 
 
 def element(tag: str, *children: Child, **attributes: Attribute) -> Element:

@@ -62,13 +62,20 @@ async def document(
     data = await body(request)
 
     def read() -> _T:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
-        return then(parse(text, source))
+        return then(read_json(data, source))
 
     return read() if len(data) <= INLINE_BYTES else await run_in_threadpool(read)
+
+
+def read_json(data: bytes, source: str) -> Any:
+    """JSON bytes read strictly, the one way the service reads JSON it is sent or fetches (a
+    request body, an EHR's FHIR answer): UTF-8, no duplicate keys, no NaN, bounded nesting
+    (`core.patient.parse`). Raises InputError."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(source, "", f"not UTF-8 text (byte {error.start}); send UTF-8") from None
+    return parse(text, source)
 
 
 async def patient(request: Request, source: str = "request body") -> Patient:
@@ -234,4 +241,9 @@ async def _spooled(request: Request) -> IO[bytes]:
 
 @router.get("/healthz", summary="Alive, with the sha256 of the rule set it serves")
 async def healthz(request: Request) -> dict[str, str]:  # on the event loop: no thread to wait for
+    """ "ok"; "degraded" with the problem when the CDS Hooks keys could not be read (the page and
+    the API serve, every CDS Hooks call is refused): a worker that started with a broken JWKS."""
+    problem = getattr(request.app.state.cds, "problem", None)
+    if problem:
+        return {"status": "degraded", "problem": problem, "rules": engines(request).rules.digest}
     return {"status": "ok", "rules": engines(request).rules.digest}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import importlib.resources
 import os
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ def create_app(rules: Path | None = None, settings: Settings | None = None) -> F
     app.state.settings = settings
     app.state.batches = 0  # batch requests running now
     app.state.cds = cds.authority_from_environment(settings)
+    _reload_on_hangup(app)
     app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
     app.include_router(api.router)
     app.include_router(fhir.router)
@@ -94,6 +97,20 @@ def create_app(rules: Path | None = None, settings: Settings | None = None) -> F
     # in process with the app built: 0.81 -> 0.76 ms an explain's Python work)
     gc.freeze()
     return app
+
+
+def _reload_on_hangup(app: FastAPI) -> None:
+    """SIGHUP re-reads the CDS Hooks keys (a rotation) and never stops the worker (its default
+    action killed a one-worker service mid-batch). With several workers, uvicorn's supervisor
+    takes SIGHUP and restarts them, each reading the keys afresh. Only in the main thread (a
+    worker process), where signal handlers are set."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return
+
+    def reload(signum: int, frame: Any) -> None:
+        app.state.cds.reload()
+
+    signal.signal(signal.SIGHUP, reload)
 
 
 def _docs(app: FastAPI) -> None:

@@ -73,12 +73,13 @@ def public_url(request: Request) -> str:
     return request.app.state.settings.public_url  # type: ignore[no-any-return]
 
 
-async def authorize(request: Request) -> None:
+async def authorize(request: Request) -> str | None:
     """Verify the call's token for this endpoint (aud: the configured public URL and the path),
-    off the event loop: the signature check and the shared store of used ids take their time."""
+    off the event loop: the signature check and the shared store of used ids take their time.
+    The token's issuer (None with --no-auth)."""
     verify = authority(request).verify
     audience = public_url(request) + request.url.path
-    await run_in_threadpool(verify, request.headers.get("authorization"), audience)
+    return await run_in_threadpool(verify, request.headers.get("authorization"), audience)
 
 
 CDS_HOOKS_VERSION = "2.0.1"
@@ -120,7 +121,7 @@ async def discovery(request: Request) -> JSON:
 
 @router.post("/cds-services/{service}", summary="CDS Hooks: a card for an order of the policy's procedure")
 async def hook(request: Request, service: str) -> JSON:
-    await authorize(request)
+    issuer = await authorize(request)
     held = engines(request)
     policy = service_policy(held.rules, service)
     body, call = await document(request, then=lambda body: (body, read_call(body, held.rules, policy)))
@@ -130,7 +131,7 @@ async def hook(request: Request, service: str) -> JSON:
     if call.absent and call.access is not None:
         settings = request.app.state.settings
         try:
-            fetched = await fetch(call.access, call.patient_id, call.absent, policy.id, settings)
+            fetched = await fetch(call.access, call.patient_id, call.absent, policy.id, settings, issuer)
         except Unfetched as error:
             if not call.prefetched:  # nothing supplied and nothing fetched: nothing to decide from
                 return outcome(412, str(error))

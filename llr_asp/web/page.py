@@ -6,6 +6,11 @@ URL; the server keeps nothing between requests. Every step goes through the same
 the CLI: `Interviewer.next` (ask, next), `Reasoner.decide` (explain), `whatif`, and the letter
 of `explain --format letter` (plain text, to copy) or `--format markdown`. A record that names
 no procedure is first asked which: the findings in a record are not tied to a joint.
+
+Every route that reasons is admitted as the API's are (`Engines.run`): the same bounded queue
+and deadline (503 past them), and a request whose client hung up while it waited is dropped
+unreasoned (300 abandoned POST /result were each reasoned, and a clinician's page then took
+12-28 s: issue 38). Records and pages are parsed and rendered off the event loop.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import dataclasses
 import datetime
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -54,8 +60,10 @@ from ..views.wording import (
     value_words,
     withheld_words,
 )
-from .api import WHATIF_SECONDS
+from .api import INLINE_BYTES, WHATIF_SECONDS, hung_up
 from .engines import Engines
+
+_T = TypeVar("_T")
 
 FORM_PART = 4 * MAX_BYTES
 """The largest field of a page form: the record, URL-encoded (a 1 MiB record of non-ASCII text is
@@ -123,6 +131,24 @@ def error_page(request: Request, status: int, message: str) -> Response:
     return _render(request, "error.html", status, message=message)
 
 
+async def _reasoned(request: Request, work: Callable[[Engines], _T]) -> _T:
+    """`work` on the engines, admitted as the API's work is: queued (503 past the queue or the
+    deadline), dropped unreasoned if the client hangs up while it waits."""
+    return await _engines(request).run(work, lambda: hung_up(request))
+
+
+async def _shown(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page rendered off the event loop (a decision's page with its tree takes milliseconds)."""
+    return await run_in_threadpool(_render, request, name, status, **context)
+
+
+async def _read(text: str, engines: Engines, source: str = "record") -> tuple[dict[str, Any], Patient]:
+    """`_record`, off the event loop when the record is more than a few KiB."""
+    if len(text) <= INLINE_BYTES:
+        return _record(text, engines, source)
+    return await run_in_threadpool(_record, text, engines, source)
+
+
 def _record(text: str, engines: Engines, source: str = "record") -> tuple[dict[str, Any], Patient]:
     """The patient record carried by a form, validated as `explain` validates a file."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
@@ -145,7 +171,7 @@ def start(request: Request) -> HTMLResponse:
 
 
 @router.post("/ask", response_class=HTMLResponse)
-def ask(
+async def ask(
     request: Request,
     policy: str = Form(""),
     record: str = Form("{}"),
@@ -163,7 +189,7 @@ def ask(
     asks it again; Change does so for any). `reask`: fields the record gives as not known that
     may be asked again (the result page's "Answer the remaining questions")."""
     engines = _engines(request)
-    document, patient = _record(record, engines)
+    document, patient = await _read(record, engines)
     chosen = _chosen(engines, policy, patient)
     if chosen is None:
         return _choose(request, "/ask", document)
@@ -190,16 +216,15 @@ def ask(
             again.discard(field)
         except (ValueError, InputError) as error:
             problem = printable(error.problem if isinstance(error, InputError) else str(error))
-    with engines.held():
-        steps = engines.interviewer.next(patient, chosen, again)
+    steps = await _reasoned(request, lambda held: held.interviewer.next(patient, chosen, again))
     step = next((s for s in steps if s.question), None)
     if forced is not None:
         question = Question.of(engines.rules.fields[forced], engines.rules.caveats(forced, chosen))
         step = dataclasses.replace(step or steps[0], question=question)
     elif step is None and problem is None:
-        return _result(request, document, patient, _named(chosen))
+        return await _result(request, document, patient, _named(chosen))
     asked = step.question if step and step.question else None
-    return _render(
+    return await _shown(
         request,
         "question.html",
         status=422 if problem else 200,
@@ -234,9 +259,9 @@ def _choose(request: Request, action: str, document: dict[str, Any]) -> HTMLResp
 
 
 @router.post("/result", response_class=HTMLResponse)
-def result(request: Request, policy: str = Form(""), record: str = Form("{}")) -> HTMLResponse:
-    document, patient = _record(record, _engines(request))
-    return _result(request, document, patient, policy)
+async def result(request: Request, policy: str = Form(""), record: str = Form("{}")) -> HTMLResponse:
+    document, patient = await _read(record, _engines(request))
+    return await _result(request, document, patient, policy)
 
 
 @router.post("/record", response_class=HTMLResponse)
@@ -258,29 +283,32 @@ async def from_record(
             ) from None
     # off the event loop: a pasted megabyte takes a tenth of a second to parse
     parsed, patient = await run_in_threadpool(_record, text, _engines(request), source)
-    return await run_in_threadpool(_result, request, parsed, patient, policy)
+    return await _result(request, parsed, patient, policy)
 
 
 @router.post("/example", response_class=HTMLResponse)
-def example(request: Request, example: str = Form(...), policy: str = Form("")) -> HTMLResponse:
+async def example(request: Request, example: str = Form(...), policy: str = Form("")) -> HTMLResponse:
     engines = _engines(request)
     if example not in engines.examples:
         raise InputError("example", example, "not one of the bundled examples")
     document = engines.examples[example]
-    return _result(request, dict(document), validate(document, engines.rules, example), policy)
+    return await _result(request, dict(document), validate(document, engines.rules, example), policy)
 
 
 @router.post("/letter")
-def letter(
+async def letter(
     request: Request, policy: str = Form(""), record: str = Form("{}"), format: str = Form("text")
 ) -> Response:
     """The letter of `explain --format letter` (plain text, to paste into a clinical record) or
     `--format markdown`, as a file."""
     engines = _engines(request)
-    _, patient = _record(record, engines)
+    _, patient = await _read(record, engines)
     chosen = _chosen(engines, policy, patient) or engines.rules.select("all")
-    with engines.held():
-        decisions = engines.interviewer.decide(patient, chosen)
+    decisions = await _reasoned(request, lambda held: held.interviewer.decide(patient, chosen))
+    return await run_in_threadpool(_letter, engines, patient, decisions, format)
+
+
+def _letter(engines: Engines, patient: Patient, decisions: list[Any], format: str) -> Response:
     today = datetime.date.today()
     if format == "markdown":
         preface = f"*{escape(EVERY_POLICY_PAGE)}*\n\n" if len(decisions) > 1 else ""
@@ -318,19 +346,37 @@ def attachment(patient: str, suffix: str = "md") -> str:
     return f"{header}; filename*=UTF-8''{quote(f'llr-asp-{name}.{suffix}', safe='')}"
 
 
-def _result(request: Request, document: dict[str, Any], patient: Patient, policy: str) -> HTMLResponse:
+async def _result(request: Request, document: dict[str, Any], patient: Patient, policy: str) -> HTMLResponse:
     engines = _engines(request)
     chosen = _chosen(engines, policy, patient)
     if chosen is None:
         return _choose(request, "/result", document)
-    with engines.held():
-        reasoner = engines.interviewer
+
+    def decided(held: Engines) -> tuple[list[Any], dict[str, Any]]:
+        reasoner = held.interviewer
         decisions = reasoner.decide(patient, chosen)
         changes = {
-            d.policy.id: whatif(reasoner, engines.whatif, patient, d.policy, seconds=WHATIF_SECONDS)
+            d.policy.id: whatif(reasoner, held.whatif, patient, d.policy, seconds=WHATIF_SECONDS)
             for d in decisions
             if d.decision != "eligible"
         }
+        return decisions, changes
+
+    decisions, changes = await _reasoned(request, decided)
+    return await run_in_threadpool(
+        _result_page, request, engines, document, patient, chosen, decisions, changes
+    )
+
+
+def _result_page(
+    request: Request,
+    engines: Engines,
+    document: dict[str, Any],
+    patient: Patient,
+    chosen: list[Policy],
+    decisions: list[Any],
+    changes: dict[str, Any],
+) -> HTMLResponse:
     today = datetime.date.today()
     unknown = sorted(f for d in decisions for f in (*d.missing, *d.to_settle) if f not in patient.values)
     return _render(

@@ -43,6 +43,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     """The browser origins allowed to call /cds-services, /fhir/ and /api/ (`*`: any); none by
     default, so no cross-origin call is allowed (`cors.py`)."""
+    fhir_servers: tuple[tuple[str, str], ...] = ()
+    """The FHIR base URLs each CDS Hooks issuer's calls may name as `fhirServer` (`--fhir-server
+    ISS=URL`, repeated): (issuer, base URL) pairs. A call's fhirServer is fetched from only when
+    it is one of its token's issuer's (compared exactly, a trailing slash aside); nothing else is
+    ever fetched (`prefetch.py`)."""
     fhir_seconds: float = 3.0
     """The longest a CDS Hooks call waits for the EHR's FHIR server, when it fetches what the
     prefetch lacks itself (`prefetch.py`); past it, 412."""
@@ -60,6 +65,18 @@ class Settings:
     header_seconds: float = 10.0
     """A connection that has not sent a whole request head this long after it opened (or after
     its last answer) is closed: slow senders do not hold connections."""
+    min_body_rate: int = 16 << 10
+    """Bytes a second a request body must average once `header_seconds` have passed since it
+    began: a body dripped a byte a second no longer holds a cohort slot for as long as it likes
+    (the pause deadline catches only pauses); past it, the connection is closed."""
+    max_client_connections: int = 32
+    """Open connections a worker takes from one client address (the configured proxies aside:
+    behind one, the proxy must bound each client); past it, 503 at once and closed."""
+    write_seconds: float = 30.0
+    """The longest a response may wait for its client to read (the socket's buffer full); past
+    it, the connection is dropped: a client that never reads holds no worker, nor SIGTERM."""
+    shutdown_seconds: float = 30.0
+    """On SIGTERM, requests under way have this long to finish; then the worker stops."""
     reasoning_seconds: float = 10.0
     """A request waits this long for the reasoning (queue included); past it, 503."""
     max_queue: int = 64
@@ -76,6 +93,14 @@ class Settings:
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         object.__setattr__(self, "cors_origins", tuple(checked_origin(o) for o in self.cors_origins))
+        object.__setattr__(
+            self, "fhir_servers", tuple((iss, checked_fhir_base(url)) for iss, url in self.fhir_servers)
+        )
+
+    def fhir_bases(self, issuer: str | None) -> frozenset[str]:
+        """The FHIR base URLs a call whose token `issuer` signed may have fetched from (every
+        configured one when CDS Hooks calls are not authenticated, --no-auth: local use)."""
+        return frozenset(url for iss, url in self.fhir_servers if issuer is None or iss == issuer)
 
     @property
     def used_tokens_file(self) -> Path:
@@ -93,12 +118,92 @@ class Settings:
             values["state_dir"] = Path(values["state_dir"])
         values["proxies"] = tuple(values.get("proxies", ()))
         values["cors_origins"] = tuple(values.get("cors_origins", ()))
+        values["fhir_servers"] = tuple(tuple(pair) for pair in values.get("fhir_servers", ()))
         return cls(**values)
 
     @classmethod
     def from_environment(cls) -> Settings:
         text = os.environ.get(ENV)
         return cls.from_json(text) if text else cls()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def checked_fhir_base(url: str) -> str:
+    """A FHIR base URL an operator allows (`--fhir-server`): https (http only to this machine's
+    loopback), no query, fragment or credentials; without its trailing slash."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    secure = parts is not None and (parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK))
+    if parts is None or not host or not secure or parts.query or parts.fragment or "@" in parts.netloc:
+        raise UsageError(
+            f"--fhir-server {url}: give an EHR's FHIR base URL, https (http only on this machine), "
+            "e.g. https://ehr.example.nhs.uk/fhir"
+        )
+    return url.rstrip("/")
+
+
+def fhir_server_option(given: str) -> tuple[str, str]:
+    """`--fhir-server ISS=URL`: the issuer (as its tokens' iss says it) and a FHIR base URL its
+    calls may name. Split at the last "=" (a base URL has no query, so holds none)."""
+    issuer, equals, url = given.rpartition("=")
+    if not equals or not issuer:
+        raise UsageError(
+            f"--fhir-server {given}: give ISS=URL, the issuer (as --cds-issuer) and the FHIR base URL "
+            "its CDS Hooks calls may name as fhirServer"
+        )
+    return issuer, checked_fhir_base(url)
+
+
+REDIS_ENV = "LLR_ASP_REDIS_URL"
+"""The Redis URL, password included, out of the command line (which every local user can read)."""
+
+
+def redis_url(given: str | None, file: Path | None) -> str | None:
+    """The Redis URL of `--redis URL` (no password: the command line is public), `--redis-file
+    FILE` (the URL on its first line; a file only its owner may read), or $LLR_ASP_REDIS_URL."""
+    if given is not None:
+        try:
+            secret = urlsplit(given).password
+        except ValueError:
+            secret = None
+        if secret:
+            raise UsageError(
+                f"--redis: the URL holds a password, which every user of this machine can read in the "
+                f"process list; give it in ${REDIS_ENV} or --redis-file FILE"
+            )
+        return given
+    if file is not None:
+        try:
+            status = file.stat()
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"--redis-file {file}: cannot be read ({error}); give the Redis URL's file"
+            ) from None
+        if status.st_mode & 0o077:
+            raise UsageError(f"--redis-file {file}: others may read it; chmod 600 {file}")
+        return text.splitlines()[0] if text else None
+    return os.environ.get(REDIS_ENV) or None
+
+
+def check_state_dir(path: Path) -> None:
+    """Refuse a state directory another user owns or may write (its used token ids could be
+    deleted, and tokens replayed): one line saying how to fix it."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return  # created, 0700, when first used
+    except OSError as error:
+        raise UsageError(f"--state-dir {path}: cannot be read ({error.strerror})") from None
+    if hasattr(os, "getuid") and status.st_uid != os.getuid():
+        raise UsageError(f"--state-dir {path}: owned by another user; give a directory of this user's own")
+    if status.st_mode & 0o022:
+        raise UsageError(f"--state-dir {path}: others may write to it; chmod go-w {path}")
 
 
 def default_state_dir() -> Path:

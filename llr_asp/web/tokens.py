@@ -9,6 +9,12 @@ more said). Clocks differ: `exp`, `iat` and `nbf` are checked with LEEWAY second
 EHR whose clock runs a few seconds fast, or the CDS Hooks sandbox, which rounds `iat` to the
 nearest second, is not refused now and then), and a used id is kept that much past `exp`.
 
+Keys rotate: the JWKS file is looked at again (its size, mtime and inode) at most once every
+JWKS_CHECK_SECONDS, and re-read when it changed (or on SIGHUP: `Authority.reload`); a new file
+that cannot be read as a JWKS leaves the last good keys in use, said in one log line. A worker
+that starts with no readable JWKS serves with no keys (every CDS Hooks call 401) and /healthz
+says so, rather than failing to start again and again.
+
 Used token ids are kept until their token expires, where every worker sees them: a SQLite file
 (WAL) in the state directory, or Redis when several hosts share the load. A restart forgets
 nothing; a token replayed on another worker is refused there too.
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,6 +38,9 @@ MAX_LIFETIME = 300
 LEEWAY = 30
 """Seconds of clock difference allowed on `exp`, `iat` and `nbf` (PyJWT's leeway)."""
 MAX_JTI = 256
+JWKS_CHECK_SECONDS = 1.0
+"""How often, at most, the JWKS file is looked at for a change."""
+log = logging.getLogger("uvicorn.error")
 KINDS = {"ES384": ("EC", "P-384"), "RS384": ("RSA", None)}
 """The algorithms allowed, and the kind of key (kty, crv) each must be checked with."""
 
@@ -112,21 +123,58 @@ class Authority:
     used: UsedTokens | None = None  # None: opened by `opener` on the first token checked
     opener: Any = None  # () -> UsedTokens
     enabled: bool = True
+    jwks: Path | None = None  # the file the keys are read from (re-read when it changes)
+    problem: str | None = None  # why the file could not be read, while no good keys were
+    _stamp: tuple[int, int, int] | None = None
+    _checked: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, issuers: frozenset[str], jwks: Path | None, opener: Any) -> Authority:
-        return cls(issuers, read_jwks(jwks) if jwks is not None else {}, opener=opener)
+        authority = cls(issuers, {}, opener=opener, jwks=jwks)
+        authority.reload()
+        return authority
 
-    def verify(self, authorization: str | None, audience: str) -> None:
-        """Raise Unauthorized unless `authorization` carries a valid token for `audience`, not
-        used before (and from now on, used)."""
-        if not self.enabled:
+    def reload(self) -> None:
+        """Read the JWKS file again (SIGHUP, or a change seen): the new keys, or, if the file
+        cannot be read as a JWKS, the last good ones kept, said in one log line."""
+        from ..core.errors import UsageError
+
+        if self.jwks is None:
             return
+        self._stamp = _stamp(self.jwks)
+        try:
+            self.keys = read_jwks(self.jwks)
+        except UsageError as error:
+            kept = "the keys read before are still used" if self.keys else "no CDS Hooks call is accepted"
+            log.error("llr-asp: %s; %s", error, kept)
+            if not self.keys:
+                self.problem = str(error)
+            return
+        self.problem = None
+
+    def _fresh(self) -> None:
+        """Re-read the JWKS file if it changed (looked at once every JWKS_CHECK_SECONDS)."""
+        if self.jwks is None:
+            return
+        now = time.monotonic()
+        if now - self._checked < JWKS_CHECK_SECONDS:
+            return
+        with self._lock:
+            self._checked = now
+            if _stamp(self.jwks) != self._stamp:
+                self.reload()
+
+    def verify(self, authorization: str | None, audience: str) -> str | None:
+        """Raise Unauthorized unless `authorization` carries a valid token for `audience`, not
+        used before (and from now on, used); its issuer (None when calls are not authenticated)."""
+        if not self.enabled:
+            return None
         claims = self.claims(authorization, audience)
         key = hashlib.sha256(f"{claims['iss']}\n{claims['jti']}".encode()).hexdigest()
         if not self._used().first_use(key, float(claims["exp"]) + LEEWAY):  # as long as it is accepted
             raise Unauthorized("replayed jti")
+        return str(claims["iss"])
 
     def claims(self, authorization: str | None, audience: str) -> dict[str, Any]:
         """The token's claims, once its signature and every claim have been checked."""
@@ -134,6 +182,7 @@ class Authority:
 
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("no bearer token")
+        self._fresh()
         token = authorization[len("Bearer ") :]
         try:
             header = jwt.get_unverified_header(token)
@@ -169,6 +218,15 @@ class Authority:
             if self.used is None:
                 self.used = self.opener()
             return self.used
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced or rewritten: its inode, size and mtime."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 class SqliteUsedTokens:
