@@ -910,6 +910,8 @@ def test_a_body_dripped_a_byte_at_a_time_is_hung_up_on(guarded: tuple[str, int])
         assert closed
 
 
+@pytest.mark.slow
+@pytest.mark.processes  # about 100 s: the answers trickle through a 4 KB window until the drop
 def test_a_client_that_never_reads_is_dropped(guarded: tuple[str, int]) -> None:
     """Many large answers asked for and never read: the server drops the connection after
     write_seconds instead of waiting for ever (which held SIGTERM too)."""
