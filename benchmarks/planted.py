@@ -43,7 +43,7 @@ ENGINE = (
     "tests/test_rules.py",
 )
 BATCH = ("tests/test_batch.py", "tests/test_hardening.py", "tests/test_readers.py", "tests/test_arrow.py")
-SEAMS = ("tests/test_seams.py", "tests/test_cds_hooks.py", "tests/test_whatif.py")
+SEAMS = ("tests/test_seams.py", "tests/test_cds_hooks.py", "tests/test_whatif.py", "tests/test_fhir.py")
 CLI = ("tests/test_cli.py", "tests/test_interview.py", "tests/test_escaping.py", "tests/test_markdown.py")
 
 PLANTED = [
@@ -51,8 +51,8 @@ PLANTED = [
     Planted(
         "service",
         "web/guard.py",
-        'if path == "/api/v1/batch":',
-        'if path == "/api/v1/batch/":',
+        'if path == BATCH or path.startswith(BATCH + "/"):',
+        "if path == BATCH:",
         "the batch endpoint loses its own bound (a route renamed): a cohort over 1 MiB is 413",
         WEB,
     ),
@@ -197,8 +197,8 @@ PLANTED = [
     Planted(
         "cds",
         "web/cds.py",
-        "async def hook(request: Request, service: str) -> JSON:\n    await authorize(request)\n",
-        "async def hook(request: Request, service: str) -> JSON:\n",
+        "async def hook(request: Request, service: str) -> JSON:\n    issuer = await authorize(request)\n",
+        "async def hook(request: Request, service: str) -> JSON:\n    issuer = None\n",
         "the hook endpoint is not authenticated (only discovery is)",
         WEB,
     ),
@@ -253,7 +253,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "formats/fhir.py",
+        "core/documents.py",
         'grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry',
         "grouped = False",
         "groups (item.item) are not opened: a grouped response is refused",
@@ -261,7 +261,7 @@ PLANTED = [
     ),
     Planted(
         "fhir",
-        "formats/fhir.py",
+        "core/documents.py",
         'if field.type == "bool" and isinstance(answer.get("valueBoolean"), bool):',
         'if field.type == "bool" and "valueBoolean" in answer:',
         'a wrongly typed answer (valueBoolean: "false") is read as true',
@@ -294,7 +294,7 @@ PLANTED = [
     Planted(
         "fhir",
         "formats/adaptive.py",
-        '*[e for e in extensions if e.get("url") != DETERMINATION],',
+        '*[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS)],',
         "*extensions,",
         "re-posting a completed response adds a second determination",
         FHIR,
@@ -458,8 +458,8 @@ PLANTED = [
     Planted(
         "older",
         "engines/interview.py",
-        "result.append(Next(decision, question, len(askable)))",
-        "result.append(Next(decision, question, len(decision.missing)))",
+        "            result.append(Next(decision, question, len(askable)))\n        return result",
+        "            result.append(Next(decision, question, len(decision.missing)))\n        return result",
         "the count of questions still to ask leaves out those that would settle a reading",
         (*ENGINE, *CLI),
     ),
@@ -613,16 +613,16 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        'if named in (None, "all", policy.id)]',
-        'if named in (None, "all", policy.id, "knee-resurfacing")]',
+        'if named in ("all", policy.id)]',
+        'if named in ("all", policy.id, "knee-resurfacing")]',
         "the knee questionnaire's answers decide a hip order",
         SEAMS,
     ),
     Planted(
         "seams",
         "web/hookcall.py",
-        "latest = max(ours, key=lambda found: _authored(found[1]), default=None)",
-        "latest = next(iter(ours), None)",
+        "ours.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first",
+        "",  # the order the server sent
         "the first response in the bundle decides, not the newest",
         SEAMS,
     ),
@@ -669,7 +669,7 @@ PLANTED = [
     # -- urgency and what-if from the patient (issue 32) --------------------------------------------
     Planted(
         "urgent",
-        "views/wording.py",
+        "engines/urgency.py",
         '            if unconfirmed:\n                return nodes[route], "confirm"\n',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
@@ -677,7 +677,7 @@ PLANTED = [
     ),
     Planted(
         "urgent",
-        "views/wording.py",
+        "engines/urgency.py",
         'return nodes[route], "ask" if status.get(rid) != "met" else "settle"',
         'return nodes[route], "ask"',
         "a route and care met, something else open: told to ask instead of settling it now",
@@ -701,17 +701,17 @@ PLANTED = [
     ),
     Planted(
         "urgent",
-        "engines/whatif.py",
-        'if rules.fields[test.field].kind == "care" and test.field not in cautions:',
-        'if rules.fields[test.field].kind == "care":',
+        "engines/urgency.py",
+        'nodes[s].status != "met" and s not in waiting]',
+        'nodes[s].status != "met"]',
         "care under a met urgent route is offered as the step",
         SEAMS,
     ),
     Planted(
         "urgent",
         "views/wording.py",
-        '    if answer.robust:\n        return f"No change can make the patient eligible, under any reading',
-        '    if True:\n        return f"No change can make the patient eligible, under any reading',
+        "    if not answer.robust:\n        said += ",
+        "    if False:\n        said += ",
         "'no change can' said plainly where another reading would fund",
         SEAMS,
     ),

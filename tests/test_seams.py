@@ -470,3 +470,34 @@ def test_an_urgent_card_is_never_info_unless_it_refers(client: TestClient) -> No
     response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]  # no sex anywhere
     assert card["summary"].startswith("Urgent (C6): confirm") and card["indicator"] == "warning"
+
+
+def test_a_conflict_that_could_settle_a_reading_is_asked_first_naming_the_sources() -> None:
+    """A field the adopted reading does not need but another reading does (to_settle: C5's
+    'replacement would relieve' for a C5 patient short of care, under C5.route), given two values
+    by two sources: disputed all the same, asked first with what each source says."""
+    record = changed(C5, independence__replacement_would_relieve=None)
+    patient = validate(record, RULES, "t")
+    stated = [
+        Stated("independence.replacement_would_relieve", True, FORM, "answer"),
+        Stated("independence.replacement_would_relieve", False, "the EHR", "clinical"),
+    ]
+    patient = dataclasses.replace(patient, conflicts=settle(stated).conflicts)
+    [step] = Interviewer(RULES).next(patient, [RULES.policies["hip-resurfacing"]])
+    decision = step.decision
+    assert decision.missing == () and "independence.replacement_would_relieve" in decision.to_settle
+    assert [c.field for c in decision.disputed] == ["independence.replacement_would_relieve"]
+    assert step.question is not None and step.question.field == "independence.replacement_would_relieve"
+    assert step.question.caveats[0].startswith("The sources disagree (the ARP 55 answers: yes")
+
+
+def test_care_an_urgent_route_says_not_to_wait_for_is_never_the_step(whatif_of: Any) -> None:
+    """A C6 patient with care short and undocumented: documenting more conservative care is care a
+    clinician could give, but it is what C6 says not to wait for: neither the step nor 'first, now'."""
+    record = changed(C6, conservative__months=2, conservative__documented=False)
+    answer = whatif_of(record)
+    assert answer.withheld == "C6" and not any(c.field.startswith("conservative.") for c in answer.steps)
+    from llr_asp.engines.urgency import urgent_route
+
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert urgent_route(decision) is not None and urgent_route(decision)[1] == "ask"

@@ -114,7 +114,7 @@ class Interviewer(Reasoner):
                 best = next(f for f in askable if f in disputed)
                 conflict = disputed[best]
                 said = "; ".join(
-                    f"{s.source}: {show(s.value)}" for s in conflict.values if s.value is not None
+                    f"{s.source}: {_said(s.value)}" for s in conflict.values if s.value is not None
                 )
                 question = Question.of(
                     self.rules.fields[best],
@@ -158,3 +158,8 @@ def parse_answer(text: str, field: Field) -> Value | None:
         return read_answer(text, field, numbered=True)
     except ValueError as error:
         raise ValueError(f'answer {error}, or "unknown"') from None
+
+
+def _said(value: Value) -> str:
+    """A value as a question's note says it: yes or no for a yes/no answer."""
+    return ("yes" if value else "no") if isinstance(value, bool) else show(value)
