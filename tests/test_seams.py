@@ -320,7 +320,8 @@ def test_no_change_can_is_said_only_of_the_adopted_reading(whatif_of: Any) -> No
     assert contested.blocker is not None and not contested.robust
     text = said(contested)
     assert "Under the adopted reading no change to the record can make the patient eligible" in text
-    assert "ask the ICB" in text and "under any reading" not in text
+    assert "Another reading of the policy decides otherwise (see below): ask the ICB" in text
+    assert "under any reading" not in text
     unassessed = whatif_of(changed(C5, msk__assessed=False))
     text = said(unassessed)
     assert (
@@ -501,3 +502,14 @@ def test_care_an_urgent_route_says_not_to_wait_for_is_never_the_step(whatif_of: 
 
     [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     assert urgent_route(decision) is not None and urgent_route(decision)[1] == "ask"
+
+
+def test_a_contested_determination_is_coded_as_such() -> None:
+    """Item 6: an EHR that keeps the determination's code keeps the doubt beside it."""
+    from llr_asp.formats.fhir import determination
+
+    contested = json.loads((EXAMPLE.parent / "route-c4-sfi.json").read_text())
+    [decision] = Reasoner(RULES).decide(validate(contested, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.contested and not decision.disputed
+    coded = {e["url"]: e["valueCoding"]["code"] for e in determination(decision)}
+    assert coded == {"urn:llr-asp:determination": decision.decision, "urn:llr-asp:robustness": "contested"}
