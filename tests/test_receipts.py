@@ -173,6 +173,13 @@ def test_an_explain_receipt_verifies_and_one_changed_value_fails(
     ok = verify(str(saved), path, "--jwks", str(jwks))
     assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
     assert verify(body["receipt"], path, "--state-dir", str(state)).exit_code == 0  # the log's keys
+    answer = tmp_path / "answer.json"  # the API's answer itself, as saved
+    answer.write_text(json.dumps(body))
+    assert verify(str(answer), path, "--jwks", str(jwks)).exit_code == 0
+    both = tmp_path / "both.json"  # two policies' answers: which receipt is meant is not said
+    both.write_text(json.dumps([body, body]))
+    several = verify(str(both), path, "--jwks", str(jwks))
+    assert several.exit_code == 2 and "give one policy's" in several.stderr
 
     record = json.loads(path.read_text())
     record["pain"]["severity"] = "moderate"  # one value changed: the hash, and the decision

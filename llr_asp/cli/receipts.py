@@ -4,6 +4,7 @@ and activity (the service's decisions counted, from its log)."""
 from __future__ import annotations
 
 import enum
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -41,16 +42,29 @@ def _log_file(state_dir: Path | None) -> Path:
 
 
 def _receipt_text(given: str) -> str:
-    """The receipt itself, or read from a file (`-`: standard input)."""
+    """The receipt itself, or read from a file (`-`: standard input): the receipt alone, or the
+    service's (or `explain --format json --receipt`'s) answer for one policy, with its "receipt"."""
     if given.count(".") == 2 and given.startswith("eyJ") and "/" not in given:
         return given
     try:
-        return sys.stdin.read() if given == "-" else Path(given).read_text(encoding="utf-8")
+        text = sys.stdin.read() if given == "-" else Path(given).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
         raise UsageError(
             f"{given}: cannot be read ({reason}); give a receipt or a file holding one"
         ) from None
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        said = json.loads(text)
+    except ValueError:
+        raise UsageError(f"{given}: not JSON, nor a receipt; give a receipt or a decision with one") from None
+    if not isinstance(said, dict) or not isinstance(said.get("receipt"), str):
+        raise UsageError(
+            f'{given}: holds no decision with a "receipt" (an answer for several policies: '
+            "give one policy's, or its receipt)"
+        )
+    return str(said["receipt"])
 
 
 @receipt_app.command("verify")
