@@ -12,7 +12,10 @@ Targets (issue 35): explain p50 <= 2 ms, p99 <= 10 ms with signing and appending
 TestClient's own round trip (a thread and an event loop per call) is part of the latency here;
 bench_serve.py measures the service over HTTP.
 
-Run: python benchmarks/bench_receipts.py [--decisions 10000]
+`--baseline` runs the same requests with signing and appending replaced by nothing (each
+answer's "receipt" a constant), to tell the receipt's share from TestClient's and the machine's.
+
+Run: python benchmarks/bench_receipts.py [--decisions 10000] [--baseline]
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=10_000)
-    decisions = parser.parse_args().decisions
+    parser.add_argument("--baseline", action="store_true", help="no signing, no appending")
+    arguments = parser.parse_args()
+    decisions, baseline = arguments.decisions, arguments.baseline
     bodies = [p.read_bytes() for p in EXAMPLES]
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder) / "state"
@@ -55,6 +60,8 @@ def main() -> None:
         issue, issuing = receipts.issue, []
 
         def timed_issue(*args: Any) -> str:
+            if baseline:
+                return "-"
             start = time.perf_counter()
             try:
                 return str(issue(*args))
@@ -79,6 +86,14 @@ def main() -> None:
                 latencies.append(time.perf_counter() - start)
                 assert answer.status_code == 200, answer.text
                 given.append((body, json.loads(answer.content)["receipt"]))
+        if baseline:
+            p50, p99 = percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3
+            mean = statistics.fmean(latencies) * 1e3
+            print(
+                f"BASELINE (no receipts), {decisions:,} explains: "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {mean:.2f} ms"
+            )
+            return
         log = receipts.log
         audit = log.audit()
         kept = list(log.receipts())
