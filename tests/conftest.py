@@ -3,6 +3,7 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import tempfile
 
 import pytest
 import tiers
@@ -24,6 +25,10 @@ if os.environ.get("LLR_ASP_HYPOTHESIS"):
 
 def pytest_configure(config: pytest.Config) -> None:
     tiers.THOROUGH = config.getoption("markexpr") != "not slow"
+    # the service's default state directory (used token ids, the receipt log and its signing
+    # key) is a per-user cache directory: each test process gets one of its own, never the
+    # user's own
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="llr-asp-test-cache-")
     # The Ctrl-C tests press Ctrl-C (SIGINT) in llr-asp processes they start. A shell starts a
     # background job (`bash .ci/run &`, nohup) with SIGINT ignored; the processes would inherit
     # that, and Python leaves an ignored SIGINT ignored (as llr-asp should: so does every Unix

@@ -220,3 +220,25 @@ def settles(rules: RuleSet, policy: Policy, values: Mapping[str, Value]) -> list
         fields |= set(brute_missing(rules, combined(rules, policy.id, taken), values))
     missing = set(brute_missing(rules, policy, values))
     return [f for f in rules.fields if f in fields - missing]
+
+
+def unreceipted(value: object) -> object:
+    """An answer of the service without its decision receipts (each checked to be one as it
+    goes): the API's `"receipt"` members and the FHIR `urn:llr-asp:receipt` extensions; what is
+    left is what the CLI prints."""
+    from llr_asp.formats.adaptive import RECEIPT
+    from llr_asp.formats.receipts import Receipt
+
+    if isinstance(value, list):
+        kept = []
+        for item in value:
+            if isinstance(item, dict) and item.get("url") == RECEIPT:
+                Receipt.read(item["valueString"])
+                continue
+            kept.append(unreceipted(item))
+        return kept
+    if isinstance(value, dict):
+        if "receipt" in value:
+            Receipt.read(value["receipt"])
+        return {k: unreceipted(v) for k, v in value.items() if k != "receipt"}
+    return value

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from serving import free_port  # noqa: E402
 
 from llr_asp.core.ruleset import default_rules_dir  # noqa: E402
+from llr_asp.formats.receipts import Receipt  # noqa: E402
 from llr_asp.web import cds, create_app  # noqa: E402
 from llr_asp.web.settings import Settings  # noqa: E402
 
@@ -209,6 +210,11 @@ def test_one_card_per_call(
     [card] = reply.json()["cards"]
     assert (card["indicator"], card["summary"]) == (indicator, summary) and len(card["summary"]) < 140
     assert card["source"]["label"] == "NHS LLR ICB — ARP 55 Hip Resurfacing"
+    claims = Receipt.read(card["extension"]["llr-asp.receipt"]).claims  # the decision's receipt
+    assert (claims["decision"], claims["robust"]) == (
+        card["extension"]["llr-asp.decision"],
+        card["extension"]["llr-asp.robust"],
+    )
     assert card["source"]["topic"]["code"] == "hip-resurfacing"
     assert "“" in card["detail"] and {link["type"] for link in card["links"]} == {"absolute"}
     if "Contested" in summary:  # never a plain verdict: the detail says which reading

@@ -23,8 +23,10 @@ from conformance import (
     sdc_questionnaire_problems,
 )
 from fastapi.testclient import TestClient
+from helpers import unreceipted
 
 from llr_asp import load_rules
+from llr_asp.formats.receipts import Receipt
 from llr_asp.web import create_app
 from llr_asp.web.settings import Settings
 
@@ -153,6 +155,7 @@ def test_a_completed_form_says_the_decision(forms: dict[Any, list[dict[str, Any]
         assert [e["url"] for e in last["extension"]] == [
             "urn:llr-asp:determination",
             "urn:llr-asp:robustness",
+            "urn:llr-asp:receipt",  # the decision's receipt (DESIGN §6)
         ]
 
 
@@ -293,12 +296,16 @@ def test_a_grouped_response_is_read_as_the_flat_one(client: TestClient, example:
     assert any("item" in group["item"][0] for group in nested["item"])  # a group in a group
     explained = [client.post("/api/v1/explain", json=resource) for resource in (flat, nested)]
     assert [r.status_code for r in explained] == [200, 200], explained[1].text
-    assert explained[0].json() == explained[1].json()
+    assert unreceipted(explained[0].json()) == unreceipted(explained[1].json())
+    # the same answers, whatever their grouping: the receipts hash them alike
+    hashed = [Receipt.read(r.json()["receipt"]).claims["answers"] for r in explained]
+    assert hashed[0] == hashed[1]
     asked = [client.post(NEXT, json=resource).json() for resource in (flat, nested)]
     for answer in asked:  # authored differs by the time it took
         answer.pop("authored")
     assert asked[0]["contained"] == asked[1]["contained"]
-    assert asked[0]["status"] == asked[1]["status"] and asked[0].get("extension") == asked[1].get("extension")
+    assert asked[0]["status"] == asked[1]["status"]
+    assert unreceipted(asked[0].get("extension")) == unreceipted(asked[1].get("extension"))
 
 
 @pytest.mark.parametrize(
@@ -354,7 +361,11 @@ def test_a_completed_form_posted_again_stays_completed_with_one_closing_item(
         answer = again.json()
         assert answer["status"] == "completed" and adaptive_response_problems(answer) == []
         [form], [before] = answer["contained"], completed["contained"]
-        assert form["item"] == before["item"] and answer["extension"] == completed["extension"]
+        assert form["item"] == before["item"]
+        assert unreceipted(answer["extension"]) == unreceipted(completed["extension"])
+        # the decision made again has a receipt of its own, in place of the one posted back
+        receipts = [e for e in answer["extension"] if e["url"] == "urn:llr-asp:receipt"]
+        assert len(receipts) == 1 and receipts != [e for e in completed["extension"] if e in receipts]
         assert answer["item"] == completed.get("item", [])
 
 

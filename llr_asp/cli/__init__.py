@@ -8,7 +8,7 @@ exits. The console script is `llr_asp.cli:main`.
 
 # isort: off
 # (the order commands are listed in `llr-asp -h`: each module registers its own)
-from . import clinician, cohort, analyst, service  # noqa: F401
+from . import clinician, cohort, analyst, service, receipts  # noqa: F401
 from .app import app, main
 
 # isort: on

@@ -62,6 +62,15 @@ def explain(
             "--full", help="Text, markdown: also expand requirements that are not a reason for the result."
         ),
     ] = False,
+    receipt: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--receipt",
+            metavar="KEY",
+            help="Sign each decision with the Ed25519 key in KEY (`llr-asp receipt key KEY` makes one): "
+            'its receipt in the JSON ("receipt"), in the letter\'s footer, or after the text.',
+        ),
+    ] = None,
     rules: RulesOption = None,
 ) -> None:
     """Decide whether a patient is eligible, and show why or why not.
@@ -78,8 +87,9 @@ def explain(
         ruleset = reasoner.rules
         record = read_patient(patient, ruleset)
         decisions = reasoner.decide(record, reasoner.chosen(record, policy))
+        signed = _signed(receipt, record, decisions) if receipt is not None else {}
     if format is ExplainFormat.json:
-        print_per_policy([d.to_json() for d in decisions])
+        print_per_policy([_with_receipt(d.to_json(), signed.get(d.policy.id)) for d in decisions])
         return
     if format is ExplainFormat.fhir:
         from ..formats.fhir import decision_response
@@ -99,12 +109,14 @@ def explain(
     if format is ExplainFormat.letter:
         from ..views.letter import plain_letter
 
-        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full))
+        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, receipts=signed))
+        _print_receipts(signed)  # no service log keeps it: the receipt itself, to verify
         return
     if format is ExplainFormat.markdown:
         from ..views.markdown import decision_markdown
 
         sys.stdout.write("\n---\n\n".join(decision_markdown(d, ruleset, full) for d in decisions))
+        _print_receipts(signed)
         return
     from rich.text import Text
 
@@ -112,6 +124,25 @@ def explain(
 
     views: list[Any] = [Text(unnamed, style="bold")] if unnamed else []
     print_all(console(), [*views, *(decision_view(d, ruleset, full) for d in decisions)])
+    _print_receipts(signed)
+
+
+def _signed(key: Path, record: Any, decisions: list[Any]) -> dict[str, str]:
+    """Each decision's receipt, signed with the key in `key` (no log: its prev is null)."""
+    from ..formats.receipts import answers_hash, claims_of, load_signer
+
+    signer = load_signer(key)
+    answers = answers_hash(record)
+    return {d.policy.id: signer.sign(claims_of(d, answers, None)) for d in decisions}
+
+
+def _with_receipt(said: dict[str, Any], receipt: str | None) -> dict[str, Any]:
+    return said if receipt is None else {**said, "receipt": receipt}
+
+
+def _print_receipts(signed: dict[str, str]) -> None:
+    for policy, receipt in signed.items():
+        sys.stdout.write(f"\nDecision receipt ({policy}): {receipt}\n")
 
 
 @app.command()

@@ -68,8 +68,28 @@ def serve(
         typer.Option(
             "--state-dir",
             metavar="DIR",
-            help="Where used CDS Hooks token ids are kept for all workers (SQLite); default a per-user "
-            "cache directory.",
+            help="Where used CDS Hooks token ids and the decision receipts' log are kept for all "
+            "workers (SQLite), and the receipts' signing key; default a per-user cache directory.",
+        ),
+    ] = None,
+    signing_key: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--signing-key",
+            metavar="FILE",
+            help="The PEM Ed25519 private key that signs decision receipts (mode 600); default "
+            "receipt-key.pem in the state directory, made on first start.",
+        ),
+    ] = None,
+    keep_days: Annotated[
+        Optional[int],
+        typer.Option(
+            "--keep-days",
+            min=1,
+            max=36500,
+            metavar="DAYS",
+            help="Delete receipts older than DAYS from the log (the activity counts are kept); "
+            "default: kept for ever.",
         ),
     ] = None,
     redis: Annotated[
@@ -145,8 +165,9 @@ def serve(
     ($next-question), and a QuestionnaireResponse wherever a record is taken. CDS Hooks
     (/cds-services): a card per order-select or order-sign call, for calls whose JWT is signed
     by an EHR given with --cds-issuer and --cds-jwks. /policies/{id}: the policy as analysts
-    read it. Patient answers travel in request bodies only; nothing is kept or logged. Stop
-    with Ctrl-C.
+    read it. Patient answers travel in request bodies only and are never kept or logged; every
+    decision carries a signed receipt (its claims, with a hash of the answers, appended to a
+    log in --state-dir; public keys at /.well-known/jwks.json). Stop with Ctrl-C.
     """
     import importlib.util
 
@@ -177,9 +198,15 @@ def serve(
 
             read_jwks(cds_jwks)  # an unusable JWKS: one line here, not a traceback in every worker
         check_state_dir(state_dir.resolve() if state_dir is not None else default_state_dir())
+        if signing_key is not None:
+            from ..formats.receipts import load_signer
+
+            load_signer(signing_key)  # an unusable key: one line here, not a 503 on every decision
         settings = Settings(
             public_url=public_url or f"http://{host}:{port}",
             state_dir=state_dir.resolve() if state_dir is not None else None,
+            signing_key=signing_key.resolve() if signing_key is not None else None,
+            keep_days=keep_days,
             redis=redis_url(redis, redis_file),
             proxies=tuple(proxy) if proxy else ("127.0.0.1",),
             cors_origins=tuple(cors_origin or ()),

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -124,3 +125,12 @@ def write_witnesses(directory: Path, option: str, witnesses: Iterable[tuple[str,
             out.write(json.dumps(witness, indent=2, ensure_ascii=False) + "\n")
         written.append(path)
     return written
+
+
+def default_state_dir() -> Path:
+    """A per-user cache directory: $XDG_CACHE_HOME/llr-asp (~/.cache/llr-asp), or
+    %LOCALAPPDATA%\\llr-asp on Windows."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "llr-asp"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llr-asp"

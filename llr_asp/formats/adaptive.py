@@ -20,8 +20,10 @@ a stored adaptive response by that tag (`cds.py`).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core.decision import Decision
 from ..core.documents import is_response, policy_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import Patient
@@ -45,6 +47,9 @@ ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionn
 TAG = "urn:llr-asp:questionnaire"
 """The system of the tag that names the policy an adaptive response answers."""
 
+RECEIPT = "urn:llr-asp:receipt"
+"""A completed response's extension holding a decision's receipt (a compact JWS: DESIGN §6),
+one per decision."""
 MAX_DEPTH = 64
 """The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
 levels): deeper is refused before anything else, since the answer echoes the resource."""
@@ -95,10 +100,12 @@ def next_question(
     resource: dict[str, Any],
     source: str = "request body",
     service: str | None = None,
+    sign: Callable[[Decision, Patient], str] | None = None,
 ) -> dict[str, Any]:
     """SDC's $next-question: the response back, its contained adaptive Questionnaire one item
     longer (the question `next` chooses), or completed with the decision when none is left.
-    `service` is the FHIR base URL answering $next-question, named in a new adaptive form."""
+    `service` is the FHIR base URL answering $next-question, named in a new adaptive form;
+    `sign` makes a completed decision's receipt (an extension RECEIPT on the response)."""
     rules = interviewer.rules
     response = dict(resource)
     others = shaped(response.get("contained", []), list, source, "contained", "a list of resources")
@@ -131,8 +138,13 @@ def next_question(
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
-            *[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS)],
+            *[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS, RECEIPT)],
             *(e for s in steps for e in determination(s.decision)),
+            *(
+                [{"url": RECEIPT, "valueString": sign(s.decision, patient)} for s in steps]
+                if sign is not None
+                else []
+            ),
         ]
     response["contained"] = [adapted, *[r for r in others if r is not form]]
     response["questionnaire"] = f"#{adapted['id']}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from ..core.decision import Decision, Node
@@ -141,9 +141,11 @@ def plain_letter(
     today: datetime.date,
     full: bool = False,
     preface: str | None = None,
+    receipts: Mapping[str, str] | None = None,
 ) -> str:
     """The letter as plain text: nothing a record system would show literally (no escapes, no
-    markup), control characters written out."""
+    markup), control characters written out. `receipts` (policy id -> a decision receipt, a
+    compact JWS): each decision's receipt id in its footer,"""
     parts = [preface] if preface else []
     for decision in decisions:
         lines: list[str] = []
@@ -159,8 +161,20 @@ def plain_letter(
                 lines += [f"{pad}    {printable(line)}" for line in block.under]
             else:  # a paragraph: a blank line before it (runs of blank lines are squeezed)
                 lines += ["", text]
+        receipt = (receipts or {}).get(decision.policy.id)
+        if receipt is not None:
+            lines += ["", f"Decision receipt: {receipt_id(receipt)} (llr-asp receipt verify checks it)"]
         parts.append("\n".join(_squeezed(lines)).strip())
     return "\n\n\n".join(parts) + "\n"
+
+
+def receipt_id(receipt: str) -> str:
+    """The id (`jti`) a decision receipt (a compact JWS, as the service signed it) names."""
+    import base64
+    import json
+
+    body = receipt.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["jti"])
 
 
 def _squeezed(lines: list[str]) -> list[str]:

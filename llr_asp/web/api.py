@@ -22,9 +22,10 @@ from ..core.documents import validate
 from ..core.errors import InputError
 from ..core.patient import MAX_BYTES, Patient, parse
 from ..engines.batch import CHUNK, Result, chunks
-from ..engines.whatif import whatif as find_whatif
+from ..engines.whatif import weighed
 from ..formats.readers import read_jsonl
 from .engines import BUSY, Engines, Overloaded
+from .receipts import receipts
 from .responses import JSON
 
 _T = TypeVar("_T")
@@ -118,9 +119,12 @@ def schema(request: Request) -> dict[str, Any]:
     openapi_extra=PATIENT_BODY,
 )
 async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
-    def work(held: Engines, record: Patient) -> list[Any]:
+    signed = receipts(request)
+
+    def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         reasoner = held.interviewer
-        return reasoner.decide(record, reasoner.chosen(record, policy))
+        decisions = reasoner.decide(record, reasoner.chosen(record, policy))
+        return [signed.issued(d, record, d.to_json()) for d in decisions]
 
     return await _per_policy(request, work)
 
@@ -133,10 +137,15 @@ async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
 async def whatif(
     request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
 ) -> JSON:
-    def work(held: Engines, record: Patient) -> list[Any]:
+    signed = receipts(request)
+
+    def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         reasoner = held.interviewer
-        chosen = reasoner.chosen(record, policy)
-        return [find_whatif(reasoner, held.whatif, record, p, limit, WHATIF_SECONDS) for p in chosen]
+        answers = []
+        for decision in reasoner.decide(record, reasoner.chosen(record, policy)):
+            found = weighed(held.whatif, record, decision, limit, WHATIF_SECONDS)
+            answers.append(signed.issued(decision, record, found.to_json()))
+        return answers
 
     return await _per_policy(request, work)
 
@@ -153,21 +162,28 @@ async def next_question(
         False, description="Ask again the fields the record gives as null (not known) that are still needed."
     ),
 ) -> JSON:
-    def work(held: Engines, record: Patient) -> list[Any]:
+    signed = receipts(request)
+
+    def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         again = record.answered - set(record.values) if reask_unknown else ()
-        return held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
+        steps = held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
+        # an interview's decision is receipted when it is complete (no question left), as the
+        # FHIR $next-question completion is; a step on the way decides nothing yet
+        return [
+            signed.issued(s.decision, record, s.to_json()) if s.question is None else s.to_json()
+            for s in steps
+        ]
 
     return await _per_policy(request, work)
 
 
-async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[Any]]) -> JSON:
+async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[dict[str, Any]]]) -> JSON:
     """The request's patient, answered per policy by `work` on the warm engines (on their
-    thread: clingo never blocks the event loop), as the CLI's `--format json` prints it."""
+    thread: clingo never blocks the event loop), as the CLI's `--format json` prints it, each
+    decision with its receipt."""
     record = await patient(request)
     return JSON(
-        await engines(request).run(
-            lambda held: per_policy([i.to_json() for i in work(held, record)]), lambda: hung_up(request)
-        )
+        await engines(request).run(lambda held: per_policy(work(held, record)), lambda: hung_up(request))
     )
 
 

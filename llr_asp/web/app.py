@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import importlib.resources
+import logging
 import os
 import signal
 import threading
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException
 from ..core.errors import InputError, LlrError, UsageError
 from ..core.patient import json_schema
 from ..engines.whatif import WhatIfTimeout
-from . import analyst, api, cds, fhir, page
+from . import analyst, api, cds, fhir, page, receipts
 from .cors import CrossOrigin
 from .engines import Engines, Overloaded
 from .guard import FAULT, Guard
@@ -37,6 +38,7 @@ from .responses import JSON
 from .settings import Settings
 from .tokens import StoreUnavailable
 
+log = logging.getLogger("uvicorn.error")
 RULES_ENV = "LLR_ASP_RULES"
 """The rule set of `llr-asp serve --rules DIR`, for worker processes that uvicorn starts."""
 
@@ -78,11 +80,13 @@ def create_app(rules: Path | None = None, settings: Settings | None = None) -> F
     app.state.cds = cds.authority_from_environment(settings)
     _reload_on_hangup(app)
     app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
+    app.state.receipts = receipts.Receipts(settings)
     app.include_router(api.router)
     app.include_router(fhir.router)
     app.include_router(cds.router)
     app.include_router(page.router)
     app.include_router(analyst.router)
+    app.include_router(receipts.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _docs(app)
     _errors(app)
@@ -174,6 +178,13 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def unavailable(request: Request, error: StoreUnavailable) -> Response:
         return JSON({"error": "tokens cannot be checked now; try again shortly"}, status_code=503)
+
+    @app.exception_handler(receipts.LogUnavailable)
+    async def unlogged(request: Request, error: receipts.LogUnavailable) -> Response:
+        """No decision leaves without its receipt: the log or the key cannot be used (the
+        reason goes to the operator's log, not the caller)."""
+        log.error("llr-asp: decision receipts cannot be kept: %s", error)
+        return answer(request, 503, "decision receipts cannot be kept now; try again shortly")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:

@@ -31,11 +31,12 @@ from ..core.errors import UsageError
 from ..core.patient import validate
 from ..core.ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
-from .cards import Found, card, inconsistent_card, unfetched_card
+from .cards import NAMESPACE, Found, card, inconsistent_card, unfetched_card
 from .engines import Engines
 from .hookcall import HOOKS, read_call, read_feedback
 from .outcome import outcome
 from .prefetch import Unfetched, fetch, templates
+from .receipts import receipts
 from .responses import JSON
 from .settings import Settings
 from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
@@ -81,6 +82,9 @@ async def authorize(request: Request) -> str | None:
     audience = public_url(request) + request.url.path
     return await run_in_threadpool(verify, request.headers.get("authorization"), audience)
 
+
+RECEIPT = f"{NAMESPACE}receipt"
+"""The card's extension holding the decision's receipt (a compact JWS: DESIGN §6)."""
 
 CDS_HOOKS_VERSION = "2.0.1"
 """The CDS Hooks release implemented (discovery's `version`, CDS Hooks 3.0); its hooks are both
@@ -151,12 +155,16 @@ async def hook(request: Request, service: str) -> JSON:
     if call.unfetched is not None:
         return JSON({"cards": [unfetched_card(policy, call.unfetched)]})
 
+    signed = receipts(request)
+
     def answer(held: Engines) -> Any:
         patient = validate(call.record, held.rules, "prefetch")
         patient = dataclasses.replace(patient, conflicts=call.conflicts, filled=call.filled)
         [decision] = held.interviewer.decide(patient, [policy])
         found = Found(call.answered, call.authored, call.other, unreached)
-        return {"cards": [card(decision, held.rules, public_url(request), found)]}
+        said = card(decision, held.rules, public_url(request), found)
+        said["extension"][RECEIPT] = signed.issue(decision, patient)
+        return {"cards": [said]}
 
     return JSON(await held.run(answer, lambda: hung_up(request)))
 

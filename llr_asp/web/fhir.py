@@ -20,6 +20,7 @@ from ..formats.adaptive import adaptive_response, next_question
 from ..formats.fhir import SDC, questionnaire, questionnaire_version, release
 from .api import document, engines, hung_up
 from .outcome import FHIR_JSON
+from .receipts import receipts
 from .responses import JSON
 
 router = APIRouter()
@@ -141,7 +142,9 @@ def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
 async def post_next_question(request: Request) -> JSON:
     resource = await document(request, then=adaptive_response)
     service = fhir_base(request)
+    sign = receipts(request).issue
     answer = await engines(request).run(
-        lambda held: next_question(held.interviewer, resource, service=service), lambda: hung_up(request)
+        lambda held: next_question(held.interviewer, resource, service=service, sign=sign),
+        lambda: hung_up(request),
     )
     return JSON(answer, media_type=FHIR_JSON)

@@ -36,7 +36,7 @@ from ..core.patient import MAX_BYTES, Patient, parse
 from ..core.ruleset import Policy
 from ..engines.interview import Question, parse_answer
 from ..engines.whatif import whatif
-from ..views.letter import escape, plain_letter
+from ..views.letter import escape, plain_letter, receipt_id
 from ..views.markdown import decision_markdown
 from ..views.pictures import decision_tree
 from ..views.questionnaire import with_value, without_value
@@ -62,6 +62,7 @@ from ..views.wording import (
 )
 from .api import INLINE_BYTES, WHATIF_SECONDS, hung_up
 from .engines import Engines
+from .receipts import receipts
 
 _T = TypeVar("_T")
 
@@ -304,22 +305,38 @@ async def letter(
     engines = _engines(request)
     _, patient = await _read(record, engines)
     chosen = _chosen(engines, policy, patient) or engines.rules.select("all")
-    decisions = await _reasoned(request, lambda held: held.interviewer.decide(patient, chosen))
-    return await run_in_threadpool(_letter, engines, patient, decisions, format)
+    signer = receipts(request)
+
+    def decided(held: Engines) -> tuple[list[Any], dict[str, str]]:
+        decisions = held.interviewer.decide(patient, chosen)
+        return decisions, {d.policy.id: signer.issue(d, patient) for d in decisions}
+
+    decisions, signed = await _reasoned(request, decided)
+    return await run_in_threadpool(_letter, engines, patient, decisions, format, signed)
 
 
-def _letter(engines: Engines, patient: Patient, decisions: list[Any], format: str) -> Response:
+def _letter(
+    engines: Engines, patient: Patient, decisions: list[Any], format: str, signed: dict[str, str]
+) -> Response:
     today = datetime.date.today()
     if format == "markdown":
         preface = f"*{escape(EVERY_POLICY_PAGE)}*\n\n" if len(decisions) > 1 else ""
-        text = preface + "\n---\n\n".join(decision_markdown(d, engines.rules, today=today) for d in decisions)
+        text = preface + "\n---\n\n".join(
+            decision_markdown(d, engines.rules, today=today)
+            + f"\n\nDecision receipt: {receipt_id(signed[d.policy.id])}\n"
+            for d in decisions
+        )
         return Response(
             text,
             media_type="text/markdown; charset=utf-8",
             headers={"Content-Disposition": attachment(patient.id, "md")},
         )
     text = plain_letter(
-        decisions, engines.rules, today, preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None
+        decisions,
+        engines.rules,
+        today,
+        preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None,
+        receipts=signed,
     )
     return Response(
         text,
@@ -352,7 +369,9 @@ async def _result(request: Request, document: dict[str, Any], patient: Patient, 
     if chosen is None:
         return _choose(request, "/result", document)
 
-    def decided(held: Engines) -> tuple[list[Any], dict[str, Any]]:
+    signer = receipts(request)
+
+    def decided(held: Engines) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
         reasoner = held.interviewer
         decisions = reasoner.decide(patient, chosen)
         changes = {
@@ -360,11 +379,11 @@ async def _result(request: Request, document: dict[str, Any], patient: Patient, 
             for d in decisions
             if d.decision != "eligible"
         }
-        return decisions, changes
+        return decisions, changes, {d.policy.id: signer.issue(d, patient) for d in decisions}
 
-    decisions, changes = await _reasoned(request, decided)
+    decisions, changes, signed = await _reasoned(request, decided)
     return await run_in_threadpool(
-        _result_page, request, engines, document, patient, chosen, decisions, changes
+        _result_page, request, engines, document, patient, chosen, decisions, changes, signed
     )
 
 
@@ -376,6 +395,7 @@ def _result_page(
     chosen: list[Policy],
     decisions: list[Any],
     changes: dict[str, Any],
+    signed: dict[str, str],
 ) -> HTMLResponse:
     today = datetime.date.today()
     unknown = sorted(f for d in decisions for f in (*d.missing, *d.to_settle) if f not in patient.values)
@@ -392,6 +412,11 @@ def _result_page(
         reask=[f for f in dict.fromkeys(unknown) if f in patient.answered],
         remaining=list(dict.fromkeys(unknown)),
         letter=plain_letter(
-            decisions, engines.rules, today, preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None
+            decisions,
+            engines.rules,
+            today,
+            preface=EVERY_POLICY_PAGE if len(decisions) > 1 else None,
+            receipts=signed,
         ),
+        receipts=[(d.policy, receipt_id(signed[d.policy.id]), signed[d.policy.id]) for d in decisions],
     )

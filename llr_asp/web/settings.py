@@ -13,13 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import UsageError
+from ..core.files import default_state_dir as default_state_dir  # (where it was)
 from ..core.patient import MAX_BYTES
 from .cors import checked_origin
 
@@ -36,6 +36,12 @@ class Settings:
     state_dir: Path | None = None
     """Where the SQLite file of used token ids lives, shared by every worker (default: a
     per-user cache directory)."""
+    signing_key: Path | None = None
+    """The PEM Ed25519 private key that signs decision receipts (default: `receipt-key.pem` in
+    the state directory, made on first start)."""
+    keep_days: int | None = None
+    """Receipts older than this many days are deleted from the log (None: kept for ever); the
+    activity counts are kept."""
     redis: str | None = None
     """A Redis URL: used token ids kept there instead, for several hosts behind one balancer."""
     proxies: tuple[str, ...] = ("127.0.0.1",)
@@ -109,6 +115,7 @@ class Settings:
     def to_json(self) -> str:
         values = dataclasses.asdict(self)
         values["state_dir"] = None if self.state_dir is None else str(self.state_dir)
+        values["signing_key"] = None if self.signing_key is None else str(self.signing_key)
         return json.dumps(values)
 
     @classmethod
@@ -116,6 +123,8 @@ class Settings:
         values: dict[str, Any] = json.loads(text)
         if values.get("state_dir") is not None:
             values["state_dir"] = Path(values["state_dir"])
+        if values.get("signing_key") is not None:
+            values["signing_key"] = Path(values["signing_key"])
         values["proxies"] = tuple(values.get("proxies", ()))
         values["cors_origins"] = tuple(values.get("cors_origins", ()))
         values["fhir_servers"] = tuple(tuple(pair) for pair in values.get("fhir_servers", ()))
@@ -204,12 +213,3 @@ def check_state_dir(path: Path) -> None:
         raise UsageError(f"--state-dir {path}: owned by another user; give a directory of this user's own")
     if status.st_mode & 0o022:
         raise UsageError(f"--state-dir {path}: others may write to it; chmod go-w {path}")
-
-
-def default_state_dir() -> Path:
-    """A per-user cache directory: $XDG_CACHE_HOME/llr-asp (~/.cache/llr-asp), or
-    %LOCALAPPDATA%\\llr-asp on Windows."""
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "llr-asp"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llr-asp"

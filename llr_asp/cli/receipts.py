@@ -1,0 +1,210 @@
+"""The commands for decision receipts (DESIGN §6, §8): receipt verify, receipt audit, receipt key,
+and activity (the service's decisions counted, from its log)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..core.errors import UsageError
+from ..core.files import default_state_dir
+from .app import RulesOption, app, print_json, user_errors
+
+receipt_app = typer.Typer(
+    name="receipt",
+    help="Decision receipts: verify one against the answers it was made from, audit the service's "
+    "log (a hash chain), make a signing key.",
+    no_args_is_help=True,
+)
+app.add_typer(receipt_app)
+
+LOG_FILE = "receipts.sqlite3"
+"""The log's file in the state directory (as `llr-asp serve` keeps it: web/receipts.py)."""
+
+StateDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--state-dir",
+        metavar="DIR",
+        help="The state directory of `llr-asp serve` (its receipt log); default a per-user cache directory.",
+        show_default=False,
+    ),
+]
+
+
+def _log_file(state_dir: Path | None) -> Path:
+    return (state_dir or default_state_dir()) / LOG_FILE
+
+
+def _receipt_text(given: str) -> str:
+    """The receipt itself, or read from a file (`-`: standard input): the receipt alone, or the
+    service's (or `explain --format json --receipt`'s) answer for one policy, with its "receipt"."""
+    if given.count(".") == 2 and given.startswith("eyJ") and "/" not in given:
+        return given
+    try:
+        text = sys.stdin.read() if given == "-" else Path(given).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise UsageError(
+            f"{given}: cannot be read ({reason}); give a receipt or a file holding one"
+        ) from None
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        said = json.loads(text)
+    except ValueError:
+        raise UsageError(f"{given}: not JSON, nor a receipt; give a receipt or a decision with one") from None
+    if not isinstance(said, dict) or not isinstance(said.get("receipt"), str):
+        raise UsageError(
+            f'{given}: holds no decision with a "receipt" (an answer for several policies: '
+            "give one policy's, or its receipt)"
+        )
+    return str(said["receipt"])
+
+
+@receipt_app.command("verify")
+def verify(
+    receipt: Annotated[
+        str,
+        typer.Argument(
+            metavar="RECEIPT", help="The receipt (a compact JWS), a file holding it, or - (stdin)."
+        ),
+    ],
+    answers: Annotated[
+        str,
+        typer.Option(
+            "--answers",
+            metavar="FILE",
+            help="The patient record (or QuestionnaireResponse) the decision was made from; - for stdin.",
+        ),
+    ],
+    jwks: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--jwks", metavar="FILE", help="The service's public keys (its /.well-known/jwks.json), saved."
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+    rules: RulesOption = None,
+) -> None:
+    """Check a decision receipt: its signature, the answers' hash, and the decision re-made.
+
+    Checks the signature with --jwks FILE (or the keys of the log in --state-dir, which also
+    checks that the log holds the receipt as a link of its chain), recomputes the SHA-256 of the
+    answers in canonical JSON, and decides again under the rule set (--rules DIR: the one named
+    by the receipt's rules sha256). Exit 0 when all agree; exit 1 with one line per difference.
+    """
+    from ..core.documents import read_patient
+    from ..core.reasoner import Reasoner
+    from ..formats.receipt_log import ReceiptLog
+    from ..formats.receipts import Receipt, answers_hash, differences, read_jwks
+
+    with user_errors():
+        if jwks is None and state_dir is None:
+            raise UsageError(
+                "give --jwks FILE (the service's /.well-known/jwks.json) or --state-dir DIR (its log)"
+            )
+        read = Receipt.read(_receipt_text(receipt))
+        log = ReceiptLog.existing(_log_file(state_dir)) if state_dir is not None else None
+        keys = read_jwks(jwks) if jwks is not None else {}
+        if log is not None:
+            from ..formats.receipts import public_keys
+
+            keys = {**public_keys(log.jwks(), str(log.path)), **keys}
+        reasoner = Reasoner.load(rules)
+        record = read_patient(answers, reasoner.rules)
+    found: list[str] = []
+    if not read.signed_by(keys):
+        known = "its key is not listed" if read.kid not in keys else "it was not made with that key"
+        found.append(f"signature: does not verify ({known}: kid {read.kid})")
+    policy = str(read.claims["policy"])
+    if policy not in reasoner.rules.policies:
+        found.append(f"policy: {policy!r} is not a policy of this rule set; give --rules DIR")
+    else:
+        [decision] = reasoner.decide(record, [reasoner.rules.policies[policy]])
+        found += differences(read.claims, decision, answers_hash(record))
+    if log is not None:
+        kept = log.find(read.hash)
+        if kept is None:
+            found.append(f"log: {log.path} holds no such receipt")
+        elif kept[0] != read.claims["prev"]:
+            found.append(f"log: the receipt's prev is not the link its row names ({kept[0][:16]}…)")
+    if found:
+        for line in found:
+            typer.echo(f"differs: {line}")
+        raise typer.Exit(1)
+    claims = read.claims
+    robust = "robust" if claims["robust"] else f"not robust: possibly {', '.join(claims['possible'])}"
+    typer.echo(
+        f"all agree: receipt {claims['jti']} is signed (kid {read.kid}), the answers hash to its "
+        f"sha256, and {claims['policy']} decides {claims['decision']} ({robust}) under rules "
+        f"{claims['rules'][:12]}…" + (" ; the log holds it in its chain" if log is not None else "")
+    )
+
+
+@receipt_app.command("audit")
+def audit(state_dir: StateDirOption = None) -> None:
+    """Walk the service's receipt log: every receipt signed by a listed key and naming the one
+    before it as its prev. Exit 0 when the chain is unbroken; exit 1 with each break."""
+    from ..formats.receipt_log import ReceiptLog
+
+    with user_errors():
+        log = ReceiptLog.existing(_log_file(state_dir))
+    found = log.audit()
+    for line in found.breaks:
+        typer.echo(f"break: {line}")
+    if found.breaks:
+        typer.echo(f"{len(found.breaks)} breaks in {found.receipts} receipts")
+        raise typer.Exit(1)
+    ends = f", ending {found.last}" if found.last else ""
+    typer.echo(f"unbroken: {found.receipts} receipts from {found.first}{ends}")
+
+
+@receipt_app.command("key")
+def key(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The private key's file (PEM, mode 600).")],
+) -> None:
+    """Make an Ed25519 signing key in FILE (unless it is there) and print its public JWKS: for
+    `explain --receipt FILE`, and for `receipt verify --jwks`."""
+    from ..formats.receipts import load_signer, make_key
+
+    with user_errors():
+        if file.is_dir():
+            raise UsageError(f"{file}: is a directory; give a file path")
+        try:
+            made = make_key(file)
+        except OSError as error:
+            raise UsageError(f"{file}: cannot be written ({error.strerror})") from None
+        signer = load_signer(file)
+    if made:
+        typer.echo(f"llr-asp: made {file}; keep it private", err=True)
+    print_json({"keys": [signer.jwk]})
+
+
+class ActivityFormat(str, enum.Enum):
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def activity(
+    state_dir: StateDirOption = None,
+    format: Annotated[
+        ActivityFormat, typer.Option("--format", "-f", help="json for programs, csv for spreadsheets.")
+    ] = ActivityFormat.json,
+) -> None:
+    """Count the service's decisions by month, policy, edition, decision and robustness, from its
+    receipt log (as /api/v1/activity): nothing in it identifies a patient."""
+    from ..formats.receipt_log import ReceiptLog, activity_csv
+
+    with user_errors():
+        rows: list[dict[str, Any]] = ReceiptLog.existing(_log_file(state_dir)).activity()
+    if format is ActivityFormat.csv:
+        sys.stdout.write(activity_csv(rows))
+    else:
+        print_json(rows)

@@ -1,0 +1,406 @@
+"""Decision receipts (DESIGN §6): a compact JWS (RFC 7515) signed with EdDSA (Ed25519), whose
+claims say what was decided under which rules, and hold no patient data.
+
+Claims: `iat`, a receipt id `jti`, the edition (`policy`, `family`: the policy id while editions
+do not exist, `rules`: the rule set's sha256), `decision`, `robust`, `possible`, `readings` (the
+subset-minimal sets of contested readings under which the decision would differ, as
+`contested[].readings`), `conflicts` (the fields whose sources disagreed: names, never values),
+`answers` (the SHA-256 of the answers in canonical JSON, RFC 8785) and `prev` (the previous
+receipt's hash in the service's log, None for a receipt signed outside one).
+
+"The answers" are the fields a record answered, with their values (null for an answer "not
+known"), as a nested patient record without its `id`, `policy` or `meta`: the same record, a
+QuestionnaireResponse of it or the page's form all hash alike, and a receipt never names the
+patient. The JWS is written here by hand (three base64url parts) around `cryptography`'s
+Ed25519: the payload is the claims' canonical JSON, so a receipt's bytes and its hash depend on
+its claims alone, and verification accepts exactly one algorithm (alg EdDSA, a listed kid), so
+no token can choose how it is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.decision import Decision
+from ..core.errors import LlrError, UsageError, printable
+from ..core.patient import Patient, nested
+
+ALG = "EdDSA"
+TYPE = "llr-asp-receipt+jwt"
+"""The JWS `typ` (RFC 8725 §3.11: explicit typing): a receipt is never taken for another JWT."""
+CLAIMS = (
+    "iat",
+    "jti",
+    "policy",
+    "family",
+    "rules",
+    "decision",
+    "robust",
+    "possible",
+    "readings",
+    "conflicts",
+    "answers",
+    "prev",
+)
+"""Every claim a receipt holds, and no other."""
+MAX_RECEIPT = 8192
+"""A receipt is some 700 characters; anything longer is not one."""
+
+
+class ReceiptError(LlrError):
+    """A receipt, a key or a JWKS that cannot be read: one line saying what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
+
+# -- RFC 8785: the JSON Canonicalization Scheme ------------------------------------------------
+
+
+def canonical(value: Any) -> str:
+    """`value` (JSON data: None, bool, int, float, str, lists and mappings with string keys) in
+    canonical JSON (RFC 8785): no whitespace, object keys sorted by their UTF-16 code units,
+    strings escaped as ECMAScript's JSON.stringify escapes them, numbers as ECMAScript writes a
+    double. A NaN, an infinity, a lone surrogate or an integer no double holds is a ValueError
+    (I-JSON, RFC 7493), anything else a TypeError."""
+    parts: list[str] = []
+    _write(value, parts.append)
+    return "".join(parts)
+
+
+def _write(value: Any, out: Callable[[str], object]) -> None:
+    if value is None:
+        out("null")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif isinstance(value, str):
+        out(_string(value))
+    elif isinstance(value, (int, float)):
+        out(number(value))
+    elif isinstance(value, Mapping):
+        out("{")
+        for n, key in enumerate(sorted(value, key=_utf16)):
+            if n:
+                out(",")
+            out(_string(key))
+            out(":")
+            _write(value[key], out)
+        out("}")
+    elif isinstance(value, (list, tuple)):
+        out("[")
+        for n, item in enumerate(value):
+            if n:
+                out(",")
+            _write(item, out)
+        out("]")
+    else:
+        raise TypeError(f"not JSON data: {type(value).__name__}")
+
+
+def _utf16(key: Any) -> bytes:
+    if not isinstance(key, str):
+        raise TypeError(f"an object key must be a string, not {type(key).__name__}")
+    return key.encode("utf-16-be", "surrogatepass")  # big-endian bytes sort as the code units do
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _string(text: str) -> str:
+    out = ['"']
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char < " ":
+            out.append(f"\\u{ord(char):04x}")
+        elif "\ud800" <= char <= "\udfff":
+            raise ValueError("a lone surrogate has no canonical JSON (RFC 8785 §3.2.2.2)")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def number(value: int | float) -> str:
+    """A number as ECMAScript's Number.prototype.toString writes the double it is (RFC 8785
+    §3.2.2.3): the shortest digits that read back as it (Python's repr finds them), placed as
+    ECMAScript places them: plainly from 1e-6 up to 1e21, else with an exponent."""
+    if isinstance(value, int):
+        if float(value) != value:
+            raise ValueError(f"the integer {value} is no IEEE 754 double (I-JSON)")
+        value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no JSON form")
+    if value == 0:
+        return "0"  # -0 too
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    written = whole + fraction
+    digits = written.lstrip("0")
+    # value = 0.<digits> x 10^n
+    n = len(whole) + int(exponent or "0") - (len(written) - len(digits))
+    digits = digits.rstrip("0")
+    k = len(digits)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return f"{sign}{digits[:n]}.{digits[n:]}"
+    if -6 < n <= 0:
+        return f"{sign}0.{'0' * -n}{digits}"
+    e = n - 1
+    shown = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{sign}{shown}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+# -- the claims -------------------------------------------------------------------------------
+
+
+def answers_of(patient: Patient) -> dict[str, Any]:
+    """The answers a receipt's hash covers: every field the record answered, with its value
+    (None: not known), nested as in a patient record; no id, policy or meta."""
+    fields = sorted(patient.answered | set(patient.values))
+    return nested({field: patient.values.get(field) for field in fields})
+
+
+def answers_hash(patient: Patient) -> str:
+    """The SHA-256 (hex) of the patient's answers in canonical JSON."""
+    return hashlib.sha256(canonical(answers_of(patient)).encode("utf-8")).hexdigest()
+
+
+def claims_of(
+    decision: Decision, answers: str, prev: str | None, jti: str | None = None, iat: int | None = None
+) -> dict[str, Any]:
+    """A receipt's claims for `decision`, made from answers hashing to `answers`."""
+    return {
+        "iat": int(time.time()) if iat is None else iat,
+        "jti": jti or secrets.token_hex(16),
+        "policy": decision.policy.id,
+        "family": decision.policy.id,  # editions (DESIGN §5) will name their family here
+        "rules": decision.rules,
+        "decision": decision.decision,
+        "robust": decision.robust,
+        "possible": list(decision.possible),
+        "readings": [list(c.readings) for c in decision.contested],
+        "conflicts": [c.field for c in decision.conflicts],
+        "answers": answers,
+        "prev": prev,
+    }
+
+
+def differences(claims: Mapping[str, Any], decision: Decision, answers: str) -> list[str]:
+    """What differs between a receipt's claims and `decision` re-made from answers hashing to
+    `answers`, one line each; none when all agree."""
+    again = claims_of(decision, answers, claims.get("prev"), claims.get("jti"), claims.get("iat"))
+    said = {
+        "answers": "the answers' sha256 (these are not the answers it was made from)",
+        "rules": "the rule set's sha256",
+        "policy": "the policy",
+        "family": "the policy family",
+    }
+    return [
+        f"{said.get(name, name)}: the receipt says {_shown(claims.get(name))}, "
+        f"re-deciding gives {_shown(again[name])}"
+        for name in CLAIMS
+        if claims.get(name) != again[name]
+    ]
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+# -- JWS ---------------------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    if not text or any(c not in _B64 for c in text) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def receipt_hash(receipt: str) -> str:
+    """A receipt's hash, as the next receipt's `prev` names it: the SHA-256 (hex) of the JWS."""
+    return hashlib.sha256(receipt.encode("ascii")).hexdigest()
+
+
+class Signer:
+    """Signs receipts with one Ed25519 private key, named by its RFC 7638 thumbprint (`kid`)."""
+
+    def __init__(self, private: Any) -> None:
+        self._key = private
+        self.jwk = public_jwk(private.public_key())
+        self.kid: str = self.jwk["kid"]
+        self._header = b64(canonical({"alg": ALG, "kid": self.kid, "typ": TYPE}).encode())
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        signing_input = f"{self._header}.{b64(canonical(claims).encode('utf-8'))}"
+        return f"{signing_input}.{b64(self._key.sign(signing_input.encode('ascii')))}"
+
+
+def public_jwk(public: Any) -> dict[str, str]:
+    """The public key as a JWK (RFC 8037: kty OKP, crv Ed25519), its kid the RFC 7638 thumbprint."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    members = {"crv": "Ed25519", "kty": "OKP", "x": b64(raw)}
+    kid = b64(hashlib.sha256(canonical(members).encode()).digest())
+    return {**members, "kid": kid, "alg": ALG, "use": "sig"}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receipt read apart, not yet verified."""
+
+    text: str
+    kid: str
+    claims: dict[str, Any]
+
+    @classmethod
+    def read(cls, text: str) -> Receipt:
+        """The receipt `text` (a compact JWS); a ReceiptError naming what is wrong."""
+        text = text.strip()
+        if len(text) > MAX_RECEIPT or text.count(".") != 2:
+            raise ReceiptError(
+                "not a receipt: a receipt is a compact JWS, three base64url parts joined by dots"
+            )
+        head, body, signature = text.split(".")
+        try:
+            header = json.loads(unb64(head))
+            claims = json.loads(unb64(body))
+            unb64(signature)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ReceiptError("not a receipt: its parts are not base64url JSON") from None
+        if not isinstance(header, dict) or header.get("alg") != ALG or header.get("typ") != TYPE:
+            raise ReceiptError(f"not a receipt: its header must say alg {ALG} and typ {TYPE}")
+        if not isinstance(header.get("kid"), str):
+            raise ReceiptError("not a receipt: its header names no kid")
+        if not isinstance(claims, dict) or set(claims) != set(CLAIMS):
+            raise ReceiptError(f"not a receipt: its claims must be exactly {', '.join(CLAIMS)}")
+        return cls(text, header["kid"], claims)
+
+    @property
+    def hash(self) -> str:
+        return receipt_hash(self.text)
+
+    def signed_by(self, keys: Mapping[str, Any]) -> bool:
+        """Whether one of `keys` (Ed25519 public keys by kid) signed this receipt."""
+        from cryptography.exceptions import InvalidSignature
+
+        key = keys.get(self.kid)
+        if key is None:
+            return False
+        head, body, signature = self.text.split(".")
+        try:
+            key.verify(unb64(signature), f"{head}.{body}".encode("ascii"))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def load_signer(path: Path) -> Signer:
+    """The signer of the PEM Ed25519 private key in `path` (`--signing-key`, `--receipt`): a
+    file only its owner may read."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        status = path.stat()
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(
+            f"{path}: cannot be read ({error.strerror}); give a PEM Ed25519 private key"
+        ) from None
+    if os.name == "posix" and status.st_mode & 0o077:
+        raise UsageError(f"{path}: others may read this private key; chmod 600 {path}")
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise UsageError(
+            f"{path}: not an unencrypted PEM private key; make one with `llr-asp receipt key {path}`"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError(f"{path}: not an Ed25519 key; receipts are signed with Ed25519 (EdDSA)")
+    return Signer(key)
+
+
+def make_key(path: Path) -> bool:
+    """Make an Ed25519 private key in `path` (PEM, mode 600) unless one is there: True if made.
+    Safe when several processes start at once: the key is written aside and linked into place,
+    so a process never reads half a key, and only one key is ever made."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(aside, path)  # fails if another process made it first: theirs is kept
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def public_keys(jwks: Any, source: str) -> dict[str, Any]:
+    """The Ed25519 public keys of a JWKS document, by kid; keys of other kinds are passed over."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    listed = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(listed, list):
+        raise ReceiptError(f'{source}: not a JWKS (an object with a list "keys")')
+    keys = {}
+    for jwk in listed:
+        if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        try:
+            key = Ed25519PublicKey.from_public_bytes(unb64(str(jwk.get("x", ""))))
+        except ValueError:
+            raise ReceiptError(f"{source}: key {jwk.get('kid')!r}: x is not an Ed25519 public key") from None
+        keys[public_jwk(key)["kid"]] = key  # by its thumbprint, whatever kid the file gives it
+    return keys
+
+
+def read_jwks(path: Path) -> dict[str, Any]:
+    """The Ed25519 public keys of the JWKS file `path`, by kid."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReceiptError(f"--jwks {path}: cannot be read ({error.strerror})") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ReceiptError(
+            f"--jwks {path}: not a JSON file; give the service's /.well-known/jwks.json"
+        ) from None
+    return public_keys(document, f"--jwks {path}")

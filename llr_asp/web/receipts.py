@@ -1,0 +1,99 @@
+"""The service's receipts (DESIGN §6, §8): every decision that leaves the service is signed with
+the service's key and its receipt appended to the log (`formats.receipt_log`) before it leaves;
+a decision whose receipt cannot be kept is not given out (503).
+
+The key is `--signing-key FILE`, else `receipt-key.pem` in the state directory, made (mode 600)
+on first start; every key that has signed is listed at /.well-known/jwks.json, so receipts
+signed before a rotation still verify. Opened on the first decision (or the first JWKS
+request), by whichever thread asks first.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from ..core.decision import Decision
+from ..core.errors import LlrError
+from ..core.files import default_state_dir
+from ..core.patient import Patient
+from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv
+from ..formats.receipts import Signer, answers_hash, claims_of, load_signer, make_key
+from .responses import JSON
+from .settings import Settings
+
+__all__ = ["LogUnavailable", "Receipts", "receipts", "router"]
+
+KEY_FILE = "receipt-key.pem"
+LOG_FILE = "receipts.sqlite3"
+
+router = APIRouter()
+
+
+class Receipts:
+    """The signer and the log of one worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._opened: tuple[Signer, ReceiptLog] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir or default_state_dir()
+
+    def _open(self) -> tuple[Signer, ReceiptLog]:
+        with self._lock:
+            if self._opened is None:
+                key = self.settings.signing_key
+                try:
+                    if key is None:
+                        key = self.state_dir / KEY_FILE
+                        make_key(key)
+                    signer = load_signer(key)
+                    log = ReceiptLog(self.state_dir / LOG_FILE, self.settings.keep_days)
+                    log.add_key(signer.jwk)
+                except (OSError, LlrError) as error:
+                    raise LogUnavailable(str(error)) from None
+                self._opened = (signer, log)
+            return self._opened
+
+    @property
+    def log(self) -> ReceiptLog:
+        return self._open()[1]
+
+    def issue(self, decision: Decision, patient: Patient) -> str:
+        """The receipt of `decision`, made from `patient`'s answers, signed and appended."""
+        signer, log = self._open()
+        answers = answers_hash(patient)
+        return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)))
+
+    def issued(self, decision: Decision, patient: Patient, said: dict[str, Any]) -> dict[str, Any]:
+        """`said` (the decision as JSON) with its receipt."""
+        return {**said, "receipt": self.issue(decision, patient)}
+
+
+def receipts(request: Request) -> Receipts:
+    return request.app.state.receipts  # type: ignore[no-any-return]
+
+
+@router.get("/.well-known/jwks.json", summary="The public keys of the service's decision receipts")
+def jwks(request: Request) -> JSON:
+    return JSON(receipts(request).log.jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+@router.get(
+    "/api/v1/activity",
+    summary="Decisions counted by month, policy, edition, decision and robustness (no patient data)",
+)
+def activity(
+    request: Request, format: str = Query("json", pattern="^(json|csv)$", description="json or csv")
+) -> Response:
+    rows = receipts(request).log.activity()
+    if format == "csv":
+        return PlainTextResponse(activity_csv(rows), media_type="text/csv; charset=utf-8")
+    return JSON(rows)

@@ -1,0 +1,453 @@
+"""Decision receipts (DESIGN §6, §8; issue 35): the canonical JSON they hash answers in (RFC
+8785's own examples), a receipt on every surface a decision leaves by, verification that passes
+for the same answers and fails for one changed value, another rule set, a forged signature; the
+log's hash chain (audit finds a break; a restart and two writers keep it whole) and what its
+file holds (no patient id, no answer)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+import re
+import sqlite3
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from llr_asp.cli import app as cli
+from llr_asp.core.documents import validate
+from llr_asp.formats.receipt_log import GENESIS, ReceiptLog
+from llr_asp.formats.receipts import (
+    Receipt,
+    Signer,
+    answers_hash,
+    canonical,
+    claims_of,
+    load_signer,
+    make_key,
+    number,
+)
+from llr_asp.web import create_app
+from llr_asp.web.settings import Settings
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+runner = CliRunner()
+
+# -- RFC 8785 -----------------------------------------------------------------------------------
+
+APPENDIX_B = [  # RFC 8785 Appendix B: IEEE 754 doubles and their canonical text
+    ("0000000000000000", "0"),
+    ("8000000000000000", "0"),
+    ("0000000000000001", "5e-324"),
+    ("8000000000000001", "-5e-324"),
+    ("7fefffffffffffff", "1.7976931348623157e+308"),
+    ("ffefffffffffffff", "-1.7976931348623157e+308"),
+    ("4340000000000000", "9007199254740992"),
+    ("c340000000000000", "-9007199254740992"),
+    ("4430000000000000", "295147905179352830000"),
+    ("44b52d02c7e14af5", "9.999999999999997e+22"),
+    ("44b52d02c7e14af6", "1e+23"),
+    ("44b52d02c7e14af7", "1.0000000000000001e+23"),
+    ("444b1ae4d6e2ef4e", "999999999999999700000"),
+    ("444b1ae4d6e2ef4f", "999999999999999900000"),
+    ("444b1ae4d6e2ef50", "1e+21"),
+    ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
+    ("3eb0c6f7a0b5ed8d", "0.000001"),
+    ("41b3de4355555553", "333333333.3333332"),
+    ("41b3de4355555554", "333333333.33333325"),
+    ("41b3de4355555555", "333333333.3333333"),
+    ("41b3de4355555556", "333333333.3333334"),
+    ("41b3de4355555557", "333333333.33333343"),
+    ("becbf647612f3696", "-0.0000033333333333333333"),
+    ("43143ff3c1cb0959", "1424953923781206.2"),
+]
+
+
+@pytest.mark.parametrize(("bits", "expected"), APPENDIX_B)
+def test_numbers_are_written_as_rfc_8785_appendix_b_says(bits: str, expected: str) -> None:
+    assert number(struct.unpack(">d", bytes.fromhex(bits))[0]) == expected
+
+
+@pytest.mark.parametrize("bits", ["7fffffffffffffff", "7ff0000000000000", "fff0000000000000"])
+def test_nan_and_infinity_have_no_canonical_form(bits: str) -> None:
+    with pytest.raises(ValueError):
+        number(struct.unpack(">d", bytes.fromhex(bits))[0])
+
+
+def test_the_rfc_8785_example_is_canonicalised_byte_for_byte() -> None:
+    """§3.2.2's input, parsed as JSON, and §3.2.3's output."""
+    given = json.loads(
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    assert canonical(given) == (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+
+
+def test_keys_sort_by_utf16_code_units_as_rfc_8785_sorts_them() -> None:
+    """§3.2.3's sorting example: by UTF-16 code units, so the emoji (a surrogate pair) comes
+    before U+FB33, though its code point is greater."""
+    given = json.loads(
+        '{"\\u20ac": "Euro Sign", "\\r": "Carriage Return", "\\ufb33": "Hebrew Letter Dalet With Dagesh",'
+        ' "1": "One", "\\ud83d\\ude00": "Emoji: Grinning Face", "\\u0080": "Control",'
+        ' "\\u00f6": "Latin Small Letter O With Diaeresis"}'
+    )
+    order = [v for _, v in sorted((canonical(given).index(f'"{v}"'), v) for v in given.values())]
+    assert order == [
+        "Carriage Return",
+        "One",
+        "Control",
+        "Latin Small Letter O With Diaeresis",
+        "Euro Sign",
+        "Emoji: Grinning Face",
+        "Hebrew Letter Dalet With Dagesh",
+    ]
+
+
+def test_what_has_no_canonical_json_is_refused() -> None:
+    for bad in ("\ud800", {"\udc00": 1}, 2**53 + 1):
+        with pytest.raises(ValueError):
+            canonical(bad)
+    assert canonical(2**53) == "9007199254740992" and canonical(6.0) == canonical(6) == "6"
+
+
+def test_the_answers_hash_ignores_id_policy_meta_and_order(rules: Any) -> None:
+    record = json.loads((EXAMPLES / "route-c1-pain.json").read_text())
+    same = {**dict(reversed(list(record.items()))), "id": "another", "meta": {"note": "x"}}
+    same.pop("policy", None)
+    assert answers_hash(validate(record, rules, "a")) == answers_hash(validate(same, rules, "b"))
+    changed = json.loads(json.dumps(record))
+    changed["conservative"]["months"] = changed["conservative"]["months"] + 1
+    assert answers_hash(validate(changed, rules, "c")) != answers_hash(validate(record, rules, "a"))
+
+
+# -- the service --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("receipts") / "state"
+
+
+@pytest.fixture(scope="module")
+def client(state: Path) -> TestClient:
+    return TestClient(create_app(settings=Settings(state_dir=state)))
+
+
+def verify(receipt: str, answers: Path, *more: str) -> Any:
+    return runner.invoke(cli, ["receipt", "verify", receipt, "--answers", str(answers), *more])
+
+
+def test_an_explain_receipt_verifies_and_one_changed_value_fails(
+    client: TestClient, state: Path, tmp_path: Path
+) -> None:
+    path = EXAMPLES / "route-c1-pain.json"
+    body = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()
+    receipt = Receipt.read(body["receipt"])
+    claims = receipt.claims
+    assert (claims["decision"], claims["robust"], claims["possible"]) == (
+        body["decision"],
+        body["robust"],
+        body["possible"],
+    )
+    assert claims["rules"] == body["rules"] and claims["policy"] == claims["family"] == "hip-resurfacing"
+    assert receipt.kid in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(client.get("/.well-known/jwks.json").text)
+    saved = tmp_path / "receipt.jws"
+    saved.write_text(body["receipt"])
+
+    ok = verify(str(saved), path, "--jwks", str(jwks))
+    assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
+    assert verify(body["receipt"], path, "--state-dir", str(state)).exit_code == 0  # the log's keys
+    answer = tmp_path / "answer.json"  # the API's answer itself, as saved
+    answer.write_text(json.dumps(body))
+    assert verify(str(answer), path, "--jwks", str(jwks)).exit_code == 0
+    both = tmp_path / "both.json"  # two policies' answers: which receipt is meant is not said
+    both.write_text(json.dumps([body, body]))
+    several = verify(str(both), path, "--jwks", str(jwks))
+    assert several.exit_code == 2 and "give one policy's" in several.stderr
+
+    record = json.loads(path.read_text())
+    record["pain"]["severity"] = "moderate"  # one value changed: the hash, and the decision
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(record))
+    failed = verify(str(saved), changed, "--jwks", str(jwks))
+    assert failed.exit_code == 1 and "differs: the answers' sha256" in failed.stdout, failed.output
+    assert "differs: decision" in failed.stdout
+
+
+def test_a_forged_or_foreign_signature_fails(client: TestClient, tmp_path: Path) -> None:
+    path = EXAMPLES / "route-c1-pain.json"
+    body = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(client.get("/.well-known/jwks.json").text)
+    head, payload, signature = body["receipt"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["decision"] = "not_eligible"  # a claim changed after signing
+    tampered = base64.urlsafe_b64encode(canonical(claims).encode()).rstrip(b"=").decode()
+    forged = verify(f"{head}.{tampered}.{signature}", path, "--jwks", str(jwks))
+    assert forged.exit_code == 1 and "differs: signature" in forged.stdout, forged.output
+    make_key(tmp_path / "mine.pem")  # a receipt signed by a key the service never listed
+    mine = load_signer(tmp_path / "mine.pem")
+    foreign = mine.sign({**Receipt.read(body["receipt"]).claims})
+    result = verify(foreign, path, "--jwks", str(jwks))
+    assert result.exit_code == 1 and "its key is not listed" in result.stdout
+
+
+def test_another_rule_set_fails_naming_the_rules(client: TestClient, tmp_path: Path, rules: Any) -> None:
+    """A receipt made under other rules (here: claims naming another sha256) is not verified by
+    this rule set."""
+    path = EXAMPLES / "route-c1-pain.json"
+    make_key(tmp_path / "k.pem")
+    signer = load_signer(tmp_path / "k.pem")
+    record = validate(json.loads(path.read_text()), rules, "x")
+    [decision] = __import__("llr_asp").Reasoner(rules).decide(record, [rules.policies["hip-resurfacing"]])
+    claims = {**claims_of(decision, answers_hash(record), None), "rules": "ab" * 32}
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [signer.jwk]}))
+    result = verify(signer.sign(claims), path, "--jwks", str(jwks))
+    assert result.exit_code == 1 and "differs: the rule set's sha256" in result.stdout
+
+
+def test_bad_verify_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = EXAMPLES / "route-c1-pain.json"
+    (tmp_path / "jwks.json").write_text('{"keys": []}')
+    for args in (
+        ["not-a-receipt", "--answers", str(path), "--jwks", str(tmp_path / "jwks.json")],
+        ["a.b.c", "--answers", str(path)],  # no keys given
+    ):
+        result = runner.invoke(cli, ["receipt", "verify", *args])
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
+
+
+def test_every_surface_carries_a_receipt(client: TestClient) -> None:
+    body = (EXAMPLES / "refused-b-four-months.json").read_bytes()
+    for path in ("/api/v1/explain", "/api/v1/whatif"):
+        answer = client.post(path, content=body).json()
+        for each in answer if isinstance(answer, list) else [answer]:
+            assert Receipt.read(each["receipt"]).claims["decision"] == each["decision"]
+    page = client.post("/result", data={"record": body.decode(), "policy": "hip-resurfacing"})
+    assert page.status_code == 200
+    [(jti, receipt)] = re.findall(
+        r"receipt ([0-9a-f]{32})</label>\s*<textarea[^>]*>([^<]+)</textarea>", page.text
+    )
+    assert Receipt.read(receipt).claims["jti"] == jti
+    assert f"Decision receipt: {jti}" in page.text  # in the letter's footer
+    letter = client.post("/letter", data={"record": body.decode(), "policy": "hip-resurfacing"})
+    assert re.search(r"Decision receipt: [0-9a-f]{32}", letter.text)
+
+
+def test_a_completed_interview_carries_its_receipt_a_step_on_the_way_none(client: TestClient) -> None:
+    done = client.post(
+        "/api/v1/next?policy=hip-resurfacing", content=(EXAMPLES / "route-c1-pain.json").read_bytes()
+    )
+    assert done.json()["question"] is None and Receipt.read(done.json()["receipt"])
+    asking = client.post("/api/v1/next?policy=hip-resurfacing", json={}).json()
+    assert asking["question"] is not None and "receipt" not in asking
+
+
+def test_activity_counts_decisions_and_names_no_patient(client: TestClient, state: Path) -> None:
+    before = sum(r["decisions"] for r in client.get("/api/v1/activity").json())
+    client.post(
+        "/api/v1/explain?policy=knee-resurfacing", content=(EXAMPLES / "route-c1-pain.json").read_bytes()
+    )
+    rows = client.get("/api/v1/activity").json()
+    assert sum(r["decisions"] for r in rows) == before + 1
+    assert set(rows[0]) == {"month", "policy", "family", "decision", "robust", "decisions"}
+    csv = client.get("/api/v1/activity?format=csv")
+    assert csv.text.splitlines()[0] == "month,policy,family,decision,robust,decisions"
+    assert client.get("/api/v1/activity?format=xml").status_code == 422
+    result = runner.invoke(cli, ["activity", "--state-dir", str(state), "-f", "csv"])
+    assert result.exit_code == 0 and result.stdout == csv.text
+
+
+def test_the_log_holds_no_patient_id_and_no_answer(tmp_path: Path) -> None:
+    client = TestClient(create_app(settings=Settings(state_dir=tmp_path / "state")))
+    record = json.loads((EXAMPLES / "route-c1-pain.json").read_text())
+    record["id"] = "NHS-9434765919-ZQX"
+    record["conservative"]["months"] = 17.625
+    record["meta"] = {"note": "Mrs Quaxley-Trundle"}
+    for path in ("/api/v1/explain", "/api/v1/whatif", "/api/v1/next"):
+        assert client.post(path, json=record).status_code == 200
+    client.post("/result", data={"record": json.dumps(record)})
+    held = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    log = ReceiptLog(tmp_path / "state" / "receipts.sqlite3")
+    decoded = "".join(json.dumps(Receipt.read(text).claims) for _, text in log.receipts())
+    assert decoded and b"receipt" in held  # the tables are there, and were read
+    for secret in ("NHS-9434765919-ZQX", "17.625", "Quaxley", "intense"):
+        assert secret.encode() not in held and secret not in decoded, secret
+
+
+# -- the chain ----------------------------------------------------------------------------------
+
+
+def test_audit_walks_an_unbroken_chain_and_finds_a_break(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    client = TestClient(create_app(settings=Settings(state_dir=state)))
+    body = (EXAMPLES / "route-c1-pain.json").read_bytes()
+    receipts = [
+        client.post("/api/v1/explain?policy=hip-resurfacing", content=body).json()["receipt"]
+        for _ in range(4)
+    ]
+    claims = [Receipt.read(r).claims for r in receipts]
+    assert claims[0]["prev"] == GENESIS and all(
+        c["prev"] == Receipt.read(r).hash for c, r in zip(claims[1:], receipts)
+    )
+    ok = runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)])
+    assert ok.exit_code == 0 and ok.stdout.startswith("unbroken: 4 receipts"), ok.output
+    db = sqlite3.connect(state / "receipts.sqlite3")
+    db.execute("DELETE FROM receipts WHERE seq = 2")  # a link taken out
+    db.commit()
+    db.close()
+    broken = runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)])
+    assert broken.exit_code == 1 and "break: receipt 2" in broken.stdout, broken.output
+    missing = verify(receipts[1], EXAMPLES / "route-c1-pain.json", "--state-dir", str(state))
+    assert missing.exit_code == 1 and "holds no such receipt" in missing.stdout
+
+
+def test_a_rewritten_receipt_breaks_the_chain(tmp_path: Path) -> None:
+    log = ReceiptLog(tmp_path / "log.sqlite3")
+    make_key(tmp_path / "k.pem")
+    signer = load_signer(tmp_path / "k.pem")
+    log.add_key(signer.jwk)
+    for n in range(3):
+        log.append(lambda prev, n=n: signer.sign(_claims(prev, n)))
+    assert log.audit().breaks == ()
+    db = sqlite3.connect(tmp_path / "log.sqlite3")
+    [(text,)] = db.execute("SELECT receipt FROM receipts WHERE seq = 2").fetchall()
+    redone = signer.sign({**Receipt.read(text).claims, "decision": "not_eligible"})  # re-signed, even
+    db.execute("UPDATE receipts SET receipt = ? WHERE seq = 2", (redone,))
+    db.commit()
+    assert any("receipt 3" in b for b in log.audit().breaks)  # the next link names the old hash
+
+
+def test_a_restart_keeps_the_chain_and_the_key(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    body = (EXAMPLES / "route-c1-pain.json").read_bytes()
+    first = TestClient(create_app(settings=Settings(state_dir=state)))
+    a = first.post("/api/v1/explain?policy=hip-resurfacing", content=body).json()["receipt"]
+    assert oct((state / "receipt-key.pem").stat().st_mode & 0o777) == "0o600"
+    again = TestClient(create_app(settings=Settings(state_dir=state)))
+    b = again.post("/api/v1/explain?policy=hip-resurfacing", content=body).json()["receipt"]
+    assert (
+        Receipt.read(b).claims["prev"] == Receipt.read(a).hash and Receipt.read(a).kid == Receipt.read(b).kid
+    )
+
+
+def test_a_rotated_key_stays_listed_and_its_receipts_verify(tmp_path: Path) -> None:
+    state, body = tmp_path / "state", (EXAMPLES / "route-c1-pain.json").read_bytes()
+    keys = []
+    for name in ("old.pem", "new.pem"):
+        make_key(tmp_path / name)
+        keys.append(load_signer(tmp_path / name).kid)
+    old = TestClient(create_app(settings=Settings(state_dir=state, signing_key=tmp_path / "old.pem")))
+    receipt = old.post("/api/v1/explain?policy=hip-resurfacing", content=body).json()["receipt"]
+    new = TestClient(create_app(settings=Settings(state_dir=state, signing_key=tmp_path / "new.pem")))
+    after = new.post("/api/v1/explain?policy=hip-resurfacing", content=body).json()["receipt"]
+    assert Receipt.read(after).kid == keys[1]
+    assert {k["kid"] for k in new.get("/.well-known/jwks.json").json()["keys"]} == set(keys)
+    assert verify(receipt, EXAMPLES / "route-c1-pain.json", "--state-dir", str(state)).exit_code == 0
+    assert runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)]).exit_code == 0
+
+
+def test_keep_days_deletes_old_receipts_and_the_chain_still_audits(tmp_path: Path) -> None:
+    log = ReceiptLog(tmp_path / "log.sqlite3")
+    make_key(tmp_path / "k.pem")
+    signer = load_signer(tmp_path / "k.pem")
+    log.add_key(signer.jwk)
+    for n in range(3):
+        log.append(lambda prev, n=n: signer.sign(_claims(prev, n, iat=1_000_000 + n)))
+    assert log.purge(before=1_000_002) == 2
+    log.append(lambda prev: signer.sign(_claims(prev, 9)))
+    found = log.audit()
+    assert found.receipts == 2 and found.breaks == () and found.first != GENESIS
+    assert sum(r["decisions"] for r in log.activity()) == 4  # the counts outlast the receipts
+
+
+def _claims(prev: str, n: int, iat: int | None = None, writer: int = 0) -> dict[str, Any]:
+    return {
+        "iat": iat or int(time.time()),
+        "jti": f"{writer:016x}{n:016x}",
+        "policy": "hip-resurfacing",
+        "family": "hip-resurfacing",
+        "rules": "0" * 64,
+        "decision": "eligible",
+        "robust": True,
+        "possible": ["eligible"],
+        "readings": [],
+        "conflicts": [],
+        "answers": "1" * 64,
+        "prev": prev,
+    }
+
+
+def _writer(path: str, key: str, count: int, start: Any) -> None:
+    log = ReceiptLog(Path(path))
+    signer = load_signer(Path(key))
+    start.wait()
+    for n in range(count):
+        log.append(lambda prev, n=n: signer.sign(_claims(prev, n, writer=os.getpid())))
+
+
+def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) -> None:
+    make_key(tmp_path / "k.pem")
+    signer: Signer = load_signer(tmp_path / "k.pem")
+    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log.add_key(signer.jwk)
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [
+        context.Process(
+            target=_writer, args=(str(tmp_path / "log.sqlite3"), str(tmp_path / "k.pem"), 150, start)
+        )
+        for _ in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(60)
+        assert writer.exitcode == 0
+    found = log.audit()
+    assert found.receipts == 300 and found.breaks == ()
+    jtis = [Receipt.read(text).claims["jti"] for _, text in log.receipts()]
+    assert len(set(jtis)) == 300
+    pids = {jti[:16] for jti in jtis}
+    assert len(pids) == 2  # both wrote
+
+
+def test_explain_receipt_signs_locally(tmp_path: Path) -> None:
+    made = runner.invoke(cli, ["receipt", "key", str(tmp_path / "k.pem")])
+    assert made.exit_code == 0
+    (tmp_path / "jwks.json").write_text(made.stdout)
+    path = EXAMPLES / "route-c1-pain.json"
+    result = runner.invoke(
+        cli,
+        ["explain", str(path), "-p", "hip-resurfacing", "-f", "json", "--receipt", str(tmp_path / "k.pem")],
+    )
+    assert result.exit_code == 0, result.output
+    receipt = json.loads(result.stdout)["receipt"]
+    assert Receipt.read(receipt).claims["prev"] is None
+    assert verify(receipt, path, "--jwks", str(tmp_path / "jwks.json")).exit_code == 0
+    letter = runner.invoke(
+        cli,
+        ["explain", str(path), "-p", "hip-resurfacing", "-f", "letter", "--receipt", str(tmp_path / "k.pem")],
+    )
+    assert re.search(r"Decision receipt: [0-9a-f]{32}", letter.stdout)
+    os.chmod(tmp_path / "k.pem", 0o644)
+    loose = runner.invoke(cli, ["explain", str(path), "--receipt", str(tmp_path / "k.pem")])
+    assert loose.exit_code == 2 and "chmod 600" in loose.stderr
