@@ -12,9 +12,9 @@ rules being served, whatever version the form was started under. An item of the 
 without an answer was asked and is unknown: it is not asked again.
 
 Every response carries `authored` (when its answers were last put together, SDC's
-QuestionnaireResponse 1..1) and the tag `urn:llr-asp:questionnaire|<policy>`: its `questionnaire`
-is `#<the contained form>`, which no FHIR server can search by, so the CDS Hooks prefetch finds
-a stored adaptive response by that tag (`cds.py`).
+QuestionnaireResponse 1..1) and the tag `urn:llr-asp:questionnaire|<policy>` (for a FHIR server's
+own searches; the CDS Hooks prefetch needs no tag: it reads which policy a response answers
+from its contained form's `derivedFrom`, `web/hookcall.py`).
 """
 
 from __future__ import annotations
