@@ -204,7 +204,8 @@ def test_metadata_is_a_capability_statement(client: TestClient) -> None:
     $next-question)."""
     statement = client.get("/fhir/metadata").json()
     assert fhir_problems(statement) == []
-    [resource] = statement["rest"][0]["resource"]
+    [resource, definitions] = statement["rest"][0]["resource"]
+    assert definitions["type"] == "StructureDefinition"
     assert resource["type"] == "Questionnaire" and {"read", "search-type"} <= {
         i["code"] for i in resource["interaction"]
     }
@@ -372,3 +373,47 @@ def test_a_client_that_omits_unanswered_items_is_not_asked_again(
     links = [i["linkId"] for i in left_out["contained"][0]["item"]]
     assert links[0] == skipped and links[-1] != skipped and len(links) == len(set(links)) == 2
     assert links == [i["linkId"] for i in empty["contained"][0]["item"]]
+
+
+# -- issue 33: the extensions defined, a version's "+" sent unencoded ---------------------------
+
+
+def test_every_extension_llr_asp_puts_on_a_response_is_defined_and_served(
+    client: TestClient, forms: dict[Any, list[dict[str, Any]]]
+) -> None:
+    """Every `urn:llr-asp:` extension a completed form carries has a StructureDefinition (R4B
+    valid, an Extension constrained to one Coding, context QuestionnaireResponse) served under
+    /fhir/StructureDefinition/, found by its url, and named in the CapabilityStatement."""
+    used = {
+        e["url"]
+        for given in forms.values()
+        for e in given[-1].get("extension", [])
+        if e["url"].startswith("urn:llr-asp:")
+    }
+    assert used == {"urn:llr-asp:determination", "urn:llr-asp:robustness"}
+    statement = client.get("/fhir/metadata").json()
+    [listed] = [r for r in statement["rest"][0]["resource"] if r["type"] == "StructureDefinition"]
+    for url in used:
+        bundle = client.get("/fhir/StructureDefinition", params={"url": url}).json()
+        assert fhir_problems(bundle) == [] and bundle["total"] == 1
+        definition = bundle["entry"][0]["resource"]
+        assert fhir_problems(definition) == [] and definition["url"] == url
+        assert (
+            definition["type"] == "Extension"
+            and definition["context"][0]["expression"] == "QuestionnaireResponse"
+        )
+        assert client.get(f"/fhir/StructureDefinition/{definition['id']}").json() == definition
+        assert url in listed["documentation"]
+        value = [e for e in definition["differential"]["element"] if e["path"] == "Extension.value[x]"]
+        assert value[0]["type"] == [{"code": "Coding"}]
+        [fixed] = [e for e in definition["differential"]["element"] if e["path"] == "Extension.url"]
+        assert fixed["fixedUri"] == url
+    missing = client.get("/fhir/StructureDefinition/nothing")
+    assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_versioned_canonical_sent_unencoded_is_found(client: TestClient, hip: dict[str, Any]) -> None:
+    """Medplum's client sends `url=…|0.1.0+rules.…` unencoded: the `+` arrives as a space."""
+    for query in (f"url={hip['url']}|{hip['version']}", f"url={hip['url']}&version={hip['version']}"):
+        bundle = client.get(f"/fhir/Questionnaire?{query}").json()
+        assert [e["resource"]["id"] for e in bundle.get("entry", [])] == ["hip-resurfacing"], query
