@@ -137,6 +137,14 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     return document
 
 
+def answer_entries(
+    items: list[Any], where: str, fields: Collection[str]
+) -> list[tuple[tuple[str, Any], list[Any]]]:
+    """Every answerable item of a QuestionnaireResponse with its place (`item[2].item[0]`) and
+    its answers, groups opened: what a reader of the answers goes through."""
+    return _flattened(items, where, fields)
+
+
 def _flattened(
     items: list[Any], where: str, fields: Collection[str]
 ) -> list[tuple[tuple[str, Any], list[Any]]]:
