@@ -154,7 +154,9 @@ def _flattened(
     for index, entry in enumerate(items):
         place = f"{where}[{index}]"
         grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry
-        if grouped and entry.get("linkId") not in fields:
+        link = entry.get("linkId") if isinstance(entry, dict) else None
+        if grouped and (link is None or (isinstance(link, str) and link not in fields)):  # a group
+            # (a linkId that is not a string is no group: it is refused as naming no field)
             found += _flattened(entry["item"], f"{place}.item", fields)
             continue
         answers = entry.get("answer", []) if isinstance(entry, dict) else []

@@ -292,9 +292,9 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
         shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
     )
     answered = {  # groups opened: a question answered inside a group is answered
-        entry.get("linkId")
+        entry["linkId"]
         for (_, entry), _answers in answer_entries(items, "item", rules.fields)
-        if isinstance(entry, dict)
+        if isinstance(entry, dict) and isinstance(entry.get("linkId"), str)
     }
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
