@@ -110,7 +110,7 @@ def main() -> None:
                     now = int(time.time())
                     claims = {
                         "iss": ISSUER,
-                        "aud": f"{base}/cds-services/hip-resurfacing",
+                        "aud": f"{base}/cds-services/hip-resurfacing-order-sign",
                         "iat": now,
                         "exp": now + 300,
                         "jti": str(uuid.uuid4()),
@@ -132,7 +132,7 @@ def main() -> None:
                     )
                     took, _ = timed(
                         connection,
-                        "/cds-services/hip-resurfacing",
+                        "/cds-services/hip-resurfacing-order-sign",
                         call,
                         {"Authorization": f"Bearer {token}"},
                     )

@@ -1,6 +1,6 @@
 """A small FHIR server of the tests' own, on 127.0.0.1: the EHR's, holding a Patient and the
 QuestionnaireResponses the EHR stored. It answers a read (`Patient/{id}`) and the
-QuestionnaireResponse searches a FHIR server answers (`patient`, `questionnaire`, `_tag`,
+QuestionnaireResponse searches a FHIR server answers (`patient`, `questionnaire`, `status`, `_tag`,
 `_sort=-authored`, `_count`), records every request it is sent (path, query, Authorization),
 and stops answering after `budget` requests; `delay` holds every answer back (a slow server).
 A hostile server: `raw` is sent as the body of every answer instead (with `encoding` as its
@@ -38,7 +38,8 @@ class Ehr:
     def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """QuestionnaireResponse search, as a FHIR server matches: `patient` against
         subject.reference, `questionnaire` against the questionnaire element as it is (a
-        `#contained` reference matches no canonical), `_tag` against meta.tag system|code."""
+        `#contained` reference matches no canonical), `status` (values separated by commas: any
+        of them), `_tag` against meta.tag system|code."""
         found = list(self.responses)
         for patient in query.get("patient", []):
             found = [
@@ -46,6 +47,8 @@ class Ehr:
             ]
         for canonical in query.get("questionnaire", []):
             found = [r for r in found if r.get("questionnaire", "").split("|")[0] == canonical]
+        for status in query.get("status", []):
+            found = [r for r in found if r.get("status") in status.split(",")]
         for tag in query.get("_tag", []):
             system, _, code = tag.partition("|")
             found = [r for r in found if {"system": system, "code": code} in r.get("meta", {}).get("tag", [])]

@@ -55,7 +55,8 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 BASE = "http://testserver"
 KEY = ec.generate_private_key(ec.SECP384R1())
 KID = str(uuid.uuid4())  # the sandbox's kid is a UUID (jwt-generator.js)
-SERVICE = "/cds-services/hip-resurfacing"
+SERVICE = "/cds-services/hip-resurfacing-order-sign"
+SELECT = "/cds-services/hip-resurfacing-order-select"
 
 
 def configure(folder: Path) -> Path:
@@ -124,7 +125,9 @@ def test_discovery_has_what_the_specification_requires(client: TestClient) -> No
     body = client.get("/cds-services", headers=signed("/cds-services")).json()
     assert discovery_problems(body) == []
     assert {(s["id"], s["hook"]) for s in body["services"]} == {
-        (p, h) for p in ("hip-resurfacing", "knee-resurfacing") for h in ("order-select", "order-sign")
+        (f"{p}-{h}", h)
+        for p in ("hip-resurfacing", "knee-resurfacing")
+        for h in ("order-select", "order-sign")
     }
 
 
@@ -137,20 +140,15 @@ def test_discovery_says_the_cds_hooks_version(client: TestClient) -> None:
 
 def test_prefetch_templates_search_by_patient(client: TestClient) -> None:
     """The templates use `patient=` as every example of the specification does, and only the
-    query features its "Prefetch query restrictions" recommend."""
+    query features its "Prefetch query restrictions" recommend: no `_tag` (issue 33)."""
     services = client.get("/cds-services", headers=signed("/cds-services")).json()["services"]
     for template in (t for s in services for t in s["prefetch"].values()):
         path, _, query = template.partition("?")
         assert path in ("Patient/{{context.patientId}}", "QuestionnaireResponse"), template
         names = [pair.split("=")[0] for pair in query.split("&") if pair]
-        assert "subject" not in names and set(names) <= {
-            "patient",
-            "questionnaire",
-            "_tag",
-            "_sort",
-            "_count",
-        }
+        assert set(names) <= {"patient", "questionnaire", "status", "_sort", "_count"}, template
         assert not query or "patient={{context.patientId}}" in query
+        assert not query or ("status=completed,amended" in query and "_sort=-authored" in query)
 
 
 def cards_of_every_example(client: TestClient) -> list[dict[str, Any]]:
@@ -224,6 +222,40 @@ def test_card_links_open_a_page_for_the_clinician(
     }
 
 
+DTR_LAUNCH = "https://dtr.example/launch"
+
+
+def test_a_card_launches_the_ehrs_form_filler_as_dtr_expects(folder: Path) -> None:
+    """Issue 33: beside the `absolute` link to llr-asp's page, a `smart` link to the configured
+    DTR app, its appContext a JSON string naming the policy's Questionnaire (a canonical the
+    service's FHIR search finds) and the order (CRD's "Launch SMART application" card)."""
+    launching = TestClient(make_app(folder, dtr_launch_url=DTR_LAUNCH))
+    [card] = launching.post(SERVICE, json=sign_call("route-c1-pain"), headers=signed(SERVICE)).json()["cards"]
+    absolute, smart = card["links"]
+    assert absolute["type"] == "absolute" and absolute["url"].startswith(BASE)
+    assert smart["type"] == "smart" and smart["url"] == DTR_LAUNCH
+    context = json.loads(smart["appContext"])
+    assert context["order"] == "ServiceRequest/2468"
+    [named] = context["questionnaire"]
+    found = launching.get("/fhir/Questionnaire", params={"url": named}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == ["hip-resurfacing"]
+
+
+def test_without_a_form_filler_configured_a_card_has_no_smart_link(
+    example_cards: list[dict[str, Any]],
+) -> None:
+    assert all([link["type"] for link in card["links"]] == ["absolute"] for card in example_cards)
+
+
+@pytest.mark.parametrize("url", ["dtr.example/launch", "ftp://dtr.example/launch", "https://dtr.example/#x"])
+def test_a_launch_url_that_is_not_one_is_refused_in_one_line(url: str) -> None:
+    from llr_asp.core.errors import UsageError
+    from llr_asp.web.settings import Settings
+
+    with pytest.raises(UsageError, match="--dtr-launch-url"):
+        Settings(dtr_launch_url=url)
+
+
 def test_an_order_sign_call_shaped_as_crd_gets_one_card(client: TestClient) -> None:
     """CRDServiceRequest.json: an order-sign call with fhirServer, fhirAuthorization, a
     collection Bundle of draft orders, and null for prefetch data the EHR does not have."""
@@ -275,13 +307,13 @@ def test_order_select_answers_the_newly_selected_orders(
         "answers": searchset(answers_of("route-c1-pain", "1288992")),
     }
     call = order_select(orders, selections, prefetch)
-    reply = client.post(SERVICE, json=call, headers=signed(SERVICE))
+    reply = client.post(SELECT, json=call, headers=signed(SELECT))
     assert reply.status_code == 200 and len(reply.json()["cards"]) == cards
 
 
 def unprefetched(client: TestClient) -> Any:
     call = order_select([service_request("hip-1", HIP, "1288992")], ["ServiceRequest/hip-1"], None)
-    return client.post(SERVICE, json=call, headers=signed(SERVICE))
+    return client.post(SELECT, json=call, headers=signed(SELECT))
 
 
 def test_no_prefetch_and_no_fhir_server_is_412(client: TestClient) -> None:
@@ -538,3 +570,38 @@ def test_the_round_trip_card_adaptive_form_stored_response_card(client: TestClie
     assert (
         second["summary"] == "Meets ARP 55 criteria" and second["extension"]["llr-asp.decision"] == "eligible"
     )
+
+
+def test_a_form_fillers_own_export_is_found_without_the_servers_tag(client: TestClient) -> None:
+    """Issue 33: what a DTR app stores after LHC-Forms completes the adaptive form is its own
+    export (no tag of llr-asp's; `questionnaire` `#<contained form>`, which no server searches
+    by). The templates search by patient, status, _sort and _count; which response answers the
+    policy is read from inside it. A newer response to another questionnaire (a PHQ-9) and a
+    form still in progress are passed over, and nothing is said to be set aside."""
+    from test_sdc_conformance import answered
+
+    ehr = Ehr(patients={"123": patient_resource("123")})
+    templates = client.get("/cds-services", headers=signed("/cds-services")).json()["services"][0]["prefetch"]
+    form = client.get("/fhir/Questionnaire/hip-resurfacing").json()
+    response = adaptive_start(f"{form['url']}|{form['version']}", patient="123")
+    for _ in range(30):
+        response = client.post("/fhir/Questionnaire/$next-question", json=response).json()
+        if response["status"] == "completed":
+            break
+        response = answered(response, "route-c1-pain")
+    exported = {k: v for k, v in response.items() if k != "meta"}  # no tag, no profile
+    phq9 = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://loinc.org/q/44249-1",
+        "status": "completed",
+        "subject": {"reference": "Patient/123"},
+        "authored": "2999-01-01T00:00:00Z",
+        "item": [{"linkId": "/44250-9", "answer": [{"valueInteger": 1}]}],
+    }
+    unfinished = {**answers_of("refused-b-four-months", "123"), "status": "in-progress"}
+    ehr.responses += [exported, phq9, {**unfinished, "authored": "2999-01-02T00:00:00Z"}]
+    with serving(ehr):
+        call = order_sign([service_request("2468", HIP)], ehr_prefetch(templates, "123", ehr))
+    assert {e["resource"]["status"] for e in call["prefetch"]["adaptiveAnswers"]["entry"]} == {"completed"}
+    [card] = client.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria" and "set aside" not in card["detail"]

@@ -54,6 +54,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rsa_public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
     keys = [{**public, "kid": "k1", "alg": "ES384"}, {**rsa_public, "kid": "r1"}]
     keys.append({**rsa_public, "kid": "r2", "alg": "RS256"})  # published for another algorithm
+    # the EC key published for encryption (`use`, `key_ops`), and for signatures said both ways
+    keys.append({**public, "kid": "e1", "use": "enc"})
+    keys.append({**public, "kid": "e2", "key_ops": ["encrypt", "deriveKey"]})
+    keys.append({**public, "kid": "s1", "use": "sig", "key_ops": ["verify"]})
     (folder / "jwks.json").write_text(json.dumps({"keys": keys}))
     return folder
 
@@ -161,12 +165,46 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     }
 
 
-def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
+def test_discovery_lists_one_service_per_policy_and_hook(client: TestClient) -> None:
+    """The CDS Hooks sandbox keys services by discoveryUrl/id: two hooks sharing an id would
+    leave one never called. Every id is its own, and each is called with its own hook."""
     services = client.get("/cds-services", headers=auth("/cds-services")).json()["services"]
     assert {(s["id"], s["hook"]) for s in services} == {
-        (p, h) for p in ("hip-resurfacing", "knee-resurfacing") for h in ("order-select", "order-sign")
+        (f"{p}-{h}", h)
+        for p in ("hip-resurfacing", "knee-resurfacing")
+        for h in ("order-select", "order-sign")
     }
+    assert len({s["id"] for s in services}) == len(services)
     assert all(s["prefetch"]["patient"] == "Patient/{{context.patientId}}" for s in services)
+    for service in (s for s in services if s["id"].startswith("hip-")):
+        path = f"/cds-services/{service['id']}"
+        body = {**call("route-c1-pain"), "hook": service["hook"]}
+        [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+        assert card["summary"] == "Meets ARP 55 criteria"
+
+
+def test_a_call_to_the_service_of_another_hook_is_422_naming_the_hook(client: TestClient) -> None:
+    path = "/cds-services/hip-resurfacing-order-sign"
+    reply = client.post(path, json=call("route-c1-pain"), headers=auth(path))  # an order-select call
+    assert (
+        reply.status_code == 422 and "hook" in reply.json()["error"] and "order-sign" in reply.json()["error"]
+    )
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_the_bare_policy_id_of_earlier_releases_still_answers_either_hook(
+    client: TestClient, hook: str
+) -> None:
+    """An EHR configured before there was one id per hook keeps its cards (not listed in discovery)."""
+    path = "/cds-services/hip-resurfacing"
+    reply = client.post(path, json={**call("route-c1-pain"), "hook": hook}, headers=auth(path))
+    assert reply.status_code == 200 and reply.json()["cards"][0]["summary"] == "Meets ARP 55 criteria"
+
+
+def test_an_unknown_service_is_404_naming_the_services(client: TestClient) -> None:
+    path = "/cds-services/hip-resurfacing-order-dispatch"
+    reply = client.post(path, json=call("route-c1-pain"), headers=auth(path))
+    assert reply.status_code == 404 and "hip-resurfacing-order-select" in reply.text
 
 
 @pytest.mark.parametrize(
@@ -204,7 +242,7 @@ def test_discovery_lists_each_policy_for_both_hooks(client: TestClient) -> None:
 def test_one_card_per_call(
     client: TestClient, example: str | None, gender: str, indicator: str, summary: str
 ) -> None:
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     reply = client.post(path, json=call(example, gender), headers=auth(path))
     assert reply.status_code == 200, reply.text
     [card] = reply.json()["cards"]
@@ -227,7 +265,7 @@ def test_one_card_per_call(
 def test_a_woman_is_refused_plainly_the_background_reading_is_for_analysts(client: TestClient) -> None:
     """The hip procedure is contra-indicated in women (the policy's metal-on-metal text): the
     reading of that sentence as background never reaches the clinician as a way to funding."""
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     [card] = client.post(path, json=call("route-c1-pain", "female"), headers=auth(path)).json()["cards"]
     assert card["indicator"] == "warning" and not card["summary"].startswith("Contested")
     assert "contraindication.criterion" not in card["detail"] and card["extension"]["llr-asp.robust"] is True
@@ -240,16 +278,16 @@ def test_an_order_for_another_procedure_gets_no_card(client: TestClient) -> None
 
 
 def test_no_prefetch_is_412(client: TestClient) -> None:
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     body = {**call(None), "prefetch": {}}
     assert client.post(path, json=body, headers=auth(path)).status_code == 412
 
 
 def test_feedback_is_counted(client: TestClient) -> None:
-    path = "/cds-services/hip-resurfacing/feedback"
+    path = "/cds-services/hip-resurfacing-order-select/feedback"
     entry = {"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}
     reply = client.post(path, json={"feedback": [entry, entry]}, headers=auth(path))
-    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing"] >= 2  # type: ignore[attr-defined]
+    assert reply.status_code == 200 and client.app.state.feedback["hip-resurfacing-order-select"] >= 2  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -297,6 +335,22 @@ def test_refused_tokens_are_401_with_nothing_said(client: TestClient, headers: A
         headers = auth(path, **changes[headers])
     reply = client.get(path, headers=headers)
     assert reply.status_code == 401 and reply.json() == {"error": "unauthorized"}
+    challenge = reply.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="llr-asp CDS Hooks"')
+    if headers.get("Authorization", "").startswith("Bearer "):  # RFC 6750 §3.1: an error only for a token
+        assert 'error="invalid_token", error_description="the token was refused' in challenge
+        assert headers["Authorization"][len("Bearer ") :] not in challenge + reply.text
+    else:
+        assert challenge == 'Bearer realm="llr-asp CDS Hooks"'
+
+
+@pytest.mark.parametrize(("kid", "status"), [("e1", 401), ("e2", 401), ("s1", 200), ("k1", 200)])
+def test_a_key_published_for_encryption_never_verifies_a_signature(
+    client: TestClient, kid: str, status: int
+) -> None:
+    """RFC 7517 §4.2-4.3: a key whose `use` is "enc", or whose `key_ops` leave out "verify", is
+    not a signing key (jose refuses it); the same key published for signatures verifies."""
+    assert client.get("/cds-services", headers=auth("/cds-services", kid=kid)).status_code == status
 
 
 def test_a_replayed_token_is_refused(client: TestClient) -> None:
@@ -336,7 +390,7 @@ def test_aud_is_the_configured_url_not_the_callers_host(folder: Path) -> None:
     """A token minted for another service is refused, whatever Host the caller sends; card links
     start with the configured public URL too."""
     client = TestClient(make_app(folder, public_url="https://llr.example.nhs.uk/"))
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     elsewhere = {"Authorization": f"Bearer {token('http://other.example' + path)}", "Host": "other.example"}
     assert client.post(path, json=call("route-c1-pain"), headers=elsewhere).status_code == 401
     mine = {"Authorization": f"Bearer {token('https://llr.example.nhs.uk' + path)}", "Host": "other.example"}
@@ -445,7 +499,7 @@ def test_a_malformed_call_is_422_naming_where(client: TestClient, case: str) -> 
     change, where = MALFORMED[case]
     body = call("route-c1-pain")
     change(body)
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     reply = client.post(path, json=body, headers=auth(path))
     assert reply.status_code == 422, reply.text
     assert where in reply.json()["error"]
@@ -468,7 +522,7 @@ def _subject(body: dict[str, Any], reference: str) -> None:
 def test_a_prefetch_about_another_patient_is_not_decided(client: TestClient, change: Any) -> None:
     body = call("route-c1-pain")
     change(body)
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
     assert card["indicator"] == "warning" and "another patient" in card["summary"]
     assert "extension" not in card and "Meets" not in card["summary"]
@@ -477,7 +531,7 @@ def test_a_prefetch_about_another_patient_is_not_decided(client: TestClient, cha
 def test_answers_about_this_patient_are_decided(client: TestClient) -> None:
     body = call("route-c1-pain")
     _subject(body, "https://ehr.example/fhir/Patient/pat-1")
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
     assert card["summary"] == "Meets ARP 55 criteria"
 
@@ -576,8 +630,8 @@ FEEDBACK = {
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/cds-services/hip-resurfacing", call("route-c1-pain")),
-        ("/cds-services/hip-resurfacing/feedback", FEEDBACK),
+        ("/cds-services/hip-resurfacing-order-select", call("route-c1-pain")),
+        ("/cds-services/hip-resurfacing-order-select/feedback", FEEDBACK),
     ],
 )
 @pytest.mark.parametrize("refused", ["no token", "a token for discovery", "expired"])
@@ -600,7 +654,7 @@ def test_the_hook_and_feedback_endpoints_refuse_as_discovery_does(
 def test_the_right_code_in_another_code_system_gets_no_card(client: TestClient) -> None:
     """A ServiceRequest is matched by system and code together (bug: by code alone, so a local
     code list that reuses the SNOMED code gets a funding card)."""
-    path = "/cds-services/hip-resurfacing"
+    path = "/cds-services/hip-resurfacing-order-select"
     body = call("route-c1-pain")
     order = body["context"]["draftOrders"]["entry"][0]["resource"]
     order["code"] = {"coding": [{**CODE, "system": "http://example.org/local-codes"}]}

@@ -244,3 +244,24 @@ def test_explain_as_fhir_round_trips(path: Path, tmp_path: Path) -> None:
     for extension, decision in zip(determinations, first):  # the display in words, as elsewhere
         display = extension["valueCoding"]["display"]
         assert display.startswith(f"{decision['reference']}: ") and "_" not in display
+
+
+@pytest.mark.parametrize("policy", ["hip-resurfacing", "knee-resurfacing"])
+def test_explain_as_fhir_answers_only_the_items_of_its_questionnaire(policy: str) -> None:
+    """Issue 33: the Java validator's "linkId not found": a hip response carried the knee's
+    compartments, a knee response the sex. Every answer is to an item of the form the response
+    names, and read back the response decides as the record does."""
+    form = questionnaire(RULES, RULES.policies[policy])
+    links = {i["linkId"] for i in form["item"]}
+    for example in EXAMPLES:
+        result = runner.invoke(app, ["explain", str(example), "--policy", policy, "--format", "fhir"])
+        assert result.exit_code == 0, result.output
+        made = json.loads(result.stdout)
+        assert made["questionnaire"] == form["url"]
+        assert {i["linkId"] for i in made["item"]} <= links, example.name
+        record = json.loads(example.read_text())
+        [again] = REASONER.decide(validate(made, RULES, "fhir"), [RULES.policies[policy]])
+        [direct] = REASONER.decide(validate(record, RULES, "record"), [RULES.policies[policy]])
+        assert again.decision == direct.decision, example.name
+    assert ("sex" in links) == (policy == "hip-resurfacing")
+    assert any("compartments" in link for link in links) == (policy == "knee-resurfacing")

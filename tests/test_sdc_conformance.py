@@ -207,7 +207,8 @@ def test_metadata_is_a_capability_statement(client: TestClient) -> None:
     $next-question)."""
     statement = client.get("/fhir/metadata").json()
     assert fhir_problems(statement) == []
-    [resource] = statement["rest"][0]["resource"]
+    [resource, definitions] = statement["rest"][0]["resource"]
+    assert definitions["type"] == "StructureDefinition"
     assert resource["type"] == "Questionnaire" and {"read", "search-type"} <= {
         i["code"] for i in resource["interaction"]
     }
@@ -286,11 +287,12 @@ def test_a_grouped_response_is_read_as_the_flat_one(client: TestClient, example:
     """Groups (item.item, two levels) are opened wherever a response is read: explain's JSON and
     $next-question's answer are those of the same answers sent flat (bug: groups not opened, so
     a grouped response is refused as naming no field)."""
+    asks = RULES.policies["hip-resurfacing"].fields()  # $next-question refuses another form's items
     flat = {
         "resourceType": "QuestionnaireResponse",
         "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
         "status": "completed",
-        "item": answer_items(example),
+        "item": [i for i in answer_items(example) if i["linkId"] in asks],
     }
     nested = {**flat, "item": grouped(flat["item"])}
     assert any("item" in group["item"][0] for group in nested["item"])  # a group in a group
@@ -383,3 +385,135 @@ def test_a_client_that_omits_unanswered_items_is_not_asked_again(
     links = [i["linkId"] for i in left_out["contained"][0]["item"]]
     assert links[0] == skipped and links[-1] != skipped and len(links) == len(set(links)) == 2
     assert links == [i["linkId"] for i in empty["contained"][0]["item"]]
+
+
+# -- issue 33: the extensions defined, a version's "+" sent unencoded ---------------------------
+
+
+def test_every_extension_llr_asp_puts_on_a_response_is_defined_and_served(
+    client: TestClient, forms: dict[Any, list[dict[str, Any]]]
+) -> None:
+    """Every `urn:llr-asp:` extension a completed form carries has a StructureDefinition (R4B
+    valid, an Extension constrained to one Coding, context QuestionnaireResponse) served under
+    /fhir/StructureDefinition/, found by its url, and named in the CapabilityStatement."""
+    used = {
+        e["url"]
+        for given in forms.values()
+        for e in given[-1].get("extension", [])
+        if e["url"].startswith("urn:llr-asp:")
+    }
+    assert used == {"urn:llr-asp:determination", "urn:llr-asp:robustness"}
+    statement = client.get("/fhir/metadata").json()
+    [listed] = [r for r in statement["rest"][0]["resource"] if r["type"] == "StructureDefinition"]
+    for url in used:
+        bundle = client.get("/fhir/StructureDefinition", params={"url": url}).json()
+        assert fhir_problems(bundle) == [] and bundle["total"] == 1
+        definition = bundle["entry"][0]["resource"]
+        assert fhir_problems(definition) == [] and definition["url"] == url
+        assert (
+            definition["type"] == "Extension"
+            and definition["context"][0]["expression"] == "QuestionnaireResponse"
+        )
+        assert client.get(f"/fhir/StructureDefinition/{definition['id']}").json() == definition
+        assert url in listed["documentation"]
+        value = [e for e in definition["differential"]["element"] if e["path"] == "Extension.value[x]"]
+        assert value[0]["type"] == [{"code": "Coding"}]
+        [fixed] = [e for e in definition["differential"]["element"] if e["path"] == "Extension.url"]
+        assert fixed["fixedUri"] == url
+    missing = client.get("/fhir/StructureDefinition/nothing")
+    assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_versioned_canonical_sent_unencoded_is_found(client: TestClient, hip: dict[str, Any]) -> None:
+    """Medplum's client sends `url=…|0.1.0+rules.…` unencoded: the `+` arrives as a space."""
+    for query in (f"url={hip['url']}|{hip['version']}", f"url={hip['url']}&version={hip['version']}"):
+        bundle = client.get(f"/fhir/Questionnaire?{query}").json()
+        assert [e["resource"]["id"] for e in bundle.get("entry", [])] == ["hip-resurfacing"], query
+
+
+# -- issue 33: every answer checked against its item; the DTR app's and LHC-Forms' starts ------
+
+
+@pytest.mark.parametrize(
+    ("link", "answer"),
+    [
+        ("sex", {"valueCoding": {"system": "http://hl7.org/fhir/administrative-gender", "code": "male"}}),
+        ("sex", {"valueString": "male"}),  # text for a coded item
+        ("pain.severity", {"valueCoding": {"system": "urn:llr-asp:values:sex", "code": "Severe"}}),
+        ("conservative.months", {"valueInteger": 6}),  # an integer for a decimal item
+        ("msk.assessed", {"valueBoolean": True, "valueString": "yes"}),  # two values
+        ("knee.compartments_affected", {"valueInteger": 1}),  # not a question of the hip form
+    ],
+)
+def test_every_answer_is_checked_against_its_item_before_anything_is_decided(
+    client: TestClient, hip: dict[str, Any], link: str, answer: dict[str, Any]
+) -> None:
+    """Issue 33: $next-question accepted and echoed answers its Questionnaire does not allow.
+    400 with an OperationOutcome naming the item; nothing decided."""
+    start = adaptive_start(f"{hip['url']}|{hip['version']}")
+    start["item"] = [{"linkId": link, "answer": [answer]}]
+    reply = client.post(NEXT, json=start)
+    assert reply.status_code == 400, reply.text
+    said = reply.json()["issue"][0]["diagnostics"]
+    assert reply.json()["resourceType"] == "OperationOutcome" and f"linkId {link}" in said
+
+
+def test_an_integer_answer_to_an_integer_item_and_a_whole_decimal_are_accepted(client: TestClient) -> None:
+    """The other side: valueInteger for an integer item, a whole number as valueDecimal."""
+    start = adaptive_start("urn:llr-asp:questionnaire:knee-resurfacing")
+    start["item"] = [
+        {"linkId": "knee.compartments_affected", "answer": [{"valueInteger": 1}]},
+        {"linkId": "conservative.months", "answer": [{"valueDecimal": 6}]},
+    ]
+    assert client.post(NEXT, json=start).status_code == 200
+
+
+def links(response: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The linkIds a response answers, and those of the form it holds."""
+    [form] = [r for r in response["contained"] if f"#{r['id']}" == response["questionnaire"]]
+    return {i["linkId"] for i in response.get("item", [])}, {i["linkId"] for i in form["item"]}
+
+
+def test_a_prefilled_start_returns_a_form_holding_every_answered_item(
+    client: TestClient, hip: dict[str, Any]
+) -> None:
+    """LHC-Forms starts with answers already filled (prepopulated): the returned form holds every
+    answered item (LHC-Forms throws on an answer to an item the form lacks), then the next
+    question; filled on, it completes as the same answers sent one at a time do."""
+    start = adaptive_start(f"{hip['url']}|{hip['version']}")
+    items = answer_items("route-c1-pain")
+    start["item"] = [i for i in items if i["linkId"] in ("sex", "pain.severity", "conservative.months")]
+    response = client.post(NEXT, json=start).json()
+    answered_links, held = links(response)
+    assert answered_links == {"sex", "pain.severity", "conservative.months"} and answered_links < held
+    for _ in range(30):
+        if response["status"] == "completed":
+            break
+        response = client.post(NEXT, json=answered(response, "route-c1-pain")).json()
+        answered_links, held = links(response)
+        assert answered_links <= held
+    assert response["extension"][0]["valueCoding"]["code"] == "eligible"
+
+
+def test_the_dtr_apps_first_call_sends_the_served_questionnaire_back(
+    client: TestClient, hip: dict[str, Any]
+) -> None:
+    """The DTR app's first $next-question: the served Questionnaire contained as it came (its
+    `url`, `version` and items), the response naming it. It is the start of the adaptive form:
+    derived from that canonical, no url of its own, one question asked (bug: refused with 400)."""
+    served = dict(hip)
+    start = {
+        "resourceType": "QuestionnaireResponse",
+        "contained": [served],
+        "questionnaire": f"#{served['id']}",
+        "status": "in-progress",
+        "subject": {"reference": "Patient/123"},
+    }
+    for call in (start, {**start, "questionnaire": f"{hip['url']}|{hip['version']}"}):
+        reply = client.post(NEXT, json=next_question_parameters(call))
+        assert reply.status_code == 200, reply.text
+        answer = reply.json()
+        [form] = answer["contained"]
+        assert "url" not in form and form["derivedFrom"] == [f"{hip['url']}|{hip['version']}"]
+        assert answer["status"] == "in-progress" and len(form["item"]) == 1
+        assert adaptive_response_problems(answer) == []

@@ -199,6 +199,8 @@ DEEP = "NESTED"  # stands for a value nested 950 deep, written into the body's t
         ({"resourceType": "Parameters", "parameter": 5}, "parameter"),
         (adaptive(item=5), "item"),
         (adaptive(item=[{"linkId": ["sex"]}]), "item[0]"),
+        (adaptive(item=[{"linkId": ["g"], "item": []}]), "item[0]"),  # a group's linkId a list
+        (adaptive(item=[{"linkId": {"g": 1}, "item": [{"linkId": "sex"}]}]), "item[0]"),
         (adaptive(contained=[{"resourceType": "Questionnaire", "item": []}]), "id"),
         (
             adaptive(contained=[{"resourceType": "Questionnaire", "id": "q", "derivedFrom": {}}]),

@@ -52,6 +52,15 @@ def serve(
             "the service fetches missing prefetch from these only, never from another address.",
         ),
     ] = None,
+    dtr_launch_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dtr-launch-url",
+            metavar="URL",
+            help="The SMART launch URL of the EHR's form filler (a DTR app): cards then carry a smart "
+            "link there, its appContext naming the Questionnaire and the order.",
+        ),
+    ] = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="CDS Hooks without authentication: for local use only.")
     ] = False,
@@ -215,6 +224,7 @@ def serve(
             max_connections=max_connections,
             max_client_connections=max_client_connections,
             fhir_servers=tuple(fhir_server_option(given) for given in fhir_server or ()),
+            dtr_launch_url=dtr_launch_url,
         )
     hand_to_workers(settings, rules, tuple(cds_issuer or ()), cds_jwks, no_auth)
     for note in start_notes(

@@ -137,6 +137,14 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     return document
 
 
+def answer_entries(
+    items: list[Any], where: str, fields: Collection[str]
+) -> list[tuple[tuple[str, Any], list[Any]]]:
+    """Every answerable item of a QuestionnaireResponse with its place (`item[2].item[0]`) and
+    its answers, groups opened: what a reader of the answers goes through."""
+    return _flattened(items, where, fields)
+
+
 def _flattened(
     items: list[Any], where: str, fields: Collection[str]
 ) -> list[tuple[tuple[str, Any], list[Any]]]:
@@ -146,7 +154,9 @@ def _flattened(
     for index, entry in enumerate(items):
         place = f"{where}[{index}]"
         grouped = isinstance(entry, dict) and isinstance(entry.get("item"), list) and "answer" not in entry
-        if grouped and entry.get("linkId") not in fields:
+        link = entry.get("linkId") if isinstance(entry, dict) else None
+        if grouped and (link is None or (isinstance(link, str) and link not in fields)):  # a group
+            # (a linkId that is not a string is no group: it is refused as naming no field)
             found += _flattened(entry["item"], f"{place}.item", fields)
             continue
         answers = entry.get("answer", []) if isinstance(entry, dict) else []

@@ -12,9 +12,9 @@ rules being served, whatever version the form was started under. An item of the 
 without an answer was asked and is unknown: it is not asked again.
 
 Every response carries `authored` (when its answers were last put together, SDC's
-QuestionnaireResponse 1..1) and the tag `urn:llr-asp:questionnaire|<policy>`: its `questionnaire`
-is `#<the contained form>`, which no FHIR server can search by, so the CDS Hooks prefetch finds
-a stored adaptive response by that tag (`cds.py`).
+QuestionnaireResponse 1..1) and the tag `urn:llr-asp:questionnaire|<policy>` (for a FHIR server's
+own searches; the CDS Hooks prefetch needs no tag: it reads which policy a response answers
+from its contained form's `derivedFrom`, `web/hookcall.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.decision import Decision
-from ..core.documents import is_response, policy_of, shaped, validate
+from ..core.documents import answer_entries, is_response, policy_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import Patient
 from ..core.ruleset import RuleSet
@@ -32,11 +32,14 @@ from ..views.wording import urgent_note
 from .fhir import (
     ADAPTIVE,
     DETERMINATION,
+    ITEM_TYPE,
     ROBUSTNESS,
+    VERSION_ALGORITHM,
     canonical,
     determination,
     item,
     said,
+    value_system,
 )
 
 if TYPE_CHECKING:
@@ -110,7 +113,7 @@ def next_question(
     response = dict(resource)
     others = shaped(response.get("contained", []), list, source, "contained", "a list of resources")
     form = _form(response, others, source)
-    adapted = dict(form) if form is not None else _adaptive(response, rules, service)
+    adapted = _adopted(form) if form is not None else _adaptive(response, rules, service)
     derived = shaped(adapted.get("derivedFrom", []), list, source, "contained.derivedFrom", "a list of URLs")
     base = (derived or [response.get("questionnaire") or canonical(rules, "all")])[0]
     policy = policy_of(base)
@@ -122,6 +125,12 @@ def next_question(
         )
     items = shaped(adapted.get("item", []), list, source, "contained.item", "a list of items")
     asked = [i.get("linkId") for i in items if isinstance(i, dict) and i.get("type") != "display"]
+    # every answer checked against its item before anything is decided; an answer to a question
+    # the form does not hold yet (a form filler's prefilled start) puts that question in the form
+    given = _checked(response, rules, policy, source)
+    prefilled = [link for link in rules.fields if link in given and link not in asked]  # the form's order
+    items = [*items, *(item(rules.fields[link]) for link in prefilled)]
+    asked += prefilled
     extensions = shaped(response.get("extension", []), list, source, "extension", "a list of extensions")
     for n, extension in enumerate(extensions):
         shaped(extension, dict, source, f"extension[{n}]", "an Extension object")
@@ -151,6 +160,79 @@ def next_question(
     response["authored"] = now()
     response["meta"] = _meta(response.get("meta"), policy, source)
     return {key: value for key, value in response.items() if value != []}  # FHIR JSON has no empty arrays
+
+
+VALUE_OF = {
+    "boolean": "valueBoolean",
+    "choice": "valueCoding",
+    "decimal": "valueDecimal",
+    "integer": "valueInteger",
+}
+
+
+def _checked(response: dict[str, Any], rules: RuleSet, policy: str, source: str) -> list[str]:
+    """The linkIds the response answers (groups opened), in its order, each answer checked
+    against the item that asks it as the Questionnaire serves it (SDC: an answer must be one
+    its item allows): a question of the policy's form, answered as the item's type
+    (valueInteger for an integer item, valueDecimal for a decimal one; nothing else beside
+    it), a coding in the item's own code system (a coding that names none is read by its
+    code) with one of its codes. Anything else is refused naming the item (400); the value
+    itself (a boolean that is a string, an integer out of range) is judged as every record is."""
+    ours = rules.select(policy)
+    fields = frozenset().union(*(p.fields() for p in ours)) if policy != "all" else frozenset(rules.fields)
+    items = shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
+    found = []
+    for (where, entry), answers in answer_entries(items, "item", rules.fields):
+        link = entry.get("linkId") if isinstance(entry, dict) else None
+        if not answers:
+            continue
+        where = f"{where} (linkId {link})"
+        if not isinstance(link, str) or link not in fields:
+            raise InputError(source, where, f"not an item of the {policy} Questionnaire")
+        field = rules.fields[link]
+        kind = ITEM_TYPE[field.type]
+        for m, answer in enumerate(answers):
+            at = f"{where}.answer[{m}]"
+            values = [key for key in answer if key.startswith("value")] if isinstance(answer, dict) else []
+            coding = answer.get("valueCoding") if isinstance(answer, dict) else None
+            if kind == "choice" and (
+                values != ["valueCoding"]
+                or not isinstance(coding, dict)
+                or coding.get("system", value_system(link)) != value_system(link)
+                or coding.get("code") not in field.values
+            ):
+                raise InputError(
+                    source,
+                    at,
+                    f"expected a valueCoding with a code of {', '.join(field.values)} "
+                    f"(system {value_system(link)})",
+                )
+            if kind != "choice" and values != [VALUE_OF[kind]]:
+                raise InputError(source, at, f"expected {VALUE_OF[kind]} for this {kind} item")
+        found.append(link)
+    return found
+
+
+def _adopted(form: dict[str, Any]) -> dict[str, Any]:
+    """The contained form as the adaptive form of this response: a Questionnaire sent back as it
+    was served (DTR's first call: with its own `url` and `version`) becomes one derived from
+    that canonical (sdc-questionnaire-adapt: no url or version of its own), its questions not
+    yet asked: the served form's items are every question it may ask, not questions asked (an
+    answer already given puts its question back)."""
+    adopted = dict(form)
+    url = adopted.pop("url", None)
+    version = adopted.pop("version", None)
+    if policy_of(url) is not None:
+        if not adopted.get("derivedFrom"):
+            adopted["derivedFrom"] = [f"{url}|{version}" if isinstance(version, str) else url]
+        adopted["meta"] = {"profile": [ADAPT]}
+        adopted["item"] = []
+        extensions = adopted.get("extension")  # no version of its own, so no version algorithm
+        if isinstance(extensions, list):
+            adopted["extension"] = [
+                e for e in extensions if not (isinstance(e, dict) and e.get("url") == VERSION_ALGORITHM)
+            ]
+    return adopted
 
 
 def _closing(entry: Any) -> bool:
@@ -221,6 +303,10 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
     items = list(
         shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
     )
-    answered = {i["linkId"] for i in items if isinstance(i, dict) and isinstance(i.get("linkId"), str)}
+    answered = {  # groups opened: a question answered inside a group is answered
+        entry["linkId"]
+        for (_, entry), _answers in answer_entries(items, "item", rules.fields)
+        if isinstance(entry, dict) and isinstance(entry.get("linkId"), str)
+    }
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)

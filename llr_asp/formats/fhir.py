@@ -168,12 +168,79 @@ WORDS = {
 }
 
 
+EXTENSIONS = {
+    "determination": (
+        DETERMINATION,
+        "Determination",
+        "The funding decision llr-asp adopted for one policy",
+        "The decision llr-asp adopted on a commissioning policy for the patient these answers are "
+        "about: its code (system urn:llr-asp:decision: eligible, not_eligible or undetermined), "
+        "its display the verdict in words, qualified when a reading of the policy would decide "
+        "otherwise. One per policy decided.",
+    ),
+    "robustness": (
+        ROBUSTNESS,
+        "Robustness",
+        "Whether the determination beside it holds",
+        "Whether the determination beside it holds (system urn:llr-asp:robustness): robust, every "
+        "clinical reading of the policy and every source agree; contested, a reading of the "
+        "policy text would decide otherwise; disputed, it turns on sources that disagree. One per "
+        "policy decided, coded so that an EHR that stores the decision stores the doubt too.",
+    ),
+}
+"""The extensions llr-asp puts on resources, by the id of their StructureDefinition. Their
+canonicals stay URNs: a canonical names the definition the same way in every deployment (a URL
+under the service's base would differ from one ICB's service to the next), and responses
+stored already carry them; each definition is served at `/fhir/StructureDefinition/<id>`."""
+
+
+def structure_definition(name: str) -> dict[str, Any]:
+    """The StructureDefinition of an extension llr-asp puts on a QuestionnaireResponse: one
+    Coding, no nested extensions."""
+    url, title, short, definition = EXTENSIONS[name]
+    return {
+        "resourceType": "StructureDefinition",
+        "id": name,
+        "url": url,
+        "version": release(),
+        "name": title,
+        "title": f"llr-asp {title.lower()}",
+        "status": "active",
+        "publisher": "llr-asp",
+        "description": definition,
+        "fhirVersion": "4.0.1",
+        "kind": "complex-type",
+        "abstract": False,
+        "context": [{"type": "element", "expression": "QuestionnaireResponse"}],
+        "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+        "derivation": "constraint",
+        "differential": {
+            "element": [
+                {"id": "Extension", "path": "Extension", "short": short, "definition": definition},
+                {"id": "Extension.extension", "path": "Extension.extension", "max": "0"},
+                {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                {
+                    "id": "Extension.value[x]",
+                    "path": "Extension.value[x]",
+                    "min": 1,
+                    "type": [{"code": "Coding"}],
+                },
+            ]
+        },
+    }
+
+
 def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSet) -> dict[str, Any]:
-    """The patient's answers and the decisions as a QuestionnaireResponse: read back as a patient
-    record, it is the same patient (`llr-asp explain --format fhir`)."""
+    """The patient's answers and the decisions as a QuestionnaireResponse to the Questionnaire
+    it names (`llr-asp explain --format fhir`): for one policy, only the answers its
+    Questionnaire asks (a hip response holds no knee compartments, a knee response no sex: a
+    validator finds every linkId in the form); read back, it is the same patient for that
+    policy."""
+    asked = decisions[0].policy.fields() if len(decisions) == 1 else frozenset(rules.fields)
     items = []
     for path, field in rules.fields.items():
-        if path not in patient.answered:
+        if path not in patient.answered or path not in asked:
             continue
         entry: dict[str, Any] = {"linkId": path, "text": field.question}
         value = patient.values.get(path)

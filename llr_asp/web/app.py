@@ -173,7 +173,11 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(cds.Unauthorized)
     async def unauthorized(request: Request, error: cds.Unauthorized) -> Response:
-        return JSON({"error": "unauthorized"}, status_code=401)  # the reason stays here
+        """401 with the challenge RFC 6750 asks for; the reason stays here (no oracle for which
+        check a forged token failed), and nothing of the token is said."""
+        return JSON(
+            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": cds.challenge(error)}
+        )
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(request: Request, error: StoreUnavailable) -> Response:

@@ -15,11 +15,15 @@ extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` k
 - `llr-asp.questionnaire`: the policy's Questionnaire (adaptive: an SDC form filler asks it
   through `$next-question`), for the EHR to open its form filler on.
 
-Its one link opens the clinicians' page (a page, never raw JSON).
+Its first link (`absolute`) opens the clinicians' page (a page, never raw JSON). Where the
+deployment names the EHR's SMART form filler (`--dtr-launch-url`: a Da Vinci DTR app) a second
+link (`smart`) launches it, its `appContext` as DTR reads it: a JSON string naming the policy's
+Questionnaire (`questionnaire`, a list of version-specific canonicals) and the order (`order`).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,7 @@ from typing import Any
 from ..core.decision import Decision
 from ..core.ruleset import Policy, RuleSet
 from ..engines.urgency import care_steps, urgent_route
+from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
 
 NAMESPACE = "llr-asp."
@@ -42,10 +47,14 @@ class Found:
     authored: str | None = None
     other: str | None = None
     unreached: str | None = None
+    order: str | None = None  # the order the card is about, `ServiceRequest/<id>`
 
 
-def card(decision: Decision, rules: RuleSet, base: str, found: Found = Found()) -> dict[str, Any]:
-    """The card of a decision; `base` is the service's public URL."""
+def card(
+    decision: Decision, rules: RuleSet, base: str, found: Found = Found(), launch: str | None = None
+) -> dict[str, Any]:
+    """The card of a decision; `base` is the service's public URL, `launch` the SMART launch URL
+    of the EHR's form filler (None: no `smart` link)."""
     policy = decision.policy
     summary, indicator = _summary(decision, found)
     extension: dict[str, Any] = {
@@ -70,9 +79,21 @@ def card(decision: Decision, rules: RuleSet, base: str, found: Found = Found()) 
                 "label": f"Answer the {policy.reference} questions in llr-asp",
                 "url": f"{base}/?policy={policy.id}",  # the procedure chosen; no patient data
                 "type": "absolute",
-            }
+            },
+            *([smart_link(policy, rules, launch, found.order)] if launch is not None else []),
         ],
         "extension": {key: value for key, value in extension.items() if value != []},
+    }
+
+
+def smart_link(policy: Policy, rules: RuleSet, launch: str, order: str | None) -> dict[str, Any]:
+    """The link that launches the EHR's SMART form filler on the policy's Questionnaire."""
+    context = {"questionnaire": [canonical(rules, policy.id)], **({"order": order} if order else {})}
+    return {
+        "label": f"Answer the {policy.reference} questions in the EHR's form",
+        "url": launch,
+        "type": "smart",
+        "appContext": json.dumps(context, separators=(",", ":")),
     }
 
 

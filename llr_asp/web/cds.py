@@ -1,5 +1,9 @@
-"""CDS Hooks: one service per policy, for `order-select` and `order-sign`, answering a draft
-order for the policy's procedure with one card (DESIGN §8; the card: `cards.py`).
+"""CDS Hooks: one service per policy and hook (`hip-resurfacing-order-select`,
+`hip-resurfacing-order-sign`: clients such as the CDS Hooks sandbox key services by
+`discoveryUrl/id`, so two hooks sharing an id would leave one never called), answering a draft
+order for the policy's procedure with one card (DESIGN §8; the card: `cards.py`). A call whose
+`hook` is not its service's is 422; the bare policy id of earlier releases still answers either
+hook (not listed in discovery), so an EHR configured with it keeps working.
 
 Which orders are for which policy is declared in the rules (`procedure/4`: code system, code,
 display); an order that matches no declared code gets no card, and for `order-select` only the
@@ -14,7 +18,8 @@ OperationOutcome saying why.
 Every call, discovery and feedback included, carries `Authorization: Bearer <JWT>`, verified as
 the CDS Hooks specification requires (`tokens.py`: the key chosen by kid and checked against
 alg, aud the configured public URL of the endpoint, a jti used once across workers). A refused
-call is 401 with nothing more said.
+call is 401 with `WWW-Authenticate: Bearer` (RFC 6750: the realm, and for a token refused
+`error="invalid_token"` with one fixed description), the reason never said.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from .prefetch import Unfetched, fetch, templates
 from .receipts import receipts
 from .responses import JSON
 from .settings import Settings
-from .tokens import Authority, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
+from .tokens import Authority, NoToken, RedisUsedTokens, SqliteUsedTokens, Unauthorized, UsedTokens
 
-__all__ = ["Unauthorized", "authority_from_environment", "router"]
+__all__ = ["Unauthorized", "authority_from_environment", "challenge", "router"]
 
 router = APIRouter()
 ALGORITHMS = ["ES384", "RS384"]
@@ -62,6 +67,21 @@ def authority_from_environment(settings: Settings) -> Authority:
         return SqliteUsedTokens(settings.used_tokens_file)
 
     return Authority.load(issuers, Path(jwks) if jwks else None, opener)
+
+
+REALM = "llr-asp CDS Hooks"
+REFUSED = (
+    "the token was refused: a CDS Hooks JWT (ES384 or RS384) from an allowed issuer, signed with a "
+    "key of its JWKS, for this endpoint's URL, at most five minutes long and used once"
+)
+
+
+def challenge(error: Unauthorized) -> str:
+    """The WWW-Authenticate of a refused call (RFC 6750 §3): the scheme and realm alone for a call
+    without a token (§3.1: no error code then), else invalid_token with one fixed description."""
+    if isinstance(error, NoToken):
+        return f'Bearer realm="{REALM}"'
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{REFUSED}"'
 
 
 def authority(request: Request) -> Authority:
@@ -91,11 +111,24 @@ CDS_HOOKS_VERSION = "2.0.1"
 at hookVersion 1.0 (the hook library)."""
 
 
-def service_policy(rules: RuleSet, service: str) -> Policy:
-    """The policy a service id names (404 for anything else, `all` included: not a service)."""
-    if service not in rules.policies:
-        raise UsageError(f'no CDS service "{service}"; the services are {", ".join(rules.policies)}')
-    return rules.policies[service]
+def service_id(policy: str, hook: str) -> str:
+    """The id of the service that answers `hook` for `policy` (`hip-resurfacing-order-select`)."""
+    return f"{policy}-{hook}"
+
+
+def service_policy(rules: RuleSet, service: str) -> tuple[Policy, str | None]:
+    """The policy a service id names and the hook it answers (404 for anything else, `all`
+    included: not a service). A bare policy id, the id of the services before there was one
+    per hook, still answers whichever hook the call names (None): an EHR configured with it
+    keeps its cards; discovery no longer lists it."""
+    for policy in rules.policies.values():
+        for hook in HOOKS:
+            if service == service_id(policy.id, hook):
+                return policy, hook
+    if service in rules.policies:
+        return rules.policies[service], None
+    listed = ", ".join(service_id(p, h) for p in rules.policies for h in HOOKS)
+    raise UsageError(f'no CDS service "{service}"; the services are {listed}')
 
 
 @router.get("/cds-services", summary="CDS Hooks discovery: a service per policy and hook")
@@ -106,7 +139,7 @@ async def discovery(request: Request) -> JSON:
     services = [
         {
             "hook": hook,
-            "id": policy.id,
+            "id": service_id(policy.id, hook),
             "title": f"{policy.commissioner} — {policy.reference} {policy.title}",
             "description": f"Checks a {policy.title.lower().replace('policy for ', '')} order against the "
             f"{policy.reference} funding criteria and says what is missing.",
@@ -127,8 +160,10 @@ async def discovery(request: Request) -> JSON:
 async def hook(request: Request, service: str) -> JSON:
     issuer = await authorize(request)
     held = engines(request)
-    policy = service_policy(held.rules, service)
-    body, call = await document(request, then=lambda body: (body, read_call(body, held.rules, policy)))
+    policy, served = service_policy(held.rules, service)
+    body, call = await document(
+        request, then=lambda body: (body, read_call(body, held.rules, policy, served))
+    )
     if not call.ordered:
         return JSON({"cards": []})
     unreached = None
@@ -142,7 +177,7 @@ async def hook(request: Request, service: str) -> JSON:
             unreached = " and ".join(call.absent)  # decide from what the prefetch holds, saying so
         else:
             call = read_call(
-                {**body, "prefetch": {**(body.get("prefetch") or {}), **fetched}}, held.rules, policy
+                {**body, "prefetch": {**(body.get("prefetch") or {}), **fetched}}, held.rules, policy, served
             )
     if not call.prefetched:
         return outcome(
@@ -161,8 +196,9 @@ async def hook(request: Request, service: str) -> JSON:
         patient = validate(call.record, held.rules, "prefetch")
         patient = dataclasses.replace(patient, conflicts=call.conflicts, filled=call.filled)
         [decision] = held.interviewer.decide(patient, [policy])
-        found = Found(call.answered, call.authored, call.other, unreached)
-        said = card(decision, held.rules, public_url(request), found)
+        found = Found(call.answered, call.authored, call.other, unreached, call.order)
+        launch = request.app.state.settings.dtr_launch_url
+        said = card(decision, held.rules, public_url(request), found, launch)
         said["extension"][RECEIPT] = signed.issue(decision, patient)
         return {"cards": [said]}
 

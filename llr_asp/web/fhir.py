@@ -17,9 +17,16 @@ from fastapi import APIRouter, Query, Request
 from ..core.documents import policy_of
 from ..core.ruleset import RuleSet
 from ..formats.adaptive import adaptive_response, next_question
-from ..formats.fhir import SDC, questionnaire, questionnaire_version, release
+from ..formats.fhir import (
+    EXTENSIONS,
+    SDC,
+    questionnaire,
+    questionnaire_version,
+    release,
+    structure_definition,
+)
 from .api import document, engines, hung_up
-from .outcome import FHIR_JSON
+from .outcome import FHIR_JSON, outcome
 from .receipts import receipts
 from .responses import JSON
 
@@ -66,7 +73,18 @@ def metadata(request: Request) -> JSON:
                                 {"name": "version", "type": "token"},
                             ],
                             "operation": [{"name": "next-question", "definition": NEXT_QUESTION}],
-                        }
+                        },
+                        {
+                            "type": "StructureDefinition",
+                            "interaction": [{"code": "read"}, {"code": "search-type"}],
+                            "searchParam": [{"name": "url", "type": "uri"}],
+                            "documentation": "The definitions of the extensions llr-asp puts on "
+                            "QuestionnaireResponses: "
+                            + ", ".join(
+                                f"{url} (StructureDefinition/{name})"
+                                for name, (url, *_) in EXTENSIONS.items()
+                            ),
+                        },
                     ],
                 }
             ],
@@ -84,6 +102,9 @@ def search_questionnaires(
     version: str | None = Query(None, description="The version (or give it as url|version)"),
 ) -> JSON:
     rules = engines(request).rules
+    # a version's `+` (semver build metadata) sent unencoded arrives as a space (form encoding,
+    # as Medplum's client sends it); no canonical or version of llr-asp's holds a space
+    url, version = (None if v is None else v.replace(" ", "+") for v in (url, version))
     if url is not None and "|" in url:
         url, version = url.split("|", 1)[0], url.split("|", 1)[1] or version
     found = [
@@ -111,6 +132,43 @@ def search_questionnaires(
         },
         media_type=FHIR_JSON,
     )
+
+
+@router.get("/fhir/StructureDefinition", summary="Search the extensions' definitions by canonical url")
+def search_structure_definitions(
+    request: Request,
+    url: str | None = Query(None, description="The canonical, e.g. urn:llr-asp:determination"),
+) -> JSON:
+    base = fhir_base(request)
+    found = [name for name, (canonical, *_) in EXTENSIONS.items() if url in (None, canonical.split("|")[0])]
+    entries = [
+        {
+            "fullUrl": f"{base}/StructureDefinition/{name}",
+            "resource": structure_definition(name),
+            "search": {"mode": "match"},
+        }
+        for name in found
+    ]
+    query = f"?{request.url.query}" if request.url.query else ""
+    return JSON(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(entries),
+            "link": [{"relation": "self", "url": f"{base}/StructureDefinition{query}"}],
+            **({"entry": entries} if entries else {}),
+        },
+        media_type=FHIR_JSON,
+    )
+
+
+@router.get(
+    "/fhir/StructureDefinition/{name}", summary="The definition of an extension llr-asp puts on resources"
+)
+def get_structure_definition(request: Request, name: str) -> JSON:
+    if name not in EXTENSIONS:
+        return outcome(404, f'no StructureDefinition "{name}"; there are {", ".join(EXTENSIONS)}')
+    return JSON(structure_definition(name), media_type=FHIR_JSON)
 
 
 @router.get("/fhir/Questionnaire/{policy}", summary="The FHIR R4 Questionnaire of a policy (or all)")

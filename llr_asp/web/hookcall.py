@@ -11,8 +11,10 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is decided from the rest (the card says what could not be fetched), never "no answers".
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
-  and only among those for this policy's questionnaire (or the shared `all` one): answers
-  given for another procedure (pain, function, radiology of another joint) are never used.
+  and only among those for this policy's questionnaire (or the shared `all` one), read from
+  what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
+  needed): answers given for another procedure (pain, function, radiology of another joint)
+  are never used, and responses to other questionnaires are passed over.
 - Each value keeps its source (`core/sources.py`): the answers, and the Patient's sex for
   clinical use or administrative gender. Two sources that disagree make a conflict (unknown
   for the decision, named on the card), never one silently winning.
@@ -71,20 +73,35 @@ class Call:
     authored: str | None = None  # when the answers decided from were given
     answered: bool = False  # whether answers for this procedure were found
     other: str | None = None  # a procedure whose answers were found and set aside, if any
+    order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
 
 
-def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
-    """The call's parts that matter for `policy`, each checked for its shape."""
+def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = None) -> Call:
+    """The call's parts that matter for `policy`, each checked for its shape; `answers` the
+    hook the service answers (`served`; None: either)."""
     _shaped(call, dict, "(document)", "a CDS Hooks request object")
     hook = call.get("hook")
     if hook not in HOOKS:
         raise InputError(SOURCE, "hook", f"expected one of {', '.join(HOOKS)}")
+    if served is not None and hook != served:
+        raise InputError(
+            SOURCE, "hook", f"expected {served}: this service answers {served}; {hook} has its own service"
+        )
     context = _shaped(call.get("context"), dict, "context", "an object (the hook's context)")
     patient_id = _shaped(context.get("patientId"), str, "context.patientId", "the patient's id, a string")
-    ordered = _for_procedure(context, rules.procedures.get(policy.id, ()), hook)
+    order = _for_procedure(context, rules.procedures.get(policy.id, ()), hook)
+    ordered = order is not None
     prefetch = _shaped(call.get("prefetch") or {}, dict, "prefetch", "an object of prefetched resources")
     absent = tuple(key for key in KEYS if key not in prefetch)
-    base = Call(ordered, False, {}, absent=absent, access=_access(call), patient_id=patient_id)
+    base = Call(
+        ordered,
+        False,
+        {},
+        absent=absent,
+        access=_access(call),
+        patient_id=patient_id,
+        order=order or None,
+    )
     if not ordered or len(absent) == len(KEYS):
         return base
     patient = prefetch.get("patient")
@@ -93,16 +110,30 @@ def read_call(call: Any, rules: RuleSet, policy: Policy) -> Call:
     failed = [key for key in KEYS if _failed(prefetch.get(key), key)]
     if failed:
         return dataclasses.replace(base, prefetched=True, unfetched=" and ".join(failed))
-    responses = [(key, r) for key in ANSWER_KEYS for r in _answers(prefetch.get(key), key)]
+    responses: list[tuple[str, dict[str, Any]]] = []
+    for key in ANSWER_KEYS:  # a response both searches found is one response
+        responses += [(key, r) for r in _answers(prefetch.get(key), key) if all(r != s for _, s in responses)]
     elsewhere = _elsewhere(patient_id, patient, [r for _, r in responses])
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
     valid = [(key, r) for key, r in responses if r.get("status") not in VOID]
+    valid.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first
     procedures = [procedure_of(r) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.id)]
-    other = next((named or "unnamed" for named in procedures if named not in ("all", policy.id)), None)
-    ours.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first
     latest = ours[0] if ours else None
+    # answers to another policy's questions given since this one's newest (the form filled for
+    # the wrong joint), or llr-asp's questions answered on a form that names none of llr-asp's,
+    # are said to be set aside; older ones, and responses to other questionnaires (the searches
+    # find every recent response: a PHQ-9 asks none of llr-asp's questions), are passed over
+    newer = zip(valid[: valid.index(latest) if latest else None], procedures)
+    other = next(
+        (
+            named or "unnamed"
+            for (_, r), named in newer
+            if named not in ("all", policy.id) and _asks(r, rules)
+        ),
+        None,
+    )
     authored = latest[1].get("authored") if latest is not None else None
     record, settled = _record(patient, ours, rules, policy)
     return dataclasses.replace(
@@ -121,10 +152,11 @@ def _shaped(value: Any, kind: type, where: str, what: str) -> Any:
     return shaped(value, kind, SOURCE, where, what)
 
 
-def _for_procedure(context: dict[str, Any], codes: tuple[tuple[str, str, str], ...], hook: str) -> bool:
-    """Whether a draft order the hook is about is a ServiceRequest for one of the declared codes:
-    any draft order for order-sign; a newly selected one for order-select (every draft order
-    when a client sends no `selections`)."""
+def _for_procedure(context: dict[str, Any], codes: tuple[tuple[str, str, str], ...], hook: str) -> str | None:
+    """The first draft order the hook is about that is a ServiceRequest for one of the declared
+    codes (`ServiceRequest/<id>`, or "" for one without an id; None for none): any draft order
+    for order-sign; a newly selected one for order-select (every draft order when a client
+    sends no `selections`)."""
     wanted = {(system, code) for system, code, _ in codes}
     selections = context.get("selections") if hook == "order-select" else None
     if selections is not None:
@@ -132,7 +164,7 @@ def _for_procedure(context: dict[str, Any], codes: tuple[tuple[str, str, str], .
             _shaped(selected, str, f"context.selections[{n}]", "an order id such as ServiceRequest/123")
     where = "context.draftOrders"
     orders = _shaped(context.get("draftOrders") or {}, dict, where, "a Bundle of draft orders")
-    found = False
+    found: str | None = None
     for n, entry in enumerate(_shaped(orders.get("entry") or [], list, f"{where}.entry", "a list")):
         at = f"{where}.entry[{n}]"
         resource = _shaped(
@@ -147,7 +179,9 @@ def _for_procedure(context: dict[str, Any], codes: tuple[tuple[str, str, str], .
             _shaped(code.get("coding") or [], list, f"{at}.coding", "a list of Codings")
         ):
             _shaped(coding, dict, f"{at}.coding[{m}]", "a Coding object")
-            found = found or (chosen and (coding.get("system"), coding.get("code")) in wanted)
+            if found is None and chosen and (coding.get("system"), coding.get("code")) in wanted:
+                named = resource.get("id")
+                found = f"ServiceRequest/{named}" if isinstance(named, str) and named else ""
     return found
 
 
@@ -200,6 +234,20 @@ def _answers(answers: Any, key: str) -> list[dict[str, Any]]:
         found = [e.get("resource") for e in entries if isinstance(e, dict)]
         return [r for r in found if is_response(r)]
     return [answers] if is_response(answers) else []
+
+
+def _asks(response: dict[str, Any], rules: RuleSet) -> bool:
+    """Whether a response answers any of llr-asp's questions (an item's linkId is a field)."""
+    items = response.get("item")
+    level = list(items) if isinstance(items, list) else []
+    while level:
+        entry = level.pop()
+        if isinstance(entry, dict):
+            if entry.get("linkId") in rules.fields:
+                return True
+            nested_items = entry.get("item")
+            level += nested_items if isinstance(nested_items, list) else []
+    return False
 
 
 def _authored(response: dict[str, Any]) -> datetime.datetime:

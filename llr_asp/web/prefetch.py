@@ -2,13 +2,19 @@
 FHIR server what a call's prefetch lacks.
 
 The templates use only what the specification recommends (instance reads, `patient=`, token
-equality, `_sort`, `_count`):
+equality, `_sort`, `_count`; no `_tag`, which EHRs need not search by):
 
 - `patient`: `Patient/{{context.patientId}}` (for sex);
-- `answers`: the latest QuestionnaireResponse to the policy's Questionnaire (a static form);
-- `adaptiveAnswers`: the latest one of its adaptive form, found by the tag `$next-question`
-  puts on every response (`adaptive.py`): an adaptive response's `questionnaire` is
-  `#<its contained form>`, which no server can search by.
+- `answers`: the latest finished QuestionnaireResponse to the policy's Questionnaire (the
+  static form, searched by its canonical);
+- `adaptiveAnswers`: the patient's RECENT latest finished QuestionnaireResponses, whatever
+  their questionnaire: an adaptive response's `questionnaire` is `#<its contained form>`,
+  which no server can search by, and a form filler's own export carries no tag of
+  llr-asp's. Which of them answer this policy is read from inside each (`hookcall.py`:
+  `procedure_of`, the newest `authored`, retracted ones set aside).
+
+Finished is `status=completed,amended` (an amended response is a completed one corrected; a
+form still in progress is not yet an answer).
 
 When a call gives `fhirServer` and `fhirAuthorization` and its prefetch lacks some of these
 keys, the service fetches them itself, as the specification expects, treating the EHR's server
@@ -41,7 +47,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from ..core.errors import InputError
-from ..formats.adaptive import TAG
 from ..formats.fhir import questionnaire_url
 from .api import read_json
 from .hookcall import Access
@@ -56,13 +61,17 @@ UNFETCHED = (
 log = logging.getLogger("uvicorn.error")
 
 
+RECENT = 10
+"""How many of the patient's latest finished responses `adaptiveAnswers` asks for."""
+
+
 def templates(policy: str) -> dict[str, str]:
     """The prefetch templates of the services of `policy` (keys: hookcall.KEYS)."""
-    latest = "&_sort=-authored&_count=1"
+    finished = f"QuestionnaireResponse?patient={TOKEN}&status=completed,amended"
     return {
         "patient": f"Patient/{TOKEN}",
-        "answers": f"QuestionnaireResponse?patient={TOKEN}&questionnaire={questionnaire_url(policy)}{latest}",
-        "adaptiveAnswers": f"QuestionnaireResponse?patient={TOKEN}&_tag={TAG}|{policy}{latest}",
+        "answers": f"{finished}&questionnaire={questionnaire_url(policy)}&_sort=-authored&_count=1",
+        "adaptiveAnswers": f"{finished}&_sort=-authored&_count={RECENT}",
     }
 
 

@@ -54,6 +54,10 @@ class Settings:
     ISS=URL`, repeated): (issuer, base URL) pairs. A call's fhirServer is fetched from only when
     it is one of its token's issuer's (compared exactly, a trailing slash aside); nothing else is
     ever fetched (`prefetch.py`)."""
+    dtr_launch_url: str | None = None
+    """The launch URL of the EHR's SMART form filler (a Da Vinci DTR app, `--dtr-launch-url`):
+    with it, every card also carries a `smart` link there, its appContext naming the policy's
+    Questionnaire and the order; without it, only the `absolute` link to llr-asp's own page."""
     fhir_seconds: float = 3.0
     """The longest a CDS Hooks call waits for the EHR's FHIR server, when it fetches what the
     prefetch lacks itself (`prefetch.py`); past it, 412."""
@@ -98,6 +102,13 @@ class Settings:
                 f"--public-url {self.public_url}: give the base URL callers use, e.g. https://llr.example.nhs.uk"
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.dtr_launch_url is not None:
+            launch = urlsplit(self.dtr_launch_url)
+            if launch.scheme not in ("http", "https") or not launch.netloc or launch.fragment:
+                raise UsageError(
+                    f"--dtr-launch-url {self.dtr_launch_url}: give the SMART launch URL of the EHR's "
+                    "form filler, e.g. https://dtr.example.nhs.uk/launch"
+                )
         object.__setattr__(self, "cors_origins", tuple(checked_origin(o) for o in self.cors_origins))
         object.__setattr__(
             self, "fhir_servers", tuple((iss, checked_fhir_base(url)) for iss, url in self.fhir_servers)

@@ -2,10 +2,13 @@
 
 A token is verified as the CDS Hooks specification requires: alg ES384 or RS384 only, typ JWT,
 its `kid` in the configured JWKS *and* that key of the kind the token's alg names (an EC P-384
-key for ES384, an RSA key for RS384, and the key's own `alg` if it declares one), `iss` a string
+key for ES384, an RSA key for RS384, and the key's own `alg` if it declares one) and published
+for signatures (not `"use": "enc"`; `key_ops`, if given, with "verify"), `iss` a string
 on the allow-list, `aud` the configured public URL of the endpoint, `exp` and `iat` numbers at
-most five minutes apart, and a `jti` not used before. Anything else is refused (401, nothing
-more said). Clocks differ: `exp`, `iat` and `nbf` are checked with LEEWAY seconds of leeway (an
+most five minutes apart, and a `jti` not used before. Anything else is refused: 401 with
+`WWW-Authenticate: Bearer` (RFC 6750 §3: `error="invalid_token"` and one fixed description for
+every refused token, no error for a call without one), the reason never told, the token never
+echoed. Clocks differ: `exp`, `iat` and `nbf` are checked with LEEWAY seconds of leeway (an
 EHR whose clock runs a few seconds fast, or the CDS Hooks sandbox, which rounds `iat` to the
 nearest second, is not refused now and then), and a used id is kept that much past `exp`.
 
@@ -49,6 +52,10 @@ class Unauthorized(Exception):
     """A call whose token fails verification (the reason is not told to the caller)."""
 
 
+class NoToken(Unauthorized):
+    """A call with no bearer token at all (RFC 6750 §3.1: then no error code is said)."""
+
+
 class StoreUnavailable(Exception):
     """The store of used token ids cannot be reached: no token can be checked now (503)."""
 
@@ -65,17 +72,32 @@ class Key:
     crv: str | None
     alg: str | None  # the JWK's own alg, if it declares one
     key: Any  # the public key, as PyJWT verifies with it
+    use: Any = None  # the JWK's `use`, if it declares one ("sig" or "enc", RFC 7517 §4.2)
+    ops: Any = None  # the JWK's `key_ops`, if it declares them (RFC 7517 §4.3)
 
     @classmethod
     def from_jwk(cls, jwk: dict[str, Any]) -> Key:
         import jwt
 
-        return cls(str(jwk["kid"]), str(jwk.get("kty")), jwk.get("crv"), jwk.get("alg"), jwt.PyJWK(jwk).key)
+        return cls(
+            str(jwk["kid"]),
+            str(jwk.get("kty")),
+            jwk.get("crv"),
+            jwk.get("alg"),
+            jwt.PyJWK(jwk).key,
+            jwk.get("use"),
+            jwk.get("key_ops"),
+        )
 
     def verifies(self, alg: str) -> bool:
-        """Whether a token signed with `alg` may be checked with this key."""
+        """Whether a token signed with `alg` may be checked with this key: a key of the kind
+        `alg` names, published for signatures (a key whose `use` is "enc", or whose `key_ops`
+        do not include "verify", is for something else: jose refuses it, and so does this)."""
         kty, crv = KINDS[alg]
-        return self.kty == kty and (crv is None or self.crv == crv) and self.alg in (None, alg)
+        published = self.use in (None, "sig") and (
+            self.ops is None or (isinstance(self.ops, list) and "verify" in self.ops)
+        )
+        return published and self.kty == kty and (crv is None or self.crv == crv) and self.alg in (None, alg)
 
 
 def read_jwks(path: Path) -> dict[str, Key]:
@@ -181,7 +203,7 @@ class Authority:
         import jwt
 
         if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("no bearer token")
+            raise NoToken("no bearer token")
         self._fresh()
         token = authorization[len("Bearer ") :]
         try:
