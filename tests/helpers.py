@@ -226,7 +226,7 @@ def unreceipted(value: object) -> object:
     """An answer of the service without its decision receipts (each checked to be one as it
     goes): the API's `"receipt"` members and the FHIR `urn:llr-asp:receipt` extensions; what is
     left is what the CLI prints."""
-    from llr_asp.formats.adaptive import RECEIPT
+    from llr_asp.formats.fhir import RECEIPT
     from llr_asp.formats.receipts import Receipt
 
     if isinstance(value, list):

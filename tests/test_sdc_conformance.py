@@ -402,7 +402,7 @@ def test_every_extension_llr_asp_puts_on_a_response_is_defined_and_served(
         for e in given[-1].get("extension", [])
         if e["url"].startswith("urn:llr-asp:")
     }
-    assert used == {"urn:llr-asp:determination", "urn:llr-asp:robustness"}
+    assert used == {"urn:llr-asp:determination", "urn:llr-asp:robustness", "urn:llr-asp:receipt"}
     statement = client.get("/fhir/metadata").json()
     [listed] = [r for r in statement["rest"][0]["resource"] if r["type"] == "StructureDefinition"]
     for url in used:
@@ -414,10 +414,13 @@ def test_every_extension_llr_asp_puts_on_a_response_is_defined_and_served(
             definition["type"] == "Extension"
             and definition["context"][0]["expression"] == "QuestionnaireResponse"
         )
+        [value] = [e for e in definition["differential"]["element"] if e["path"] == "Extension.value[x]"]
+        carried = {e["url"]: e for given in forms.values() for e in given[-1].get("extension", [])}[url]
+        assert [f"value{t['code'][0].upper()}{t['code'][1:]}" for t in value["type"]] == [
+            k for k in carried if k.startswith("value")
+        ]  # the value the definition allows is the one carried
         assert client.get(f"/fhir/StructureDefinition/{definition['id']}").json() == definition
         assert url in listed["documentation"]
-        value = [e for e in definition["differential"]["element"] if e["path"] == "Extension.value[x]"]
-        assert value[0]["type"] == [{"code": "Coding"}]
         [fixed] = [e for e in definition["differential"]["element"] if e["path"] == "Extension.url"]
         assert fixed["fixedUri"] == url
     missing = client.get("/fhir/StructureDefinition/nothing")

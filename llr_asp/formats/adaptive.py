@@ -33,6 +33,7 @@ from .fhir import (
     ADAPTIVE,
     DETERMINATION,
     ITEM_TYPE,
+    RECEIPT,
     ROBUSTNESS,
     VERSION_ALGORITHM,
     canonical,
@@ -50,7 +51,6 @@ ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionn
 TAG = "urn:llr-asp:questionnaire"
 """The system of the tag that names the policy an adaptive response answers."""
 
-RECEIPT = "urn:llr-asp:receipt"
 """A completed response's extension holding a decision's receipt (a compact JWS: DESIGN §6),
 one per decision."""
 MAX_DEPTH = 64

@@ -158,6 +158,7 @@ HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "hel
 
 DETERMINATION = "urn:llr-asp:determination"
 ROBUSTNESS = "urn:llr-asp:robustness"
+RECEIPT = "urn:llr-asp:receipt"
 """Whether a determination holds (coded beside it, so that an EHR that stores the code stores
 the doubt too): `robust`, every clinical reading and every source agree; `contested`, a reading
 of the policy text would decide otherwise; `disputed`, it turns on sources that disagree."""
@@ -170,6 +171,7 @@ WORDS = {
 
 EXTENSIONS = {
     "determination": (
+        "Coding",
         DETERMINATION,
         "Determination",
         "The funding decision llr-asp adopted for one policy",
@@ -179,6 +181,7 @@ EXTENSIONS = {
         "otherwise. One per policy decided.",
     ),
     "robustness": (
+        "Coding",
         ROBUSTNESS,
         "Robustness",
         "Whether the determination beside it holds",
@@ -186,6 +189,16 @@ EXTENSIONS = {
         "clinical reading of the policy and every source agree; contested, a reading of the "
         "policy text would decide otherwise; disputed, it turns on sources that disagree. One per "
         "policy decided, coded so that an EHR that stores the decision stores the doubt too.",
+    ),
+    "receipt": (
+        "string",
+        RECEIPT,
+        "Receipt",
+        "The signed receipt of a decision",
+        "The decision's receipt: a compact JWS (EdDSA) signed by the service's key (public keys at "
+        "/.well-known/jwks.json), whose claims name the rules, the decision and a hash of the "
+        "answers, never a patient id or an answer (`llr-asp receipt verify`). One per policy "
+        "decided.",
     ),
 }
 """The extensions llr-asp puts on resources, by the id of their StructureDefinition. Their
@@ -196,8 +209,8 @@ stored already carry them; each definition is served at `/fhir/StructureDefiniti
 
 def structure_definition(name: str) -> dict[str, Any]:
     """The StructureDefinition of an extension llr-asp puts on a QuestionnaireResponse: one
-    Coding, no nested extensions."""
-    url, title, short, definition = EXTENSIONS[name]
+    value of its type (a Coding, or the receipt's string), no nested extensions."""
+    kind, url, title, short, definition = EXTENSIONS[name]
     return {
         "resourceType": "StructureDefinition",
         "id": name,
@@ -224,7 +237,7 @@ def structure_definition(name: str) -> dict[str, Any]:
                     "id": "Extension.value[x]",
                     "path": "Extension.value[x]",
                     "min": 1,
-                    "type": [{"code": "Coding"}],
+                    "type": [{"code": kind}],
                 },
             ]
         },
