@@ -175,6 +175,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "missing",
         "contested",
         "warnings",
+        "edition",
     }
     # a woman under the hip policy: refused plainly; the reading of the sex sentence as
     # background is for analysts only (the policy's own text refutes it)
@@ -412,6 +413,7 @@ def test_results_serialise_as_the_contract_says() -> None:
                 "text": "Contra-indicated care cannot run six months.",
             }
         ],
+        "edition": None,
     }
     assert LineError(4, "x").to_json() == {"line": 4, "error": "x"}
 

@@ -115,6 +115,7 @@ def decision_view(
     policy = decision.policy
     header = Text.assemble(
         (f"{policy.title} ({policy.reference})", "bold"),
+        f"\nDecided under the {policy.edition_words()}" if policy.dated else "",
         "\nPatient ",
         (printable(decision.patient), "bold"),
         ": ",

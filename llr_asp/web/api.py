@@ -21,7 +21,8 @@ from ..core.decision import per_policy
 from ..core.documents import validate
 from ..core.errors import InputError
 from ..core.patient import MAX_BYTES, Patient, parse
-from ..engines.batch import CHUNK, Result, chunks
+from ..core.ruleset import is_date
+from ..engines.batch import CHUNK, Choice, Result, chunks
 from ..engines.whatif import whatif as find_whatif
 from ..formats.readers import read_jsonl
 from .engines import BUSY, Engines, Overloaded
@@ -38,6 +39,26 @@ router = APIRouter()
 PolicyQuery = Query(
     None, description='A policy id (see /api/v1/policies) or "all". Default: the record\'s, else all.'
 )
+
+
+AsOfQuery = Query(
+    None,
+    description="Decide under the edition of each policy in force on this day (YYYY-MM-DD). "
+    "Default: the record's referral date, else today.",
+)
+
+
+def _day(text: str | None) -> datetime.date | None:
+    """The day `as_of=` names; InputError (422) for anything but a real YYYY-MM-DD."""
+    if text is None:
+        return None
+    if not is_date(text):
+        raise InputError(
+            "as_of",
+            "",
+            f"expected a date written YYYY-MM-DD, such as 2027-04-01, got {json.dumps(text)[:40]}",
+        )
+    return datetime.date.fromisoformat(text)
 
 
 def engines(request: Request) -> Engines:
@@ -117,10 +138,12 @@ def schema(request: Request) -> dict[str, Any]:
     summary="Decide, with the justification tree, as `llr-asp explain --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
+async def explain(request: Request, policy: str | None = PolicyQuery, as_of: str | None = AsOfQuery) -> JSON:
+    day = _day(as_of)
+
     def work(held: Engines, record: Patient) -> list[Any]:
         reasoner = held.interviewer
-        return reasoner.decide(record, reasoner.chosen(record, policy))
+        return reasoner.decide(record, reasoner.chosen(record, policy, day))
 
     return await _per_policy(request, work)
 
@@ -131,11 +154,16 @@ async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
     openapi_extra=PATIENT_BODY,
 )
 async def whatif(
-    request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
+    request: Request,
+    policy: str | None = PolicyQuery,
+    limit: int = Query(5, ge=1, le=50),
+    as_of: str | None = AsOfQuery,
 ) -> JSON:
+    day = _day(as_of)
+
     def work(held: Engines, record: Patient) -> list[Any]:
         reasoner = held.interviewer
-        chosen = reasoner.chosen(record, policy)
+        chosen = reasoner.chosen(record, policy, day)
         return [find_whatif(reasoner, held.whatif, record, p, limit, WHATIF_SECONDS) for p in chosen]
 
     return await _per_policy(request, work)
@@ -152,10 +180,13 @@ async def next_question(
     reask_unknown: bool = Query(
         False, description="Ask again the fields the record gives as null (not known) that are still needed."
     ),
+    as_of: str | None = AsOfQuery,
 ) -> JSON:
+    day = _day(as_of)
+
     def work(held: Engines, record: Patient) -> list[Any]:
         again = record.answered - set(record.values) if reask_unknown else ()
-        return held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
+        return held.interviewer.next(record, held.interviewer.chosen(record, policy, day), again)
 
     return await _per_policy(request, work)
 
@@ -183,9 +214,11 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
     },
     response_class=StreamingResponse,
 )
-async def batch(request: Request, policy: str | None = PolicyQuery) -> StreamingResponse:
+async def batch(
+    request: Request, policy: str | None = PolicyQuery, as_of: str | None = AsOfQuery
+) -> StreamingResponse:
     held = engines(request)
-    chosen = held.screener.policies(policy)  # an unknown policy: 404 before anything is read
+    chosen = held.screener.policies(policy, _day(as_of))  # an unknown policy: 404 before anything is read
     state = admitted(request)
     try:
         cohort = await _spooled(request)  # the whole body first: the response must not read the request
@@ -219,7 +252,7 @@ def admitted(request: Request) -> Any:
     return state
 
 
-def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any] | None, encode: Any) -> bytes:
+def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: Choice, encode: Any) -> bytes:
     with held.held():
         screened: list[Result] = held.screener.screen(chunk, "line", chosen)
     return "".join(encode(r.to_json()) + "\n" for r in screened).encode("utf-8", "backslashreplace")

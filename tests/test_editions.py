@@ -1,0 +1,345 @@
+"""Editions (DESIGN §5 "Editions: the policy in force on a date"): a second hip edition, made as
+docs/rule-authors.md's recipe makes it, decides by date through the CLI, the API and batch; the
+checks of edition/3 fail with file and line; the shipped rules, undated, behave as before."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from llr_asp import load_rules
+from llr_asp.cli import app
+from llr_asp.core.errors import DeclarationError, NotInForce
+from llr_asp.core.ruleset import default_rules_dir
+from llr_asp.engines.batch import iterate_decisions
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+FOUR_MONTHS = EXAMPLES / "refused-b-four-months.json"  # meets A and C1; four months of care (B)
+runner = CliRunner()
+
+
+def second_hip_edition(folder: Path, day: str = "2027-04-01", months: int = 3) -> Path:
+    """A copy of the shipped rules with hip_resurfacing_2027.lp, as the recipe makes it: a copy
+    of hip_resurfacing.lp under its own policy id, in force from `day`, whose B asks for
+    `months` months of conservative measures."""
+    rules = folder / "rules"
+    shutil.copytree(default_rules_dir(), rules, ignore=shutil.ignore_patterns("check-baseline.json"))
+    text = (rules / "hip_resurfacing.lp").read_text().replace('"hip-resurfacing"', '"hip-resurfacing-2027"')
+    text += f"""
+edition("hip-resurfacing-2027", "hip-resurfacing", "{day}").
+conservative_period("hip-resurfacing-2027", {months},
+    "{months} months of documented conservative measures have failed",
+    "Fully engaged with conservative measures for at least {months} months").
+"""
+    (rules / "hip_resurfacing_2027.lp").write_text(text)
+    return rules
+
+
+@pytest.fixture(scope="module")
+def edited(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return second_hip_edition(tmp_path_factory.mktemp("edition"))
+
+
+def dated(day: str | None, **more: Any) -> str:
+    """The four-months example with the referral date `day` (None: none)."""
+    document = json.loads(FOUR_MONTHS.read_text())
+    document.pop("meta")
+    if day is not None:
+        document["referral"] = {"date": day}
+    return json.dumps({**document, **more})
+
+
+def explain(rules: Path, *args: str, stdin: str | None = None) -> Any:
+    result = runner.invoke(app, ["explain", "-", "--rules", str(rules), *args], input=stdin)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def test_the_rule_set_knows_the_family_and_its_editions(edited: Path) -> None:
+    rules = load_rules(edited)
+    assert [p.id for p in rules.families["hip-resurfacing"]] == ["hip-resurfacing", "hip-resurfacing-2027"]
+    old, new = rules.policies["hip-resurfacing"], rules.policies["hip-resurfacing-2027"]
+    assert (old.in_force_from, old.in_force_until) == (None, "2027-04-01")
+    assert (new.family, new.in_force_from, new.in_force_until) == ("hip-resurfacing", "2027-04-01", None)
+    # the shared B takes the edition's own period: three months, where the first edition's is six
+    assert new.requirements["B.months"].test.value == 3  # type: ignore[union-attr]
+    assert old.requirements["B.months"].test.value == 6  # type: ignore[union-attr]
+    assert list(rules.families) == ["hip-resurfacing", "knee-resurfacing"]
+
+
+@pytest.mark.parametrize(
+    ("args", "day", "policy", "decision"),
+    [
+        (["--as-of", "2027-03-31"], None, "hip-resurfacing", "not_eligible"),
+        (["--as-of", "2027-04-01"], None, "hip-resurfacing-2027", "eligible"),
+        ([], "2027-03-31", "hip-resurfacing", "not_eligible"),
+        ([], "2027-04-01", "hip-resurfacing-2027", "eligible"),
+        (["--as-of", "2026-01-01"], "2027-06-01", "hip-resurfacing", "not_eligible"),  # --as-of first
+    ],
+)
+def test_the_cli_decides_under_the_edition_in_force(
+    edited: Path, args: list[str], day: str | None, policy: str, decision: str
+) -> None:
+    out = json.loads(explain(edited, "-p", "hip-resurfacing", "-f", "json", *args, stdin=dated(day)))
+    assert (out["policy"], out["decision"]) == (policy, decision)
+    since = "2027-04-01" if policy == "hip-resurfacing-2027" else None
+    assert out["edition"] == {
+        "policy": policy,
+        "family": "hip-resurfacing",
+        "in_force_from": since,
+        "rules": out["rules"],
+    }
+
+
+def test_without_a_date_the_edition_in_force_today_decides(edited: Path) -> None:
+    import datetime
+
+    out = json.loads(explain(edited, "-p", "hip-resurfacing", "-f", "json", stdin=dated(None)))
+    today = datetime.date.today().isoformat()
+    assert out["policy"] == ("hip-resurfacing-2027" if today >= "2027-04-01" else "hip-resurfacing")
+
+
+def test_every_policy_is_one_edition_of_each_family(edited: Path) -> None:
+    out = json.loads(explain(edited, "-f", "json", "--as-of", "2027-05-01", stdin=dated(None)))
+    assert [o["policy"] for o in out] == ["hip-resurfacing-2027", "knee-resurfacing"]
+
+
+def test_the_text_and_the_letter_name_the_edition(edited: Path) -> None:
+    text = " ".join(
+        explain(edited, "-p", "hip-resurfacing", "--as-of", "2027-04-01", stdin=dated(None)).split()
+    )
+    assert (
+        "Decided under the edition hip-resurfacing-2027 of hip-resurfacing, in force from 2027-04-01" in text
+    )
+    letter = " ".join(
+        explain(edited, "-p", "hip-resurfacing", "-f", "letter", stdin=dated("2027-01-02")).split()
+    )
+    assert (
+        "Decided under the edition hip-resurfacing of hip-resurfacing, in force before 2027-04-01." in letter
+    )
+
+
+def test_the_shipped_rules_say_nothing_of_editions_in_text() -> None:
+    result = runner.invoke(app, ["explain", str(FOUR_MONTHS), "-p", "hip-resurfacing"])
+    assert result.exit_code == 0 and "edition" not in result.stdout
+
+
+def test_a_bad_date_is_one_line_and_exit_2(edited: Path) -> None:
+    for args, stdin, said in [
+        (
+            ["--as-of", "2027-02-30"],
+            dated(None),
+            '--as-of: expected a date written YYYY-MM-DD, such as 2027-04-01, got "2027-02-30"',
+        ),
+        (
+            [],
+            dated("1/4/2027"),
+            'referral.date: expected a date written YYYY-MM-DD, such as 2027-04-01 (or null if unknown), got "1/4/2027"',
+        ),
+        ([], dated("2027-13-01"), "referral.date: expected a date written YYYY-MM-DD"),
+    ]:
+        result = runner.invoke(app, ["explain", "-", "--rules", str(edited), *args], input=stdin)
+        assert result.exit_code == 2
+        assert said in result.stderr and result.stderr.count("\n") == 1
+
+
+def only_dated(folder: Path) -> Path:
+    """The shipped rules with the hip policy dated 2027-04-01: no hip edition before it."""
+    rules = folder / "rules"
+    shutil.copytree(default_rules_dir(), rules, ignore=shutil.ignore_patterns("check-baseline.json"))
+    with (rules / "hip_resurfacing.lp").open("a") as lp:
+        lp.write('\nedition("hip-resurfacing", "hip-resurfacing", "2027-04-01").\n')
+    return rules
+
+
+def test_no_edition_in_force_is_exit_2_naming_the_earliest_day(tmp_path: Path) -> None:
+    rules = only_dated(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            str(FOUR_MONTHS),
+            "--rules",
+            str(rules),
+            "-p",
+            "hip-resurfacing",
+            "--as-of",
+            "2026-12-31",
+        ],
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        'llr-asp: error: no edition of policy "hip-resurfacing" is in force on 2026-12-31: '
+        "the earliest is in force from 2027-04-01\n"
+    )
+    # every policy: the families in force that day (knee, undated), the hip family left out
+    result = runner.invoke(
+        app, ["explain", str(FOUR_MONTHS), "--rules", str(rules), "-f", "json", "--as-of", "2026-12-31"]
+    )
+    assert result.exit_code == 0 and json.loads(result.stdout)["policy"] == "knee-resurfacing"
+    with pytest.raises(NotInForce):
+        load_rules(rules).select("hip-resurfacing", __import__("datetime").date(2027, 3, 31))
+
+
+def test_batch_decides_each_line_under_its_own_edition(edited: Path) -> None:
+    days = [None, "2027-03-31", "2027-04-01", "2030-01-01"]
+    lines = [dated(day, id=f"p{n}") for n, day in enumerate(days)]
+    result = runner.invoke(
+        app,
+        ["batch", "-", "--rules", str(edited), "-p", "hip-resurfacing", "--jobs", "1"],
+        input="\n".join(lines),
+    )
+    assert result.exit_code == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    import datetime
+
+    today = datetime.date.today().isoformat() >= "2027-04-01"
+    expected = [
+        "hip-resurfacing-2027" if today else "hip-resurfacing",
+        "hip-resurfacing",
+        "hip-resurfacing-2027",
+        "hip-resurfacing-2027",
+    ]
+    assert [o["policy"] for o in out] == expected
+    assert [o["edition"]["policy"] for o in out] == expected
+    assert [o["decision"] for o in out] == [
+        "eligible" if p.endswith("2027") else "not_eligible" for p in expected
+    ]
+    assert {o["edition"]["rules"] for o in out} == {load_rules(edited).digest}
+    # --as-of decides every line under the edition in force that day
+    fixed = list(
+        iterate_decisions(
+            [json.loads(line) for line in lines], "hip-resurfacing", edited, as_of=datetime.date(2027, 1, 1)
+        )
+    )
+    assert [r.policy for r in fixed] == ["hip-resurfacing"] * 4  # type: ignore[union-attr]
+
+
+def test_batch_line_dated_before_every_edition_is_an_error_line(tmp_path: Path) -> None:
+    rules = only_dated(tmp_path)
+    lines = [dated("2026-01-01", id="early"), dated("2027-05-01", id="late")]
+    results = [
+        r.to_json() for r in iterate_decisions([json.loads(line) for line in lines], "hip-resurfacing", rules)
+    ]
+    assert results[0] == {
+        "line": 1,
+        "error": 'batch:1: no edition of policy "hip-resurfacing" is in force on 2026-01-01: '
+        "the earliest is in force from 2027-04-01",
+    }
+    assert results[1]["policy"] == "hip-resurfacing"
+
+
+def test_the_api_decides_by_as_of_and_by_the_referral_date(edited: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from llr_asp.web import create_app
+
+    client = TestClient(create_app(edited))
+    url = "/api/v1/explain?policy=hip-resurfacing"
+    assert (
+        client.post(f"{url}&as_of=2027-04-01", content=dated(None)).json()["edition"]["policy"]
+        == "hip-resurfacing-2027"
+    )
+    assert (
+        client.post(f"{url}&as_of=2027-03-31", content=dated("2027-06-01")).json()["policy"]
+        == "hip-resurfacing"
+    )
+    assert client.post(url, content=dated("2027-06-01")).json()["decision"] == "eligible"
+    bad = client.post(f"{url}&as_of=tomorrow", content=dated(None))
+    assert bad.status_code == 422 and "expected a date written YYYY-MM-DD" in bad.json()["error"]
+    lines = "\n".join(dated(day) for day in ("2027-03-31", "2027-04-01"))
+    batch = client.post("/api/v1/batch?policy=hip-resurfacing", content=lines)
+    assert [json.loads(line)["policy"] for line in batch.text.splitlines()] == [
+        "hip-resurfacing",
+        "hip-resurfacing-2027",
+    ]
+
+
+def test_the_api_answers_422_naming_the_earliest_day(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from llr_asp.web import create_app
+
+    client = TestClient(create_app(only_dated(tmp_path)))
+    answer = client.post("/api/v1/explain?policy=hip-resurfacing&as_of=2027-03-31", content=dated(None))
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "error": 'no edition of policy "hip-resurfacing" is in force on 2027-03-31: the earliest is in force from 2027-04-01'
+    }
+
+
+EDITION = 'edition("hip-resurfacing-2027", "hip-resurfacing", "2027-04-01").'
+
+
+@pytest.mark.parametrize(
+    ("edition", "more", "problem"),
+    [
+        ('edition("hip-resurfacing-2027", "hip-resurfacing", "2027-02-30").', "", "a real date written"),
+        ('edition("hip-resurfacing-2027", "hip-resurfacing", "1 April 2027").', "", "a real date written"),
+        ('edition("hip-resurfacing-2027", "hip-resurfacing", 20270401).', "", "a real date written"),
+        ('edition("hip-resurfacing-2027", hip, "2027-04-01").', "", "family is a string"),
+        (
+            EDITION,
+            'edition("hip-resurfacing-2027", "hip-resurfacing", "2028-04-01").',
+            "more than one edition/3",
+        ),
+        (EDITION, 'edition("nope", "hip-resurfacing", "2028-04-01").', "edition of an undeclared policy"),
+        (EDITION, 'edition("hip-resurfacing", "knee-resurfacing", "2028-04-01").', "another family"),
+    ],
+)
+def test_the_checks_of_editions_name_the_file_and_line(
+    tmp_path: Path, edition: str, more: str, problem: str
+) -> None:
+    rules = second_hip_edition(tmp_path)
+    lp = rules / "hip_resurfacing_2027.lp"
+    lp.write_text(lp.read_text().replace(EDITION, edition))
+    if more:
+        (rules / "more.lp").write_text(f"%% a second file claiming an edition\n{more}\n")
+    with pytest.raises(DeclarationError) as raised:
+        load_rules(rules)
+    found = [p for p in raised.value.problems if problem in p.problem]
+    assert found, raised.value.problems
+    text = {p.file: p.file and Path(p.file).read_text().splitlines() for p in found}
+    for p in found:  # at the line of the edition/3 at fault
+        assert p.line is not None and text[p.file][p.line - 1].startswith("edition(")
+    result = runner.invoke(app, ["policies", "--rules", str(rules)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+
+
+def test_two_files_claiming_one_family_and_day_are_both_named(tmp_path: Path) -> None:
+    rules = second_hip_edition(tmp_path)
+    text = (
+        (rules / "hip_resurfacing_2027.lp")
+        .read_text()
+        .replace('"hip-resurfacing-2027"', '"hip-resurfacing-2027b"')
+    )
+    (rules / "hip_resurfacing_2027b.lp").write_text(text)
+    with pytest.raises(DeclarationError) as raised:
+        load_rules(rules)
+    named = {Path(p.file).name for p in raised.value.problems if "same day" in p.problem}
+    assert named == {"hip_resurfacing_2027.lp", "hip_resurfacing_2027b.lp"}
+
+
+def test_a_family_named_after_another_familys_edition_is_an_error(tmp_path: Path) -> None:
+    rules = second_hip_edition(tmp_path)
+    (rules / "odd.lp").write_text('edition("knee-resurfacing", "hip-resurfacing-2027", "2028-01-01").\n')
+    with pytest.raises(DeclarationError, match="the id of an edition of another family"):
+        load_rules(rules)
+
+
+def test_a_date_field_cannot_be_tested_by_a_condition(tmp_path: Path) -> None:
+    rules = second_hip_edition(tmp_path)
+    (rules / "odd.lp").write_text(
+        'condition("hip-resurfacing-2027", "late", "Late", "referral.date", eq, "2027-05-01").\n'
+        'part("hip-resurfacing-2027", "eligibility", 9, "late").\n'
+    )
+    with pytest.raises(DeclarationError) as raised:
+        load_rules(rules)
+    assert any("condition tests a date field" in p.problem for p in raised.value.problems)
