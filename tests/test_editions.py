@@ -343,3 +343,61 @@ def test_a_date_field_cannot_be_tested_by_a_condition(tmp_path: Path) -> None:
     with pytest.raises(DeclarationError) as raised:
         load_rules(rules)
     assert any("condition tests a date field" in p.problem for p in raised.value.problems)
+
+
+def test_policies_lists_each_family_with_its_editions_and_days(edited: Path) -> None:
+    result = runner.invoke(app, ["policies", "--rules", str(edited), "-f", "json"])
+    assert result.exit_code == 0
+    listed = [
+        (p["id"], p["family"], p["in_force_from"], p["in_force_until"]) for p in json.loads(result.stdout)
+    ]
+    assert listed == [
+        ("hip-resurfacing", "hip-resurfacing", None, "2027-04-01"),
+        ("hip-resurfacing-2027", "hip-resurfacing", "2027-04-01", None),
+        ("knee-resurfacing", "knee-resurfacing", None, None),
+    ]
+    text = " ".join(runner.invoke(app, ["policies", "--rules", str(edited)]).stdout.split())
+    assert "in force" in text and "from 2027-04-01" in text and "before 2027-04-01" in text
+    shipped = runner.invoke(app, ["policies"]).stdout
+    assert "in force" not in shipped  # undated: listed as before
+
+
+def gated(tmp_path: Path, rules: Path, day: str, decision: str) -> list[tuple[str, str]]:
+    """The example step's failures when one more example, dated `day`, expects `decision` of
+    hip-resurfacing."""
+    from llr_asp.engines.check import run_check
+
+    examples = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, examples)
+    document = json.loads(dated(day, id="dated"))
+    document["meta"] = {
+        "expected": {"hip-resurfacing": {"decision": decision, "not_met": [], "met": ["B.months"]}}
+    }
+    (examples / "dated.json").write_text(json.dumps(document))
+    report = run_check(rules, examples, default_rules_dir() / "check-baseline.json")
+    return [(c.name, f.message) for c, f in report.failures() if c.step == "examples"]
+
+
+def test_check_gates_each_edition_with_the_examples_dated_in_its_period(edited: Path, tmp_path: Path) -> None:
+    assert gated(tmp_path / "a", edited, "2027-04-01", "eligible") == []
+    failures = gated(tmp_path / "b", edited, "2027-03-31", "eligible")
+    assert failures == [
+        ("dated.json [hip-resurfacing]", "decision is not_eligible, expected eligible"),
+        ("dated.json [hip-resurfacing]", "B.months is not_met, expected met"),
+    ]
+
+
+def test_check_reports_overlapping_editions_with_file_and_line(tmp_path: Path) -> None:
+    rules = second_hip_edition(tmp_path)
+    text = (
+        (rules / "hip_resurfacing_2027.lp")
+        .read_text()
+        .replace('"hip-resurfacing-2027"', '"hip-resurfacing-2027b"')
+    )
+    (rules / "hip_resurfacing_2027b.lp").write_text(text)
+    result = runner.invoke(app, ["check", "--rules", str(rules), "--examples", str(EXAMPLES), "-f", "json"])
+    assert result.exit_code == 1
+    failures = json.loads(result.stdout)["failures"]
+    same_day = [f for f in failures if "in force from the same day" in f["message"]]
+    assert {Path(f["file"]).name for f in same_day} == {"hip_resurfacing_2027.lp", "hip_resurfacing_2027b.lp"}
+    assert all(f["line"] for f in same_day)

@@ -48,12 +48,15 @@ def _save_witnesses(directory: Path | None, named: list[tuple[str, Any]]) -> Non
 
 @app.command()
 def policies(format: FormatOption = Format.text, rules: RulesOption = None) -> None:
-    """List the policies with reference, title and review date; flag reviews that are due."""
+    """List the policies with reference, title and review date; flag reviews that are due.
+
+    A policy with editions (edition/3) is listed as its family: each edition with the days it
+    is in force, earliest first (`--policy FAMILY` picks the one in force on the date)."""
     today = datetime.date.today()
     with user_errors():
         ruleset = load_rules(rules)
     if format is Format.json:
-        print_json([p.to_json(today) for p in ruleset.policies.values()])
+        print_json([p.to_json(today) for p in ruleset.editions()])
         return
     from ..views.terminal import policies_table
 

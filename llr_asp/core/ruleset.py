@@ -242,6 +242,9 @@ class Policy:
             "review": self.review,
             "review_due": self.review_due(today),
             "source": self.source,
+            "family": self.family or self.id,
+            "in_force_from": self.in_force_from,
+            "in_force_until": self.in_force_until,
         }
 
     def review_status(self, today: datetime.date) -> str:
@@ -341,6 +344,10 @@ class RuleSet:
             known = ", ".join([*families, "all", *editions])
             raise UsageError(f'unknown policy "{selection}"; choose one of {known}')
         return [self.policies[selection]]
+
+    def editions(self) -> list[Policy]:
+        """Every policy, family by family, each family's editions earliest first."""
+        return [p for editions in self.families.values() for p in editions]
 
     def check_selection(self, selection: str | None, on: datetime.date | None = None) -> None:
         """UsageError unless `selection` names a family, an edition or "all" (or is None); with

@@ -235,15 +235,25 @@ def policies_table(rules: RuleSet, today: datetime.date) -> Fitted:
     table = _table("Policies")
     for column in ("id", "reference"):
         table.add_column(column, no_wrap=True)
+    dated = any(p.dated for p in rules.policies.values())  # editions: their family and days
+    if dated:
+        table.add_column("family", no_wrap=True)
+        table.add_column("in force", overflow="fold")
     for column in ("title", "review", "commissioner"):
         table.add_column(column, overflow="fold")
-    for policy in rules.policies.values():
+    for policy in rules.editions():
         due = policy.review_due(today)
         review = Text(str(policy.review))
         if due:
             review.append(f" ({due})", style="bold red")
+        edition = [Text(policy.family or policy.id), Text(policy.edition_words().split("in force ", 1)[1])]
         table.add_row(
-            Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner)
+            Text(policy.id),
+            Text(policy.reference),
+            *(edition if dated else []),
+            Text(policy.title),
+            review,
+            Text(policy.commissioner),
         )
     return Fitted(table)
 

@@ -123,7 +123,7 @@ PATIENT_BODY: dict[str, Any] = {
 @router.get("/api/v1/policies", summary="The policies, as `llr-asp policies --format json`")
 def policies(request: Request) -> list[dict[str, object]]:
     today = datetime.date.today()
-    return [p.to_json(today) for p in engines(request).rules.policies.values()]
+    return [p.to_json(today) for p in engines(request).rules.editions()]
 
 
 @router.get("/api/v1/schema", summary="The JSON Schema of a patient record, as `llr-asp schema`")
