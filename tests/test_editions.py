@@ -401,3 +401,110 @@ def test_check_reports_overlapping_editions_with_file_and_line(tmp_path: Path) -
     same_day = [f for f in failures if "in force from the same day" in f["message"]]
     assert {Path(f["file"]).name for f in same_day} == {"hip_resurfacing_2027.lp", "hip_resurfacing_2027b.lp"}
     assert all(f["line"] for f in same_day)
+
+
+def test_diff_cohort_counts_equal_two_batch_runs_compared_line_by_line(edited: Path, tmp_path: Path) -> None:
+    import random
+
+    from test_batch import random_patient
+
+    rules = load_rules(edited)
+    rng = random.Random(34)
+    cohort = tmp_path / "cohort.jsonl"
+    lines = [json.dumps({"id": f"r{n}", **random_patient(rng, rules)}) for n in range(400)]
+    lines[7] = '{"conservative": {"months": "six"}}'  # a bad line: an error in all three runs
+    cohort.write_text("\n".join(lines) + "\n")
+
+    def batch(*args: str) -> list[dict[str, Any]]:
+        result = runner.invoke(app, ["batch", str(cohort), "--rules", str(edited), "--jobs", "1", *args])
+        assert result.exit_code == 1, result.stderr  # (1: a bad line)
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    old = batch("-p", "hip-resurfacing", "--as-of", "2027-03-31")  # the first edition, every line
+    new = batch("-p", "hip-resurfacing-2027")  # an edition's own id: that edition, whatever the date
+    assert [o.get("policy") for o in old if "error" not in o] == ["hip-resurfacing"] * 399
+    expected: dict[int, str] = {}
+    for before, after in zip(old, new, strict=True):
+        assert before["line"] == after["line"]
+        if "error" in before:
+            continue
+        if before["decision"] != after["decision"]:
+            kind = {"eligible": "eligible", "not_eligible": "refused", "undetermined": "undetermined"}[
+                after["decision"]
+            ]
+            expected[before["line"]] = f"newly_{kind}"
+        elif before["robust"] != after["robust"]:
+            expected[before["line"]] = "newly_contested" if before["robust"] else "newly_robust"
+    assert len(expected) > 20  # three months instead of six: a real change to count
+
+    listed = tmp_path / "changed.jsonl"
+    for jobs in ("1", "2"):
+        compare = ["diff", "hip-resurfacing", "hip-resurfacing-2027", "--cohort", str(cohort)]
+        result = runner.invoke(
+            app, [*compare, "--rules", str(edited), "--out", str(listed), "-f", "json", "--jobs", jobs]
+        )
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        counted = {kind: n for kind, n in summary["changed"].items() if n}
+        assert counted == {kind: list(expected.values()).count(kind) for kind in set(expected.values())}
+        assert (summary["patients"], summary["errors"], summary["unchanged"]) == (399, 1, 399 - len(expected))
+        out = [json.loads(line) for line in listed.read_text().splitlines()]
+        assert {o["line"]: o["class"] for o in out if "class" in o} == expected
+        assert [o["line"] for o in out if "error" in o] == [8]
+        # the months of B changed every newly eligible patient's decision here
+        assert all("B.months" in o["requirements"] for o in out if o.get("class") == "newly_eligible")
+
+
+def test_diff_cohort_refuses_unusable_arguments(edited: Path, tmp_path: Path) -> None:
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text(dated(None) + "\n")
+    for args, said in [
+        (["hip-resurfacing"], "give the two policies or editions to compare"),
+        (["hip-resurfacing", "nope"], 'unknown policy "nope"'),
+        (["hip-resurfacing", "hip-resurfacing"], "the same policy"),
+    ]:
+        result = runner.invoke(app, ["diff", *args, "--rules", str(edited), "--cohort", str(cohort)])
+        assert result.exit_code == 2 and said in result.stderr and result.stderr.count("\n") == 1
+
+
+def screening(decision: str, contested: bool = False, failed: tuple[str, ...] = ()) -> Any:
+    from llr_asp.core.decision import Contest, Taken
+    from llr_asp.engines.batch import Screening
+
+    contest = (Contest((Taken("C6.route", "dispenses-with-B", "C6", "C6 alone."),), "eligible"),)
+    return Screening(1, "p", "hip-resurfacing", "ARP 55", decision, failed, (), contest if contested else ())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kind"),
+    [
+        (screening("not_eligible"), screening("eligible"), "newly_eligible"),
+        (screening("eligible"), screening("not_eligible"), "newly_refused"),
+        (screening("eligible"), screening("undetermined"), "newly_undetermined"),
+        (screening("not_eligible"), screening("not_eligible", contested=True), "newly_contested"),
+        (screening("not_eligible", contested=True), screening("not_eligible"), "newly_robust"),
+        (screening("not_eligible", contested=True), screening("not_eligible", contested=True), None),
+    ],
+)
+def test_each_change_falls_in_one_class(old: Any, new: Any, kind: str | None) -> None:
+    from llr_asp.engines.cohort_difference import change_class
+
+    assert change_class(old, new) == kind
+
+
+def test_a_change_names_the_requirements_below_the_root_that_changed(edited: Path) -> None:
+    from llr_asp.engines.cohort_difference import Change, compared
+
+    rules = load_rules(edited)
+    old, new = rules.policies["hip-resurfacing"], rules.policies["hip-resurfacing-2027"]
+    before = screening("not_eligible", failed=("eligibility", "B", "B.months", "C2"))
+    after = screening("eligible", failed=("C2",))
+    [change] = list(compared([before, after], old, new))
+    assert isinstance(change, Change) and change.requirements == ("B", "B.months")
+    # robustness alone: the requirements whose readings the contested side rests on
+    [change] = list(
+        compared(
+            [screening("not_eligible", failed=("B",)), screening("not_eligible", True, ("B",))], old, new
+        )
+    )
+    assert isinstance(change, Change) and (change.kind, change.requirements) == ("newly_contested", ("C6",))

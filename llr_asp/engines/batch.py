@@ -32,7 +32,7 @@ import clingo
 
 from ..core.decision import DECISIONS, Contest, Warning, warnings
 from ..core.documents import Document, Numbered, for_procedure, to_patient
-from ..core.errors import InputError, LlrError, NotInForce, WorkerError
+from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
 from ..core.reasoner import Answers, PatientInput, gathered_by_world, minimal
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
@@ -95,6 +95,8 @@ class Choice:
 
     selection: str | None = None
     as_of: datetime.date | None = None
+    editions: tuple[str, ...] = ()
+    """Instead: exactly these editions (policy ids), every record, in this order (`diff --cohort`)."""
 
 
 @dataclass(frozen=True)
@@ -174,17 +176,25 @@ class Screener:
     def load(cls, directory: Path | None = None) -> Screener:
         return cls(*compile_rules(directory, map(engine_file, DECIDE)))
 
-    def policies(self, selection: str | None, as_of: datetime.date | None = None) -> Choice:
+    def policies(
+        self, selection: str | None, as_of: datetime.date | None = None, editions: tuple[str, ...] = ()
+    ) -> Choice:
         """What every record is decided for: `selection`, a family or edition id or "all"; None
         for None: each record's own (its "policy"), else every policy (`Reasoner.chosen`), in
         the edition in force on `as_of`, else on the record's date, else today. UsageError for
         an unknown policy; NotInForce when `as_of` is given and no edition is in force then."""
+        for edition in editions:
+            if edition not in self.rules.policies:
+                known = ", ".join(self.rules.policies)
+                raise UsageError(f'unknown edition "{edition}"; choose one of {known}')
         self.rules.check_selection(selection, as_of)
-        return Choice(selection, as_of)
+        return Choice(selection, as_of, editions)
 
     def chosen(self, patient: Patient, choice: Choice) -> tuple[list[Policy], bool]:
         """The policies `patient` is decided for under `choice`, and whether it is every one
         only because nothing named one (`Screening.unnamed`)."""
+        if choice.editions:
+            return [self.rules.policies[e] for e in choice.editions], False
         day = choice.as_of or self.rules.date_of(patient.values)
         key = (choice.selection or patient.policy, day)
         found = self._chosen.get(key)
@@ -422,22 +432,28 @@ def decide_chunks(
     jobs: int = 1,
     source: str = "batch",
     as_of: datetime.date | None = None,
+    editions: tuple[str, ...] = (),
 ) -> Generator[Result, None, None]:
     """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
     that a worker reads into documents itself. Closed before its end (or failing), it stops
     its workers at once."""
     if jobs <= 1:
         screener = Screener.load(rules)
-        chosen = screener.policies(policy, as_of)
+        chosen = screener.policies(policy, as_of, editions)
         for chunk in pieces:
             yield from screener.screen(_documents(chunk, screener.rules), source, chosen)
         return
-    Screener.load(rules).policies(policy, as_of)  # unusable rules or policy: fail here, not in a worker
+    Screener.load(rules).policies(
+        policy, as_of, editions
+    )  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
     pool = ProcessPoolExecutor(
-        jobs, context, initializer=_start_worker, initargs=(rules, policy, as_of, source, os.getpid())
+        jobs,
+        context,
+        initializer=_start_worker,
+        initargs=(rules, policy, as_of, editions, source, os.getpid()),
     )
     finished = False
     try:
@@ -505,7 +521,12 @@ _worker: tuple[Screener, Choice, str] | None = None
 
 
 def _start_worker(
-    rules: Path | None, policy: str | None, as_of: datetime.date | None, source: str, parent: int
+    rules: Path | None,
+    policy: str | None,
+    as_of: datetime.date | None,
+    editions: tuple[str, ...],
+    source: str,
+    parent: int,
 ) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
@@ -513,7 +534,7 @@ def _start_worker(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     screener = Screener.load(rules)
-    _worker = (screener, screener.policies(policy, as_of), source)
+    _worker = (screener, screener.policies(policy, as_of, editions), source)
 
 
 def _end_with(parent: int) -> None:

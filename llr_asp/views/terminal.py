@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from ..engines.analysis import Finding
     from ..engines.batch import Summary
     from ..engines.check import Report
+    from ..engines.cohort_difference import CohortDifference
     from ..engines.difference import Comparison
     from ..engines.interview import Next, Question
     from ..engines.whatif import WhatIf
@@ -312,6 +313,29 @@ def witness_line(witness: dict[str, object]) -> Text:
 def _longest(words: Iterable[str]) -> int:
     """The width of the longest of `words` (ids a column must not split), at least 1."""
     return max((len(w) for w in words), default=1)
+
+
+def cohort_difference_view(summary: CohortDifference, source: str) -> Group:
+    """What the new policy does to a cohort: the patients decided otherwise, by class, with the
+    requirements that changed them most often."""
+    from ..engines.cohort_difference import CLASSES
+
+    heading = Text.assemble(
+        (f"{summary.old.id} → {summary.new.id}", "bold"),
+        f" on {printable(source)}: {summary.patients:,} patients, "
+        f"{summary.patients - summary.unchanged:,} decided otherwise"
+        + (f", {counted(summary.errors, 'bad line', 'bad lines')}" if summary.errors else ""),
+    )
+    table = _table()
+    table.add_column("change", no_wrap=True)
+    table.add_column("patients", no_wrap=True, justify="right")
+    table.add_column("requirements that changed them", overflow="fold")
+    for kind in CLASSES:
+        found = summary.requirements.get(kind, Counter())
+        said = ", ".join(f"{r} {n:,}" for r, n in found.most_common())
+        table.add_row(kind.replace("_", " "), f"{summary.counts[kind]:,}", Text(said or "-"))
+    table.add_row("unchanged", f"{summary.unchanged:,}", Text(""))
+    return Group(heading, Fitted(table))
 
 
 def comparison_view(comparison: Comparison) -> Group:
