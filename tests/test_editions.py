@@ -356,9 +356,10 @@ def test_policies_lists_each_family_with_its_editions_and_days(edited: Path) -> 
         ("hip-resurfacing-2027", "hip-resurfacing", "2027-04-01", None),
         ("knee-resurfacing", "knee-resurfacing", None, None),
     ]
-    text = " ".join(runner.invoke(app, ["policies", "--rules", str(edited)]).stdout.split())
+    wide = {"COLUMNS": "200"}  # a column's words on one line
+    text = " ".join(runner.invoke(app, ["policies", "--rules", str(edited)], env=wide).stdout.split())
     assert "in force" in text and "from 2027-04-01" in text and "before 2027-04-01" in text
-    shipped = runner.invoke(app, ["policies"]).stdout
+    shipped = runner.invoke(app, ["policies"], env=wide).stdout
     assert "in force" not in shipped  # undated: listed as before
 
 
