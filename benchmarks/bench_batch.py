@@ -51,6 +51,8 @@ def cohort(path: Path, lines: int, seed: int = 1, only: set[str] | None = None) 
                     values[name] = rng.random() < 0.7
                 elif field.values:
                     values[name] = rng.choice(field.values)
+                elif field.type == "date":  # the referral's day: it picks the edition in force
+                    values[name] = rng.choice(["2026-05-01", "2027-05-01"])
                 elif field.type == "integer":
                     values[name] = rng.randint(field.minimum or 0, 3)
                 else:

@@ -234,6 +234,8 @@ def answer(path: str, value: Value) -> dict[str, Any]:
     """A QuestionnaireResponse answer to the question of field `path`, as a form filler fills it."""
     if isinstance(value, bool):
         return {"valueBoolean": value}
+    if RULES.fields[path].type == "date":
+        return {"valueDate": value}
     if isinstance(value, str):
         return {"valueCoding": {"system": f"urn:llr-asp:values:{path}", "code": value}}
     return {"valueInteger": value} if RULES.fields[path].type == "integer" else {"valueDecimal": value}

@@ -73,6 +73,8 @@ def outcome_values(rules: RuleSet, field: str) -> list[Value]:
     spec = rules.fields[field]
     if spec.type == "bool":
         return [True, False]
+    if spec.type == "date":  # no condition tests a date: it picks the edition in force
+        return ["2026-04-01", "2027-04-01"]
     if spec.values:
         return list(spec.values)
     points = {spec.minimum, spec.maximum}

@@ -35,7 +35,15 @@ def test_explain_json_matches_the_contract() -> None:
         "conflicts",
         "filled",
         "review",
+        "edition",
         "rules",
+    }
+    # the shipped policies are undated: each its own family, in force always (DESIGN §5 Editions)
+    assert out["edition"] == {
+        "policy": "hip-resurfacing",
+        "family": "hip-resurfacing",
+        "in_force_from": None,
+        "rules": out["rules"],
     }
     assert out["review"]["due"] == "2026" and out["review"]["status"] in ("current", "due", "overdue")
     assert (out["contested"], out["warnings"], out["to_settle"]) == ([], [], [])

@@ -54,6 +54,8 @@ def response(values: dict[str, Any], rid: str = "qr-1") -> dict[str, Any]:
                 entry["answer"] = [{"valueCoding": {"system": value_system(path), "code": value}}]
             elif field.type == "integer":
                 entry["answer"] = [{"valueInteger": value}]
+            elif field.type == "date":
+                entry["answer"] = [{"valueDate": value}]
             else:
                 entry["answer"] = [{"valueDecimal": value}]
         items.append(entry)

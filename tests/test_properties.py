@@ -23,8 +23,8 @@ def field_value(path: str) -> st.SearchStrategy[Any]:
     field = RULES.fields[path]
     if field.type == "bool":
         return st.booleans()
-    if field.values:
-        return st.sampled_from(field.values)
+    if field.values or field.type == "date":
+        return st.sampled_from(field.values or helpers.outcome_values(RULES, path))
     if field.type == "integer":
         return st.integers(field.minimum, field.maximum)
     return st.one_of(
@@ -119,7 +119,9 @@ json_values = st.recursive(
 
 def near_patients() -> st.SearchStrategy[Any]:
     """Documents that look like patient records, with a wrong turn here and there."""
-    odd = st.sampled_from(["severe", "Severe", "male", 6, 6.5, -1, 1e6, True, "true"])
+    odd = st.sampled_from(
+        ["severe", "Severe", "male", 6, 6.5, -1, 1e6, True, "true", "2027-04-01", "2027-02-30", "2027-4-1"]
+    )
     fields = st.dictionaries(st.sampled_from(list(RULES.fields)), json_values | odd, max_size=8)
     extra = st.dictionaries(
         st.sampled_from(["id", "policy", "meta", "pain_severity", "msk"]), json_values, max_size=2
@@ -144,7 +146,10 @@ def test_arbitrary_json_is_a_patient_or_a_clear_error(document: Any) -> None:
 @given(st.one_of(json_values, near_patients()))
 def test_fast_check_agrees_with_jsonschema(document: Any) -> None:
     schema = json_schema(RULES)
-    assert checker(schema)(document) == jsonschema.Draft202012Validator(schema).is_valid(document)
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    assert checker(schema)(document) == validator.is_valid(document)
 
 
 @SETTINGS

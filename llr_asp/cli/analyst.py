@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -48,12 +50,15 @@ def _save_witnesses(directory: Path | None, named: list[tuple[str, Any]]) -> Non
 
 @app.command()
 def policies(format: FormatOption = Format.text, rules: RulesOption = None) -> None:
-    """List the policies with reference, title and review date; flag reviews that are due."""
+    """List the policies with reference, title and review date; flag reviews that are due.
+
+    A policy with editions (edition/3) is listed as its family: each edition with the days it
+    is in force, earliest first (`--policy FAMILY` picks the one in force on the date)."""
     today = datetime.date.today()
     with user_errors():
         ruleset = load_rules(rules)
     if format is Format.json:
-        print_json([p.to_json(today) for p in ruleset.policies.values()])
+        print_json([p.to_json(today) for p in ruleset.editions()])
         return
     from ..views.terminal import policies_table
 
@@ -220,6 +225,29 @@ def diff(
         ),
     ] = DiffFormat.text,
     witnesses: WitnessesOption = None,
+    cohort: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cohort",
+            metavar="FILE",
+            help="With OLD NEW (two policies or editions): decide every patient of FILE (JSON Lines, "
+            "or CSV by its .csv suffix; - for stdin) under both, and count those decided otherwise.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="With --cohort: also list each patient decided otherwise, as JSON Lines (line, patient, "
+            "class, requirements, old, new).",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="With --cohort: worker processes.")
+    ] = None,
     rules: RulesOption = None,
 ) -> None:
     """Show which patients two policies, or two versions or readings of a policy, decide differently.
@@ -231,10 +259,19 @@ def diff(
     sentence would do. Each class of patients decided differently comes with the requirements
     that make the difference, the number of fully known patient profiles in it (numbers
     bucketed at the rules' thresholds) and a witness patient.
+
+    `llr-asp diff hip-resurfacing hip-resurfacing-2027 --cohort patients.jsonl` decides a real
+    cohort under both (editions, or any two policies of one rule set), streamed as `batch`
+    streams it, and counts the patients decided otherwise by class: newly eligible, newly
+    refused, newly undetermined, newly contested, newly robust, with the requirements that
+    changed each (`--out FILE` lists them).
     """
     from ..engines import difference
 
     names = policies or []
+    if cohort is not None or out is not None:
+        _diff_cohort(names, cohort, out, jobs, format, rules)
+        return
     with user_errors():
         if alternative is not None and reading is None:
             raise UsageError("--alternative goes with --reading ID")
@@ -273,6 +310,50 @@ def diff(
     from ..views.terminal import comparison_view
 
     console().print(comparison_view(comparison), crop=False)  # witnesses whole, to copy
+
+
+def _diff_cohort(
+    names: list[str], cohort: str | None, out: Path | None, jobs: int | None, format: Any, rules: Path | None
+) -> None:
+    """`diff OLD NEW --cohort FILE [--out FILE]`: the cohort decided under both, compared."""
+    from ..core.files import check_outputs, replaced
+    from ..engines.batch import CHUNK, chunks, decide_chunks, default_jobs
+    from ..engines.cohort_difference import CohortDifference, compared
+    from ..formats.readers import read_csv, read_jsonl
+    from .cohort import _open_input
+
+    with user_errors():
+        if cohort is None:
+            raise UsageError("--out goes with --cohort FILE")
+        if len(names) != 2:
+            raise UsageError("give the two policies or editions to compare: diff OLD NEW --cohort FILE")
+        if format is not DiffFormat.text and format is not DiffFormat.json:
+            raise UsageError("diff --cohort writes text or json")
+        ruleset = load_rules(rules)
+        old, new = (ruleset.policies.get(n) for n in names)
+        if old is None or new is None:
+            unknown = names[0] if old is None else names[1]
+            raise UsageError(f'unknown policy "{unknown}"; choose one of {", ".join(ruleset.policies)}')
+        if old.id == new.id:
+            raise UsageError("OLD and NEW are the same policy: give two")
+        check_outputs(None if cohort == "-" else Path(cohort), {"--out": out} if out else {})
+        stream = _open_input(cohort)
+        lines = read_csv(stream, ruleset, ",") if cohort.lower().endswith(".csv") else read_jsonl(stream)
+        workers = min(jobs or default_jobs(), default_jobs())
+        source = "stdin" if cohort == "-" else cohort
+        results = decide_chunks(chunks(lines, CHUNK), None, rules, workers, source, None, (old.id, new.id))
+        summary = CohortDifference(old, new, ruleset.digest)
+        with replaced(out, "--out") if out else contextlib.nullcontext() as listed:
+            for item in compared(results, old, new):
+                summary.add(item)
+                if item is not None and listed is not None:
+                    listed.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+    if format is DiffFormat.json:
+        print_json(summary.to_json())
+        return
+    from ..views.terminal import cohort_difference_view
+
+    console().print(cohort_difference_view(summary, source))
 
 
 class CheckFormat(str, enum.Enum):

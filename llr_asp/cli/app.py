@@ -6,6 +6,7 @@ Only this package prints and exits; the commands live in the modules for their u
 from __future__ import annotations
 
 import contextlib
+import datetime
 import enum
 import errno
 import json
@@ -137,12 +138,39 @@ PatientArgument = Annotated[
     typer.Argument(metavar="PATIENT.json", help="The patient record (JSON), or - to read standard input."),
 ]
 
+AsOfOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="Decide under the edition of each policy in force on this day. Default: the record's "
+        "referral date, else today.",
+        show_default=False,
+    ),
+]
+
+
+def as_of(text: str | None) -> datetime.date | None:
+    """The day --as-of names; UsageError (exit 2) for anything but a real YYYY-MM-DD."""
+    from ..core.errors import UsageError
+    from ..core.ruleset import is_date
+
+    if text is None:
+        return None
+    if not is_date(text):
+        raise UsageError(
+            f'--as-of: expected a date written YYYY-MM-DD, such as 2027-04-01, got "{printable(text)}"'
+        )
+    return datetime.date.fromisoformat(text)
+
+
 RecordPolicyOption = Annotated[
     Optional[str],
     typer.Option(
         "--policy",
         "-p",
-        help='Policy id (see `llr-asp policies`) or "all". Default: the record\'s "policy", else all.',
+        help='Policy id (see `llr-asp policies`; a family: its edition in force) or "all". '
+        'Default: the record\'s "policy", else all.',
         show_default=False,
     ),
 ]

@@ -14,12 +14,14 @@ from ..core.documents import read_patient
 from ..core.errors import UsageError
 from ..core.reasoner import Reasoner
 from .app import (
+    AsOfOption,
     Format,
     FormatOption,
     PatientArgument,
     RecordPolicyOption,
     RulesOption,
     app,
+    as_of,
     console,
     print_json,
     print_per_policy,
@@ -71,6 +73,7 @@ def explain(
             'its receipt in the JSON ("receipt"), in the letter\'s footer, or after the text.',
         ),
     ] = None,
+    on: AsOfOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Decide whether a patient is eligible, and show why or why not.
@@ -86,7 +89,7 @@ def explain(
         reasoner = Reasoner.load(rules)
         ruleset = reasoner.rules
         record = read_patient(patient, ruleset)
-        decisions = reasoner.decide(record, reasoner.chosen(record, policy))
+        decisions = reasoner.decide(record, reasoner.chosen(record, policy, as_of(on)))
         signed = _signed(receipt, record, decisions) if receipt is not None else {}
     if format is ExplainFormat.json:
         print_per_policy([_with_receipt(d.to_json(), signed.get(d.policy.id)) for d in decisions])
@@ -151,6 +154,7 @@ def whatif(
     policy: RecordPolicyOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="List at most N sets of changes.")] = 5,
     format: FormatOption = Format.text,
+    on: AsOfOption = None,
     rules: RulesOption = None,
 ) -> None:
     """What would have to change for the patient to be eligible.
@@ -167,7 +171,9 @@ def whatif(
         reasoner = Reasoner.load(rules)
         record = read_patient(patient, reasoner.rules)
         search = WhatIfSearch.load(rules)
-        answers = [find(reasoner, search, record, p, limit) for p in reasoner.chosen(record, policy)]
+        answers = [
+            find(reasoner, search, record, p, limit) for p in reasoner.chosen(record, policy, as_of(on))
+        ]
     if format is Format.json:
         print_per_policy([a.to_json() for a in answers])
         return
@@ -192,6 +198,7 @@ def next_question(
     policy: RecordPolicyOption = None,
     format: FormatOption = Format.text,
     reask: ReaskOption = False,
+    on: AsOfOption = None,
     rules: RulesOption = None,
 ) -> None:
     """The next question to ask about the patient: none once nothing can change the decision.
@@ -209,7 +216,7 @@ def next_question(
         interviewer = Interviewer.load(rules)
         record = read_patient(patient, interviewer.rules)
         again = record.answered - set(record.values) if reask else ()
-        steps = interviewer.next(record, interviewer.chosen(record, policy), again)
+        steps = interviewer.next(record, interviewer.chosen(record, policy, as_of(on)), again)
     if format is Format.json:
         print_per_policy([s.to_json() for s in steps])
         return

@@ -19,8 +19,10 @@ from ..core.patient import json_schema
 from ..core.ruleset import load_rules
 from ..formats.readers import named_delimiter
 from .app import (
+    AsOfOption,
     RulesOption,
     app,
+    as_of,
     console,
     hold_interrupts,
     interrupted,
@@ -111,6 +113,7 @@ def batch(
             "criteria, the patients each contested reading decides otherwise, the answers most missing.",
         ),
     ] = None,
+    on: AsOfOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Decide a whole cohort: one result line per input line and policy, in input order.
@@ -120,12 +123,14 @@ def batch(
     how many); --policy all decides every record for every policy, --policy ID for that one.
 
     Each result is {"line", "patient", "policy", "reference", "decision", "robust", "possible",
-    "stopped_by", "failed", "missing", "contested", "warnings"}: `stopped_by` the requirements
+    "stopped_by", "failed", "missing", "contested", "warnings", "edition"}: `stopped_by` the requirements
     that refuse the patient or leave the decision open ([] when eligible), `failed` every
     requirement not met (parts of parts too), `missing` the unknown fields that can still change
     the decision, `contested` the alternative readings of the policy text under which the
     decision would differ (as explain), `warnings` the domain assumptions the record
-    contradicts. A line that is not a valid patient gives {"line", "error"} and the run goes on;
+    contradicts, `edition` the edition of the policy that decided: of a family, the one in force
+    on --as-of, else on the record's referral date, else today (a record dated before any
+    edition is an error line). A line that is not a valid patient gives {"line", "error"} and the run goes on;
     nothing is dropped or reordered. CSV cells take the answers `ask` takes (choices in any case,
     yes/no/true/false, numbers, unknown). Parquet in and out needs the parquet extra: a row per
     patient, fields as dotted or struct columns; results as the same objects in columns
@@ -147,7 +152,8 @@ def batch(
 
     with user_errors():
         ruleset = load_rules(rules)
-        ruleset.select(policy)
+        day = as_of(on)
+        ruleset.check_selection(policy, day)
         targets = {"--out": Path(out)} if out != "-" else {}
         if summary_json is not None:
             targets["--summary-json"] = summary_json
@@ -186,7 +192,7 @@ def batch(
             pieces = chunks(lines, CHUNK)
         summary = Summary(ruleset)
         name = "stdin" if source == "-" else source
-        results = decide_chunks(pieces, policy, rules, workers, name)
+        results = decide_chunks(pieces, policy, rules, workers, name, day)
         output = _output(out, format)
         try:
             with (

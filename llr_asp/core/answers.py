@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from .patient import field_accepts
-from .ruleset import Field, Value
+from .ruleset import Field, Value, is_date
 
 UNKNOWN_ANSWERS = ("unknown", "?", "u", "don't know", "dont know", "not known")
 YES = ("yes", "y", "true")
@@ -37,6 +37,8 @@ def read_answer(text: str, field: Field, numbered: bool = False) -> Value | None
         if numbered and answer.isdigit() and 1 <= int(answer) <= len(field.values):
             value = field.values[int(answer) - 1]
         value = next((v for v in field.values if v.lower() == lowered), value)
+    elif field.type == "date":
+        value = answer if is_date(answer) else None
     elif NUMBER.fullmatch(answer):
         number = float(answer)
         value = int(number) if number.is_integer() else number
@@ -50,6 +52,8 @@ def expected_words(field: Field, numbered: bool = False) -> str:
     case)`, `a number from 0 to 1200`."""
     if field.type == "bool":
         return "yes or no (or true or false)"
+    if field.type == "date":
+        return "a date written YYYY-MM-DD, such as 2027-04-01"
     if field.values:  # (a menu takes a choice's number; any case goes without saying there)
         return f"one of {', '.join(field.values)}{' or its number' if numbered else ' (in any case)'}"
     whole = "a whole number" if field.type == "integer" else "a number"

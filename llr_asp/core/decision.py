@@ -217,6 +217,7 @@ class Decision:
             "conflicts": [c.to_json() for c in self.conflicts],
             "filled": [{"field": s.field, **s.to_json()} for s in self.filled],
             "review": self.policy.review_json(today or datetime.date.today()),
+            "edition": self.policy.edition_json(self.rules),
             "rules": self.rules,
         }
 

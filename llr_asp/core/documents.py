@@ -17,7 +17,7 @@ from typing import Any, TypeGuard, Union
 from .errors import InputError
 from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
-from .ruleset import Field, Policy, RuleSet, Value
+from .ruleset import Field, Policy, RuleSet, Value, is_date
 
 PREFIX = "urn:llr-asp:questionnaire:"
 """The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all"."""
@@ -183,7 +183,9 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
             answer["valueQuantity"].get("value"), (int, float)
         ):
             return answer["valueQuantity"]["value"]  # type: ignore[no-any-return]
-    kinds = {"bool": "valueBoolean", "number": "valueDecimal", "integer": "valueInteger"}
+    if field.type == "date" and is_date(answer.get("valueDate")):
+        return answer["valueDate"]  # type: ignore[no-any-return]
+    kinds = {"bool": "valueBoolean", "number": "valueDecimal", "integer": "valueInteger", "date": "valueDate"}
     raise InputError(
         source, path, f"expected {kinds.get(field.type, 'a value')} for this {field.type} question"
     )

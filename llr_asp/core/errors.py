@@ -59,6 +59,14 @@ class UsageError(LlrError):
         super().__init__(printable(message))
 
 
+class NotInForce(LlrError):
+    """No edition of the policy asked for is in force on the day asked for (exit 2, 422): the
+    message names the earliest day one is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
+
 class WorkerError(LlrError):
     """A worker process of a batch run died or failed: the run stops, loudly."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .ruleset import Field, RuleSet, Value
+from .ruleset import Field, RuleSet, Value, is_date
 from .sources import Conflict, Stated
 
 MAX_BYTES = 1 << 20
@@ -30,6 +30,9 @@ LONGEST_KEY = 80
 """A patient record is a few hundred bytes; anything over 1 MiB is refused unread."""
 
 MAX_ID_LENGTH = 200
+
+DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+"""A date field's value: a day written YYYY-MM-DD (and a real one: the schema's format "date")."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,11 @@ def json_schema(rules: RuleSet) -> dict[str, Any]:
                 "maxLength": MAX_ID_LENGTH,
                 "description": "Names the patient in output.",
             },
-            "policy": {"enum": sorted(rules.policies), "description": "The policy to evaluate by default."},
+            "policy": {
+                "enum": sorted({*rules.policies, *rules.families}),
+                "description": "The policy to evaluate by default: a family (its edition in force), "
+                "or an edition.",
+            },
             "meta": {"description": "Free-form; ignored."},
         },
         "additionalProperties": False,
@@ -93,6 +100,10 @@ def _field_schema(field: Field) -> dict[str, Any]:
         schema["type"] = ["boolean", "null"]
     elif field.type in ("grade", "choice"):
         schema["enum"] = [*field.values, None]
+    elif field.type == "date":
+        schema["type"] = ["string", "null"]
+        schema["format"] = "date"
+        schema["pattern"] = DATE_PATTERN
     else:
         schema["type"] = ["number" if field.type == "number" else "integer", "null"]
         schema["minimum"], schema["maximum"] = field.minimum, field.maximum
@@ -123,6 +134,7 @@ def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     enum = frozenset((type(v), v) for v in schema["enum"]) if "enum" in schema else None
     low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
     longest = schema.get("maxLength", math.inf)
+    dated = schema.get("format") == "date"
     properties = {k: checker(v) for k, v in schema.get("properties", {}).items()}
     closed = schema.get("additionalProperties") is False
 
@@ -137,7 +149,7 @@ def checker(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
                 return False
             return bool(low <= instance <= high)
         if kind is str:
-            return bool(len(instance) <= longest)
+            return bool(len(instance) <= longest) and (not dated or is_date(instance))
         if kind is dict and "properties" in schema:
             if closed and not properties.keys() >= instance.keys():
                 return False
@@ -320,7 +332,8 @@ def _reading(rules: RuleSet) -> tuple[Callable[[Any], bool], list[tuple[str, lis
 def _raise_schema_error(document: Any, schema: dict[str, Any], rules: RuleSet, source: str) -> None:
     import jsonschema  # slow to import: only for documents that fail the check above
 
-    errors = jsonschema.Draft202012Validator(schema).iter_errors(document)
+    validator = jsonschema.Draft202012Validator
+    errors = validator(schema, format_checker=validator.FORMAT_CHECKER).iter_errors(document)
     error = min(errors, key=lambda e: [str(p) for p in e.absolute_path], default=None)
     if error is None:
         nan = _nan(document, "")
@@ -387,6 +400,8 @@ def _expectation(schema: Mapping[str, Any]) -> str:
     if "number" in kinds or "integer" in kinds:
         kind = "a whole number" if "integer" in kinds else "a number"
         return f"{kind} from {schema['minimum']} to {schema['maximum']}{tail}"
+    if schema.get("format") == "date":
+        return f"a date written YYYY-MM-DD, such as 2027-04-01{tail}"
     if "string" in kinds:
         return f"a string of at most {schema.get('maxLength')} characters"
     if "object" in kinds:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import datetime
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,21 +60,31 @@ class Reasoner:
         """The reasoner for the rule set in `directory` (default: bundled), grounded once."""
         return cls(*compile_rules(directory, cls.programs))
 
-    def policies(self, selection: str | None) -> list[Policy]:
-        """The policies named by `selection`: a policy id, `all`, or None for all."""
-        return self.rules.select(selection)
+    def policies(self, selection: str | None, on: datetime.date | None = None) -> list[Policy]:
+        """The policies named by `selection` (a family or edition id, `all`, or None for all),
+        as in force on the day `on` (default: today)."""
+        return self.rules.select(selection, on)
 
-    def chosen(self, patient: Patient, selection: str | None) -> list[Policy]:
-        """The policies a question about `patient` is about: `selection` (a policy id or "all"),
-        else the policy the record names, else every policy; answers given for one policy's
-        questionnaire are for that policy alone (`documents.for_procedure`)."""
-        chosen = self.rules.select(selection or patient.policy)
+    def chosen(
+        self, patient: Patient, selection: str | None, as_of: datetime.date | None = None
+    ) -> list[Policy]:
+        """The policies a question about `patient` is about: `selection` (a family or edition
+        id, or "all"), else the policy the record names, else every policy; of a family, the
+        edition in force on `as_of`, else on the record's date (decided_on/1), else today.
+        Answers given for one policy's questionnaire are for that policy alone
+        (`documents.for_procedure`)."""
+        chosen = self.rules.select(selection or patient.policy, as_of or self.rules.date_of(patient.values))
         return for_procedure(patient, chosen, every=selection in (None, "all"))
 
     def decide(self, patient: Patient, policies: Iterable[Policy] | None = None) -> list[Decision]:
-        """Decide `patient` under each policy (default: every policy of the rule set)."""
+        """Decide `patient` under each policy (default: every policy in force on the record's
+        date, else today: one edition of each family)."""
         every = policies is None
-        chosen = list(policies) if policies is not None else list(self.rules.policies.values())
+        chosen = (
+            list(policies)
+            if policies is not None
+            else self.rules.select(None, self.rules.date_of(patient.values))
+        )
         chosen = for_procedure(patient, chosen, every)
         decisions = self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
         return [self._weigh_conflicts(patient, d) if d.disputed else d for d in decisions]
@@ -331,6 +342,7 @@ class PatientInput:
                 if value.type == clingo.SymbolType.Number:
                     steps.setdefault(field.string, set()).add(value.number)
         self._steps = {field: sorted(values) for field, values in steps.items()}  # ascending
+        self._fields = {field for field, _ in self._value}  # the fields the program reads
         for atom in atoms.by_signature("fractional", 2):
             if atom.is_external:
                 world, field = atom.symbol.arguments
@@ -394,6 +406,8 @@ class PatientInput:
         """The places of the externals that are true for `patient`."""
         places = []
         for path, value in patient.values.items():
+            if path not in self._fields:  # a date: it picks the edition, no condition tests it
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 places.append(self._value[path, _key(value)])
                 continue

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Union
 
 import clingo
 
-from .errors import DeclarationError, RuleError, UsageError, printable
+from .errors import DeclarationError, NotInForce, RuleError, UsageError, printable
 
 Value = Union[bool, str, int, float]
 """A field value as it appears in a patient document."""
@@ -161,6 +162,51 @@ class Policy:
     steps: tuple[str, ...] = ()
     """Requirements that ask for care a clinician can give now: a yes/no condition on a field of
     kind/2 `care` (an MSK assessment), in declared order."""
+    family: str = ""
+    """The family this policy is an edition of (edition/3): the id users name. Its own id when it
+    declares no edition."""
+    in_force_from: str | None = None
+    """The first day ("YYYY-MM-DD") this edition is in force; None: from the start (undated)."""
+    in_force_until: str | None = None
+    """The day the family's next edition comes into force (this one is no longer); None: no
+    later edition."""
+
+    @property
+    def dated(self) -> bool:
+        """Whether this policy is one of several editions of its family, or dated itself: then
+        every output names the edition (an undated policy alone in its family says nothing
+        more than it always has)."""
+        return self.in_force_from is not None or self.in_force_until is not None
+
+    def in_force(self, day: datetime.date) -> bool:
+        """Whether this edition is in force on `day`."""
+        start = self.in_force_from is None or datetime.date.fromisoformat(self.in_force_from) <= day
+        end = self.in_force_until is None or day < datetime.date.fromisoformat(self.in_force_until)
+        return start and end
+
+    def edition_json(self, rules: str) -> dict[str, str | None]:
+        """The edition that decided, as every decision's JSON names it (`rules`: its sha256)."""
+        return {
+            "policy": self.id,
+            "family": self.family or self.id,
+            "in_force_from": self.in_force_from,
+            "rules": rules,
+        }
+
+    def edition_words(self) -> str:
+        """The edition in words: `edition hip-resurfacing-2027 of hip-resurfacing, in force from
+        2027-04-01` (an undated first edition: `in force before` the next one's first day)."""
+        start, end = self.in_force_from, self.in_force_until
+        span = (
+            f"from {start} until {end}"
+            if start and end
+            else f"from {start}"
+            if start
+            else f"before {end}"
+            if end
+            else "always"
+        )
+        return f"edition {self.id} of {self.family or self.id}, in force {span}"
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -196,6 +242,9 @@ class Policy:
             "review": self.review,
             "review_due": self.review_due(today),
             "source": self.source,
+            "family": self.family or self.id,
+            "in_force_from": self.in_force_from,
+            "in_force_until": self.in_force_until,
         }
 
     def review_status(self, today: datetime.date) -> str:
@@ -253,14 +302,67 @@ class RuleSet:
         chosen = self.policies.values() if policies is None else policies
         return list(dict.fromkeys(c for p in chosen for c in p.caveats.get(field, ())))
 
-    def select(self, selection: str | None) -> list[Policy]:
-        """The policies named by `selection`: a policy id, `all`, or None for all."""
+    decided_on: str | None = None
+    """The date field that holds the day a record is decided on (decided_on/1): its edition."""
+
+    @property
+    def families(self) -> dict[str, list[Policy]]:
+        """Each policy family (edition/3) with its editions, earliest first (an undated first
+        edition before the dated ones), in the order the rules declare the families."""
+        found: dict[str, list[Policy]] = {}
+        for policy in self.policies.values():
+            found.setdefault(policy.family or policy.id, []).append(policy)
+        return {f: sorted(ps, key=lambda p: p.in_force_from or "") for f, ps in found.items()}
+
+    def in_force(self, family: str, day: datetime.date) -> Policy:
+        """The edition of `family` in force on `day`; NotInForce naming the earliest day one is."""
+        editions = self.families[family]
+        found = [p for p in editions if p.in_force(day)]
+        if not found:
+            first = editions[0].in_force_from
+            raise NotInForce(
+                f'no edition of policy "{family}" is in force on {day.isoformat()}: '
+                f"the earliest is in force from {first}"
+            )
+        return found[0]
+
+    def select(self, selection: str | None, on: datetime.date | None = None) -> list[Policy]:
+        """The policies named by `selection`, as in force on the day `on` (default: today): a
+        family, the edition of it in force; an edition's own id, that edition; `all` or None,
+        each family's edition in force (a family with none in force that day is left out)."""
+        day = on or datetime.date.today()
+        families = self.families
         if selection in (None, "all"):
-            return list(self.policies.values())
+            chosen = [self.in_force(f, day) for f, ps in families.items() if any(p.in_force(day) for p in ps)]
+            if not chosen:
+                self.in_force(min(families, key=lambda f: families[f][0].in_force_from or ""), day)
+            return chosen
+        if selection in families:
+            return [self.in_force(selection, day)]
         if selection not in self.policies:
-            known = ", ".join([*self.policies, "all"])
+            editions = [p for p in self.policies if p not in families]
+            known = ", ".join([*families, "all", *editions])
             raise UsageError(f'unknown policy "{selection}"; choose one of {known}')
         return [self.policies[selection]]
+
+    def editions(self) -> list[Policy]:
+        """Every policy, family by family, each family's editions earliest first."""
+        return [p for editions in self.families.values() for p in editions]
+
+    def check_selection(self, selection: str | None, on: datetime.date | None = None) -> None:
+        """UsageError unless `selection` names a family, an edition or "all" (or is None); with
+        a day `on`, NotInForce unless an edition of it is in force then. (Without a day, each
+        record's own date picks the edition: none in force is that record's error.)"""
+        try:
+            self.select(selection, on)
+        except NotInForce:
+            if on is not None:
+                raise
+
+    def date_of(self, values: Mapping[str, Value]) -> datetime.date | None:
+        """The day a record with the field `values` is decided on (decided_on/1), if it says."""
+        said = values.get(self.decided_on) if self.decided_on else None
+        return datetime.date.fromisoformat(said) if isinstance(said, str) else None
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -394,6 +496,7 @@ def compile_rules(
         raise RuleError(
             str(directory), None, "the rules declare no policy (policy/1); is this the right directory?"
         )
+    _check_editions(facts, files)
     rules = RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
@@ -404,8 +507,43 @@ def compile_rules(
         warnings=located_warnings,
         procedures=_procedures(facts),
         bars=tuple((a.string, x.string, f.string, symbol_value(v)) for a, x, f, v in facts.get("bars", 4)),
+        decided_on=next((f.string for (f,) in facts.get("decided_on", 1)), None),
     )
     return rules, control
+
+
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""A day as the rules and records write it: YYYY-MM-DD."""
+
+
+def is_date(text: object) -> bool:
+    """Whether `text` is a real day written YYYY-MM-DD (2027-02-30 is not)."""
+    if not isinstance(text, str) or not DATE.fullmatch(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_editions(facts: _Facts, files: list[Path]) -> None:
+    """What vocabulary.lp cannot see of edition/3: a family that is not a string, a day that is
+    not a real "YYYY-MM-DD" (a DeclarationError at the file and line, as the other checks)."""
+    wrong = []
+    for p, family, day in facts.get("edition", 3):
+        if family.type != clingo.SymbolType.String:
+            problem = "an edition's family is a string, as policy ids are"
+        elif day.type != clingo.SymbolType.String or not is_date(day.string):
+            problem = 'an edition\'s first day is a real date written "YYYY-MM-DD"'
+        else:
+            continue
+        wrong.append([clingo.String(problem), clingo.Function("edition", [p, family, day])])
+    if wrong:
+        from .ruletext import located, parse_rules
+
+        problems = located(wrong, parse_rules(files))
+        raise DeclarationError(problems[0].file, problems[0].line, problems[0].problem, problems)
 
 
 class _Facts:
@@ -552,9 +690,22 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             if r.test is not None and r.test.op == "eq" and r.test.value is True and r.test.field in care
         )
 
+    editions = {p.string: (f.string, d.string) for p, f, d in facts.get("edition", 3)}
+    starts: dict[str, list[tuple[str, str]]] = {}  # family -> (first day, "" undated; policy)
+    for (p,) in facts.get("policy", 1):
+        family, day = editions.get(p.string, (p.string, ""))
+        starts.setdefault(family, []).append((day, p.string))
+    until: dict[str, str] = {}  # policy -> the first day of the next edition of its family
+    for dated in starts.values():
+        ordered = sorted(dated)
+        until.update((earlier, later) for (_, earlier), (later, _) in itertools.pairwise(ordered))
+
     return {
         p.string: Policy(
             id=p.string,
+            family=editions.get(p.string, (p.string, ""))[0],
+            in_force_from=editions[p.string][1] if p.string in editions else None,
+            in_force_until=until.get(p.string),
             title=_said(meta["title"][p.string]),
             reference=_said(meta["reference"][p.string]),
             commissioner=_said(meta["commissioner"][p.string]),

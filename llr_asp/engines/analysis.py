@@ -125,7 +125,8 @@ def _analyze(
         return None, sorted(_problem_findings(error.problems, "error"), key=Finding.sort_key)
     space = _Space(control)
     findings = list(_problem_findings(rules.warnings, "warning"))
-    for policy in rules.select(selection):
+    every = selection in (None, "all")  # every edition: an edition not yet in force is analysed too
+    for policy in rules.editions() if every else rules.select(selection):
         findings += _PolicyAnalysis(space, rules, policy, today).findings()
         findings += contested_readings(rules, policy)
         findings += contested_combinations(rules, policy)

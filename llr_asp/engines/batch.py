@@ -14,6 +14,7 @@ With jobs > 1, chunks of documents go to worker processes, each with its own gro
 from __future__ import annotations
 
 import contextlib
+import datetime
 import multiprocessing
 import os
 import signal
@@ -31,7 +32,7 @@ import clingo
 
 from ..core.decision import DECISIONS, Contest, Warning, warnings
 from ..core.documents import Document, Numbered, for_procedure, to_patient
-from ..core.errors import InputError, LlrError, WorkerError
+from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
 from ..core.reasoner import Answers, PatientInput, gathered_by_world, minimal
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
@@ -57,6 +58,7 @@ class Screening:
     open: tuple[str, ...] = ()  # parts of the decision root left unknown (for the summary's funnel)
     stopped_by: tuple[str, ...] = ()  # the parts of the decision root that refuse it or leave it open
     unnamed: bool = False  # the record named no policy and none was asked for: decided for every one
+    edition: Mapping[str, str | None] | None = None  # the edition that decided (Policy.edition_json)
 
     @property
     def robust(self) -> bool:
@@ -81,7 +83,20 @@ class Screening:
             "missing": list(self.missing),
             "contested": [c.to_json() for c in self.contested],
             "warnings": [w.to_json() for w in self.warnings],
+            "edition": self.edition,
         }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a cohort's records are decided for: `selection` (a family or edition id, or "all";
+    None: each record's own "policy", else every policy), each family by its edition in force
+    on `as_of`, else on the record's date (decided_on/1), else today."""
+
+    selection: str | None = None
+    as_of: datetime.date | None = None
+    editions: tuple[str, ...] = ()
+    """Instead: exactly these editions (policy ids), every record, in this order (`diff --cohort`)."""
 
 
 @dataclass(frozen=True)
@@ -155,24 +170,47 @@ class Screener:
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
         self._cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
+        self._chosen: dict[tuple[str | None, datetime.date | None], list[Policy]] = {}
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Screener:
         return cls(*compile_rules(directory, map(engine_file, DECIDE)))
 
-    def policies(self, selection: str | None) -> list[Policy] | None:
-        """The policies every record is decided for: `selection`, a policy id or "all"; None
-        for None: each record's own (its "policy"), else every policy (`Reasoner.chosen`).
-        UsageError for an unknown policy."""
-        return None if selection is None else self.rules.select(selection)
+    def policies(
+        self, selection: str | None, as_of: datetime.date | None = None, editions: tuple[str, ...] = ()
+    ) -> Choice:
+        """What every record is decided for: `selection`, a family or edition id or "all"; None
+        for None: each record's own (its "policy"), else every policy (`Reasoner.chosen`), in
+        the edition in force on `as_of`, else on the record's date, else today. UsageError for
+        an unknown policy; NotInForce when `as_of` is given and no edition is in force then."""
+        for edition in editions:
+            if edition not in self.rules.policies:
+                known = ", ".join(self.rules.policies)
+                raise UsageError(f'unknown edition "{edition}"; choose one of {known}')
+        self.rules.check_selection(selection, as_of)
+        return Choice(selection, as_of, editions)
 
-    def screen(
-        self, documents: Sequence[tuple[int, Document]], source: str, policies: list[Policy] | None
-    ) -> list[Result]:
-        """The results of each numbered document under each of `policies`, in order; with None,
-        under the policy the record names, else under every policy (`Screening.unnamed`). The
-        verdicts are every policy's whichever are asked for (no solve more for a named one)."""
-        every = list(self.rules.policies.values())
+    def chosen(self, patient: Patient, choice: Choice) -> tuple[list[Policy], bool]:
+        """The policies `patient` is decided for under `choice`, and whether it is every one
+        only because nothing named one (`Screening.unnamed`)."""
+        if choice.editions:
+            return [self.rules.policies[e] for e in choice.editions], False
+        day = choice.as_of or self.rules.date_of(patient.values)
+        key = (choice.selection or patient.policy, day)
+        found = self._chosen.get(key)
+        if found is None:
+            found = self._chosen[key] = self.rules.select(key[0], day)
+        if choice.selection is not None:  # a response to one policy's questionnaire: that policy alone
+            every = choice.selection == "all" or len(found) == len(self.rules.families)
+            return for_procedure(patient, found, every=every), False
+        return found, patient.policy is None
+
+    def screen(self, documents: Sequence[tuple[int, Document]], source: str, choice: Choice) -> list[Result]:
+        """The results of each numbered document under each of the policies of `choice`, in
+        order: with no selection, under the policy the record names, else under every policy
+        (`Screening.unnamed`). The verdicts are every policy's whichever are asked for (no solve
+        more for a named one)."""
+        digest = self.rules.digest
         read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
         for line, document in documents:
@@ -208,22 +246,27 @@ class Screener:
                 continue
             line, patient, key = item
             verdicts = self._cache[key]
-            if policies is not None:
-                try:  # a response to one policy's questionnaire is decided for that policy alone
-                    asked = for_procedure(patient, policies, every=len(policies) == len(every))
-                except InputError as error:
-                    said = InputError(f"{source}:{line}", error.path, error.problem)
-                    results.append(LineError(line, str(said), patient.id))
-                    continue
-                results += (Screening(line, patient.id, p.id, p.reference, *verdicts[p.id]) for p in asked)
-            elif patient.policy is not None:  # a known id: the schema's enum
-                named = self.rules.policies[patient.policy]
-                results.append(Screening(line, patient.id, named.id, named.reference, *verdicts[named.id]))
-            else:
-                results += (
-                    Screening(line, patient.id, p.id, p.reference, *verdicts[p.id], unnamed=True)
-                    for p in every
+            try:
+                asked, unnamed = self.chosen(patient, choice)
+            except InputError as error:
+                said = InputError(f"{source}:{line}", error.path, error.problem)
+                results.append(LineError(line, str(said), patient.id))
+                continue
+            except NotInForce as error:
+                results.append(LineError(line, f"{source}:{line}: {error}", patient.id))
+                continue
+            results += (
+                Screening(
+                    line,
+                    patient.id,
+                    p.id,
+                    p.reference,
+                    *verdicts[p.id],
+                    unnamed=unnamed,
+                    edition=p.edition_json(digest),
                 )
+                for p in asked
+            )
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return results
@@ -356,6 +399,7 @@ def iterate_decisions(
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
+    as_of: datetime.date | None = None,
 ) -> Generator[Result, None, None]:
     """Decide every document (a patient dict or its JSON text), in order, for each policy it
     is decided for.
@@ -364,10 +408,11 @@ def iterate_decisions(
     is not a valid patient yields one `LineError` and the run goes on. `jobs` > 1 uses that
     many worker processes; closing the generator before its end (or an exception in it) stops
     them at once. `policy`: a policy id or "all", for every document; None (the default,
-    as `explain`'s): the policy a document names, else every policy.
+    as `explain`'s): the policy a document names, else every policy. Of a family, the edition
+    in force on `as_of`, else on the document's date (decided_on/1), else today.
     """
     numbered = (item if isinstance(item, tuple) else (n, item) for n, item in enumerate(documents, 1))
-    yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source)
+    yield from decide_chunks(chunks(numbered, CHUNK), policy, rules, jobs, source, as_of)
 
 
 class Rows(Protocol):
@@ -386,22 +431,29 @@ def decide_chunks(
     rules: Path | None = None,
     jobs: int = 1,
     source: str = "batch",
+    as_of: datetime.date | None = None,
+    editions: tuple[str, ...] = (),
 ) -> Generator[Result, None, None]:
     """`iterate_decisions` over chunks of numbered documents (of at most CHUNK each), or of rows
     that a worker reads into documents itself. Closed before its end (or failing), it stops
     its workers at once."""
     if jobs <= 1:
         screener = Screener.load(rules)
-        chosen = screener.policies(policy)
+        chosen = screener.policies(policy, as_of, editions)
         for chunk in pieces:
             yield from screener.screen(_documents(chunk, screener.rules), source, chosen)
         return
-    Screener.load(rules).policies(policy)  # unusable rules or policy: fail here, not in a worker
+    Screener.load(rules).policies(
+        policy, as_of, editions
+    )  # unusable rules or policy: fail here, not in a worker
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
     pool = ProcessPoolExecutor(
-        jobs, context, initializer=_start_worker, initargs=(rules, policy, source, os.getpid())
+        jobs,
+        context,
+        initializer=_start_worker,
+        initargs=(rules, policy, as_of, editions, source, os.getpid()),
     )
     finished = False
     try:
@@ -465,17 +517,24 @@ def chunks(items: Iterable[tuple[int, Document]], size: int) -> Iterator[list[tu
         yield chunk
 
 
-_worker: tuple[Screener, list[Policy] | None, str] | None = None
+_worker: tuple[Screener, Choice, str] | None = None
 
 
-def _start_worker(rules: Path | None, policy: str | None, source: str, parent: int) -> None:
+def _start_worker(
+    rules: Path | None,
+    policy: str | None,
+    as_of: datetime.date | None,
+    editions: tuple[str, ...],
+    source: str,
+    parent: int,
+) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     screener = Screener.load(rules)
-    _worker = (screener, screener.policies(policy), source)
+    _worker = (screener, screener.policies(policy, as_of, editions), source)
 
 
 def _end_with(parent: int) -> None:

@@ -10,6 +10,7 @@ and report.py turn it into text, JSON, JUnit XML or SARIF.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Any
 import clingo
 
 from ..core.documents import read_patient
-from ..core.errors import DeclarationError, InputError, LlrError, RuleError, UsageError
+from ..core.errors import DeclarationError, InputError, LlrError, NotInForce, RuleError, UsageError
 from ..core.files import replaced
 from ..core.reasoner import Reasoner
-from ..core.ruleset import RuleSet
+from ..core.ruleset import Policy, RuleSet
 from ..core.ruletext import locate_head, parse_rules
 from .analysis import Finding, analyze
 
@@ -229,16 +230,24 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
             message = 'no expected outcome: add meta.expected {"<policy>": {"decision": ...}}'
             yield Case("examples", path.name, (Failure("examples", message, source),))
             continue
+        rules = reasoner.rules
+        day = rules.date_of(patient.values)
         for policy_id, outcome in expected.items():
             name = f"{path.name} [{policy_id}]"
-            policy = reasoner.rules.policies.get(policy_id)
-            if policy is None or not isinstance(outcome, dict):
+            known = policy_id in rules.families or policy_id in rules.policies
+            if not known or not isinstance(outcome, dict):
                 yield Case(
                     "examples",
                     name,
                     (Failure("examples", f'meta.expected names no policy "{policy_id}"', source),),
                 )
                 continue
+            policy, wrong = _edition(rules, policy_id, day)
+            if wrong is not None:
+                yield Case("examples", name, (Failure("examples", wrong, source),))
+                continue
+            if policy.id != policy_id:
+                name = f"{path.name} [{policy_id}: {policy.id}]"
             shape = _shape_problem(outcome)
             if shape is not None:
                 where = f"meta.expected.{policy_id}.{shape[0]}"
@@ -247,7 +256,7 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
             [decision] = reasoner.decide(patient, [policy])
             statuses = {node.id: node.status for node in decision.tree.walk()}
             for rid, status in statuses.items():
-                seen.setdefault((policy_id, rid), set()).add(status)
+                seen.setdefault((policy.family or policy.id, rid), set()).add(status)
             problems = []
             if decision.decision != outcome.get("decision"):
                 problems.append(f"decision is {decision.decision}, expected {outcome.get('decision')}")
@@ -273,6 +282,24 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
                     f"to_settle is {sorted(decision.to_settle)}, expected {sorted(outcome['to_settle'])}"
                 )
             yield Case("examples", name, tuple(Failure("examples", p, source) for p in problems))
+
+
+def _edition(rules: RuleSet, named: str, day: datetime.date | None) -> tuple[Policy, str | None]:
+    """The edition an example's expectation for `named` gates, and what is wrong if none: of a
+    family, the edition in force on the example's date (referral.date, decided_on/1), or without
+    one the family's first edition (the examples written before any later edition); an
+    edition's own id, that edition, when the example's date falls in its period."""
+    if named in rules.families:
+        if day is None:
+            return rules.families[named][0], None
+        try:
+            return rules.in_force(named, day), None
+        except NotInForce as error:
+            return rules.families[named][0], str(error)
+    policy = rules.policies[named]
+    if day is not None and not policy.in_force(day):
+        return policy, f"dated {day.isoformat()}, outside the period of the {policy.edition_words()}"
+    return policy, None
 
 
 def _shape_problem(outcome: dict[str, Any]) -> tuple[str, str] | None:
@@ -313,16 +340,18 @@ def _invariants(
 def _coverage(
     rules: RuleSet, seen: dict[tuple[str, str], set[str]], baseline: Baseline
 ) -> tuple[float, list[str], list[Case]]:
+    """Coverage of each family's requirements (those of every edition of it, each once) by the
+    examples that gate its editions: an edition that keeps a requirement keeps its examples."""
     total = covered = 0
     uncovered = []
-    for policy in rules.policies.values():
-        for rid in policy.requirements:
+    for family, editions in rules.families.items():
+        for rid in dict.fromkeys(r for p in editions for r in p.requirements):
             for status in ("met", "not_met"):
                 total += 1
-                if status in seen.get((policy.id, rid), set()):
+                if status in seen.get((family, rid), set()):
                     covered += 1
                 else:
-                    uncovered.append(f"{policy.id} {rid}: no example where it is {status.replace('_', ' ')}")
+                    uncovered.append(f"{family} {rid}: no example where it is {status.replace('_', ' ')}")
     coverage = covered / total if total else 1.0
     failures: tuple[Failure, ...] = ()
     if coverage + 1e-9 < baseline.coverage:

@@ -74,6 +74,17 @@ OUTPUT = pa.schema(
         pa.field("warnings", pa.list_(pa.struct([pa.field("assumption", _TEXT), pa.field("text", _TEXT)]))),
         pa.field("error", _TEXT),
         pa.field("rules", _TEXT),
+        pa.field(
+            "edition",
+            pa.struct(
+                [
+                    pa.field("policy", _TEXT),
+                    pa.field("family", _TEXT),
+                    pa.field("in_force_from", _TEXT),
+                    pa.field("rules", _TEXT),
+                ]
+            ),
+        ),
     ]
 )
 """The result columns: one row per input row and policy it is decided for (the row's `policy`,
@@ -97,6 +108,8 @@ MEANING = {
     "warnings": "the domain assumptions the record contradicts",
     "error": "why the row is not a valid patient (the other columns are then null)",
     "rules": "the sha256 of the rule set that decided",
+    "edition": "the edition of the policy that decided: policy (its id), family (the id users name), "
+    "in_force_from (YYYY-MM-DD; null: from the start) and rules (sha256)",
 }
 
 

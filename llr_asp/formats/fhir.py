@@ -42,6 +42,7 @@ ITEM_TYPE = {
     "choice": "choice",
     "number": "decimal",
     "integer": "integer",
+    "date": "date",
 }
 
 
@@ -309,4 +310,6 @@ def _value(field: Field, value: Value) -> dict[str, Any]:
         return {"valueBoolean": value}
     if field.type in ("grade", "choice"):
         return {"valueCoding": {"system": value_system(field.path), "code": value, "display": value}}
+    if field.type == "date":
+        return {"valueDate": value}
     return {"valueInteger": value} if field.type == "integer" else {"valueDecimal": value}

@@ -52,6 +52,8 @@ def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool 
     policy = decision.policy
     yield Block("heading", f"{policy.title} ({policy.reference})")
     yield Block("para", f"Patient: {decision.patient}. Date: {today.day} {today:%B %Y}.")
+    if policy.dated:
+        yield Block("para", f"Decided under the {policy.edition_words()}.")
     yield Block("strong", f"Decision: {headline(decision)}")
     urgent = urgent_note(decision)
     if urgent:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # explain does not pay for importing the analysis, or tables
     from ..engines.analysis import Finding
     from ..engines.batch import Summary
     from ..engines.check import Report
+    from ..engines.cohort_difference import CohortDifference
     from ..engines.difference import Comparison
     from ..engines.interview import Next, Question
     from ..engines.whatif import WhatIf
@@ -115,6 +116,7 @@ def decision_view(
     policy = decision.policy
     header = Text.assemble(
         (f"{policy.title} ({policy.reference})", "bold"),
+        f"\nDecided under the {policy.edition_words()}" if policy.dated else "",
         "\nPatient ",
         (printable(decision.patient), "bold"),
         ": ",
@@ -234,15 +236,25 @@ def policies_table(rules: RuleSet, today: datetime.date) -> Fitted:
     table = _table("Policies")
     for column in ("id", "reference"):
         table.add_column(column, no_wrap=True)
+    dated = any(p.dated for p in rules.policies.values())  # editions: their family and days
+    if dated:
+        table.add_column("family", no_wrap=True)
+        table.add_column("in force", overflow="fold")
     for column in ("title", "review", "commissioner"):
         table.add_column(column, overflow="fold")
-    for policy in rules.policies.values():
+    for policy in rules.editions():
         due = policy.review_due(today)
         review = Text(str(policy.review))
         if due:
             review.append(f" ({due})", style="bold red")
+        edition = [Text(policy.family or policy.id), Text(policy.edition_words().split("in force ", 1)[1])]
         table.add_row(
-            Text(policy.id), Text(policy.reference), Text(policy.title), review, Text(policy.commissioner)
+            Text(policy.id),
+            Text(policy.reference),
+            *(edition if dated else []),
+            Text(policy.title),
+            review,
+            Text(policy.commissioner),
         )
     return Fitted(table)
 
@@ -301,6 +313,29 @@ def witness_line(witness: dict[str, object]) -> Text:
 def _longest(words: Iterable[str]) -> int:
     """The width of the longest of `words` (ids a column must not split), at least 1."""
     return max((len(w) for w in words), default=1)
+
+
+def cohort_difference_view(summary: CohortDifference, source: str) -> Group:
+    """What the new policy does to a cohort: the patients decided otherwise, by class, with the
+    requirements that changed them most often."""
+    from ..engines.cohort_difference import CLASSES
+
+    heading = Text.assemble(
+        (f"{summary.old.id} → {summary.new.id}", "bold"),
+        f" on {printable(source)}: {summary.patients:,} patients, "
+        f"{summary.patients - summary.unchanged:,} decided otherwise"
+        + (f", {counted(summary.errors, 'bad line', 'bad lines')}" if summary.errors else ""),
+    )
+    table = _table()
+    table.add_column("change", no_wrap=True)
+    table.add_column("patients", no_wrap=True, justify="right")
+    table.add_column("requirements that changed them", overflow="fold")
+    for kind in CLASSES:
+        found = summary.requirements.get(kind, Counter())
+        said = ", ".join(f"{r} {n:,}" for r, n in found.most_common())
+        table.add_row(kind.replace("_", " "), f"{summary.counts[kind]:,}", Text(said or "-"))
+    table.add_row("unchanged", f"{summary.unchanged:,}", Text(""))
+    return Group(heading, Fitted(table))
 
 
 def comparison_view(comparison: Comparison) -> Group:

@@ -21,7 +21,8 @@ from ..core.decision import per_policy
 from ..core.documents import validate
 from ..core.errors import InputError
 from ..core.patient import MAX_BYTES, Patient, parse
-from ..engines.batch import CHUNK, Result, chunks
+from ..core.ruleset import is_date
+from ..engines.batch import CHUNK, Choice, Result, chunks
 from ..engines.whatif import weighed
 from ..formats.readers import read_jsonl
 from .engines import BUSY, Engines, Overloaded
@@ -39,6 +40,26 @@ router = APIRouter()
 PolicyQuery = Query(
     None, description='A policy id (see /api/v1/policies) or "all". Default: the record\'s, else all.'
 )
+
+
+AsOfQuery = Query(
+    None,
+    description="Decide under the edition of each policy in force on this day (YYYY-MM-DD). "
+    "Default: the record's referral date, else today.",
+)
+
+
+def _day(text: str | None) -> datetime.date | None:
+    """The day `as_of=` names; InputError (422) for anything but a real YYYY-MM-DD."""
+    if text is None:
+        return None
+    if not is_date(text):
+        raise InputError(
+            "as_of",
+            "",
+            f"expected a date written YYYY-MM-DD, such as 2027-04-01, got {json.dumps(text)[:40]}",
+        )
+    return datetime.date.fromisoformat(text)
 
 
 def engines(request: Request) -> Engines:
@@ -103,7 +124,7 @@ PATIENT_BODY: dict[str, Any] = {
 @router.get("/api/v1/policies", summary="The policies, as `llr-asp policies --format json`")
 def policies(request: Request) -> list[dict[str, object]]:
     today = datetime.date.today()
-    return [p.to_json(today) for p in engines(request).rules.policies.values()]
+    return [p.to_json(today) for p in engines(request).rules.editions()]
 
 
 @router.get("/api/v1/schema", summary="The JSON Schema of a patient record, as `llr-asp schema`")
@@ -118,12 +139,13 @@ def schema(request: Request) -> dict[str, Any]:
     summary="Decide, with the justification tree, as `llr-asp explain --format json`",
     openapi_extra=PATIENT_BODY,
 )
-async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
+async def explain(request: Request, policy: str | None = PolicyQuery, as_of: str | None = AsOfQuery) -> JSON:
     signed = receipts(request)
+    day = _day(as_of)
 
     def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         reasoner = held.interviewer
-        decisions = reasoner.decide(record, reasoner.chosen(record, policy))
+        decisions = reasoner.decide(record, reasoner.chosen(record, policy, day))
         return [signed.issued(d, record, d.to_json()) for d in decisions]
 
     return await _per_policy(request, work)
@@ -135,14 +157,18 @@ async def explain(request: Request, policy: str | None = PolicyQuery) -> JSON:
     openapi_extra=PATIENT_BODY,
 )
 async def whatif(
-    request: Request, policy: str | None = PolicyQuery, limit: int = Query(5, ge=1, le=50)
+    request: Request,
+    policy: str | None = PolicyQuery,
+    limit: int = Query(5, ge=1, le=50),
+    as_of: str | None = AsOfQuery,
 ) -> JSON:
     signed = receipts(request)
+    day = _day(as_of)
 
     def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         reasoner = held.interviewer
         answers = []
-        for decision in reasoner.decide(record, reasoner.chosen(record, policy)):
+        for decision in reasoner.decide(record, reasoner.chosen(record, policy, day)):
             found = weighed(held.whatif, record, decision, limit, WHATIF_SECONDS)
             answers.append(signed.issued(decision, record, found.to_json()))
         return answers
@@ -161,12 +187,14 @@ async def next_question(
     reask_unknown: bool = Query(
         False, description="Ask again the fields the record gives as null (not known) that are still needed."
     ),
+    as_of: str | None = AsOfQuery,
 ) -> JSON:
     signed = receipts(request)
+    day = _day(as_of)
 
     def work(held: Engines, record: Patient) -> list[dict[str, Any]]:
         again = record.answered - set(record.values) if reask_unknown else ()
-        steps = held.interviewer.next(record, held.interviewer.chosen(record, policy), again)
+        steps = held.interviewer.next(record, held.interviewer.chosen(record, policy, day), again)
         # an interview's decision is receipted when it is complete (no question left), as the
         # FHIR $next-question completion is; a step on the way decides nothing yet
         return [
@@ -199,9 +227,11 @@ async def _per_policy(request: Request, work: Callable[[Engines, Patient], list[
     },
     response_class=StreamingResponse,
 )
-async def batch(request: Request, policy: str | None = PolicyQuery) -> StreamingResponse:
+async def batch(
+    request: Request, policy: str | None = PolicyQuery, as_of: str | None = AsOfQuery
+) -> StreamingResponse:
     held = engines(request)
-    chosen = held.screener.policies(policy)  # an unknown policy: 404 before anything is read
+    chosen = held.screener.policies(policy, _day(as_of))  # an unknown policy: 404 before anything is read
     state = admitted(request)
     try:
         cohort = await _spooled(request)  # the whole body first: the response must not read the request
@@ -235,7 +265,7 @@ def admitted(request: Request) -> Any:
     return state
 
 
-def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: list[Any] | None, encode: Any) -> bytes:
+def _encoded(held: Engines, chunk: list[tuple[int, Any]], chosen: Choice, encode: Any) -> bytes:
     with held.held():
         screened: list[Result] = held.screener.screen(chunk, "line", chosen)
     return "".join(encode(r.to_json()) + "\n" for r in screened).encode("utf-8", "backslashreplace")

@@ -140,7 +140,9 @@ def search_structure_definitions(
     url: str | None = Query(None, description="The canonical, e.g. urn:llr-asp:determination"),
 ) -> JSON:
     base = fhir_base(request)
-    found = [name for name, (_, canonical, *_) in EXTENSIONS.items() if url in (None, canonical.split("|")[0])]
+    found = [
+        name for name, (_, canonical, *_) in EXTENSIONS.items() if url in (None, canonical.split("|")[0])
+    ]
     entries = [
         {
             "fullUrl": f"{base}/StructureDefinition/{name}",
