@@ -513,3 +513,59 @@ def test_a_contested_determination_is_coded_as_such() -> None:
     assert decision.contested and not decision.disputed
     coded = {e["url"]: e["valueCoding"]["code"] for e in determination(decision)}
     assert coded == {"urn:llr-asp:determination": decision.decision, "urn:llr-asp:robustness": "contested"}
+
+
+# -- the third review's findings -----------------------------------------------------------------
+@pytest.mark.parametrize("status", ["entered-in-error", "stopped"])
+def test_a_retracted_response_is_never_decided_anywhere(
+    client: TestClient, tmp_path: Path, status: str
+) -> None:
+    """Third review, HIGH: a voided form gave a certain ELIGIBLE on the API, CLI, batch and page."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+    from llr_asp.engines.batch import LineError, iterate_decisions
+
+    response = knee_response() | {"status": status}
+    reply = client.post("/api/v1/explain", json=response)
+    assert reply.status_code == 422 and status in reply.json()["error"]
+    path = tmp_path / "void.json"
+    path.write_text(json.dumps(response))
+    refused = CliRunner().invoke(app, ["explain", str(path)])
+    assert refused.exit_code == 2 and "never decided from" in refused.stderr
+    [line] = list(iterate_decisions([response]))
+    assert isinstance(line, LineError) and status in line.error
+
+
+def test_a_draft_never_outranks_a_finished_form(client: TestClient) -> None:
+    """Third review, MEDIUM: a newer in-progress form funded over an older completed refusal."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({}, {"pain.severity": mild})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible" and "given on 2026-06-01" in card["detail"]
+
+
+def test_an_urgent_card_never_urges_on_administrative_sex_alone(client: TestClient) -> None:
+    """Third review, MEDIUM: C6, care short, no sex answered, Patient.gender male: was 'Urgent (C6):
+    ask the ICB now'; the procedure is contra-indicated in women, so confirm the sex first."""
+    body = call("route-c6-destruction-risk", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    for item in response["item"]:
+        if item["linkId"] == "conservative.months":
+            item["answer"] = [{"valueDecimal": 2}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Urgent (C6): confirm the procedure suits the patient first")
+    assert "known only from the EHR's administrative record" in card["detail"]
+    assert "do not delay the referral" not in card["detail"]
+
+
+def test_a_form_that_names_no_llr_asp_questionnaire_is_said_so(client: TestClient) -> None:
+    """Third review, LOW: the card said 'Answers given for unnamed were set aside'."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = (
+        "http://ehr.example/Questionnaire/x"
+    )
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert "unnamed" not in card["detail"] and "does not name llr-asp's questionnaire" in card["detail"]

@@ -19,6 +19,9 @@ from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
 from .ruleset import Field, Policy, RuleSet, Value, is_date
 
+RETRACTED = ("entered-in-error", "stopped")
+"""QuestionnaireResponse statuses never decided from: retracted by the EHR, or abandoned."""
+
 PREFIX = "urn:llr-asp:questionnaire:"
 """The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all"."""
 
@@ -45,6 +48,13 @@ def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     """The patient a parsed document describes: a patient record, or a FHIR
     QuestionnaireResponse read as one (`record`). A response to one policy's questionnaire
     gives answers about one joint: they are for that policy alone (`answers_for`)."""
+    if is_response(document) and document.get("status") in RETRACTED:
+        raise InputError(
+            source,
+            "status",
+            f"this QuestionnaireResponse is {document['status']}: the EHR retracted or abandoned it, "
+            "so it is never decided from; send the patient's current answers",
+        )
     patient = validate_record(record(document, rules, source), rules, source)
     if is_response(document):
         named = procedure_of(document)

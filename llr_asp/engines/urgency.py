@@ -30,7 +30,9 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
     nodes = {n.id: n for n in decision.tree.walk()}
     status = {rid: n.status for rid, n in nodes.items()}
     unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
-    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable)
+    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable) or bool(
+        administrative_suitability(decision)
+    )
     for rid, routes in policy.cautions.items():
         for route in routes:
             if status.get(route) != "met":
@@ -68,3 +70,11 @@ def care_steps(decision: Decision) -> list[Node]:
         for r in policy.below(rid)
     }
     return [nodes[s] for s in policy.steps if s in nodes and nodes[s].status != "met" and s not in waiting]
+
+
+def administrative_suitability(decision: Decision) -> list[str]:
+    """The fields that say whether the procedure suits the patient (unsuitable/3) whose value
+    only the EHR's administrative record gave (Patient.gender): not confirmed for clinical use."""
+    policy = decision.policy
+    tested = {r.test.field for rid in policy.unsuitable for r in policy.below(rid) if r.test is not None}
+    return sorted({s.field for s in decision.filled if s.kind == "administrative" and s.field in tested})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
-from ..engines.urgency import care_steps, urgent_route
+from ..engines.urgency import administrative_suitability, care_steps, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -300,13 +300,21 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     return said
 
 
-def unconfirmed_suitability(decision: Decision) -> list[Node]:
-    """The requirements that say whether the procedure suits the patient at all (unsuitable/3),
-    where the patient's answer is not known."""
+def unconfirmed_suitability(decision: Decision) -> list[str]:
+    """In words, what says whether the procedure suits the patient at all (unsuitable/3) and is
+    not confirmed: not known, or known only from the EHR's administrative record."""
+    policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
-    return [
-        nodes[rid] for rid in decision.policy.unsuitable if rid in nodes and nodes[rid].status == "unknown"
-    ]
+    administrative = administrative_suitability(decision)
+    said = []
+    for rid in policy.unsuitable:
+        node = nodes.get(rid)
+        fields = {r.test.field for r in policy.below(rid) if r.test is not None}
+        if node is not None and node.status == "unknown":
+            said.append(_lower_first(node.label))
+        elif node is not None and fields & set(administrative):
+            said.append(f"{_lower_first(node.label)} — known only from the EHR's administrative record")
+    return said
 
 
 def urgent_note(decision: Decision) -> str | None:
@@ -324,7 +332,7 @@ def urgent_note(decision: Decision) -> str | None:
             "for it; the urgency stands for whatever procedure is indicated instead."
         )
     if advice == "confirm":
-        first = "; ".join(_lower_first(n.label) for n in unconfirmed_suitability(decision))
+        first = "; ".join(unconfirmed_suitability(decision))
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
             "patient. If it does, ask the ICB now, without waiting for more care."

@@ -115,11 +115,18 @@ def _found_words(found: Found, rules: RuleSet) -> str:
         said.append("No answers to this procedure's questions were found: decided from the record alone.")
     if found.other is not None:
         other = rules.policies.get(found.other)
-        name = f"{other.reference} ({other.title.replace('Policy for ', '')})" if other else found.other
-        said.append(
-            f"Answers given for {name} were set aside: answers about another procedure are never "
-            "used for this one."
-        )
+        if other is not None:
+            name = f"{other.reference} ({other.title.replace('Policy for ', '')})"
+            said.append(
+                f"Answers given for {name} were set aside: answers about another procedure are never "
+                "used for this one."
+            )
+        else:
+            said.append(
+                "Answers given on a form that does not name llr-asp's questionnaire for this procedure "
+                "(or the shared one) were set aside: they may be about another joint. Answer this "
+                "procedure's questions."
+            )
     if found.unreached:
         said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
     return "".join(f"{s}\n\n" for s in said)

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.documents import is_response, patient_document, procedure_of, shaped, validate
+from ..core.documents import RETRACTED, is_response, patient_document, procedure_of, shaped, validate
 from ..core.errors import InputError
 from ..core.patient import nested
 from ..core.ruleset import Policy, RuleSet
@@ -42,7 +42,7 @@ CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForC
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
-VOID = ("entered-in-error", "stopped")  # a response the EHR retracted, or abandoned: never decided from
+FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) decides only where none is
 KEYS = ("patient", *ANSWER_KEYS)
 """The prefetch keys of every service (their templates: `prefetch.py`)."""
 
@@ -116,8 +116,9 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     elsewhere = _elsewhere(patient_id, patient, [r for _, r in responses])
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
-    valid = [(key, r) for key, r in responses if r.get("status") not in VOID]
-    valid.sort(key=lambda found: _authored(found[1]), reverse=True)  # the newest first
+    valid = [(key, r) for key, r in responses if r.get("status") not in RETRACTED]
+    # the newest finished form first, then drafts: a draft never outranks a finished form
+    valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), reverse=True)
     procedures = [procedure_of(r) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.id)]
     latest = ours[0] if ours else None
