@@ -121,17 +121,7 @@ def search_questionnaires(
         }
         for p in found
     ]
-    query = f"?{request.url.query}" if request.url.query else ""
-    return JSON(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(entries),
-            "link": [{"relation": "self", "url": f"{base}/Questionnaire{query}"}],
-            **({"entry": entries} if entries else {}),
-        },
-        media_type=FHIR_JSON,
-    )
+    return _searchset(request, "Questionnaire", entries)
 
 
 @router.get("/fhir/StructureDefinition", summary="Search the extensions' definitions by canonical url")
@@ -151,13 +141,18 @@ def search_structure_definitions(
         }
         for name in found
     ]
+    return _searchset(request, "StructureDefinition", entries)
+
+
+def _searchset(request: Request, kind: str, entries: list[dict[str, Any]]) -> JSON:
+    """A search's answer: a searchset Bundle of `entries`, its self link the search as asked."""
     query = f"?{request.url.query}" if request.url.query else ""
     return JSON(
         {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(entries),
-            "link": [{"relation": "self", "url": f"{base}/StructureDefinition{query}"}],
+            "link": [{"relation": "self", "url": f"{fhir_base(request)}/{kind}{query}"}],
             **({"entry": entries} if entries else {}),
         },
         media_type=FHIR_JSON,
