@@ -569,3 +569,22 @@ def test_a_form_that_names_no_llr_asp_questionnaire_is_said_so(client: TestClien
     )
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert "unnamed" not in card["detail"] and "does not name llr-asp's questionnaire" in card["detail"]
+
+
+@pytest.mark.parametrize("second", ["2026-11-01T09:00:00Z", "2026-11-01"])
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_two_forms_as_new_as_each_other_that_disagree_are_a_conflict(
+    client: TestClient, second: str, newest_first: bool
+) -> None:
+    """Fourth review, MEDIUM: two finished forms authored at the same time (or the same day, one
+    giving a date only) were decided by the server's order. Both now give every answer; where
+    they disagree it is a conflict, whatever the order."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({}, {"pain.severity": mild})
+    entries = body["prefetch"]["answers"]["entry"]
+    entries[1]["resource"]["authored"] = second
+    if not newest_first:
+        entries.reverse()
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on pain.severity") and card["indicator"] == "warning"
+    assert card["extension"]["llr-asp.decision"] != "eligible"

@@ -251,6 +251,20 @@ def _asks(response: dict[str, Any], rules: RuleSet) -> bool:
     return False
 
 
+def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
+    """Whether `response` is as new as the newest: as finished, and authored at the same time, or
+    on the same day where either gives a date only. Two such forms both give every answer: where
+    they disagree it is a conflict, never the server's order deciding."""
+    if (response.get("status") in FINAL) != (newest.get("status") in FINAL):
+        return False
+    one, other = _authored(response), _authored(newest)
+    if one == other:
+        return True
+    dated = [r.get("authored") for r in (response, newest)]
+    day_only = any(isinstance(d, str) and "T" not in d for d in dated)
+    return day_only and one.date() == other.date()
+
+
 def _authored(response: dict[str, Any]) -> datetime.datetime:
     """When a response was authored (the oldest possible time if it does not say)."""
     oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
@@ -292,11 +306,13 @@ def _record(
     knee's compartments; a newer form that leaves them blank does not withdraw them), and the
     Patient's sex for clinical use, else its administrative gender; anything else is unknown."""
     statements: list[Stated] = []
+    newest = responses[0][1] if responses else None
     for index, (key, response) in enumerate(responses):  # newest first
         document = patient_document(response, rules, f"prefetch.{key}")
         given = validate(document, rules, f"prefetch.{key}")
         authored = response.get("authored")
-        values = {f: v for f, v in given.values.items() if index == 0 or rules.fields[f].kind == "fact"}
+        every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
+        values = {f: v for f, v in given.values.items() if every or rules.fields[f].kind == "fact"}
         statements += answers(
             values, f"the {policy.reference} answers", authored if isinstance(authored, str) else None
         )
