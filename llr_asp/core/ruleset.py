@@ -232,6 +232,10 @@ class Policy:
         """The input fields this policy tests."""
         return frozenset(r.test.field for r in self.requirements.values() if r.test)
 
+    def tested_below(self, rid: str) -> list[str]:
+        """The input fields requirement `rid` and its parts test, in declared order."""
+        return list(dict.fromkeys(r.test.field for r in self.below(rid) if r.test is not None))
+
     def to_json(self, today: datetime.date) -> dict[str, object]:
         """The policy as `llr-asp policies --format json` lists it."""
         return {

@@ -76,5 +76,5 @@ def administrative_suitability(decision: Decision) -> list[str]:
     """The fields that say whether the procedure suits the patient (unsuitable/3) whose value
     only the EHR's administrative record gave (Patient.gender): not confirmed for clinical use."""
     policy = decision.policy
-    tested = {r.test.field for rid in policy.unsuitable for r in policy.below(rid) if r.test is not None}
+    tested = {field for rid in policy.unsuitable for field in policy.tested_below(rid)}
     return sorted({s.field for s in decision.filled if s.kind == "administrative" and s.field in tested})

@@ -376,7 +376,7 @@ def weighed(
     unsuitable = [rid for rid in policy.unsuitable if status.get(rid) == "not_met"]
     if unsuitable and decision.decision != "eligible":
         rid = unsuitable[0]
-        tested = [r.test.field for r in policy.below(rid) if r.test is not None]
+        tested = policy.tested_below(rid)
         fixed = tuple((f, patient.values[f]) for f in tested if f in patient.values)
         blocker = Blocker(rid, policy.requirements[rid].label, fixed)
         return WhatIf(patient.id, policy, decision.decision, (), blocker, decision.contested)

@@ -152,7 +152,7 @@ def conflict_words(conflict: Conflict, rules: RuleSet) -> str:
         for s in conflict.values
     )
     return (
-        f"The sources disagree on {_lower_first(field.name)}: {said}. Which is right for this "
+        f"The sources disagree on {lower_first(field.name)}: {said}. Which is right for this "
         f"procedure? Until it is settled, {conflict.field} is unknown for the decision."
     )
 
@@ -209,7 +209,7 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     assert answer.blocker is not None
     blocker, policy = answer.blocker, answer.policy
     fixed = ", ".join(
-        f"{_lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
+        f"{lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
     )
     if blocker.requirement in policy.unsuitable:
         return (
@@ -238,7 +238,7 @@ def withheld_words(answer: WhatIf) -> str | None:
         "settle": "settle what is still open now",
     }.get(answer.advice or "", "ask the ICB now")
     return (
-        f"Meets an urgent route ({route}: {_lower_first(label)}): no change that waits for more "
+        f"Meets an urgent route ({route}: {lower_first(label)}): no change that waits for more "
         f"conservative care is offered — {first}. “{answer.policy.sentence(route)}”"
     )
 
@@ -269,7 +269,7 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     with the policy's own caution when a route the patient meets says not to wait (`caution`
     False: said already for this set, named only)."""
     field = rules.fields[change.field]
-    name = _lower_first(field.name)
+    name = lower_first(field.name)
     after = value_words(field, change.after)
     before = value_words(field, change.before)
     if change.kind == "answer":
@@ -309,11 +309,11 @@ def unconfirmed_suitability(decision: Decision) -> list[str]:
     said = []
     for rid in policy.unsuitable:
         node = nodes.get(rid)
-        fields = {r.test.field for r in policy.below(rid) if r.test is not None}
+        fields = set(policy.tested_below(rid))
         if node is not None and node.status == "unknown":
-            said.append(_lower_first(node.label))
+            said.append(lower_first(node.label))
         elif node is not None and fields & set(administrative):
-            said.append(f"{_lower_first(node.label)} — known only from the EHR's administrative record")
+            said.append(f"{lower_first(node.label)} — known only from the EHR's administrative record")
     return said
 
 
@@ -325,7 +325,7 @@ def urgent_note(decision: Decision) -> str | None:
         return None
     node, advice = urgent
     route, policy = node.id, decision.policy
-    met = f"Meets an urgent route ({route}: {_lower_first(node.label)})"
+    met = f"Meets an urgent route ({route}: {lower_first(node.label)})"
     if advice == "unsuitable":
         return (
             f"{met}, but this procedure is not suitable for the patient (see below): do not refer "
@@ -340,15 +340,15 @@ def urgent_note(decision: Decision) -> str | None:
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
     if advice == "assess":
-        first = "; ".join(_lower_first(n.label) for n in care_steps(decision))
+        first = "; ".join(lower_first(n.label) for n in care_steps(decision))
         return (
             f"{met} — first, now: {first} (not yet done; the policy asks it under every reading). "
             f"Then ask the ICB without waiting for more care. “{policy.sentence(route)}”"
         )
     if advice == "find out":
-        unknown = "; ".join(_lower_first(c.label) for c in node.children if c.status == "unknown")
+        unknown = "; ".join(lower_first(c.label) for c in node.children if c.status == "unknown")
         return (
-            f"May meet an urgent route ({route}: {_lower_first(node.label)}) — "
+            f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
             f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."
         )
     if advice == "settle":
@@ -384,7 +384,7 @@ CHANGE_KEY = (
 )
 
 
-def _lower_first(text: str) -> str:
+def lower_first(text: str) -> str:
     """A term inside a sentence: `Conservative care` → `conservative care` (not `MSK …`)."""
     head = text.split(" ", 1)[0]
     return text if head.isupper() else text[:1].lower() + text[1:]

@@ -33,6 +33,7 @@ from ..core.ruleset import Policy, RuleSet
 from ..engines.urgency import care_steps, urgent_route
 from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
+from ..views.wording import lower_first
 
 NAMESPACE = "llr-asp."
 
@@ -172,17 +173,13 @@ def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
             "ask": "ask the ICB now",
             "settle": "settle what is open now",
             "confirm": "confirm the procedure suits the patient first",
-            "assess": "first " + "; ".join(_lower(n.label) for n in care_steps(decision)),
+            "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
         }.get(advice, "find out now")
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
         indicator = "warning" if indicator == "info" and advice != "refer" else indicator
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
-
-
-def _lower(label: str) -> str:
-    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def source(policy: Policy) -> dict[str, Any]:
