@@ -134,6 +134,13 @@ def contests(policy: Policy, found: Iterable[tuple[frozenset[tuple[str, str]], s
 DECISIONS = ("eligible", "not_eligible", "undetermined")
 
 
+def reached(decision: str, contested: Iterable[Contest], others: Iterable[str] = ()) -> tuple[str, ...]:
+    """The decisions a verdict can reach, in DECISIONS' order: its own, each contested reading's,
+    and any `others` (what a disputed field's sources would decide)."""
+    found = {decision, *(c.decision for c in contested), *others}
+    return tuple(d for d in DECISIONS if d in found)
+
+
 def plain(decision: str) -> str:
     """A decision in running text: `not eligible`."""
     return decision.replace("_", " ")
@@ -181,8 +188,7 @@ class Decision:
     def possible(self) -> tuple[str, ...]:
         """The decisions reached under some combination of the clinical readings, or with a
         disputed field set to one of its sources' values."""
-        reached = {self.decision, *(c.decision for c in self.contested), *self.under_conflicts}
-        return tuple(d for d in DECISIONS if d in reached)
+        return reached(self.decision, self.contested, self.under_conflicts)
 
     def failed(self) -> list[str]:
         """Ids of the requirements not met, in tree order, each once."""

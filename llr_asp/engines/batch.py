@@ -30,7 +30,7 @@ from typing import Any, Protocol, Union
 
 import clingo
 
-from ..core.decision import DECISIONS, Contest, Warning, warnings
+from ..core.decision import Contest, Warning, reached, warnings
 from ..core.documents import Document, Numbered, for_procedure, to_patient
 from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
@@ -66,8 +66,7 @@ class Screening:
 
     @property
     def possible(self) -> tuple[str, ...]:
-        reached = {self.decision, *(c.decision for c in self.contested)}
-        return tuple(d for d in DECISIONS if d in reached)
+        return reached(self.decision, self.contested)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ from typing import Any
 
 import clingo
 
-from ..core.decision import DECISIONS, Contest, Decision
+from ..core.decision import Contest, Decision, reached
 from ..core.errors import LlrError
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
@@ -108,8 +108,7 @@ class WhatIf:
 
     @property
     def possible(self) -> tuple[str, ...]:
-        reached = {self.decision, *(c.decision for c in self.contested)}
-        return tuple(d for d in DECISIONS if d in reached)
+        return reached(self.decision, self.contested)
 
     @property
     def eligible_now(self) -> tuple[Contest, ...]:
