@@ -509,3 +509,141 @@ def test_a_change_names_the_requirements_below_the_root_that_changed(edited: Pat
         )
     )
     assert isinstance(change, Change) and (change.kind, change.requirements) == ("newly_contested", ("C6",))
+
+
+# -- every surface decides by the date and names the edition -------------------------------------
+ORDER = ("http://snomed.info/sct", "test-hip-resurfacing", "Hip resurfacing (test code)")
+
+
+@pytest.fixture(scope="module")
+def in_force_now(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second hip edition in force since 2026-01-01 (so today, for the calls that carry no
+    date), with an order code for the family's CDS services declared for the first edition only."""
+    rules = second_hip_edition(tmp_path_factory.mktemp("now"), day="2026-01-01")
+    with (rules / "llr_icb.lp").open("a") as declared:
+        declared.write('procedure("hip-resurfacing", "{}", "{}", "{}").\n'.format(*ORDER))
+    return rules
+
+
+def web_client(rules: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from llr_asp.web import cds, create_app
+
+    monkeypatch.setenv(cds.NO_AUTH_ENV, "1")
+    return TestClient(create_app(rules))
+
+
+def test_the_page_decides_by_the_records_referral_date(edited: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page (and its letter) pick the edition by the record's date, as `explain` does, and say
+    which edition decided: four months of care meet the 2027 edition's three, not the first's six."""
+    client = web_client(edited, monkeypatch)
+    for day, edition, verdict in (
+        ("2027-06-01", "hip-resurfacing-2027", "ELIGIBLE"),
+        ("2027-03-31", "hip-resurfacing", "NOT"),
+    ):
+        page = client.post("/result", data={"record": dated(day, policy="hip-resurfacing"), "policy": ""})
+        assert page.status_code == 200 and f"Decided under the edition {edition} of" in page.text
+        assert ("NOT ELIGIBLE" in page.text) == (verdict == "NOT")
+        letter = client.post("/letter", data={"record": dated(day, policy="hip-resurfacing"), "policy": ""})
+        assert f"Decided under the edition {edition} of" in letter.text
+    assert "ELIGIBLE" in explain(edited, "--format", "text", stdin=dated("2027-06-01"))
+
+
+def test_cds_services_are_per_family_and_the_card_names_the_edition(
+    in_force_now: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discovery lists one service per family and hook (never one per edition); a call is decided
+    under the edition in force on the call's date, from answers given on the family's form (any
+    edition's), and the card names the edition in words and in its extension."""
+    client = web_client(in_force_now, monkeypatch)
+    ids = [s["id"] for s in client.get("/cds-services").json()["services"]]
+    assert "hip-resurfacing-order-select" in ids and not any("2027" in i for i in ids)
+    record = json.loads(dated(None))
+    items = [
+        {"linkId": path, "answer": [answer]} for path, answer in fhir_answers(in_force_now, record).items()
+    ]
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "authored": "2026-11-30T10:00:00Z",
+        "item": items,
+    }
+    call = {
+        "hook": "order-select",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {
+            "userId": "Practitioner/1",
+            "patientId": "pat-1",
+            "selections": ["ServiceRequest/sr-1"],
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "ServiceRequest",
+                            "id": "sr-1",
+                            "status": "draft",
+                            "intent": "proposal",
+                            "subject": {"reference": "Patient/pat-1"},
+                            "code": {"coding": [dict(zip(("system", "code", "display"), ORDER))]},
+                        }
+                    }
+                ],
+            },
+        },
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "pat-1"},
+            "answers": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": response}]},
+        },
+    }
+    [card] = client.post("/cds-services/hip-resurfacing-order-select", json=call).json()["cards"]
+    assert card["extension"]["llr-asp.edition"]["policy"] == "hip-resurfacing-2027"
+    assert card["extension"]["llr-asp.decision"] == "eligible"  # four months meet three
+    assert "Decided under the edition hip-resurfacing-2027 of hip-resurfacing" in card["detail"]
+    assert card["extension"]["llr-asp.questionnaire"].endswith("/fhir/Questionnaire/hip-resurfacing")
+
+
+def fhir_answers(rules: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The answers a record gives, as a QuestionnaireResponse's answers (by linkId)."""
+    from llr_asp.core.documents import validate
+    from llr_asp.formats.fhir import decision_response
+
+    ruleset = load_rules(rules)
+    patient = validate(record, ruleset, "t")
+    from llr_asp import Reasoner
+
+    decisions = Reasoner(ruleset).decide(patient, ruleset.select("hip-resurfacing"))
+    response = decision_response(patient, decisions, ruleset)
+    return {i["linkId"]: i["answer"][0] for i in response["item"] if "answer" in i}
+
+
+def test_fhir_and_the_adaptive_form_name_the_edition_and_serve_the_familys_form(
+    in_force_now: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The family's Questionnaire keeps the family's id and canonical (answers to it serve every
+    edition); an edition's own is served under its id; `explain --format fhir` and a completed
+    $next-question code the edition beside the determination."""
+    client = web_client(in_force_now, monkeypatch)
+    family = client.get("/fhir/Questionnaire/hip-resurfacing").json()
+    edition = client.get("/fhir/Questionnaire/hip-resurfacing-2027").json()
+    assert (family["id"], edition["id"]) == ("hip-resurfacing", "hip-resurfacing-2027")
+    assert family["url"] == "urn:llr-asp:questionnaire:hip-resurfacing"
+    resource = json.loads(
+        explain(in_force_now, "--format", "fhir", "--policy", "hip-resurfacing", stdin=dated(None))
+    )
+    [coded] = [e["valueCoding"] for e in resource["extension"] if e["url"] == "urn:llr-asp:edition"]
+    assert coded["code"] == "hip-resurfacing-2027" and len(coded["version"]) == 64
+    assert resource["questionnaire"] == "urn:llr-asp:questionnaire:hip-resurfacing"
+    # the response read back is for the family: decided under the first edition on its day too
+    first = explain(in_force_now, "--format", "json", "--as-of", "2025-06-01", stdin=json.dumps(resource))
+    assert json.loads(first)["policy"] == "hip-resurfacing"
+    # and a response to the edition's own form serves the family's first edition as well
+    own = {**resource, "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing-2027"}
+    first = explain(
+        in_force_now, "-f", "json", "-p", "hip-resurfacing", "--as-of", "2025-06-01", stdin=json.dumps(own)
+    )
+    assert json.loads(first)["policy"] == "hip-resurfacing"

@@ -225,7 +225,8 @@ def test_next_question_drives_the_adaptive_form_to_explains_decision(
     [expected] = REASONER.decide(validate(nested(known), RULES, "known"), [RULES.policies["hip-resurfacing"]])
     codes = [e["valueCoding"]["code"] for e in resource["extension"] if e["url"] != "urn:llr-asp:receipt"]
     holds = "robust" if expected.robust else "contested"  # the doubt coded beside the decision
-    assert codes == [expected.decision, holds] and last["type"] == "display"
+    edition = expected.policy.id  # and the edition that decided
+    assert codes == [expected.decision, holds, edition] and last["type"] == "display"
 
 
 @pytest.mark.parametrize("path", a_few(EXAMPLES[:8], 2, ids=lambda p: p.stem))

@@ -155,6 +155,7 @@ def test_a_completed_form_says_the_decision(forms: dict[Any, list[dict[str, Any]
         assert [e["url"] for e in last["extension"]] == [
             "urn:llr-asp:determination",
             "urn:llr-asp:robustness",
+            "urn:llr-asp:edition",  # the edition that decided (DESIGN §5)
             "urn:llr-asp:receipt",  # the decision's receipt (DESIGN §6)
         ]
 
@@ -402,7 +403,12 @@ def test_every_extension_llr_asp_puts_on_a_response_is_defined_and_served(
         for e in given[-1].get("extension", [])
         if e["url"].startswith("urn:llr-asp:")
     }
-    assert used == {"urn:llr-asp:determination", "urn:llr-asp:robustness", "urn:llr-asp:receipt"}
+    assert used == {
+        "urn:llr-asp:determination",
+        "urn:llr-asp:robustness",
+        "urn:llr-asp:edition",
+        "urn:llr-asp:receipt",
+    }
     statement = client.get("/fhir/metadata").json()
     [listed] = [r for r in statement["rest"][0]["resource"] if r["type"] == "StructureDefinition"]
     for url in used:

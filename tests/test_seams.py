@@ -512,7 +512,11 @@ def test_a_contested_determination_is_coded_as_such() -> None:
     [decision] = Reasoner(RULES).decide(validate(contested, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     assert decision.contested and not decision.disputed
     coded = {e["url"]: e["valueCoding"]["code"] for e in determination(decision)}
-    assert coded == {"urn:llr-asp:determination": decision.decision, "urn:llr-asp:robustness": "contested"}
+    assert coded == {
+        "urn:llr-asp:determination": decision.decision,
+        "urn:llr-asp:robustness": "contested",
+        "urn:llr-asp:edition": "hip-resurfacing",
+    }
 
 
 # -- the third review's findings -----------------------------------------------------------------

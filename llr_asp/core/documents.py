@@ -47,7 +47,8 @@ def to_patient(document: Document, rules: RuleSet, source: str) -> Patient:
 def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     """The patient a parsed document describes: a patient record, or a FHIR
     QuestionnaireResponse read as one (`record`). A response to one policy's questionnaire
-    gives answers about one joint: they are for that policy alone (`answers_for`)."""
+    gives answers about one joint: they are for that policy alone, in any of its editions
+    (`answers_for`: its family)."""
     if is_response(document) and document.get("status") in RETRACTED:
         raise InputError(
             source,
@@ -58,27 +59,29 @@ def validate(document: Any, rules: RuleSet, source: str) -> Patient:
     patient = validate_record(record(document, rules, source), rules, source)
     if is_response(document):
         named = procedure_of(document)
-        if named in rules.policies:
-            return dataclasses.replace(patient, answers_for=named)
+        policy = rules.policies.get(named) if named is not None else None
+        if policy is not None:
+            return dataclasses.replace(patient, answers_for=policy.family)
     return patient
 
 
 def for_procedure(patient: Patient, policies: list[Policy], every: bool) -> list[Policy]:
     """The policies among `policies` that `patient`'s answers may decide. Answers given for one
-    policy's questionnaire decide that policy alone: asked for `every` policy, that one; asked
-    for another by name, an InputError (pain, function and radiology are about another joint)."""
+    policy's questionnaire decide that policy alone, in any of its editions (the questions are
+    about the same joint): asked for `every` policy, that one; asked for another by name, an
+    InputError (pain, function and radiology are about another joint)."""
     own = patient.answers_for
     if own is None:
         return policies
-    kept = [p for p in policies if p.id == own]
-    others = [p for p in policies if p.id != own]
+    kept = [p for p in policies if p.family == own]
+    others = [p for p in policies if p.family != own]
     if others and not (every and kept):
         asked = others[0]
         raise InputError(
             patient.id,
             "questionnaire",
             f"these answers were given for the {own} questionnaire; they are never used for "
-            f"{asked.id} ({asked.reference}): answer its own questions",
+            f"{asked.family} ({asked.reference}): answer its own questions",
         )
     return kept
 

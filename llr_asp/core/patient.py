@@ -45,7 +45,7 @@ class Patient:
     answered: frozenset[str]  # fields present in the document, with a value or null
     conflicts: tuple[Conflict, ...] = ()  # fields two sources give two values (unknown here)
     filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
-    answers_for: str | None = None  # the one policy whose questionnaire these answers were given for
+    answers_for: str | None = None  # the policy family whose questionnaire these answers were given for
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, Any]:

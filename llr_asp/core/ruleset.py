@@ -163,8 +163,8 @@ class Policy:
     """Requirements that ask for care a clinician can give now: a yes/no condition on a field of
     kind/2 `care` (an MSK assessment), in declared order."""
     family: str = ""
-    """The family this policy is an edition of (edition/3): the id users name. Its own id when it
-    declares no edition."""
+    """The family this policy is an edition of (edition/3): the id users name, and the id of its
+    questionnaire, whose answers serve every edition. Its own id when it declares no edition."""
     in_force_from: str | None = None
     """The first day ("YYYY-MM-DD") this edition is in force; None: from the start (undated)."""
     in_force_until: str | None = None
@@ -188,7 +188,7 @@ class Policy:
         """The edition that decided, as every decision's JSON names it (`rules`: its sha256)."""
         return {
             "policy": self.id,
-            "family": self.family or self.id,
+            "family": self.family,
             "in_force_from": self.in_force_from,
             "rules": rules,
         }
@@ -206,7 +206,7 @@ class Policy:
             if end
             else "always"
         )
-        return f"edition {self.id} of {self.family or self.id}, in force {span}"
+        return f"edition {self.id} of {self.family}, in force {span}"
 
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
@@ -246,7 +246,7 @@ class Policy:
             "review": self.review,
             "review_due": self.review_due(today),
             "source": self.source,
-            "family": self.family or self.id,
+            "family": self.family,
             "in_force_from": self.in_force_from,
             "in_force_until": self.in_force_until,
         }
@@ -315,7 +315,7 @@ class RuleSet:
         edition before the dated ones), in the order the rules declare the families."""
         found: dict[str, list[Policy]] = {}
         for policy in self.policies.values():
-            found.setdefault(policy.family or policy.id, []).append(policy)
+            found.setdefault(policy.family, []).append(policy)
         return {f: sorted(ps, key=lambda p: p.in_force_from or "") for f, ps in found.items()}
 
     def in_force(self, family: str, day: datetime.date) -> Policy:
@@ -329,6 +329,13 @@ class RuleSet:
                 f"the earliest is in force from {first}"
             )
         return found[0]
+
+    def current(self, family: str) -> Policy:
+        """The edition of `family` in force today, else its earliest (a family not yet in
+        force): the one a service for the family is described by until a record's date picks."""
+        editions = self.families[family]
+        today = datetime.date.today()
+        return next((p for p in editions if p.in_force(today)), editions[0])
 
     def select(self, selection: str | None, on: datetime.date | None = None) -> list[Policy]:
         """The policies named by `selection`, as in force on the day `on` (default: today): a

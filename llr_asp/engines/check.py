@@ -256,7 +256,7 @@ def _examples(reasoner: Reasoner, directory: Path, seen: dict[tuple[str, str], s
             [decision] = reasoner.decide(patient, [policy])
             statuses = {node.id: node.status for node in decision.tree.walk()}
             for rid, status in statuses.items():
-                seen.setdefault((policy.family or policy.id, rid), set()).add(status)
+                seen.setdefault((policy.family, rid), set()).add(status)
             problems = []
             if decision.decision != outcome.get("decision"):
                 problems.append(f"decision is {decision.decision}, expected {outcome.get('decision')}")

@@ -32,6 +32,7 @@ from ..views.wording import urgent_note
 from .fhir import (
     ADAPTIVE,
     DETERMINATION,
+    EDITION,
     ITEM_TYPE,
     RECEIPT,
     ROBUSTNESS,
@@ -135,7 +136,7 @@ def next_question(
     for n, extension in enumerate(extensions):
         shaped(extension, dict, source, f"extension[{n}]", "an Extension object")
     patient = validate_response(response, asked, rules, source)
-    steps = interviewer.next(patient, rules.select(policy))
+    steps = interviewer.next(patient, rules.select(policy, rules.date_of(patient.values)))  # else today
     step = next((s for s in steps if s.question is not None), None)
     adapted["item"] = [i for i in items if not _closing(i)]  # a completed form posted again: said anew
     if step is not None and step.question is not None:
@@ -147,7 +148,7 @@ def next_question(
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
-            *[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS, RECEIPT)],
+            *[e for e in extensions if e.get("url") not in (DETERMINATION, ROBUSTNESS, EDITION, RECEIPT)],
             *(e for s in steps for e in determination(s.decision)),
             *(
                 [{"url": RECEIPT, "valueString": sign(s.decision, patient)} for s in steps]

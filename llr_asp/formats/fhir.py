@@ -73,14 +73,18 @@ def value_system(field: str) -> str:
     return f"urn:llr-asp:values:{field}"
 
 
-def questionnaire(rules: RuleSet, policy: Policy | None = None, service: str | None = None) -> dict[str, Any]:
+def questionnaire(
+    rules: RuleSet, policy: Policy | None = None, service: str | None = None, name: str | None = None
+) -> dict[str, Any]:
     """The Questionnaire of `policy` (its fields, in declaration order), or of every field.
+    Named (`name`: id and canonical) by the policy's family unless told otherwise: the answers
+    to any edition's form serve every edition of the family.
 
     With `service` (the FHIR base URL that answers $next-question for it) it is marked adaptive
     (SDC's questionnaireAdaptive, the URL as DTR asks): a form filler then asks one question at
     a time. Without, it is a plain form (`llr-asp fhir questionnaire` prints it so)."""
     used = policy.fields() if policy is not None else frozenset(rules.fields)
-    name = policy.id if policy is not None else "all"
+    name = name or (policy.family if policy is not None else "all")
     title = f"{policy.title} ({policy.reference})" if policy is not None else "LLR ICB commissioning policies"
     extensions: list[dict[str, Any]] = [
         {
@@ -160,6 +164,7 @@ HELP = {"system": "http://hl7.org/fhir/questionnaire-item-control", "code": "hel
 DETERMINATION = "urn:llr-asp:determination"
 ROBUSTNESS = "urn:llr-asp:robustness"
 RECEIPT = "urn:llr-asp:receipt"
+EDITION = "urn:llr-asp:edition"
 """Whether a determination holds (coded beside it, so that an EHR that stores the code stores
 the doubt too): `robust`, every clinical reading and every source agree; `contested`, a reading
 of the policy text would decide otherwise; `disputed`, it turns on sources that disagree."""
@@ -190,6 +195,16 @@ EXTENSIONS = {
         "clinical reading of the policy and every source agree; contested, a reading of the "
         "policy text would decide otherwise; disputed, it turns on sources that disagree. One per "
         "policy decided, coded so that an EHR that stores the decision stores the doubt too.",
+    ),
+    "edition": (
+        "Coding",
+        EDITION,
+        "Edition",
+        "The edition of the policy that decided",
+        "The edition of a commissioning policy the determination beside it was decided under "
+        "(system urn:llr-asp:edition): its code the edition's policy id, its version the sha256 "
+        "of the rule set, its display the family and the days it is in force. One per policy "
+        "decided.",
     ),
     "receipt": (
         "string",
@@ -264,7 +279,7 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
     return {
         "resourceType": "QuestionnaireResponse",
         "id": patient.id,
-        "questionnaire": questionnaire_url(decisions[0].policy.id if len(decisions) == 1 else "all"),
+        "questionnaire": questionnaire_url(decisions[0].policy.family if len(decisions) == 1 else "all"),
         "status": "completed",
         "extension": [e for d in decisions for e in determination(d)],
         "item": items,
@@ -283,7 +298,7 @@ def said(decision: Decision) -> str:
 def determination(decision: Decision) -> list[dict[str, Any]]:
     """The determination extensions: the adopted decision as its code (the display says the
     verdict as every other output does, qualified when it is not robust), and beside it whether
-    it holds, coded (ROBUSTNESS), with each field whose sources disagree."""
+    it holds, coded (ROBUSTNESS), and the edition that decided (EDITION)."""
     holds = "disputed" if decision.disputed else "contested" if decision.contested else "robust"
     return [
         {
@@ -300,6 +315,15 @@ def determination(decision: Decision) -> list[dict[str, Any]]:
                 "system": ROBUSTNESS,
                 "code": holds,
                 "display": f"{decision.policy.reference}: {holds}",
+            },
+        },
+        {
+            "url": EDITION,
+            "valueCoding": {
+                "system": EDITION,
+                "version": decision.rules,
+                "code": decision.policy.id,
+                "display": f"{decision.policy.reference}: {decision.policy.edition_words()}",
             },
         },
     ]

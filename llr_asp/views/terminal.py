@@ -247,7 +247,7 @@ def policies_table(rules: RuleSet, today: datetime.date) -> Fitted:
         review = Text(str(policy.review))
         if due:
             review.append(f" ({due})", style="bold red")
-        edition = [Text(policy.family or policy.id), Text(policy.edition_words().split("in force ", 1)[1])]
+        edition = [Text(policy.family), Text(policy.edition_words().split("in force ", 1)[1])]
         table.add_row(
             Text(policy.id),
             Text(policy.reference),

@@ -67,7 +67,8 @@ def card(
         f"{NAMESPACE}conflicts": [_present(c.to_json()) for c in decision.conflicts],
         f"{NAMESPACE}filled": [_present({"field": s.field, **s.to_json()}) for s in decision.filled],
         f"{NAMESPACE}answers-authored": found.authored or [],
-        f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.id}",
+        f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.family}",
+        f"{NAMESPACE}edition": _present(policy.edition_json(decision.rules)),
     }
     return {
         "uuid": str(uuid.uuid4()),
@@ -78,7 +79,7 @@ def card(
         "links": [
             {
                 "label": f"Answer the {policy.reference} questions in llr-asp",
-                "url": f"{base}/?policy={policy.id}",  # the procedure chosen; no patient data
+                "url": f"{base}/?policy={policy.family}",  # the procedure chosen; no patient data
                 "type": "absolute",
             },
             *([smart_link(policy, rules, launch, found.order)] if launch is not None else []),
@@ -89,7 +90,7 @@ def card(
 
 def smart_link(policy: Policy, rules: RuleSet, launch: str, order: str | None) -> dict[str, Any]:
     """The link that launches the EHR's SMART form filler on the policy's Questionnaire."""
-    context = {"questionnaire": [canonical(rules, policy.id)], **({"order": order} if order else {})}
+    context = {"questionnaire": [canonical(rules, policy.family)], **({"order": order} if order else {})}
     return {
         "label": f"Answer the {policy.reference} questions in the EHR's form",
         "url": launch,

@@ -117,21 +117,22 @@ def service_id(policy: str, hook: str) -> str:
 
 
 def service_policy(rules: RuleSet, service: str) -> tuple[Policy, str | None]:
-    """The policy a service id names and the hook it answers (404 for anything else, `all`
-    included: not a service). A bare policy id, the id of the services before there was one
-    per hook, still answers whichever hook the call names (None): an EHR configured with it
-    keeps its cards; discovery no longer lists it."""
-    for policy in rules.policies.values():
+    """The policy family a service id names (as its edition in force today: each call is
+    decided under the edition in force on the record's date) and the hook it answers (404 for
+    anything else, `all` included: not a service). A bare family id, the id of the services
+    before there was one per hook, still answers whichever hook the call names (None): an EHR
+    configured with it keeps its cards; discovery no longer lists it."""
+    for family in rules.families:
         for hook in HOOKS:
-            if service == service_id(policy.id, hook):
-                return policy, hook
-    if service in rules.policies:
-        return rules.policies[service], None
-    listed = ", ".join(service_id(p, h) for p in rules.policies for h in HOOKS)
+            if service == service_id(family, hook):
+                return rules.current(family), hook
+    if service in rules.families:
+        return rules.current(service), None
+    listed = ", ".join(service_id(f, h) for f in rules.families for h in HOOKS)
     raise UsageError(f'no CDS service "{service}"; the services are {listed}')
 
 
-@router.get("/cds-services", summary="CDS Hooks discovery: a service per policy and hook")
+@router.get("/cds-services", summary="CDS Hooks discovery: a service per policy family and hook")
 async def discovery(request: Request) -> JSON:
     await authorize(request)
     rules = engines(request).rules
@@ -139,18 +140,18 @@ async def discovery(request: Request) -> JSON:
     services = [
         {
             "hook": hook,
-            "id": service_id(policy.id, hook),
+            "id": service_id(policy.family, hook),
             "title": f"{policy.commissioner} — {policy.reference} {policy.title}",
             "description": f"Checks a {policy.title.lower().replace('policy for ', '')} order against the "
             f"{policy.reference} funding criteria and says what is missing.",
-            "prefetch": templates(policy.id),
-            "usageRequirements": f"Reads the patient's answers to {base}/fhir/Questionnaire/{policy.id} "
+            "prefetch": templates(policy.family),
+            "usageRequirements": f"Reads the patient's answers to {base}/fhir/Questionnaire/{policy.family} "
             "(a QuestionnaireResponse; the adaptive form's are tagged) from the prefetch, or from "
             "fhirServer with fhirAuthorization.",
             "version": CDS_HOOKS_VERSION,
             "hookVersion": "1.0",
         }
-        for policy in rules.policies.values()
+        for policy in map(rules.current, rules.families)
         for hook in HOOKS
     ]
     return JSON({"services": services})
@@ -170,7 +171,7 @@ async def hook(request: Request, service: str) -> JSON:
     if call.absent and call.access is not None:
         settings = request.app.state.settings
         try:
-            fetched = await fetch(call.access, call.patient_id, call.absent, policy.id, settings, issuer)
+            fetched = await fetch(call.access, call.patient_id, call.absent, policy.family, settings, issuer)
         except Unfetched as error:
             if not call.prefetched:  # nothing supplied and nothing fetched: nothing to decide from
                 return outcome(412, str(error))
@@ -195,7 +196,8 @@ async def hook(request: Request, service: str) -> JSON:
     def answer(held: Engines) -> Any:
         patient = validate(call.record, held.rules, "prefetch")
         patient = dataclasses.replace(patient, conflicts=call.conflicts, filled=call.filled)
-        [decision] = held.interviewer.decide(patient, [policy])
+        # the edition in force on the record's referral date, else today (the call's date)
+        [decision] = held.interviewer.decide(patient, held.interviewer.chosen(patient, policy.family))
         found = Found(call.answered, call.authored, call.other, unreached, call.order)
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)

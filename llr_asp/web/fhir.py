@@ -176,8 +176,15 @@ def get_questionnaire(request: Request, policy: str) -> JSON:
 
 
 def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
-    chosen = None if policy == "all" else rules.policies[policy]
-    return questionnaire(rules, chosen, service=fhir_base(request))
+    # a family's: what its edition in force today asks (an edition's id: that edition's)
+    chosen = (
+        None
+        if policy == "all"
+        else rules.select(policy)[0]
+        if policy in rules.families
+        else rules.policies[policy]
+    )
+    return questionnaire(rules, chosen, service=fhir_base(request), name=policy)
 
 
 @router.post(

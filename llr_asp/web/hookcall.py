@@ -76,6 +76,12 @@ class Call:
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
 
 
+def _family(named: str | None, rules: RuleSet) -> str | None:
+    """The policy family of the questionnaire a response names (`all` and None as they are)."""
+    policy = rules.policies.get(named) if named is not None else None
+    return policy.family if policy is not None else named
+
+
 def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = None) -> Call:
     """The call's parts that matter for `policy`, each checked for its shape; `answers` the
     hook the service answers (`served`; None: either)."""
@@ -89,7 +95,8 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         )
     context = _shaped(call.get("context"), dict, "context", "an object (the hook's context)")
     patient_id = _shaped(context.get("patientId"), str, "context.patientId", "the patient's id, a string")
-    order = _for_procedure(context, rules.procedures.get(policy.id, ()), hook)
+    editions = rules.families[policy.family]  # an order for the procedure of any edition
+    order = _for_procedure(context, tuple(c for e in editions for c in rules.procedures.get(e.id, ())), hook)
     ordered = order is not None
     prefetch = _shaped(call.get("prefetch") or {}, dict, "prefetch", "an object of prefetched resources")
     absent = tuple(key for key in KEYS if key not in prefetch)
@@ -119,8 +126,9 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     valid = [(key, r) for key, r in responses if r.get("status") not in RETRACTED]
     # the newest finished form first, then drafts: a draft never outranks a finished form
     valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), reverse=True)
-    procedures = [procedure_of(r) for _, r in valid]
-    ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.id)]
+    # the family whose questionnaire each answers (any edition's form serves every edition)
+    procedures = [_family(procedure_of(r), rules) for _, r in valid]
+    ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.family)]
     latest = ours[0] if ours else None
     # answers to another policy's questions given since this one's newest (the form filled for
     # the wrong joint), or llr-asp's questions answered on a form that names none of llr-asp's,
@@ -131,7 +139,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         (
             named or "unnamed"
             for (_, r), named in newer
-            if named not in ("all", policy.id) and _asks(r, rules)
+            if named not in ("all", policy.family) and _asks(r, rules)
         ),
         None,
     )

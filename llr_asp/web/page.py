@@ -244,9 +244,10 @@ async def ask(
 
 def _chosen(engines: Engines, policy: str, patient: Patient) -> list[Policy] | None:
     """The policies a page is about: the one chosen, else the one the record names (a
-    QuestionnaireResponse's questionnaire names it too); None when neither says (ask)."""
+    QuestionnaireResponse's questionnaire names it too), each in the edition in force on the
+    record's referral date, else today; None when neither says (ask)."""
     named = patient.policy if policy in ("", "record") else policy
-    return engines.rules.select(named) if named else None
+    return engines.rules.select(named, engines.rules.date_of(patient.values)) if named else None
 
 
 def _named(chosen: list[Policy]) -> str:
