@@ -66,6 +66,7 @@ def test_sources_settle_as_the_rules_say(
 def with_sex(example: str, answered: str, gender: str) -> dict[str, Any]:
     body = call(example, gender)
     response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]  # the form's one answer
     response["item"].append({"linkId": "sex", "answer": [{"valueCoding": {"code": answered}}]})
     response["authored"] = "2026-11-02T10:00:00Z"
     return body
@@ -457,7 +458,7 @@ def test_a_decision_resting_on_administrative_gender_says_so(client: TestClient)
     response = body["prefetch"]["answers"]["entry"][0]["resource"]
     response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"] == "Meets ARP 55 criteria (sex from the EHR's administrative record: confirm)"
+    assert card["summary"] == "Meets ARP 55 criteria (sex from the EHR (administrative gender): confirm)"
     assert card["indicator"] == "warning"
     assert card["extension"]["llr-asp.filled"] == [
         {"field": "sex", "value": "male", "source": "the EHR (administrative gender)"}
@@ -561,7 +562,7 @@ def test_an_urgent_card_never_urges_on_administrative_sex_alone(client: TestClie
             item["answer"] = [{"valueDecimal": 2}]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Urgent (C6): confirm the procedure suits the patient first")
-    assert "known only from the EHR's administrative record" in card["detail"]
+    assert "known only from the EHR (administrative gender)" in card["detail"]
     assert "do not delay the referral" not in card["detail"]
 
 
@@ -592,3 +593,202 @@ def test_two_forms_as_new_as_each_other_that_disagree_are_a_conflict(
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Sources disagree on pain.severity") and card["indicator"] == "warning"
     assert card["extension"]["llr-asp.decision"] != "eligible"
+
+
+# -- the fifth review's findings -----------------------------------------------------------------
+def test_a_form_answering_a_question_twice_differently_is_never_decided(client: TestClient) -> None:
+    """Fifth review, HIGH: a hip form answering sex female, then male, was decided from the last
+    answer (ELIGIBLE, robust) on every surface. One form contradicting itself is refused: exit 2
+    and 422 naming the item, a card saying nothing was decided."""
+    body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    sexes = [{"linkId": "sex", "answer": [{"valueCoding": {"code": code}}]} for code in ("female", "male")]
+    response["item"] += sexes
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "ARP 55: not checked, the answers cannot be read" and "extension" not in card
+    assert "answers sex again, differently (female before, male here)" in card["detail"]
+    alone = {**response, "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
+    refused = client.post("/api/v1/explain?policy=hip-resurfacing", json=alone)
+    assert refused.status_code == 422 and "linkId sex" in refused.json()["error"]
+    # the same answer twice is no contradiction
+    response["item"][-2] = response["item"][-1]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria"
+
+
+@pytest.mark.parametrize(
+    ("quantity", "refused"),
+    [
+        ({"value": 10, "system": "http://unitsofmeasure.org", "code": "wk"}, "not in 'wk'"),
+        ({"value": 30, "unit": "d"}, "not in 'd'"),
+        ({"value": 10}, "not without a unit"),
+        ({"value": 10, "system": "http://unitsofmeasure.org", "code": "mo"}, None),
+    ],
+)
+def test_months_given_as_a_quantity_must_be_months(quantity: dict[str, Any], refused: str | None) -> None:
+    """Fifth review, HIGH: 10 weeks of care sent as a Quantity were read as 10 months (ELIGIBLE;
+    the letter certified "10 months"). Only the field's own unit (unit/2: UCUM "mo") is read."""
+    from llr_asp.core.errors import InputError
+
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "item": [{"linkId": "conservative.months", "answer": [{"valueQuantity": quantity}]}],
+    }
+    if refused is None:
+        assert validate(response, RULES, "qr").values["conservative.months"] == 10
+        return
+    with pytest.raises(InputError) as error:
+        validate(response, RULES, "qr")
+    assert 'expected a valueQuantity with the UCUM code "mo", ' + refused in str(error.value)
+
+
+CLINICAL_USE = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
+
+
+def clinical_use(code: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """An entry of the Patient's sex parameter for clinical use, with its period."""
+    parts: list[dict[str, Any]] = [{"url": "value", "valueCodeableConcept": {"coding": [{"code": code}]}}]
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if period:
+        parts.append({"url": "period", "valuePeriod": period})
+    return {"url": CLINICAL_USE, "extension": parts}
+
+
+@pytest.mark.parametrize(
+    ("entries", "gender", "answered", "summary"),
+    [
+        # the entry that ended in 2020 says nothing of today: the current one is female
+        (
+            [
+                clinical_use("male-typical", "2000-01-01", "2020-01-01"),
+                clinical_use("female-typical", "2020-01-02"),
+            ],
+            "male",
+            "male",
+            "Sources disagree on sex",
+        ),
+        ([clinical_use("male-typical", "2000-01-01", "2020-01-01")], "female", None, "Does not meet ARP 55"),
+        # two current entries that disagree are a conflict, whatever their order
+        (
+            [clinical_use("female-typical"), clinical_use("male-typical")],
+            "male",
+            "male",
+            "Sources disagree on sex",
+        ),
+        (
+            [clinical_use("male-typical"), clinical_use("female-typical")],
+            "male",
+            None,
+            "Sources disagree on sex",
+        ),
+        # an end given to the year holds the whole of that year; a start not yet come does not hold
+        ([clinical_use("female-typical", end="2999")], "male", "male", "Sources disagree on sex"),
+        ([clinical_use("female-typical", start="2999-01-01")], "male", None, "Meets ARP 55 criteria"),
+    ],
+)
+def test_only_current_entries_of_sex_for_clinical_use_count(
+    client: TestClient, entries: list[dict[str, Any]], gender: str, answered: str | None, summary: str
+) -> None:
+    """Fifth review, HIGH: only the first entry of the sex for clinical use was read, whatever its
+    period: a male-typical entry that ended in 2020 gave a plain ELIGIBLE for a patient whose
+    current entry is female-typical."""
+    body = call("route-c1-pain", gender) if answered is None else with_sex("route-c1-pain", answered, gender)
+    if answered is None:
+        response = body["prefetch"]["answers"]["entry"][0]["resource"]
+        response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body["prefetch"]["patient"]["extension"] = entries
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith(summary), card["summary"]
+
+
+@pytest.mark.parametrize("authored", ["2026", "2026-11"])
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_a_form_dated_to_the_year_or_month_is_not_the_oldest(
+    client: TestClient, authored: str, newest_first: bool
+) -> None:
+    """Fifth review, MEDIUM: a newer form authored "2025" (FHIR lets a dateTime stop at the year)
+    was taken as the oldest, so the superseded answers decided (certain ELIGIBLE). A partial
+    date is its period's first day, and a form inside that period is as new as it: where the two
+    disagree it is a conflict."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({"pain.severity": mild}, {})
+    entries = body["prefetch"]["answers"]["entry"]
+    entries[0]["resource"]["authored"] = authored
+    entries[1]["resource"]["authored"] = "2025-06-01T09:00:00Z"  # a year before: older either way
+    if not newest_first:
+        entries.reverse()
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible"  # the newer form's mild pain
+    entries[0 if newest_first else 1]["resource"]["authored"] = "2026-11-01T09:00:00Z"
+    entries[1 if newest_first else 0]["resource"]["authored"] = authored
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on pain.severity")
+
+
+def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: TestClient) -> None:
+    """Fifth review, MEDIUM: the sex (or a knee's compartments) from a form years old stood in
+    silently for the newest form's blank: the card named only the newest date, and an urgent
+    patient was told "do not delay the referral". Such a value is now filled from the older
+    form: named with its date, a warning to confirm, and urgency's "confirm first"."""
+    male = {"valueCoding": {"code": "male"}}
+    body = two_responses({"sex": None}, {"sex": male})
+    body["prefetch"]["patient"].pop("gender")
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria (sex from the ARP 55 answers of 2026-06-01: confirm)"
+    assert card["indicator"] == "warning"
+    [filled] = card["extension"]["llr-asp.filled"]
+    assert (filled["field"], filled["value"], filled["date"]) == ("sex", "male", "2026-06-01T09:00:00Z")
+    assert "from the ARP 55 answers of 2026-06-01; the newest answers leave it blank" in card["detail"]
+    urgent = copy.deepcopy(body)  # C6 met, two months of care: urgent, the sex only from June
+    for entry in urgent["prefetch"]["answers"]["entry"]:
+        for item in entry["resource"]["item"]:
+            if item["linkId"] == "conservative.months":
+                item["answer"] = [{"valueDecimal": 2}]
+        entry["resource"]["item"] = [
+            i for i in entry["resource"]["item"] if i["linkId"] != "joint.destruction_risk"
+        ]
+        entry["resource"]["item"].append(
+            {"linkId": "joint.destruction_risk", "answer": [{"valueBoolean": True}]}
+        )
+    [card] = client.post(HIP, json=urgent, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Urgent (C6): confirm the procedure suits the patient first"), card[
+        "summary"
+    ]
+    assert "known only from the ARP 55 answers of 2026-06-01" in card["detail"]
+    assert "do not delay the referral" not in card["detail"]
+
+
+KNEE_CODE = {
+    "system": "http://snomed.info/sct",
+    "code": "test-knee-resurfacing",
+    "display": "Knee (test code)",
+}
+
+
+@pytest.fixture(scope="module")
+def knee_client(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    """The service of the CDS tests with an order code declared for the knee as well."""
+    import shutil
+
+    copied = tmp_path_factory.mktemp("knee") / "cds"
+    shutil.copytree(folder, copied, ignore=shutil.ignore_patterns("state"))
+    with (copied / "rules" / "llr_icb.lp").open("a") as declared:
+        declared.write(
+            'procedure("knee-resurfacing", "{system}", "{code}", "{display}").\n'.format(**KNEE_CODE)
+        )
+    return TestClient(test_cds_hooks.make_app(copied))
+
+
+def test_a_knee_card_says_nothing_of_the_sex_knee_resurfacing_never_asks(knee_client: TestClient) -> None:
+    """Fifth review, LOW: knee cards warned "(sex from the EHR's administrative record: confirm)"
+    though ARP 60 asks no sex: noise that teaches a GP to skip warnings."""
+    knee = "/cds-services/knee-resurfacing-order-select"
+    body = call("route-c1-pain", "female")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
+    [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
+    assert "sex" not in card["summary"] and "llr-asp.filled" not in card["extension"], card["summary"]

@@ -139,7 +139,16 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
             )
         if len(answers) > 1:
             raise InputError(source, path, "more than one answer; a field takes one")
-        values[field.path] = _answer(answers[0], field, source, path) if answers else None
+        value = _answer(answers[0], field, source, path) if answers else None
+        if values.get(field.path) is not None and value is not None and value != values[field.path]:
+            raise InputError(  # one form contradicting itself: never the last answer in silence
+                source,
+                path,
+                f"answers {field.path} again, differently ({values[field.path]} before, {value} here); "
+                "keep the one right answer",
+            )
+        if value is not None or field.path not in values:
+            values[field.path] = value
     document: dict[str, Any] = nested(values)
     subject = response.get("id")
     if isinstance(subject, str):
@@ -192,10 +201,14 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
         number = answer.get("valueDecimal", answer.get("valueInteger"))
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             return number
-        if isinstance(answer.get("valueQuantity"), dict) and isinstance(
-            answer["valueQuantity"].get("value"), (int, float)
-        ):
-            return answer["valueQuantity"]["value"]  # type: ignore[no-any-return]
+        quantity = answer.get("valueQuantity")
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+            unit = quantity.get("code", quantity.get("unit"))
+            if unit != field.unit:  # 10 weeks are not 10 months
+                wanted = f'with the UCUM code "{field.unit}"' if field.unit else "without a unit"
+                given = f"in {unit!r}" if unit is not None else "without a unit"
+                raise InputError(source, path, f"expected a valueQuantity {wanted}, not {given}")
+            return quantity["value"]  # type: ignore[no-any-return]
     if field.type == "date" and is_date(answer.get("valueDate")):
         return answer["valueDate"]  # type: ignore[no-any-return]
     kinds = {"bool": "valueBoolean", "number": "valueDecimal", "integer": "valueInteger", "date": "valueDate"}

@@ -6,7 +6,8 @@ the symbol API, so no text from a record ever becomes program text) and reads wh
 `asp/sources.lp` derives: a field two sources give two values is in conflict (unknown for the
 decision, named in every output, asked first); an administrative value (FHIR's Patient.gender)
 is heard only where the record gives no sex for clinical use, and never overrides a
-clinician's answer; a value only the clinical system gave is `filled`, and named as such.
+clinician's answer; a value only the clinical system or an older form gave is `filled`, and
+named as such.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import clingo
 
 from .ruleset import Value, engine_file
 
-KINDS = ("answer", "clinical", "administrative")
-"""The kinds of source: the clinician's answer (a record, a form, a QuestionnaireResponse); the
-clinical system's record for clinical use; its administrative record."""
+KINDS = ("answer", "earlier", "clinical", "administrative")
+"""The kinds of source: the clinician's answer (a record, a form, a QuestionnaireResponse); an
+answer given on an older form that the newest leaves blank (a fact: it still counts, but no
+answer for this referral confirms it); the clinical system's record for clinical use; its
+administrative record."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,9 @@ def _text(value: Value) -> str:
     return json.dumps(value)
 
 
-def answers(record: Mapping[str, Value], source: str, date: str | None = None) -> list[Stated]:
-    """The clinician's answers of a record (dotted field paths -> values; unknowns left out)."""
-    return [
-        Stated(field, value, source, "answer", date) for field, value in record.items() if value is not None
-    ]
+def answers(
+    record: Mapping[str, Value], source: str, date: str | None = None, kind: str = "answer"
+) -> list[Stated]:
+    """The clinician's answers of a record (dotted field paths -> values; unknowns left out),
+    given now (`answer`) or on an older form (`earlier`)."""
+    return [Stated(field, value, source, kind, date) for field, value in record.items() if value is not None]

@@ -8,6 +8,7 @@ the page, the CDS card, the adaptive form's completion and what-if all take it f
 from __future__ import annotations
 
 from ..core.decision import Decision, Node
+from ..core.sources import Stated
 
 
 def urgent_route(decision: Decision) -> tuple[Node, str] | None:
@@ -31,7 +32,7 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
     status = {rid: n.status for rid, n in nodes.items()}
     unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
     unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable) or bool(
-        administrative_suitability(decision)
+        unconfirmed_sources(decision)
     )
     for rid, routes in policy.cautions.items():
         for route in routes:
@@ -72,9 +73,17 @@ def care_steps(decision: Decision) -> list[Node]:
     return [nodes[s] for s in policy.steps if s in nodes and nodes[s].status != "met" and s not in waiting]
 
 
-def administrative_suitability(decision: Decision) -> list[str]:
-    """The fields that say whether the procedure suits the patient (unsuitable/3) whose value
-    only the EHR's administrative record gave (Patient.gender): not confirmed for clinical use."""
+UNCONFIRMED = ("administrative", "earlier")
+"""The sources that never confirm a value for this referral: the EHR's administrative record
+(Patient.gender is not for clinical use), and an older form the newest leaves blank (knee
+compartments spread; the form may be years old)."""
+
+
+def unconfirmed_sources(decision: Decision) -> list[Stated]:
+    """The values that say whether the procedure suits the patient (unsuitable/3) that only an
+    UNCONFIRMED source gave, in field order."""
     policy = decision.policy
     tested = {field for rid in policy.unsuitable for field in policy.tested_below(rid)}
-    return sorted({s.field for s in decision.filled if s.kind == "administrative" and s.field in tested})
+    return sorted(
+        (s for s in decision.filled if s.kind in UNCONFIRMED and s.field in tested), key=lambda s: s.field
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
-from ..engines.urgency import administrative_suitability, care_steps, urgent_route
+from ..engines.urgency import care_steps, unconfirmed_sources, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -147,21 +147,26 @@ def conflict_words(conflict: Conflict, rules: RuleSet) -> str:
     """A field whose sources disagree, as a clinician is told it: what each source says, and
     the question that settles it."""
     field = rules.fields[conflict.field]
-    said = "; ".join(
-        f"{s.source}{f' of {s.date[:10]}' if s.date else ''}: {value_words(field, s.value)}"
-        for s in conflict.values
-    )
+    said = "; ".join(f"{source_words(s)}: {value_words(field, s.value)}" for s in conflict.values)
     return (
         f"The sources disagree on {lower_first(field.name)}: {said}. Which is right for this "
         f"procedure? Until it is settled, {conflict.field} is unknown for the decision."
     )
 
 
+def source_words(stated: Stated) -> str:
+    """Where a value came from, with its date: `the ARP 60 answers of 2021-03-04`, `the EHR
+    (administrative gender)`."""
+    return f"{stated.source}{f' of {stated.date[:10]}' if stated.date else ''}"
+
+
 def filled_words(stated: Stated, rules: RuleSet) -> str:
-    """A value the clinical system's record gave, which no clinician answered."""
+    """A value the clinical system's record or an older form gave, which no answer given for
+    this referral did."""
     field = rules.fields[stated.field]
+    given = "the newest answers leave it blank" if stated.kind == "earlier" else "no answer gave it"
     return (
-        f"{field.name}: {value_words(field, stated.value)}, from {stated.source}; no answer gave it. "
+        f"{field.name}: {value_words(field, stated.value)}, from {source_words(stated)}; {given}. "
         "Check it is right for this procedure."
     )
 
@@ -302,18 +307,20 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
 
 def unconfirmed_suitability(decision: Decision) -> list[str]:
     """In words, what says whether the procedure suits the patient at all (unsuitable/3) and is
-    not confirmed: not known, or known only from the EHR's administrative record."""
+    not confirmed: not known, or known only from the EHR's administrative record or an older
+    form."""
     policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
-    administrative = administrative_suitability(decision)
+    unconfirmed = unconfirmed_sources(decision)
     said = []
     for rid in policy.unsuitable:
         node = nodes.get(rid)
         fields = set(policy.tested_below(rid))
+        sources = [source_words(s) for s in unconfirmed if s.field in fields]
         if node is not None and node.status == "unknown":
             said.append(lower_first(node.label))
-        elif node is not None and fields & set(administrative):
-            said.append(f"{lower_first(node.label)} — known only from the EHR's administrative record")
+        elif node is not None and sources:
+            said.append(f"{lower_first(node.label)} — known only from {' and '.join(sources)}")
     return said
 
 

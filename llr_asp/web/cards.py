@@ -30,10 +30,10 @@ from typing import Any
 
 from ..core.decision import Decision
 from ..core.ruleset import Policy, RuleSet
-from ..engines.urgency import care_steps, urgent_route
+from ..engines.urgency import UNCONFIRMED, care_steps, urgent_route
 from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
-from ..views.wording import lower_first
+from ..views.wording import lower_first, source_words
 
 NAMESPACE = "llr-asp."
 
@@ -57,7 +57,7 @@ def card(
     """The card of a decision; `base` is the service's public URL, `launch` the SMART launch URL
     of the EHR's form filler (None: no `smart` link)."""
     policy = decision.policy
-    summary, indicator = _summary(decision, found)
+    summary, indicator = _summary(decision, rules, found)
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
         f"{NAMESPACE}robust": decision.robust,
@@ -134,7 +134,7 @@ def _found_words(found: Found, rules: RuleSet) -> str:
     return "".join(f"{s}\n\n" for s in said)
 
 
-def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
+def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tuple[str, str]:
     """The card's summary (under 140 characters) and indicator: a decision that is not robust
     is a warning whose summary leads with "Contested" (after an urgent route's action, when the
     patient meets one), so a cut summary never loses either; a decision that turns on sources
@@ -162,9 +162,12 @@ def _summary(decision: Decision, found: Found = Found()) -> tuple[str, str]:
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
-    administrative = sorted({s.field for s in decision.filled if s.kind == "administrative"})
-    if administrative and decision.decision != "undetermined":  # it rests on administrative data
-        summary = f"{summary} ({', '.join(administrative)} from the EHR's administrative record: confirm)"
+    unconfirmed = [s for s in decision.filled if s.kind in UNCONFIRMED]
+    if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
+        said = "; ".join(
+            f"{lower_first(rules.fields[s.field].name)} from {source_words(s)}" for s in unconfirmed
+        )
+        summary = f"{summary} ({said}: confirm)"
         indicator = "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
@@ -208,6 +211,17 @@ def unfetched_card(policy: Policy, keys: str) -> dict[str, Any]:
         f"The EHR sent an OperationOutcome in place of the prefetch `{keys}`: it could not fetch "
         "that part of the record, so llr-asp decided nothing (the answers may exist). Try again, "
         "or answer the questions in llr-asp.",
+    )
+
+
+def unreadable_card(policy: Policy, problem: str) -> dict[str, Any]:
+    """The card for answers that cannot be read as they are (one form answering a question twice,
+    differently; an answer in the wrong unit): nothing is decided from them."""
+    return _not_checked(
+        policy,
+        "the answers cannot be read",
+        f"{problem}. llr-asp decided nothing from these answers. Correct the form, then order "
+        f"again, or answer the {policy.reference} questions in llr-asp.",
     )
 
 

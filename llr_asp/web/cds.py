@@ -36,7 +36,7 @@ from ..core.errors import UsageError
 from ..core.patient import validate
 from ..core.ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
-from .cards import NAMESPACE, Found, card, inconsistent_card, unfetched_card
+from .cards import NAMESPACE, Found, card, inconsistent_card, unfetched_card, unreadable_card
 from .engines import Engines
 from .hookcall import HOOKS, read_call, read_feedback
 from .outcome import outcome
@@ -190,6 +190,8 @@ async def hook(request: Request, service: str) -> JSON:
         return JSON({"cards": [inconsistent_card(policy, call.elsewhere)]})
     if call.unfetched is not None:
         return JSON({"cards": [unfetched_card(policy, call.unfetched)]})
+    if call.unreadable is not None:
+        return JSON({"cards": [unreadable_card(policy, call.unreadable)]})
 
     signed = receipts(request)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from ..core.sources import Conflict, Stated, answers, settle
 
 HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
+PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
+"""A FHIR dateTime given to the year or the month only."""
 CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
@@ -65,6 +68,7 @@ class Call:
     record: dict[str, Any]  # the patient record the prefetch gives
     elsewhere: str | None = None  # what in the prefetch is about another patient, if anything
     unfetched: str | None = None  # what the EHR said it could not fetch (an OperationOutcome)
+    unreadable: str | None = None  # why the answers found cannot be read (a form contradicting itself)
     absent: tuple[str, ...] = ()  # the service's prefetch keys the call does not have
     access: Access | None = None  # fhirServer and fhirAuthorization, when both are given
     patient_id: str = ""
@@ -144,13 +148,16 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         None,
     )
     authored = latest[1].get("authored") if latest is not None else None
-    record, settled = _record(patient, ours, rules, policy)
+    try:
+        record, settled = _record(patient, ours, rules, policy)
+    except InputError as error:  # said on a card: an order never goes unchecked in silence
+        return dataclasses.replace(base, prefetched=True, unreadable=str(error))
     return dataclasses.replace(
         base,
         prefetched=True,
         record=record,
         conflicts=settled.conflicts,
-        filled=settled.filled,
+        filled=tuple(s for s in settled.filled if s.field in policy.fields()),  # what this policy asks
         authored=authored if isinstance(authored, str) else None,
         answered=latest is not None,
         other=other,
@@ -269,16 +276,20 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     if one == other:
         return True
     dated = [r.get("authored") for r in (response, newest)]
-    day_only = any(isinstance(d, str) and "T" not in d for d in dated)
-    return day_only and one.date() == other.date()
+    # the coarsest date given (a year, a month or a day: FHIR's partial dates) decides alike
+    coarse = min((len(d) for d in dated if isinstance(d, str) and "T" not in d), default=None)
+    return coarse is not None and one.date().isoformat()[:coarse] == other.date().isoformat()[:coarse]
 
 
 def _authored(response: dict[str, Any]) -> datetime.datetime:
-    """When a response was authored (the oldest possible time if it does not say)."""
+    """When a response was authored (the oldest possible time if it does not say); a year or a
+    month alone (FHIR's partial dateTime) is its first day."""
     oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     text = response.get("authored")
     if not isinstance(text, str):
         return oldest
+    if PARTIAL_DATE.fullmatch(text):
+        text = (text + "-01-01")[:10]
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -321,13 +332,15 @@ def _record(
         authored = response.get("authored")
         every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
         values = {f: v for f, v in given.values.items() if every or rules.fields[f].kind == "fact"}
-        statements += answers(
-            values, f"the {policy.reference} answers", authored if isinstance(authored, str) else None
+        statements += answers(  # an older form's facts count, named with their date, to confirm
+            values,
+            f"the {policy.reference} answers",
+            authored if isinstance(authored, str) else None,
+            "answer" if every else "earlier",
         )
     subject: str | None = None
     if patient is not None and patient.get("resourceType") == "Patient" and "sex" in rules.fields:
-        clinical = _clinical_sex(patient)
-        if clinical is not None:  # "" for a sex for clinical use that is not simply female or male
+        for clinical in _clinical_sex(patient):  # "" for one that is not simply female or male
             statements.append(Stated("sex", clinical or None, "the EHR (sex for clinical use)", "clinical"))
         sex = GENDER.get(str(patient.get("gender")))
         if sex is not None:
@@ -341,26 +354,47 @@ def _record(
     return record, settled
 
 
-def _clinical_sex(patient: dict[str, Any]) -> str | None:
-    """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension): female
-    or male where it is female- or male-typical; "" where it is given otherwise ("specified"
-    points to a comment a clinician must read, "unknown"): then the administrative gender is
-    not heard and the question is asked; None where the Patient does not give it."""
+def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -> list[str]:
+    """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension): each
+    value its entries current `today` give (no period, or a period that holds it), female or
+    male where female- or male-typical, "" where given otherwise ("specified" points to a
+    comment a clinician must read, "unknown": the administrative gender is then not heard and
+    the question is asked). Two current entries that disagree are two values: a conflict.
+    None current (one that has ended says nothing of today): the administrative gender is."""
+    day = (today or datetime.date.today()).isoformat()
     extensions = patient.get("extension")
+    current: set[str] = set()
     for extension in extensions if isinstance(extensions, list) else []:
         if not isinstance(extension, dict) or extension.get("url") != CLINICAL_SEX:
             continue
         parts = extension.get("extension")
         nested_parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
-        for part in (extension, *nested_parts):
-            concept = part.get("valueCodeableConcept")
-            codings = concept.get("coding") if isinstance(concept, dict) else None
-            for coding in codings if isinstance(codings, list) else []:
-                code = coding.get("code") if isinstance(coding, dict) else None
-                if code in CLINICAL_SEX_CODES:
-                    return CLINICAL_SEX_CODES[code]
-        return ""  # given, but not as female- or male-typical
-    return None
+        period = next((p.get("valuePeriod") for p in nested_parts if p.get("url") == "period"), None)
+        if not _holds(period, day):
+            continue
+        codes = [
+            coding.get("code")
+            for part in (extension, *nested_parts)
+            for concept in [part.get("valueCodeableConcept")]
+            if isinstance(concept, dict) and isinstance(concept.get("coding"), list)
+            for coding in concept["coding"]
+            if isinstance(coding, dict)
+        ]
+        known = [CLINICAL_SEX_CODES[c] for c in codes if c in CLINICAL_SEX_CODES]
+        current.add(known[0] if known else "")  # given, but not as female- or male-typical
+    return sorted(current)
+
+
+def _holds(period: Any, day: str) -> bool:
+    """Whether a FHIR Period (None: none given) holds on `day` ("YYYY-MM-DD"): started by then and
+    not ended before it, each end compared at its own precision (an end of "2026" holds all of
+    2026). A period that is not an object, or whose dates are not text, is taken to hold."""
+    if not isinstance(period, dict):
+        return True
+    start, end = period.get("start"), period.get("end")
+    started = not isinstance(start, str) or start[:10] <= day[: len(start[:10])]
+    ended = isinstance(end, str) and end[:10] < day[: len(end[:10])]
+    return started and not ended
 
 
 FEEDBACK_OUTCOMES = ("accepted", "overridden")
