@@ -792,3 +792,29 @@ def test_a_knee_card_says_nothing_of_the_sex_knee_resurfacing_never_asks(knee_cl
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "sex" not in card["summary"] and "llr-asp.filled" not in card["extension"], card["summary"]
+
+
+@pytest.mark.parametrize(
+    ("record", "route"),
+    [
+        (lambda: changed(C5, sex=None, conservative__months=0), "C5"),
+        (lambda: changed(C6, conservative__months=2), "C6"),
+    ],
+)
+def test_the_fhir_determination_leads_with_the_urgent_line(record: Any, route: str) -> None:
+    """Fifth review, MEDIUM: `explain --format fhir` said "NOT ELIGIBLE ON THE ADOPTED READING"
+    with no word of urgency for a C5/C6 patient, where every other surface leads with it: a
+    system that keeps only this resource kept a refusal for a patient not to be kept waiting."""
+    from llr_asp.formats.fhir import decision_response
+    from llr_asp.views.wording import urgent_note
+
+    patient = validate(record(), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision)
+    assert note is not None and route in note
+    [coded] = [
+        e
+        for e in decision_response(patient, [decision], RULES)["extension"]
+        if e["url"].endswith("determination")
+    ]
+    assert coded["valueCoding"]["display"].startswith(f"ARP 55: {note} ")

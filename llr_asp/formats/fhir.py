@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.documents import PREFIX
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
-from ..views.wording import headline
+from ..views.wording import headline, urgent_note
 
 if TYPE_CHECKING:
     from ..core.decision import Decision
@@ -300,13 +300,16 @@ def determination(decision: Decision) -> list[dict[str, Any]]:
     verdict as every other output does, qualified when it is not robust), and beside it whether
     it holds, coded (ROBUSTNESS), and the edition that decided (EDITION)."""
     holds = "disputed" if decision.disputed else "contested" if decision.contested else "robust"
+    # the urgent line first, as on every other surface: a system that keeps only this resource
+    # keeps "ask the ICB now" with the verdict
+    words = " ".join(filter(None, [urgent_note(decision), headline(decision)]))
     return [
         {
             "url": DETERMINATION,
             "valueCoding": {
                 "system": "urn:llr-asp:decision",
                 "code": decision.decision,
-                "display": f"{decision.policy.reference}: {headline(decision)}",
+                "display": f"{decision.policy.reference}: {words}",
             },
         },
         {
