@@ -526,3 +526,55 @@ def test_the_dtr_apps_first_call_sends_the_served_questionnaire_back(
         assert "url" not in form and form["derivedFrom"] == [f"{hip['url']}|{hip['version']}"]
         assert answer["status"] == "in-progress" and len(form["item"]) == 1
         assert adaptive_response_problems(answer) == []
+
+
+def dtr_request(form: dict[str, Any], lhc_export: dict[str, Any] | None, patient: str) -> dict[str, Any]:
+    """The body the Da Vinci DTR app sends to $next-question, as its buildNextQuestionRequest
+    builds it (HL7-DaVinci/dtr src/util/retrieveQuestions.js): LHC-Forms' export of the form on
+    screen (or a bare QuestionnaireResponse), the adaptive profile, in-progress, the form on
+    screen as the one contained resource, named `#id`, and the subject."""
+    body: dict[str, Any] = dict(lhc_export) if lhc_export else {"resourceType": "QuestionnaireResponse"}
+    body["meta"] = {
+        "profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"]
+    }
+    body["status"] = "in-progress"
+    body["contained"] = [form]
+    body["questionnaire"] = f"#{form['id']}"
+    body["subject"] = {"reference": patient}
+    return body
+
+
+def test_the_dtr_app_posts_next_question_to_the_adaptive_extensions_url_and_is_answered(
+    client: TestClient, hip: dict[str, Any]
+) -> None:
+    """The DTR app POSTs each $next-question call to the questionnaireAdaptive extension's
+    valueUrl itself (HL7-DaVinci/dtr src/components/QuestionnaireForm/QuestionnaireForm.jsx,
+    loadNextQuestions: `url = adaptiveExtension.valueUrl; retrieveQuestions(url, …)`), where SDC
+    has that URL the base of a server with $next-question: the base answers such a POST (a
+    QuestionnaireResponse, never a batch Bundle) as $next-question. It then renders
+    `result.contained[0]` and sends it back contained in its next call, with LHC's export."""
+    [marked] = [e for e in hip["extension"] if e["url"].endswith("questionnaireAdaptive")]
+    url = marked["valueUrl"]
+    assert url == f"{BASE}/fhir"
+    path = url.removeprefix(BASE)
+    first = client.post(path, json=dtr_request(hip, None, "Patient/pat-1"))
+    assert first.status_code == 200, first.text
+    step = first.json()
+    assert step["resourceType"] == "QuestionnaireResponse" and step["status"] == "in-progress"
+    form = step["contained"][0]
+    [asked] = form["item"]
+    export = {  # what LHC-Forms' getFormFHIRData gives for the form with its question answered
+        "resourceType": "QuestionnaireResponse",
+        "meta": {"tag": [{"code": "lformsVersion: 40.1.3"}]},
+        "status": "completed",
+        "authored": "2026-01-01T00:00:00.000Z",
+        "item": [{"linkId": asked["linkId"], "text": asked["text"], "answer": [asked["answerOption"][1]]}]
+        if asked["type"] == "choice"
+        else [{"linkId": asked["linkId"], "text": asked["text"], "answer": [{"valueBoolean": True}]}],
+    }
+    second = client.post(path, json=dtr_request(form, export, "Patient/pat-1"))
+    assert second.status_code == 200, second.text
+    assert len(second.json()["contained"][0]["item"]) == 2
+    # a batch or transaction Bundle at the base is not $next-question: refused, said so
+    batch = client.post(path, json={"resourceType": "Bundle", "type": "batch"})
+    assert batch.status_code in (400, 405) and batch.json()["resourceType"] == "OperationOutcome"

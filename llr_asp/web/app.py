@@ -138,10 +138,10 @@ def _docs(app: FastAPI) -> None:
 
 
 def answer(request: Request, status: int, message: str) -> Response:
-    """An error as the CLI words it, in `{"error": ...}`; an OperationOutcome under /fhir/ (where
+    """An error as the CLI words it, in `{"error": ...}`; an OperationOutcome at /fhir and under it (where
     bad input is 400); the page answers in HTML."""
     path = request.url.path
-    if path.startswith("/fhir/"):
+    if path == "/fhir" or path.startswith("/fhir/"):  # the base itself: $next-question posted there
         return outcome(400 if status == 422 else status, message)
     if path.startswith(("/api/", "/cds-services")) or path == "/healthz":
         return JSON({"error": message}, status_code=status)
@@ -165,7 +165,7 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
         """An unknown route or a method not allowed: an OperationOutcome under /fhir/."""
-        if request.url.path.startswith("/fhir/"):
+        if request.url.path == "/fhir" or request.url.path.startswith("/fhir/"):
             response = outcome(error.status_code, str(error.detail))
             response.headers.update(error.headers or {})  # a 405's Allow
             return response

@@ -202,6 +202,29 @@ def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
     },
 )
 async def post_next_question(request: Request) -> JSON:
+    return await _next_question(request)
+
+
+@router.post(
+    "/fhir",
+    summary="$next-question posted to the FHIR base (the questionnaireAdaptive URL), as the DTR app posts it",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A Parameters with one questionnaire-response, or the bare QuestionnaireResponse.",
+            "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def post_to_base(request: Request) -> JSON:
+    """The Da Vinci DTR reference app POSTs $next-question to the questionnaireAdaptive
+    extension's URL itself, which SDC has as the base of the server: a QuestionnaireResponse
+    (or Parameters) posted there is $next-question. No batch or transaction is served: a Bundle
+    is 400, as any other body that is not a QuestionnaireResponse."""
+    return await _next_question(request)
+
+
+async def _next_question(request: Request) -> JSON:
     resource = await document(request, then=adaptive_response)
     service = fhir_base(request)
     sign = receipts(request).issue
