@@ -647,3 +647,27 @@ def test_fhir_and_the_adaptive_form_name_the_edition_and_serve_the_familys_form(
         in_force_now, "-f", "json", "-p", "hip-resurfacing", "--as-of", "2025-06-01", stdin=json.dumps(own)
     )
     assert json.loads(first)["policy"] == "hip-resurfacing"
+
+
+def test_an_edition_with_its_own_period_never_says_six_months(edited: Path) -> None:
+    """The rules several policies share (msk_threshold.lp) word B by each edition's own period:
+    a C6 patient decided under the three-month edition is told of no "six months" in the tree,
+    the readings that contest it or anything else (the quoted source sentence aside, which the
+    edition's author restates)."""
+    record = json.loads(dated("2027-06-01"))
+    record["joint"] = {**record.get("joint", {}), "destruction_risk": True}
+    record["conservative"]["months"] = 2
+    decided = json.loads(
+        explain(edited, "--format", "json", "--policy", "hip-resurfacing", stdin=json.dumps(record))
+    )
+    assert decided["policy"] == "hip-resurfacing-2027" and decided["contested"]
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    said = [s for s in strings(decided) if "six months" in s.lower() and "clearly detailed" not in s]
+    assert said == []
