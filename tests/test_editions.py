@@ -671,3 +671,19 @@ def test_an_edition_with_its_own_period_never_says_six_months(edited: Path) -> N
 
     said = [s for s in strings(decided) if "six months" in s.lower() and "clearly detailed" not in s]
     assert said == []
+
+
+def test_the_literate_page_names_its_edition_and_the_familys_others(edited: Path) -> None:
+    """`report` (and the analyst's page) of a dated policy says which edition it shows, when it
+    is in force, and which other editions the family has and how to see them."""
+    from llr_asp.engines.literate import literate
+    from llr_asp.views.policy_page import html_fragment, markdown
+
+    rules = load_rules(edited)
+    page = literate(rules, "hip-resurfacing-2027", findings=[])  # the analysis is not what is tested
+    text = markdown(page, "tree.svg")
+    assert "Edition: edition hip-resurfacing-2027 of hip-resurfacing, in force from 2027-04-01" in text
+    assert "Other edition: edition hip-resurfacing of hip-resurfacing, in force before 2027-04-01" in text
+    assert "<dt>Other edition</dt><dd>edition hip-resurfacing of" in html_fragment(page)
+    undated = literate(load_rules(), "hip-resurfacing", findings=[])
+    assert "Edition" not in markdown(undated, "tree.svg")  # one undated policy: nothing more to say

@@ -62,6 +62,7 @@ def html_fragment(page: Literate, action: str = "/result") -> str:
         f"<dt>Review date</dt><dd>{_h(policy.review)}</dd>",
         f"<dt>Source text</dt><dd><code>{_h(policy.source)}</code></dd>",
         f"<dt>Taken from</dt><dd>{_provenance(policy)}</dd>",
+        *(f"<dt>{_h(term)}</dt><dd>{_h(words)}</dd>" for term, words in _editions(page)),
         f"<dt>Rule set</dt><dd><code>{_h(page.rules.digest[:16])}</code></dd>",
         f"<dt>Sentences</dt><dd>{counts['encoded']} encoded, {counts['explained']} not encoded with the "
         f"reason, <strong>{counts['unexplained']} not encoded with no reason given</strong></dd>",
@@ -144,6 +145,19 @@ def _provenance(policy: Policy) -> str:
         f'<a class="url" href="{_h(where)}">{_h(where)}</a>' if where.startswith("https://") else _h(where)
     )
     return f"{place}, on {_h(date)} (<code>source_taken/3</code>)"
+
+
+def _editions(page: Literate) -> list[tuple[str, str]]:
+    """The edition this page shows and the family's others, each with its days in force (none
+    for a policy that is not dated: it has no editions)."""
+    policy = page.policy
+    if not policy.dated:
+        return []
+    others = [p for p in page.rules.families[policy.family] if p.id != policy.id]
+    return [
+        ("Edition", policy.edition_words()),
+        *(("Other edition", f"{p.edition_words()} (llr-asp report {p.id})") for p in others),
+    ]
 
 
 def _numbers(page: Literate) -> dict[str, int]:
@@ -541,6 +555,7 @@ def markdown(page: Literate, picture: str) -> str:
         f"{md(policy.commissioner)} · review date {policy.review} · source `{policy.source}` · "
         f"rule set `{page.rules.digest[:16]}`",
         "",
+        *(line for term, words in _editions(page) for line in (f"{term}: {md(words)}", "")),
         f"{counts['encoded']} sentences encoded, {counts['explained']} not encoded with the reason, "
         f"**{counts['unexplained']} not encoded with no reason given**.",
         "",
@@ -653,10 +668,11 @@ def report_files(rules: Any, policy: str, format: str, target: Path, server: str
     SVG beside it (markdown), the tree as Graphviz source (dot) or as a picture (svg)."""
     from .pictures import policy_dot
 
+    [chosen] = rules.select(policy)  # a family: its edition in force today
     if format == "dot":
-        return {target: policy_dot(rules.policies[policy])}
+        return {target: policy_dot(chosen)}
     if format == "svg":
-        return {target: policy_tree(rules.policies[policy]) + "\n"}
+        return {target: policy_tree(chosen) + "\n"}
     page = literate(rules, policy)
     if format == "html":
         return {target: html_document(page, server)}
