@@ -455,6 +455,33 @@ def test_diff_cohort_counts_equal_two_batch_runs_compared_line_by_line(edited: P
         # the months of B changed every newly eligible patient's decision here
         assert all("B.months" in o["requirements"] for o in out if o.get("class") == "newly_eligible")
 
+    # the same cohort as Parquet (without its bad line) counts alike, and --report draws it
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from test_arrow import dotted
+
+    parquet = tmp_path / "cohort.parquet"
+    pq.write_table(dotted([json.loads(line) for n, line in enumerate(lines) if n != 7], rules), parquet)
+    page = tmp_path / "changes.html"
+    compare = [
+        "diff",
+        "hip-resurfacing",
+        "hip-resurfacing-2027",
+        "--cohort",
+        str(parquet),
+        "--report",
+        str(page),
+    ]
+    result = runner.invoke(app, [*compare, "--rules", str(edited), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    columnar = json.loads(result.stdout)
+    assert (columnar["changed"], columnar["patients"], columnar["errors"]) == (summary["changed"], 399, 0)
+    html = page.read_text()
+    assert "hip-resurfacing → hip-resurfacing-2027" in html and "<svg" in html
+    eligible = summary["changed"]["newly_eligible"]
+    [row] = [r for r in html.splitlines() if r.startswith("<tr><td>newly eligible")]
+    assert f"<td>{eligible:,}</td>" in row and f"B.months {eligible:,}" in row, row
+
 
 def test_diff_cohort_refuses_unusable_arguments(edited: Path, tmp_path: Path) -> None:
     cohort = tmp_path / "c.jsonl"

@@ -230,8 +230,9 @@ def diff(
         typer.Option(
             "--cohort",
             metavar="FILE",
-            help="With OLD NEW (two policies or editions): decide every patient of FILE (JSON Lines, "
-            "or CSV by its .csv suffix; - for stdin) under both, and count those decided otherwise.",
+            help="With OLD NEW (two policies or editions): decide every patient of FILE (JSON Lines; "
+            "CSV or Parquet by a .csv or .parquet suffix; - for stdin) under both, and count those "
+            "decided otherwise.",
             show_default=False,
         ),
     ] = None,
@@ -242,6 +243,16 @@ def diff(
             metavar="FILE",
             help="With --cohort: also list each patient decided otherwise, as JSON Lines (line, patient, "
             "class, requirements, old, new).",
+            show_default=False,
+        ),
+    ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report",
+            metavar="FILE.html",
+            help="With --cohort: also write the changes as one self-contained HTML page (the classes "
+            "drawn as bars, each with the requirements that changed it).",
             show_default=False,
         ),
     ] = None,
@@ -269,8 +280,8 @@ def diff(
     from ..engines import difference
 
     names = policies or []
-    if cohort is not None or out is not None:
-        _diff_cohort(names, cohort, out, jobs, format, rules)
+    if cohort is not None or out is not None or report is not None:
+        _diff_cohort(names, cohort, out, report, jobs, format, rules)
         return
     with user_errors():
         if alternative is not None and reading is None:
@@ -313,18 +324,25 @@ def diff(
 
 
 def _diff_cohort(
-    names: list[str], cohort: str | None, out: Path | None, jobs: int | None, format: Any, rules: Path | None
+    names: list[str],
+    cohort: str | None,
+    out: Path | None,
+    report: Path | None,
+    jobs: int | None,
+    format: Any,
+    rules: Path | None,
 ) -> None:
-    """`diff OLD NEW --cohort FILE [--out FILE]`: the cohort decided under both, compared."""
+    """`diff OLD NEW --cohort FILE [--out FILE] [--report FILE.html]`: the cohort decided under
+    both, compared."""
     from ..core.files import check_outputs, replaced
     from ..engines.batch import CHUNK, chunks, decide_chunks, default_jobs
     from ..engines.cohort_difference import CohortDifference, compared
     from ..formats.readers import read_csv, read_jsonl
-    from .cohort import _open_input
+    from .cohort import _arrow, _open_input
 
     with user_errors():
         if cohort is None:
-            raise UsageError("--out goes with --cohort FILE")
+            raise UsageError(f"{'--out' if out is not None else '--report'} goes with --cohort FILE")
         if len(names) != 2:
             raise UsageError("give the two policies or editions to compare: diff OLD NEW --cohort FILE")
         if format is not DiffFormat.text and format is not DiffFormat.json:
@@ -336,18 +354,28 @@ def _diff_cohort(
             raise UsageError(f'unknown policy "{unknown}"; choose one of {", ".join(ruleset.policies)}')
         if old.id == new.id:
             raise UsageError("OLD and NEW are the same policy: give two")
-        check_outputs(None if cohort == "-" else Path(cohort), {"--out": out} if out else {})
-        stream = _open_input(cohort)
-        lines = read_csv(stream, ruleset, ",") if cohort.lower().endswith(".csv") else read_jsonl(stream)
+        targets = {name: path for name, path in (("--out", out), ("--report", report)) if path}
+        check_outputs(None if cohort == "-" else Path(cohort), targets)
+        if cohort.lower().endswith(".parquet"):
+            pieces = _arrow().read_parquet(Path(cohort), ruleset)[1]
+        else:
+            stream = _open_input(cohort)
+            lines = read_csv(stream, ruleset, ",") if cohort.lower().endswith(".csv") else read_jsonl(stream)
+            pieces = chunks(lines, CHUNK)
         workers = min(jobs or default_jobs(), default_jobs())
         source = "stdin" if cohort == "-" else cohort
-        results = decide_chunks(chunks(lines, CHUNK), None, rules, workers, source, None, (old.id, new.id))
+        results = decide_chunks(pieces, None, rules, workers, source, None, (old.id, new.id))
         summary = CohortDifference(old, new, ruleset.digest)
         with replaced(out, "--out") if out else contextlib.nullcontext() as listed:
             for item in compared(results, old, new):
                 summary.add(item)
                 if item is not None and listed is not None:
                     listed.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+        if report is not None:
+            from ..views.cohort_page import difference_document
+
+            with replaced(report, "--report") as written:
+                written.write(difference_document(summary, source))
     if format is DiffFormat.json:
         print_json(summary.to_json())
         return

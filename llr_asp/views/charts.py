@@ -284,6 +284,34 @@ def missing(summary: Any, policy: str, limit: int = 10, width: float | None = No
     )
 
 
+def changes(summary: Any) -> str:
+    """What a new policy (an edition) does to a cohort (`diff OLD NEW --cohort`): a bar per class
+    of change, named by the requirements that changed it most often."""
+    from ..engines.cohort_difference import CLASSES
+
+    rows = [
+        (
+            kind.replace("_", " "),
+            f"({', '.join(r for r, _ in summary.requirements[kind].most_common(3))})"
+            if kind in summary.requirements
+            else "",
+            summary.counts[kind],
+        )
+        for kind in CLASSES
+    ]
+    changed = summary.patients - summary.unchanged
+    return counts(
+        f"{summary.old.id} → {summary.new.id}: {changed:,} of {summary.patients:,} patients "
+        "decided otherwise",
+        rows,
+        "changes",
+        "patients",
+        f"Each bar: the patients {summary.new.id} decides otherwise than {summary.old.id}, by what "
+        "changed, with the requirements that changed them most often.",
+        heading=True,
+    )
+
+
 def differences(comparison: Any) -> str:
     """The classes of patients two policies, versions or readings decide differently."""
     first, second = comparison.first.label, comparison.second.label

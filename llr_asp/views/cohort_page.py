@@ -9,6 +9,7 @@ import datetime
 from html import escape
 
 from ..engines.batch import Summary
+from ..engines.cohort_difference import CLASSES, CohortDifference
 from . import charts
 from .htmlpage import document
 from .wording import counted, unnamed_note
@@ -75,6 +76,45 @@ def cohort_fragment(summary: Summary, source: str, today: datetime.date | None =
         out.append("<p>No bad lines.</p>")
     out.append("</article>")
     return "\n".join(out)
+
+
+def difference_fragment(summary: CohortDifference, source: str, today: datetime.date | None = None) -> str:
+    """What a new policy (an edition) does to a cohort, as an `<article>` (`diff OLD NEW --cohort
+    FILE --report FILE.html`): the two editions, the changes drawn, and each class with every
+    requirement that changed it."""
+    day = (today or datetime.date.today()).isoformat()
+    changed = summary.patients - summary.unchanged
+    out = [
+        '<article class="cohort">',
+        f"<h1>{escape(summary.old.id)} → {escape(summary.new.id)} on {escape(source)}</h1>",
+        f'<p class="made">Decided on {escape(day)} by the rule set <code>{escape(summary.rules)}</code> '
+        "(sha256), both editions in one pass per patient.</p>",
+        "<ul>",
+        f"<li>Old: {escape(summary.old.edition_words())}</li>",
+        f"<li>New: {escape(summary.new.edition_words())}</li>",
+        f"<li><strong>{changed:,}</strong> of {summary.patients:,} patients decided otherwise; "
+        f"{summary.unchanged:,} alike"
+        + (f"; {escape(counted(summary.errors, 'bad line'))}" if summary.errors else "")
+        + "</li>",
+        "</ul>",
+        f'<figure class="picture">{charts.changes(summary)}</figure>',
+        "<table><thead><tr><th>change</th><th>patients</th><th>requirements that changed them</th></tr>"
+        "</thead><tbody>",
+    ]
+    for kind in CLASSES:
+        found = summary.requirements.get(kind)
+        said = ", ".join(f"{escape(r)} {n:,}" for r, n in found.most_common()) if found else "-"
+        kind_words = escape(kind.replace("_", " "))
+        out.append(f"<tr><td>{kind_words}</td><td>{summary.counts[kind]:,}</td><td>{said}</td></tr>")
+    out += ["</tbody></table>", "</article>"]
+    return "\n".join(out)
+
+
+def difference_document(summary: CohortDifference, source: str, today: datetime.date | None = None) -> str:
+    """What a new policy does to a cohort, as one self-contained HTML file."""
+    return document(
+        f"{summary.old.id} → {summary.new.id} on {source}", difference_fragment(summary, source, today)
+    )
 
 
 def cohort_document(summary: Summary, source: str, today: datetime.date | None = None) -> str:
