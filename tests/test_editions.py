@@ -712,5 +712,11 @@ def test_the_literate_page_names_its_edition_and_the_familys_others(edited: Path
     assert "Edition: edition hip-resurfacing-2027 of hip-resurfacing, in force from 2027-04-01" in text
     assert "Other edition: edition hip-resurfacing of hip-resurfacing, in force before 2027-04-01" in text
     assert "<dt>Other edition</dt><dd>edition hip-resurfacing of" in html_fragment(page)
+    # what changed from the previous edition: B and its months, nothing else
+    assert (
+        "Changed from hip-resurfacing: B (3 months of documented conservative measures have failed); "
+        "B.months (Fully engaged with conservative measures for at least 3 months)\n" in text
+    )
+    assert "Changed from" not in markdown(literate(rules, "hip-resurfacing", findings=[]), "tree.svg")
     undated = literate(load_rules(), "hip-resurfacing", findings=[])
     assert "Edition" not in markdown(undated, "tree.svg")  # one undated policy: nothing more to say

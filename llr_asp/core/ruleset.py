@@ -208,6 +208,20 @@ class Policy:
         )
         return f"edition {self.id} of {self.family}, in force {span}"
 
+    def changed_from(self, other: Policy) -> list[str]:
+        """The requirements this policy (an edition) words, quotes or tests otherwise than
+        `other` (another edition of its family), or that only one of them has: this one's first,
+        in its order."""
+
+        def said(r: Requirement) -> tuple[object, ...]:
+            return (r.form, r.label, r.text, r.test, r.parts)
+
+        ours, theirs = self.requirements, other.requirements
+        return [
+            *(rid for rid, r in ours.items() if rid not in theirs or said(theirs[rid]) != said(r)),
+            *(rid for rid in theirs if rid not in ours),
+        ]
+
     def readings_of(self, rid: str) -> list[Reading]:
         """The contested readings of requirement `rid`'s sentence."""
         return [r for r in self.readings.values() if r.requirement == rid]

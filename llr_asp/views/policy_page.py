@@ -153,10 +153,18 @@ def _editions(page: Literate) -> list[tuple[str, str]]:
     policy = page.policy
     if not policy.dated:
         return []
-    others = [p for p in page.rules.families[policy.family] if p.id != policy.id]
+    editions = page.rules.families[policy.family]
+    others = [p for p in editions if p.id != policy.id]
+    at = editions.index(policy)
+    previous = editions[at - 1] if at else None
+    changed = previous and [
+        f"{rid} ({policy.requirements[rid].label if rid in policy.requirements else 'no longer asked'})"
+        for rid in policy.changed_from(previous)
+    ]
     return [
         ("Edition", policy.edition_words()),
         *(("Other edition", f"{p.edition_words()} (llr-asp report {p.id})") for p in others),
+        *([(f"Changed from {previous.id}", "; ".join(changed))] if previous and changed else []),
     ]
 
 
