@@ -536,6 +536,35 @@ def test_answers_about_this_patient_are_decided(client: TestClient) -> None:
     assert card["summary"] == "Meets ARP 55 criteria"
 
 
+def test_a_store_locked_by_another_process_answers_at_once_not_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team LOW: a used-token file another process kept locked made every CDS call wait 5 s,
+    one after another. Now the first waits BUSY_SECONDS and the calls after it during
+    REST_SECONDS are refused at once (503 to the EHR, which retries); then the store is used
+    again."""
+    import sqlite3
+
+    from llr_asp.web.tokens import SqliteUsedTokens, StoreUnavailable
+
+    monkeypatch.setattr(SqliteUsedTokens, "BUSY_SECONDS", 0.3)
+    monkeypatch.setattr(SqliteUsedTokens, "REST_SECONDS", 0.5)
+    path = tmp_path / "used.sqlite3"
+    store = SqliteUsedTokens(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    waited = []
+    for key in ("a", "b", "c"):
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.first_use(key, time.time() + 60)
+        waited.append(time.monotonic() - began)
+    assert waited[0] >= 0.25 and max(waited[1:]) < 0.1, waited
+    other.execute("COMMIT")
+    time.sleep(0.55)
+    assert store.first_use("a", time.time() + 60) and not store.first_use("a", time.time() + 60)
+
+
 def _use_all(path: str, keys: list[str], start: Any, accepted: Any) -> None:
     from llr_asp.web.tokens import SqliteUsedTokens
 

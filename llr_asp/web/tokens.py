@@ -252,14 +252,22 @@ def _stamp(path: Path) -> tuple[int, int, int]:
 
 
 class SqliteUsedTokens:
-    """Used token ids in one SQLite file (WAL), shared by the worker processes of a host."""
+    """Used token ids in one SQLite file (WAL), shared by the worker processes of a host.
+
+    A write takes milliseconds; a file another process keeps locked for longer (a backup tool,
+    a stuck worker) is answered at once as unavailable (503) rather than by making every call
+    wait its turn for the lock: `BUSY_SECONDS` at most for the first, then none for `REST_SECONDS`."""
 
     PURGE_SECONDS = 60.0
+    BUSY_SECONDS = 1.0
+    REST_SECONDS = 2.0
 
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                path, timeout=self.BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
             self._db.execute(
@@ -269,10 +277,13 @@ class SqliteUsedTokens:
             raise StoreUnavailable(f"{path}: {error}") from None
         self._lock = threading.Lock()
         self._purged = 0.0
+        self._resting_until = 0.0  # after a busy file: the store answers unavailable till then
 
     def first_use(self, key: str, until: float) -> bool:
         now = time.time()
         with self._lock:
+            if time.monotonic() < self._resting_until:
+                raise StoreUnavailable("the used-token store was locked by another process a moment ago")
             try:
                 if now - self._purged > self.PURGE_SECONDS:
                     self._db.execute("DELETE FROM used WHERE until < ?", (now,))
@@ -284,6 +295,7 @@ class SqliteUsedTokens:
                     (key, until, now),
                 )
             except sqlite3.Error as error:
+                self._resting_until = time.monotonic() + self.REST_SECONDS
                 raise StoreUnavailable(str(error)) from None
             return cursor.rowcount == 1
 
