@@ -942,3 +942,29 @@ def test_a_control_character_in_a_record_leaves_the_decision_svg_valid_xml(clien
     record = {"id": "a\x01b\x1bc\ufffe", "sex": "male"}
     [decision] = Reasoner(rules).decide(validate(record, rules, "t"), [rules.policies["hip-resurfacing"]])
     ElementTree.fromstring(decision_tree(decision, rules))
+
+
+def test_a_full_disk_is_507_saying_so_and_the_batch_slot_is_given_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red team LOW: a cohort posted while the disk was full was a 500. Now 507 Insufficient
+    Storage, saying what to do, with nothing of the host in it; the slot is given back, so the
+    next cohort is decided once there is room."""
+    import errno
+    import tempfile
+
+    from llr_asp.web import api, create_app
+
+    class Full(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    client = TestClient(create_app())
+    line = (EXAMPLES / "route-c1-pain.json").read_text().replace("\n", " ") + "\n"
+    with monkeypatch.context() as full:
+        full.setattr(api.tempfile, "SpooledTemporaryFile", Full)
+        for path in ("/api/v1/batch", "/api/v1/batch/summary"):
+            reply = client.post(f"{path}?policy=hip-resurfacing", content=line * 3)
+            assert reply.status_code == 507 and "no room for this cohort" in reply.json()["error"], reply.text
+    reply = client.post("/api/v1/batch?policy=hip-resurfacing", content=line * 3)
+    assert reply.status_code == 200 and len(reply.text.splitlines()) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -25,7 +26,7 @@ from ..core.ruleset import is_date
 from ..engines.batch import CHUNK, Choice, Result, chunks
 from ..engines.whatif import weighed
 from ..formats.readers import read_jsonl
-from .engines import BUSY, Engines, Overloaded
+from .engines import BUSY, Engines, NoRoom, Overloaded
 from .receipts import receipts
 from .responses import JSON
 
@@ -40,6 +41,8 @@ router = APIRouter()
 PolicyQuery = Query(
     None, description='A policy id (see /api/v1/policies) or "all". Default: the record\'s, else all.'
 )
+
+log = logging.getLogger("uvicorn.error")
 
 
 AsOfQuery = Query(
@@ -277,7 +280,13 @@ async def _spooled(request: Request) -> IO[bytes]:
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=MAX_BYTES)  # noqa: SIM115 (closed by the response)
     try:
         async for piece in request.stream():
-            spool.write(piece)
+            try:
+                spool.write(piece)
+            except OSError as error:  # a full disk (ENOSPC, EDQUOT): the operator's to mend
+                log.error("llr-asp: a cohort could not be spooled: %s", error.strerror or error)
+                raise NoRoom(
+                    "the service has no room for this cohort now; try a smaller one, or later"
+                ) from None
     except BaseException:
         spool.close()
         raise

@@ -31,7 +31,7 @@ from ..core.patient import json_schema
 from ..engines.whatif import WhatIfTimeout
 from . import analyst, api, cds, fhir, page, receipts
 from .cors import CrossOrigin
-from .engines import Engines, Overloaded
+from .engines import Engines, NoRoom, Overloaded
 from .guard import FAULT, Guard
 from .outcome import outcome
 from .responses import JSON
@@ -158,7 +158,14 @@ def _errors(app: FastAPI) -> None:
         return handler
 
     # each error gets the handler of the nearest class in its MRO (an InputError is an LlrError)
-    statuses = {InputError: 422, UsageError: 404, WhatIfTimeout: 503, Overloaded: 503, LlrError: 422}
+    statuses = {
+        InputError: 422,
+        UsageError: 404,
+        WhatIfTimeout: 503,
+        Overloaded: 503,
+        NoRoom: 507,
+        LlrError: 422,
+    }
     for kind, status in statuses.items():
         app.add_exception_handler(kind, answering(status))
 

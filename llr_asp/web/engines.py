@@ -39,6 +39,10 @@ class Overloaded(Exception):
     """The reasoning cannot take or finish this request in time (503): the client may retry."""
 
 
+class NoRoom(Exception):
+    """The service's disk cannot hold what the request needs kept (a cohort's spool): 507."""
+
+
 @dataclass
 class Engines:
     rules: RuleSet
