@@ -607,7 +607,7 @@ def test_a_form_answering_a_question_twice_differently_is_never_decided(client: 
     response["item"] += sexes
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"] == "ARP 55: not checked, the answers cannot be read" and "extension" not in card
-    assert "answers sex again, differently (female before, male here)" in card["detail"]
+    assert 'answers sex again, differently ("female" before, "male" here)' in card["detail"]
     alone = {**response, "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
     refused = client.post("/api/v1/explain?policy=hip-resurfacing", json=alone)
     assert refused.status_code == 422 and "linkId sex" in refused.json()["error"]
@@ -818,3 +818,44 @@ def test_the_fhir_determination_leads_with_the_urgent_line(record: Any, route: s
         if e["url"].endswith("determination")
     ]
     assert coded["valueCoding"]["display"].startswith(f"ARP 55: {note} ")
+
+
+# -- the sixth review's findings -----------------------------------------------------------------
+def months_answered(answer: dict[str, Any], nested: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    response = json.loads((EXAMPLE.parent / "route-c1-pain.json").read_text())
+    items = [i for i in test_cds_hooks.answer_items("route-c1-pain") if i["linkId"] != "conservative.months"]
+    items.append(
+        {"linkId": "conservative.months", "answer": [{**answer, **({"item": nested} if nested else {})}]}
+    )
+    assert response  # the example the items answer
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "item": items,
+    }
+
+
+def test_a_quantity_with_a_comparator_is_no_exact_value() -> None:
+    """Sixth review, HIGH: months given as `< 6` were read as 6 (certain ELIGIBLE, "Conservative
+    care: 6 months")."""
+    from llr_asp.core.errors import InputError
+
+    quantity = {"value": 6, "comparator": "<", "system": "http://unitsofmeasure.org", "code": "mo"}
+    with pytest.raises(InputError) as error:
+        validate(months_answered({"valueQuantity": quantity}), RULES, "qr")
+    assert "comparator '<' is not an exact value" in str(error.value)
+
+
+def test_a_question_nested_under_an_answer_is_read_and_a_contradiction_refused() -> None:
+    """Sixth review, MEDIUM: answers nested under an answer (QuestionnaireResponse.item.answer.item,
+    legal FHIR) were skipped, so a form saying both 8 and 2 months was decided from the 8."""
+    from llr_asp.core.errors import InputError
+
+    nested = [{"linkId": "conservative.failed", "answer": [{"valueBoolean": False}]}]
+    with pytest.raises(InputError) as error:
+        validate(months_answered({"valueInteger": 8}, nested), RULES, "qr")
+    assert "answers conservative.failed again, differently (true before, false here)" in str(error.value)
+    alone = months_answered({"valueInteger": 8}, nested)
+    alone["item"] = [i for i in alone["item"] if i["linkId"] != "conservative.failed"]
+    assert validate(alone, RULES, "qr").values["conservative.failed"] is False  # read where it stands

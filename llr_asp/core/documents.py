@@ -11,6 +11,7 @@ one is an `InputError` naming the source, the JSON path and the fix.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Collection, Mapping
 from typing import Any, TypeGuard, Union
 
@@ -144,7 +145,8 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
             raise InputError(  # one form contradicting itself: never the last answer in silence
                 source,
                 path,
-                f"answers {field.path} again, differently ({values[field.path]} before, {value} here); "
+                f"answers {field.path} again, differently ({json.dumps(values[field.path])} before, "
+                f"{json.dumps(value)} here); "
                 "keep the one right answer",
             )
         if value is not None or field.path not in values:
@@ -170,8 +172,9 @@ def answer_entries(
 def _flattened(
     items: list[Any], where: str, fields: Collection[str]
 ) -> list[tuple[tuple[str, Any], list[Any]]]:
-    """Every answerable item with its place, groups opened (item.item); the items under a
-    question (its help text) are not answers."""
+    """Every answerable item with its place, groups opened (item.item) and the questions nested
+    under an answer (answer.item) with them; the items under a question (its help text) are
+    not answers."""
     found = []
     for index, entry in enumerate(items):
         place = f"{where}[{index}]"
@@ -182,7 +185,11 @@ def _flattened(
             found += _flattened(entry["item"], f"{place}.item", fields)
             continue
         answers = entry.get("answer", []) if isinstance(entry, dict) else []
-        found.append(((place, entry), answers if isinstance(answers, list) else [answers]))
+        answers = answers if isinstance(answers, list) else [answers]
+        found.append(((place, entry), answers))
+        for n, answer in enumerate(answers):  # questions nested under an answer are answers too
+            if isinstance(answer, dict) and isinstance(answer.get("item"), list):
+                found += _flattened(answer["item"], f"{place}.answer[{n}].item", fields)
     return found
 
 
@@ -203,6 +210,13 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
             return number
         quantity = answer.get("valueQuantity")
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), (int, float)):
+            if "comparator" in quantity:  # "< 6 months" is not 6 months
+                raise InputError(
+                    source,
+                    path,
+                    f"a valueQuantity with comparator {quantity['comparator']!r} is not an exact "
+                    "value; give the number itself, or leave the question unanswered (unknown)",
+                )
             unit = quantity.get("code", quantity.get("unit"))
             if unit != field.unit:  # 10 weeks are not 10 months
                 wanted = f'with the UCUM code "{field.unit}"' if field.unit else "without a unit"
