@@ -17,8 +17,9 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
 
     - `unsuitable`: the procedure is not suitable for the patient (unsuitable/3 not met): the
       urgency is for another procedure, never a push toward this one;
-    - `confirm`: whether it is suitable is not known (the sex, the knee's compartments):
-      confirm that first, never "do not delay the referral" for it;
+    - `confirm`: whether it is suitable is not known (the sex, the knee's compartments), or
+      known only from a source no one confirmed (the EHR's administrative gender, an older
+      form): confirm that first, never "do not delay the referral" for it, nor "do not refer";
     - `refer`: eligible: refer without delay;
     - `assess`: care the policy asks under every reading is not given yet (an MSK assessment,
       `Policy.steps`, outside what the route cautions about): do it now;
@@ -30,10 +31,13 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
     policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
     status = {rid: n.status for rid, n in nodes.items()}
-    unsuitable = any(status.get(rid) == "not_met" for rid in policy.unsuitable)
-    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable) or bool(
-        unconfirmed_sources(decision)
+    # not suitable on a value no one confirmed (Patient.gender, an old form's) is to confirm
+    doubted = {s.field for s in unconfirmed_sources(decision)}
+    unsuitable = any(
+        status.get(rid) == "not_met" and not doubted & set(policy.tested_below(rid))
+        for rid in policy.unsuitable
     )
+    unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable) or bool(doubted)
     for rid, routes in policy.cautions.items():
         for route in routes:
             if status.get(route) != "met":

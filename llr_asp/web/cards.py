@@ -156,7 +156,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         count = len(decision.missing)
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
         if not found.answered:
-            summary = f"{policy.reference}: no answers found; answer the {policy.reference} questions"
+            looked = "the EHR's answers could not be read" if found.unreached else "no answers found"
+            summary = f"{policy.reference}: {looked}; answer the {policy.reference} questions"
         if decision.contested:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     if decision.disputed:
@@ -164,10 +165,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
     unconfirmed = [s for s in decision.filled if s.kind in UNCONFIRMED]
     if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
-        said = "; ".join(
-            f"{lower_first(rules.fields[s.field].name)} from {source_words(s)}" for s in unconfirmed
-        )
-        summary = f"{summary} ({said}: confirm)"
+        said = "; ".join(f"{rules.fields[s.field].name} from {source_words(s)}" for s in unconfirmed)
+        summary = f"{said}: confirm. {summary}"  # before the verdict: a cut summary keeps it
         indicator = "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it

@@ -156,7 +156,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         base,
         prefetched=True,
         record=record,
-        conflicts=settled.conflicts,
+        conflicts=tuple(c for c in settled.conflicts if c.field in policy.fields()),  # what this policy asks
         filled=tuple(s for s in settled.filled if s.field in policy.fields()),  # what this policy asks
         authored=authored if isinstance(authored, str) else None,
         answered=latest is not None,
