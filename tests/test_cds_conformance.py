@@ -218,7 +218,7 @@ def test_card_links_open_a_page_for_the_clinician(
         page = client.get(link["url"][len(BASE) :])
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert {card["extension"]["llr-asp.questionnaire"] for card in example_cards} == {
-        f"{BASE}/fhir/Questionnaire/hip-resurfacing"
+        f"{BASE}/fhir/Questionnaire/hip-resurfacing-adaptive"
     }
 
 
@@ -238,7 +238,7 @@ def test_a_card_launches_the_ehrs_form_filler_as_dtr_expects(folder: Path) -> No
     assert context["order"] == "ServiceRequest/2468"
     [named] = context["questionnaire"]
     found = launching.get("/fhir/Questionnaire", params={"url": named}).json()
-    assert [e["resource"]["id"] for e in found["entry"]] == ["hip-resurfacing"]
+    assert [e["resource"]["id"] for e in found["entry"]] == ["hip-resurfacing-adaptive"]
 
 
 def test_without_a_form_filler_configured_a_card_has_no_smart_link(
