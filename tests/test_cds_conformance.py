@@ -605,3 +605,130 @@ def test_a_form_fillers_own_export_is_found_without_the_servers_tag(client: Test
     assert {e["resource"]["status"] for e in call["prefetch"]["adaptiveAnswers"]["entry"]} == {"completed"}
     [card] = client.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
     assert card["summary"] == "Meets ARP 55 criteria" and "set aside" not in card["detail"]
+
+
+# -- issue 33: the Da Vinci DTR app's card → form → card loop, in the app's own request shapes ----
+
+DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
+AUTHOR = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-author"
+ADAPTIVE_EXTENSION = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
+
+
+def lhc_export(form: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+    """What LHC-Forms' `getFormFHIRData('QuestionnaireResponse', 'R4', …)` gives for `form` with
+    `answers` filled in (the shape tests/test_conformance_clients.py sees from LHC-Forms 40.1.3
+    in Chromium): its own tag, status completed, authored, an item per answered question in the
+    form's order with its text; a question left unanswered is left out."""
+    from artefacts import answer
+
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "meta": {"tag": [{"code": "lformsVersion: 40.1.3"}]},
+        "status": "completed",
+        "authored": "2026-03-02T10:00:00.000Z",
+        "item": [
+            {"linkId": i["linkId"], "text": i["text"], "answer": [answer(i["linkId"], answers[i["linkId"]])]}
+            for i in form.get("item", [])
+            if answers.get(i["linkId"]) is not None
+        ],
+    }
+
+
+def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
+    """Issue 33: the card's smart link launches the DTR app on the adaptive form; the app runs it
+    to completion in its own request shapes and stores the response as it does; at the next
+    order-sign the discovery's prefetch templates find that stored response and the card is
+    decided from its answers. Shapes from HL7-DaVinci/dtr (master, 7acf79a):
+
+    - src/index.js: the launch context's `questionnaire` is a fhirContext entry's `canonical`
+      of type Questionnaire (SMART 2), `order` a ServiceRequest reference: the EHR hands the
+      card's appContext on so (the app parses no JSON appContext itself, only `k=v&…`);
+    - src/util/retrieveQuestions.js buildNextQuestionRequest: LHC's export with `meta` replaced
+      by the sdc-questionnaireresponse-adapt profile, status in-progress, `contained` [the
+      form], `questionnaire` `#<its id>`, `subject` {reference: Patient/<id>};
+    - src/components/QuestionnaireForm/QuestionnaireForm.jsx loadNextQuestions: POSTed to the
+      contained form's questionnaireAdaptive valueUrl; `result.contained[0]` becomes the form
+      (App.jsx ehrLaunch(true, …)); getQuestionnaireResponse + outputResponse("completed"):
+      LHC's export with each new answer marked information-origin `manual`
+      (src/util/qrUtils.js processInformationOrigin), the questionnaireresponse-author
+      extension on each item, `author`, `subject`, `questionnaire` = appContext.questionnaire
+      (the launch's canonical, not `#…`), `extension` = [qr-context: the order], `contained` =
+      [the last form]; storeQuestionnaireResponseToEhr POSTs that to the EHR's
+      QuestionnaireResponse endpoint.
+
+    (The app fetches the form with $questionnaire-package at a URL it derives from an http(s)
+    canonical, which llr-asp's URN is not and llr-asp does not serve: here the form is read by
+    the canonical search the service offers.)"""
+    from artefacts import RULES
+
+    from llr_asp import validate
+
+    launching = TestClient(make_app(folder, dtr_launch_url=DTR_LAUNCH))
+    ehr = Ehr(patients={"123": patient_resource("123")})
+    discovery = launching.get("/cds-services", headers=signed("/cds-services")).json()
+    [templates] = [s["prefetch"] for s in discovery["services"] if s["id"] == "hip-resurfacing-order-sign"]
+    known = validate(json.loads((EXAMPLES / "route-c1-pain.json").read_text()), RULES, "truth").values
+    with serving(ehr):
+        call = order_sign([service_request("2468", HIP)], ehr_prefetch(templates, "123", ehr))
+        [first] = launching.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
+        assert first["extension"]["llr-asp.decision"] == "undetermined"
+        [smart] = [link for link in first["links"] if link["type"] == "smart"]
+        context = json.loads(smart["appContext"])
+        [canonical] = context["questionnaire"]
+        launch = {"questionnaire": canonical, "order": context["order"]}  # index.js fhirContext
+        [entry] = launching.get("/fhir/Questionnaire", params={"url": canonical}).json()["entry"]
+        qform = entry["resource"]
+        assert "item" not in qform  # the app shows "Next Question" for an item-less adaptive form
+        answers: dict[str, Any] = {}
+        for _ in range(30):
+            [marked] = [e for e in qform["extension"] if e["url"] == ADAPTIVE_EXTENSION]
+            body = {  # buildNextQuestionRequest(qform, LHC's export, "Patient/123")
+                **lhc_export(qform, answers),
+                "meta": {
+                    "profile": [
+                        "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
+                    ]
+                },
+                "status": "in-progress",
+                "contained": [qform],
+                "questionnaire": f"#{qform['id']}",
+                "subject": {"reference": "Patient/123"},
+            }
+            reply = launching.post(marked["valueUrl"].removeprefix(BASE), json=body)
+            assert reply.status_code == 200, reply.text
+            result = reply.json()
+            qform = result["contained"][0]
+            if result["status"] == "completed":
+                break
+            asked = qform["item"][-1]["linkId"]
+            answers[asked] = known.get(asked)  # not known: left unanswered, as LHC leaves it out
+        else:
+            pytest.fail("the adaptive form did not complete in 30 calls")
+        stored = lhc_export(qform, answers)  # getQuestionnaireResponse("completed")
+        for item in stored["item"]:
+            item["answer"][0]["extension"] = [
+                {"url": DTR_ORIGIN, "extension": [{"url": "source", "valueCode": "manual"}]}
+            ]
+            item["extension"] = [{"url": AUTHOR, "valueReference": {"reference": "Practitioner/ABC"}}]
+        stored.update(
+            status="completed",
+            author={"reference": "Practitioner/ABC"},
+            subject={"reference": "Patient/123"},
+            questionnaire=launch["questionnaire"],
+            extension=[
+                {
+                    "url": "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/qr-context",
+                    "valueReference": {"reference": launch["order"], "type": "ServiceRequest"},
+                }
+            ],
+            contained=[qform],  # outputResponse: the adaptive form, contained
+        )
+        assert "urn:llr-asp:questionnaire" not in json.dumps(stored.get("meta"))  # none of llr-asp's tags
+        ehr.responses.append(stored)  # storeQuestionnaireResponseToEhr: POST QuestionnaireResponse
+        call = order_sign([service_request("2468", HIP)], ehr_prefetch(templates, "123", ehr))
+        [second] = launching.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
+    assert call["prefetch"]["answers"]["total"] == 1  # found by its canonical, and among the latest
+    assert call["prefetch"]["adaptiveAnswers"]["total"] == 1
+    assert second["summary"] == "Meets ARP 55 criteria", second["summary"]
+    assert second["extension"]["llr-asp.decision"] == "eligible"
+    assert second["extension"]["llr-asp.answers-authored"] == stored["authored"]
