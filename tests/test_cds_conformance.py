@@ -732,3 +732,120 @@ def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
     assert second["summary"] == "Meets ARP 55 criteria", second["summary"]
     assert second["extension"]["llr-asp.decision"] == "eligible"
     assert second["extension"]["llr-asp.answers-authored"] == stored["authored"]
+
+
+# -- issue 33: the CDS Hooks sandbox's own request shape ------------------------------------------
+
+
+def sandbox_prefetch(templates: dict[str, str], patient: str, ehr: Ehr) -> dict[str, Any]:
+    """The prefetch as the sandbox builds it (cds-hooks/sandbox, 3b7e255,
+    src/retrieve-data-helpers/service-exchange.js completePrefetchTemplate and
+    prefetchDataPromises): `{{context.patientId}}` replaced, each query value URI-encoded
+    (encodeUriParameters: the commas and colons of `status` and `questionnaire` too), an
+    instance read by GET, a search by POST to `_search` and, that failing (the test EHR answers
+    no POST), by GET; a key whose fetch fails or finds an empty body is left out (never null)."""
+    from urllib.parse import quote
+
+    import httpx
+
+    found: dict[str, Any] = {}
+    for key, template in templates.items():
+        filled = template.replace("{{context.patientId}}", patient)
+        path, _, query = filled.partition("?")
+        if query:
+            pairs = [pair.split("=", 1) for pair in query.split("&")]
+            filled = f"{path}?" + "&".join(f"{name}={quote(value, safe='')}" for name, value in pairs)
+            if httpx.post(f"{ehr.base}/{path}/_search", data=dict(pairs), timeout=5).status_code == 200:
+                pytest.fail("the test EHR answers no POST _search: the sandbox's GET fallback is what is run")
+        reply = httpx.get(f"{ehr.base}/{filled}", timeout=5)
+        if reply.status_code == 200 and reply.json():
+            found[key] = reply.json()
+    return found
+
+
+def sandbox_call(hook: str, patient: str, prefetch: dict[str, Any], authorized: bool) -> dict[str, Any]:
+    """A call exactly as the sandbox's callServices builds it (service-exchange.js): hookInstance,
+    hook, fhirServer, context = {patientId, userId (patient-reducers.js defaultUser), and the PAMA
+    screen's generateContext (src/components/Pama/pama.jsx): selections and a draftOrders Bundle
+    (no `type`) holding one draft ServiceRequest, intent plan, coded with the chosen study and a
+    reason}; fhirAuthorization (access_token, token_type, expires_in, scope = fhir-config.js
+    allScopes, subject = productionClientId; no `patient`) only after a SMART launch gave a
+    token; prefetch only when some key was fetched."""
+    call: dict[str, Any] = {
+        "hookInstance": str(uuid.uuid4()),
+        "hook": hook,
+        "fhirServer": "http://127.0.0.1:1/fhir",  # replaced by the test EHR's base where it is read
+        "context": {
+            "patientId": patient,
+            "userId": "Practitioner/COREPRACTITIONER1",
+            "selections": ["ServiceRequest/example-request-id"],
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "ServiceRequest",
+                            "id": "example-request-id",
+                            "status": "draft",
+                            "intent": "plan",
+                            "code": {"coding": [HIP], "text": HIP["display"]},
+                            "subject": {"reference": f"Patient/{patient}"},
+                            "reasonCode": [
+                                {
+                                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "M16.1"}],
+                                    "text": "Unilateral primary osteoarthritis of hip",
+                                }
+                            ],
+                        }
+                    }
+                ],
+            },
+        },
+    }
+    if authorized:
+        call["fhirAuthorization"] = {
+            "access_token": "a-token-from-the-sandboxs-smart-launch",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "patient/*.* user/*.* launch openid profile online_access",
+            "subject": "48163c5e-88b5-4cb3-92d3-23b800caa927",
+        }
+    if prefetch:
+        call["prefetch"] = prefetch
+    return call
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_the_sandboxs_own_request_gets_a_card(folder: Path, hook: str) -> None:
+    """Issue 33: the CDS Hooks sandbox's PAMA screen calls each hook with its own request shape
+    (`sandbox_call`), its prefetch fetched as it fetches (`sandbox_prefetch`), each service
+    keyed by its id: the patient's answers stored in the EHR give a card decided from them. A
+    sandbox launched with a token (fhirAuthorization) whose prefetch left a key out: the
+    service reads that key from fhirServer itself, and decides the same."""
+    app = make_app(folder)
+    client = TestClient(app)
+    ehr = Ehr(patients={"123": patient_resource("123")})
+    ehr.responses.append(answers_of("route-c1-pain", "123"))
+    services = client.get("/cds-services", headers=signed("/cds-services")).json()["services"]
+    [service] = [s for s in services if s["hook"] == hook and s["id"].startswith("hip-resurfacing")]
+    path = f"/cds-services/{service['id']}"
+    with serving(ehr), allowing(app, SANDBOX_ISSUER, ehr.base):
+        prefetch = sandbox_prefetch(service["prefetch"], "123", ehr)
+        assert set(prefetch) == {"patient", "answers", "adaptiveAnswers"}
+        cards = []
+        for authorized, given in (
+            (False, prefetch),
+            (True, {k: v for k, v in prefetch.items() if k != "answers"}),
+        ):
+            call = {**sandbox_call(hook, "123", given, authorized), "fhirServer": ehr.base}
+            reply = client.post(path, json=call, headers={**signed(path), "Accept": "application/json"})
+            assert reply.status_code == 200, reply.text
+            assert response_problems(reply.json()) == []
+            [card] = reply.json()["cards"]
+            cards.append(card)
+    assert [c["summary"] for c in cards] == ["Meets ARP 55 criteria"] * 2
+    assert all(c["extension"]["llr-asp.answers-authored"] == "2025-01-10T09:00:00Z" for c in cards)
+    fetched = [
+        (p, q) for p, q, _ in ehr.requests if p.endswith("/QuestionnaireResponse") and "questionnaire" in q
+    ]
+    assert len(fetched) == 2  # the sandbox's own search, then the service's for the key it left out
