@@ -37,8 +37,8 @@ class Ehr:
 
     def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """QuestionnaireResponse search, as a FHIR server matches: `patient` against
-        subject.reference, `questionnaire` against the questionnaire element as it is (a
-        `#contained` reference matches no canonical), `status` (values separated by commas: any
+        subject.reference, `questionnaire` against the questionnaire element as it is (values separated by commas:
+        any of them; a `#contained` reference matches no canonical), `status` (values separated by commas: any
         of them), `_tag` against meta.tag system|code."""
         found = list(self.responses)
         for patient in query.get("patient", []):
@@ -46,7 +46,7 @@ class Ehr:
                 r for r in found if r.get("subject", {}).get("reference", "").endswith(f"Patient/{patient}")
             ]
         for canonical in query.get("questionnaire", []):
-            found = [r for r in found if r.get("questionnaire", "").split("|")[0] == canonical]
+            found = [r for r in found if r.get("questionnaire", "").split("|")[0] in canonical.split(",")]
         for status in query.get("status", []):
             found = [r for r in found if r.get("status") in status.split(",")]
         for tag in query.get("_tag", []):

@@ -218,7 +218,7 @@ def test_card_links_open_a_page_for_the_clinician(
         page = client.get(link["url"][len(BASE) :])
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert {card["extension"]["llr-asp.questionnaire"] for card in example_cards} == {
-        f"{BASE}/fhir/Questionnaire/hip-resurfacing"
+        f"{BASE}/fhir/Questionnaire/hip-resurfacing-adaptive"
     }
 
 
@@ -238,7 +238,7 @@ def test_a_card_launches_the_ehrs_form_filler_as_dtr_expects(folder: Path) -> No
     assert context["order"] == "ServiceRequest/2468"
     [named] = context["questionnaire"]
     found = launching.get("/fhir/Questionnaire", params={"url": named}).json()
-    assert [e["resource"]["id"] for e in found["entry"]] == ["hip-resurfacing"]
+    assert [e["resource"]["id"] for e in found["entry"]] == ["hip-resurfacing-adaptive"]
 
 
 def test_without_a_form_filler_configured_a_card_has_no_smart_link(
@@ -605,3 +605,247 @@ def test_a_form_fillers_own_export_is_found_without_the_servers_tag(client: Test
     assert {e["resource"]["status"] for e in call["prefetch"]["adaptiveAnswers"]["entry"]} == {"completed"}
     [card] = client.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
     assert card["summary"] == "Meets ARP 55 criteria" and "set aside" not in card["detail"]
+
+
+# -- issue 33: the Da Vinci DTR app's card → form → card loop, in the app's own request shapes ----
+
+DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
+AUTHOR = "http://hl7.org/fhir/StructureDefinition/questionnaireresponse-author"
+ADAPTIVE_EXTENSION = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
+
+
+def lhc_export(form: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+    """What LHC-Forms' `getFormFHIRData('QuestionnaireResponse', 'R4', …)` gives for `form` with
+    `answers` filled in (the shape tests/test_conformance_clients.py sees from LHC-Forms 40.1.3
+    in Chromium): its own tag, status completed, authored, an item per answered question in the
+    form's order with its text; a question left unanswered is left out."""
+    from artefacts import answer
+
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "meta": {"tag": [{"code": "lformsVersion: 40.1.3"}]},
+        "status": "completed",
+        "authored": "2026-03-02T10:00:00.000Z",
+        "item": [
+            {"linkId": i["linkId"], "text": i["text"], "answer": [answer(i["linkId"], answers[i["linkId"]])]}
+            for i in form.get("item", [])
+            if answers.get(i["linkId"]) is not None
+        ],
+    }
+
+
+def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
+    """Issue 33: the card's smart link launches the DTR app on the adaptive form; the app runs it
+    to completion in its own request shapes and stores the response as it does; at the next
+    order-sign the discovery's prefetch templates find that stored response and the card is
+    decided from its answers. Shapes from HL7-DaVinci/dtr (master, 7acf79a):
+
+    - src/index.js: the launch context's `questionnaire` is a fhirContext entry's `canonical`
+      of type Questionnaire (SMART 2), `order` a ServiceRequest reference: the EHR hands the
+      card's appContext on so (the app parses no JSON appContext itself, only `k=v&…`);
+    - src/util/retrieveQuestions.js buildNextQuestionRequest: LHC's export with `meta` replaced
+      by the sdc-questionnaireresponse-adapt profile, status in-progress, `contained` [the
+      form], `questionnaire` `#<its id>`, `subject` {reference: Patient/<id>};
+    - src/components/QuestionnaireForm/QuestionnaireForm.jsx loadNextQuestions: POSTed to the
+      contained form's questionnaireAdaptive valueUrl; `result.contained[0]` becomes the form
+      (App.jsx ehrLaunch(true, …)); getQuestionnaireResponse + outputResponse("completed"):
+      LHC's export with each new answer marked information-origin `manual`
+      (src/util/qrUtils.js processInformationOrigin), the questionnaireresponse-author
+      extension on each item, `author`, `subject`, `questionnaire` = appContext.questionnaire
+      (the launch's canonical, not `#…`), `extension` = [qr-context: the order], `contained` =
+      [the last form]; storeQuestionnaireResponseToEhr POSTs that to the EHR's
+      QuestionnaireResponse endpoint.
+
+    (The app fetches the form with $questionnaire-package at a URL it derives from an http(s)
+    canonical, which llr-asp's URN is not and llr-asp does not serve: here the form is read by
+    the canonical search the service offers.)"""
+    from artefacts import RULES
+
+    from llr_asp import validate
+
+    launching = TestClient(make_app(folder, dtr_launch_url=DTR_LAUNCH))
+    ehr = Ehr(patients={"123": patient_resource("123")})
+    discovery = launching.get("/cds-services", headers=signed("/cds-services")).json()
+    [templates] = [s["prefetch"] for s in discovery["services"] if s["id"] == "hip-resurfacing-order-sign"]
+    known = validate(json.loads((EXAMPLES / "route-c1-pain.json").read_text()), RULES, "truth").values
+    with serving(ehr):
+        call = order_sign([service_request("2468", HIP)], ehr_prefetch(templates, "123", ehr))
+        [first] = launching.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
+        assert first["extension"]["llr-asp.decision"] == "undetermined"
+        [smart] = [link for link in first["links"] if link["type"] == "smart"]
+        context = json.loads(smart["appContext"])
+        [canonical] = context["questionnaire"]
+        launch = {"questionnaire": canonical, "order": context["order"]}  # index.js fhirContext
+        [entry] = launching.get("/fhir/Questionnaire", params={"url": canonical}).json()["entry"]
+        qform = entry["resource"]
+        assert "item" not in qform  # the app shows "Next Question" for an item-less adaptive form
+        answers: dict[str, Any] = {}
+        for _ in range(30):
+            [marked] = [e for e in qform["extension"] if e["url"] == ADAPTIVE_EXTENSION]
+            body = {  # buildNextQuestionRequest(qform, LHC's export, "Patient/123")
+                **lhc_export(qform, answers),
+                "meta": {
+                    "profile": [
+                        "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
+                    ]
+                },
+                "status": "in-progress",
+                "contained": [qform],
+                "questionnaire": f"#{qform['id']}",
+                "subject": {"reference": "Patient/123"},
+            }
+            reply = launching.post(marked["valueUrl"].removeprefix(BASE), json=body)
+            assert reply.status_code == 200, reply.text
+            result = reply.json()
+            qform = result["contained"][0]
+            if result["status"] == "completed":
+                break
+            asked = qform["item"][-1]["linkId"]
+            answers[asked] = known.get(asked)  # not known: left unanswered, as LHC leaves it out
+        else:
+            pytest.fail("the adaptive form did not complete in 30 calls")
+        stored = lhc_export(qform, answers)  # getQuestionnaireResponse("completed")
+        for item in stored["item"]:
+            item["answer"][0]["extension"] = [
+                {"url": DTR_ORIGIN, "extension": [{"url": "source", "valueCode": "manual"}]}
+            ]
+            item["extension"] = [{"url": AUTHOR, "valueReference": {"reference": "Practitioner/ABC"}}]
+        stored.update(
+            status="completed",
+            author={"reference": "Practitioner/ABC"},
+            subject={"reference": "Patient/123"},
+            questionnaire=launch["questionnaire"],
+            extension=[
+                {
+                    "url": "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/qr-context",
+                    "valueReference": {"reference": launch["order"], "type": "ServiceRequest"},
+                }
+            ],
+            contained=[qform],  # outputResponse: the adaptive form, contained
+        )
+        assert "urn:llr-asp:questionnaire" not in json.dumps(stored.get("meta"))  # none of llr-asp's tags
+        ehr.responses.append(stored)  # storeQuestionnaireResponseToEhr: POST QuestionnaireResponse
+        call = order_sign([service_request("2468", HIP)], ehr_prefetch(templates, "123", ehr))
+        [second] = launching.post(SERVICE, json=call, headers=signed(SERVICE)).json()["cards"]
+    assert call["prefetch"]["answers"]["total"] == 1  # found by its canonical, and among the latest
+    assert call["prefetch"]["adaptiveAnswers"]["total"] == 1
+    assert second["summary"] == "Meets ARP 55 criteria", second["summary"]
+    assert second["extension"]["llr-asp.decision"] == "eligible"
+    assert second["extension"]["llr-asp.answers-authored"] == stored["authored"]
+
+
+# -- issue 33: the CDS Hooks sandbox's own request shape ------------------------------------------
+
+
+def sandbox_prefetch(templates: dict[str, str], patient: str, ehr: Ehr) -> dict[str, Any]:
+    """The prefetch as the sandbox builds it (cds-hooks/sandbox, 3b7e255,
+    src/retrieve-data-helpers/service-exchange.js completePrefetchTemplate and
+    prefetchDataPromises): `{{context.patientId}}` replaced, each query value URI-encoded
+    (encodeUriParameters: the commas and colons of `status` and `questionnaire` too), an
+    instance read by GET, a search by POST to `_search` and, that failing (the test EHR answers
+    no POST), by GET; a key whose fetch fails or finds an empty body is left out (never null)."""
+    from urllib.parse import quote
+
+    import httpx
+
+    found: dict[str, Any] = {}
+    for key, template in templates.items():
+        filled = template.replace("{{context.patientId}}", patient)
+        path, _, query = filled.partition("?")
+        if query:
+            pairs = [pair.split("=", 1) for pair in query.split("&")]
+            filled = f"{path}?" + "&".join(f"{name}={quote(value, safe='')}" for name, value in pairs)
+            if httpx.post(f"{ehr.base}/{path}/_search", data=dict(pairs), timeout=5).status_code == 200:
+                pytest.fail("the test EHR answers no POST _search: the sandbox's GET fallback is what is run")
+        reply = httpx.get(f"{ehr.base}/{filled}", timeout=5)
+        if reply.status_code == 200 and reply.json():
+            found[key] = reply.json()
+    return found
+
+
+def sandbox_call(hook: str, patient: str, prefetch: dict[str, Any], authorized: bool) -> dict[str, Any]:
+    """A call exactly as the sandbox's callServices builds it (service-exchange.js): hookInstance,
+    hook, fhirServer, context = {patientId, userId (patient-reducers.js defaultUser), and the PAMA
+    screen's generateContext (src/components/Pama/pama.jsx): selections and a draftOrders Bundle
+    (no `type`) holding one draft ServiceRequest, intent plan, coded with the chosen study and a
+    reason}; fhirAuthorization (access_token, token_type, expires_in, scope = fhir-config.js
+    allScopes, subject = productionClientId; no `patient`) only after a SMART launch gave a
+    token; prefetch only when some key was fetched."""
+    call: dict[str, Any] = {
+        "hookInstance": str(uuid.uuid4()),
+        "hook": hook,
+        "fhirServer": "http://127.0.0.1:1/fhir",  # replaced by the test EHR's base where it is read
+        "context": {
+            "patientId": patient,
+            "userId": "Practitioner/COREPRACTITIONER1",
+            "selections": ["ServiceRequest/example-request-id"],
+            "draftOrders": {
+                "resourceType": "Bundle",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "ServiceRequest",
+                            "id": "example-request-id",
+                            "status": "draft",
+                            "intent": "plan",
+                            "code": {"coding": [HIP], "text": HIP["display"]},
+                            "subject": {"reference": f"Patient/{patient}"},
+                            "reasonCode": [
+                                {
+                                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "M16.1"}],
+                                    "text": "Unilateral primary osteoarthritis of hip",
+                                }
+                            ],
+                        }
+                    }
+                ],
+            },
+        },
+    }
+    if authorized:
+        call["fhirAuthorization"] = {
+            "access_token": "a-token-from-the-sandboxs-smart-launch",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "patient/*.* user/*.* launch openid profile online_access",
+            "subject": "48163c5e-88b5-4cb3-92d3-23b800caa927",
+        }
+    if prefetch:
+        call["prefetch"] = prefetch
+    return call
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_the_sandboxs_own_request_gets_a_card(folder: Path, hook: str) -> None:
+    """Issue 33: the CDS Hooks sandbox's PAMA screen calls each hook with its own request shape
+    (`sandbox_call`), its prefetch fetched as it fetches (`sandbox_prefetch`), each service
+    keyed by its id: the patient's answers stored in the EHR give a card decided from them. A
+    sandbox launched with a token (fhirAuthorization) whose prefetch left a key out: the
+    service reads that key from fhirServer itself, and decides the same."""
+    app = make_app(folder)
+    client = TestClient(app)
+    ehr = Ehr(patients={"123": patient_resource("123")})
+    ehr.responses.append(answers_of("route-c1-pain", "123"))
+    services = client.get("/cds-services", headers=signed("/cds-services")).json()["services"]
+    [service] = [s for s in services if s["hook"] == hook and s["id"].startswith("hip-resurfacing")]
+    path = f"/cds-services/{service['id']}"
+    with serving(ehr), allowing(app, SANDBOX_ISSUER, ehr.base):
+        prefetch = sandbox_prefetch(service["prefetch"], "123", ehr)
+        assert set(prefetch) == {"patient", "answers", "adaptiveAnswers"}
+        cards = []
+        for authorized, given in (
+            (False, prefetch),
+            (True, {k: v for k, v in prefetch.items() if k != "answers"}),
+        ):
+            call = {**sandbox_call(hook, "123", given, authorized), "fhirServer": ehr.base}
+            reply = client.post(path, json=call, headers={**signed(path), "Accept": "application/json"})
+            assert reply.status_code == 200, reply.text
+            assert response_problems(reply.json()) == []
+            [card] = reply.json()["cards"]
+            cards.append(card)
+    assert [c["summary"] for c in cards] == ["Meets ARP 55 criteria"] * 2
+    assert all(c["extension"]["llr-asp.answers-authored"] == "2025-01-10T09:00:00Z" for c in cards)
+    fetched = [
+        (p, q) for p, q, _ in ehr.requests if p.endswith("/QuestionnaireResponse") and "questionnaire" in q
+    ]
+    assert len(fetched) == 2  # the sandbox's own search, then the service's for the key it left out

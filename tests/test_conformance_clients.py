@@ -122,7 +122,8 @@ def form_of(response: dict[str, Any]) -> dict[str, Any]:
 def adaptive_walk(client: TestClient, policy: str, example: str) -> list[dict[str, Any]]:
     """Every response of an adaptive form answered as `example` answers, from the served
     adaptive Questionnaire sent back as it came (the DTR app's first call) to completion."""
-    served = client.get(f"/fhir/Questionnaire/{policy}").json()
+    served = client.get(f"/fhir/Questionnaire/{policy}-adaptive").json()
+    assert "item" not in served  # SDC's adaptive search profile: no items
     response = next_question(
         client,
         {
@@ -155,9 +156,12 @@ def explained(policy: str, example: str) -> dict[str, Any]:
 
 def test_every_resource_served_or_returned_is_valid_r4_for_medplum(client: TestClient) -> None:
     served: list[dict[str, Any]] = [client.get("/fhir/metadata").json()]
-    for policy in ("hip-resurfacing", "knee-resurfacing", "all"):
+    for policy in ("hip-resurfacing", "knee-resurfacing", "all"):  # the full form and the adaptive one
         served.append(client.get(f"/fhir/Questionnaire/{policy}").json())
-    served.append(client.get("/fhir/Questionnaire", params={"url": "urn:llr-asp:questionnaire:all"}).json())
+        served.append(client.get(f"/fhir/Questionnaire/{policy}-adaptive").json())
+    for url in ("urn:llr-asp:questionnaire:all", "urn:llr-asp:questionnaire:hip-resurfacing-adaptive"):
+        served.append(client.get("/fhir/Questionnaire", params={"url": url}).json())
+    assert [q.get("item") is None for q in served[1:7]] == [False, True] * 3
     bundle = client.get("/fhir/StructureDefinition").json()
     served += [bundle, *(e["resource"] for e in bundle["entry"])]
     steps = adaptive_walk(client, "hip-resurfacing", "route-c1-pain")
@@ -366,7 +370,7 @@ def test_lhc_forms_asks_the_adaptive_form_to_its_end(client: TestClient, lforms:
     """The loop a form filler runs: the served adaptive Questionnaire, $next-question, each
     step's contained form rendered in LHC-Forms with the answers so far, the new question
     answered there, LHC's export sent back, until the form is completed."""
-    served = client.get("/fhir/Questionnaire/hip-resurfacing").json()
+    served = client.get("/fhir/Questionnaire/hip-resurfacing-adaptive").json()
     response = next_question(
         client,
         {

@@ -631,7 +631,7 @@ def test_cds_services_are_per_family_and_the_card_names_the_edition(
     assert card["extension"]["llr-asp.edition"]["policy"] == "hip-resurfacing-2027"
     assert card["extension"]["llr-asp.decision"] == "eligible"  # four months meet three
     assert "Decided under the edition hip-resurfacing-2027 of hip-resurfacing" in card["detail"]
-    assert card["extension"]["llr-asp.questionnaire"].endswith("/fhir/Questionnaire/hip-resurfacing")
+    assert card["extension"]["llr-asp.questionnaire"].endswith("/fhir/Questionnaire/hip-resurfacing-adaptive")
 
 
 def fhir_answers(rules: Path, record: dict[str, Any]) -> dict[str, Any]:

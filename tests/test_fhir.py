@@ -268,3 +268,31 @@ def test_explain_as_fhir_answers_only_the_items_of_its_questionnaire(policy: str
         assert again.decision == direct.decision, example.name
     assert ("sex" in links) == (policy == "hip-resurfacing")
     assert any("compartments" in link for link in links) == (policy == "knee-resurfacing")
+
+
+@pytest.mark.parametrize(
+    ("questionnaire", "family"),
+    [
+        ("urn:llr-asp:questionnaire:hip-resurfacing-adaptive", "hip-resurfacing"),
+        ("urn:llr-asp:questionnaire:knee-resurfacing-adaptive|0.1.0+rules.abc", "knee-resurfacing"),
+        ("urn:llr-asp:questionnaire:hip-resurfacing", "hip-resurfacing"),
+    ],
+)
+def test_answers_to_the_adaptive_form_are_answers_for_its_policy(questionnaire: str, family: str) -> None:
+    """Issue 33: the DTR app stores a completed adaptive response under the canonical its launch
+    named (the adaptive form's, QuestionnaireForm.jsx getQuestionnaireResponse): its answers
+    are for that policy alone, as the full form's are (asked for the other joint: refused)."""
+    from llr_asp.core.documents import for_procedure, procedure_of
+
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": questionnaire,
+        "status": "completed",
+        "item": [{"linkId": "msk.assessed", "answer": [{"valueBoolean": True}]}],
+    }
+    assert procedure_of(response) == family
+    patient = validate(response, RULES, "response")
+    assert patient.answers_for == family
+    other = next(p for p in RULES.policies.values() if p.family != family)
+    with pytest.raises(InputError, match="never used for"):
+        for_procedure(patient, [other], every=False)

@@ -44,8 +44,14 @@ def client() -> TestClient:
 
 @pytest.fixture(scope="module")
 def hip(client: TestClient) -> dict[str, Any]:
-    """The Questionnaire a card names for the hip policy."""
+    """The hip policy's full Questionnaire (every question, not adaptive)."""
     return client.get("/fhir/Questionnaire/hip-resurfacing").json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def adaptive(client: TestClient) -> dict[str, Any]:
+    """The hip policy's adaptive Questionnaire, the one a card names (no items)."""
+    return client.get("/fhir/Questionnaire/hip-resurfacing-adaptive").json()  # type: ignore[no-any-return]
 
 
 def fill(
@@ -63,7 +69,9 @@ def fill(
     pytest.fail("the adaptive form did not complete in 30 questions")
 
 
-POLICIES = ["hip-resurfacing", "knee-resurfacing", "all"]
+POLICIES = [
+    f"{p}{kind}" for p in ("hip-resurfacing", "knee-resurfacing", "all") for kind in ("", "-adaptive")
+]
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -90,15 +98,43 @@ def test_grades_carry_their_rank_as_item_weight(hip: dict[str, Any]) -> None:
     assert weights and set(weights) == {"http://hl7.org/fhir/StructureDefinition/itemWeight"}
 
 
-def test_the_questionnaire_a_card_names_is_adaptive(client: TestClient, hip: dict[str, Any]) -> None:
+def test_the_questionnaire_a_card_names_is_adaptive(client: TestClient, adaptive: dict[str, Any]) -> None:
     """questionnaireAdaptive marks it adaptive, its URL the base of $next-question (DTR
     spec-23: "[url]/Questionnaire/$next-question"), so a form filler asks it one question at
     a time."""
-    [marked] = [e for e in hip["extension"] if e["url"] == ADAPTIVE]
+    [marked] = [e for e in adaptive["extension"] if e["url"] == ADAPTIVE]
     assert marked == {"url": ADAPTIVE, "valueUrl": f"{BASE}/fhir"}
-    start = adaptive_start(f"{hip['url']}|{hip['version']}")
+    start = adaptive_start(f"{adaptive['url']}|{adaptive['version']}")
     reply = client.post(marked["valueUrl"][len(BASE) :] + "/Questionnaire/$next-question", json=start)
     assert reply.status_code == 200 and reply.json()["status"] == "in-progress"
+
+
+ADAPT_SEARCH = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt-srch"
+
+
+@pytest.mark.parametrize("policy", ["hip-resurfacing", "knee-resurfacing", "all"])
+def test_the_adaptive_questionnaire_is_item_less_and_the_full_one_is_not_adaptive(
+    client: TestClient, policy: str
+) -> None:
+    """Issue 33: SDC's adaptive search profile (sdc-questionnaire-adapt-srch: questionnaireAdaptive
+    1..*, item 0..0) for the form a card names, its own id and canonical, found by a search on
+    that canonical; the full form beside it keeps every question and is not marked adaptive (a
+    form filler shows it whole: an adaptive one with 18 items would be shown at once)."""
+    full = client.get(f"/fhir/Questionnaire/{policy}").json()
+    adaptive = client.get(f"/fhir/Questionnaire/{policy}-adaptive").json()
+    assert full["item"] and ADAPTIVE not in {e["url"] for e in full["extension"]}
+    assert (full["id"], full["url"]) == (policy, f"urn:llr-asp:questionnaire:{policy}")
+    assert "item" not in adaptive and adaptive["meta"]["profile"] == [ADAPT_SEARCH]
+    assert (adaptive["id"], adaptive["url"]) == (
+        f"{policy}-adaptive",
+        f"urn:llr-asp:questionnaire:{policy}-adaptive",
+    )
+    assert adaptive["version"] == full["version"] and adaptive["title"] == full["title"]
+    for form in (full, adaptive):
+        for url in (form["url"], f"{form['url']}|{form['version']}"):
+            found = client.get("/fhir/Questionnaire", params={"url": url}).json()
+            assert [e["resource"] for e in found["entry"]] == [form]
+            assert found["entry"][0]["fullUrl"] == f"{BASE}/fhir/Questionnaire/{form['id']}"
 
 
 @pytest.mark.parametrize("where", ["derivedFrom", "questionnaire"])
@@ -224,7 +260,17 @@ def test_metadata_is_a_capability_statement(client: TestClient) -> None:
         ("url=urn:llr-asp:questionnaire:knee-resurfacing&version={version}", ["knee-resurfacing"]),
         ("url=urn:llr-asp:questionnaire:hip-resurfacing|0.0.1", []),
         ("url=urn:llr-asp:questionnaire:nothing", []),
-        ("", ["hip-resurfacing", "knee-resurfacing", "all"]),
+        ("url=urn:llr-asp:questionnaire:hip-resurfacing-adaptive", ["hip-resurfacing-adaptive"]),
+        ("url=urn:llr-asp:questionnaire:all-adaptive|{version}", ["all-adaptive"]),
+        ("url=urn:llr-asp:questionnaire:-adaptive", []),
+        (
+            "",
+            [
+                f"{p}{kind}"
+                for p in ("hip-resurfacing", "knee-resurfacing", "all")
+                for kind in ("", "-adaptive")
+            ],
+        ),
     ],
 )
 def test_questionnaires_are_found_by_canonical_url(
@@ -504,12 +550,16 @@ def test_a_prefilled_start_returns_a_form_holding_every_answered_item(
     assert response["extension"][0]["valueCoding"]["code"] == "eligible"
 
 
+@pytest.mark.parametrize("form", ["adaptive", "hip"])
 def test_the_dtr_apps_first_call_sends_the_served_questionnaire_back(
-    client: TestClient, hip: dict[str, Any]
+    client: TestClient, request: pytest.FixtureRequest, form: str
 ) -> None:
     """The DTR app's first $next-question: the served Questionnaire contained as it came (its
-    `url`, `version` and items), the response naming it. It is the start of the adaptive form:
-    derived from that canonical, no url of its own, one question asked (bug: refused with 400)."""
+    `url`, `version`, and items if it has any), the response naming it. It is the start of the
+    adaptive form: derived from that canonical, no url of its own, one question asked (bug:
+    refused with 400). The adaptive form is the one the card names; the full one, sent back by
+    a form filler that was given it, starts the same way."""
+    hip = request.getfixturevalue(form)
     served = dict(hip)
     start = {
         "resourceType": "QuestionnaireResponse",
@@ -545,7 +595,7 @@ def dtr_request(form: dict[str, Any], lhc_export: dict[str, Any] | None, patient
 
 
 def test_the_dtr_app_posts_next_question_to_the_adaptive_extensions_url_and_is_answered(
-    client: TestClient, hip: dict[str, Any]
+    client: TestClient, adaptive: dict[str, Any]
 ) -> None:
     """The DTR app POSTs each $next-question call to the questionnaireAdaptive extension's
     valueUrl itself (HL7-DaVinci/dtr src/components/QuestionnaireForm/QuestionnaireForm.jsx,
@@ -553,11 +603,11 @@ def test_the_dtr_app_posts_next_question_to_the_adaptive_extensions_url_and_is_a
     has that URL the base of a server with $next-question: the base answers such a POST (a
     QuestionnaireResponse, never a batch Bundle) as $next-question. It then renders
     `result.contained[0]` and sends it back contained in its next call, with LHC's export."""
-    [marked] = [e for e in hip["extension"] if e["url"].endswith("questionnaireAdaptive")]
+    [marked] = [e for e in adaptive["extension"] if e["url"].endswith("questionnaireAdaptive")]
     url = marked["valueUrl"]
     assert url == f"{BASE}/fhir"
     path = url.removeprefix(BASE)
-    first = client.post(path, json=dtr_request(hip, None, "Patient/pat-1"))
+    first = client.post(path, json=dtr_request(adaptive, None, "Patient/pat-1"))
     assert first.status_code == 200, first.text
     step = first.json()
     assert step["resourceType"] == "QuestionnaireResponse" and step["status"] == "in-progress"

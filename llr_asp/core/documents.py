@@ -24,7 +24,11 @@ RETRACTED = ("entered-in-error", "stopped")
 """QuestionnaireResponse statuses never decided from: retracted by the EHR, or abandoned."""
 
 PREFIX = "urn:llr-asp:questionnaire:"
-"""The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all"."""
+"""The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all" (the full form),
+and that + ADAPTIVE (the item-less adaptive form SDC's adaptive search finds)."""
+
+ADAPTIVE = "-adaptive"
+"""What names a policy's adaptive Questionnaire after its own name (id and canonical)."""
 
 
 Document = Union[str, Mapping[str, Any], InputError]
@@ -102,11 +106,23 @@ def read_patient(source: str, rules: RuleSet) -> Patient:
 
 
 def policy_of(reference: Any) -> str | None:
-    """The policy id (or "all") a canonical of llr-asp's names, its version set aside; None
-    for anything else."""
+    """The policy id (or "all") a canonical of llr-asp's names, its version set aside, whether
+    it names the full form or the adaptive one (answers to either are answers for the policy);
+    None for anything else."""
+    named = form_of(reference)
+    return named[0] if named is not None else None
+
+
+def form_of(reference: Any) -> tuple[str, bool] | None:
+    """The policy id (or "all") a canonical of llr-asp's names and whether it names that
+    policy's adaptive Questionnaire (`…:<policy>-adaptive`), its version set aside; None for
+    anything else."""
     if not isinstance(reference, str) or not reference.startswith(PREFIX):
         return None
-    return reference[len(PREFIX) :].split("|", 1)[0] or None
+    name = reference[len(PREFIX) :].split("|", 1)[0]
+    adaptive = name.endswith(ADAPTIVE) and len(name) > len(ADAPTIVE)
+    name = name[: -len(ADAPTIVE)] if adaptive else name
+    return (name, adaptive) if name else None
 
 
 def shaped(value: Any, kind: type, source: str, where: str, what: str) -> Any:

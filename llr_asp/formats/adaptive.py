@@ -228,11 +228,12 @@ def _adopted(form: dict[str, Any]) -> dict[str, Any]:
             adopted["derivedFrom"] = [f"{url}|{version}" if isinstance(version, str) else url]
         adopted["meta"] = {"profile": [ADAPT]}
         adopted["item"] = []
-        extensions = adopted.get("extension")  # no version of its own, so no version algorithm
+        extensions = adopted.pop("extension", None)  # no version of its own, so no version algorithm
         if isinstance(extensions, list):
-            adopted["extension"] = [
-                e for e in extensions if not (isinstance(e, dict) and e.get("url") == VERSION_ALGORITHM)
-            ]
+            kept = [e for e in extensions if not (isinstance(e, dict) and e.get("url") == VERSION_ALGORITHM)]
+            adopted.update({"extension": kept} if kept else {})  # FHIR JSON has no empty arrays
+        elif extensions is not None:
+            adopted["extension"] = extensions
     return adopted
 
 
@@ -261,11 +262,11 @@ def _form(response: dict[str, Any], contained: list[Any], source: str) -> dict[s
 
 def _adaptive(response: dict[str, Any], rules: RuleSet, service: str | None) -> dict[str, Any]:
     """A new adaptive Questionnaire (sdc-questionnaire-adapt) for a response that has none,
-    derived from the version-specific canonical of the policy's Questionnaire (the response's
-    own version, if it names one)."""
+    derived from the version-specific canonical of the policy's adaptive Questionnaire (the
+    response's own canonical, if it names one with a version)."""
     named = response.get("questionnaire")
     policy = policy_of(named) or "all"
-    base = named if isinstance(named, str) and "|" in named else canonical(rules, policy)
+    base = named if isinstance(named, str) and "|" in named else canonical(rules, policy, adaptive=True)
     marked = {"url": ADAPTIVE, **({"valueUrl": service} if service else {"valueBoolean": True})}
     return {
         "resourceType": "Questionnaire",

@@ -20,6 +20,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..core.documents import ADAPTIVE as ADAPTIVE_NAME
 from ..core.documents import PREFIX
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
@@ -32,6 +33,8 @@ SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"
 ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
 VERSION_ALGORITHM = "http://hl7.org/fhir/StructureDefinition/artifact-versionAlgorithm"
 ADAPTIVE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-questionnaireAdaptive"
+ADAPT_SEARCH = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt-srch"
+"""SDC's profile of an adaptive Questionnaire as a search finds it: no items, questionnaireAdaptive."""
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 UNIT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
@@ -50,6 +53,11 @@ def questionnaire_url(policy: str) -> str:
     return f"{PREFIX}{policy}"
 
 
+def adaptive_url(policy: str) -> str:
+    """The canonical of a policy's adaptive Questionnaire (or "all"'s)."""
+    return questionnaire_url(f"{policy}{ADAPTIVE_NAME}")
+
+
 @functools.cache
 def release() -> str:
     try:
@@ -63,9 +71,11 @@ def questionnaire_version(rules: RuleSet) -> str:
     return f"{release()}+rules.{rules.digest[:16]}"
 
 
-def canonical(rules: RuleSet, policy: str) -> str:
-    """The version-specific canonical of a policy's Questionnaire (or "all")."""
-    return f"{questionnaire_url(policy)}|{questionnaire_version(rules)}"
+def canonical(rules: RuleSet, policy: str, adaptive: bool = False) -> str:
+    """The version-specific canonical of a policy's Questionnaire (or "all"), or of its
+    adaptive one."""
+    url = adaptive_url(policy) if adaptive else questionnaire_url(policy)
+    return f"{url}|{questionnaire_version(rules)}"
 
 
 def value_system(field: str) -> str:
@@ -73,32 +83,55 @@ def value_system(field: str) -> str:
     return f"urn:llr-asp:values:{field}"
 
 
-def questionnaire(
-    rules: RuleSet, policy: Policy | None = None, service: str | None = None, name: str | None = None
-) -> dict[str, Any]:
-    """The Questionnaire of `policy` (its fields, in declaration order), or of every field.
-    Named (`name`: id and canonical) by the policy's family unless told otherwise: the answers
-    to any edition's form serve every edition of the family.
-
-    With `service` (the FHIR base URL that answers $next-question for it) it is marked adaptive
-    (SDC's questionnaireAdaptive, the URL as DTR asks): a form filler then asks one question at
-    a time. Without, it is a plain form (`llr-asp fhir questionnaire` prints it so)."""
+def questionnaire(rules: RuleSet, policy: Policy | None = None, name: str | None = None) -> dict[str, Any]:
+    """The full Questionnaire of `policy` (its fields, in declaration order), or of every field:
+    a plain form, not marked adaptive (a form filler shows it whole; `llr-asp fhir
+    questionnaire` prints it). Named (`name`: id and canonical) by the policy's family unless
+    told otherwise: the answers to any edition's form serve every edition of the family."""
     used = policy.fields() if policy is not None else frozenset(rules.fields)
     name = name or (policy.family if policy is not None else "all")
+    return {
+        **_header(rules, policy, name, SDC),
+        "description": "The questions llr-asp asks to decide funding; any may be left unanswered (unknown).",
+        "item": [
+            item(field, rules.caveats(path, [policy] if policy else None))
+            for path, field in rules.fields.items()
+            if path in used
+        ],
+    }
+
+
+def adaptive_questionnaire(
+    rules: RuleSet, policy: Policy | None, service: str, name: str | None = None
+) -> dict[str, Any]:
+    """The adaptive Questionnaire of `policy` (or "all") as SDC's adaptive search finds it
+    (sdc-questionnaire-adapt-srch): no items (item 0..0: the questions come one at a time from
+    `$next-question`), marked adaptive with `service`, the FHIR base that answers it
+    (questionnaireAdaptive, the URL the DTR app posts to). Its own id and canonical: the full
+    form's + ADAPTIVE (`hip-resurfacing-adaptive`); answers to it are answers for the policy."""
+    name = f"{name or (policy.family if policy is not None else 'all')}{ADAPTIVE_NAME}"
+    header = _header(rules, policy, name, ADAPT_SEARCH)
+    return {
+        **header,
+        "extension": [*header["extension"], {"url": ADAPTIVE, "valueUrl": service}],
+        "description": "The questions llr-asp asks to decide funding, one at a time: each next question "
+        "(the one that can still change the decision) from $next-question, until the decision is made.",
+    }
+
+
+def _header(rules: RuleSet, policy: Policy | None, name: str, profile: str) -> dict[str, Any]:
+    """What the full and the adaptive Questionnaire of a policy share: all but the items."""
     title = f"{policy.title} ({policy.reference})" if policy is not None else "LLR ICB commissioning policies"
-    extensions: list[dict[str, Any]] = [
-        {
-            "url": VERSION_ALGORITHM,
-            "valueCoding": {"system": "http://hl7.org/fhir/version-algorithm", "code": "semver"},
-        }
-    ]
-    if service is not None:
-        extensions.append({"url": ADAPTIVE, "valueUrl": service})
     return {
         "resourceType": "Questionnaire",
         "id": name,
-        "meta": {"profile": [SDC]},
-        "extension": extensions,
+        "meta": {"profile": [profile]},
+        "extension": [
+            {
+                "url": VERSION_ALGORITHM,
+                "valueCoding": {"system": "http://hl7.org/fhir/version-algorithm", "code": "semver"},
+            }
+        ],
         "url": questionnaire_url(name),
         "version": questionnaire_version(rules),
         "name": "".join(part.capitalize() for part in name.replace("_", "-").split("-")),
@@ -106,12 +139,6 @@ def questionnaire(
         "status": "active",
         "subjectType": ["Patient"],
         **({"publisher": policy.commissioner} if policy is not None else {}),
-        "description": "The questions llr-asp asks to decide funding; any may be left unanswered (unknown).",
-        "item": [
-            item(field, rules.caveats(path, [policy] if policy else None))
-            for path, field in rules.fields.items()
-            if path in used
-        ],
     }
 
 

@@ -12,13 +12,14 @@ extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` k
   with every value and its source (only when there are any): such a field is unknown for the
   decision, and a decision that turns on it is never robust;
 - `llr-asp.answers-authored`: when the answers decided from were given;
-- `llr-asp.questionnaire`: the policy's Questionnaire (adaptive: an SDC form filler asks it
-  through `$next-question`), for the EHR to open its form filler on.
+- `llr-asp.questionnaire`: the policy's adaptive Questionnaire (`<policy>-adaptive`: no items;
+  an SDC form filler asks it through `$next-question`), for the EHR to open its form filler on.
 
 Its first link (`absolute`) opens the clinicians' page (a page, never raw JSON). Where the
 deployment names the EHR's SMART form filler (`--dtr-launch-url`: a Da Vinci DTR app) a second
 link (`smart`) launches it, its `appContext` as DTR reads it: a JSON string naming the policy's
-Questionnaire (`questionnaire`, a list of version-specific canonicals) and the order (`order`).
+adaptive Questionnaire (`questionnaire`, a list of version-specific canonicals) and the order
+(`order`). The page link is the same for every card: the page asks its own questions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.decision import Decision
+from ..core.documents import ADAPTIVE
 from ..core.ruleset import Policy, RuleSet
 from ..engines.urgency import UNCONFIRMED, care_steps, urgent_route
 from ..formats.fhir import canonical
@@ -67,7 +69,7 @@ def card(
         f"{NAMESPACE}conflicts": [_present(c.to_json()) for c in decision.conflicts],
         f"{NAMESPACE}filled": [_present({"field": s.field, **s.to_json()}) for s in decision.filled],
         f"{NAMESPACE}answers-authored": found.authored or [],
-        f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.family}",
+        f"{NAMESPACE}questionnaire": f"{base}/fhir/Questionnaire/{policy.family}{ADAPTIVE}",
         f"{NAMESPACE}edition": _present(policy.edition_json(decision.rules)),
     }
     return {
@@ -90,7 +92,8 @@ def card(
 
 def smart_link(policy: Policy, rules: RuleSet, launch: str, order: str | None) -> dict[str, Any]:
     """The link that launches the EHR's SMART form filler on the policy's Questionnaire."""
-    context = {"questionnaire": [canonical(rules, policy.family)], **({"order": order} if order else {})}
+    form = canonical(rules, policy.family, adaptive=True)
+    context = {"questionnaire": [form], **({"order": order} if order else {})}
     return {
         "label": f"Answer the {policy.reference} questions in the EHR's form",
         "url": launch,

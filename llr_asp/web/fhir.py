@@ -3,8 +3,10 @@ Questionnaire (read, or searched by its canonical `url`, with or without `|versi
 adaptive `$next-question`. Bodies are FHIR JSON (application/fhir+json); every error is an
 OperationOutcome (`outcome.py`): a bad QuestionnaireResponse is 400, an unknown policy 404.
 
-The Questionnaires served are marked adaptive (questionnaireAdaptive, with this base URL), so
-an SDC form filler asks them one question at a time through `$next-question`.
+Each policy (and "all") has two Questionnaires: the full form (`/fhir/Questionnaire/<policy>`,
+every question, not adaptive) and the adaptive one SDC's adaptive search finds
+(`/fhir/Questionnaire/<policy>-adaptive`: no items, marked adaptive with this base URL), which
+an SDC form filler (the DTR app) asks one question at a time through `$next-question`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from ..core.documents import policy_of
+from ..core.documents import ADAPTIVE, form_of
 from ..core.ruleset import RuleSet
 from ..formats.adaptive import adaptive_response, next_question
 from ..formats.fhir import (
+    ADAPT_SEARCH,
     EXTENSIONS,
     SDC,
+    adaptive_questionnaire,
     questionnaire,
     questionnaire_version,
     release,
@@ -63,6 +67,7 @@ def metadata(request: Request) -> JSON:
                         {
                             "type": "Questionnaire",
                             "profile": SDC,
+                            "supportedProfile": [ADAPT_SEARCH],
                             "interaction": [{"code": "read"}, {"code": "search-type"}],
                             "searchParam": [
                                 {
@@ -107,19 +112,21 @@ def search_questionnaires(
     url, version = (None if v is None else v.replace(" ", "+") for v in (url, version))
     if url is not None and "|" in url:
         url, version = url.split("|", 1)[0], url.split("|", 1)[1] or version
+    named = form_of(url)
     found = [
-        policy
+        (policy, adaptive)
         for policy in [*rules.policies, "all"]
-        if (url is None or policy_of(url) == policy) and version in (None, questionnaire_version(rules))
+        for adaptive in (False, True)
+        if (url is None or named == (policy, adaptive)) and version in (None, questionnaire_version(rules))
     ]
     base = fhir_base(request)
     entries = [
         {
-            "fullUrl": f"{base}/Questionnaire/{p}",
-            "resource": _served(request, rules, p),
+            "fullUrl": f"{base}/Questionnaire/{p}{ADAPTIVE if adaptive else ''}",
+            "resource": _served(request, rules, p, adaptive),
             "search": {"mode": "match"},
         }
-        for p in found
+        for p, adaptive in found
     ]
     return _searchset(request, "Questionnaire", entries)
 
@@ -170,12 +177,15 @@ def get_structure_definition(request: Request, name: str) -> JSON:
 
 @router.get("/fhir/Questionnaire/{policy}", summary="The FHIR R4 Questionnaire of a policy (or all)")
 def get_questionnaire(request: Request, policy: str) -> JSON:
+    """The full form of a policy (or "all"); `<policy>-adaptive` its adaptive one."""
     rules = engines(request).rules
+    adaptive = policy.endswith(ADAPTIVE) and policy[: -len(ADAPTIVE)] in (*rules.policies, "all")
+    policy = policy[: -len(ADAPTIVE)] if adaptive else policy
     rules.select(policy)  # an unknown policy: 404
-    return JSON(_served(request, rules, policy), media_type=FHIR_JSON)
+    return JSON(_served(request, rules, policy, adaptive), media_type=FHIR_JSON)
 
 
-def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
+def _served(request: Request, rules: RuleSet, policy: str, adaptive: bool = False) -> dict[str, Any]:
     # a family's: what its edition in force today asks (an edition's id: that edition's)
     chosen = (
         None
@@ -184,7 +194,9 @@ def _served(request: Request, rules: RuleSet, policy: str) -> dict[str, Any]:
         if policy in rules.families
         else rules.policies[policy]
     )
-    return questionnaire(rules, chosen, service=fhir_base(request), name=policy)
+    if adaptive:
+        return adaptive_questionnaire(rules, chosen, fhir_base(request), name=policy)
+    return questionnaire(rules, chosen, name=policy)
 
 
 @router.post(

@@ -5,8 +5,9 @@ The templates use only what the specification recommends (instance reads, `patie
 equality, `_sort`, `_count`; no `_tag`, which EHRs need not search by):
 
 - `patient`: `Patient/{{context.patientId}}` (for sex);
-- `answers`: the latest finished QuestionnaireResponse to the policy's Questionnaire (the
-  static form, searched by its canonical);
+- `answers`: the latest finished QuestionnaireResponse to the policy's full or adaptive
+  Questionnaire, searched by either canonical (values separated by a comma: either; the DTR app
+  stores a completed adaptive response under the adaptive canonical its launch named);
 - `adaptiveAnswers`: the patient's RECENT latest finished QuestionnaireResponses, whatever
   their questionnaire: an adaptive response's `questionnaire` is `#<its contained form>`,
   which no server can search by, and a form filler's own export carries no tag of
@@ -47,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from ..core.errors import InputError
-from ..formats.fhir import questionnaire_url
+from ..formats.fhir import adaptive_url, questionnaire_url
 from .api import read_json
 from .hookcall import Access
 from .settings import Settings
@@ -70,7 +71,8 @@ def templates(policy: str) -> dict[str, str]:
     finished = f"QuestionnaireResponse?patient={TOKEN}&status=completed,amended"
     return {
         "patient": f"Patient/{TOKEN}",
-        "answers": f"{finished}&questionnaire={questionnaire_url(policy)}&_sort=-authored&_count=1",
+        "answers": f"{finished}&questionnaire={questionnaire_url(policy)},{adaptive_url(policy)}"
+        "&_sort=-authored&_count=1",
         "adaptiveAnswers": f"{finished}&_sort=-authored&_count={RECENT}",
     }
 
