@@ -669,7 +669,7 @@ PLANTED = [
     # -- urgency and what-if from the patient (issue 32) --------------------------------------------
     Planted(
         "urgent",
-        "engines/urgency.py",
+        "core/urgency.py",
         '            if unconfirmed:\n                return nodes[route], "confirm"\n',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
@@ -677,7 +677,7 @@ PLANTED = [
     ),
     Planted(
         "urgent",
-        "engines/urgency.py",
+        "core/urgency.py",
         'return nodes[route], "ask" if status.get(rid) != "met" else "settle"',
         'return nodes[route], "ask"',
         "a route and care met, something else open: told to ask instead of settling it now",
@@ -701,7 +701,7 @@ PLANTED = [
     ),
     Planted(
         "urgent",
-        "engines/urgency.py",
+        "core/urgency.py",
         'nodes[s].status != "met" and s not in waiting]',
         'nodes[s].status != "met"]',
         "care under a met urgent route is offered as the step",

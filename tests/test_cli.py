@@ -34,6 +34,7 @@ def test_explain_json_matches_the_contract() -> None:
         "warnings",
         "conflicts",
         "filled",
+        "urgent",
         "review",
         "edition",
         "rules",

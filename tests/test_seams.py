@@ -499,7 +499,7 @@ def test_care_an_urgent_route_says_not_to_wait_for_is_never_the_step(whatif_of: 
     record = changed(C6, conservative__months=2, conservative__documented=False)
     answer = whatif_of(record)
     assert answer.withheld == "C6" and not any(c.field.startswith("conservative.") for c in answer.steps)
-    from llr_asp.engines.urgency import urgent_route
+    from llr_asp.core.urgency import urgent_route
 
     [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     assert urgent_route(decision) is not None and urgent_route(decision)[1] == "ask"
@@ -910,3 +910,24 @@ def test_answers_that_could_not_be_fetched_are_never_said_to_be_none(
     assert said == "ARP 55: the EHR's answers could not be read; answer the ARP 55 questions"
     none = cards.card(decision, RULES, "http://testserver", cards.Found(answered=False))["summary"]
     assert none == "ARP 55: no answers found; answer the ARP 55 questions"
+
+
+@pytest.mark.parametrize(
+    ("record", "urgent"),
+    [
+        (lambda: changed(C6, conservative__months=2), {"route": "C6", "status": "met", "action": "ask"}),
+        (
+            lambda: changed(C6, conservative__months=2, sex=None),
+            {"route": "C6", "status": "met", "action": "confirm"},
+        ),
+        (lambda: changed(C6, sex="female"), {"route": "C6", "status": "met", "action": "unsuitable"}),
+        (lambda: changed(C6, joint__destruction_risk=False), None),
+    ],
+)
+def test_every_decisions_json_names_its_urgency(record: Any, urgent: dict[str, str] | None) -> None:
+    """Sixth review, MEDIUM: the JSON of /api/v1/explain and `explain -f json` said "not_eligible:
+    B" for a C6 patient with two months of care, with no word of urgency: an EHR built on it
+    showed an urgent patient as refused."""
+    [decision] = Reasoner(RULES).decide(validate(record(), RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    said = decision.to_json()["urgent"]
+    assert (said and {k: said[k] for k in ("route", "status", "action")}) == urgent

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
 from .sources import Conflict, Stated
+from .urgency import urgent_route
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
@@ -222,10 +223,21 @@ class Decision:
             "warnings": [w.to_json() for w in self.warnings],
             "conflicts": [c.to_json() for c in self.conflicts],
             "filled": [{"field": s.field, **s.to_json()} for s in self.filled],
+            "urgent": self.urgent_json(),
             "review": self.policy.review_json(today or datetime.date.today()),
             "edition": self.policy.edition_json(self.rules),
             "rules": self.rules,
         }
+
+    def urgent_json(self) -> dict[str, str] | None:
+        """The route the policy says not to wait for that the patient meets or may meet, and the
+        action it asks first (core.urgency: unsuitable, confirm, refer, assess, ask, settle, find
+        out); None for none. A program that reads only the verdict must not miss it."""
+        urgent = urgent_route(self)
+        if urgent is None:
+            return None
+        node, action = urgent
+        return {"route": node.id, "label": node.label, "status": node.status, "action": action}
 
 
 def _node_json(node: Node) -> dict[str, Any]:

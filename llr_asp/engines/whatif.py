@@ -27,7 +27,7 @@ from ..core.errors import LlrError
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
 from ..core.ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
-from .urgency import care_steps, urgent_route
+from ..core.urgency import care_steps, urgent_route
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
 
@@ -99,7 +99,7 @@ class WhatIf:
     blocker: Blocker | None  # set when no change can make the patient eligible
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
     withheld: str | None = None  # a met urgent route: changes that wait for care are not offered
-    advice: str | None = None  # what that route asks first (engines.urgency: confirm, assess, ask, ...)
+    advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
 
     @property
@@ -390,7 +390,7 @@ def weighed(
 
 
 def _steps(policy: Policy, patient: Patient, decision: Decision) -> tuple[Change, ...]:
-    """The care a clinician can give now (engines.urgency.care_steps: an MSK assessment not yet
+    """The care a clinician can give now (core.urgency.care_steps: an MSK assessment not yet
     made), as changes of their fields."""
     tests = [policy.requirements[n.id].test for n in care_steps(decision)]
     return tuple(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
-from ..engines.urgency import care_steps, unconfirmed_sources, urgent_route
+from ..core.urgency import care_steps, unconfirmed_sources, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -232,7 +232,7 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
 
 def withheld_words(answer: WhatIf) -> str | None:
     """A met urgent route's word on what-if: more care is not offered as a way to funding, and
-    what to do first, as the urgent line says it (engines.urgency)."""
+    what to do first, as the urgent line says it (core.urgency)."""
     if answer.withheld is None:
         return None
     route = answer.withheld

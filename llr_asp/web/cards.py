@@ -32,7 +32,7 @@ from typing import Any
 from ..core.decision import Decision
 from ..core.documents import ADAPTIVE
 from ..core.ruleset import Policy, RuleSet
-from ..engines.urgency import UNCONFIRMED, care_steps, urgent_route
+from ..core.urgency import UNCONFIRMED, care_steps, urgent_route
 from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
 from ..views.wording import lower_first, source_words

@@ -146,7 +146,7 @@ async def discovery(request: Request) -> JSON:
             f"{policy.reference} funding criteria and says what is missing.",
             "prefetch": templates(policy.family),
             "usageRequirements": f"Reads the patient's answers to {base}/fhir/Questionnaire/{policy.family} "
-            "(a QuestionnaireResponse; the adaptive form's are tagged) from the prefetch, or from "
+            "or its adaptive form (a QuestionnaireResponse) from the prefetch, or from "
             "fhirServer with fhirAuthorization.",
             "version": CDS_HOOKS_VERSION,
             "hookVersion": "1.0",

@@ -2,13 +2,18 @@
 B), and what to do about it, judged from the patient's own answers whatever the readings.
 
 Plain classification for every surface (the words are the views'): the letter, the terminal,
-the page, the CDS card, the adaptive form's completion and what-if all take it from here.
+the page, the CDS card, the adaptive form's completion, what-if and every decision's JSON
+(`urgent`) all take it from here.
 """
 
 from __future__ import annotations
 
-from ..core.decision import Decision, Node
-from ..core.sources import Stated
+from typing import TYPE_CHECKING
+
+from .sources import Stated
+
+if TYPE_CHECKING:  # a decision's JSON names its urgency: decision.py imports this module
+    from .decision import Decision, Node
 
 
 def urgent_route(decision: Decision) -> tuple[Node, str] | None:
