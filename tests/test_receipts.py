@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import re
+import socket
 import sqlite3
 import struct
 import time
@@ -26,7 +27,7 @@ from typer.testing import CliRunner
 
 from llr_asp.cli import app as cli
 from llr_asp.core.documents import validate
-from llr_asp.formats.receipt_log import GENESIS, ReceiptLog
+from llr_asp.formats.receipt_log import GENESIS, SqliteLog
 from llr_asp.formats.receipts import (
     Receipt,
     Signer,
@@ -285,7 +286,7 @@ def test_the_log_holds_no_patient_id_and_no_answer(tmp_path: Path) -> None:
         assert client.post(path, json=record).status_code == 200
     client.post("/result", data={"record": json.dumps(record)})
     held = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
-    log = ReceiptLog(tmp_path / "state" / "receipts.sqlite3")
+    log = SqliteLog(tmp_path / "state" / "receipts.sqlite3")
     decoded = "".join(json.dumps(Receipt.read(text).claims) for _, text in log.receipts())
     assert decoded and b"receipt" in held  # the tables are there, and were read
     for secret in ("NHS-9434765919-ZQX", "17.625", "Quaxley", "intense"):
@@ -320,7 +321,7 @@ def test_audit_walks_an_unbroken_chain_and_finds_a_break(tmp_path: Path) -> None
 
 
 def test_a_rewritten_receipt_breaks_the_chain(tmp_path: Path) -> None:
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     make_key(tmp_path / "k.pem")
     signer = load_signer(tmp_path / "k.pem")
     log.add_key(signer.jwk)
@@ -365,7 +366,7 @@ def test_a_rotated_key_stays_listed_and_its_receipts_verify(tmp_path: Path) -> N
 
 
 def test_keep_days_deletes_old_receipts_and_the_chain_still_audits(tmp_path: Path) -> None:
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     make_key(tmp_path / "k.pem")
     signer = load_signer(tmp_path / "k.pem")
     log.add_key(signer.jwk)
@@ -396,7 +397,7 @@ def _claims(prev: str, n: int, iat: int | None = None, writer: int = 0) -> dict[
 
 
 def _writer(path: str, key: str, count: int, start: Any) -> None:
-    log = ReceiptLog(Path(path))
+    log = SqliteLog(Path(path))
     signer = load_signer(Path(key))
     start.wait()
     for n in range(count):
@@ -406,7 +407,7 @@ def _writer(path: str, key: str, count: int, start: Any) -> None:
 def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) -> None:
     make_key(tmp_path / "k.pem")
     signer: Signer = load_signer(tmp_path / "k.pem")
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     log.add_key(signer.jwk)
     context = multiprocessing.get_context("spawn")
     start = context.Event()
@@ -451,3 +452,43 @@ def test_explain_receipt_signs_locally(tmp_path: Path) -> None:
     os.chmod(tmp_path / "k.pem", 0o644)
     loose = runner.invoke(cli, ["explain", str(path), "--receipt", str(tmp_path / "k.pem")])
     assert loose.exit_code == 2 and "chmod 600" in loose.stderr
+
+
+# -- --database: what is refused before any PostgreSQL is reached ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["receipt", "audit", "--database", "postgresql://llr:s3cret@db/llr"], "holds a password"),
+        (["activity", "--database", "mysql://db/llr"], "give a PostgreSQL URL"),
+        (["receipt", "audit", "--database", "postgresql://llr@/llr?host=/nonexistent-llr"], "--database"),
+        (["activity", "--database", "postgresql://llr@/x", "--state-dir", "."], "not both"),
+    ],
+)
+def test_a_bad_database_is_one_line_and_exit_2(args: list[str], said: str) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and said in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "s3cret" not in result.stderr
+
+
+def test_serve_refuses_an_unreachable_database_before_serving(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    with socket.socket() as probe:  # a free port: serve checks it first
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    result = runner.invoke(
+        cli,
+        [
+            "serve",
+            "--port",
+            port,
+            "--state-dir",
+            str(tmp_path),
+            "--database",
+            "postgresql://llr@/x?host=/nonexistent-llr",
+        ],
+    )
+    assert result.exit_code == 2 and result.stderr.startswith("llr-asp: error: --database"), result.output
+    assert len(result.stderr.strip().splitlines()) == 1

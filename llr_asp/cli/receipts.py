@@ -7,13 +7,16 @@ import enum
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..core.errors import UsageError
 from ..core.files import default_state_dir
 from .app import RulesOption, app, print_json, user_errors
+
+if TYPE_CHECKING:
+    from ..formats.receipt_log import ReceiptLog
 
 receipt_app = typer.Typer(
     name="receipt",
@@ -37,8 +40,35 @@ StateDirOption = Annotated[
 ]
 
 
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="The PostgreSQL log of `llr-asp serve --database URL` (postgresql://USER@HOST/DB; its "
+        "password in ~/.pgpass or $PGPASSWORD), instead of --state-dir's.",
+        show_default=False,
+    ),
+]
+
+
 def _log_file(state_dir: Path | None) -> Path:
     return (state_dir or default_state_dir()) / LOG_FILE
+
+
+def _log(state_dir: Path | None, database: str | None) -> ReceiptLog:
+    """The service's log: PostgreSQL with --database, else the SQLite file in --state-dir."""
+    import importlib.util
+
+    from ..formats.receipt_log import existing_log
+
+    if database is not None and state_dir is not None:
+        raise UsageError("give --state-dir DIR or --database URL, not both: a log is in one of them")
+    if database is not None and importlib.util.find_spec("psycopg") is None:
+        from .install import install_command
+
+        raise UsageError(f"--database needs the postgres extra (psycopg): {install_command('postgres')}")
+    return existing_log(database, _log_file(state_dir))
 
 
 def _receipt_text(given: str) -> str:
@@ -90,6 +120,7 @@ def verify(
         ),
     ] = None,
     state_dir: StateDirOption = None,
+    database: DatabaseOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Check a decision receipt: its signature, the answers' hash, and the decision re-made.
@@ -101,21 +132,22 @@ def verify(
     """
     from ..core.documents import read_patient
     from ..core.reasoner import Reasoner
-    from ..formats.receipt_log import ReceiptLog
     from ..formats.receipts import Receipt, answers_hash, differences, read_jwks
 
     with user_errors():
-        if jwks is None and state_dir is None:
+        if jwks is None and state_dir is None and database is None:
             raise UsageError(
-                "give --jwks FILE (the service's /.well-known/jwks.json) or --state-dir DIR (its log)"
+                "give --jwks FILE (the service's /.well-known/jwks.json) or --state-dir DIR or "
+                "--database URL (its log)"
             )
         read = Receipt.read(_receipt_text(receipt))
-        log = ReceiptLog.existing(_log_file(state_dir)) if state_dir is not None else None
+        logged = state_dir is not None or database is not None
+        log = _log(state_dir, database) if logged else None
         keys = read_jwks(jwks) if jwks is not None else {}
         if log is not None:
             from ..formats.receipts import public_keys
 
-            keys = {**public_keys(log.jwks(), str(log.path)), **keys}
+            keys = {**public_keys(log.jwks(), log.where), **keys}
         reasoner = Reasoner.load(rules)
         record = read_patient(answers, reasoner.rules)
     found: list[str] = []
@@ -131,7 +163,7 @@ def verify(
     if log is not None:
         kept = log.find(read.hash)
         if kept is None:
-            found.append(f"log: {log.path} holds no such receipt")
+            found.append(f"log: {log.where} holds no such receipt")
         elif kept[0] != read.claims["prev"]:
             found.append(f"log: the receipt's prev is not the link its row names ({kept[0][:16]}…)")
     if found:
@@ -148,14 +180,18 @@ def verify(
 
 
 @receipt_app.command("audit")
-def audit(state_dir: StateDirOption = None) -> None:
-    """Walk the service's receipt log: every receipt signed by a listed key and naming the one
-    before it as its prev. Exit 0 when the chain is unbroken; exit 1 with each break."""
-    from ..formats.receipt_log import ReceiptLog
+def audit(state_dir: StateDirOption = None, database: DatabaseOption = None) -> None:
+    """Walk the service's receipt log (--state-dir's, or PostgreSQL's with --database): every
+    receipt signed by a listed key and naming the one before it as its prev. Exit 0 when the
+    chain is unbroken; exit 1 with each break."""
+    from ..formats.receipt_log import LogUnavailable
 
     with user_errors():
-        log = ReceiptLog.existing(_log_file(state_dir))
-    found = log.audit()
+        log = _log(state_dir, database)
+        try:
+            found = log.audit()
+        except LogUnavailable as error:
+            raise UsageError(f"{error}; the log cannot be read") from None
     for line in found.breaks:
         typer.echo(f"break: {line}")
     if found.breaks:
@@ -194,16 +230,20 @@ class ActivityFormat(str, enum.Enum):
 @app.command()
 def activity(
     state_dir: StateDirOption = None,
+    database: DatabaseOption = None,
     format: Annotated[
         ActivityFormat, typer.Option("--format", "-f", help="json for programs, csv for spreadsheets.")
     ] = ActivityFormat.json,
 ) -> None:
     """Count the service's decisions by month, policy, edition, decision and robustness, from its
     receipt log (as /api/v1/activity): nothing in it identifies a patient."""
-    from ..formats.receipt_log import ReceiptLog, activity_csv
+    from ..formats.receipt_log import LogUnavailable, activity_csv
 
     with user_errors():
-        rows: list[dict[str, Any]] = ReceiptLog.existing(_log_file(state_dir)).activity()
+        try:
+            rows: list[dict[str, Any]] = _log(state_dir, database).activity()
+        except LogUnavailable as error:
+            raise UsageError(f"{error}; the log cannot be read") from None
     if format is ActivityFormat.csv:
         sys.stdout.write(activity_csv(rows))
     else:

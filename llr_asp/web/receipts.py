@@ -4,7 +4,8 @@ a decision whose receipt cannot be kept is not given out (503).
 
 The key is `--signing-key FILE`, else `receipt-key.pem` in the state directory, made (mode 600)
 on first start; every key that has signed is listed at /.well-known/jwks.json, so receipts
-signed before a rotation still verify. Opened on the first decision (or the first JWKS
+signed before a rotation still verify. The log is `receipts.sqlite3` in the state directory, or
+PostgreSQL with `--database URL` (several hosts, one chain). Opened on the first decision (or the first JWKS
 request), by whichever thread asks first.
 """
 
@@ -21,7 +22,7 @@ from ..core.decision import Decision
 from ..core.errors import LlrError
 from ..core.files import default_state_dir
 from ..core.patient import Patient
-from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv
+from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv, open_log
 from ..formats.receipts import Signer, answers_hash, claims_of, load_signer, make_key
 from .responses import JSON
 from .settings import Settings
@@ -55,7 +56,7 @@ class Receipts:
                         key = self.state_dir / KEY_FILE
                         make_key(key)
                     signer = load_signer(key)
-                    log = ReceiptLog(self.state_dir / LOG_FILE, self.settings.keep_days)
+                    log = open_log(self.settings.database, self.state_dir / LOG_FILE, self.settings.keep_days)
                     log.add_key(signer.jwk)
                 except (OSError, LlrError) as error:
                     raise LogUnavailable(str(error)) from None
