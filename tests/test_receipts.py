@@ -252,6 +252,55 @@ def test_every_surface_carries_a_receipt(client: TestClient) -> None:
     assert re.search(r"Decision receipt: [0-9a-f]{32}", letter.text)
 
 
+def _activity_total(client: TestClient) -> int:
+    return sum(r["decisions"] for r in client.get("/api/v1/activity").json())
+
+
+def _page_receipts(page: str) -> list[str]:
+    return re.findall(r'<input type="hidden" name="receipt" value="([^"]+)">', page)
+
+
+def test_a_page_decision_and_its_letter_download_are_one_receipt(client: TestClient) -> None:
+    """The letter's form sends back the page's receipts: the download names them and is not
+    counted again. Both policies (no policy chosen): two decisions, two receipts, not four."""
+    body = (EXAMPLES / "refused-b-four-months.json").read_text()
+    before = _activity_total(client)
+    page = client.post("/result", data={"record": body, "policy": "all"})
+    given = _page_receipts(page.text)
+    assert len(given) == 2 and _activity_total(client) == before + 2
+    ids = {Receipt.read(r).claims["jti"] for r in given}
+    for format in ("text", "markdown"):
+        letter = client.post(
+            "/letter", data={"record": body, "policy": "all", "format": format, "receipt": given}
+        )
+        assert set(re.findall(r"Decision receipt: ([0-9a-f]{32})", letter.text)) == ids, letter.text
+    assert _activity_total(client) == before + 2  # one decision, one receipt: none for the letters
+
+
+def test_a_letter_does_not_take_a_receipt_it_cannot_vouch_for(
+    client: TestClient, state: Path, tmp_path: Path
+) -> None:
+    """A receipt sent back that another patient's answers made, that another key signed, that
+    this service's key signed but its log does not hold, or that is no receipt is not named: the
+    letter's decision gets its own."""
+    path = EXAMPLES / "refused-b-four-months.json"
+    form = {"record": path.read_text(), "policy": "hip-resurfacing"}
+    [mine] = _page_receipts(client.post("/result", data=form).text)
+    claims = Receipt.read(mine).claims
+    other = json.loads(path.read_text())
+    other["conservative"]["months"] = 5  # the same decision, other answers
+    [theirs] = _page_receipts(client.post("/result", data={**form, "record": json.dumps(other)}).text)
+    make_key(tmp_path / "k.pem")
+    foreign = load_signer(tmp_path / "k.pem").sign(claims)
+    unlogged = load_signer(state / "receipt-key.pem").sign({**claims, "jti": "f" * 32})
+    for sent in (theirs, foreign, unlogged, "not-a-receipt"):
+        before = _activity_total(client)
+        letter = client.post("/letter", data={**form, "receipt": [sent]})
+        [named] = re.findall(r"Decision receipt: ([0-9a-f]{32})", letter.text)
+        refused = Receipt.read(sent).claims["jti"] if sent.count(".") == 2 else None
+        assert named != refused and _activity_total(client) == before + 1, sent[:40]
+
+
 def test_a_completed_interview_carries_its_receipt_a_step_on_the_way_none(client: TestClient) -> None:
     done = client.post(
         "/api/v1/next?policy=hip-resurfacing", content=(EXAMPLES / "route-c1-pain.json").read_bytes()

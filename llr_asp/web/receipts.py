@@ -23,7 +23,16 @@ from ..core.errors import LlrError
 from ..core.files import default_state_dir
 from ..core.patient import Patient
 from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv, open_log
-from ..formats.receipts import Signer, answers_hash, claims_of, load_signer, make_key
+from ..formats.receipts import (
+    Receipt,
+    ReceiptError,
+    Signer,
+    answers_hash,
+    claims_of,
+    differences,
+    load_signer,
+    make_key,
+)
 from .responses import JSON
 from .settings import Settings
 
@@ -72,6 +81,26 @@ class Receipts:
         signer, log = self._open()
         answers = answers_hash(patient)
         return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)))
+
+    def reused(self, given: list[str], decision: Decision, patient: Patient) -> str | None:
+        """The one of `given` (receipts a client sent back) that this service issued for
+        `decision` made from `patient`'s answers: held in the log (its hash covers its signature:
+        only receipts this service signed and appended are there), its claims what deciding
+        again gives. None if no such one: then a new receipt is issued."""
+        log = self.log
+        answers = answers_hash(patient)
+        for text in given:
+            try:
+                receipt = Receipt.read(text)
+            except ReceiptError:
+                continue
+            if (
+                receipt.claims["policy"] == decision.policy.id
+                and log.find(receipt.hash) is not None
+                and not differences(receipt.claims, decision, answers)
+            ):
+                return receipt.text
+        return None
 
     def issued(self, decision: Decision, patient: Patient, said: dict[str, Any]) -> dict[str, Any]:
         """`said` (the decision as JSON) with its receipt."""
