@@ -7,6 +7,8 @@ file holds (no patient id, no answer)."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import json
 import multiprocessing
 import os
@@ -14,7 +16,9 @@ import re
 import socket
 import sqlite3
 import struct
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -541,3 +545,73 @@ def test_serve_refuses_an_unreachable_database_before_serving(tmp_path: Path) ->
     )
     assert result.exit_code == 2 and result.stderr.startswith("llr-asp: error: --database"), result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- receipt verify --jwks URL ------------------------------------------------------------------
+
+
+@pytest.fixture
+def keys_server(client: TestClient) -> Iterator[str]:
+    """A server on 127.0.0.1 answering the service's JWKS at /jwks, and the ways a JWKS URL can
+    go wrong at the others."""
+    served = client.get("/.well-known/jwks.json").content
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/slow":
+                time.sleep(1.5)
+            body = {
+                "/jwks": served,
+                "/slow": served,
+                "/big": b" " * (2 << 20) + served,
+                "/html": b"<html>keys</html>",
+            }.get(self.path)
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/jwks")
+                self.end_headers()
+                return
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client stopped reading: as it should, past the cap
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_verify_fetches_the_service_keys_from_a_url(
+    client: TestClient, keys_server: str, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llr_asp.formats import receipts as module
+
+    path = EXAMPLES / "route-c1-pain.json"
+    receipt = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()[
+        "receipt"
+    ]
+    ok = verify(receipt, path, "--jwks", f"{keys_server}/jwks", "--state-dir", str(state))
+    assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
+    monkeypatch.setattr(module, "JWKS_SECONDS", 0.5)
+    for where, said in (
+        ("/big", "over 1024 KiB"),
+        ("/redirect", "answered 302"),
+        ("/missing", "answered 404"),
+        ("/html", "not JSON"),
+        ("/slow", "no answer within 0.5 s"),
+        ("x", "give a file or an http(s) URL"),
+    ):
+        url = f"{keys_server}{where}" if where != "x" else "ftp://127.0.0.1/jwks"
+        result = verify(receipt, path, "--jwks", url, "--state-dir", str(state))
+        assert result.exit_code == 2 and said in result.stderr, (where, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1

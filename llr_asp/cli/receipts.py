@@ -114,9 +114,12 @@ def verify(
         ),
     ],
     jwks: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option(
-            "--jwks", metavar="FILE", help="The service's public keys (its /.well-known/jwks.json), saved."
+            "--jwks",
+            metavar="FILE|URL",
+            help="The service's public keys: its /.well-known/jwks.json saved in FILE, or its URL "
+            "(http or https; fetched within 5 s, at most 1 MiB, no redirects).",
         ),
     ] = None,
     state_dir: StateDirOption = None,
@@ -125,14 +128,14 @@ def verify(
 ) -> None:
     """Check a decision receipt: its signature, the answers' hash, and the decision re-made.
 
-    Checks the signature with --jwks FILE (or the keys of the log in --state-dir, which also
+    Checks the signature with --jwks FILE or URL (or the keys of the log in --state-dir, which also
     checks that the log holds the receipt as a link of its chain), recomputes the SHA-256 of the
     answers in canonical JSON, and decides again under the rule set (--rules DIR: the one named
     by the receipt's rules sha256). Exit 0 when all agree; exit 1 with one line per difference.
     """
     from ..core.documents import read_patient
     from ..core.reasoner import Reasoner
-    from ..formats.receipts import Receipt, answers_hash, differences, read_jwks
+    from ..formats.receipts import Receipt, answers_hash, differences, fetch_jwks, read_jwks
 
     with user_errors():
         if jwks is None and state_dir is None and database is None:
@@ -143,7 +146,7 @@ def verify(
         read = Receipt.read(_receipt_text(receipt))
         logged = state_dir is not None or database is not None
         log = _log(state_dir, database) if logged else None
-        keys = read_jwks(jwks) if jwks is not None else {}
+        keys = {} if jwks is None else fetch_jwks(jwks) if "://" in jwks else read_jwks(Path(jwks))
         if log is not None:
             from ..formats.receipts import public_keys
 

@@ -393,6 +393,66 @@ def public_keys(jwks: Any, source: str) -> dict[str, Any]:
     return keys
 
 
+JWKS_SECONDS = 5.0
+"""The longest `receipt verify --jwks URL` waits for the service's keys, connecting and reading."""
+MAX_JWKS = 1 << 20
+"""A JWKS is a few hundred bytes a key; an answer longer than this is refused unread."""
+
+
+def fetch_jwks(url: str) -> dict[str, Any]:
+    """The Ed25519 public keys at `url` (http or https: the service's /.well-known/jwks.json),
+    by kid: within JWKS_SECONDS, at most MAX_JWKS bytes, no redirect followed, TLS verified."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ReceiptError(
+            f"--jwks {url}: give a file or an http(s) URL of the service's /.well-known/jwks.json"
+        )
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx is then an HTTPError: the keys come from the URL given, only
+
+    opener = urllib.request.build_opener(NoRedirects)
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "Accept-Encoding": "identity"}
+    )
+    deadline = time.monotonic() + JWKS_SECONDS
+    try:
+        with opener.open(request, timeout=JWKS_SECONDS) as answer:
+            data = b""
+            while len(data) <= MAX_JWKS:
+                chunk = answer.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+    except urllib.error.HTTPError as error:
+        raise ReceiptError(
+            f"--jwks {url}: the server answered {error.code}; give the service's JWKS URL"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
+            reason = f"no answer within {JWKS_SECONDS:g} s"
+        raise ReceiptError(f"--jwks {url}: cannot be fetched ({reason})") from None
+    if len(data) > MAX_JWKS:
+        raise ReceiptError(f"--jwks {url}: the answer is over {MAX_JWKS >> 10} KiB; a JWKS is not that long")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ReceiptError(f"--jwks {url}: not JSON; give the service's /.well-known/jwks.json") from None
+    return public_keys(document, f"--jwks {url}")
+
+
 def read_jwks(path: Path) -> dict[str, Any]:
     """The Ed25519 public keys of the JWKS file `path`, by kid."""
     try:
