@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from llr_asp.cli import app as cli
 from llr_asp.core.documents import validate
-from llr_asp.formats.receipt_log import GENESIS, SqliteLog
+from llr_asp.formats.receipt_log import GENESIS, SCHEMA, SqliteLog
 from llr_asp.formats.receipts import (
     Receipt,
     Signer,
@@ -40,6 +40,7 @@ from llr_asp.formats.receipts import (
     claims_of,
     load_signer,
     make_key,
+    new_salt,
     number,
 )
 from llr_asp.web import create_app
@@ -175,12 +176,12 @@ def test_an_explain_receipt_verifies_and_one_changed_value_fails(
     saved = tmp_path / "receipt.jws"
     saved.write_text(body["receipt"])
 
-    ok = verify(str(saved), path, "--jwks", str(jwks))
+    ok = verify(str(saved), path, "--jwks", str(jwks), "--state-dir", str(state))
     assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
     assert verify(body["receipt"], path, "--state-dir", str(state)).exit_code == 0  # the log's keys
     answer = tmp_path / "answer.json"  # the API's answer itself, as saved
     answer.write_text(json.dumps(body))
-    assert verify(str(answer), path, "--jwks", str(jwks)).exit_code == 0
+    assert verify(str(answer), path, "--state-dir", str(state)).exit_code == 0
     both = tmp_path / "both.json"  # two policies' answers: which receipt is meant is not said
     both.write_text(json.dumps([body, body]))
     several = verify(str(both), path, "--jwks", str(jwks))
@@ -190,12 +191,13 @@ def test_an_explain_receipt_verifies_and_one_changed_value_fails(
     record["pain"]["severity"] = "moderate"  # one value changed: the hash, and the decision
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(record))
-    failed = verify(str(saved), changed, "--jwks", str(jwks))
-    assert failed.exit_code == 1 and "differs: the answers' sha256" in failed.stdout, failed.output
+    failed = verify(str(saved), changed, "--jwks", str(jwks), "--state-dir", str(state))
+    assert failed.exit_code == 1 and "differs: the answers' hash" in failed.stdout, failed.output
     assert "differs: decision" in failed.stdout
 
 
 def test_a_forged_or_foreign_signature_fails(client: TestClient, tmp_path: Path) -> None:
+    salt = ("--salt", "0" * 32)  # neither receipt is in a log
     path = EXAMPLES / "route-c1-pain.json"
     body = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()
     jwks = tmp_path / "jwks.json"
@@ -204,12 +206,12 @@ def test_a_forged_or_foreign_signature_fails(client: TestClient, tmp_path: Path)
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["decision"] = "not_eligible"  # a claim changed after signing
     tampered = base64.urlsafe_b64encode(canonical(claims).encode()).rstrip(b"=").decode()
-    forged = verify(f"{head}.{tampered}.{signature}", path, "--jwks", str(jwks))
+    forged = verify(f"{head}.{tampered}.{signature}", path, "--jwks", str(jwks), *salt)
     assert forged.exit_code == 1 and "differs: signature" in forged.stdout, forged.output
     make_key(tmp_path / "mine.pem")  # a receipt signed by a key the service never listed
     mine = load_signer(tmp_path / "mine.pem")
     foreign = mine.sign({**Receipt.read(body["receipt"]).claims})
-    result = verify(foreign, path, "--jwks", str(jwks))
+    result = verify(foreign, path, "--jwks", str(jwks), *salt)
     assert result.exit_code == 1 and "its key is not listed" in result.stdout
 
 
@@ -221,10 +223,11 @@ def test_another_rule_set_fails_naming_the_rules(client: TestClient, tmp_path: P
     signer = load_signer(tmp_path / "k.pem")
     record = validate(json.loads(path.read_text()), rules, "x")
     [decision] = __import__("llr_asp").Reasoner(rules).decide(record, [rules.policies["hip-resurfacing"]])
-    claims = {**claims_of(decision, answers_hash(record), None), "rules": "ab" * 32}
+    salt = new_salt()
+    claims = {**claims_of(decision, answers_hash(record, salt), None), "rules": "ab" * 32}
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [signer.jwk]}))
-    result = verify(signer.sign(claims), path, "--jwks", str(jwks))
+    result = verify(signer.sign(claims), path, "--jwks", str(jwks), "--salt", salt)
     assert result.exit_code == 1 and "differs: the rule set's sha256" in result.stdout
 
 
@@ -496,7 +499,10 @@ def test_explain_receipt_signs_locally(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     receipt = json.loads(result.stdout)["receipt"]
     assert Receipt.read(receipt).claims["prev"] is None
-    assert verify(receipt, path, "--jwks", str(tmp_path / "jwks.json")).exit_code == 0
+    (tmp_path / "decision.json").write_text(result.stdout)  # the receipt with its salt beside it
+    assert verify(str(tmp_path / "decision.json"), path, "--jwks", str(tmp_path / "jwks.json")).exit_code == 0
+    alone = verify(receipt, path, "--jwks", str(tmp_path / "jwks.json"))  # no salt: one line, exit 2
+    assert alone.exit_code == 2 and "--salt HEX" in alone.stderr, alone.output
     letter = runner.invoke(
         cli,
         ["explain", str(path), "-p", "hip-resurfacing", "-f", "letter", "--receipt", str(tmp_path / "k.pem")],
@@ -615,3 +621,66 @@ def test_verify_fetches_the_service_keys_from_a_url(
         result = verify(receipt, path, "--jwks", url, "--state-dir", str(state))
         assert result.exit_code == 2 and said in result.stderr, (where, result.output)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- the answers' hash is keyed: a receipt alone confirms no guess --------------------------------
+
+
+def test_a_receipt_alone_confirms_no_guessed_answers(
+    client: TestClient, state: Path, tmp_path: Path, rules: Any
+) -> None:
+    """Whoever holds a receipt (and not the log) tries every likely answer set, the true one
+    among them, hashed as the receipt's answers used to be: none matches. With the salt the log
+    keeps, the true answers do, and only they."""
+    path = EXAMPLES / "route-c1-pain.json"
+    receipt = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()[
+        "receipt"
+    ]
+    claims = Receipt.read(receipt).claims
+    guesses = [validate(json.loads(p.read_text()), rules, p.name) for p in sorted(EXAMPLES.glob("*.json"))]
+    [truth] = [g for p, g in zip(sorted(EXAMPLES.glob("*.json")), guesses) if p == path]
+    assert not [g for g in guesses if answers_hash(g) == claims["answers"]]  # the plain hash finds nothing
+    salt = runner.invoke(cli, ["receipt", "salt", receipt, "--state-dir", str(state)]).stdout.strip()
+    assert len(salt) == 32 and salt not in receipt and salt not in json.dumps(claims)  # not in the receipt
+    assert [g for g in guesses if answers_hash(g, salt) == claims["answers"]] == [truth]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(client.get("/.well-known/jwks.json").text)
+    alone = verify(receipt, path, "--jwks", str(jwks))
+    assert alone.exit_code == 2 and "--salt HEX" in alone.stderr and len(alone.stderr.splitlines()) == 1
+    given = verify(receipt, path, "--jwks", str(jwks), "--salt", salt)
+    assert given.exit_code == 0 and given.stdout.startswith("all agree"), given.output
+    wrong = verify(receipt, path, "--jwks", str(jwks), "--salt", "ab" * 16)
+    assert wrong.exit_code == 1 and "differs: the answers' hash" in wrong.stdout, wrong.output
+    bad = verify(receipt, path, "--jwks", str(jwks), "--salt", "not-hex")
+    assert bad.exit_code == 2 and "not a receipt's salt" in bad.stderr, bad.output
+    absent = runner.invoke(cli, ["receipt", "salt", receipt, "--state-dir", str(tmp_path / "other")])
+    assert absent.exit_code == 2
+
+
+def test_a_log_from_before_salts_keeps_verifying(tmp_path: Path, rules: Any) -> None:
+    """A log written before salts (no salt column; receipts hashing the answers plainly) is
+    brought up to date on opening, and its receipts still verify; new ones are salted."""
+    state = tmp_path / "state"
+    state.mkdir()
+    make_key(state / "receipt-key.pem")
+    signer = load_signer(state / "receipt-key.pem")
+    old = sqlite3.connect(state / "receipts.sqlite3")
+    old.executescript(SCHEMA.replace(",\n    salt TEXT\n", "\n"))
+    path = EXAMPLES / "route-c1-pain.json"
+    record = validate(json.loads(path.read_text()), rules, "x")
+    [decision] = __import__("llr_asp").Reasoner(rules).decide(record, [rules.policies["hip-resurfacing"]])
+    legacy = signer.sign(claims_of(decision, answers_hash(record), GENESIS))
+    old.execute(
+        "INSERT INTO receipts (hash, prev, iat, receipt) VALUES (?, ?, ?, ?)",
+        (Receipt.read(legacy).hash, GENESIS, 1, legacy),
+    )
+    old.execute("INSERT INTO keys VALUES (?, ?, 1)", (signer.kid, json.dumps(signer.jwk)))
+    old.commit()
+    old.close()
+    client = TestClient(create_app(settings=Settings(state_dir=state)))
+    new = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()["receipt"]
+    for receipt in (legacy, new):
+        result = verify(receipt, path, "--state-dir", str(state))
+        assert result.exit_code == 0, result.output
+    assert Receipt.read(new).claims["answers"] != answers_hash(record)  # salted
+    assert runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)]).exit_code == 0

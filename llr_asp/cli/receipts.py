@@ -71,11 +71,12 @@ def _log(state_dir: Path | None, database: str | None) -> ReceiptLog:
     return existing_log(database, _log_file(state_dir))
 
 
-def _receipt_text(given: str) -> str:
+def _receipt_text(given: str) -> tuple[str, str | None]:
     """The receipt itself, or read from a file (`-`: standard input): the receipt alone, or the
-    service's (or `explain --format json --receipt`'s) answer for one policy, with its "receipt"."""
+    service's (or `explain --format json --receipt`'s) answer for one policy, with its "receipt"
+    (and, from `explain --receipt`, its "receipt_salt"); the receipt, and its salt if given."""
     if given.count(".") == 2 and given.startswith("eyJ") and "/" not in given:
-        return given
+        return given, None
     try:
         text = sys.stdin.read() if given == "-" else Path(given).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -84,7 +85,7 @@ def _receipt_text(given: str) -> str:
             f"{given}: cannot be read ({reason}); give a receipt or a file holding one"
         ) from None
     if not text.lstrip().startswith(("{", "[")):
-        return text
+        return text, None
     try:
         said = json.loads(text)
     except ValueError:
@@ -94,7 +95,19 @@ def _receipt_text(given: str) -> str:
             f'{given}: holds no decision with a "receipt" (an answer for several policies: '
             "give one policy's, or its receipt)"
         )
-    return str(said["receipt"])
+    salt = said.get("receipt_salt")
+    return str(said["receipt"]), salt if isinstance(salt, str) else None
+
+
+SaltOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--salt",
+        metavar="HEX",
+        help="The receipt's salt (`llr-asp receipt salt RECEIPT` prints it from the log), when the "
+        "log is not given: the answers' hash is keyed with it, and the receipt does not carry it.",
+    ),
+]
 
 
 @receipt_app.command("verify")
@@ -124,6 +137,7 @@ def verify(
     ] = None,
     state_dir: StateDirOption = None,
     database: DatabaseOption = None,
+    salt: SaltOption = None,
     rules: RulesOption = None,
 ) -> None:
     """Check a decision receipt: its signature, the answers' hash, and the decision re-made.
@@ -135,7 +149,7 @@ def verify(
     """
     from ..core.documents import read_patient
     from ..core.reasoner import Reasoner
-    from ..formats.receipts import Receipt, answers_hash, differences, fetch_jwks, read_jwks
+    from ..formats.receipts import Receipt, answers_hash, differences, fetch_jwks, read_jwks, salt_bytes
 
     with user_errors():
         if jwks is None and state_dir is None and database is None:
@@ -143,9 +157,23 @@ def verify(
                 "give --jwks FILE (the service's /.well-known/jwks.json) or --state-dir DIR or "
                 "--database URL (its log)"
             )
-        read = Receipt.read(_receipt_text(receipt))
+        text, saved_salt = _receipt_text(receipt)
+        read = Receipt.read(text)
         logged = state_dir is not None or database is not None
         log = _log(state_dir, database) if logged else None
+        kept = log.find(read.hash) if log is not None else None
+        if kept is not None:
+            keyed = kept.salt  # None: a receipt from before salts, its answers hashed plainly
+        elif salt is not None or saved_salt is not None:
+            keyed = salt if salt is not None else saved_salt
+            salt_bytes(str(keyed))  # not a salt: one line, now
+        elif log is None:
+            raise UsageError(
+                "the answers' hash is keyed with the receipt's salt, which the receipt does not carry: "
+                "give --state-dir DIR or --database URL (the log keeps it), or --salt HEX"
+            )
+        else:
+            keyed = None  # not in this log: said below
         keys = {} if jwks is None else fetch_jwks(jwks) if "://" in jwks else read_jwks(Path(jwks))
         if log is not None:
             from ..formats.receipts import public_keys
@@ -162,13 +190,15 @@ def verify(
         found.append(f"policy: {policy!r} is not a policy of this rule set; give --rules DIR")
     else:
         [decision] = reasoner.decide(record, [reasoner.rules.policies[policy]])
-        found += differences(read.claims, decision, answers_hash(record))
+        if log is None or kept is not None or keyed is not None:
+            found += differences(read.claims, decision, answers_hash(record, keyed))
+        else:  # the answers cannot be checked without the salt the log would keep
+            found += [d for d in differences(read.claims, decision, "") if not d.startswith("the answers'")]
     if log is not None:
-        kept = log.find(read.hash)
         if kept is None:
             found.append(f"log: {log.where} holds no such receipt")
-        elif kept[0] != read.claims["prev"]:
-            found.append(f"log: the receipt's prev is not the link its row names ({kept[0][:16]}…)")
+        elif kept.prev != read.claims["prev"]:
+            found.append(f"log: the receipt's prev is not the link its row names ({kept.prev[:16]}…)")
     if found:
         for line in found:
             typer.echo(f"differs: {line}")
@@ -202,6 +232,34 @@ def audit(state_dir: StateDirOption = None, database: DatabaseOption = None) -> 
         raise typer.Exit(1)
     ends = f", ending {found.last}" if found.last else ""
     typer.echo(f"unbroken: {found.receipts} receipts from {found.first}{ends}")
+
+
+@receipt_app.command("salt")
+def salt(
+    receipt: Annotated[
+        str,
+        typer.Argument(
+            metavar="RECEIPT", help="The receipt (a compact JWS), a file holding it, or - (stdin)."
+        ),
+    ],
+    state_dir: StateDirOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Print a receipt's salt from the service's log: the key of its answers' hash, which the
+    receipt does not carry. Give it (`receipt verify --salt`) to whoever must verify the receipt
+    against the answers without the log; with the salt, the receipt confirms a guess of them."""
+    from ..formats.receipts import Receipt
+
+    with user_errors():
+        read = Receipt.read(_receipt_text(receipt)[0])
+        kept = _log(state_dir, database).find(read.hash)
+        if kept is None:
+            raise UsageError(f"receipt {read.claims['jti']}: not in this log; give the log that issued it")
+        if kept.salt is None:
+            raise UsageError(
+                f"receipt {read.claims['jti']}: made before salts, its answers are hashed plainly"
+            )
+    typer.echo(kept.salt)
 
 
 @receipt_app.command("key")

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS receipts (
     hash TEXT NOT NULL UNIQUE,
     prev TEXT NOT NULL UNIQUE,
     iat INTEGER NOT NULL,
-    receipt TEXT NOT NULL
+    receipt TEXT NOT NULL,
+    salt TEXT
 );
 CREATE TABLE IF NOT EXISTS anchor (one INTEGER PRIMARY KEY CHECK (one = 1), hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counts (
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS counts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS keys (kid TEXT PRIMARY KEY, jwk TEXT NOT NULL, added INTEGER NOT NULL);
 """
-"""SQLite's tables."""
+"""SQLite's tables. `salt`: the key of the receipt's answers' hash (hex; NULL in rows written
+before salts, whose receipts hash the answers plainly): kept here only, never in the receipt."""
 
 PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -62,8 +64,10 @@ CREATE TABLE IF NOT EXISTS receipts (
     hash TEXT NOT NULL UNIQUE,
     prev TEXT NOT NULL UNIQUE,
     iat BIGINT NOT NULL,
-    receipt TEXT NOT NULL
+    receipt TEXT NOT NULL,
+    salt TEXT
 );
+ALTER TABLE receipts ADD COLUMN IF NOT EXISTS salt TEXT;
 CREATE TABLE IF NOT EXISTS anchor (one INTEGER PRIMARY KEY CHECK (one = 1), hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counts (
     month TEXT NOT NULL, policy TEXT NOT NULL, family TEXT NOT NULL, decision TEXT NOT NULL,
@@ -81,6 +85,15 @@ Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 class LogUnavailable(Exception):
     """The log cannot be written now: the decision is not given out without its receipt (503)."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A receipt as the log keeps it: the prev its row names, the receipt, its salt (if any)."""
+
+    prev: str
+    receipt: str
+    salt: str | None
 
 
 @dataclass(frozen=True)
@@ -128,17 +141,17 @@ class ReceiptLog(ABC):
         except self.errors as error:
             raise LogUnavailable(f"{self.where}: {_first_line(error)}") from None
 
-    def append(self, sign: Callable[[str], str]) -> str:
-        """Sign a receipt naming the last one's hash (`sign(prev)`) and append it, in one
-        transaction; the receipt."""
+    def append(self, sign: Callable[[str], str], salt: str | None = None) -> str:
+        """Sign a receipt naming the last one's hash (`sign(prev)`) and append it with the salt
+        its answers' hash was keyed with, in one transaction; the receipt."""
         try:
             with self._writing() as run:
                 prev = _last(run)
                 receipt = sign(prev)
                 claims = Receipt.read(receipt).claims
                 run(
-                    "INSERT INTO receipts (hash, prev, iat, receipt) VALUES (?, ?, ?, ?)",
-                    (receipt_hash(receipt), prev, claims["iat"], receipt),
+                    "INSERT INTO receipts (hash, prev, iat, receipt, salt) VALUES (?, ?, ?, ?, ?)",
+                    (receipt_hash(receipt), prev, claims["iat"], receipt, salt),
                 )
                 run(
                     "INSERT INTO counts VALUES (?, ?, ?, ?, ?, 1) "
@@ -184,10 +197,13 @@ class ReceiptLog(ABC):
         rows = self._read("SELECT prev, receipt FROM receipts ORDER BY seq")
         yield from ((str(prev), str(receipt)) for prev, receipt in rows)
 
-    def find(self, hash: str) -> tuple[str, str] | None:
-        """The receipt of this hash and the prev its row names, if the log keeps it."""
-        rows = self._read("SELECT prev, receipt FROM receipts WHERE hash = ?", (hash,))
-        return None if not rows else (str(rows[0][0]), str(rows[0][1]))
+    def find(self, hash: str) -> Kept | None:
+        """The receipt of this hash, the prev its row names and its salt, if the log keeps it."""
+        rows = self._read("SELECT prev, receipt, salt FROM receipts WHERE hash = ?", (hash,))
+        if not rows:
+            return None
+        prev, receipt, salt = rows[0]
+        return Kept(str(prev), str(receipt), None if salt is None else str(salt))
 
     def audit(self) -> Audit:
         """Walk the chain: each receipt readable, signed by a listed key, naming the previous
@@ -266,6 +282,9 @@ class SqliteLog(ReceiptLog):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a crash of the process
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(receipts)")}
+            if "salt" not in columns:  # a log from before salts: its rows keep NULL
+                self._db.execute("ALTER TABLE receipts ADD COLUMN salt TEXT")
         except (OSError, sqlite3.Error) as error:
             raise LogUnavailable(f"{self.path}: {error}") from None
 

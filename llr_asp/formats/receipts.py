@@ -5,8 +5,10 @@ Claims: `iat`, a receipt id `jti`, the edition (`policy`, `family`: the policy i
 do not exist, `rules`: the rule set's sha256), `decision`, `robust`, `possible`, `readings` (the
 subset-minimal sets of contested readings under which the decision would differ, as
 `contested[].readings`), `conflicts` (the fields whose sources disagreed: names, never values),
-`answers` (the SHA-256 of the answers in canonical JSON, RFC 8785) and `prev` (the previous
-receipt's hash in the service's log, None for a receipt signed outside one).
+`answers` (the HMAC-SHA256 of the answers in canonical JSON, RFC 8785, keyed with a random
+salt of the receipt's own that the receipt does not carry and the log keeps: the answers come
+from few values, and a plain hash would let whoever holds a receipt test guesses of them) and
+`prev` (the previous receipt's hash in the service's log, None for a receipt signed outside one).
 
 "The answers" are the fields a record answered, with their values (null for an answer "not
 known"), as a nested patient record without its `id`, `policy` or `meta`: the same record, a
@@ -22,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -176,9 +179,35 @@ def answers_of(patient: Patient) -> dict[str, Any]:
     return nested({field: patient.values.get(field) for field in fields})
 
 
-def answers_hash(patient: Patient) -> str:
-    """The SHA-256 (hex) of the patient's answers in canonical JSON."""
-    return hashlib.sha256(canonical(answers_of(patient)).encode("utf-8")).hexdigest()
+SALT_BYTES = 16
+"""A receipt's salt: 128 random bits, so that no guess of the answers can be tested without it."""
+
+
+def new_salt() -> str:
+    """A fresh salt for one receipt (hex)."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def answers_hash(patient: Patient, salt: str | None = None) -> str:
+    """The hash (hex) of the patient's answers in canonical JSON that a receipt's `answers`
+    holds: HMAC-SHA256 keyed with the receipt's `salt` (hex), which the receipt does not carry
+    (the log keeps it), so the receipt alone cannot confirm a guess of the answers; the plain
+    SHA-256 for None (receipts made before salts, whose log row has none)."""
+    data = canonical(answers_of(patient)).encode("utf-8")
+    if salt is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(salt_bytes(salt), data, hashlib.sha256).hexdigest()
+
+
+def salt_bytes(salt: str) -> bytes:
+    """A salt given as hex (`--salt`, a log row): its bytes; a ReceiptError if it is not one."""
+    try:
+        key = bytes.fromhex(salt)
+    except ValueError:
+        key = b""
+    if len(key) != SALT_BYTES:
+        raise ReceiptError(f"salt {salt[:40]!r}: not a receipt's salt ({SALT_BYTES * 2} hex digits)")
+    return key
 
 
 def claims_of(
@@ -206,7 +235,7 @@ def differences(claims: Mapping[str, Any], decision: Decision, answers: str) -> 
     `answers`, one line each; none when all agree."""
     again = claims_of(decision, answers, claims.get("prev"), claims.get("jti"), claims.get("iat"))
     said = {
-        "answers": "the answers' sha256 (these are not the answers it was made from)",
+        "answers": "the answers' hash (these are not the answers it was made from)",
         "rules": "the rule set's sha256",
         "policy": "the policy",
         "family": "the policy family",

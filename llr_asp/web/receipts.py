@@ -32,6 +32,7 @@ from ..formats.receipts import (
     differences,
     load_signer,
     make_key,
+    new_salt,
 )
 from .responses import JSON
 from .settings import Settings
@@ -79,8 +80,9 @@ class Receipts:
     def issue(self, decision: Decision, patient: Patient) -> str:
         """The receipt of `decision`, made from `patient`'s answers, signed and appended."""
         signer, log = self._open()
-        answers = answers_hash(patient)
-        return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)))
+        salt = new_salt()  # kept in the log only: the receipt alone confirms no guess of the answers
+        answers = answers_hash(patient, salt)
+        return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)), salt)
 
     def reused(self, given: list[str], decision: Decision, patient: Patient) -> str | None:
         """The one of `given` (receipts a client sent back) that this service issued for
@@ -88,16 +90,14 @@ class Receipts:
         only receipts this service signed and appended are there), its claims what deciding
         again gives. None if no such one: then a new receipt is issued."""
         log = self.log
-        answers = answers_hash(patient)
         for text in given:
             try:
                 receipt = Receipt.read(text)
             except ReceiptError:
                 continue
-            if (
-                receipt.claims["policy"] == decision.policy.id
-                and log.find(receipt.hash) is not None
-                and not differences(receipt.claims, decision, answers)
+            kept = log.find(receipt.hash) if receipt.claims["policy"] == decision.policy.id else None
+            if kept is not None and not differences(
+                receipt.claims, decision, answers_hash(patient, kept.salt)
             ):
                 return receipt.text
         return None
