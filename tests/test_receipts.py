@@ -34,6 +34,7 @@ from llr_asp.core.documents import validate
 from llr_asp.formats.receipt_log import GENESIS, SCHEMA, SqliteLog
 from llr_asp.formats.receipts import (
     Receipt,
+    ReceiptError,
     Signer,
     answers_hash,
     canonical,
@@ -229,6 +230,20 @@ def test_another_rule_set_fails_naming_the_rules(client: TestClient, tmp_path: P
     jwks.write_text(json.dumps({"keys": [signer.jwk]}))
     result = verify(signer.sign(claims), path, "--jwks", str(jwks), "--salt", salt)
     assert result.exit_code == 1 and "differs: the rule set's sha256" in result.stdout
+
+
+def test_a_receipt_with_a_claim_more_or_less_is_not_one(tmp_path: Path) -> None:
+    """A receipt holds exactly its claims: one more (a patient id slipped in) or one fewer is
+    refused, even signed by a listed key."""
+    make_key(tmp_path / "k.pem")
+    signer = load_signer(tmp_path / "k.pem")
+    claims = {**_claims(GENESIS, 1)}
+    assert Receipt.read(signer.sign(claims)).claims == claims
+    less = dict(claims)
+    del less["conflicts"]
+    for bad in ({**claims, "patient": "NHS-9434765919"}, less):
+        with pytest.raises(ReceiptError, match="must be exactly"):
+            Receipt.read(signer.sign(bad))
 
 
 def test_bad_verify_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -651,8 +666,9 @@ def test_a_receipt_alone_confirms_no_guessed_answers(
     assert given.exit_code == 0 and given.stdout.startswith("all agree"), given.output
     wrong = verify(receipt, path, "--jwks", str(jwks), "--salt", "ab" * 16)
     assert wrong.exit_code == 1 and "differs: the answers' hash" in wrong.stdout, wrong.output
-    bad = verify(receipt, path, "--jwks", str(jwks), "--salt", "not-hex")
-    assert bad.exit_code == 2 and "not a receipt's salt" in bad.stderr, bad.output
+    for bad_salt in ("not-hex", "ab", salt + "00"):  # not hex; too short to key anything; too long
+        bad = verify(receipt, path, "--jwks", str(jwks), "--salt", bad_salt)
+        assert bad.exit_code == 2 and "not a receipt's salt" in bad.stderr, bad.output
     absent = runner.invoke(cli, ["receipt", "salt", receipt, "--state-dir", str(tmp_path / "other")])
     assert absent.exit_code == 2
 
