@@ -547,11 +547,15 @@ def test_a_bad_database_is_one_line_and_exit_2(args: list[str], said: str) -> No
     assert len(result.stderr.strip().splitlines()) == 1 and "s3cret" not in result.stderr
 
 
-def test_serve_refuses_an_unreachable_database_before_serving(tmp_path: Path) -> None:
-    pytest.importorskip("psycopg", reason="psycopg is not installed")
+def _free_port() -> str:
     with socket.socket() as probe:  # a free port: serve checks it first
         probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+        return str(probe.getsockname()[1])
+
+
+def test_serve_refuses_an_unreachable_database_before_serving(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    port = _free_port()
     result = runner.invoke(
         cli,
         [
@@ -700,3 +704,21 @@ def test_a_log_from_before_salts_keeps_verifying(tmp_path: Path, rules: Any) -> 
         assert result.exit_code == 0, result.output
     assert Receipt.read(new).claims["answers"] != answers_hash(record)  # salted
     assert runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)]).exit_code == 0
+
+
+def test_database_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else found(name, *a)
+    )
+    url = "postgresql://llr@/x?host=/nonexistent-llr"
+    for args in (
+        ["activity", "--database", url],
+        ["serve", "--state-dir", str(tmp_path), "--port", _free_port(), "--database", url],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2 and "needs the postgres extra (psycopg): pip install" in result.stderr, (
+            result.output
+        )

@@ -58,17 +58,24 @@ def _log_file(state_dir: Path | None) -> Path:
 
 def _log(state_dir: Path | None, database: str | None) -> ReceiptLog:
     """The service's log: PostgreSQL with --database, else the SQLite file in --state-dir."""
-    import importlib.util
-
     from ..formats.receipt_log import existing_log
 
     if database is not None and state_dir is not None:
         raise UsageError("give --state-dir DIR or --database URL, not both: a log is in one of them")
-    if database is not None and importlib.util.find_spec("psycopg") is None:
+    if database is not None:
+        require_psycopg()
+    return existing_log(database, _log_file(state_dir))
+
+
+def require_psycopg() -> None:
+    """--database needs psycopg (the postgres extra): a UsageError naming the pip command that
+    adds it to this installation, if it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:
         from .install import install_command
 
         raise UsageError(f"--database needs the postgres extra (psycopg): {install_command('postgres')}")
-    return existing_log(database, _log_file(state_dir))
 
 
 def _receipt_text(given: str) -> tuple[str, str | None]:

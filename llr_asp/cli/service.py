@@ -222,7 +222,9 @@ def serve(
             load_signer(signing_key)  # an unusable key: one line here, not a 503 on every decision
         if database is not None:
             from ..formats.receipt_log import LogUnavailable, PostgresLog, checked_database
+            from .receipts import require_psycopg
 
+            require_psycopg()
             try:  # unreachable, refused or no psycopg: one line here, not a 503 on every decision
                 PostgresLog(checked_database(database)).close()
             except LogUnavailable as error:

@@ -348,9 +348,7 @@ class PostgresLog(ReceiptLog):
         try:
             import psycopg
         except ImportError:
-            raise LogUnavailable(
-                "--database needs psycopg, which is not installed (the postgres extra)"
-            ) from None
+            raise LogUnavailable("psycopg is not installed (the postgres extra)") from None
         self.url = url
         self.where = redacted(url)
         self._psycopg = psycopg
