@@ -15,7 +15,11 @@ bench_serve.py measures the service over HTTP.
 `--baseline` runs the same requests with signing and appending replaced by nothing (each
 answer's "receipt" a constant), to tell the receipt's share from TestClient's and the machine's.
 
-Run: python benchmarks/bench_receipts.py [--decisions 10000] [--baseline]
+`--database URL` keeps the log in PostgreSQL (as `llr-asp serve --database`) instead of the
+SQLite file; the bench empties its receipts and counts after the warm-up (give it a database
+of its own).
+
+Run: python benchmarks/bench_receipts.py [--decisions 10000] [--baseline] [--database URL]
 """
 
 from __future__ import annotations
@@ -50,12 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=10_000)
     parser.add_argument("--baseline", action="store_true", help="no signing, no appending")
+    parser.add_argument("--database", help="a PostgreSQL URL for the log (emptied after the warm-up)")
     arguments = parser.parse_args()
     decisions, baseline = arguments.decisions, arguments.baseline
     bodies = [p.read_bytes() for p in EXAMPLES]
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder) / "state"
-        app = create_app(settings=Settings(state_dir=state))
+        app = create_app(settings=Settings(state_dir=state, database=arguments.database))
         receipts = app.state.receipts
         issue, issuing = receipts.issue, []
 
@@ -75,6 +80,11 @@ def main() -> None:
             for n in range(200):  # warm-up, then the log starts afresh
                 client.post("/api/v1/explain?policy=hip-resurfacing", content=bodies[n % len(bodies)])
             receipts.log.close()
+            if arguments.database:
+                import psycopg
+
+                with psycopg.connect(arguments.database, autocommit=True) as db:
+                    db.execute("TRUNCATE receipts, anchor, counts")
             for suffix in ("", "-wal", "-shm"):
                 (state / f"receipts.sqlite3{suffix}").unlink(missing_ok=True)
             receipts._opened = None
@@ -104,12 +114,19 @@ def main() -> None:
             receipt = Receipt.read(text)
             patient = validate(json.loads(body), reasoner.rules, "example")
             [decision] = reasoner.decide(patient, [reasoner.rules.policies[receipt.claims["policy"]]])
-            found = differences(receipt.claims, decision, answers_hash(patient))
-            failures += bool(found) or not receipt.signed_by(keys) or stored != text
+            row = log.find(receipt.hash)  # the salt its answers' hash is keyed with: the log's
+            found = differences(receipt.claims, decision, answers_hash(patient, row.salt if row else None))
+            failures += bool(found) or not receipt.signed_by(keys) or stored != text or row is None
         verifying = time.perf_counter() - start
         size = sum(p.stat().st_size for p in state.iterdir() if p.name.startswith("receipts"))
+        if arguments.database:
+            import psycopg
+
+            with psycopg.connect(arguments.database) as db:
+                [(size,)] = db.execute("SELECT pg_total_relation_size('receipts')").fetchall()
     ms = 1000.0
-    print(f"decisions through POST /api/v1/explain (TestClient, in process): {decisions:,}")
+    store = "PostgreSQL" if arguments.database else "SQLite (WAL)"
+    print(f"decisions through POST /api/v1/explain (TestClient, in process; log in {store}): {decisions:,}")
     print(
         f"explain latency, signing and appending included: p50 {percentile(latencies, 0.5) * ms:.2f} ms, "
         f"p99 {percentile(latencies, 0.99) * ms:.2f} ms, mean {statistics.fmean(latencies) * ms:.2f} ms"

@@ -44,6 +44,7 @@ ENGINE = (
 )
 BATCH = ("tests/test_batch.py", "tests/test_hardening.py", "tests/test_readers.py", "tests/test_arrow.py")
 SEAMS = ("tests/test_seams.py", "tests/test_cds_hooks.py", "tests/test_whatif.py", "tests/test_fhir.py")
+RECEIPTS = ("tests/test_receipts.py", "tests/test_receipts_pg.py")
 CLI = ("tests/test_cli.py", "tests/test_interview.py", "tests/test_escaping.py", "tests/test_markdown.py")
 
 PLANTED = [
@@ -413,6 +414,111 @@ PLANTED = [
         "",
         "workers take Ctrl-C too: a terminal's Ctrl-C (to the process group) prints their tracebacks",
         BATCH,
+    ),
+    # -- receipts: the log's chain, its stores, the keyed answers' hash, verify (issue 35) ---------
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        '"SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1"',
+        '"SELECT hash FROM receipts ORDER BY seq LIMIT 1"',
+        "the next receipt names the first receipt, not the last, as its prev",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        "            expected = receipt.hash\n",
+        "            expected = prev\n",
+        "audit compares each row with the prev it names itself: a deleted link goes unseen",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        '"DELETE FROM receipts WHERE seq <= ?"',
+        '"DELETE FROM receipts WHERE seq < ?"',
+        "--keep-days keeps the last old receipt while the anchor already names it: the chain breaks",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        'self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")',
+        'self._db.execute("BEGIN")',
+        "SQLite appends in a deferred transaction: two workers read the same last hash",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        '                    db.execute("LOCK TABLE receipts IN EXCLUSIVE MODE")\n',
+        "                    pass\n",
+        "PostgreSQL appends without the table lock: hosts race for the same prev",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipt_log.py",
+        "    if parts is None or parts.scheme not in DATABASE_SCHEMES:",
+        "    if parts is None or not parts.scheme:",
+        "--database takes any scheme (mysql://): refused only when psycopg fails later",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipts.py",
+        "    if salt is None:\n        return hashlib.sha256(data).hexdigest()",
+        "    if True:\n        return hashlib.sha256(data).hexdigest()",
+        "the salt is ignored: the answers' hash is plain SHA-256 again, guessable from the receipt",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipts.py",
+        "    if len(key) != SALT_BYTES:",
+        "    if not key:",
+        "a salt of any length is taken (`--salt ab`): an HMAC keyed with two bytes",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipts.py",
+        "set(claims) != set(CLAIMS)",
+        "not set(CLAIMS) <= set(claims)",
+        "a receipt with extra claims (a patient id smuggled in) is read as one",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "web/receipts.py",
+        "return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)), salt)",
+        "return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)))",
+        "the salt is not kept in the log: no receipt can be verified against its answers",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "web/receipts.py",
+        "answers_hash(patient, kept.salt)",
+        "answers_hash(patient)",
+        "the letter re-hashes the answers unsalted: the page's receipt is never reused (two a decision)",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "cli/receipts.py",
+        "            keyed = kept.salt  # None: a receipt from before salts, its answers hashed plainly",
+        "            keyed = salt  # None: a receipt from before salts, its answers hashed plainly",
+        "verify ignores the log's salt and uses --salt (None): a logged receipt never verifies",
+        RECEIPTS,
+    ),
+    Planted(
+        "receipts",
+        "formats/receipts.py",
+        "    opener = urllib.request.build_opener(NoRedirects)",
+        "    opener = urllib.request.build_opener()",
+        "--jwks URL follows redirects: the keys may come from anywhere the server points",
+        RECEIPTS,
     ),
     # -- older areas ---------------------------------------------------------------------------
     Planted(

@@ -7,13 +7,18 @@ file holds (no patient id, no answer)."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.server
 import json
 import multiprocessing
 import os
 import re
+import socket
 import sqlite3
 import struct
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +31,17 @@ from typer.testing import CliRunner
 
 from llr_asp.cli import app as cli
 from llr_asp.core.documents import validate
-from llr_asp.formats.receipt_log import GENESIS, ReceiptLog
+from llr_asp.formats.receipt_log import GENESIS, SCHEMA, SqliteLog
 from llr_asp.formats.receipts import (
     Receipt,
+    ReceiptError,
     Signer,
     answers_hash,
     canonical,
     claims_of,
     load_signer,
     make_key,
+    new_salt,
     number,
 )
 from llr_asp.web import create_app
@@ -170,12 +177,12 @@ def test_an_explain_receipt_verifies_and_one_changed_value_fails(
     saved = tmp_path / "receipt.jws"
     saved.write_text(body["receipt"])
 
-    ok = verify(str(saved), path, "--jwks", str(jwks))
+    ok = verify(str(saved), path, "--jwks", str(jwks), "--state-dir", str(state))
     assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
     assert verify(body["receipt"], path, "--state-dir", str(state)).exit_code == 0  # the log's keys
     answer = tmp_path / "answer.json"  # the API's answer itself, as saved
     answer.write_text(json.dumps(body))
-    assert verify(str(answer), path, "--jwks", str(jwks)).exit_code == 0
+    assert verify(str(answer), path, "--state-dir", str(state)).exit_code == 0
     both = tmp_path / "both.json"  # two policies' answers: which receipt is meant is not said
     both.write_text(json.dumps([body, body]))
     several = verify(str(both), path, "--jwks", str(jwks))
@@ -185,12 +192,13 @@ def test_an_explain_receipt_verifies_and_one_changed_value_fails(
     record["pain"]["severity"] = "moderate"  # one value changed: the hash, and the decision
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(record))
-    failed = verify(str(saved), changed, "--jwks", str(jwks))
-    assert failed.exit_code == 1 and "differs: the answers' sha256" in failed.stdout, failed.output
+    failed = verify(str(saved), changed, "--jwks", str(jwks), "--state-dir", str(state))
+    assert failed.exit_code == 1 and "differs: the answers' hash" in failed.stdout, failed.output
     assert "differs: decision" in failed.stdout
 
 
 def test_a_forged_or_foreign_signature_fails(client: TestClient, tmp_path: Path) -> None:
+    salt = ("--salt", "0" * 32)  # neither receipt is in a log
     path = EXAMPLES / "route-c1-pain.json"
     body = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()
     jwks = tmp_path / "jwks.json"
@@ -199,12 +207,12 @@ def test_a_forged_or_foreign_signature_fails(client: TestClient, tmp_path: Path)
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["decision"] = "not_eligible"  # a claim changed after signing
     tampered = base64.urlsafe_b64encode(canonical(claims).encode()).rstrip(b"=").decode()
-    forged = verify(f"{head}.{tampered}.{signature}", path, "--jwks", str(jwks))
+    forged = verify(f"{head}.{tampered}.{signature}", path, "--jwks", str(jwks), *salt)
     assert forged.exit_code == 1 and "differs: signature" in forged.stdout, forged.output
     make_key(tmp_path / "mine.pem")  # a receipt signed by a key the service never listed
     mine = load_signer(tmp_path / "mine.pem")
     foreign = mine.sign({**Receipt.read(body["receipt"]).claims})
-    result = verify(foreign, path, "--jwks", str(jwks))
+    result = verify(foreign, path, "--jwks", str(jwks), *salt)
     assert result.exit_code == 1 and "its key is not listed" in result.stdout
 
 
@@ -216,11 +224,26 @@ def test_another_rule_set_fails_naming_the_rules(client: TestClient, tmp_path: P
     signer = load_signer(tmp_path / "k.pem")
     record = validate(json.loads(path.read_text()), rules, "x")
     [decision] = __import__("llr_asp").Reasoner(rules).decide(record, [rules.policies["hip-resurfacing"]])
-    claims = {**claims_of(decision, answers_hash(record), None), "rules": "ab" * 32}
+    salt = new_salt()
+    claims = {**claims_of(decision, answers_hash(record, salt), None), "rules": "ab" * 32}
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [signer.jwk]}))
-    result = verify(signer.sign(claims), path, "--jwks", str(jwks))
+    result = verify(signer.sign(claims), path, "--jwks", str(jwks), "--salt", salt)
     assert result.exit_code == 1 and "differs: the rule set's sha256" in result.stdout
+
+
+def test_a_receipt_with_a_claim_more_or_less_is_not_one(tmp_path: Path) -> None:
+    """A receipt holds exactly its claims: one more (a patient id slipped in) or one fewer is
+    refused, even signed by a listed key."""
+    make_key(tmp_path / "k.pem")
+    signer = load_signer(tmp_path / "k.pem")
+    claims = {**_claims(GENESIS, 1)}
+    assert Receipt.read(signer.sign(claims)).claims == claims
+    less = dict(claims)
+    del less["conflicts"]
+    for bad in ({**claims, "patient": "NHS-9434765919"}, less):
+        with pytest.raises(ReceiptError, match="must be exactly"):
+            Receipt.read(signer.sign(bad))
 
 
 def test_bad_verify_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -249,6 +272,55 @@ def test_every_surface_carries_a_receipt(client: TestClient) -> None:
     assert f"Decision receipt: {jti}" in page.text  # in the letter's footer
     letter = client.post("/letter", data={"record": body.decode(), "policy": "hip-resurfacing"})
     assert re.search(r"Decision receipt: [0-9a-f]{32}", letter.text)
+
+
+def _activity_total(client: TestClient) -> int:
+    return sum(r["decisions"] for r in client.get("/api/v1/activity").json())
+
+
+def _page_receipts(page: str) -> list[str]:
+    return re.findall(r'<input type="hidden" name="receipt" value="([^"]+)">', page)
+
+
+def test_a_page_decision_and_its_letter_download_are_one_receipt(client: TestClient) -> None:
+    """The letter's form sends back the page's receipts: the download names them and is not
+    counted again. Both policies (no policy chosen): two decisions, two receipts, not four."""
+    body = (EXAMPLES / "refused-b-four-months.json").read_text()
+    before = _activity_total(client)
+    page = client.post("/result", data={"record": body, "policy": "all"})
+    given = _page_receipts(page.text)
+    assert len(given) == 2 and _activity_total(client) == before + 2
+    ids = {Receipt.read(r).claims["jti"] for r in given}
+    for format in ("text", "markdown"):
+        letter = client.post(
+            "/letter", data={"record": body, "policy": "all", "format": format, "receipt": given}
+        )
+        assert set(re.findall(r"Decision receipt: ([0-9a-f]{32})", letter.text)) == ids, letter.text
+    assert _activity_total(client) == before + 2  # one decision, one receipt: none for the letters
+
+
+def test_a_letter_does_not_take_a_receipt_it_cannot_vouch_for(
+    client: TestClient, state: Path, tmp_path: Path
+) -> None:
+    """A receipt sent back that another patient's answers made, that another key signed, that
+    this service's key signed but its log does not hold, or that is no receipt is not named: the
+    letter's decision gets its own."""
+    path = EXAMPLES / "refused-b-four-months.json"
+    form = {"record": path.read_text(), "policy": "hip-resurfacing"}
+    [mine] = _page_receipts(client.post("/result", data=form).text)
+    claims = Receipt.read(mine).claims
+    other = json.loads(path.read_text())
+    other["conservative"]["months"] = 5  # the same decision, other answers
+    [theirs] = _page_receipts(client.post("/result", data={**form, "record": json.dumps(other)}).text)
+    make_key(tmp_path / "k.pem")
+    foreign = load_signer(tmp_path / "k.pem").sign(claims)
+    unlogged = load_signer(state / "receipt-key.pem").sign({**claims, "jti": "f" * 32})
+    for sent in (theirs, foreign, unlogged, "not-a-receipt"):
+        before = _activity_total(client)
+        letter = client.post("/letter", data={**form, "receipt": [sent]})
+        [named] = re.findall(r"Decision receipt: ([0-9a-f]{32})", letter.text)
+        refused = Receipt.read(sent).claims["jti"] if sent.count(".") == 2 else None
+        assert named != refused and _activity_total(client) == before + 1, sent[:40]
 
 
 def test_a_completed_interview_carries_its_receipt_a_step_on_the_way_none(client: TestClient) -> None:
@@ -285,7 +357,7 @@ def test_the_log_holds_no_patient_id_and_no_answer(tmp_path: Path) -> None:
         assert client.post(path, json=record).status_code == 200
     client.post("/result", data={"record": json.dumps(record)})
     held = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
-    log = ReceiptLog(tmp_path / "state" / "receipts.sqlite3")
+    log = SqliteLog(tmp_path / "state" / "receipts.sqlite3")
     decoded = "".join(json.dumps(Receipt.read(text).claims) for _, text in log.receipts())
     assert decoded and b"receipt" in held  # the tables are there, and were read
     for secret in ("NHS-9434765919-ZQX", "17.625", "Quaxley", "intense"):
@@ -320,7 +392,7 @@ def test_audit_walks_an_unbroken_chain_and_finds_a_break(tmp_path: Path) -> None
 
 
 def test_a_rewritten_receipt_breaks_the_chain(tmp_path: Path) -> None:
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     make_key(tmp_path / "k.pem")
     signer = load_signer(tmp_path / "k.pem")
     log.add_key(signer.jwk)
@@ -365,7 +437,7 @@ def test_a_rotated_key_stays_listed_and_its_receipts_verify(tmp_path: Path) -> N
 
 
 def test_keep_days_deletes_old_receipts_and_the_chain_still_audits(tmp_path: Path) -> None:
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     make_key(tmp_path / "k.pem")
     signer = load_signer(tmp_path / "k.pem")
     log.add_key(signer.jwk)
@@ -396,7 +468,7 @@ def _claims(prev: str, n: int, iat: int | None = None, writer: int = 0) -> dict[
 
 
 def _writer(path: str, key: str, count: int, start: Any) -> None:
-    log = ReceiptLog(Path(path))
+    log = SqliteLog(Path(path))
     signer = load_signer(Path(key))
     start.wait()
     for n in range(count):
@@ -406,7 +478,7 @@ def _writer(path: str, key: str, count: int, start: Any) -> None:
 def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) -> None:
     make_key(tmp_path / "k.pem")
     signer: Signer = load_signer(tmp_path / "k.pem")
-    log = ReceiptLog(tmp_path / "log.sqlite3")
+    log = SqliteLog(tmp_path / "log.sqlite3")
     log.add_key(signer.jwk)
     context = multiprocessing.get_context("spawn")
     start = context.Event()
@@ -442,7 +514,10 @@ def test_explain_receipt_signs_locally(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     receipt = json.loads(result.stdout)["receipt"]
     assert Receipt.read(receipt).claims["prev"] is None
-    assert verify(receipt, path, "--jwks", str(tmp_path / "jwks.json")).exit_code == 0
+    (tmp_path / "decision.json").write_text(result.stdout)  # the receipt with its salt beside it
+    assert verify(str(tmp_path / "decision.json"), path, "--jwks", str(tmp_path / "jwks.json")).exit_code == 0
+    alone = verify(receipt, path, "--jwks", str(tmp_path / "jwks.json"))  # no salt: one line, exit 2
+    assert alone.exit_code == 2 and "--salt HEX" in alone.stderr, alone.output
     letter = runner.invoke(
         cli,
         ["explain", str(path), "-p", "hip-resurfacing", "-f", "letter", "--receipt", str(tmp_path / "k.pem")],
@@ -451,3 +526,199 @@ def test_explain_receipt_signs_locally(tmp_path: Path) -> None:
     os.chmod(tmp_path / "k.pem", 0o644)
     loose = runner.invoke(cli, ["explain", str(path), "--receipt", str(tmp_path / "k.pem")])
     assert loose.exit_code == 2 and "chmod 600" in loose.stderr
+
+
+# -- --database: what is refused before any PostgreSQL is reached ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["receipt", "audit", "--database", "postgresql://llr:s3cret@db/llr"], "holds a password"),
+        (["activity", "--database", "mysql://db/llr"], "give a PostgreSQL URL"),
+        (["receipt", "audit", "--database", "postgresql://llr@/llr?host=/nonexistent-llr"], "--database"),
+        (["activity", "--database", "postgresql://llr@/x", "--state-dir", "."], "not both"),
+    ],
+)
+def test_a_bad_database_is_one_line_and_exit_2(args: list[str], said: str) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and said in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "s3cret" not in result.stderr
+
+
+def _free_port() -> str:
+    with socket.socket() as probe:  # a free port: serve checks it first
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def test_serve_refuses_an_unreachable_database_before_serving(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    port = _free_port()
+    result = runner.invoke(
+        cli,
+        [
+            "serve",
+            "--port",
+            port,
+            "--state-dir",
+            str(tmp_path),
+            "--database",
+            "postgresql://llr@/x?host=/nonexistent-llr",
+        ],
+    )
+    assert result.exit_code == 2 and result.stderr.startswith("llr-asp: error: --database"), result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- receipt verify --jwks URL ------------------------------------------------------------------
+
+
+@pytest.fixture
+def keys_server(client: TestClient) -> Iterator[str]:
+    """A server on 127.0.0.1 answering the service's JWKS at /jwks, and the ways a JWKS URL can
+    go wrong at the others."""
+    served = client.get("/.well-known/jwks.json").content
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/slow":
+                time.sleep(1.5)
+            body = {
+                "/jwks": served,
+                "/slow": served,
+                "/big": b" " * (2 << 20) + served,
+                "/html": b"<html>keys</html>",
+            }.get(self.path)
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/jwks")
+                self.end_headers()
+                return
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client stopped reading: as it should, past the cap
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_verify_fetches_the_service_keys_from_a_url(
+    client: TestClient, keys_server: str, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llr_asp.formats import receipts as module
+
+    path = EXAMPLES / "route-c1-pain.json"
+    receipt = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()[
+        "receipt"
+    ]
+    ok = verify(receipt, path, "--jwks", f"{keys_server}/jwks", "--state-dir", str(state))
+    assert ok.exit_code == 0 and ok.stdout.startswith("all agree"), ok.output
+    monkeypatch.setattr(module, "JWKS_SECONDS", 0.5)
+    for where, said in (
+        ("/big", "over 1024 KiB"),
+        ("/redirect", "answered 302"),
+        ("/missing", "answered 404"),
+        ("/html", "not JSON"),
+        ("/slow", "no answer within 0.5 s"),
+        ("x", "give a file or an http(s) URL"),
+    ):
+        url = f"{keys_server}{where}" if where != "x" else "ftp://127.0.0.1/jwks"
+        result = verify(receipt, path, "--jwks", url, "--state-dir", str(state))
+        assert result.exit_code == 2 and said in result.stderr, (where, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- the answers' hash is keyed: a receipt alone confirms no guess --------------------------------
+
+
+def test_a_receipt_alone_confirms_no_guessed_answers(
+    client: TestClient, state: Path, tmp_path: Path, rules: Any
+) -> None:
+    """Whoever holds a receipt (and not the log) tries every likely answer set, the true one
+    among them, hashed as the receipt's answers used to be: none matches. With the salt the log
+    keeps, the true answers do, and only they."""
+    path = EXAMPLES / "route-c1-pain.json"
+    receipt = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()[
+        "receipt"
+    ]
+    claims = Receipt.read(receipt).claims
+    guesses = [validate(json.loads(p.read_text()), rules, p.name) for p in sorted(EXAMPLES.glob("*.json"))]
+    [truth] = [g for p, g in zip(sorted(EXAMPLES.glob("*.json")), guesses) if p == path]
+    assert not [g for g in guesses if answers_hash(g) == claims["answers"]]  # the plain hash finds nothing
+    salt = runner.invoke(cli, ["receipt", "salt", receipt, "--state-dir", str(state)]).stdout.strip()
+    assert len(salt) == 32 and salt not in receipt and salt not in json.dumps(claims)  # not in the receipt
+    assert [g for g in guesses if answers_hash(g, salt) == claims["answers"]] == [truth]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(client.get("/.well-known/jwks.json").text)
+    alone = verify(receipt, path, "--jwks", str(jwks))
+    assert alone.exit_code == 2 and "--salt HEX" in alone.stderr and len(alone.stderr.splitlines()) == 1
+    given = verify(receipt, path, "--jwks", str(jwks), "--salt", salt)
+    assert given.exit_code == 0 and given.stdout.startswith("all agree"), given.output
+    wrong = verify(receipt, path, "--jwks", str(jwks), "--salt", "ab" * 16)
+    assert wrong.exit_code == 1 and "differs: the answers' hash" in wrong.stdout, wrong.output
+    for bad_salt in ("not-hex", "ab", salt + "00"):  # not hex; too short to key anything; too long
+        bad = verify(receipt, path, "--jwks", str(jwks), "--salt", bad_salt)
+        assert bad.exit_code == 2 and "not a receipt's salt" in bad.stderr, bad.output
+    absent = runner.invoke(cli, ["receipt", "salt", receipt, "--state-dir", str(tmp_path / "other")])
+    assert absent.exit_code == 2
+
+
+def test_a_log_from_before_salts_keeps_verifying(tmp_path: Path, rules: Any) -> None:
+    """A log written before salts (no salt column; receipts hashing the answers plainly) is
+    brought up to date on opening, and its receipts still verify; new ones are salted."""
+    state = tmp_path / "state"
+    state.mkdir()
+    make_key(state / "receipt-key.pem")
+    signer = load_signer(state / "receipt-key.pem")
+    old = sqlite3.connect(state / "receipts.sqlite3")
+    old.executescript(SCHEMA.replace(",\n    salt TEXT\n", "\n"))
+    path = EXAMPLES / "route-c1-pain.json"
+    record = validate(json.loads(path.read_text()), rules, "x")
+    [decision] = __import__("llr_asp").Reasoner(rules).decide(record, [rules.policies["hip-resurfacing"]])
+    legacy = signer.sign(claims_of(decision, answers_hash(record), GENESIS))
+    old.execute(
+        "INSERT INTO receipts (hash, prev, iat, receipt) VALUES (?, ?, ?, ?)",
+        (Receipt.read(legacy).hash, GENESIS, 1, legacy),
+    )
+    old.execute("INSERT INTO keys VALUES (?, ?, 1)", (signer.kid, json.dumps(signer.jwk)))
+    old.commit()
+    old.close()
+    client = TestClient(create_app(settings=Settings(state_dir=state)))
+    new = client.post("/api/v1/explain?policy=hip-resurfacing", content=path.read_bytes()).json()["receipt"]
+    for receipt in (legacy, new):
+        result = verify(receipt, path, "--state-dir", str(state))
+        assert result.exit_code == 0, result.output
+    assert Receipt.read(new).claims["answers"] != answers_hash(record)  # salted
+    assert runner.invoke(cli, ["receipt", "audit", "--state-dir", str(state)]).exit_code == 0
+
+
+def test_database_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else found(name, *a)
+    )
+    url = "postgresql://llr@/x?host=/nonexistent-llr"
+    for args in (
+        ["activity", "--database", url],
+        ["serve", "--state-dir", str(tmp_path), "--port", _free_port(), "--database", url],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2 and "needs the postgres extra (psycopg): pip install" in result.stderr, (
+            result.output
+        )

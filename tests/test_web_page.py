@@ -299,18 +299,16 @@ def test_the_plain_letter_has_no_markdown_escapes_or_field_paths(page: Any) -> N
     downloaded = Path(download.value.path()).read_text()
 
     def receipt_apart(text: str) -> tuple[str, list[str]]:
-        """The letter without its receipt line, and that line: the download is decided again and
-        carries a receipt of its own (issue 35 note: one receipt per decision given out)."""
+        """The letter without its receipt line, and that line: the download names the receipt
+        the page's decision was given (one decision, one receipt)."""
         lines = text.strip().splitlines()
         return "\n".join(x for x in lines if not x.startswith("Decision receipt: ")), [
             x for x in lines if x.startswith("Decision receipt: ")
         ]
 
     (body, [shown]), (again, [given]) = receipt_apart(letter), receipt_apart(downloaded)
-    assert body == again
-    assert shown.endswith("(llr-asp receipt verify checks it)") and given.endswith(
-        "(llr-asp receipt verify checks it)"
-    )
+    assert body == again and shown == given
+    assert shown.endswith("(llr-asp receipt verify checks it)")
     assert download.value.suggested_filename == "llr-asp-refused-b-four-months.txt"
 
 

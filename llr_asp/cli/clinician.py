@@ -112,7 +112,15 @@ def explain(
     if format is ExplainFormat.letter:
         from ..views.letter import plain_letter
 
-        sys.stdout.write(plain_letter(decisions, ruleset, datetime.date.today(), full, receipts=signed))
+        sys.stdout.write(
+            plain_letter(
+                decisions,
+                ruleset,
+                datetime.date.today(),
+                full,
+                receipts={p: r for p, (r, _) in signed.items()},
+            )
+        )
         _print_receipts(signed)  # no service log keeps it: the receipt itself, to verify
         return
     if format is ExplainFormat.markdown:
@@ -130,22 +138,27 @@ def explain(
     _print_receipts(signed)
 
 
-def _signed(key: Path, record: Any, decisions: list[Any]) -> dict[str, str]:
-    """Each decision's receipt, signed with the key in `key` (no log: its prev is null)."""
-    from ..formats.receipts import answers_hash, claims_of, load_signer
+def _signed(key: Path, record: Any, decisions: list[Any]) -> dict[str, tuple[str, str]]:
+    """Each decision's receipt and the salt its answers' hash is keyed with, signed with the key
+    in `key` (no log: its prev is null, and the salt is printed beside it, not in it)."""
+    from ..formats.receipts import answers_hash, claims_of, load_signer, new_salt
 
     signer = load_signer(key)
-    answers = answers_hash(record)
-    return {d.policy.id: signer.sign(claims_of(d, answers, None)) for d in decisions}
+    signed = {}
+    for d in decisions:
+        salt = new_salt()
+        signed[d.policy.id] = (signer.sign(claims_of(d, answers_hash(record, salt), None)), salt)
+    return signed
 
 
-def _with_receipt(said: dict[str, Any], receipt: str | None) -> dict[str, Any]:
-    return said if receipt is None else {**said, "receipt": receipt}
+def _with_receipt(said: dict[str, Any], receipt: tuple[str, str] | None) -> dict[str, Any]:
+    return said if receipt is None else {**said, "receipt": receipt[0], "receipt_salt": receipt[1]}
 
 
-def _print_receipts(signed: dict[str, str]) -> None:
-    for policy, receipt in signed.items():
+def _print_receipts(signed: dict[str, tuple[str, str]]) -> None:
+    for policy, (receipt, salt) in signed.items():
         sys.stdout.write(f"\nDecision receipt ({policy}): {receipt}\n")
+        sys.stdout.write(f"Its salt (keep it apart from the receipt; verify needs it): {salt}\n")
 
 
 @app.command()

@@ -101,6 +101,15 @@ def serve(
             "default: kept for ever.",
         ),
     ] = None,
+    database: Annotated[
+        Optional[str],
+        typer.Option(
+            "--database",
+            metavar="URL",
+            help="Keep the decision receipts' log in PostgreSQL (postgresql://USER@HOST/DB; the "
+            "postgres extra), one chain for several hosts; its password in ~/.pgpass or $PGPASSWORD.",
+        ),
+    ] = None,
     redis: Annotated[
         Optional[str],
         typer.Option(
@@ -211,11 +220,21 @@ def serve(
             from ..formats.receipts import load_signer
 
             load_signer(signing_key)  # an unusable key: one line here, not a 503 on every decision
+        if database is not None:
+            from ..formats.receipt_log import LogUnavailable, PostgresLog, checked_database
+            from .receipts import require_psycopg
+
+            require_psycopg()
+            try:  # unreachable, refused or no psycopg: one line here, not a 503 on every decision
+                PostgresLog(checked_database(database)).close()
+            except LogUnavailable as error:
+                raise UsageError(f"--database: {error}") from None
         settings = Settings(
             public_url=public_url or f"http://{host}:{port}",
             state_dir=state_dir.resolve() if state_dir is not None else None,
             signing_key=signing_key.resolve() if signing_key is not None else None,
             keep_days=keep_days,
+            database=database,
             redis=redis_url(redis, redis_file),
             proxies=tuple(proxy) if proxy else ("127.0.0.1",),
             cors_origins=tuple(cors_origin or ()),

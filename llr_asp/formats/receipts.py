@@ -5,8 +5,10 @@ Claims: `iat`, a receipt id `jti`, the edition (`policy`, `family`: the policy i
 do not exist, `rules`: the rule set's sha256), `decision`, `robust`, `possible`, `readings` (the
 subset-minimal sets of contested readings under which the decision would differ, as
 `contested[].readings`), `conflicts` (the fields whose sources disagreed: names, never values),
-`answers` (the SHA-256 of the answers in canonical JSON, RFC 8785) and `prev` (the previous
-receipt's hash in the service's log, None for a receipt signed outside one).
+`answers` (the HMAC-SHA256 of the answers in canonical JSON, RFC 8785, keyed with a random
+salt of the receipt's own that the receipt does not carry and the log keeps: the answers come
+from few values, and a plain hash would let whoever holds a receipt test guesses of them) and
+`prev` (the previous receipt's hash in the service's log, None for a receipt signed outside one).
 
 "The answers" are the fields a record answered, with their values (null for an answer "not
 known"), as a nested patient record without its `id`, `policy` or `meta`: the same record, a
@@ -22,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -176,9 +179,35 @@ def answers_of(patient: Patient) -> dict[str, Any]:
     return nested({field: patient.values.get(field) for field in fields})
 
 
-def answers_hash(patient: Patient) -> str:
-    """The SHA-256 (hex) of the patient's answers in canonical JSON."""
-    return hashlib.sha256(canonical(answers_of(patient)).encode("utf-8")).hexdigest()
+SALT_BYTES = 16
+"""A receipt's salt: 128 random bits, so that no guess of the answers can be tested without it."""
+
+
+def new_salt() -> str:
+    """A fresh salt for one receipt (hex)."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def answers_hash(patient: Patient, salt: str | None = None) -> str:
+    """The hash (hex) of the patient's answers in canonical JSON that a receipt's `answers`
+    holds: HMAC-SHA256 keyed with the receipt's `salt` (hex), which the receipt does not carry
+    (the log keeps it), so the receipt alone cannot confirm a guess of the answers; the plain
+    SHA-256 for None (receipts made before salts, whose log row has none)."""
+    data = canonical(answers_of(patient)).encode("utf-8")
+    if salt is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(salt_bytes(salt), data, hashlib.sha256).hexdigest()
+
+
+def salt_bytes(salt: str) -> bytes:
+    """A salt given as hex (`--salt`, a log row): its bytes; a ReceiptError if it is not one."""
+    try:
+        key = bytes.fromhex(salt)
+    except ValueError:
+        key = b""
+    if len(key) != SALT_BYTES:
+        raise ReceiptError(f"salt {salt[:40]!r}: not a receipt's salt ({SALT_BYTES * 2} hex digits)")
+    return key
 
 
 def claims_of(
@@ -206,7 +235,7 @@ def differences(claims: Mapping[str, Any], decision: Decision, answers: str) -> 
     `answers`, one line each; none when all agree."""
     again = claims_of(decision, answers, claims.get("prev"), claims.get("jti"), claims.get("iat"))
     said = {
-        "answers": "the answers' sha256 (these are not the answers it was made from)",
+        "answers": "the answers' hash (these are not the answers it was made from)",
         "rules": "the rule set's sha256",
         "policy": "the policy",
         "family": "the policy family",
@@ -391,6 +420,66 @@ def public_keys(jwks: Any, source: str) -> dict[str, Any]:
             raise ReceiptError(f"{source}: key {jwk.get('kid')!r}: x is not an Ed25519 public key") from None
         keys[public_jwk(key)["kid"]] = key  # by its thumbprint, whatever kid the file gives it
     return keys
+
+
+JWKS_SECONDS = 5.0
+"""The longest `receipt verify --jwks URL` waits for the service's keys, connecting and reading."""
+MAX_JWKS = 1 << 20
+"""A JWKS is a few hundred bytes a key; an answer longer than this is refused unread."""
+
+
+def fetch_jwks(url: str) -> dict[str, Any]:
+    """The Ed25519 public keys at `url` (http or https: the service's /.well-known/jwks.json),
+    by kid: within JWKS_SECONDS, at most MAX_JWKS bytes, no redirect followed, TLS verified."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ReceiptError(
+            f"--jwks {url}: give a file or an http(s) URL of the service's /.well-known/jwks.json"
+        )
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx is then an HTTPError: the keys come from the URL given, only
+
+    opener = urllib.request.build_opener(NoRedirects)
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "Accept-Encoding": "identity"}
+    )
+    deadline = time.monotonic() + JWKS_SECONDS
+    try:
+        with opener.open(request, timeout=JWKS_SECONDS) as answer:
+            data = b""
+            while len(data) <= MAX_JWKS:
+                chunk = answer.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+    except urllib.error.HTTPError as error:
+        raise ReceiptError(
+            f"--jwks {url}: the server answered {error.code}; give the service's JWKS URL"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
+            reason = f"no answer within {JWKS_SECONDS:g} s"
+        raise ReceiptError(f"--jwks {url}: cannot be fetched ({reason})") from None
+    if len(data) > MAX_JWKS:
+        raise ReceiptError(f"--jwks {url}: the answer is over {MAX_JWKS >> 10} KiB; a JWKS is not that long")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ReceiptError(f"--jwks {url}: not JSON; give the service's /.well-known/jwks.json") from None
+    return public_keys(document, f"--jwks {url}")
 
 
 def read_jwks(path: Path) -> dict[str, Any]:

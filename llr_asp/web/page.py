@@ -21,7 +21,7 @@ import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -299,18 +299,29 @@ async def example(request: Request, example: str = Form(...), policy: str = Form
 
 @router.post("/letter")
 async def letter(
-    request: Request, policy: str = Form(""), record: str = Form("{}"), format: str = Form("text")
+    request: Request,
+    policy: str = Form(""),
+    record: str = Form("{}"),
+    format: str = Form("text"),
+    receipt: Annotated[Optional[list[str]], Form()] = None,
 ) -> Response:
     """The letter of `explain --format letter` (plain text, to paste into a clinical record) or
-    `--format markdown`, as a file."""
+    `--format markdown`, as a file. It names the receipts the page's decisions were given (the
+    page's form sends them back): a download is not another decision, so it is not receipted
+    again, and the activity counts it once. A receipt sent back is used only if this service
+    signed it, its log holds it, and it says what deciding these answers again says; otherwise
+    (a form of an older page, a receipt made up) the letter's decision gets a receipt of its own."""
     engines = _engines(request)
     _, patient = await _read(record, engines)
     chosen = _chosen(engines, policy, patient) or engines.rules.select("all")
     signer = receipts(request)
+    given = (receipt or [])[:8]  # a page has one a policy: a form with more is not a page's
 
     def decided(held: Engines) -> tuple[list[Any], dict[str, str]]:
         decisions = held.interviewer.decide(patient, chosen)
-        return decisions, {d.policy.id: signer.issue(d, patient) for d in decisions}
+        return decisions, {
+            d.policy.id: signer.reused(given, d, patient) or signer.issue(d, patient) for d in decisions
+        }
 
     decisions, signed = await _reasoned(request, decided)
     return await run_in_threadpool(_letter, engines, patient, decisions, format, signed)

@@ -4,7 +4,8 @@ a decision whose receipt cannot be kept is not given out (503).
 
 The key is `--signing-key FILE`, else `receipt-key.pem` in the state directory, made (mode 600)
 on first start; every key that has signed is listed at /.well-known/jwks.json, so receipts
-signed before a rotation still verify. Opened on the first decision (or the first JWKS
+signed before a rotation still verify. The log is `receipts.sqlite3` in the state directory, or
+PostgreSQL with `--database URL` (several hosts, one chain). Opened on the first decision (or the first JWKS
 request), by whichever thread asks first.
 """
 
@@ -21,8 +22,18 @@ from ..core.decision import Decision
 from ..core.errors import LlrError
 from ..core.files import default_state_dir
 from ..core.patient import Patient
-from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv
-from ..formats.receipts import Signer, answers_hash, claims_of, load_signer, make_key
+from ..formats.receipt_log import LogUnavailable, ReceiptLog, activity_csv, open_log
+from ..formats.receipts import (
+    Receipt,
+    ReceiptError,
+    Signer,
+    answers_hash,
+    claims_of,
+    differences,
+    load_signer,
+    make_key,
+    new_salt,
+)
 from .responses import JSON
 from .settings import Settings
 
@@ -55,7 +66,7 @@ class Receipts:
                         key = self.state_dir / KEY_FILE
                         make_key(key)
                     signer = load_signer(key)
-                    log = ReceiptLog(self.state_dir / LOG_FILE, self.settings.keep_days)
+                    log = open_log(self.settings.database, self.state_dir / LOG_FILE, self.settings.keep_days)
                     log.add_key(signer.jwk)
                 except (OSError, LlrError) as error:
                     raise LogUnavailable(str(error)) from None
@@ -69,8 +80,27 @@ class Receipts:
     def issue(self, decision: Decision, patient: Patient) -> str:
         """The receipt of `decision`, made from `patient`'s answers, signed and appended."""
         signer, log = self._open()
-        answers = answers_hash(patient)
-        return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)))
+        salt = new_salt()  # kept in the log only: the receipt alone confirms no guess of the answers
+        answers = answers_hash(patient, salt)
+        return log.append(lambda prev: signer.sign(claims_of(decision, answers, prev)), salt)
+
+    def reused(self, given: list[str], decision: Decision, patient: Patient) -> str | None:
+        """The one of `given` (receipts a client sent back) that this service issued for
+        `decision` made from `patient`'s answers: held in the log (its hash covers its signature:
+        only receipts this service signed and appended are there), its claims what deciding
+        again gives. None if no such one: then a new receipt is issued."""
+        log = self.log
+        for text in given:
+            try:
+                receipt = Receipt.read(text)
+            except ReceiptError:
+                continue
+            kept = log.find(receipt.hash) if receipt.claims["policy"] == decision.policy.id else None
+            if kept is not None and not differences(
+                receipt.claims, decision, answers_hash(patient, kept.salt)
+            ):
+                return receipt.text
+        return None
 
     def issued(self, decision: Decision, patient: Patient, said: dict[str, Any]) -> dict[str, Any]:
         """`said` (the decision as JSON) with its receipt."""

@@ -42,6 +42,9 @@ class Settings:
     keep_days: int | None = None
     """Receipts older than this many days are deleted from the log (None: kept for ever); the
     activity counts are kept."""
+    database: str | None = None
+    """A PostgreSQL URL (`--database`): the receipt log kept there, one chain for several hosts,
+    instead of `receipts.sqlite3` in the state directory."""
     redis: str | None = None
     """A Redis URL: used token ids kept there instead, for several hosts behind one balancer."""
     proxies: tuple[str, ...] = ("127.0.0.1",)
