@@ -720,3 +720,19 @@ def test_the_literate_page_names_its_edition_and_the_familys_others(edited: Path
     assert "Changed from" not in markdown(literate(rules, "hip-resurfacing", findings=[]), "tree.svg")
     undated = literate(load_rules(), "hip-resurfacing", findings=[])
     assert "Edition" not in markdown(undated, "tree.svg")  # one undated policy: nothing more to say
+
+
+def test_a_receipt_names_the_edition_and_its_family(edited: Path) -> None:
+    """A receipt's claims name the edition that decided (`policy`) and the family users name
+    (`family`): an audit by family counts every edition's decisions together."""
+    from llr_asp import Reasoner
+    from llr_asp.core.documents import validate
+    from llr_asp.formats.receipts import claims_of
+
+    rules = load_rules(edited)
+    patient = validate(json.loads(dated("2027-06-01")), rules, "t")
+    [decision] = Reasoner(rules).decide(
+        patient, rules.select("hip-resurfacing", rules.date_of(patient.values))
+    )
+    claims = claims_of(decision, "0" * 64, None)
+    assert (claims["policy"], claims["family"]) == ("hip-resurfacing-2027", "hip-resurfacing")

@@ -218,7 +218,7 @@ def claims_of(
         "iat": int(time.time()) if iat is None else iat,
         "jti": jti or secrets.token_hex(16),
         "policy": decision.policy.id,
-        "family": decision.policy.id,  # editions (DESIGN §5) will name their family here
+        "family": decision.policy.family,  # the id users name (DESIGN §5 Editions)
         "rules": decision.rules,
         "decision": decision.decision,
         "robust": decision.robust,
