@@ -629,6 +629,13 @@ def test_cds_services_are_per_family_and_the_card_names_the_edition(
     }
     [card] = client.post("/cds-services/hip-resurfacing-order-select", json=call).json()["cards"]
     assert card["extension"]["llr-asp.edition"]["policy"] == "hip-resurfacing-2027"
+    # answers that carry the referral's date are decided under the edition in force then
+    dated_items = [*items, {"linkId": "referral.date", "answer": [{"valueDate": "2025-06-01"}]}]
+    call["prefetch"]["answers"]["entry"][0]["resource"]["item"] = dated_items
+    [earlier] = client.post("/cds-services/hip-resurfacing-order-select", json=call).json()["cards"]
+    assert earlier["extension"]["llr-asp.edition"]["policy"] == "hip-resurfacing"
+    assert earlier["extension"]["llr-asp.decision"] == "not_eligible"  # four months: not the first's six
+    call["prefetch"]["answers"]["entry"][0]["resource"]["item"] = items
     assert card["extension"]["llr-asp.decision"] == "eligible"  # four months meet three
     assert "Decided under the edition hip-resurfacing-2027 of hip-resurfacing" in card["detail"]
     assert card["extension"]["llr-asp.questionnaire"].endswith("/fhir/Questionnaire/hip-resurfacing-adaptive")
@@ -668,6 +675,9 @@ def test_fhir_and_the_adaptive_form_name_the_edition_and_serve_the_familys_form(
     # the response read back is for the family: decided under the first edition on its day too
     first = explain(in_force_now, "--format", "json", "--as-of", "2025-06-01", stdin=json.dumps(resource))
     assert json.loads(first)["policy"] == "hip-resurfacing"
+    # ... and, today, its edition in force: answers to the family's form serve every edition
+    today = explain(in_force_now, "-f", "json", "-p", "hip-resurfacing", stdin=json.dumps(resource))
+    assert json.loads(today)["policy"] == "hip-resurfacing-2027"
     # and a response to the edition's own form serves the family's first edition as well
     own = {**resource, "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing-2027"}
     first = explain(
