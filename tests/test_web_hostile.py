@@ -968,3 +968,31 @@ def test_a_full_disk_is_507_saying_so_and_the_batch_slot_is_given_back(
             assert reply.status_code == 507 and "no room for this cohort" in reply.json()["error"], reply.text
     reply = client.post("/api/v1/batch?policy=hip-resurfacing", content=line * 3)
     assert reply.status_code == 200 and len(reply.text.splitlines()) == 3
+
+
+def test_a_flood_of_log_lines_is_counted_not_kept() -> None:
+    """Red team LOW: every malformed unauthenticated request wrote a line to the log, without a
+    bound. Past LINES in SECONDS the rest are dropped and counted; the first line after says how
+    many; the service's own logger carries the bound (once, however many apps a process makes)."""
+    from llr_asp.web import create_app, logbound
+
+    now = [0.0]
+    logger = logging.getLogger("test.logbound")
+    logger.propagate = False
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    logger.addHandler(Keep())
+    logger.addFilter(logbound.RateBound(lines=5, seconds=10, clock=lambda: now[0]))
+    for n in range(100):
+        logger.warning("Invalid HTTP request received. %d", n)
+    assert kept == [f"Invalid HTTP request received. {n}" for n in range(5)]
+    now[0] = 10.0
+    logger.warning("a fault")
+    assert kept[-1] == "[95 log lines dropped in the 10 s before] a fault"
+    create_app(), create_app()
+    service = logging.getLogger(logbound.LOGGER)
+    assert sum(isinstance(f, logbound.RateBound) for f in service.filters) == 1

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 from ..core.errors import InputError, LlrError, UsageError
 from ..core.patient import json_schema
 from ..engines.whatif import WhatIfTimeout
-from . import analyst, api, cds, fhir, page, receipts
+from . import analyst, api, cds, fhir, logbound, page, receipts
 from .cors import CrossOrigin
 from .engines import Engines, NoRoom, Overloaded
 from .guard import FAULT, Guard
@@ -78,6 +78,7 @@ def create_app(rules: Path | None = None, settings: Settings | None = None) -> F
     app.state.settings = settings
     app.state.batches = 0  # batch requests running now
     app.state.cds = cds.authority_from_environment(settings)
+    logbound.bound()  # anyone can make the service log a line: a flood of them is counted, not kept
     _reload_on_hangup(app)
     app.state.feedback = {}  # CDS Hooks feedback calls, counted per service
     app.state.receipts = receipts.Receipts(settings)
