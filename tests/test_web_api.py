@@ -337,6 +337,7 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
     ]
     arguments += ["--redis", "redis://127.0.0.1:6390/0", "--proxy", "10.0.0.5", "--max-header-kib", "8"]
     arguments += ["--cors-origin", "https://sandbox.cds-hooks.org"]
+    arguments += ["--min-body-kib-per-second", "4", "--write-seconds", "12", "--shutdown-seconds", "5"]
     result = runner.invoke(cli, [*arguments, "--max-batch-mib", "20", "--max-connections", "100"])
     assert result.exit_code == 0, result.stderr
     [options] = started
@@ -349,6 +350,8 @@ def test_serve_hands_its_settings_and_limits_to_uvicorn_and_workers(
     assert settings.public_url == "https://llr.example.nhs.uk" and settings.state_dir == tmp_path
     assert (settings.redis, settings.max_batch_body) == ("redis://127.0.0.1:6390/0", 20 << 20)
     assert settings.cors_origins == ("https://sandbox.cds-hooks.org",)
+    assert (settings.min_body_rate, settings.write_seconds, settings.shutdown_seconds) == (4 << 10, 12.0, 5.0)
+    assert options["timeout_graceful_shutdown"] == 5
     assert os.environ[ENV] == settings.to_json()
     bad = runner.invoke(cli, ["serve", "--no-auth", "--public-url", "llr.example.nhs.uk"])
     assert bad.exit_code == 2 and "--public-url" in bad.stderr and len(started) == 1

@@ -171,6 +171,34 @@ def serve(
             help="Connections a worker takes from one client address, --proxy addresses aside (503 past it).",
         ),
     ] = 32,
+    min_body_kib_per_second: Annotated[
+        int,
+        typer.Option(
+            "--min-body-kib-per-second",
+            min=1,
+            max=1 << 20,
+            help="A request body must average this once the head deadline (10 s) has passed, or the "
+            "connection is closed: a body dripped a byte a second holds no cohort slot.",
+        ),
+    ] = 16,
+    write_seconds: Annotated[
+        float,
+        typer.Option(
+            "--write-seconds",
+            min=1.0,
+            max=3600.0,
+            help="The longest an answer waits for its client to read; then the connection is dropped.",
+        ),
+    ] = 30.0,
+    shutdown_seconds: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-seconds",
+            min=0.0,
+            max=3600.0,
+            help="On SIGTERM, requests under way have this long to finish; then the worker stops.",
+        ),
+    ] = 30.0,
     rules: RulesOption = None,
 ) -> None:
     """Serve the clinicians' page, the JSON API, FHIR and CDS Hooks (needs the web extra).
@@ -242,6 +270,9 @@ def serve(
             max_batch_body=max_batch_mib << 20,
             max_connections=max_connections,
             max_client_connections=max_client_connections,
+            min_body_rate=min_body_kib_per_second << 10,
+            write_seconds=write_seconds,
+            shutdown_seconds=shutdown_seconds,
             fhir_servers=tuple(fhir_server_option(given) for given in fhir_server or ()),
             dtr_launch_url=dtr_launch_url,
         )
