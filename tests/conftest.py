@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from llr_asp import Reasoner, RuleSet, load_rules
 
-TIERS = ("browser", "mutation", "exhaustive", "processes", "spark", "conformance", "postgres")
+TIERS = ("browser", "mutation", "exhaustive", "whole", "processes", "spark", "conformance", "postgres")
 """The slow tiers: each marks tests `slow` too, which the quick run (`python -m pytest`, whose
 addopts say -m "not slow") leaves out and `.ci/run` runs (-m "slow or not slow")."""
 

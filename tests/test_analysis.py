@@ -214,6 +214,7 @@ def real() -> list[Finding]:
     return analyze(today=TODAY)[1]
 
 
+@pytest.mark.whole
 def test_the_real_policies_have_the_agreed_findings(real: list[Finding]) -> None:
     rules = load_rules()
     found = {(f.severity, f.kind, f.policy, f.requirements) for f in real}
@@ -275,6 +276,7 @@ def test_every_real_witness_shows_its_finding_through_explain(real: list[Finding
             assert decision.decision == "eligible" or rid in dead, finding
 
 
+@pytest.mark.whole
 def test_analyze_cli_json_and_text() -> None:
     result = CliRunner().invoke(app, ["analyze", "-f", "json"])
     assert result.exit_code == 0
@@ -298,6 +300,7 @@ def printed_witnesses(text: str) -> tuple[list[Any], list[str]]:
     return witnesses, [line for line in lines if not line.startswith(prefix)]
 
 
+@pytest.mark.whole
 def test_witnesses_are_copied_whole_from_the_text_and_saved_with_witnesses_dir(tmp_path: Path) -> None:
     """The README: a witness copied from the text runs through explain; --witnesses DIR saves
     each as a file named by its finding."""

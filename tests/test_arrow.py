@@ -64,6 +64,7 @@ def as_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return lines
 
 
+@pytest.mark.whole
 def test_parquet_in_and_out_gives_the_lines_and_summary_of_json_lines(tmp_path: Path) -> None:
     documents = cohort(300)
     documents[7]["pain"] = {"severity": "Severe"}  # not a grade: an error row, as in JSON Lines

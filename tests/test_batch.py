@@ -122,6 +122,7 @@ def test_patients_solved_together_are_decided_apart(reasoner: Reasoner) -> None:
     assert sum(isinstance(r, LineError) for r in results) == lines.count("{broken")
 
 
+@pytest.mark.whole
 def test_worker_processes_keep_input_order(rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(8)
     documents = [json.dumps(random_patient(rng, rules)) for _ in range(1200)] + ["{broken"]

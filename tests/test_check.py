@@ -55,6 +55,7 @@ def edit(file: Path, old: str, new: str) -> None:
     file.write_text(text.replace(old, new, 1))
 
 
+@pytest.mark.whole
 def test_the_shipped_rules_pass_in_every_format() -> None:
     code, out = check()
     assert code == 0 and "PASSED" in out and "Coverage: 100.0%" in out
@@ -78,6 +79,7 @@ def test_the_shipped_rules_pass_in_every_format() -> None:
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
 
 
+@pytest.mark.whole
 def test_a_changed_grade_fails_the_examples_it_breaks(project: Path) -> None:
     edit(
         project / "rules" / "msk_threshold.lp",
@@ -105,6 +107,7 @@ def test_a_syntax_error_is_annotated_at_its_line(project: Path) -> None:
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("extra.lp")
 
 
+@pytest.mark.whole
 def test_hygiene_fails_on_an_unused_field(project: Path) -> None:
     with (project / "rules" / "fields.lp").open("a") as file:
         file.write('field("spare", bool).\nquestion("spare", "Never asked?").\nkind("spare", care).\n')
@@ -114,6 +117,7 @@ def test_hygiene_fails_on_an_unused_field(project: Path) -> None:
     assert failure["line"] == len((project / "rules" / "fields.lp").read_text().splitlines()) - 2
 
 
+@pytest.mark.whole
 def test_a_new_redundant_route_fails_the_invariants_at_its_declaration(project: Path) -> None:
     hip = project / "rules" / "hip_resurfacing.lp"
     added = [
@@ -134,6 +138,7 @@ def test_a_new_redundant_route_fails_the_invariants_at_its_declaration(project: 
     )
 
 
+@pytest.mark.whole
 def test_a_finding_is_annotated_in_the_file_of_its_policy(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,6 +199,7 @@ def test_a_declaration_is_located_where_it_is_named_then_in_the_first_file(tmp_p
     assert locate(declared, parse_rules([c, a])) == (str(c), 1)
 
 
+@pytest.mark.whole
 def test_the_baseline_needs_a_reason_and_update_keeps_the_reasons(project: Path) -> None:
     baseline = project / "rules" / "check-baseline.json"
     data = json.loads(baseline.read_text())

@@ -379,6 +379,7 @@ def gated(tmp_path: Path, rules: Path, day: str, decision: str) -> list[tuple[st
     return [(c.name, f.message) for c, f in report.failures() if c.step == "examples"]
 
 
+@pytest.mark.whole
 def test_check_gates_each_edition_with_the_examples_dated_in_its_period(edited: Path, tmp_path: Path) -> None:
     assert gated(tmp_path / "a", edited, "2027-04-01", "eligible") == []
     failures = gated(tmp_path / "b", edited, "2027-03-31", "eligible")
@@ -404,6 +405,7 @@ def test_check_reports_overlapping_editions_with_file_and_line(tmp_path: Path) -
     assert all(f["line"] for f in same_day)
 
 
+@pytest.mark.whole
 def test_diff_cohort_counts_equal_two_batch_runs_compared_line_by_line(edited: Path, tmp_path: Path) -> None:
     import random
 

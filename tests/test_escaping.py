@@ -10,6 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 from rich.console import Console
 from typer.testing import CliRunner
@@ -68,6 +69,7 @@ def test_rich_shows_hostile_rule_text_without_obeying_it(tmp_path: Path) -> None
     assert not any(line.lstrip(" │├└─✘✔?").startswith("next") for line in shown.splitlines())
 
 
+@pytest.mark.whole
 def test_the_check_report_marks_each_step(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(default_rules_dir(), rules)

@@ -249,6 +249,7 @@ def test_explain_as_fhir_round_trips(path: Path, tmp_path: Path) -> None:
         assert display.startswith(f"{decision['reference']}: ") and "_" not in display
 
 
+@pytest.mark.whole
 @pytest.mark.parametrize("policy", ["hip-resurfacing", "knee-resurfacing"])
 def test_explain_as_fhir_answers_only_the_items_of_its_questionnaire(policy: str) -> None:
     """Issue 33: the Java validator's "linkId not found": a hip response carried the knee's

@@ -71,9 +71,11 @@ WRITERS = {
     "ask --save": ask_save,
     "check --update-baseline": update_baseline,
 }
+PARAMS = [pytest.param(w, marks=[pytest.mark.whole] if w.startswith("check") else []) for w in WRITERS]
+"""The writers; `check`'s (seconds a run) in the whole tier."""
 
 
-@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("writer", PARAMS)
 def test_a_replaced_file_keeps_its_mode(writer: str, tmp_path: Path, umask: Callable[[int], None]) -> None:
     target = tmp_path / "output.json"
     target.write_text("{}\n")
@@ -84,7 +86,7 @@ def test_a_replaced_file_keeps_its_mode(writer: str, tmp_path: Path, umask: Call
     assert not list(tmp_path.glob(".*.part"))
 
 
-@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("writer", PARAMS)
 def test_a_new_file_gets_the_umasks_mode(writer: str, tmp_path: Path, umask: Callable[[int], None]) -> None:
     target = tmp_path / "output.json"
     umask(0o027)

@@ -441,6 +441,7 @@ def copy_rules(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.whole
 def test_runaway_grounding_is_stopped_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ruleset_module, "GROUNDING_MEMORY", 64 << 20)  # the test need not wait for 1 GiB
     rules = copy_rules(tmp_path)
@@ -486,6 +487,7 @@ def test_check_reads_an_example_with_a_bom_and_refuses_a_malformed_expectation(t
     assert not any("route-c1-pain" in f for f in failures)  # the BOM is no failure
 
 
+@pytest.mark.whole
 def test_update_baseline_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--update-baseline", "--baseline", str(tmp_path / "no" / "b.json")])
     assert result.exit_code == 2 and one_line_error(result.stderr), result.stderr

@@ -475,6 +475,7 @@ def _writer(path: str, key: str, count: int, start: Any) -> None:
         log.append(lambda prev, n=n: signer.sign(_claims(prev, n, writer=os.getpid())))
 
 
+@pytest.mark.whole
 def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) -> None:
     make_key(tmp_path / "k.pem")
     signer: Signer = load_signer(tmp_path / "k.pem")

@@ -55,6 +55,7 @@ def test_explain_whatif_and_next_equal_the_cli_on_every_example(client: TestClie
     )
 
 
+@pytest.mark.whole
 def test_random_patients_get_the_cli_decision(client: TestClient, rules: RuleSet) -> None:
     rng = random.Random(14)
     for n in range(25):
