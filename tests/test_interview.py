@@ -115,6 +115,7 @@ def test_next_json_contract(tmp_path: Path) -> None:
         "missing",
         "to_settle",
         "question",
+        "urgent",
     }
     assert (answer["patient"], answer["policy"], answer["decision"]) == (
         "p-1",

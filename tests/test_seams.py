@@ -880,7 +880,7 @@ def test_an_urgent_patient_is_never_turned_away_on_an_unconfirmed_sex(client: Te
     # answered female on the form: confirmed, so the urgency is for another procedure
     response["item"].append({"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}]})
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert not card["summary"].startswith("Urgent") and "not suitable for the patient" in card["detail"]
+    assert card["summary"].startswith("Urgent (C6), but not this procedure") and "not suitable" in card["detail"]
 
 
 def test_a_knee_card_names_no_disagreement_about_the_sex_it_never_asks(knee_client: TestClient) -> None:
@@ -931,3 +931,55 @@ def test_every_decisions_json_names_its_urgency(record: Any, urgent: dict[str, s
     [decision] = Reasoner(RULES).decide(validate(record(), RULES, "t"), [RULES.policies["hip-resurfacing"]])
     said = decision.to_json()["urgent"]
     assert (said and {k: said[k] for k in ("route", "status", "action")}) == urgent
+
+
+# -- the seventh review's findings ---------------------------------------------------------------
+def test_a_newer_answer_supersedes_an_older_forms_fact(client: TestClient) -> None:
+    """Seventh review, HIGH: a 2023 form's 'conservative care not contra-indicated' stood against
+    today's 'contra-indicated' as a conflict no answer could settle (and a knee's two compartments
+    against today's three): facts change. An older form's fact only fills what the newest
+    leaves blank; today's answer decides."""
+    yes, no = {"valueBoolean": True}, {"valueBoolean": False}
+    body = two_responses({"conservative.contraindicated": yes}, {"conservative.contraindicated": no})
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert "llr-asp.conflicts" not in card["extension"], card["summary"]
+    assert "Sources disagree" not in card["summary"]
+    blank = two_responses({"conservative.contraindicated": None}, {"conservative.contraindicated": no})
+    [card] = client.post(HIP, json=blank, headers=auth(HIP)).json()["cards"]
+    [filled] = [
+        f for f in card["extension"]["llr-asp.filled"] if f["field"] == "conservative.contraindicated"
+    ]
+    assert (filled["value"], filled["date"]) == (
+        False,
+        "2026-06-01T09:00:00Z",
+    )  # blank now: filled, to confirm
+
+
+def test_next_and_whatif_json_name_the_urgency(whatif_of: Any) -> None:
+    """Seventh review, MEDIUM: a program driving the form through /api/v1/next saw a C5 patient
+    as refused with nothing left to ask; what-if's JSON had no action (confirm) for a C6 patient
+    of unknown sex. Both carry the decision's `urgent` now, as explain does."""
+    interviewer = Interviewer.load()
+    record = changed(C6, conservative__months=2, sex=None)
+    patient = validate(record, RULES, "t")
+    hip = RULES.policies["hip-resurfacing"]
+    [step] = interviewer.next(patient, [hip])
+    assert step.to_json()["urgent"]["action"] == "confirm"
+    [decision] = interviewer.decide(patient, [hip])
+    answer = whatif_of(record)
+    assert answer.to_json()["urgent"] == decision.urgent_json() and decision.urgent_json()["route"] == "C6"
+
+
+def test_an_urgent_patient_this_procedure_does_not_suit_keeps_the_urgency(
+    client: TestClient, whatif_of: Any
+) -> None:
+    """Seventh review, MEDIUM: for a woman at risk of joint destruction (C6), the hip card's
+    summary was a routine refusal listing six months of care first, and what-if pointed to
+    another procedure with no word of urgency."""
+    body = call("route-c6-destruction-risk", "female")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    response["item"].append({"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}]})
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Urgent (C6), but not this procedure: refer for the one indicated now.")
+    assert "urgent route (C6): the urgency stands" in said(whatif_of(changed(C6, sex="female")))

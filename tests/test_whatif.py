@@ -173,6 +173,7 @@ def test_whatif_cli() -> None:
         "possible": ["not_eligible"],
         "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6, "kind": "care"}]],
         "contested": [],
+        "urgent": None,
     }
     path = str(EXAMPLES[0].parent / "refused-hip-female.json")
     result = CliRunner().invoke(app, ["whatif", path, "-p", "hip-resurfacing"], env={"COLUMNS": "80"})

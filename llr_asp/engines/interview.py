@@ -72,6 +72,7 @@ class Next:
             "missing": list(decision.missing),
             "to_settle": list(decision.to_settle),
             "question": self.question.to_json() if self.question else None,
+            "urgent": decision.urgent_json(),
         }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +101,7 @@ class WhatIf:
     withheld: str | None = None  # a met urgent route: changes that wait for care are not offered
     advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
+    urgent: Mapping[str, str] | None = None  # the decision's urgency (Decision.urgent_json)
 
     @property
     def robust(self) -> bool:
@@ -134,6 +135,7 @@ class WhatIf:
             result["withheld"] = {"route": self.withheld, "text": self.policy.sentence(self.withheld)}
         if self.steps:
             result["steps"] = [c.to_json() for c in self.steps]
+        result["urgent"] = self.urgent
         return result
 
 
@@ -378,7 +380,15 @@ def weighed(
         tested = policy.tested_below(rid)
         fixed = tuple((f, patient.values[f]) for f in tested if f in patient.values)
         blocker = Blocker(rid, policy.requirements[rid].label, fixed)
-        return WhatIf(patient.id, policy, decision.decision, (), blocker, decision.contested)
+        return WhatIf(
+            patient.id,
+            policy,
+            decision.decision,
+            (),
+            blocker,
+            decision.contested,
+            urgent=decision.urgent_json(),
+        )
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
     urgent = urgent_route(decision)
     if urgent is not None and urgent[0].status == "met" and decision.decision != "eligible":
@@ -386,7 +396,7 @@ def weighed(
         answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
     if not answer.counterfactuals and decision.decision != "eligible":
         answer = dataclasses.replace(answer, steps=_steps(policy, patient, decision))
-    return dataclasses.replace(answer, contested=decision.contested)
+    return dataclasses.replace(answer, contested=decision.contested, urgent=decision.urgent_json())
 
 
 def _steps(policy: Policy, patient: Patient, decision: Decision) -> tuple[Change, ...]:

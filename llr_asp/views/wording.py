@@ -217,10 +217,17 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
         f"{lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
     )
     if blocker.requirement in policy.unsuitable:
+        urgent = answer.urgent
         return (
             f"This procedure is not for the patient: {blocker.label} ({blocker.requirement}) is not met"
             f"{f' ({fixed})' if fixed else ''}, and no change is offered toward it. "
             f"{policy.unsuitable[blocker.requirement]}"
+            + (
+                f" ⚠ The patient meets an urgent route ({urgent['route']}): the urgency stands for "
+                "whatever procedure is indicated instead; do not let it wait."
+                if urgent and urgent["status"] == "met"
+                else ""
+            )
         )
     because = f": {fixed}, which cannot change" if fixed else ""
     cannot = f"{blocker.label} ({blocker.requirement}) cannot be met{because}."

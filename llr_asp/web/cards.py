@@ -172,7 +172,12 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary = f"{said}: confirm. {summary}"  # before the verdict: a cut summary keeps it
         indicator = "warning"
     urgent = urgent_route(decision)
-    if urgent is not None and urgent[1] != "unsuitable":  # the urgency first: a cut keeps it
+    if urgent is not None and urgent[1] == "unsuitable":  # urgent all the same: for another procedure
+        summary = (
+            f"Urgent ({urgent[0].id}), but not this procedure: refer for the one indicated now. {summary}"
+        )
+        indicator = "warning"
+    elif urgent is not None:  # the urgency first: a cut keeps it
         node, advice = urgent
         act = {
             "refer": "refer without delay",

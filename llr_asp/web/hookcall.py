@@ -321,18 +321,25 @@ def _record(
 ) -> tuple[dict[str, Any], Any]:
     """The patient record the prefetch gives, and how its sources settled (`core/sources.py`):
     every answer of the newest QuestionnaireResponse (with the prefetch key it came in), the
-    answers older responses gave about facts that do not change (kind/2 `fact`: the sex, the
-    knee's compartments; a newer form that leaves them blank does not withdraw them), and the
+    answers older responses gave about facts (kind/2 `fact`: the sex, the knee's compartments)
+    that the newest leaves blank (to confirm: `earlier`; a newer answer supersedes them), and the
     Patient's sex for clinical use, else its administrative gender; anything else is unknown."""
     statements: list[Stated] = []
     newest = responses[0][1] if responses else None
+    read = []
     for index, (key, response) in enumerate(responses):  # newest first
-        document = patient_document(response, rules, f"prefetch.{key}")
-        given = validate(document, rules, f"prefetch.{key}")
-        authored = response.get("authored")
+        given = validate(patient_document(response, rules, f"prefetch.{key}"), rules, f"prefetch.{key}")
         every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
-        values = {f: v for f, v in given.values.items() if every or rules.fields[f].kind == "fact"}
-        statements += answers(  # an older form's facts count, named with their date, to confirm
+        read.append((response, given.values, every))
+    answered_now = {f for _, values, every in read if every for f in values}
+    for response, values, every in read:
+        if not every:  # an older form's facts only where the newest is blank: named, to confirm
+            # (a later answer supersedes: the knee's compartments spread, a contra-indication ends)
+            values = {
+                f: v for f, v in values.items() if rules.fields[f].kind == "fact" and f not in answered_now
+            }
+        authored = response.get("authored")
+        statements += answers(
             values,
             f"the {policy.reference} answers",
             authored if isinstance(authored, str) else None,
