@@ -948,9 +948,9 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        'text = (text + "-01-01")[:10]',
-        'text = text + "-01-01"',
-        "a form dated to the year is taken as the oldest",
+        'PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")',
+        'PARTIAL_DATE = re.compile(r"[0-9]{4}")',
+        "a form dated to the month is taken as the oldest",
         SEAMS,
     ),
     Planted(
@@ -1007,6 +1007,30 @@ PLANTED = [
         '"the EHR\'s answers could not be read" if found.unreached else ',
         "",
         "answers the EHR could not fetch are said to be none",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        'if rules.fields[f].kind == "fact" and f not in answered_now',
+        'if rules.fields[f].kind == "fact"',
+        "an older form's fact stands against today's answer as a conflict no answer settles",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "engines/interview.py",
+        '            "urgent": decision.urgent_json(),\n',
+        "",
+        "next's JSON shows an urgent patient as refused with nothing to ask",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        'if urgent is not None and urgent[1] == "unsuitable":',
+        'if urgent is not None and urgent[1] == "unsuitable" and False:',
+        "an urgent patient this procedure does not suit gets a routine refusal card",
         SEAMS,
     ),
 ]
