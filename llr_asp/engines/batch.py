@@ -35,6 +35,7 @@ from ..core.documents import Document, Numbered, for_procedure, to_patient
 from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
 from ..core.reasoner import (
+    GROUND_AFTER,
     Answers,
     Parts,
     PatientInput,
@@ -46,9 +47,10 @@ from ..core.reasoner import (
 )
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
 from ..core.shown import ShownAtoms
+from ..core.verdicts import SIZE, VerdictCache
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
-CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve
+CACHE = SIZE  # screened profiles kept per process: patients whose fields fall alike share a solve
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ class Screener:
     those that no anchored requirement refuses, WEIGHED_TOGETHER at a time; and only a patient
     that some policy leaves undetermined is solved again, alone, with missing.lp, whose
     completions cost several models. Externals are left free and each solve assumes the
-    patients' values.
+    patients' values. The three are grounded for the policies a run can ask for (a lane:
+    `-p hip-resurfacing` grounds and solves the hip editions alone), each lane with its verdict
+    cache.
     """
 
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
@@ -161,6 +165,7 @@ class Screener:
         self._every = frozenset(rules.policies)
         full = _Lane(rules, self._every, decide)
         self._lanes: OrderedDict[frozenset[str], _Lane] = OrderedDict({self._every: full})
+        self._needs: dict[frozenset[str], int] = {}  # policies -> chunks asked of them so far
         self._anchored: dict[str, set[str]] = {}  # policy -> requirements no reading touches
         for atom in decide.symbolic_atoms.by_signature("anchored", 2):
             policy, rid = (a.string for a in atom.symbol.arguments)
@@ -190,6 +195,9 @@ class Screener:
         if lane is not None:
             self._lanes.move_to_end(key)
             return lane
+        self._needs[key] = needs = self._needs.get(key, 0) + 1
+        if needs < GROUND_AFTER:  # a first chunk: every policy's grounding decides it alike
+            return self._lanes[self._every]
         parts = focus_parts(self._every, key)
         decide = self.rules.ground(map(engine_file, DECIDE), parts)
         lane = self._lanes[key] = _Lane(self.rules, key, decide, parts)
@@ -232,8 +240,8 @@ class Screener:
     def screen(self, documents: Sequence[tuple[int, Document]], source: str, choice: Choice) -> list[Result]:
         """The results of each numbered document under each of the policies of `choice`, in
         order: with no selection, under the policy the record names, else under every policy
-        (`Screening.unnamed`). The verdicts are every policy's whichever are asked for (no solve
-        more for a named one)."""
+        (`Screening.unnamed`). The verdicts are those of every policy `choice` can ask for (each
+        record's own under no selection: every policy), from groundings for those alone."""
         digest = self.rules.digest
         lane = self._lane(choice)
         read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
@@ -247,9 +255,7 @@ class Screener:
             places = lane.slots.places(patient)
             key = tuple(sorted(places))  # what clingo sees of the patient
             read.append((line, patient, key))
-            if key in lane.cache:
-                lane.cache.move_to_end(key)
-            elif key not in todo:
+            if lane.cache.get(key) is None and key not in todo:
                 todo[key] = patient, places
         profiles = list(todo.items())
         size = len(lane.slots.worlds)
@@ -263,7 +269,9 @@ class Screener:
             found = self._contests(lane, [places for _, places in group])
             contested.update((n, found.get(str(slot), {})) for slot, (n, _) in enumerate(group))
         for n, (key, (patient, _)) in enumerate(profiles):
-            lane.cache[key] = self._verdicts(lane, patient, screened[n], contested.get(n, {}))
+            lane.cache.put(
+                key, trim=False, verdict=self._verdicts(lane, patient, screened[n], contested.get(n, {}))
+            )
         results: list[Result] = []
         for item in read:
             if isinstance(item, LineError):
@@ -292,8 +300,7 @@ class Screener:
                 )
                 for p in asked
             )
-        while len(lane.cache) > CACHE:
-            lane.cache.popitem(last=False)
+        lane.cache.trim()
         return results
 
     def _screened(self, lane: _Lane, group: list[list[int]]) -> list[Screened]:
@@ -353,7 +360,7 @@ class Screener:
         policies = lane.policies
         missing: dict[str, list[str]] = {p: [] for p in policies}
         undetermined = {p for p, d in screened.decided.items() if d == "undetermined"}
-        # every policy's, whichever were asked for: verdicts are cached by profile. A cohort
+        # every policy of the lane's, whichever a record asks for: verdicts are cached by profile. A cohort
         # line asks nothing (to_settle, the answers that could settle a reading, is next's
         # and ask's): only the missing answers of an undetermined decision are searched for.
         for _, key, field in lane.answers.find(patient, undetermined, {}, policies):
@@ -391,7 +398,7 @@ class _Lane:
         self.slots.free()
         self.weigh: clingo.Control | None = None  # contest.lp, grounded on first need
         self.weighed: PatientInput | None = None
-        self.cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
+        self.cache: VerdictCache[dict[str, Verdict]] = VerdictCache(CACHE)  # places -> verdicts
 
 
 @dataclass
