@@ -81,12 +81,38 @@ def in_process(rounds: int) -> None:
             reasoner.decide(patient)
     both = (time.perf_counter() - start) / (rounds * len(patients))
     first = [next(iter(rules.policies.values()))]
+    # the examples above are decided again and again: the verdict cache answers them. Distinct
+    # random patients (bench_batch.py's cohort) show a decision that clingo solves.
+    from bench_batch import cohort
+
+    from llr_asp.core.documents import validate
+    from llr_asp.core.patient import parse
+
+    with tempfile.TemporaryDirectory() as work:
+        cohort(Path(work, "cohort.jsonl"), 2000, seed=7)
+        lines = Path(work, "cohort.jsonl").read_text().splitlines()
+    distinct = [validate(parse(line, "cohort"), rules, "cohort") for line in lines]
+    cache = getattr(reasoner, "verdicts", None)
+    random_cpu = []
+    for chosen in (first, None):
+        if cache is not None:
+            cache.hits = cache.misses = 0
+        start = time.process_time()
+        for patient in distinct:
+            reasoner.decide(patient, chosen)
+        random_cpu.append((time.process_time() - start) / len(distinct))
+    hit_rate = f"{cache.hit_rate:.1%}" if cache is not None else "no cache"
     worst, slowest = max((min(_time(reasoner.decide, p, first) for _ in range(20)), p.id) for p in patients)
     print(f"in-process decision with tree and missing, {len(patients)} examples x {rounds} rounds:")
     for policy, seconds in zip(rules.policies, per_policy):
         print(f"  one policy ({policy}): {seconds * 1e3:.3f} ms per patient")
     print(f"  every policy at once ({len(rules.policies)}): {both * 1e3:.3f} ms per patient")
     print(f"  slowest example ({slowest}, one policy): {worst * 1e3:.3f} ms")
+    print(
+        f"  {len(distinct):,} distinct random patients, CPU a decision: one policy ({first[0].id}) "
+        f"{random_cpu[0] * 1e3:.3f} ms, every policy {random_cpu[1] * 1e3:.3f} ms "
+        f"(verdict cache hit rate {hit_rate})"
+    )
 
 
 def _time(call: Callable[..., object], *arguments: object) -> float:

@@ -241,15 +241,18 @@ class Decision:
 
 
 def _node_json(node: Node) -> dict[str, Any]:
+    rid, status, label, text, interpretation, evidence, children, _, defects = node
     return {
-        "id": node.id,
-        "status": node.status,
-        "label": node.label,
-        "text": node.text,
-        "interpretation": node.interpretation,
-        "defects": list(node.defects),
-        "evidence": [{"field": e.field, "value": e.value, "test": e.test.describe()} for e in node.evidence],
-        "children": [_node_json(child) for child in node.children],
+        "id": rid,
+        "status": status,
+        "label": label,
+        "text": text,
+        "interpretation": interpretation,
+        "defects": list(defects),
+        "evidence": [{"field": e[0], "value": e[1], "test": e[2].describe()} for e in evidence]
+        if evidence
+        else [],
+        "children": [_node_json(child) for child in children] if children else [],
     }
 
 

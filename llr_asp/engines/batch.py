@@ -34,12 +34,23 @@ from ..core.decision import Contest, Warning, reached, warnings
 from ..core.documents import Document, Numbered, for_procedure, to_patient
 from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
-from ..core.reasoner import Answers, PatientInput, gathered_by_world, minimal
+from ..core.reasoner import (
+    GROUND_AFTER,
+    Answers,
+    Parts,
+    PatientInput,
+    focus_key,
+    focus_parts,
+    forget,
+    gathered_by_world,
+    minimal,
+)
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
 from ..core.shown import ShownAtoms
+from ..core.verdicts import SIZE, VerdictCache
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
-CACHE = 4096  # screened profiles kept per process: patients whose fields fall alike share a solve
+CACHE = SIZE  # screened profiles kept per process: patients whose fields fall alike share a solve
 
 
 @dataclass(frozen=True)
@@ -144,32 +155,54 @@ class Screener:
     those that no anchored requirement refuses, WEIGHED_TOGETHER at a time; and only a patient
     that some policy leaves undetermined is solved again, alone, with missing.lp, whose
     completions cost several models. Externals are left free and each solve assumes the
-    patients' values.
+    patients' values. The three are grounded for the policies a run can ask for (a lane:
+    `-p hip-resurfacing` grounds and solves the hip editions alone), each lane with its verdict
+    cache.
     """
 
     def __init__(self, rules: RuleSet, decide: clingo.Control) -> None:
         self.rules = rules
-        self._decide = decide
-        self._answers = Answers(rules)
-        self._slots = PatientInput(decide)
-        # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
-        # lemma, and forgetting none still took a fifth of its solve
-        decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
-        self._slots.free()
+        self._every = frozenset(rules.policies)
+        full = _Lane(rules, self._every, decide)
+        self._lanes: OrderedDict[frozenset[str], _Lane] = OrderedDict({self._every: full})
+        self._needs: dict[frozenset[str], int] = {}  # policies -> chunks asked of them so far
         self._anchored: dict[str, set[str]] = {}  # policy -> requirements no reading touches
         for atom in decide.symbolic_atoms.by_signature("anchored", 2):
             policy, rid = (a.string for a in atom.symbol.arguments)
             self._anchored.setdefault(policy, set()).add(rid)
-        self._weigh: clingo.Control | None = None  # grounded on first need
-        self._weighed: PatientInput | None = None
-        slot = {world: n for n, world in enumerate(self._slots.worlds)}  # world -> place in a group
+        slot = {world: n for n, world in enumerate(full.slots.worlds)}  # world -> place in a group
         self._verdict_atoms = ShownAtoms(
             lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:]))
         )
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
-        self._cache: OrderedDict[tuple[int, ...], dict[str, Verdict]] = OrderedDict()
         self._chosen: dict[tuple[str | None, datetime.date | None], list[Policy]] = {}
+
+    def _lane(self, choice: Choice) -> _Lane:
+        """The groundings for the policies `choice` can ask for (every policy when records name
+        their own), grounded on first need (`reasoner.focus_key`)."""
+        families = self.rules.families
+        if choice.editions:
+            wanted: Iterable[str] = choice.editions
+        elif choice.selection in (None, "all"):
+            wanted = self._every
+        elif choice.selection in families:
+            wanted = [p.id for p in families[choice.selection]]
+        else:
+            wanted = [choice.selection]
+        key = focus_key(self._every, wanted)
+        lane = self._lanes.get(key)
+        if lane is not None:
+            self._lanes.move_to_end(key)
+            return lane
+        self._needs[key] = needs = self._needs.get(key, 0) + 1
+        if needs < GROUND_AFTER:  # a first chunk: every policy's grounding decides it alike
+            return self._lanes[self._every]
+        parts = focus_parts(self._every, key)
+        decide = self.rules.ground(map(engine_file, DECIDE), parts)
+        lane = self._lanes[key] = _Lane(self.rules, key, decide, parts)
+        forget(self._lanes, self._every)
+        return lane
 
     @classmethod
     def load(cls, directory: Path | None = None) -> Screener:
@@ -207,9 +240,10 @@ class Screener:
     def screen(self, documents: Sequence[tuple[int, Document]], source: str, choice: Choice) -> list[Result]:
         """The results of each numbered document under each of the policies of `choice`, in
         order: with no selection, under the policy the record names, else under every policy
-        (`Screening.unnamed`). The verdicts are every policy's whichever are asked for (no solve
-        more for a named one)."""
+        (`Screening.unnamed`). The verdicts are those of every policy `choice` can ask for (each
+        record's own under no selection: every policy), from groundings for those alone."""
         digest = self.rules.digest
+        lane = self._lane(choice)
         read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
         for line, document in documents:
@@ -218,33 +252,33 @@ class Screener:
             except InputError as error:
                 read.append(LineError(line, str(error), _id(document)))
                 continue
-            places = self._slots.places(patient)
+            places = lane.slots.places(patient)
             key = tuple(sorted(places))  # what clingo sees of the patient
             read.append((line, patient, key))
-            if key in self._cache:
-                self._cache.move_to_end(key)
-            elif key not in todo:
+            if lane.cache.get(key) is None and key not in todo:
                 todo[key] = patient, places
         profiles = list(todo.items())
-        size = len(self._slots.worlds)
+        size = len(lane.slots.worlds)
         screened: list[Screened] = []
         for start in range(0, len(profiles), size):
-            screened += self._screened([places for _, (_, places) in profiles[start : start + size]])
+            screened += self._screened(lane, [places for _, (_, places) in profiles[start : start + size]])
         weigh = [(n, places) for n, (_, (_, places)) in enumerate(profiles) if self._unsettled(screened[n])]
         contested: dict[int, dict[str, tuple[Contest, ...]]] = {}
         for start in range(0, len(weigh), WEIGHED_TOGETHER):
             group = weigh[start : start + WEIGHED_TOGETHER]
-            found = self._contests([places for _, places in group])
+            found = self._contests(lane, [places for _, places in group])
             contested.update((n, found.get(str(slot), {})) for slot, (n, _) in enumerate(group))
         for n, (key, (patient, _)) in enumerate(profiles):
-            self._cache[key] = self._verdicts(patient, screened[n], contested.get(n, {}))
+            lane.cache.put(
+                key, trim=False, verdict=self._verdicts(lane, patient, screened[n], contested.get(n, {}))
+            )
         results: list[Result] = []
         for item in read:
             if isinstance(item, LineError):
                 results.append(item)
                 continue
             line, patient, key = item
-            verdicts = self._cache[key]
+            verdicts = lane.cache[key]
             try:
                 asked, unnamed = self.chosen(patient, choice)
             except InputError as error:
@@ -266,18 +300,17 @@ class Screener:
                 )
                 for p in asked
             )
-        while len(self._cache) > CACHE:
-            self._cache.popitem(last=False)
+        lane.cache.trim()
         return results
 
-    def _screened(self, group: list[list[int]]) -> list[Screened]:
+    def _screened(self, lane: _Lane, group: list[list[int]]) -> list[Screened]:
         """Each patient's decisions, requirements not met and unknown, and violated assumptions,
         from one solve of screen.lp for the group."""
-        policies = self.rules.policies
+        policies = lane.policies
         screened = [Screened({}, {p: [] for p in policies}, {p: [] for p in policies}, []) for _ in group]
         shown: list[tuple[Any, ...]] = []
-        self._decide.solve(
-            assumptions=self._slots.assumptions(group),
+        lane.decide.solve(
+            assumptions=lane.slots.assumptions(group),
             on_model=lambda m: shown.extend(self._verdict_atoms(m.symbols(shown=True))),
         )
         for slot, name, *args in shown:
@@ -299,14 +332,16 @@ class Screener:
         anchored requirement (one no reading touches)."""
         return any(not self._anchored.get(p, set()) & set(failed) for p, failed in screened.failed.items())
 
-    def _contests(self, group: list[list[int]]) -> dict[str, dict[str, tuple[Contest, ...]]]:
+    def _contests(self, lane: _Lane, group: list[list[int]]) -> dict[str, dict[str, tuple[Contest, ...]]]:
         """The contests of a group of patients, by slot (as text) and policy: the subset-minimal
         models of contest.lp (grounded on first need)."""
-        if self._weigh is None or self._weighed is None:
-            self._weigh = self.rules.ground(map(engine_file, WEIGH), constants={"slots": WEIGHED_TOGETHER})
-            minimal(self._weigh)
-            self._weighed = PatientInput(self._weigh)
-            self._weighed.free()
+        if lane.weigh is None or lane.weighed is None:
+            lane.weigh = self.rules.ground(
+                map(engine_file, WEIGH), lane.parts, constants={"slots": WEIGHED_TOGETHER}
+            )
+            minimal(lane.weigh)
+            lane.weighed = PatientInput(lane.weigh)
+            lane.weighed.free()
         models: list[list[tuple[str, tuple[str, ...], str]]] = []
 
         def on_model(model: clingo.Model) -> None:
@@ -314,21 +349,21 @@ class Screener:
             if atoms:
                 models.append([(str(a[1]), (str(a[0]), *map(str, a[2:-1])), str(a[-1])) for a in atoms])
 
-        self._weigh.solve(assumptions=self._weighed.assumptions(group), on_model=on_model)
+        lane.weigh.solve(assumptions=lane.weighed.assumptions(group), on_model=on_model)
         return gathered_by_world(self.rules, models)
 
     def _verdicts(
-        self, patient: Patient, screened: Screened, contested: Mapping[str, tuple[Contest, ...]]
+        self, lane: _Lane, patient: Patient, screened: Screened, contested: Mapping[str, tuple[Contest, ...]]
     ) -> dict[str, Verdict]:
         """A patient's verdict under every policy, with the missing answers of an undetermined
         decision (a solve of its own)."""
-        policies = self.rules.policies
+        policies = lane.policies
         missing: dict[str, list[str]] = {p: [] for p in policies}
         undetermined = {p for p, d in screened.decided.items() if d == "undetermined"}
-        # every policy's, whichever were asked for: verdicts are cached by profile. A cohort
+        # every policy of the lane's, whichever a record asks for: verdicts are cached by profile. A cohort
         # line asks nothing (to_settle, the answers that could settle a reading, is next's
         # and ask's): only the missing answers of an undetermined decision are searched for.
-        for _, key, field in self._answers.find(patient, undetermined, {}, policies):
+        for _, key, field in lane.answers.find(patient, undetermined, {}, policies):
             missing[key[0]].append(field)
         warned = warnings(self.rules.assumptions, screened.violated) if screened.violated else ()
         return {
@@ -343,6 +378,27 @@ class Screener:
             )
             for p in policies
         }
+
+
+class _Lane:
+    """A screener's groundings for some policies (`parts`: their focus; none: every policy), the
+    answers still to ask under the same focus, and the verdicts of the profiles screened last."""
+
+    def __init__(
+        self, rules: RuleSet, focus: frozenset[str], decide: clingo.Control, parts: Parts = ()
+    ) -> None:
+        self.policies = {p: policy for p, policy in rules.policies.items() if p in focus}  # rules' order
+        self.parts = parts
+        self.decide = decide
+        self.answers = Answers(rules, parts)
+        self.slots = PatientInput(decide)
+        # screen.lp is decided by propagation alone (no choice, no conflict): it learns no
+        # lemma, and forgetting none still took a fifth of its solve
+        decide.configuration.solver.forget_on_step = "0"  # type: ignore[union-attr]
+        self.slots.free()
+        self.weigh: clingo.Control | None = None  # contest.lp, grounded on first need
+        self.weighed: PatientInput | None = None
+        self.cache: VerdictCache[dict[str, Verdict]] = VerdictCache(CACHE)  # places -> verdicts
 
 
 @dataclass

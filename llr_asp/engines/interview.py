@@ -13,6 +13,7 @@ is never asked again.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import clingo
 from ..core.answers import read_answer
 from ..core.decision import Decision
 from ..core.patient import Patient
-from ..core.reasoner import PatientInput, Reasoner
+from ..core.reasoner import PatientInput, Reasoner, focus_key, focus_parts, forget
 from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file, show
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
@@ -82,10 +83,24 @@ class Interviewer(Reasoner):
 
     def __init__(self, rules: RuleSet, _control: clingo.Control | None = None) -> None:
         super().__init__(rules, _control)
-        self._ahead = rules.ground(map(engine_file, LOOKAHEAD))
-        self._ahead.configuration.solve.models = "0"  # type: ignore[union-attr]
-        self._ahead_input = PatientInput(self._ahead)
-        self._ahead_input.free()
+        # policies -> next.lp grounded for them alone (as the reasoner's groundings: focus_key)
+        self._aheads: OrderedDict[frozenset[str], tuple[clingo.Control, PatientInput]] = OrderedDict()
+
+    def _ahead(self, wanted: Iterable[str]) -> tuple[clingo.Control, PatientInput]:
+        """next.lp grounded for the policies `wanted` alone, on first need."""
+        every = frozenset(self.rules.policies)
+        key = focus_key(every, wanted)
+        found = self._aheads.get(key)
+        if found is not None:
+            self._aheads.move_to_end(key)
+            return found
+        control = self.rules.ground(map(engine_file, LOOKAHEAD), focus_parts(every, key))
+        control.configuration.solve.models = "0"  # type: ignore[union-attr]
+        given = PatientInput(control)
+        given.free()
+        found = self._aheads[key] = (control, given)
+        forget(self._aheads, every)
+        return found
 
     def next(
         self, patient: Patient, policies: Iterable[Policy] | None = None, reask: Iterable[str] = ()
@@ -100,7 +115,9 @@ class Interviewer(Reasoner):
         result = []
         left: dict[str, dict[str, list[int]]] | None = None
         order = list(self.rules.fields)
-        for decision in self.decide(patient, policies):
+        decisions = self.decide(patient, policies)
+        asked = [d.policy.id for d in decisions]
+        for decision in decisions:
             disputed = {c.field: c for c in decision.disputed}  # answered, by sources that disagree
             askable = [
                 f
@@ -126,7 +143,7 @@ class Interviewer(Reasoner):
                 )
                 result.append(Next(decision, question, len(askable)))
                 continue
-            left = left or self._look_ahead(patient)
+            left = left or self._look_ahead(patient, asked)
             counts = left[decision.policy.id]
             best = min(
                 askable,
@@ -136,10 +153,12 @@ class Interviewer(Reasoner):
             result.append(Next(decision, question, len(askable)))
         return result
 
-    def _look_ahead(self, patient: Patient) -> dict[str, dict[str, list[int]]]:
-        """For each policy and unasked unknown field, how many questions each answer leaves."""
+    def _look_ahead(self, patient: Patient, policies: Iterable[str]) -> dict[str, dict[str, list[int]]]:
+        """For each of the `policies` and each unasked unknown field, how many questions each
+        answer leaves."""
         left: dict[str, dict[str, list[int]]] = {}
-        with self._ahead.solve(self._ahead_input.assumed(patient), yield_=True) as models:
+        control, given = self._ahead(policies)
+        with control.solve(given.assumed(patient), yield_=True) as models:
             for model in models:
                 for atom in model.symbols(shown=True):
                     p, f, _, n = atom.arguments
