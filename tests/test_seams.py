@@ -183,7 +183,8 @@ def test_a_patient_alone_settles_what_it_can(client: TestClient) -> None:
     reply = client.post(HIP, json=body, headers=auth(HIP))
     assert reply.status_code == 200, reply.text
     [card] = reply.json()["cards"]
-    assert card["extension"]["llr-asp.decision"] == "not_eligible" and card["extension"]["llr-asp.robust"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible"
+    assert card["extension"]["llr-asp.robust"] is False  # on the administrative gender alone: to confirm
     assert "could not give" in card["detail"]
 
 
@@ -880,7 +881,9 @@ def test_an_urgent_patient_is_never_turned_away_on_an_unconfirmed_sex(client: Te
     # answered female on the form: confirmed, so the urgency is for another procedure
     response["item"].append({"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}]})
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"].startswith("Urgent (C6), but not this procedure") and "not suitable" in card["detail"]
+    assert (
+        card["summary"].startswith("Urgent (C6), but not this procedure") and "not suitable" in card["detail"]
+    )
 
 
 def test_a_knee_card_names_no_disagreement_about_the_sex_it_never_asks(knee_client: TestClient) -> None:
@@ -983,3 +986,36 @@ def test_an_urgent_patient_this_procedure_does_not_suit_keeps_the_urgency(
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Urgent (C6), but not this procedure: refer for the one indicated now.")
     assert "urgent route (C6): the urgency stands" in said(whatif_of(changed(C6, sex="female")))
+
+
+def test_a_decision_resting_on_an_unconfirmed_value_is_not_coded_certain(client: TestClient) -> None:
+    """Seventh review, MEDIUM: a C6 refusal resting only on the administrative gender was coded
+    robust with possible [not_eligible], more certain than the same answers with no Patient
+    (not robust). A decision that would differ were the unconfirmed value not known is not
+    robust: its possible holds the other decisions, its FHIR robustness is `unconfirmed`, and
+    its headline says what to confirm."""
+    from llr_asp.formats.fhir import determination
+    from llr_asp.views.wording import headline
+
+    body = call("route-c6-destruction-risk", "female")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.robust"] is False and len(card["extension"]["llr-asp.possible"]) > 1
+    body["prefetch"].pop("patient")
+    [alone] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    # what the same answers decide with no Patient is among what the unconfirmed decision may be
+    assert alone["extension"]["llr-asp.decision"] in card["extension"]["llr-asp.possible"]
+    record = changed(C6, sex=None)
+    patient = dataclasses.replace(
+        validate(record, RULES, "t"),
+        values={**validate(record, RULES, "t").values, "sex": "female"},
+        filled=(Stated("sex", "female", EHR, "administrative"),),
+    )
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    assert not decision.robust and not decision.contested and decision.unconfirmed
+    coded = {e["url"]: e["valueCoding"]["code"] for e in determination(decision)}
+    assert coded["urn:llr-asp:robustness"] == "unconfirmed"
+    assert headline(decision).endswith(
+        "resting on sex from the EHR (administrative gender), not yet confirmed: confirm it first"
+    )

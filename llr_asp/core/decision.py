@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
 from .sources import Conflict, Stated
-from .urgency import urgent_route
+from .urgency import UNCONFIRMED, urgent_route
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
@@ -172,12 +172,22 @@ class Decision:
     conflicts: tuple[Conflict, ...] = ()  # fields whose sources disagree (unknown for the decision)
     filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
     under_conflicts: tuple[str, ...] = ()  # decisions a disputed field's other values would give
+    under_unconfirmed: tuple[str, ...] = ()  # decisions reached were the unconfirmed values unknown
 
     @property
     def robust(self) -> bool:
-        """Whether every combination of the clinical readings gives this decision, and no
-        field whose sources disagree could change it."""
-        return not self.contested and not self.disputed
+        """Whether every combination of the clinical readings gives this decision, no field whose
+        sources disagree could change it, and it does not rest on a value no one confirmed (the
+        EHR's administrative record, an older form's answer)."""
+        return not self.contested and not self.disputed and not self.under_unconfirmed
+
+    @property
+    def unconfirmed(self) -> tuple[Stated, ...]:
+        """The values no one confirmed that the decision rests on (were they not known, it would
+        differ): to confirm first."""
+        if not self.under_unconfirmed:
+            return ()
+        return tuple(s for s in self.filled if s.kind in UNCONFIRMED and s.field in self.policy.fields())
 
     @property
     def disputed(self) -> tuple[Conflict, ...]:
@@ -189,7 +199,7 @@ class Decision:
     def possible(self) -> tuple[str, ...]:
         """The decisions reached under some combination of the clinical readings, or with a
         disputed field set to one of its sources' values."""
-        return reached(self.decision, self.contested, self.under_conflicts)
+        return reached(self.decision, self.contested, (*self.under_conflicts, *self.under_unconfirmed))
 
     def failed(self) -> list[str]:
         """Ids of the requirements not met, in tree order, each once."""

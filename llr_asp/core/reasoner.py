@@ -37,6 +37,7 @@ from .documents import for_procedure
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
 from .shown import ShownAtoms
+from .urgency import UNCONFIRMED
 from .verdicts import VerdictCache
 
 _R = TypeVar("_R", bound="Reasoner")
@@ -109,7 +110,21 @@ class Reasoner:
         )
         chosen = for_procedure(patient, chosen, every)
         decisions = self._decisions(patient, chosen, self._solve(patient, {p.id for p in chosen}))
-        return [self._weigh_conflicts(patient, d) if d.disputed else d for d in decisions]
+        decisions = [self._weigh_conflicts(patient, d) if d.disputed else d for d in decisions]
+        return [self._weigh_unconfirmed(patient, d) for d in decisions]
+
+    def _weigh_unconfirmed(self, patient: Patient, decision: Decision) -> Decision:
+        """A decision that rests on values no one confirmed for this referral (the EHR's
+        administrative record, an older form: core.urgency.UNCONFIRMED), with the decisions it
+        would reach were they not known: then `possible` holds them and it is not robust."""
+        fields = decision.policy.fields()
+        doubted = {s.field for s in decision.filled if s.kind in UNCONFIRMED and s.field in fields}
+        if not doubted:
+            return decision
+        values = {f: v for f, v in patient.values.items() if f not in doubted}
+        [under] = self.decide(dataclasses.replace(patient, values=values, filled=()), [decision.policy])
+        others = tuple(sorted(set(under.possible) - {decision.decision}))
+        return dataclasses.replace(decision, under_unconfirmed=others) if others else decision
 
     def _weigh_conflicts(self, patient: Patient, decision: Decision) -> Decision:
         """A decision that turns on sources that disagree, with the decisions each source's

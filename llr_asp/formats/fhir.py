@@ -220,7 +220,9 @@ EXTENSIONS = {
         "Whether the determination beside it holds",
         "Whether the determination beside it holds (system urn:llr-asp:robustness): robust, every "
         "clinical reading of the policy and every source agree; contested, a reading of the "
-        "policy text would decide otherwise; disputed, it turns on sources that disagree. One per "
+        "policy text would decide otherwise; disputed, it turns on sources that disagree; "
+        "unconfirmed, it rests on a value no one confirmed for this referral (the EHR's "
+        "administrative record, an older form) and would differ without it. One per "
         "policy decided, coded so that an EHR that stores the decision stores the doubt too.",
     ),
     "edition": (
@@ -317,8 +319,10 @@ def said(decision: Decision) -> str:
     """The decision in words for a form's closing item: `ARP 55: the patient meets the funding
     criteria`, qualified when a reading of the text would decide otherwise."""
     words = f"{decision.policy.reference}: the patient {WORDS[decision.decision]} the funding criteria"
-    if not decision.robust:
+    if decision.contested or decision.disputed:
         words += f" on the adopted reading only ({headline(decision)})"
+    elif not decision.robust:  # resting on a value no one confirmed
+        words += f" ({headline(decision)})"
     return words
 
 
@@ -326,7 +330,15 @@ def determination(decision: Decision) -> list[dict[str, Any]]:
     """The determination extensions: the adopted decision as its code (the display says the
     verdict as every other output does, qualified when it is not robust), and beside it whether
     it holds, coded (ROBUSTNESS), and the edition that decided (EDITION)."""
-    holds = "disputed" if decision.disputed else "contested" if decision.contested else "robust"
+    holds = (
+        "disputed"
+        if decision.disputed
+        else "contested"
+        if decision.contested
+        else "unconfirmed"
+        if decision.under_unconfirmed
+        else "robust"
+    )
     # the urgent line first, as on every other surface: a system that keeps only this resource
     # keeps "ask the ICB now" with the verdict
     words = " ".join(filter(None, [urgent_note(decision), headline(decision)]))

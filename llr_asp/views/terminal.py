@@ -485,7 +485,7 @@ def next_view(step: Next) -> Group:
                 + (" to decide." if decision.missing else " to settle the reading.")
             )
         )
-    elif not decision.robust:
+    elif decision.contested or decision.disputed:
         lines.append(Text("Nothing more to ask: no answer can settle the reading; the ICB must confirm it."))
     else:
         lines.append(Text("Decided under every reading of the policy: nothing more to ask."))

@@ -69,6 +69,10 @@ def headline(decision: Verdict) -> str:
     if decision.robust:
         return words
     disputed = getattr(decision, "disputed", ())
+    unconfirmed = getattr(decision, "unconfirmed", ())
+    if unconfirmed and not disputed and not getattr(decision, "contested", ()):
+        said = " and ".join(f"{s.field} from {source_words(s)}" for s in unconfirmed)
+        return f"{words} — resting on {said}, not yet confirmed: confirm it first"
     if disputed and not getattr(decision, "contested", ()):
         fields = ", ".join(c.field for c in disputed)
         return f"{words} — the record's sources disagree on {fields}: settle it first"
@@ -389,7 +393,11 @@ def root_status(decision: Decision) -> str:
     """The words of the root's status: qualified, as the headline is, when the decision is not
     robust (`met on the adopted reading`), so that no line below a contested verdict reads plain."""
     words = {"met": "met", "not_met": "not met", "unknown": "unknown"}[decision.tree.status]
-    return words if decision.robust else f"⚑ {words} on the adopted reading"
+    if decision.robust:
+        return words
+    if decision.contested or decision.disputed:
+        return f"⚑ {words} on the adopted reading"
+    return f"⚑ {words} on a value to confirm"
 
 
 CHANGE_KEY = (

@@ -146,13 +146,13 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     failed = [r for r in policy.requirements[policy.root].parts if r in decision.failed()]
     if decision.decision == "eligible":
         summary, indicator = f"Meets {policy.reference} criteria", "info"
-        if not decision.robust:
+        if decision.contested or decision.disputed:
             summary = f"Contested: meets {policy.reference} only on the adopted reading; the ICB must confirm"
             indicator = "warning"
     elif decision.decision == "not_eligible":
         reasons = ", ".join(f"{r} ({policy.requirements[r].label})" for r in failed)
         summary, indicator = f"Does not meet {policy.reference}: {reasons} not met", "warning"
-        if not decision.robust:
+        if decision.contested or decision.disputed:
             other = "would fund" if "eligible" in decision.possible else "needs more answers"
             summary = f"Contested: another reading of {policy.reference} {other}; adopted: {reasons} not met"
     else:
