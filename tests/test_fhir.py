@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from llr_asp import InputError, validate
 from llr_asp.cli import app
+from llr_asp.core.documents import value_system
 from llr_asp.core.patient import nested
 from llr_asp.engines.interview import Interviewer
-from llr_asp.formats.fhir import ITEM_TYPE, ITEM_WEIGHT, questionnaire, value_system
+from llr_asp.formats.fhir import ITEM_TYPE, ITEM_WEIGHT, questionnaire
 from llr_asp.views.questionnaire import with_value
 
 R4B = pytest.importorskip("fhir.resources.R4B.questionnaire", reason="fhir.resources is not installed")

@@ -1019,3 +1019,23 @@ def test_a_decision_resting_on_an_unconfirmed_value_is_not_coded_certain(client:
     assert headline(decision).endswith(
         "resting on sex from the EHR (administrative gender), not yet confirmed: confirm it first"
     )
+
+
+def test_a_coding_from_another_code_system_is_refused_everywhere() -> None:
+    """Seventh review, LOW: sex coded {"system": SNOMED, "code": "male", "display": "Female"}
+    was read as male by explain and the CDS card but refused by $next-question. A coding that
+    names another system than the question's is refused on every surface; one naming none is
+    read by its code."""
+    from llr_asp.core.errors import InputError
+
+    response = months_answered({"valueInteger": 8})
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    foreign = {"system": "http://snomed.info/sct", "code": "male", "display": "Female"}
+    response["item"].append({"linkId": "sex", "answer": [{"valueCoding": foreign}]})
+    with pytest.raises(InputError) as error:
+        validate(response, RULES, "qr")
+    assert "a coding in 'http://snomed.info/sct'; this question's codes are in urn:llr-asp:values:sex" in str(
+        error.value
+    )
+    response["item"][-1]["answer"] = [{"valueCoding": {"code": "male"}}]
+    assert validate(response, RULES, "qr").values["sex"] == "male"

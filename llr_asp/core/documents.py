@@ -31,6 +31,11 @@ ADAPTIVE = "-adaptive"
 """What names a policy's adaptive Questionnaire after its own name (id and canonical)."""
 
 
+def value_system(field: str) -> str:
+    """The code system of a field's values (a URN: llr-asp mints no web address)."""
+    return f"urn:llr-asp:values:{field}"
+
+
 Document = Union[str, Mapping[str, Any], InputError]
 """One input record as a reader gives it: JSON text, a parsed document (a patient record or a
 FHIR QuestionnaireResponse), or why the record cannot be a patient."""
@@ -216,6 +221,13 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
         return bool(answer["valueBoolean"])
     if field.type in ("grade", "choice"):
         coding = answer.get("valueCoding")
+        system = coding.get("system", value_system(field.path)) if isinstance(coding, dict) else None
+        if system is not None and system != value_system(field.path):  # another code system's "male"
+            raise InputError(
+                source,
+                path,
+                f"a coding in {system!r}; this question's codes are in {value_system(field.path)}",
+            )
         code = coding.get("code") if isinstance(coding, dict) else answer.get("valueString")
         if isinstance(code, str) and code in field.values:
             return code

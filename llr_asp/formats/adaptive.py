@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.decision import Decision
-from ..core.documents import answer_entries, is_response, policy_of, shaped, validate
+from ..core.documents import answer_entries, is_response, policy_of, shaped, validate, value_system
 from ..core.errors import InputError
 from ..core.patient import Patient
 from ..core.ruleset import RuleSet
@@ -41,7 +41,6 @@ from .fhir import (
     determination,
     item,
     said,
-    value_system,
 )
 
 if TYPE_CHECKING:

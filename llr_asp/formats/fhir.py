@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.documents import ADAPTIVE as ADAPTIVE_NAME
-from ..core.documents import PREFIX
+from ..core.documents import PREFIX, value_system
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
 from ..views.wording import headline, urgent_note
@@ -76,11 +76,6 @@ def canonical(rules: RuleSet, policy: str, adaptive: bool = False) -> str:
     adaptive one."""
     url = adaptive_url(policy) if adaptive else questionnaire_url(policy)
     return f"{url}|{questionnaire_version(rules)}"
-
-
-def value_system(field: str) -> str:
-    """The code system of a field's values (a URN: llr-asp mints no web address)."""
-    return f"urn:llr-asp:values:{field}"
 
 
 def questionnaire(rules: RuleSet, policy: Policy | None = None, name: str | None = None) -> dict[str, Any]:
