@@ -1039,3 +1039,16 @@ def test_a_coding_from_another_code_system_is_refused_everywhere() -> None:
     )
     response["item"][-1]["answer"] = [{"valueCoding": {"code": "male"}}]
     assert validate(response, RULES, "qr").values["sex"] == "male"
+
+
+def test_confirm_first_still_names_the_assessment_to_make_now() -> None:
+    """Seventh review, LOW: an urgent patient whose suitability is unknown was told only to
+    confirm it and ask the ICB; the MSK assessment the policy asks under every reading went
+    unnamed, a round trip lost."""
+    from llr_asp.views.wording import urgent_note
+
+    record = changed(C6, conservative__months=2, sex=None, msk__assessed=None)
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision)
+    assert note is not None and "first confirm the procedure suits the patient" in note
+    assert "Meanwhile, now: assessed by Musculoskeletal Services" in note

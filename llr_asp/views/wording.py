@@ -351,9 +351,11 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "confirm":
         first = "; ".join(unconfirmed_suitability(decision))
+        steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
+        meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
-            "patient. If it does, ask the ICB now, without waiting for more care."
+            f"patient. If it does, ask the ICB now, without waiting for more care.{meanwhile}"
         )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
