@@ -1033,4 +1033,28 @@ PLANTED = [
         "an urgent patient this procedure does not suit gets a routine refusal card",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/decision.py",
+        "return not self.contested and not self.disputed and not self.under_unconfirmed",
+        "return not self.contested and not self.disputed",
+        "a refusal resting on the administrative gender alone is coded robust",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "if system is not None and system != value_system(field.path):",
+        "if system is None:",
+        "SNOMED's 'male' displayed 'Female' is read as our male",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""',
+        'meanwhile = ""',
+        "'confirm first' leaves the MSK assessment unnamed",
+        SEAMS,
+    ),
 ]
