@@ -769,8 +769,8 @@ PLANTED = [
     Planted(
         "seams",
         "formats/fhir.py",
-        'holds = "disputed" if decision.disputed else "contested" if decision.contested else "robust"',
-        'holds = "disputed" if decision.disputed else "robust"',
+        '        else "contested"\n        if decision.contested\n',
+        "",
         "a contested FHIR determination is coded robust",
         SEAMS,
     ),
