@@ -1057,4 +1057,28 @@ PLANTED = [
         "'confirm first' leaves the MSK assessment unnamed",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "asp/sources.lp",
+        "conflict(F) :- heard(F,_,_), silent(F,S), kind(S,clinical).",
+        "",
+        "a sex for clinical use 'specified' silences the administrative gender and lets the answer decide alone",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        'if isinstance(coding, dict) and coding.get("system", CLINICAL_SEX_SYSTEM) == CLINICAL_SEX_SYSTEM',
+        "if isinstance(coding, dict)",
+        "a local code system's 'female-typical' is read as HL7's",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "if unconfirmed or route_doubts(decision, route):",
+        "if unconfirmed:",
+        "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
+        SEAMS,
+    ),
 ]

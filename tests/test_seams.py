@@ -41,6 +41,9 @@ SOURCES = [
     ([("sex", None, "clinical"), ("sex", "male", "administrative")], {}, set(), set()),
     # ... and conflicts with a clinician's answer all the same
     ([("sex", "male", "answer"), ("sex", "female", "clinical")], {}, {"sex"}, set()),
+    # a sex for clinical use that is no simple value ("specified", "unknown") puts the answer in
+    # doubt: asked, never the answer alone deciding (eighth review)
+    ([("sex", "male", "answer"), ("sex", None, "clinical")], {}, {"sex"}, set()),
     # 6 and 6.0 are one value; true is not 1
     (
         [("conservative.months", 6, "answer"), ("conservative.months", 6.0, "clinical")],
@@ -1052,3 +1055,50 @@ def test_confirm_first_still_names_the_assessment_to_make_now() -> None:
     note = urgent_note(decision)
     assert note is not None and "first confirm the procedure suits the patient" in note
     assert "Meanwhile, now: assessed by Musculoskeletal Services" in note
+
+
+# -- the eighth review's findings ----------------------------------------------------------------
+@pytest.mark.parametrize("code", ["specified", "unknown"])
+def test_a_sex_for_clinical_use_that_is_not_simple_puts_the_answer_in_doubt(
+    client: TestClient, code: str
+) -> None:
+    """Eighth review, HIGH: the form said male; the EHR's sex for clinical use said `specified`
+    ("read the comment": a trans woman on oestrogen). The card was a plain green 'Meets ARP 55
+    criteria': the entry silenced the administrative gender and nothing was left to conflict."""
+    body = with_sex("route-c1-pain", "male", "female")
+    body["prefetch"]["patient"]["extension"] = [clinical_use(code)]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on sex") and card["indicator"] == "warning"
+    assert card["extension"]["llr-asp.robust"] is False
+
+
+def test_a_sex_for_clinical_use_coded_in_another_system_is_not_read(client: TestClient) -> None:
+    """Eighth review, MEDIUM: a local code system's 'female-typical' was read as the HL7 code and
+    refused an urgent man ('do not refer'). A coding in another system is not read: given, but
+    not simply (the sex is asked)."""
+    body = call("route-c1-pain", "male")  # the form gives no sex: the EHR's alone speak
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    entry = clinical_use("female-typical")
+    entry["extension"][0]["valueCodeableConcept"]["coding"][0]["system"] = "http://example.org/local-sex"
+    body["prefetch"]["patient"]["extension"] = [entry]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert "Does not meet" not in card["summary"] and card["extension"]["llr-asp.decision"] != "not_eligible"
+
+
+def test_an_urgent_route_resting_on_an_older_form_is_to_confirm_first(client: TestClient) -> None:
+    """Eighth review, MEDIUM: C5 met only through an older form's 'conservative care
+    contra-indicated' (the newest left it blank) said 'ask the ICB now; do not delay the
+    referral for conservative care', the contra-indication perhaps ended since."""
+    body = call("route-c5-independence", "male")
+    older = copy.deepcopy(body["prefetch"]["answers"]["entry"][0]["resource"]) | {
+        "authored": "2026-02-01T09:00:00Z"
+    }
+    newer = copy.deepcopy(older) | {"authored": "2026-11-20T09:00:00Z"}
+    newer["item"] = [i for i in newer["item"] if i["linkId"] != "conservative.contraindicated"]
+    assert len(newer["item"]) < len(older["item"])  # the example answers it: the newest leaves it blank
+    body["prefetch"]["answers"]["entry"] = [{"resource": newer}, {"resource": older}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Urgent (C5): confirm what the urgency rests on first"), card["summary"]
+    assert "on a value no one has confirmed — first confirm conservative.contraindicated" in card["detail"]
+    assert "do not delay the referral" not in card["detail"]

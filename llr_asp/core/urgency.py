@@ -24,7 +24,8 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
       urgency is for another procedure, never a push toward this one;
     - `confirm`: whether it is suitable is not known (the sex, the knee's compartments), or
       known only from a source no one confirmed (the EHR's administrative gender, an older
-      form): confirm that first, never "do not delay the referral" for it, nor "do not refer";
+      form), or the route itself rests on such a value: confirm that first, never "do not
+      delay the referral" for it, nor "do not refer";
     - `refer`: eligible: refer without delay;
     - `assess`: care the policy asks under every reading is not given yet (an MSK assessment,
       `Policy.steps`, outside what the route cautions about): do it now;
@@ -49,7 +50,7 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
                 continue
             if unsuitable:
                 return nodes[route], "unsuitable"
-            if unconfirmed:
+            if unconfirmed or route_doubts(decision, route):  # the route itself on an old form's fact
                 return nodes[route], "confirm"
             if decision.decision == "eligible":
                 return nodes[route], "refer"
@@ -86,6 +87,13 @@ UNCONFIRMED = ("administrative", "earlier")
 """The sources that never confirm a value for this referral: the EHR's administrative record
 (Patient.gender is not for clinical use), and an older form the newest leaves blank (knee
 compartments spread; the form may be years old)."""
+
+
+def route_doubts(decision: Decision, route: str) -> list[Stated]:
+    """The values a met urgent route rests on that only an UNCONFIRMED source gave (an older
+    form's 'conservative care contra-indicated'): the urgency is to confirm first, too."""
+    tested = set(decision.policy.tested_below(route))
+    return [s for s in decision.filled if s.kind in UNCONFIRMED and s.field in tested]
 
 
 def unconfirmed_sources(decision: Decision) -> list[Stated]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
-from ..core.urgency import care_steps, unconfirmed_sources, urgent_route
+from ..core.urgency import care_steps, route_doubts, unconfirmed_sources, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -353,6 +353,14 @@ def urgent_note(decision: Decision) -> str | None:
         first = "; ".join(unconfirmed_suitability(decision))
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
         meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""
+        if not first:  # the route itself rests on a value no one confirmed for this referral
+            doubts = "; ".join(
+                f"{s.field} — known only from {source_words(s)}" for s in route_doubts(decision, route)
+            )
+            return (
+                f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, ask "
+                f"the ICB now, without waiting for more care.{meanwhile}"
+            )
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
             f"patient. If it does, ask the ICB now, without waiting for more care.{meanwhile}"

@@ -32,7 +32,7 @@ from typing import Any
 from ..core.decision import Decision
 from ..core.documents import ADAPTIVE
 from ..core.ruleset import Policy, RuleSet
-from ..core.urgency import UNCONFIRMED, care_steps, urgent_route
+from ..core.urgency import UNCONFIRMED, care_steps, route_doubts, unconfirmed_sources, urgent_route
 from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
 from ..views.wording import lower_first, source_words
@@ -183,7 +183,9 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             "refer": "refer without delay",
             "ask": "ask the ICB now",
             "settle": "settle what is open now",
-            "confirm": "confirm the procedure suits the patient first",
+            "confirm": "confirm what the urgency rests on first"
+            if _on_route_doubts(decision, node.id)
+            else "confirm the procedure suits the patient first",
             "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
         }.get(advice, "find out now")
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
@@ -191,6 +193,14 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     if len(summary) >= 140:
         summary = summary[:138] + "…"
     return summary, indicator
+
+
+def _on_route_doubts(decision: Decision, route: str) -> bool:
+    """Whether 'confirm first' is about the urgent route's own facts (an older form's), the
+    procedure's suitability being known and confirmed."""
+    status = {n.id: n.status for n in decision.tree.walk()}
+    suitability_open = any(status.get(r) == "unknown" for r in decision.policy.unsuitable)
+    return bool(route_doubts(decision, route)) and not unconfirmed_sources(decision) and not suitability_open
 
 
 def source(policy: Policy) -> dict[str, Any]:

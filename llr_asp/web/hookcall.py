@@ -42,6 +42,8 @@ GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unk
 PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
 """A FHIR dateTime given to the year or the month only."""
 CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
+CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-clinical-use"
+"""The code system of the sex parameter for clinical use: a coding in any other is not read."""
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
@@ -385,7 +387,7 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
             for concept in [part.get("valueCodeableConcept")]
             if isinstance(concept, dict) and isinstance(concept.get("coding"), list)
             for coding in concept["coding"]
-            if isinstance(coding, dict)
+            if isinstance(coding, dict) and coding.get("system", CLINICAL_SEX_SYSTEM) == CLINICAL_SEX_SYSTEM
         ]
         known = [CLINICAL_SEX_CODES[c] for c in codes if c in CLINICAL_SEX_CODES]
         current.add(known[0] if known else "")  # given, but not as female- or male-typical
