@@ -778,7 +778,8 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        '            if unconfirmed:\n                return nodes[route], "confirm"\n',
+        "            if unconfirmed or route_doubts(decision, route):  # the route itself on an old form's fact\n"
+        '                return nodes[route], "confirm"\n',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
         SEAMS,
@@ -1062,7 +1063,7 @@ PLANTED = [
         "asp/sources.lp",
         "conflict(F) :- heard(F,_,_), silent(F,S), kind(S,clinical).",
         "",
-        "a sex for clinical use 'specified' silences the administrative gender and lets the answer decide alone",
+        "a sex for clinical use 'specified' silences the administrative gender: the answer decides alone",
         SEAMS,
     ),
     Planted(
