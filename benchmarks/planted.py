@@ -778,7 +778,8 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        "            if unconfirmed or route_doubts(decision, route):  # the route itself on an old form's fact\n"
+        "            if unconfirmed or route_doubts(decision, route):"
+        "  # the route itself on an old form's fact\n"
         '                return nodes[route], "confirm"\n',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
