@@ -1102,3 +1102,11 @@ def test_an_urgent_route_resting_on_an_older_form_is_to_confirm_first(client: Te
     assert card["summary"].startswith("Urgent (C5): confirm what the urgency rests on first"), card["summary"]
     assert "on a value no one has confirmed — first confirm conservative.contraindicated" in card["detail"]
     assert "do not delay the referral" not in card["detail"]
+
+
+def test_a_card_without_a_patient_names_the_hooks_patient(client: TestClient) -> None:
+    """Eighth review, LOW: with no Patient in the prefetch the card said 'Patient: prefetch.'."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"].pop("patient")
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert "Patient: pat-1." in card["detail"] and "Patient: prefetch" not in card["detail"]

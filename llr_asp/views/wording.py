@@ -370,7 +370,8 @@ def urgent_note(decision: Decision) -> str | None:
     if advice == "assess":
         first = "; ".join(lower_first(n.label) for n in care_steps(decision))
         return (
-            f"{met} — first, now: {first} (not yet done; the policy asks it under every reading). "
+            f"{met} — first, now: {first} (not yet done, or not known to be; the policy asks it under "
+            "every reading). "
             f"Then ask the ICB without waiting for more care. “{policy.sentence(route)}”"
         )
     if advice == "find out":

@@ -154,6 +154,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         record, settled = _record(patient, ours, rules, policy)
     except InputError as error:  # said on a card: an order never goes unchecked in silence
         return dataclasses.replace(base, prefetched=True, unreadable=str(error))
+    record.setdefault("id", patient_id)  # no Patient in the prefetch: the hook's patient, by its id
     return dataclasses.replace(
         base,
         prefetched=True,
