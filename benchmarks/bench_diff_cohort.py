@@ -6,11 +6,14 @@ recipe does (hip_resurfacing_2027.lp: its own policy id, in force from 2027-04-0
 three months), writes a cohort of random patients (bench_batch.py's), then times, interleaved:
 
 - batch: `llr-asp batch COHORT --rules R -p hip-resurfacing-2027 --out FILE` (one policy);
+- batch of the file: `llr-asp batch COHORT --rules R --out FILE` (as a commissioner runs it: each
+  family's edition in force, two policies a patient);
 - diff:  `llr-asp diff hip-resurfacing hip-resurfacing-2027 --cohort COHORT --rules R --out FILE`
   (both editions, compared, the changed patients listed).
 
-Target (issue 34): diff within 1.2x of batch on 100,000 patients. Both decide every policy of the
-rule set in one screening per patient; diff reads two of the verdicts where batch reads one.
+Target (issue 34): diff within 1.2x of batch on 100,000 patients. Since the engine decides only
+the policies asked (issue 39), a batch of one edition solves one policy a patient and diff two:
+both ratios are printed.
 
 Run: python benchmarks/bench_diff_cohort.py [--lines 100000] [--runs 3] [--jobs N]
 """
@@ -61,17 +64,24 @@ def main() -> None:
                 cli, "batch", str(source), "-p", "hip-resurfacing-2027",
                 "--out", str(folder / "b.jsonl"), *common,
             ],
+            "batch-file": [
+                cli, "batch", str(source),
+                "--out", str(folder / "f.jsonl"), *common,
+            ],
             "diff": [
                 cli, "diff", "hip-resurfacing", "hip-resurfacing-2027", "--cohort", str(source),
                 "--out", str(folder / "d.jsonl"), *common,
             ],
         }  # fmt: skip
         times = interleaved(commands, args.runs)
-    batch, diff = (statistics.median(times[k]) for k in ("batch", "diff"))
+    batch, whole, diff = (statistics.median(times[k]) for k in ("batch", "batch-file", "diff"))
     print(f"{args.lines:,} patients, {args.runs} runs each (median wall seconds)")
     print(f"  batch (one edition):       {batch:7.2f} s  {args.lines / batch:9,.0f} patients/s")
     print(f"  diff --cohort (two, compared): {diff:7.2f} s  {args.lines / diff:9,.0f} patients/s")
-    print(f"  diff / batch: {diff / batch:.2f} (target <= 1.20)")
+    print(f"  batch (as it runs on the file: each family's edition in force): {whole:7.2f} s")
+    print(
+        f"  diff / batch of one edition: {diff / batch:.2f}; diff / batch of the file: {diff / whole:.2f} (target <= 1.20)"
+    )
 
 
 if __name__ == "__main__":
