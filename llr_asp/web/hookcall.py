@@ -368,9 +368,10 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
     """The Patient's sex parameter for clinical use (FHIR R5's element, R4's extension): each
     value its entries current `today` give (no period, or a period that holds it), female or
     male where female- or male-typical, "" where given otherwise ("specified" points to a
-    comment a clinician must read, "unknown": the administrative gender is then not heard and
-    the question is asked). Two current entries that disagree are two values: a conflict.
-    None current (one that has ended says nothing of today): the administrative gender is."""
+    comment a clinician must read, "unknown"; or coded in another code system): the
+    administrative gender is then not heard, and an answer beside it is in doubt (asked,
+    asp/sources.lp). Two current entries that disagree are two values: a conflict. None current
+    (one that has ended says nothing of today): the administrative gender is heard."""
     day = (today or datetime.date.today()).isoformat()
     extensions = patient.get("extension")
     current: set[str] = set()
