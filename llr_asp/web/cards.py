@@ -5,8 +5,12 @@ which feedback names), no null or empty element (the specification prohibits the
 extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` keys):
 
 - `llr-asp.decision`: the adopted decision (eligible, not_eligible, undetermined);
-- `llr-asp.robust`: whether every clinical reading of the policy agrees;
-- `llr-asp.possible`: the decisions some combination of the readings reaches;
+- `llr-asp.robust`: whether every clinical reading of the policy and every source agree, and
+  the decision rests on no value no one confirmed (the administrative gender, an older form's);
+- `llr-asp.possible`: the decisions some combination of the readings, a disputed field's
+  values or the unconfirmed values left unknown reach;
+- `llr-asp.filled`: values only the EHR or an older form gave, each with its source and date;
+- `llr-asp.edition`: the edition that decided (policy, family, in_force_from, rules);
 - `llr-asp.missing`, `llr-asp.to-settle`: the answers still needed (only when there are any);
 - `llr-asp.conflicts`: fields whose sources disagree (the answers and the EHR's record), each
   with every value and its source (only when there are any): such a field is unknown for the
