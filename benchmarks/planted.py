@@ -1083,4 +1083,12 @@ PLANTED = [
         "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
         SEAMS,
     ),
+    Planted(
+        "urgent",
+        "core/urgency.py",
+        '            if refused_beside(decision, rid):\n                return nodes[route], "refused"\n',
+        "",
+        "MSK found no end-stage disease, yet the urgent line says 'ask the ICB now; do not delay'",
+        SEAMS,
+    ),
 ]

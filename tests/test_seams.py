@@ -247,6 +247,9 @@ URGENCY = [
     (changed(C6, msk__assessed=False, conservative__months=2), "hip-resurfacing", "C6", "assess"),
     (changed(C5, msk__assessed=False), "hip-resurfacing", "C5", "assess"),
     (changed(C6, msk__end_stage_oa=None), "hip-resurfacing", "C6", "settle"),
+    # ninth review: MSK found no end-stage disease: refused under every reading, never "do not delay"
+    (changed(C6, msk__end_stage_oa=False, conservative__months=2), "hip-resurfacing", "C6", "refused"),
+    (changed(C6, msk__suitable_for_surgical_referral=False), "knee-resurfacing", "C6", "refused"),
     (changed(C5), "hip-resurfacing", "C5", "ask"),
     (changed(C5, independence__immediate_danger=None), "hip-resurfacing", "C5", "find out"),
     (changed(C5, independence__immediate_danger=False), "hip-resurfacing", None, None),
@@ -268,6 +271,9 @@ def test_urgency_follows_the_patient(
         assert ("female" in note.lower()) if policy == "hip-resurfacing" else ("compartment" in note)
     if advice == "assess":  # the assessment first, never "ask the ICB now" past it
         assert "first, now: assessed by Musculoskeletal Services" in note and "ask the ICB now" not in note
+    if advice == "refused":  # the MSK findings refuse it: never "ask the ICB now; do not delay"
+        assert "is not met under any reading" in note and "do not delay" not in note
+        assert "ask the ICB now" not in note and decision.to_json()["urgent"]["action"] == "refused"
 
 
 # -- item 5: what-if that is safe across readings -------------------------------------------------

@@ -27,6 +27,9 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
       form), or the route itself rests on such a value: confirm that first, never "do not
       delay the referral" for it, nor "do not refer";
     - `refer`: eligible: refer without delay;
+    - `refused`: a requirement beside the one the route cautions about (A: the MSK findings) is
+      not met under every reading: this procedure is refused whatever the ICB is asked; the
+      urgency stands for the care indicated instead, never "do not delay the referral";
     - `assess`: care the policy asks under every reading is not given yet (an MSK assessment,
       `Policy.steps`, outside what the route cautions about): do it now;
     - `ask`: the requirement the route cautions about (B, care) is not met or not known: ask
@@ -54,8 +57,10 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
                 return nodes[route], "confirm"
             if decision.decision == "eligible":
                 return nodes[route], "refer"
-            if care_steps(decision):
+            if care_steps(decision):  # care still to give (an MSK assessment) comes first
                 return nodes[route], "assess"
+            if refused_beside(decision, rid):
+                return nodes[route], "refused"
             return nodes[route], "ask" if status.get(rid) != "met" else "settle"
     if unsuitable or decision.decision == "eligible":
         return None
@@ -87,6 +92,17 @@ UNCONFIRMED = ("administrative", "earlier")
 """The sources that never confirm a value for this referral: the EHR's administrative record
 (Patient.gender is not for clinical use), and an older form the newest leaves blank (knee
 compartments spread; the form may be years old)."""
+
+
+def refused_beside(decision: Decision, cautioned: str) -> list[Node]:
+    """The parts of the decision root, other than the requirement an urgent route cautions
+    against waiting for (`cautioned`: B) and those met, that are not met under every reading of
+    the text (no contested reading funds the patient)."""
+    if decision.decision != "not_eligible" or "eligible" in decision.possible:
+        return []
+    policy = decision.policy
+    beside = set(policy.requirements[policy.root].parts) - {cautioned}
+    return [n for n in decision.tree.children if n.id in beside and n.status == "not_met"]
 
 
 def route_doubts(decision: Decision, route: str) -> list[Stated]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
 from ..core.sources import Conflict, Stated
-from ..core.urgency import care_steps, route_doubts, unconfirmed_sources, urgent_route
+from ..core.urgency import care_steps, refused_beside, route_doubts, unconfirmed_sources, urgent_route
 
 if TYPE_CHECKING:
     from ..engines.whatif import Change, WhatIf
@@ -252,6 +252,7 @@ def withheld_words(answer: WhatIf) -> str | None:
         "confirm": "first confirm the procedure suits the patient (see the urgent line above)",
         "assess": "first give the care the policy asks under every reading (below)",
         "settle": "settle what is still open now",
+        "refused": "this procedure is refused on another requirement whatever the ICB is asked (see above)",
     }.get(answer.advice or "", "ask the ICB now")
     return (
         f"Meets an urgent route ({route}: {lower_first(label)}): no change that waits for more "
@@ -367,6 +368,14 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"
+    if advice == "refused":
+        refused = refused_beside(decision, _cautioned(policy, route))
+        failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+        return (
+            f"{met}, but {failed} {'is' if len(refused) == 1 else 'are'} not met under any reading: this "
+            "procedure is refused whatever the ICB is asked. The urgency stands for the care "
+            "indicated instead (or an Individual Funding Request where the ICB allows one)."
+        )
     if advice == "assess":
         first = "; ".join(lower_first(n.label) for n in care_steps(decision))
         return (
@@ -386,6 +395,11 @@ def urgent_note(decision: Decision) -> str | None:
         f"{met} — ask the ICB now; do not delay the referral for conservative care. "
         f"“{policy.sentence(route)}”"
     )
+
+
+def _cautioned(policy: Policy, route: str) -> str:
+    """The requirement an urgent route cautions against waiting for (caution/3: B for C6)."""
+    return next(rid for rid, routes in policy.cautions.items() if route in routes)
 
 
 def after_refusal(decision: Decision) -> str | None:

@@ -191,6 +191,7 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             if _on_route_doubts(decision, node.id)
             else "confirm the procedure suits the patient first",
             "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
+            "refused": "refused on another requirement: the care indicated instead, now",
         }.get(advice, "find out now")
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
         indicator = "warning" if indicator == "info" and advice != "refer" else indicator
