@@ -1116,3 +1116,56 @@ def test_a_card_without_a_patient_names_the_hooks_patient(client: TestClient) ->
     body["prefetch"].pop("patient")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert "Patient: pat-1." in card["detail"] and "Patient: prefetch" not in card["detail"]
+
+
+# -- the tenth review's findings -----------------------------------------------------------------
+def test_next_at_the_terminal_leads_with_the_urgent_line(tmp_path: Path) -> None:
+    """Tenth review, HIGH: `llr-asp next` (text) showed 'Nothing more to ask now' or the next
+    question for a C5/C6 patient with no urgent line; its JSON and every other surface had it."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    record = tmp_path / "c6.json"
+    record.write_text(json.dumps(changed(C6, msk__assessed=None)))
+    said = CliRunner().invoke(app, ["next", str(record), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    assert said.exit_code == 0 and "⚠ Meets an urgent route (C6" in said.stdout, said.stdout
+
+
+def test_a_form_left_half_way_still_says_the_urgency(client: TestClient) -> None:
+    """Tenth review, MEDIUM: an in-progress $next-question response for a patient already meeting
+    C5 asked the next question with no word of urgency; only the completed form said it."""
+    from llr_asp.formats.fhir import questionnaire
+
+    form = questionnaire(RULES, RULES.policies["hip-resurfacing"])
+    from llr_asp.formats.fhir import decision_response
+
+    answers = changed(C5)
+    answers.pop("sex")  # not yet asked (null would be "not known": nothing more to ask)
+
+    patient = validate(answers, RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    response["status"] = "in-progress"
+    response["contained"] = [{**form, "id": "adaptive", "item": []}]
+    response["questionnaire"] = "#adaptive"
+    reply = client.post("/fhir/Questionnaire/$next-question", json=response)
+    assert reply.status_code == 200, reply.text
+    [adapted] = reply.json()["contained"]
+    said = [i for i in adapted["item"] if i.get("linkId") == "urgent"]
+    assert (
+        reply.json()["status"] == "in-progress"
+        and said
+        and said[0]["text"].startswith("⚠ Meets an urgent route (C5")
+    )
+    assert adapted["item"][-1]["linkId"] == "sex"  # and the question that settles it comes next
+
+
+def test_a_card_whose_call_sent_no_patient_says_the_sex_was_not_compared(client: TestClient) -> None:
+    """Tenth review, MEDIUM: with no Patient in the prefetch, a hip card said a plain 'Meets ARP 55
+    criteria' (info): the comparison of the answered sex with the EHR's silently did not run."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"].pop("patient")
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and "the sex was not compared with the EHR's" in card["detail"]

@@ -139,6 +139,9 @@ def next_question(
     step = next((s for s in steps if s.question is not None), None)
     adapted["item"] = [i for i in items if not _closing(i)]  # a completed form posted again: said anew
     if step is not None and step.question is not None:
+        urgent = [note for s in steps if (note := urgent_note(s.decision))]
+        if urgent:  # said before the next question: a form left half-way still said it
+            adapted["item"].append({"linkId": "urgent", "type": "display", "text": "⚠ " + " ".join(urgent)})
         adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
         response["status"] = "in-progress"
     else:
@@ -237,8 +240,13 @@ def _adopted(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def _closing(entry: Any) -> bool:
-    """Whether an item of the adaptive form is its closing display item, the decision."""
-    return isinstance(entry, dict) and entry.get("linkId") == "decision" and entry.get("type") == "display"
+    """Whether an item of the adaptive form is one it says anew at each step: the urgent line,
+    or the closing display item, the decision."""
+    return (
+        isinstance(entry, dict)
+        and entry.get("linkId") in ("decision", "urgent")
+        and entry.get("type") == "display"
+    )
 
 
 def _form(response: dict[str, Any], contained: list[Any], source: str) -> dict[str, Any] | None:

@@ -470,6 +470,9 @@ def next_view(step: Next) -> Group:
             (headline(decision), TONE[tone(decision)]),
         )
     ]
+    urgent = urgent_note(decision)
+    if urgent:  # before any question: an urgent patient is never only "waiting for answers"
+        lines.append(Text(f"⚠ {urgent}", style="bold yellow"))
     unknown = [*decision.missing, *decision.to_settle]
     if step.question is not None:
         others = step.pending - 1

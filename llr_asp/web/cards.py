@@ -55,6 +55,7 @@ class Found:
     other: str | None = None
     unreached: str | None = None
     order: str | None = None  # the order the card is about, `ServiceRequest/<id>`
+    patient_given: bool = True  # the EHR's Patient was in the call (its sex compared with the answers)
 
 
 def card(
@@ -64,6 +65,9 @@ def card(
     of the EHR's form filler (None: no `smart` link)."""
     policy = decision.policy
     summary, indicator = _summary(decision, rules, found)
+    unchecked = not found.patient_given and "sex" in policy.fields()  # no EHR sex to compare with
+    if unchecked and indicator == "info":
+        indicator = "warning"
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
         f"{NAMESPACE}robust": decision.robust,
@@ -80,7 +84,7 @@ def card(
         "uuid": str(uuid.uuid4()),
         "summary": summary,
         "indicator": indicator,
-        "detail": _found_words(found, rules) + decision_markdown(decision, rules),
+        "detail": _found_words(found, rules, unchecked) + decision_markdown(decision, rules),
         "source": source(policy),
         "links": [
             {
@@ -115,7 +119,7 @@ def _present(element: Any) -> Any:
     return element
 
 
-def _found_words(found: Found, rules: RuleSet) -> str:
+def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
     """What the card says first of the data it was decided from (Markdown paragraphs)."""
     said = []
     if found.authored:
@@ -138,6 +142,11 @@ def _found_words(found: Found, rules: RuleSet) -> str:
             )
     if found.unreached:
         said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
+    if unchecked:
+        said.append(
+            "**The EHR's Patient record was not sent: the sex was not compared with the EHR's.** "
+            "Check it there before you rely on this card."
+        )
     return "".join(f"{s}\n\n" for s in said)
 
 

@@ -80,6 +80,7 @@ class Call:
     answered: bool = False  # whether answers for this procedure were found
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
+    patient_given: bool = True  # the prefetch holds the Patient (its sex compared with the answers)
 
 
 def _family(named: str | None, rules: RuleSet) -> str | None:
@@ -162,6 +163,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         conflicts=tuple(c for c in settled.conflicts if c.field in policy.fields()),  # what this policy asks
         filled=tuple(s for s in settled.filled if s.field in policy.fields()),  # what this policy asks
         authored=authored if isinstance(authored, str) else None,
+        patient_given=isinstance(patient, dict),
         answered=latest is not None,
         other=other,
     )
