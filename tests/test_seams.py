@@ -1169,3 +1169,24 @@ def test_a_card_whose_call_sent_no_patient_says_the_sex_was_not_compared(client:
     body["prefetch"].pop("patient")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["indicator"] == "warning" and "the sex was not compared with the EHR's" in card["detail"]
+
+
+def test_a_coding_that_shows_another_answer_or_text_for_a_coded_item_is_refused() -> None:
+    """Tenth review, MEDIUM: pain coded 'severe' but displayed 'mild' (no system) was decided
+    ELIGIBLE and robust, and sex as text ('male') was read by explain and CDS while
+    $next-question refused it. Both are refused on every surface."""
+    from llr_asp.core.errors import InputError
+
+    response = months_answered({"valueInteger": 8})
+    items = [i for i in response["item"] if i["linkId"] != "pain.severity"]
+    shown = {"code": "severe", "display": "mild"}
+    response["item"] = [*items, {"linkId": "pain.severity", "answer": [{"valueCoding": shown}]}]
+    with pytest.raises(InputError) as error:
+        validate(response, RULES, "qr")
+    assert "the coding says 'severe' but shows 'mild'" in str(error.value)
+    response["item"][-1]["answer"] = [{"valueString": "severe"}]
+    with pytest.raises(InputError) as error:
+        validate(response, RULES, "qr")
+    assert "expected a valueCoding" in str(error.value)
+    response["item"][-1]["answer"] = [{"valueCoding": {"code": "severe", "display": "Severe"}}]
+    assert validate(response, RULES, "qr").values["pain.severity"] == "severe"

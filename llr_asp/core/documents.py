@@ -228,7 +228,18 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
                 path,
                 f"a coding in {system!r}; this question's codes are in {value_system(field.path)}",
             )
-        code = coding.get("code") if isinstance(coding, dict) else answer.get("valueString")
+        code = coding.get("code") if isinstance(coding, dict) else None  # text is no code
+        display = coding.get("display") if isinstance(coding, dict) else None
+        if (
+            isinstance(display, str)
+            and display.lower() != str(code).lower()
+            and display.lower() in field.values
+        ):
+            raise InputError(  # code "severe" shown as "mild": which did the clinician choose?
+                source,
+                path,
+                f"the coding says {code!r} but shows {display!r}, another answer; give the one meant",
+            )
         if isinstance(code, str) and code in field.values:
             return code
         raise InputError(source, path, f"expected a valueCoding with a code of {', '.join(field.values)}")
