@@ -541,16 +541,18 @@ def test_a_change_names_the_requirements_below_the_root_that_changed(edited: Pat
 
 
 # -- every surface decides by the date and names the edition -------------------------------------
-ORDER = ("http://snomed.info/sct", "test-hip-resurfacing", "Hip resurfacing (test code)")
 
 
 @pytest.fixture(scope="module")
 def in_force_now(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second hip edition in force since 2026-01-01 (so today, for the calls that carry no
     date), with an order code for the family's CDS services declared for the first edition only."""
+    pytest.importorskip("fastapi")
+    from test_cds_hooks import CODE  # the order code the CDS tests' calls carry
+
     rules = second_hip_edition(tmp_path_factory.mktemp("now"), day="2026-01-01")
     with (rules / "llr_icb.lp").open("a") as declared:
-        declared.write('procedure("hip-resurfacing", "{}", "{}", "{}").\n'.format(*ORDER))
+        declared.write('procedure("hip-resurfacing", "{system}", "{code}", "{display}").\n'.format(**CODE))
     return rules
 
 
@@ -600,34 +602,13 @@ def test_cds_services_are_per_family_and_the_card_names_the_edition(
         "authored": "2026-11-30T10:00:00Z",
         "item": items,
     }
-    call = {
-        "hook": "order-select",
-        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-        "context": {
-            "userId": "Practitioner/1",
-            "patientId": "pat-1",
-            "selections": ["ServiceRequest/sr-1"],
-            "draftOrders": {
-                "resourceType": "Bundle",
-                "type": "collection",
-                "entry": [
-                    {
-                        "resource": {
-                            "resourceType": "ServiceRequest",
-                            "id": "sr-1",
-                            "status": "draft",
-                            "intent": "proposal",
-                            "subject": {"reference": "Patient/pat-1"},
-                            "code": {"coding": [dict(zip(("system", "code", "display"), ORDER))]},
-                        }
-                    }
-                ],
-            },
-        },
-        "prefetch": {
-            "patient": {"resourceType": "Patient", "id": "pat-1"},
-            "answers": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": response}]},
-        },
+    from test_cds_hooks import call as cds_call
+
+    call = cds_call(None, None)  # a draft order for hip resurfacing; the Patient gives no gender
+    call["prefetch"]["answers"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": response}],
     }
     [card] = client.post("/cds-services/hip-resurfacing-order-select", json=call).json()["cards"]
     assert card["extension"]["llr-asp.edition"]["policy"] == "hip-resurfacing-2027"

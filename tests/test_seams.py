@@ -75,6 +75,18 @@ def with_sex(example: str, answered: str, gender: str) -> dict[str, Any]:
     return body
 
 
+def without_sex(example: str, gender: str | None, months: float | None = None) -> dict[str, Any]:
+    """A call for `example` whose form leaves the sex unanswered (the EHR's Patient gives
+    `gender`), with `months` of conservative care where given."""
+    body = call(example, gender)
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    for item in response["item"]:
+        if months is not None and item["linkId"] == "conservative.months":
+            item["answer"] = [{"valueDecimal": months}]
+    return body
+
+
 def test_a_conflicting_sex_is_never_eligible_and_is_named(client: TestClient) -> None:
     [card] = client.post(HIP, json=with_sex("route-c1-pain", "female", "male"), headers=auth(HIP)).json()[
         "cards"
@@ -464,9 +476,7 @@ def test_a_knee_form_never_decides_hip_through_the_api(client: TestClient) -> No
 def test_a_decision_resting_on_administrative_gender_says_so(client: TestClient) -> None:
     """Review N9: no sex answered, Patient.gender male: the card says the sex came from the
     administrative record, warns, and codes it (llr-asp.filled)."""
-    body = call("route-c1-pain", "male")
-    response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body = without_sex("route-c1-pain", "male")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"] == "Sex from the EHR (administrative gender): confirm. Meets ARP 55 criteria"
     assert card["indicator"] == "warning"
@@ -477,9 +487,7 @@ def test_a_decision_resting_on_administrative_gender_says_so(client: TestClient)
 
 def test_an_urgent_card_is_never_info_unless_it_refers(client: TestClient) -> None:
     """Review LOW: 'Urgent (C6): confirm…' shown as info."""
-    body = call("route-c6-destruction-risk", None)
-    response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body = without_sex("route-c6-destruction-risk", None)
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]  # no sex anywhere
     assert card["summary"].startswith("Urgent (C6): confirm") and card["indicator"] == "warning"
 
@@ -564,12 +572,7 @@ def test_a_draft_never_outranks_a_finished_form(client: TestClient) -> None:
 def test_an_urgent_card_never_urges_on_administrative_sex_alone(client: TestClient) -> None:
     """Third review, MEDIUM: C6, care short, no sex answered, Patient.gender male: was 'Urgent (C6):
     ask the ICB now'; the procedure is contra-indicated in women, so confirm the sex first."""
-    body = call("route-c6-destruction-risk", "male")
-    response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
-    for item in response["item"]:
-        if item["linkId"] == "conservative.months":
-            item["answer"] = [{"valueDecimal": 2}]
+    body = without_sex("route-c6-destruction-risk", "male", months=2)
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Urgent (C6): confirm the procedure suits the patient first")
     assert "known only from the EHR (administrative gender)" in card["detail"]
@@ -610,9 +613,8 @@ def test_a_form_answering_a_question_twice_differently_is_never_decided(client: 
     """Fifth review, HIGH: a hip form answering sex female, then male, was decided from the last
     answer (ELIGIBLE, robust) on every surface. One form contradicting itself is refused: exit 2
     and 422 naming the item, a card saying nothing was decided."""
-    body = call("route-c1-pain", "male")
+    body = without_sex("route-c1-pain", "male")
     response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
     sexes = [{"linkId": "sex", "answer": [{"valueCoding": {"code": code}}]} for code in ("female", "male")]
     response["item"] += sexes
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
@@ -796,9 +798,7 @@ def test_a_knee_card_says_nothing_of_the_sex_knee_resurfacing_never_asks(knee_cl
     """Fifth review, LOW: knee cards warned "(sex from the EHR's administrative record: confirm)"
     though ARP 60 asks no sex: noise that teaches a GP to skip warnings."""
     knee = "/cds-services/knee-resurfacing-order-select"
-    body = call("route-c1-pain", "female")
-    response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body = without_sex("route-c1-pain", "female")
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "sex" not in card["summary"] and "llr-asp.filled" not in card["extension"], card["summary"]
@@ -876,12 +876,8 @@ def test_an_urgent_patient_is_never_turned_away_on_an_unconfirmed_sex(client: Te
     met, two months of care: the card said "Does not meet ARP 55 … do not refer for it", the
     "confirm" cut off the summary. An unsuitability resting on a value no one confirmed is to
     confirm first, the doubt ahead of the verdict."""
-    body = call("route-c6-destruction-risk", "female")
+    body = without_sex("route-c6-destruction-risk", "female", months=2)
     response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
-    for item in response["item"]:
-        if item["linkId"] == "conservative.months":
-            item["answer"] = [{"valueDecimal": 2}]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith(
         "Urgent (C6): confirm the procedure suits the patient first. Sex from the EHR (administrative gender): confirm."
@@ -1006,9 +1002,7 @@ def test_a_decision_resting_on_an_unconfirmed_value_is_not_coded_certain(client:
     from llr_asp.formats.fhir import determination
     from llr_asp.views.wording import headline
 
-    body = call("route-c6-destruction-risk", "female")
-    response = body["prefetch"]["answers"]["entry"][0]["resource"]
-    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    body = without_sex("route-c6-destruction-risk", "female")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.robust"] is False and len(card["extension"]["llr-asp.possible"]) > 1
     body["prefetch"].pop("patient")
