@@ -185,8 +185,12 @@ class Decision:
     def unconfirmed(self) -> tuple[Stated, ...]:
         """The values no one confirmed that the decision rests on (were they not known, it would
         differ): to confirm first."""
-        if not self.under_unconfirmed:
-            return ()
+        return self.doubted if self.under_unconfirmed else ()
+
+    @property
+    def doubted(self) -> tuple[Stated, ...]:
+        """The values of the policy's fields that only a source no one confirmed for this
+        referral gave (core.urgency.UNCONFIRMED), whether or not the decision turns on them."""
         return tuple(s for s in self.filled if s.kind in UNCONFIRMED and s.field in self.policy.fields())
 
     @property

@@ -37,7 +37,6 @@ from .documents import for_procedure
 from .patient import Patient
 from .ruleset import Policy, RuleSet, Test, Value, compile_rules, engine_file, symbol_value
 from .shown import ShownAtoms
-from .urgency import UNCONFIRMED
 from .verdicts import VerdictCache
 
 _R = TypeVar("_R", bound="Reasoner")
@@ -117,8 +116,7 @@ class Reasoner:
         """A decision that rests on values no one confirmed for this referral (the EHR's
         administrative record, an older form: core.urgency.UNCONFIRMED), with the decisions it
         would reach were they not known: then `possible` holds them and it is not robust."""
-        fields = decision.policy.fields()
-        doubted = {s.field for s in decision.filled if s.kind in UNCONFIRMED and s.field in fields}
+        doubted = {s.field for s in decision.doubted}
         if not doubted:
             return decision
         values = {f: v for f, v in patient.values.items() if f not in doubted}

@@ -36,7 +36,7 @@ from typing import Any
 from ..core.decision import Decision
 from ..core.documents import ADAPTIVE
 from ..core.ruleset import Policy, RuleSet
-from ..core.urgency import UNCONFIRMED, care_steps, route_doubts, unconfirmed_sources, urgent_route
+from ..core.urgency import care_steps, route_doubts, unconfirmed_sources, urgent_route
 from ..formats.fhir import canonical
 from ..views.markdown import decision_markdown
 from ..views.wording import lower_first, source_words
@@ -179,7 +179,7 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
-    unconfirmed = [s for s in decision.filled if s.kind in UNCONFIRMED]
+    unconfirmed = decision.doubted
     if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
         said = "; ".join(f"{rules.fields[s.field].name} from {source_words(s)}" for s in unconfirmed)
         summary = f"{said}: confirm. {summary}"  # before the verdict: a cut summary keeps it
