@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import tempfile
 
@@ -27,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     tiers.THOROUGH = config.getoption("markexpr") != "not slow"
     # the service's default state directory (used token ids, the receipt log and its signing
     # key) is a per-user cache directory: each test process gets one of its own, never the
-    # user's own
+    # user's own, removed when the process ends
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="llr-asp-test-cache-")
     # The Ctrl-C tests press Ctrl-C (SIGINT) in llr-asp processes they start. A shell starts a
     # background job (`bash .ci/run &`, nohup) with SIGINT ignored; the processes would inherit
@@ -36,6 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # in every process a test starts, as in a terminal's foreground job (exec resets a handler).
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
