@@ -40,6 +40,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
+import os
 import queue
 import select
 import socket
@@ -64,6 +65,17 @@ def _post(port: int, path: str, body: bytes, content_type: str = "application/js
     response.read()
     connection.close()
     return response.status
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its living descendants (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 HOSTILE = ("127.0.0.2", 0)
@@ -354,6 +366,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pause", type=float, default=0.05, help="seconds each attacker waits between tries")
     parser.add_argument("--load", type=int, default=2, help="clients sending explains as fast as answered")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[*ATTACKS, "slowloris", "idle"],
+        help="run only this attacker (repeatable): to see which one costs the honest clients most",
+    )
     arguments = parser.parse_args()
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
@@ -386,13 +404,19 @@ def main() -> None:
         quiet = probe(port, time.time() + 3, "/healthz", keep_alive=False)
         until = time.time() + arguments.seconds
         results: multiprocessing.Queue[tuple[str, Counter[int]]] = multiprocessing.Queue()
+        chosen = set(arguments.only or [*ATTACKS, "slowloris", "idle"])
         processes = [
             multiprocessing.Process(target=attacker, args=(name, port, until, arguments.pause, results))
             for name in ATTACKS
+            if name in chosen
             for _ in range(arguments.load if name == "load" else 2 if name == "drip" else 1)
         ]
-        processes.append(multiprocessing.Process(target=slowloris, args=(port, until, results)))
-        processes.append(multiprocessing.Process(target=idle, args=(port, until, results)))
+        processes += [
+            multiprocessing.Process(target=target, args=(port, until, results))
+            for name, target in (("slowloris", slowloris), ("idle", idle))
+            if name in chosen
+        ]
+        cpu_before, started = cpu_seconds(server.pid), time.monotonic()
         for process in processes:
             process.start()
         time.sleep(0.5)  # the attacks are under way
@@ -403,6 +427,7 @@ def main() -> None:
         explains.start()
         health = probe(port, until, "/healthz", keep_alive=False)
         explains.join()
+        server_cpu = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - started)
         answered: dict[str, Counter[int]] = {}
         for _ in processes:
             try:
@@ -423,6 +448,7 @@ def main() -> None:
     print("  " + summary("/healthz, quiet, fresh connections", quiet))
     print("  " + summary("/healthz under attack, fresh connections", health) + "   (target p99 < 100 ms)")
     print("  " + summary("explain under attack, one keep-alive client", measured.get("explain", [])))
+    print(f"  the server's CPU under attack: {server_cpu:.2f} cores of {os.cpu_count()}")
     for name, statuses in sorted(answered.items()):
         counts = ", ".join(
             f"{status or 'closed by the server'}: {count}"
