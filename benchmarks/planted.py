@@ -1123,4 +1123,28 @@ PLANTED = [
         "pain coded 'severe' shown as 'mild' is decided as severe",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/templates/question.html",
+        '{% if urgent %}<p class="urgent">',
+        '{% if false %}<p class="urgent">',
+        "the page's interview asks about conservative care with no word of the urgent route",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/questionnaire.py",
+        "if note and note not in said:",
+        "if note and note in said:",
+        "llr-asp ask never says an urgent route before the next question",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        "named = len(steps) > 1",
+        "named = len(steps) > 2",
+        "the all form's urgent lines name no policy",
+        SEAMS,
+    ),
 ]

@@ -1156,6 +1156,63 @@ def test_a_form_left_half_way_still_says_the_urgency(client: TestClient) -> None
     assert adapted["item"][-1]["linkId"] == "sex"  # and the question that settles it comes next
 
 
+URGENT_MID_WALK = {
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "joint": {"destruction_risk": True},
+}
+"""A patient meeting C6 with conservative care not yet asked: the interview goes on."""
+
+
+def test_the_page_interview_says_the_urgency_before_the_next_question(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: mid-interview the page said only "Not decided yet … UNDETERMINED"
+    and asked about conservative care; a GP who stopped there never read "do not delay"."""
+    page = client.post("/ask", data={"policy": "hip-resurfacing", "record": json.dumps(URGENT_MID_WALK)}).text
+    assert 'name="field"' in page  # still asking
+    urgent = page.find("⚠ Meets an urgent route (C6")
+    assert 0 <= urgent < page.find('name="field"'), page
+
+
+def test_the_terminal_interview_says_the_urgency_before_the_next_question(tmp_path: Path) -> None:
+    """Eleventh review, MEDIUM: `llr-asp ask` asked about conservative care with no urgent line."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    start = tmp_path / "partial.json"
+    start.write_text(json.dumps(URGENT_MID_WALK))
+    said = CliRunner().invoke(
+        app, ["ask", "-p", "hip-resurfacing", "--from", str(start)], input="", env={"COLUMNS": "300"}
+    )
+    assert said.exit_code == 1  # the answers ended before the questionnaire
+    urgent = said.stderr.find("⚠ ARP 55: Meets an urgent route (C6")
+    assert 0 <= urgent < said.stderr.find("Question 1"), said.stderr
+
+
+def test_the_all_form_names_the_policy_of_each_urgent_line(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: the "all" form joined both policies' urgent lines with no policy
+    named, so "do not refer for it" (hip, a woman) sat beside "do not delay the referral" (knee)."""
+    from llr_asp.formats.fhir import decision_response, questionnaire
+
+    answers = changed(C6, sex="female")
+    answers.pop("knee")  # not yet asked: the form goes on
+    patient = validate(answers, RULES, "t")
+    decisions = Reasoner(RULES).decide(patient, list(RULES.policies.values()))
+    response = decision_response(patient, decisions, RULES)
+    response.pop("extension")
+    response["status"] = "in-progress"
+    response["contained"] = [{**questionnaire(RULES), "id": "adaptive", "item": []}]
+    response["questionnaire"] = "#adaptive"
+    reply = client.post("/fhir/Questionnaire/$next-question", json=response)
+    assert reply.status_code == 200, reply.text
+    [said] = [i["text"] for i in reply.json()["contained"][0]["item"] if i.get("linkId") == "urgent"]
+    lines = said.removeprefix("⚠ ").split(" ARP ")
+    assert lines[0].startswith("ARP 55: Meets an urgent route (C6") and "do not refer for it" in lines[0], (
+        said
+    )
+    assert lines[1].startswith("60: Meets an urgent route (C6") and "do not refer" not in lines[1], said
+
+
 def test_a_card_whose_call_sent_no_patient_says_the_sex_was_not_compared(client: TestClient) -> None:
     """Tenth review, MEDIUM: with no Patient in the prefetch, a hip card said a plain 'Meets ARP 55
     criteria' (info): the comparison of the answered sex with the EHR's silently did not run."""

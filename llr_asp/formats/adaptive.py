@@ -44,15 +44,12 @@ from .fhir import (
 )
 
 if TYPE_CHECKING:
-    from ..engines.interview import Interviewer
+    from ..engines.interview import Interviewer, Next
 
 ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
 ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
 TAG = "urn:llr-asp:questionnaire"
 """The system of the tag that names the policy an adaptive response answers."""
-
-"""A completed response's extension holding a decision's receipt (a compact JWS: DESIGN §6),
-one per decision."""
 MAX_DEPTH = 64
 """The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
 levels): deeper is refused before anything else, since the answer echoes the resource."""
@@ -139,14 +136,13 @@ def next_question(
     step = next((s for s in steps if s.question is not None), None)
     adapted["item"] = [i for i in items if not _closing(i)]  # a completed form posted again: said anew
     if step is not None and step.question is not None:
-        urgent = [note for s in steps if (note := urgent_note(s.decision))]
+        urgent = _urgent(steps)
         if urgent:  # said before the next question: a form left half-way still said it
             adapted["item"].append({"linkId": "urgent", "type": "display", "text": "⚠ " + " ".join(urgent)})
         adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
         response["status"] = "in-progress"
     else:
-        urgent = [note for s in steps if (note := urgent_note(s.decision))]
-        words = " ".join([*urgent, "; ".join(said(s.decision) for s in steps)])
+        words = " ".join([*_urgent(steps), "; ".join(said(s.decision) for s in steps)])
         adapted["item"].append({"linkId": "decision", "type": "display", "text": words})
         response["status"] = "completed"
         response["extension"] = [
@@ -171,6 +167,17 @@ VALUE_OF = {
     "decimal": "valueDecimal",
     "integer": "valueInteger",
 }
+
+
+def _urgent(steps: list[Next]) -> list[str]:
+    """The urgent routes' notes, each named by its policy where the form asks for several (a
+    hip's "do not refer for it" beside a knee's "ask the ICB now")."""
+    named = len(steps) > 1
+    return [
+        f"{s.decision.policy.reference}: {note}" if named else note
+        for s in steps
+        if (note := urgent_note(s.decision))
+    ]
 
 
 def _checked(response: dict[str, Any], rules: RuleSet, policy: str, source: str) -> list[str]:

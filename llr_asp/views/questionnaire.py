@@ -24,6 +24,7 @@ from ..core.patient import Patient, validate
 from ..core.ruleset import Field, Policy, Value
 from ..engines.interview import Interviewer, parse_answer
 from .terminal import question_text
+from .wording import urgent_note
 
 ECHO = 80  # characters of a piped answer echoed back: a runaway line is not shown whole
 Reader = Callable[[], str]  # one line of answer; raises EOFError when there are no more
@@ -61,11 +62,17 @@ class Questionnaire:
                 style="bold",
             )
         )
+        said: set[str] = set()
         while True:
             steps = self.interviewer.next(self.patient, self.policies, self.reask)
             step = next((s for s in steps if s.question), None)
             if step is None or step.question is None:
                 return self.patient
+            for s in steps:  # an urgent route, said once before the next question: a walk
+                note = urgent_note(s.decision)  # left half-way still said it
+                if note and note not in said:
+                    said.add(note)
+                    console.print(Text(f"\n⚠ {s.decision.policy.reference}: {note}", style="bold yellow"))
             self.reask.discard(step.question.field)
             self.asked += 1
             others = step.pending - 1
