@@ -1147,4 +1147,20 @@ PLANTED = [
         "the all form's urgent lines name no policy",
         SEAMS,
     ),
+    Planted(
+        "fhir",
+        "formats/package.py",
+        "named = named or ordered",
+        "named = ordered or named",
+        "$questionnaire-package serves the order's form where the DTR app asked for a canonical",
+        FHIR,
+    ),
+    Planted(
+        "fhir",
+        "formats/package.py",
+        "        or version not in (None, questionnaire_version(rules))\n",
+        "",
+        "$questionnaire-package serves a form of another version than the one asked for",
+        FHIR,
+    ),
 ]

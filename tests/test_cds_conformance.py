@@ -634,6 +634,109 @@ def lhc_export(form: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def dtr_package_call(canonical: str | None = None, order: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The DTR app's $questionnaire-package call (src/util/fetchArtifacts.js
+    fetchArtifactsOperation): the Coverage it read from the EHR, the order, the canonical."""
+    parameters: list[dict[str, Any]] = [
+        {"name": "coverage", "resource": {"resourceType": "Coverage", "id": "cov1", "status": "active"}},
+        {"name": "order", "resource": order or service_request("2468", HIP)["resource"]},
+    ]
+    if canonical is not None:
+        parameters.append({"name": "questionnaire", "valueCanonical": canonical})
+    return {
+        "resourceType": "Parameters",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/dtr-qpackage-input-parameters"
+            ]
+        },
+        "parameter": parameters,
+    }
+
+
+@pytest.mark.parametrize(
+    ("canonical", "served"),
+    [
+        (None, ["hip-resurfacing-adaptive"]),  # named by the order: the form its card links
+        ("urn:llr-asp:questionnaire:hip-resurfacing", ["hip-resurfacing"]),
+        ("urn:llr-asp:questionnaire:all-adaptive", ["all-adaptive"]),  # the order is context
+    ],
+)
+def test_questionnaire_package_serves_the_forms_named(
+    folder: Path, canonical: str | None, served: list[str]
+) -> None:
+    """Issue 33: DTR's $questionnaire-package, as the DTR app calls it: one PackageBundle a form
+    (the canonicals', else the order's), each a collection Bundle holding the Questionnaire."""
+    reply = TestClient(make_app(folder)).post(
+        "/fhir/Questionnaire/$questionnaire-package", json=dtr_package_call(canonical)
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/fhir+json")
+    bundles = [p["resource"] for p in reply.json()["parameter"] if p["name"] == "PackageBundle"]
+    assert all(b["type"] == "collection" for b in bundles)
+    assert [e["resource"]["id"] for b in bundles for e in b["entry"]] == served
+    assert [e["fullUrl"] for b in bundles for e in b["entry"]] == [
+        f"{BASE}/fhir/Questionnaire/{s}" for s in served
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        ({"resourceType": "QuestionnaireResponse"}, 400, "expected a Parameters resource"),
+        ({"resourceType": "Parameters", "parameter": []}, 400, 'a "questionnaire" canonical'),
+        (
+            {"resourceType": "Parameters", "parameter": [{"name": "questionnaire", "valueCanonical": 3}]},
+            400,
+            "parameter[0].valueCanonical",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "questionnaire", "valueCanonical": "urn:x:y"}],
+            },
+            404,
+            "no Questionnaire 'urn:x:y'",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {
+                        "name": "questionnaire",
+                        "valueCanonical": "urn:llr-asp:questionnaire:hip-resurfacing|0.0.1",
+                    }
+                ],
+            },
+            404,
+            "version",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "order", "resource": {"resourceType": "Task"}}],
+            },
+            400,
+            "expected a ServiceRequest",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "order", "resource": service_request("1", OTHER)["resource"]}],
+            },
+            404,
+            "no policy here decides that order",
+        ),
+    ],
+)
+def test_questionnaire_package_refuses_what_it_cannot_serve(
+    folder: Path, body: dict[str, Any], status: int, said: str
+) -> None:
+    reply = TestClient(make_app(folder)).post("/fhir/Questionnaire/$questionnaire-package", json=body)
+    assert reply.status_code == status and reply.json()["resourceType"] == "OperationOutcome"
+    assert said in reply.json()["issue"][0]["diagnostics"], reply.text
+
+
 def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
     """Issue 33: the card's smart link launches the DTR app on the adaptive form; the app runs it
     to completion in its own request shapes and stores the response as it does; at the next
@@ -656,9 +759,15 @@ def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
       [the last form]; storeQuestionnaireResponseToEhr POSTs that to the EHR's
       QuestionnaireResponse endpoint.
 
-    (The app fetches the form with $questionnaire-package at a URL it derives from an http(s)
-    canonical, which llr-asp's URN is not and llr-asp does not serve: here the form is read by
-    the canonical search the service offers.)"""
+    - src/util/fetchArtifacts.js fetchArtifactsOperation: the form comes from
+      $questionnaire-package, POSTed a Parameters (dtr-qpackage-input-parameters) of the
+      Coverage, the order and the `questionnaire` canonical; the first PackageBundle's first
+      Questionnaire entry is the form.
+
+    (The app POSTs $questionnaire-package to a URL it derives from an http(s) canonical,
+    `<origin><path less its last segment>/$questionnaire-package`; from llr-asp's URN it derives
+    `null/$questionnaire-package` on the EHR. Here the call goes where an http canonical
+    `<base>/Questionnaire/<id>` would have sent it.)"""
     from artefacts import RULES
 
     from llr_asp import validate
@@ -676,8 +785,13 @@ def test_the_dtr_apps_card_form_card_loop_closes(folder: Path) -> None:
         context = json.loads(smart["appContext"])
         [canonical] = context["questionnaire"]
         launch = {"questionnaire": canonical, "order": context["order"]}  # index.js fhirContext
-        [entry] = launching.get("/fhir/Questionnaire", params={"url": canonical}).json()["entry"]
-        qform = entry["resource"]
+        package = launching.post(
+            "/fhir/Questionnaire/$questionnaire-package", json=dtr_package_call(canonical)
+        )
+        [bundle, *_] = [p["resource"] for p in package.json()["parameter"] if p["name"] == "PackageBundle"]
+        qform = next(
+            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Questionnaire"
+        )
         assert "item" not in qform  # the app shows "Next Question" for an item-less adaptive form
         answers: dict[str, Any] = {}
         for _ in range(30):

@@ -169,6 +169,16 @@ def test_every_resource_served_or_returned_is_valid_r4_for_medplum(client: TestC
     served.append(adaptive_walk(client, "knee-resurfacing", "refused-knee-three-compartments")[-1])
     served += [explained("hip-resurfacing", e) for e in HIP_EXAMPLES]
     served += [explained("knee-resurfacing", e) for e in KNEE_EXAMPLES]
+    # DTR's $questionnaire-package, as the DTR app calls it: its answer a Parameters (Medplum
+    # checks the Parameters' own elements, not the resources inside: the forms are checked above)
+    package = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "coverage", "resource": {"resourceType": "Coverage", "id": "c1", "status": "active"}},
+            {"name": "questionnaire", "valueCanonical": "urn:llr-asp:questionnaire:hip-resurfacing-adaptive"},
+        ],
+    }
+    served.append(client.post("/fhir/Questionnaire/$questionnaire-package", json=package).json())
     bad = client.post("/fhir/Questionnaire/$next-question", json={"resourceType": "Patient"})
     assert bad.status_code == 400
     served.append(bad.json())  # an OperationOutcome

@@ -1,7 +1,8 @@
 """FHIR R4 over HTTP, at `<public URL>/fhir`: the CapabilityStatement (`metadata`), each policy's
-Questionnaire (read, or searched by its canonical `url`, with or without `|version`), and SDC's
-adaptive `$next-question`. Bodies are FHIR JSON (application/fhir+json); every error is an
-OperationOutcome (`outcome.py`): a bad QuestionnaireResponse is 400, an unknown policy 404.
+Questionnaire (read, or searched by its canonical `url`, with or without `|version`), SDC's
+adaptive `$next-question` and Da Vinci DTR's `$questionnaire-package` (`formats/package.py`).
+Bodies are FHIR JSON (application/fhir+json); every error is an OperationOutcome (`outcome.py`):
+a bad QuestionnaireResponse is 400, an unknown policy 404.
 
 Each policy (and "all") has two Questionnaires: the full form (`/fhir/Questionnaire/<policy>`,
 every question, not adaptive) and the adaptive one SDC's adaptive search finds
@@ -29,6 +30,7 @@ from ..formats.fhir import (
     release,
     structure_definition,
 )
+from ..formats.package import package, requested
 from .api import document, engines, hung_up
 from .outcome import FHIR_JSON, outcome
 from .receipts import receipts
@@ -36,6 +38,7 @@ from .responses import JSON
 
 router = APIRouter()
 NEXT_QUESTION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-next-question"
+PACKAGE = "http://hl7.org/fhir/us/davinci-dtr/OperationDefinition/questionnaire-package"
 
 
 def fhir_base(request: Request) -> str:
@@ -77,7 +80,10 @@ def metadata(request: Request) -> JSON:
                                 },
                                 {"name": "version", "type": "token"},
                             ],
-                            "operation": [{"name": "next-question", "definition": NEXT_QUESTION}],
+                            "operation": [
+                                {"name": "next-question", "definition": NEXT_QUESTION},
+                                {"name": "questionnaire-package", "definition": PACKAGE},
+                            ],
                         },
                         {
                             "type": "StructureDefinition",
@@ -215,6 +221,29 @@ def _served(request: Request, rules: RuleSet, policy: str, adaptive: bool = Fals
 )
 async def post_next_question(request: Request) -> JSON:
     return await _next_question(request)
+
+
+@router.post(
+    "/fhir/Questionnaire/$questionnaire-package",
+    summary="Da Vinci DTR: the forms named by canonical or by order, each in a Bundle",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A Parameters (dtr-qpackage-input-parameters): canonicals and/or orders.",
+            "content": {
+                FHIR_JSON: {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def post_questionnaire_package(request: Request) -> JSON:
+    """The DTR app's first call: the forms to render. A form named by an order is the policy's
+    adaptive one (asked through $next-question), as the policy's CDS card links it."""
+    rules = engines(request).rules
+    named = await document(request, then=lambda parameters: requested(parameters, rules))
+    forms = [_served(request, rules, policy, adaptive) for policy, adaptive in named]
+    return JSON(package(forms, fhir_base(request)), media_type=FHIR_JSON)
 
 
 @router.post(
