@@ -53,6 +53,12 @@ BAD = [
     ('{"policy": "hip"}', "policy", 'one of "hip-resurfacing", "knee-resurfacing"'),
     ('{"sex": "male", "sex": "female"}', "sex", "key appears twice"),
     ("[" * 100000 + "]" * 100000, "", "nested too deeply"),
+    # another FHIR resource pasted: what to send instead, not its first key as "unknown field"
+    ('{"resourceType": "Bundle", "entry": []}', "resourceType", "a Bundle is not one patient's answers"),
+    ('{"resourceType": "Bundle"}', "resourceType", "QuestionnaireResponse taken out of the Bundle"),
+    ('{"resourceType": "Parameters", "parameter": []}', "resourceType", "send one patient record"),
+    ('{"resourceType": "Patient", "gender": "male"}', "resourceType", "or a FHIR QuestionnaireResponse"),
+    ('{"resourceType": 3}', "resourceType", "send one patient record"),
 ]
 
 

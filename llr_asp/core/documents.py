@@ -101,6 +101,16 @@ def record(document: Any, rules: RuleSet, source: str) -> Any:
     read by its items' linkIds, anything else as it is (validation judges it)."""
     if isinstance(document, Mapping) and document.get("resourceType") == "QuestionnaireResponse":
         return patient_document(dict(document), rules, source)
+    if isinstance(document, Mapping) and "resourceType" in document:  # another FHIR resource
+        kind = document["resourceType"]
+        named = f"a {kind}" if isinstance(kind, str) else f"a resourceType of {json.dumps(kind)}"
+        within = f" taken out of the {kind}" if kind in ("Bundle", "Parameters") else ""
+        raise InputError(
+            source,
+            "resourceType",
+            f"{named} is not one patient's answers: send one patient record (see `llr-asp schema`) "
+            f"or a FHIR QuestionnaireResponse{within}",
+        )
     return document
 
 
