@@ -435,7 +435,8 @@ def test_diff_cohort_counts_equal_two_batch_runs_compared_line_by_line(edited: P
             kind = {"eligible": "eligible", "not_eligible": "refused", "undetermined": "undetermined"}[
                 after["decision"]
             ]
-            expected[before["line"]] = f"newly_{kind}"
+            reading = "_on_the_adopted_reading" if kind == "eligible" and not after["robust"] else ""
+            expected[before["line"]] = f"newly_{kind}{reading}"
         elif before["robust"] != after["robust"]:
             expected[before["line"]] = "newly_contested" if before["robust"] else "newly_robust"
     assert len(expected) > 10  # three months instead of six: a real change to count
@@ -481,7 +482,7 @@ def test_diff_cohort_counts_equal_two_batch_runs_compared_line_by_line(edited: P
     html = page.read_text()
     assert "hip-resurfacing → hip-resurfacing-2027" in html and "<svg" in html
     eligible = summary["changed"]["newly_eligible"]
-    [row] = [r for r in html.splitlines() if r.startswith("<tr><td>newly eligible")]
+    [row] = [r for r in html.splitlines() if r.startswith("<tr><td>newly eligible</td>")]
     assert f"<td>{eligible:,}</td>" in row and f"B.months {eligible:,}" in row, row
 
 
@@ -509,6 +510,13 @@ def screening(decision: str, contested: bool = False, failed: tuple[str, ...] = 
     ("old", "new", "kind"),
     [
         (screening("not_eligible"), screening("eligible"), "newly_eligible"),
+        # eligible only on the adopted reading: never counted as plainly eligible (review 11, LOW)
+        (
+            screening("not_eligible"),
+            screening("eligible", contested=True),
+            "newly_eligible_on_the_adopted_reading",
+        ),
+        (screening("eligible", contested=True), screening("eligible"), "newly_robust"),
         (screening("eligible"), screening("not_eligible"), "newly_refused"),
         (screening("eligible"), screening("undetermined"), "newly_undetermined"),
         (screening("not_eligible"), screening("not_eligible", contested=True), "newly_contested"),

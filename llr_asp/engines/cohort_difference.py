@@ -5,7 +5,9 @@ Both policies decide every record in one pass, as `batch` decides it: the Screen
 policy of the rule set for a patient at once, so a record costs one screening whichever of its
 policies are read (`batch.Choice.editions`). A record's change falls in one class:
 
-- `newly_eligible`, `newly_refused`, `newly_undetermined`: the decision differs, by what it is now;
+- `newly_eligible`, `newly_refused`, `newly_undetermined`: the decision differs, by what it is now
+  (`newly_eligible_on_the_adopted_reading`: eligible, but another reading of the text would not
+  fund: the ICB must confirm, so never counted as plainly eligible);
 - `newly_contested`, `newly_robust`: the same decision, now resting on a reading of the text, or
   no longer.
 
@@ -24,7 +26,14 @@ from typing import Any, Union
 from ..core.ruleset import Policy
 from .batch import LineError, Result, Screening
 
-CLASSES = ("newly_eligible", "newly_refused", "newly_undetermined", "newly_contested", "newly_robust")
+CLASSES = (
+    "newly_eligible",
+    "newly_eligible_on_the_adopted_reading",
+    "newly_refused",
+    "newly_undetermined",
+    "newly_contested",
+    "newly_robust",
+)
 """The classes of change, in the order reports list them."""
 
 BY_DECISION = {
@@ -37,6 +46,8 @@ BY_DECISION = {
 def change_class(old: Screening, new: Screening) -> str | None:
     """The class of the change from `old` to `new` (the same record's lines), None for none."""
     if old.decision != new.decision:
+        if new.decision == "eligible" and not new.robust:  # never counted as plainly eligible
+            return "newly_eligible_on_the_adopted_reading"
         return BY_DECISION[new.decision]
     if old.robust != new.robust:
         return "newly_contested" if old.robust else "newly_robust"
