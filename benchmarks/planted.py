@@ -1163,4 +1163,12 @@ PLANTED = [
         "$questionnaire-package serves a form of another version than the one asked for",
         FHIR,
     ),
+    Planted(
+        "service",
+        "web/server.py",
+        "        self.transport.abort()  # the client does not read its response: drop it",
+        "        pass",
+        "a client that never reads its answers holds its connection for ever",
+        WEB,
+    ),
 ]
