@@ -47,6 +47,12 @@ EXAMPLES = ROOT / "examples"
 NODE = shutil.which("node")
 if NODE is None:
     pytest.skip("no node on PATH: apt-get install nodejs npm (as .ci/run does)", allow_module_level=True)
+NODE_VERSION = subprocess.run([NODE, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+if int(NODE_VERSION.lstrip("v").split(".")[0] or 0) < 20:
+    pytest.skip(
+        f"Medplum's validator 4.5.2 (conformance/) needs Node 20 or later; this node is {NODE_VERSION}",
+        allow_module_level=True,
+    )
 if not (CONFORMANCE / "node_modules" / "@medplum" / "core").is_dir():
     pytest.skip(
         "the pinned npm packages are not installed: npm ci --prefix conformance (as .ci/run does)",
