@@ -1123,4 +1123,28 @@ PLANTED = [
         "pain coded 'severe' shown as 'mild' is decided as severe",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "    if len(values) > 1:\n",
+        "    if len(values) > 2:\n",
+        "an answer with valueDecimal 10 and a valueQuantity of 2 is read by the first",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "    if code is not None and unit is not None:\n",
+        "    if code is None and unit is not None:\n",
+        "10 months coded 'mo' but with the unit 'weeks' are read as 10 months",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "    if system is not None and system != UCUM:\n",
+        "    if system is not None and system != UCUM and code is None:\n",
+        "SNOMED's 'mo' is read as UCUM months",
+        SEAMS,
+    ),
 ]
