@@ -1147,4 +1147,20 @@ PLANTED = [
         "SNOMED's 'mo' is read as UCUM months",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "and s not in waiting and not _barred(decision, s)",
+        "and s not in waiting",
+        "what-if offers documenting conservative care that is contra-indicated now as a step",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/reasoner.py",
+        "barred=tuple(f for f in barred if f in policy.fields()),",
+        "barred=tuple(f for f in barred if f not in policy.fields()),",
+        "a decision forgets what the record bars, and what-if offers it as a step",
+        SEAMS,
+    ),
 ]
