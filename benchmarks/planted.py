@@ -1163,4 +1163,20 @@ PLANTED = [
         "a decision forgets what the record bars, and what-if offers it as a step",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "engines/whatif.py",
+        "urgent=decision.urgent_json(), to_settle=decision.to_settle\n",
+        "urgent=decision.urgent_json()\n",
+        "what-if says nothing makes an eligibility certain while answers could settle the reading",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "    settle = settle_words(answer, rules)\n    if settle:\n",
+        "    settle = settle_words(answer, rules)\n    if not settle:\n",
+        "the terminal's what-if names answers to settle only when there are none",
+        SEAMS,
+    ),
 ]

@@ -173,6 +173,7 @@ def test_whatif_cli() -> None:
         "possible": ["not_eligible"],
         "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6, "kind": "care"}]],
         "contested": [],
+        "to_settle": [],
         "urgent": None,
     }
     path = str(EXAMPLES[0].parent / "refused-hip-female.json")
@@ -285,3 +286,52 @@ def test_a_barred_step_is_never_said_at_the_terminal_or_in_json(tmp_path: Path) 
     assert "a step you can take" not in said.stdout and "went from no to yes" not in said.stdout
     data = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing", "-f", "json"])
     assert data.exit_code == 0 and "steps" not in json.loads(data.stdout)
+
+
+H1 = {  # eleventh review M8: radiology severe, impairment severe, pain not known: C3 met
+    "id": "h1-0",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 9, "documented": True, "failed": True},
+    "radiology": {"severity": "severe"},
+    "function": {"impairment": "severe"},
+}
+UNSETTLED = "no change to the record makes it certain"
+SETTLING = [
+    # (record, what the terminal's what-if says of settling the reading)
+    (H1, "6 answers could settle the reading: pain, pain persistent, symptoms prevent routine work"),
+    (changed(H1, pain__severity="severe"), "5 answers could settle the reading: pain persistent, symptoms"),
+    # every answer given, C3 alone, read otherwise (only moderate impairment): nothing settles it
+    (
+        changed(
+            H1,
+            pain__severity="none",
+            pain__persistent=False,
+            function__prevents_work_or_education=False,
+            function__prevents_domestic_or_carer=False,
+            joint__instability="none",
+            joint__destruction_risk=False,
+        ),
+        UNSETTLED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "said"), SETTLING)
+def test_whatif_names_the_answers_that_could_settle_the_reading(
+    tmp_path: Path, record: dict[str, object], said: str
+) -> None:
+    """Eleventh review, MEDIUM (M8): eligible on the adopted reading only, pain not known: what-if
+    said "no change to the record makes it certain: ask the ICB to confirm the reading" while
+    explain and the page listed 6 answers that could settle it (pain severe and persistent gives a
+    robust ELIGIBLE). What-if names the answers that could settle the reading (JSON: to_settle,
+    as explain's), and says nothing makes it certain only when no answer can."""
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    shown = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    text = " ".join(shown.stdout.split())
+    assert shown.exit_code == 0 and "Eligible on the adopted reading only" in text and said in text, text
+    assert (UNSETTLED in text) == (said == UNSETTLED)
+    explained = CliRunner().invoke(app, ["explain", str(path), "-p", "hip-resurfacing", "-f", "json"])
+    data = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing", "-f", "json"])
+    assert json.loads(data.stdout)["to_settle"] == json.loads(explained.stdout)["to_settle"]

@@ -102,6 +102,7 @@ class WhatIf:
     advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
     urgent: Mapping[str, str] | None = None  # the decision's urgency (Decision.urgent_json)
+    to_settle: tuple[str, ...] = ()  # the answers that could settle the readings (Decision.to_settle)
 
     @property
     def robust(self) -> bool:
@@ -128,6 +129,7 @@ class WhatIf:
             "possible": list(self.possible),
             "counterfactuals": [[c.to_json() for c in changes] for changes in self.counterfactuals],
             "contested": [c.to_json() for c in self.contested],
+            "to_settle": list(self.to_settle),
         }
         if self.blocker is not None:
             result["cannot"] = self.blocker.to_json()
@@ -388,6 +390,7 @@ def weighed(
             blocker,
             decision.contested,
             urgent=decision.urgent_json(),
+            to_settle=decision.to_settle,
         )
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
     urgent = urgent_route(decision)
@@ -396,7 +399,9 @@ def weighed(
         answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
     if not answer.counterfactuals and decision.decision != "eligible":
         answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision))
-    return dataclasses.replace(answer, contested=decision.contested, urgent=decision.urgent_json())
+    return dataclasses.replace(
+        answer, contested=decision.contested, urgent=decision.urgent_json(), to_settle=decision.to_settle
+    )
 
 
 def _steps(rules: RuleSet, patient: Patient, decision: Decision) -> tuple[Change, ...]:
