@@ -239,7 +239,9 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     if not answer.robust:
         settle = settle_words(answer, rules)
         said += " Another reading of the policy decides otherwise (see below): " + (
-            f"{settle}; if they leave it open, ask the ICB." if settle else "ask the ICB."
+            f"{settle} (find out first); if the reading stays open, ask the ICB."
+            if settle
+            else "ask the ICB."
         )
     return said
 
@@ -251,8 +253,8 @@ def certain_words(answer: WhatIf, rules: RuleSet) -> str:
     settle = settle_words(answer, rules)
     if settle:
         return (
-            f"Eligible on the adopted reading only; {settle}: find them out. If they leave it open, "
-            "ask the ICB to confirm the reading."
+            f"Eligible on the adopted reading only; {settle} (find out first); if the reading stays "
+            "open, ask the ICB to confirm it."
         )
     return (
         "Eligible on the adopted reading only; no change to the record makes it certain: "
