@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 
 import test_cds_hooks
+from artefacts import answer_items
 from fastapi.testclient import TestClient
 from test_cds_hooks import auth, call
 
@@ -1241,3 +1242,103 @@ def test_a_coding_that_shows_another_answer_or_text_for_a_coded_item_is_refused(
     assert "expected a valueCoding" in str(error.value)
     response["item"][-1]["answer"] = [{"valueCoding": {"code": "severe", "display": "Severe"}}]
     assert validate(response, RULES, "qr").values["pain.severity"] == "severe"
+
+
+# -- the eleventh review's findings --------------------------------------------------------------
+UCUM = "http://unitsofmeasure.org"
+UNREADABLE = [
+    # (the item's linkId, its one answer, what the refusal says)
+    (
+        "conservative.months",
+        {"valueQuantity": {"value": 10, "unit": "weeks", "system": UCUM, "code": "mo"}},
+        "a valueQuantity whose unit 'weeks' is not its code 'mo'",
+    ),
+    (
+        "conservative.months",
+        {"valueQuantity": {"value": 10, "unit": "days", "code": "mo"}},
+        "a valueQuantity whose unit 'days' is not its code 'mo'",
+    ),
+    (
+        "conservative.months",
+        {"valueQuantity": {"value": 10, "system": "http://snomed.info/sct", "code": "mo"}},
+        "a valueQuantity in the system 'http://snomed.info/sct'",
+    ),
+    (
+        "conservative.months",
+        {"valueDecimal": 10, "valueQuantity": {"value": 2, "code": "mo"}},
+        "an answer has one value, this one has 2 (valueDecimal, valueQuantity)",
+    ),
+    (
+        "conservative.months",
+        {"valueDecimal": 2, "valueInteger": 10},
+        "an answer has one value, this one has 2 (valueDecimal, valueInteger)",
+    ),
+    (
+        "msk.end_stage_oa",
+        {"valueBoolean": True, "valueString": "no"},
+        "an answer has one value, this one has 2 (valueBoolean, valueString)",
+    ),
+]
+
+
+def answered(link: str, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """route-c1-pain's answers (ELIGIBLE, robust) with `link` answered by `answer` alone."""
+    items = [i for i in answer_items("route-c1-pain") if i["linkId"] != link]
+    return [*items, {"linkId": link, "answer": [answer]}]
+
+
+@pytest.mark.parametrize(("link", "answer", "refused"), UNREADABLE)
+def test_an_answer_with_two_values_or_a_unit_at_odds_is_refused_on_every_surface(
+    client: TestClient, tmp_path: Path, link: str, answer: dict[str, Any], refused: str
+) -> None:
+    """Eleventh review, MEDIUM (M6, L7): months as {10, unit "weeks", code "mo"} were read as 10
+    months, an answer with two value[x] (valueDecimal 10 and a valueQuantity; valueBoolean true
+    and valueString "no") by the first, a SNOMED "mo" as UCUM months: explain, the API and CDS
+    decided (ELIGIBLE) what $next-question refused. FHIR gives an answer one value[x]; each is
+    refused as every unreadable form is: exit 2 naming the item, 422, a card that decides
+    nothing."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "item": answered(link, answer),
+    }
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps(response))
+    said = CliRunner().invoke(app, ["explain", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    assert said.exit_code == 2 and said.stderr.count("\n") == 1, said.stdout
+    assert str(path) in said.stderr and f"linkId {link}" in said.stderr and refused in said.stderr
+    api = client.post("/api/v1/explain?policy=hip-resurfacing", json=response)
+    assert api.status_code == 422 and refused in api.json()["error"]
+    body = call(None)
+    body["prefetch"]["answers"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": response}],
+    }
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"] == "ARP 55: not checked, the answers cannot be read" and "extension" not in card
+    assert refused in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [
+        {"value": 10, "unit": "months", "system": UCUM, "code": "mo"},
+        {"value": 10, "unit": "Month", "system": UCUM, "code": "mo"},
+        {"value": 10, "unit": "mo", "system": UCUM, "code": "mo"},
+        {"value": 10, "system": UCUM, "code": "mo"},
+    ],
+)
+def test_months_in_ucum_with_a_unit_that_says_months_are_read(quantity: dict[str, Any]) -> None:
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
+        "status": "completed",
+        "item": answered("conservative.months", {"valueQuantity": quantity}),
+    }
+    assert validate(response, RULES, "qr").values["conservative.months"] == 10

@@ -173,6 +173,7 @@ def test_whatif_cli() -> None:
         "possible": ["not_eligible"],
         "counterfactuals": [[{"field": "conservative.months", "from": 4, "to": 6, "kind": "care"}]],
         "contested": [],
+        "to_settle": [],
         "urgent": None,
     }
     path = str(EXAMPLES[0].parent / "refused-hip-female.json")
@@ -215,3 +216,122 @@ def test_an_unknown_field_is_as_far_as_its_value_from_the_bottom_of_the_scale(
             ("radiology.severity", "moderate"),
         ]
     ]
+
+
+CI2 = {  # eleventh review M7: eight months, not documented, failed, contra-indicated now; C1 met
+    "id": "ci2",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 8, "documented": False, "failed": True, "contraindicated": True},
+    "pain": {"severity": "intense", "persistent": True},
+    "function": {"impairment": "moderate"},
+}
+
+
+def changed(record: dict[str, object], **values: object) -> dict[str, object]:
+    """`record` with `group__field=value` set (None: unknown)."""
+    copy = json.loads(json.dumps(record))
+    for key, value in values.items():
+        group, field = key.split("__")
+        copy.setdefault(group, {})[field] = value
+    return copy
+
+
+BARRED = [
+    # (policy, record, the steps offered meanwhile)
+    ("hip-resurfacing", CI2, []),
+    ("knee-resurfacing", changed(CI2, knee__compartments_affected=1), []),
+    ("hip-resurfacing", changed(CI2, conservative__months=4), []),
+    # an MSK assessment not yet made is care a contra-indication does not bar
+    ("hip-resurfacing", changed(CI2, msk__assessed=False), [("msk.assessed", True)]),
+    # contra-indicated, documented not known (four months: no set): documenting it is no step either
+    (
+        "hip-resurfacing",
+        changed(CI2, conservative__months=4, conservative__documented=None, msk__assessed=False),
+        [("msk.assessed", True)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "record", "steps"), BARRED)
+def test_what_the_rules_bar_is_never_offered_as_a_step(
+    rules: RuleSet,
+    reasoner: Reasoner,
+    search: WhatIfSearch,
+    policy: str,
+    record: dict[str, object],
+    steps: object,
+) -> None:
+    """Eleventh review, HIGH (M7): months 8, not documented, failed, contra-indicated now: what-if
+    said documentation "cannot be met: … none of it can now be documented that was not", then
+    offered "a step you can take: conservative care detailed … went from no to yes" (JSON:
+    steps [conservative.documented]), which made the patient ELIGIBLE. No change the rules bar
+    (bars/4) is offered, as a step or in a set, on any surface (terminal, JSON and page take
+    what-if from one core)."""
+    patient = validate(record, rules, "record")
+    answer = whatif(reasoner, search, patient, rules.policies[policy])
+    assert [(c.field, c.after) for c in answer.steps] == steps
+    raised = [c for s in answer.counterfactuals for c in s if c.before is not None]  # (an unknown
+    # found out is no change the rules bar: care given before the contra-indication)
+    for _, field, guard, value in rules.bars:
+        if patient.values.get(guard) == value:
+            assert field not in {c.field for c in [*answer.steps, *raised]}
+
+
+def test_a_barred_step_is_never_said_at_the_terminal_or_in_json(tmp_path: Path) -> None:
+    path = tmp_path / "ci2.json"
+    path.write_text(json.dumps(CI2))
+    said = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    assert said.exit_code == 0 and "none of it can now be documented that was not" in said.stdout
+    assert "a step you can take" not in said.stdout and "went from no to yes" not in said.stdout
+    data = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing", "-f", "json"])
+    assert data.exit_code == 0 and "steps" not in json.loads(data.stdout)
+
+
+H1 = {  # eleventh review M8: radiology severe, impairment severe, pain not known: C3 met
+    "id": "h1-0",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 9, "documented": True, "failed": True},
+    "radiology": {"severity": "severe"},
+    "function": {"impairment": "severe"},
+}
+UNSETTLED = "no change to the record makes it certain"
+SETTLING = [
+    # (record, what the terminal's what-if says of settling the reading)
+    (H1, "6 answers could settle the reading: pain, pain persistent, symptoms prevent routine work"),
+    (changed(H1, pain__severity="severe"), "5 answers could settle the reading: pain persistent, symptoms"),
+    # every answer given, C3 alone, read otherwise (only moderate impairment): nothing settles it
+    (
+        changed(
+            H1,
+            pain__severity="none",
+            pain__persistent=False,
+            function__prevents_work_or_education=False,
+            function__prevents_domestic_or_carer=False,
+            joint__instability="none",
+            joint__destruction_risk=False,
+        ),
+        UNSETTLED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "said"), SETTLING)
+def test_whatif_names_the_answers_that_could_settle_the_reading(
+    tmp_path: Path, record: dict[str, object], said: str
+) -> None:
+    """Eleventh review, MEDIUM (M8): eligible on the adopted reading only, pain not known: what-if
+    said "no change to the record makes it certain: ask the ICB to confirm the reading" while
+    explain and the page listed 6 answers that could settle it (pain severe and persistent gives a
+    robust ELIGIBLE). What-if names the answers that could settle the reading (JSON: to_settle,
+    as explain's), and says nothing makes it certain only when no answer can."""
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    shown = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "300"})
+    text = " ".join(shown.stdout.split())
+    assert shown.exit_code == 0 and "Eligible on the adopted reading only" in text and said in text, text
+    assert (UNSETTLED in text) == (said == UNSETTLED)
+    explained = CliRunner().invoke(app, ["explain", str(path), "-p", "hip-resurfacing", "-f", "json"])
+    data = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing", "-f", "json"])
+    assert json.loads(data.stdout)["to_settle"] == json.loads(explained.stdout)["to_settle"]

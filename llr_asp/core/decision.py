@@ -173,6 +173,7 @@ class Decision:
     filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
     under_conflicts: tuple[str, ...] = ()  # decisions a disputed field's other values would give
     under_unconfirmed: tuple[str, ...] = ()  # decisions reached were the unconfirmed values unknown
+    barred: tuple[str, ...] = ()  # fields the rules bar raising for this patient (bars/4: the guard holds)
 
     @property
     def robust(self) -> bool:

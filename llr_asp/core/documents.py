@@ -30,6 +30,18 @@ and that + ADAPTIVE (the item-less adaptive form SDC's adaptive search finds).""
 ADAPTIVE = "-adaptive"
 """What names a policy's adaptive Questionnaire after its own name (id and canonical)."""
 
+UCUM = "http://unitsofmeasure.org"
+"""The one code system a Quantity's unit is read in (a field's unit/2 is a UCUM code)."""
+
+UNIT_NAMES = {
+    "mo": ("month", "months"),
+    "wk": ("week", "weeks"),
+    "d": ("day", "days"),
+    "a": ("year", "years"),
+}
+"""The words a Quantity's `unit` (its display) may say for a UCUM code besides the code itself:
+any other word beside a code is a unit at odds with it (10 "weeks" coded "mo")."""
+
 
 def value_system(field: str) -> str:
     """The code system of a field's values (a URN: llr-asp mints no web address)."""
@@ -225,8 +237,20 @@ def _flattened(
 
 
 def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
+    """The value of one answer to `field`'s question, or an InputError naming the item and the
+    fix: the one place that decides whether an answer can be read (explain, the API, batch and
+    CDS all read answers here). An answer has exactly one value[x] (FHIR): two (valueDecimal 10
+    and a valueQuantity of 2) are never read by the first."""
     if not isinstance(answer, dict):
         raise InputError(source, path, 'an answer is an object such as {"valueBoolean": true}')
+    values = [key for key in answer if key.startswith("value")]
+    if len(values) > 1:
+        raise InputError(
+            source,
+            path,
+            f"an answer has one value, this one has {len(values)} ({', '.join(values)}), which may "
+            "disagree; send the one meant",
+        )
     if field.type == "bool" and isinstance(answer.get("valueBoolean"), bool):
         return bool(answer["valueBoolean"])
     if field.type in ("grade", "choice"):
@@ -266,7 +290,7 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
                     f"a valueQuantity with comparator {quantity['comparator']!r} is not an exact "
                     "value; give the number itself, or leave the question unanswered (unknown)",
                 )
-            unit = quantity.get("code", quantity.get("unit"))
+            unit = _unit(quantity, source, path)
             if unit != field.unit:  # 10 weeks are not 10 months
                 wanted = f'with the UCUM code "{field.unit}"' if field.unit else "without a unit"
                 given = f"in {unit!r}" if unit is not None else "without a unit"
@@ -278,6 +302,28 @@ def _answer(answer: Any, field: Field, source: str, path: str) -> Value:
     raise InputError(
         source, path, f"expected {kinds.get(field.type, 'a value')} for this {field.type} question"
     )
+
+
+def _unit(quantity: dict[str, Any], source: str, path: str) -> Any:
+    """The UCUM code a Quantity gives its value in (its `code`, else its `unit`); a code of
+    another system (SNOMED's "mo"), or a `unit` that says another unit than the `code` (10
+    "weeks" coded "mo"), is refused: which did the clinician mean?"""
+    system, code, unit = quantity.get("system"), quantity.get("code"), quantity.get("unit")
+    if system is not None and system != UCUM:
+        raise InputError(
+            source,
+            path,
+            f"a valueQuantity in the system {system!r}; its unit is read only as a UCUM code (system {UCUM})",
+        )
+    if code is not None and unit is not None:
+        said = str(unit).strip().lower()
+        if said != str(code).lower() and said not in UNIT_NAMES.get(str(code), ()):
+            raise InputError(
+                source,
+                path,
+                f"a valueQuantity whose unit {unit!r} is not its code {code!r}; send the unit meant",
+            )
+    return code if code is not None else unit
 
 
 def procedure_of(response: dict[str, Any]) -> str | None:

@@ -161,6 +161,8 @@ class Reasoner:
                 violated.append(value)
         warned = warnings(self.rules.assumptions, violated)
         fields = self.rules.fields
+        held = {x for _, x, guard, value in self.rules.bars if holds(patient.values.get(guard), value)}
+        barred = tuple(f for f in fields if f in held)  # bars/4: what the record says not to raise
         decisions = []
         for policy in policies:
             tree = self._shape(policy).node(policy.id, patient, status, reasons)
@@ -179,6 +181,7 @@ class Reasoner:
                     tuple(f for f in fields if f in settling),
                     patient.conflicts,
                     patient.filled,
+                    barred=tuple(f for f in barred if f in policy.fields()),
                 )
             )
         return decisions
@@ -585,3 +588,9 @@ def _text_of(symbol: clingo.Symbol) -> str:
 def _key(value: Value) -> Value:
     """A dictionary key that keeps true apart from 1."""
     return ("bool", value) if isinstance(value, bool) else value  # type: ignore[return-value]
+
+
+def holds(value: Value | None, wanted: Value) -> bool:
+    """Whether a patient's value is `wanted` (a guard of bars/4): known, and the same value of the
+    same kind (true is not 1; 6 and 6.0 are one value)."""
+    return value is not None and isinstance(value, bool) == isinstance(wanted, bool) and value == wanted

@@ -75,7 +75,9 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
 def care_steps(decision: Decision) -> list[Node]:
     """The care the policy asks that is not given yet and that a clinician can give now
     (`Policy.steps` not met), never under a requirement an urgent route met says not to wait
-    for (more conservative care for a C6 patient)."""
+    for (more conservative care for a C6 patient), nor care the rules bar for this patient
+    (bars/4, `Decision.barred`: none of the conservative care contra-indicated now can be
+    documented that was not)."""
     policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
     met = {rid for rid, n in nodes.items() if n.status == "met"}
@@ -85,7 +87,16 @@ def care_steps(decision: Decision) -> list[Node]:
         if any(route in met for route in routes)
         for r in policy.below(rid)
     }
-    return [nodes[s] for s in policy.steps if s in nodes and nodes[s].status != "met" and s not in waiting]
+    return [
+        nodes[s]
+        for s in policy.steps
+        if s in nodes and nodes[s].status != "met" and s not in waiting and not _barred(decision, s)
+    ]
+
+
+def _barred(decision: Decision, step: str) -> bool:
+    test = decision.policy.requirements[step].test
+    return test is not None and test.field in decision.barred
 
 
 UNCONFIRMED = ("administrative", "earlier")

@@ -102,6 +102,7 @@ class WhatIf:
     advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
     urgent: Mapping[str, str] | None = None  # the decision's urgency (Decision.urgent_json)
+    to_settle: tuple[str, ...] = ()  # the answers that could settle the readings (Decision.to_settle)
 
     @property
     def robust(self) -> bool:
@@ -128,6 +129,7 @@ class WhatIf:
             "possible": list(self.possible),
             "counterfactuals": [[c.to_json() for c in changes] for changes in self.counterfactuals],
             "contested": [c.to_json() for c in self.contested],
+            "to_settle": list(self.to_settle),
         }
         if self.blocker is not None:
             result["cannot"] = self.blocker.to_json()
@@ -388,6 +390,7 @@ def weighed(
             blocker,
             decision.contested,
             urgent=decision.urgent_json(),
+            to_settle=decision.to_settle,
         )
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
     urgent = urgent_route(decision)
@@ -395,14 +398,26 @@ def weighed(
         safe = tuple(s for s in answer.counterfactuals if not any(c.caution and c.caution.met for c in s))
         answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
     if not answer.counterfactuals and decision.decision != "eligible":
-        answer = dataclasses.replace(answer, steps=_steps(policy, patient, decision))
-    return dataclasses.replace(answer, contested=decision.contested, urgent=decision.urgent_json())
+        answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision))
+    return dataclasses.replace(
+        answer, contested=decision.contested, urgent=decision.urgent_json(), to_settle=decision.to_settle
+    )
 
 
-def _steps(policy: Policy, patient: Patient, decision: Decision) -> tuple[Change, ...]:
+def _steps(rules: RuleSet, patient: Patient, decision: Decision) -> tuple[Change, ...]:
     """The care a clinician can give now (core.urgency.care_steps: an MSK assessment not yet
-    made), as changes of their fields."""
-    tests = [policy.requirements[n.id].test for n in care_steps(decision)]
+    made, never care the rules bar for the patient), as changes of their fields; one that a
+    domain assumption would bar were an unknown answer so (bars/4: documentation while it is
+    not known whether care is contra-indicated) holds only once it is known not to be."""
+    tests = [decision.policy.requirements[n.id].test for n in care_steps(decision)]
     return tuple(
-        Change(t.field, patient.values.get(t.field), t.value, "care") for t in tests if t is not None
+        Change(
+            t.field,
+            patient.values.get(t.field),
+            t.value,
+            "care",
+            unless=tuple((g, v) for _, x, g, v in rules.bars if x == t.field and g not in patient.values),
+        )
+        for t in tests
+        if t is not None
     )

@@ -25,6 +25,7 @@ from .wording import (
     CHANGE_KEY,
     after_refusal,
     cannot_words,
+    certain_words,
     conflict_words,
     contest_line,
     contested_summary,
@@ -425,12 +426,7 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
     if answer.decision == "eligible" and answer.robust:
         lines.append(Text("Already eligible under every reading: nothing needs to change."))
     elif answer.decision == "eligible":
-        lines.append(
-            Text(
-                "Eligible on the adopted reading only; no change to the record makes it certain: "
-                "ask the ICB to confirm the reading."
-            )
-        )
+        lines.append(Text(certain_words(answer, rules)))
     withheld = withheld_words(answer)
     if withheld:
         lines.append(Text(f"⚠ {withheld}", style="bold yellow"))

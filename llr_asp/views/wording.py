@@ -237,8 +237,39 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     cannot = f"{blocker.label} ({blocker.requirement}) cannot be met{because}."
     said = f"Under the adopted reading no change to the record can make the patient eligible: {cannot}"
     if not answer.robust:
-        said += " Another reading of the policy decides otherwise (see below): ask the ICB."
+        settle = settle_words(answer, rules)
+        said += " Another reading of the policy decides otherwise (see below): " + (
+            f"{settle} (find out first); if the reading stays open, ask the ICB."
+            if settle
+            else "ask the ICB."
+        )
     return said
+
+
+def certain_words(answer: WhatIf, rules: RuleSet) -> str:
+    """What makes an eligibility that rests on the adopted reading certain: the answers that could
+    settle the reading, as explain and the page list them (`to_settle`); only when there are none,
+    that no change to the record does and the ICB must confirm the reading."""
+    settle = settle_words(answer, rules)
+    if settle:
+        return (
+            f"Eligible on the adopted reading only; {settle} (find out first); if the reading stays "
+            "open, ask the ICB to confirm it."
+        )
+    return (
+        "Eligible on the adopted reading only; no change to the record makes it certain: "
+        "ask the ICB to confirm the reading."
+    )
+
+
+def settle_words(answer: WhatIf, rules: RuleSet) -> str | None:
+    """The answers that could settle the reading, named (`6 answers could settle the reading:
+    pain, pain persistent, …`); None when no answer can."""
+    if not answer.to_settle:
+        return None
+    count = len(answer.to_settle)
+    names = ", ".join(lower_first(rules.fields[f].name) for f in answer.to_settle)
+    return f"{count} answer{'s' if count != 1 else ''} could settle the reading: {names}"
 
 
 def withheld_words(answer: WhatIf) -> str | None:
