@@ -1123,4 +1123,12 @@ PLANTED = [
         "pain coded 'severe' shown as 'mild' is decided as severe",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "    if not isinstance(text, str):\n        return None\n",
+        "    if not isinstance(text, str):\n        return OLDEST\n",
+        "a form with no authored is ranked oldest: an older dated form decides, nothing said",
+        SEAMS,
+    ),
 ]

@@ -1184,3 +1184,38 @@ def test_a_coding_that_shows_another_answer_or_text_for_a_coded_item_is_refused(
     assert "expected a valueCoding" in str(error.value)
     response["item"][-1]["answer"] = [{"valueCoding": {"code": "severe", "display": "Severe"}}]
     assert validate(response, RULES, "qr").values["pain.severity"] == "severe"
+
+
+# -- the eleventh review's findings (the CDS Hooks path) -------------------------------------------
+@pytest.mark.parametrize("authored", [None, "yesterday", "2026-13-01"])
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_a_form_with_no_readable_date_is_never_ranked_below_a_dated_one(
+    client: TestClient, authored: str | None, newest_first: bool
+) -> None:
+    """Eleventh review, HIGH: a form with no `authored` (or one that does not parse) was ranked
+    oldest, so an older dated form decided: a plain info 'Meets ARP 55 criteria' that never named
+    the form set aside. It is now as new as the newest (as a form of the same day is): where the
+    two disagree it is a conflict, asked, and the card says a form had no readable date."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({"pain.severity": mild}, {})
+    undated = body["prefetch"]["answers"]["entry"][0]["resource"]
+    undated.pop("authored")
+    if authored is not None:
+        undated["authored"] = authored
+    if not newest_first:
+        body["prefetch"]["answers"]["entry"].reverse()
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on pain.severity"), card["summary"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.decision"] != "eligible"
+    assert "no readable date" in card["detail"]
+
+
+def test_a_form_authored_in_a_leap_second_is_dated(client: TestClient) -> None:
+    """Eleventh review, HIGH: `23:59:60` (a leap second, valid in FHIR) did not parse, so the
+    newer form was ranked oldest and the older one decided. It is the second before."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({"pain.severity": mild}, {})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = "2026-12-31T23:59:60Z"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible", card["summary"]
+    assert "given on 2026-12-31" in card["detail"] and "no readable date" not in card["detail"]

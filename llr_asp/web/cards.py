@@ -56,6 +56,7 @@ class Found:
     unreached: str | None = None
     order: str | None = None  # the order the card is about, `ServiceRequest/<id>`
     patient_given: bool = True  # the EHR's Patient was in the call (its sex compared with the answers)
+    undated: bool = False  # a form decided from gives no readable date (taken as new as the newest)
 
 
 def card(
@@ -126,6 +127,12 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
         said.append(f"Decided from the answers given on {found.authored[:10]}.")
     elif not found.answered:
         said.append("No answers to this procedure's questions were found: decided from the record alone.")
+    if found.undated:
+        said.append(
+            "**A form with these answers has no readable date** (its `authored` is missing or is no "
+            "date): it was taken as being as new as the newest, so where forms disagree the answer "
+            "is asked. Check when it was filled in."
+        )
     if found.other is not None:
         other = rules.policies.get(found.other)
         if other is not None:

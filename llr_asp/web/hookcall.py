@@ -11,7 +11,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is decided from the rest (the card says what could not be fetched), never "no answers".
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
-  and only among those for this policy's questionnaire (or the shared `all` one), read from
+  and only among those for this policy's questionnaire (or the shared `all` one; a form whose
+  date cannot be told is as new as the newest, never the older: the card says so), read from
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
   needed): answers given for another procedure (pain, function, radiology of another joint)
   are never used, and responses to other questionnaires are passed over.
@@ -41,6 +42,9 @@ HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
 PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
 """A FHIR dateTime given to the year or the month only."""
+LEAP_SECOND = re.compile(r"(T23:59:)60(?=[.Z+-]|$)")
+"""A leap second in a FHIR dateTime (its pattern allows 60), which Python's dates do not."""
+OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
 CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-clinical-use"
 """The code system of the sex parameter for clinical use: a coding in any other is not read."""
@@ -77,6 +81,7 @@ class Call:
     conflicts: tuple[Conflict, ...] = ()  # fields whose sources disagree
     filled: tuple[Stated, ...] = ()  # values the EHR's record gave that no answer did
     authored: str | None = None  # when the answers decided from were given
+    undated: bool = False  # a form decided from gives no readable date (as new as the newest)
     answered: bool = False  # whether answers for this procedure were found
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
@@ -132,7 +137,11 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
     valid = [(key, r) for key, r in responses if r.get("status") not in RETRACTED]
     # the newest finished form first, then drafts: a draft never outranks a finished form
-    valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), reverse=True)
+    # (a form whose date cannot be told ranks below the dated ones of its kind, yet counts as new
+    # as the newest: `_as_new`; never silently older than any)
+    valid.sort(
+        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), reverse=True
+    )
     # the family whose questionnaire each answers (any edition's form serves every edition)
     procedures = [_family(procedure_of(r), rules) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.family)]
@@ -141,13 +150,12 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     # the wrong joint), or llr-asp's questions answered on a form that names none of llr-asp's,
     # are said to be set aside; older ones, and responses to other questionnaires (the searches
     # find every recent response: a PHQ-9 asks none of llr-asp's questions), are passed over
-    newer = zip(valid[: valid.index(latest) if latest else None], procedures)
+    cut = valid.index(latest) if latest else len(valid)
+    newer = [
+        (r, named) for n, ((_, r), named) in enumerate(zip(valid, procedures)) if n < cut or not _dated(r)
+    ]
     other = next(
-        (
-            named or "unnamed"
-            for (_, r), named in newer
-            if named not in ("all", policy.family) and _asks(r, rules)
-        ),
+        (named or "unnamed" for r, named in newer if named not in ("all", policy.family) and _asks(r, rules)),
         None,
     )
     authored = latest[1].get("authored") if latest is not None else None
@@ -162,7 +170,8 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         record=record,
         conflicts=tuple(c for c in settled.conflicts if c.field in policy.fields()),  # what this policy asks
         filled=tuple(s for s in settled.filled if s.field in policy.fields()),  # what this policy asks
-        authored=authored if isinstance(authored, str) else None,
+        authored=authored if isinstance(authored, str) and latest is not None and _dated(latest[1]) else None,
+        undated=any(not _dated(r) and _as_new(r, ours[0][1]) for _, r in ours),
         patient_given=isinstance(patient, dict),
         answered=latest is not None,
         other=other,
@@ -273,12 +282,13 @@ def _asks(response: dict[str, Any], rules: RuleSet) -> bool:
 
 def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     """Whether `response` is as new as the newest: as finished, and authored at the same time, or
-    on the same day where either gives a date only. Two such forms both give every answer: where
+    on the same day where either gives a date only, or either's date cannot be told (none given,
+    or one that is no date: it may be the newest). Two such forms both give every answer: where
     they disagree it is a conflict, never the server's order deciding."""
     if (response.get("status") in FINAL) != (newest.get("status") in FINAL):
         return False
     one, other = _authored(response), _authored(newest)
-    if one == other:
+    if one is None or other is None or one == other:
         return True
     dated = [r.get("authored") for r in (response, newest)]
     # the coarsest date given (a year, a month or a day: FHIR's partial dates) decides alike
@@ -286,20 +296,26 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     return coarse is not None and one.date().isoformat()[:coarse] == other.date().isoformat()[:coarse]
 
 
-def _authored(response: dict[str, Any]) -> datetime.datetime:
-    """When a response was authored (the oldest possible time if it does not say); a year or a
-    month alone (FHIR's partial dateTime) is its first day."""
-    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+def _authored(response: dict[str, Any]) -> datetime.datetime | None:
+    """When a response was authored (None: it does not say, or says what is no date); a year or
+    a month alone (FHIR's partial dateTime) is its first day, a leap second (`23:59:60`, which
+    FHIR allows) the second before."""
     text = response.get("authored")
     if not isinstance(text, str):
-        return oldest
+        return None
     if PARTIAL_DATE.fullmatch(text):
         text = (text + "-01-01")[:10]
+    text = LEAP_SECOND.sub(r"\g<1>59", text)
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return oldest
+        return None
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def _dated(response: dict[str, Any]) -> bool:
+    """Whether a response says when it was authored, readably."""
+    return _authored(response) is not None
 
 
 def _elsewhere(
@@ -347,7 +363,7 @@ def _record(
         statements += answers(
             values,
             f"the {policy.reference} answers",
-            authored if isinstance(authored, str) else None,
+            authored if isinstance(authored, str) and _dated(response) else None,
             "answer" if every else "earlier",
         )
     subject: str | None = None
