@@ -1131,4 +1131,12 @@ PLANTED = [
         "a form with no authored is ranked oldest: an older dated form decides, nothing said",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "asp/sources.lp",
+        "unconfirmed(earlier; prefilled; administrative).",
+        "unconfirmed(earlier; administrative).",
+        "an answer the form filler prefilled from the EHR counts as the clinician's confirmation",
+        SEAMS,
+    ),
 ]

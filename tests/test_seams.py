@@ -52,6 +52,9 @@ SOURCES = [
         set(),
     ),
     ([("msk.assessed", True, "answer"), ("msk.assessed", 1, "clinical")], {}, {"msk.assessed"}, set()),
+    # an answer the form filler prefilled from the EHR is not a clinician's: filled, to confirm
+    ([("sex", "male", "prefilled")], {"sex": "male"}, set(), {"sex"}),
+    ([("sex", "male", "prefilled"), ("sex", "female", "administrative")], {}, {"sex"}, set()),
 ]
 
 
@@ -1219,3 +1222,33 @@ def test_a_form_authored_in_a_leap_second_is_dated(client: TestClient) -> None:
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "not_eligible", card["summary"]
     assert "given on 2026-12-31" in card["detail"] and "no readable date" not in card["detail"]
+
+
+DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
+
+
+def origin(code: str) -> list[dict[str, Any]]:
+    """Da Vinci DTR's information-origin extension of an item: `auto` (pre-filled from the EHR,
+    left as it was), `override` (pre-filled, then changed) or `manual`."""
+    return [{"url": DTR_ORIGIN, "extension": [{"url": "source", "valueCode": code}]}]
+
+
+@pytest.mark.parametrize(("code", "confirmed"), [("auto", False), ("override", True), ("manual", True)])
+def test_an_answer_the_form_filler_prefilled_is_not_the_clinicians(
+    client: TestClient, code: str, confirmed: bool
+) -> None:
+    """Eleventh review, MEDIUM: the DTR form filler's answer pre-filled from the EHR and left as
+    it was (`auto`) counted as the clinician's: 'Meets ARP 55 criteria', info, robust, on the
+    EHR's administrative gender alone. It is a value no one confirmed: named, to confirm."""
+    body = call("route-c1-pain", "male")
+    for item in body["prefetch"]["answers"]["entry"][0]["resource"]["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = origin(code)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    if confirmed:
+        assert (card["summary"], card["indicator"]) == ("Meets ARP 55 criteria", "info")
+        return
+    assert card["summary"].startswith("Sex from the ARP 55 answers pre-filled from the EHR"), card["summary"]
+    assert "confirm. Meets ARP 55 criteria" in card["summary"] and card["indicator"] == "warning"
+    assert card["extension"]["llr-asp.robust"] is False
+    assert "sex" in [f["field"] for f in card["extension"]["llr-asp.filled"]]

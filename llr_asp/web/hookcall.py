@@ -16,9 +16,11 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
   needed): answers given for another procedure (pain, function, radiology of another joint)
   are never used, and responses to other questionnaires are passed over.
-- Each value keeps its source (`core/sources.py`): the answers, and the Patient's sex for
-  clinical use or administrative gender. Two sources that disagree make a conflict (unknown
-  for the decision, named on the card), never one silently winning.
+- Each value keeps its source (`core/sources.py`): the answers (an answer the form filler
+  pre-filled from the EHR and no one changed, DTR's information-origin `auto`, is the EHR's,
+  to confirm), and the Patient's sex for clinical use or administrative gender. Two sources
+  that disagree make a conflict (unknown for the decision, named on the card), never one
+  silently winning.
 - `fhirServer` with `fhirAuthorization` (a bearer token) lets the service fetch what the
   prefetch lacks itself (`prefetch.py`); the token is never logged or echoed.
 """
@@ -32,7 +34,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.documents import RETRACTED, is_response, patient_document, procedure_of, shaped, validate
+from ..core.documents import (
+    RETRACTED,
+    is_response,
+    patient_document,
+    prefilled,
+    procedure_of,
+    shaped,
+    validate,
+)
 from ..core.errors import InputError
 from ..core.patient import nested
 from ..core.ruleset import Policy, RuleSet
@@ -351,20 +361,23 @@ def _record(
     for index, (key, response) in enumerate(responses):  # newest first
         given = validate(patient_document(response, rules, f"prefetch.{key}"), rules, f"prefetch.{key}")
         every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
-        read.append((response, given.values, every))
-    answered_now = {f for _, values, every in read if every for f in values}
-    for response, values, every in read:
+        read.append((response, given.values, every, prefilled(response, rules)))
+    # what a clinician answered now (a value the form filler prefilled from the EHR is not)
+    answered_now = {f for _, values, every, auto in read if every for f in values if f not in auto}
+    for response, values, every, auto in read:
         if not every:  # an older form's facts only where the newest is blank: named, to confirm
             # (a later answer supersedes: the knee's compartments spread, a contra-indication ends)
             values = {
                 f: v for f, v in values.items() if rules.fields[f].kind == "fact" and f not in answered_now
             }
         authored = response.get("authored")
+        date = authored if isinstance(authored, str) and _dated(response) else None
+        mine = {f: v for f, v in values.items() if not every or f not in auto}
+        statements += answers(mine, f"the {policy.reference} answers", date, "answer" if every else "earlier")
+        # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
+        theirs = {f: v for f, v in values.items() if every and f in auto}
         statements += answers(
-            values,
-            f"the {policy.reference} answers",
-            authored if isinstance(authored, str) and _dated(response) else None,
-            "answer" if every else "earlier",
+            theirs, f"the {policy.reference} answers pre-filled from the EHR", date, "prefilled"
         )
     subject: str | None = None
     if patient is not None and patient.get("resourceType") == "Patient" and "sex" in rules.fields:
