@@ -1139,4 +1139,12 @@ PLANTED = [
         "an answer the form filler prefilled from the EHR counts as the clinician's confirmation",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        '    if patient is not None and not failed and patient.get("resourceType") != "Patient":',
+        "    if False:",
+        "a Bundle sent as the prefetch's Patient counts as sent: the sex silently never compared",
+        SEAMS,
+    ),
 ]

@@ -1252,3 +1252,21 @@ def test_an_answer_the_form_filler_prefilled_is_not_the_clinicians(
     assert "confirm. Meets ARP 55 criteria" in card["summary"] and card["indicator"] == "warning"
     assert card["extension"]["llr-asp.robust"] is False
     assert "sex" in [f["field"] for f in card["extension"]["llr-asp.filled"]]
+
+
+def test_a_prefetch_patient_that_is_not_a_patient_is_not_compared(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: a Bundle holding a female Patient in `prefetch.patient` was
+    passed over in silence and counted as sent: the answered male decided a plain info 'Meets'."""
+    body = call("route-c1-pain", "female")
+    woman = body["prefetch"]["patient"]
+    body["prefetch"]["patient"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": woman}],
+    }
+    for item in body["prefetch"]["answers"]["entry"][0]["resource"]["item"]:
+        if item["linkId"] == "sex":
+            item["answer"] = [{"valueCoding": {"code": "male"}}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning", card["summary"]
+    assert "the sex was not compared with the EHR's" in card["detail"] and "not a Patient" in card["detail"]

@@ -57,6 +57,7 @@ class Found:
     order: str | None = None  # the order the card is about, `ServiceRequest/<id>`
     patient_given: bool = True  # the EHR's Patient was in the call (its sex compared with the answers)
     undated: bool = False  # a form decided from gives no readable date (taken as new as the newest)
+    not_patient: str | None = None  # what the call sent as its Patient that is not one (not read)
 
 
 def card(
@@ -150,8 +151,11 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
     if found.unreached:
         said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
     if unchecked:
+        sent = (
+            f" (the prefetch's `patient` is {found.not_patient}, not a Patient)" if found.not_patient else ""
+        )
         said.append(
-            "**The EHR's Patient record was not sent: the sex was not compared with the EHR's.** "
+            f"**The EHR's Patient record was not sent{sent}: the sex was not compared with the EHR's.** "
             "Check it there before you rely on this card."
         )
     return "".join(f"{s}\n\n" for s in said)

@@ -201,7 +201,14 @@ async def hook(request: Request, service: str) -> JSON:
         # the edition in force on the record's referral date, else today (the call's date)
         [decision] = held.interviewer.decide(patient, held.interviewer.chosen(patient, policy.family))
         found = Found(
-            call.answered, call.authored, call.other, unreached, call.order, call.patient_given, call.undated
+            call.answered,
+            call.authored,
+            call.other,
+            unreached,
+            call.order,
+            call.patient_given,
+            call.undated,
+            call.not_patient,
         )
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)

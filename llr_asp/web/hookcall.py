@@ -4,6 +4,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
 - Which orders count: every draft order for `order-sign`; for `order-select`, only the newly
   selected ones (`context.selections`, `ResourceType/id`): an order drafted earlier in the
   session does not get its card again on every selection.
+- A prefetch `patient` that is not a Patient resource (a Bundle holding one) is not read: not
+  sent, so the sex is not compared, and the card says so; never counted as compared.
 - The prefetch must be about the hook's own patient (`context.patientId`): a Patient or a
   QuestionnaireResponse about someone else is never decided from (the card says the prefetch
   is inconsistent).
@@ -96,6 +98,7 @@ class Call:
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
     patient_given: bool = True  # the prefetch holds the Patient (its sex compared with the answers)
+    not_patient: str | None = None  # the resourceType sent as `patient` that is no Patient (not read)
 
 
 def _family(named: str | None, rules: RuleSet) -> str | None:
@@ -134,9 +137,14 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     if not ordered or len(absent) == len(KEYS):
         return base
     patient = prefetch.get("patient")
+    not_patient = None
     if patient is not None:
         _shaped(patient, dict, "prefetch.patient", "a Patient resource")
     failed = [key for key in KEYS if _failed(prefetch.get(key), key)]
+    if patient is not None and not failed and patient.get("resourceType") != "Patient":
+        # (a Bundle holding a Patient, or any other resource): not read, so not sent, and said
+        kind = patient.get("resourceType")
+        not_patient, patient = (f"`{kind}`" if isinstance(kind, str) and kind else "no resource"), None
     if failed:
         return dataclasses.replace(base, prefetched=True, unfetched=" and ".join(failed))
     responses: list[tuple[str, dict[str, Any]]] = []
@@ -183,6 +191,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         authored=authored if isinstance(authored, str) and latest is not None and _dated(latest[1]) else None,
         undated=any(not _dated(r) and _as_new(r, ours[0][1]) for _, r in ours),
         patient_given=isinstance(patient, dict),
+        not_patient=not_patient,
         answered=latest is not None,
         other=other,
     )
