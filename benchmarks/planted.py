@@ -1147,4 +1147,12 @@ PLANTED = [
         "a Bundle sent as the prefetch's Patient counts as sent: the sex silently never compared",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cds.py",
+        "    unseen = tuple(key for key in ANSWER_KEYS if key in call.absent)",
+        "    unseen = tuple(key for key in ANSWER_KEYS if key in call.absent and call.access is not None)",
+        "an answer search the EHR did not send is never named: the card decides from the other as if all",
+        SEAMS,
+    ),
 ]

@@ -194,6 +194,7 @@ def test_the_newest_answers_decide(client: TestClient, newest_first: bool) -> No
 # -- hazard 4: a partial prefetch gets a card ----------------------------------------------------
 def test_a_patient_alone_settles_what_it_can(client: TestClient) -> None:
     body = call(None, "female")
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # a Patient alone
     body["hook"] = "order-sign"
     body["context"].pop("selections")
     body["fhirServer"] = "https://127.0.0.1:9/fhir"  # nothing listens: the answers cannot be fetched
@@ -1270,3 +1271,31 @@ def test_a_prefetch_patient_that_is_not_a_patient_is_not_compared(client: TestCl
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["indicator"] == "warning", card["summary"]
     assert "the sex was not compared with the EHR's" in card["detail"] and "not a Patient" in card["detail"]
+
+
+@pytest.mark.parametrize("unsent", ["answers", "adaptiveAnswers"])
+def test_answers_the_prefetch_did_not_send_are_named(client: TestClient, unsent: str) -> None:
+    """Eleventh review, MEDIUM: a prefetch without one of the answer keys discovery declares (not
+    null: absent, so the EHR did not look) was decided from the other as if it were all, a plain
+    info card: a newer form could be in the search not sent."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["adaptiveAnswers"] = body["prefetch"]["answers"]
+    body["prefetch"].pop(unsent)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
+    assert f"`{unsent}`" in card["detail"] and "not sent" in card["detail"], card["detail"][:300]
+    assert "not sent" in card["summary"], card["summary"]
+
+
+def test_answers_the_fhir_server_could_not_give_are_never_a_plain_card() -> None:
+    """Eleventh review, MEDIUM: the same when the service tried to fetch the missing key from
+    `fhirServer` and could not: the card names it and is neither info nor robust."""
+    from llr_asp.web import cards
+
+    record = json.loads(EXAMPLE.read_text())
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.decision == "eligible" and decision.robust
+    found = cards.Found(unreached="adaptiveAnswers", unseen=("adaptiveAnswers",))
+    said = cards.card(decision, RULES, "http://testserver", found)
+    assert said["indicator"] == "warning" and said["extension"]["llr-asp.robust"] is False
+    assert said["summary"].startswith("adaptiveAnswers not fetched") and "`adaptiveAnswers`" in said["detail"]

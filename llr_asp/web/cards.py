@@ -5,8 +5,11 @@ which feedback names), no null or empty element (the specification prohibits the
 extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` keys):
 
 - `llr-asp.decision`: the adopted decision (eligible, not_eligible, undetermined);
-- `llr-asp.robust`: whether every clinical reading of the policy and every source agree, and
-  the decision rests on no value no one confirmed (the administrative gender, an older form's);
+- `llr-asp.robust`: whether every clinical reading of the policy and every source agree, the
+  decision rests on no value no one confirmed (the administrative gender, an older form's, a
+  pre-filled answer), and every answer search the service declares was seen (an absent
+  prefetch key not fetched: forms not seen may change it; the receipt's `robust` is the
+  decision's from the answers it hashes);
 - `llr-asp.possible`: the decisions some combination of the readings, a disputed field's
   values or the unconfirmed values left unknown reach;
 - `llr-asp.filled`: values only the EHR or an older form gave, each with its source and date;
@@ -58,6 +61,7 @@ class Found:
     patient_given: bool = True  # the EHR's Patient was in the call (its sex compared with the answers)
     undated: bool = False  # a form decided from gives no readable date (taken as new as the newest)
     not_patient: str | None = None  # what the call sent as its Patient that is not one (not read)
+    unseen: tuple[str, ...] = ()  # answer keys declared, absent and not fetched: forms not seen
 
 
 def card(
@@ -68,11 +72,11 @@ def card(
     policy = decision.policy
     summary, indicator = _summary(decision, rules, found)
     unchecked = not found.patient_given and "sex" in policy.fields()  # no EHR sex to compare with
-    if unchecked and indicator == "info":
+    if (unchecked or found.unseen) and indicator == "info":
         indicator = "warning"
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
-        f"{NAMESPACE}robust": decision.robust,
+        f"{NAMESPACE}robust": decision.robust and not found.unseen,  # forms not seen may change it
         f"{NAMESPACE}possible": list(decision.possible),
         f"{NAMESPACE}missing": list(decision.missing),
         f"{NAMESPACE}to-settle": list(decision.to_settle),
@@ -148,8 +152,20 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
                 "(or the shared one) were set aside: they may be about another joint. Answer this "
                 "procedure's questions."
             )
+    unseen = " and ".join(f"`{key}`" for key in found.unseen)
     if found.unreached:
         said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
+    elif found.unseen:
+        were = "were" if len(found.unseen) > 1 else "was"
+        said.append(
+            f"**The prefetch {unseen} {were} not sent:** absent, not empty, so the EHR did not "
+            "search there, and no FHIR server was given to fetch from."
+        )
+    if found.unseen:
+        said.append(
+            f"What {unseen} would have found (a newer form, one from the EHR's form filler) was "
+            "not seen: check the patient's forms in the EHR before you rely on this card."
+        )
     if unchecked:
         sent = (
             f" (the prefetch's `patient` is {found.not_patient}, not a Patient)" if found.not_patient else ""
@@ -184,12 +200,17 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
         if not found.answered:
             looked = "the EHR's answers could not be read" if found.unreached else "no answers found"
+            if found.unseen and not found.unreached:
+                looked += f", {' and '.join(found.unseen)} not sent"
             summary = f"{policy.reference}: {looked}; answer the {policy.reference} questions"
         if decision.contested:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
+    if found.unseen and found.answered:  # decided from some forms; others were not seen
+        how = "fetched" if found.unreached else "sent"
+        summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"
     unconfirmed = decision.doubted
     if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
         said = "; ".join(f"{rules.fields[s.field].name} from {source_words(s)}" for s in unconfirmed)
