@@ -1155,4 +1155,12 @@ PLANTED = [
         "an answer search the EHR did not send is never named: the card decides from the other as if all",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        '    ours = [found for found in ours if found[1].get("status") in FINAL]\n',
+        "",
+        "a form still in progress decides a plain 'Meets' when no finished form exists",
+        SEAMS,
+    ),
 ]

@@ -1299,3 +1299,20 @@ def test_answers_the_fhir_server_could_not_give_are_never_a_plain_card() -> None
     said = cards.card(decision, RULES, "http://testserver", found)
     assert said["indicator"] == "warning" and said["extension"]["llr-asp.robust"] is False
     assert said["summary"].startswith("adaptiveAnswers not fetched") and "`adaptiveAnswers`" in said["detail"]
+
+
+def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: a form still in progress, the only one, decided a plain info
+    'Meets ARP 55 criteria' with nothing saying it came from a draft; the documentation said a
+    form still in progress is not yet an answer. It is set aside, and the card says so."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] != "eligible" and card["indicator"] == "warning"
+    assert "in progress" in card["summary"] and "still in progress" in card["detail"], card["summary"]
+    # a newer draft beside an older finished form: the finished one decides, the draft is named
+    body = two_responses({"pain.severity": {"valueCoding": {"code": "mild"}}}, {})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
+    assert "still in progress" in card["detail"] and card["indicator"] == "warning"

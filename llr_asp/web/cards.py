@@ -62,6 +62,7 @@ class Found:
     undated: bool = False  # a form decided from gives no readable date (taken as new as the newest)
     not_patient: str | None = None  # what the call sent as its Patient that is not one (not read)
     unseen: tuple[str, ...] = ()  # answer keys declared, absent and not fetched: forms not seen
+    draft: bool = False  # a form still in progress set aside (the only one, or newer than the newest)
 
 
 def card(
@@ -72,7 +73,7 @@ def card(
     policy = decision.policy
     summary, indicator = _summary(decision, rules, found)
     unchecked = not found.patient_given and "sex" in policy.fields()  # no EHR sex to compare with
-    if (unchecked or found.unseen) and indicator == "info":
+    if (unchecked or found.unseen or found.draft) and indicator == "info":
         indicator = "warning"
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
@@ -130,8 +131,20 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
     said = []
     if found.authored:
         said.append(f"Decided from the answers given on {found.authored[:10]}.")
+    elif not found.answered and found.draft:
+        said.append(
+            "**The only answers to this procedure's questions are in a form still in progress:** a "
+            "form still in progress is not yet an answer, so it was set aside and this card was "
+            "decided from the record alone. Finish the form in the EHR, then order again."
+        )
     elif not found.answered:
         said.append("No answers to this procedure's questions were found: decided from the record alone.")
+    if found.answered and found.draft:
+        said.append(
+            "**A newer form for this procedure is still in progress:** it was set aside (a form "
+            "still in progress is not yet an answer). If it changes these answers, finish it in the "
+            "EHR, then order again."
+        )
     if found.undated:
         said.append(
             "**A form with these answers has no readable date** (its `authored` is missing or is no "
@@ -198,7 +211,10 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     else:
         count = len(decision.missing)
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
-        if not found.answered:
+        if not found.answered and found.draft:
+            drafted = "the answers are in a form still in progress; finish it, then order again"
+            summary = f"{policy.reference}: {drafted}"
+        elif not found.answered:
             looked = "the EHR's answers could not be read" if found.unreached else "no answers found"
             if found.unseen and not found.unreached:
                 looked += f", {' and '.join(found.unseen)} not sent"
@@ -208,6 +224,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
+    if found.draft and found.answered:
+        summary = f"A newer form is still in progress. {summary}"
     if found.unseen and found.answered:  # decided from some forms; others were not seen
         how = "fetched" if found.unreached else "sent"
         summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"

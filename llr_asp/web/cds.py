@@ -215,6 +215,7 @@ async def hook(request: Request, service: str) -> JSON:
             call.undated,
             call.not_patient,
             unseen,
+            call.draft,
         )
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)

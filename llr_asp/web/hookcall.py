@@ -14,7 +14,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
   and only among those for this policy's questionnaire (or the shared `all` one; a form whose
-  date cannot be told is as new as the newest, never the older: the card says so), read from
+  date cannot be told is as new as the newest, never the older: the card says so; a form
+  still in progress is not yet an answer: set aside, and the card says so), read from
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
   needed): answers given for another procedure (pain, function, radiology of another joint)
   are never used, and responses to other questionnaires are passed over.
@@ -63,7 +64,7 @@ CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-c
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
-FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) decides only where none is
+FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) is not yet an answer
 KEYS = ("patient", *ANSWER_KEYS)
 """The prefetch keys of every service (their templates: `prefetch.py`)."""
 
@@ -94,6 +95,7 @@ class Call:
     filled: tuple[Stated, ...] = ()  # values the EHR's record gave that no answer did
     authored: str | None = None  # when the answers decided from were given
     undated: bool = False  # a form decided from gives no readable date (as new as the newest)
+    draft: bool = False  # a form for this procedure still in progress, not older than the newest finished
     answered: bool = False  # whether answers for this procedure were found
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
@@ -154,7 +156,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
     valid = [(key, r) for key, r in responses if r.get("status") not in RETRACTED]
-    # the newest finished form first, then drafts: a draft never outranks a finished form
+    # the newest finished form first, then drafts (set aside below: never decided from)
     # (a form whose date cannot be told ranks below the dated ones of its kind, yet counts as new
     # as the newest: `_as_new`; never silently older than any)
     valid.sort(
@@ -163,7 +165,11 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     # the family whose questionnaire each answers (any edition's form serves every edition)
     procedures = [_family(procedure_of(r), rules) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.family)]
+    # a form still in progress is not yet an answer: set aside, and said where it may be newer
+    drafts = [r for _, r in ours if r.get("status") not in FINAL]
+    ours = [found for found in ours if found[1].get("status") in FINAL]
     latest = ours[0] if ours else None
+    draft = any(latest is None or not _older(d, latest[1]) for d in drafts)
     # answers to another policy's questions given since this one's newest (the form filled for
     # the wrong joint), or llr-asp's questions answered on a form that names none of llr-asp's,
     # are said to be set aside; older ones, and responses to other questionnaires (the searches
@@ -192,6 +198,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         undated=any(not _dated(r) and _as_new(r, ours[0][1]) for _, r in ours),
         patient_given=isinstance(patient, dict),
         not_patient=not_patient,
+        draft=draft,
         answered=latest is not None,
         other=other,
     )
@@ -330,6 +337,12 @@ def _authored(response: dict[str, Any]) -> datetime.datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def _older(response: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether `response` was certainly authored before `other` (both readably dated)."""
+    one, two = _authored(response), _authored(other)
+    return one is not None and two is not None and one < two
 
 
 def _dated(response: dict[str, Any]) -> bool:
