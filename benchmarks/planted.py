@@ -728,8 +728,10 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '    valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), '
-        "reverse=True)\n",
+        "    valid.sort(\n"
+        '        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), '
+        "reverse=True\n"
+        "    )\n",
         "",
         "the first response in the bundle decides, not the newest",
         SEAMS,
@@ -958,8 +960,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '"answer" if every else "earlier",',
-        '"answer",',
+        '"answer" if every else "earlier")',
+        '"answer")',
         "an older form's fact stands as an answer given now, unnamed",
         SEAMS,
     ),
