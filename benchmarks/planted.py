@@ -728,8 +728,10 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '    valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), '
-        "reverse=True)\n",
+        "    valid.sort(\n"
+        '        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), '
+        "reverse=True\n"
+        "    )\n",
         "",
         "the first response in the bundle decides, not the newest",
         SEAMS,
@@ -958,8 +960,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '"answer" if every else "earlier",',
-        '"answer",',
+        '"answer" if every else "earlier")',
+        '"answer")',
         "an older form's fact stands as an answer given now, unnamed",
         SEAMS,
     ),
@@ -1225,6 +1227,46 @@ PLANTED = [
         "    settle = settle_words(answer, rules)\n    if settle:\n",
         "    settle = settle_words(answer, rules)\n    if not settle:\n",
         "the terminal's what-if names answers to settle only when there are none",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "    if not isinstance(text, str):\n        return None\n",
+        "    if not isinstance(text, str):\n        return OLDEST\n",
+        "a form with no authored is ranked oldest: an older dated form decides, nothing said",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "asp/sources.lp",
+        "unconfirmed(earlier; prefilled; administrative).",
+        "unconfirmed(earlier; administrative).",
+        "an answer the form filler prefilled from the EHR counts as the clinician's confirmation",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        '    if patient is not None and not failed and patient.get("resourceType") != "Patient":',
+        "    if False:",
+        "a Bundle sent as the prefetch's Patient counts as sent: the sex silently never compared",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/cds.py",
+        "    unseen = tuple(key for key in ANSWER_KEYS if key in call.absent)",
+        "    unseen = tuple(key for key in ANSWER_KEYS if key in call.absent and call.access is not None)",
+        "an answer search the EHR did not send is never named: the card decides from the other as if all",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        '    ours = [found for found in ours if found[1].get("status") in FINAL]\n',
+        "",
+        "a form still in progress decides a plain 'Meets' when no finished form exists",
         SEAMS,
     ),
 ]

@@ -121,8 +121,13 @@ def agrees(item: dict[str, Any], gender: str | None) -> bool:
 
 
 def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
-    """An order-select call as an EHR sends it: a draft ServiceRequest, and the prefetch."""
-    prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": "pat-1", "gender": gender}}
+    """An order-select call as an EHR sends it: a draft ServiceRequest, and the prefetch of every
+    template discovery declares (null: the search found nothing)."""
+    prefetch: dict[str, Any] = {
+        "patient": {"resourceType": "Patient", "id": "pat-1", "gender": gender},
+        "answers": None,
+        "adaptiveAnswers": None,
+    }
     if example is not None:
         response = {
             "resourceType": "QuestionnaireResponse",

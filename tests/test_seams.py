@@ -53,6 +53,9 @@ SOURCES = [
         set(),
     ),
     ([("msk.assessed", True, "answer"), ("msk.assessed", 1, "clinical")], {}, {"msk.assessed"}, set()),
+    # an answer the form filler prefilled from the EHR is not a clinician's: filled, to confirm
+    ([("sex", "male", "prefilled")], {"sex": "male"}, set(), {"sex"}),
+    ([("sex", "male", "prefilled"), ("sex", "female", "administrative")], {}, {"sex"}, set()),
 ]
 
 
@@ -192,6 +195,7 @@ def test_the_newest_answers_decide(client: TestClient, newest_first: bool) -> No
 # -- hazard 4: a partial prefetch gets a card ----------------------------------------------------
 def test_a_patient_alone_settles_what_it_can(client: TestClient) -> None:
     body = call(None, "female")
+    body["prefetch"] = {"patient": body["prefetch"]["patient"]}  # a Patient alone
     body["hook"] = "order-sign"
     body["context"].pop("selections")
     body["fhirServer"] = "https://127.0.0.1:9/fhir"  # nothing listens: the answers cannot be fetched
@@ -1342,3 +1346,131 @@ def test_months_in_ucum_with_a_unit_that_says_months_are_read(quantity: dict[str
         "item": answered("conservative.months", {"valueQuantity": quantity}),
     }
     assert validate(response, RULES, "qr").values["conservative.months"] == 10
+
+
+# -- the eleventh review's findings (the CDS Hooks path) -------------------------------------------
+@pytest.mark.parametrize("authored", [None, "yesterday", "2026-13-01"])
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_a_form_with_no_readable_date_is_never_ranked_below_a_dated_one(
+    client: TestClient, authored: str | None, newest_first: bool
+) -> None:
+    """Eleventh review, HIGH: a form with no `authored` (or one that does not parse) was ranked
+    oldest, so an older dated form decided: a plain info 'Meets ARP 55 criteria' that never named
+    the form set aside. It is now as new as the newest (as a form of the same day is): where the
+    two disagree it is a conflict, asked, and the card says a form had no readable date."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({"pain.severity": mild}, {})
+    undated = body["prefetch"]["answers"]["entry"][0]["resource"]
+    undated.pop("authored")
+    if authored is not None:
+        undated["authored"] = authored
+    if not newest_first:
+        body["prefetch"]["answers"]["entry"].reverse()
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on pain.severity"), card["summary"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.decision"] != "eligible"
+    assert "no readable date" in card["detail"]
+
+
+def test_a_form_authored_in_a_leap_second_is_dated(client: TestClient) -> None:
+    """Eleventh review, HIGH: `23:59:60` (a leap second, valid in FHIR) did not parse, so the
+    newer form was ranked oldest and the older one decided. It is the second before."""
+    mild = {"valueCoding": {"code": "mild"}}
+    body = two_responses({"pain.severity": mild}, {})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = "2026-12-31T23:59:60Z"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "not_eligible", card["summary"]
+    assert "given on 2026-12-31" in card["detail"] and "no readable date" not in card["detail"]
+
+
+DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
+
+
+def origin(code: str) -> list[dict[str, Any]]:
+    """Da Vinci DTR's information-origin extension of an item: `auto` (pre-filled from the EHR,
+    left as it was), `override` (pre-filled, then changed) or `manual`."""
+    return [{"url": DTR_ORIGIN, "extension": [{"url": "source", "valueCode": code}]}]
+
+
+@pytest.mark.parametrize(("code", "confirmed"), [("auto", False), ("override", True), ("manual", True)])
+def test_an_answer_the_form_filler_prefilled_is_not_the_clinicians(
+    client: TestClient, code: str, confirmed: bool
+) -> None:
+    """Eleventh review, MEDIUM: the DTR form filler's answer pre-filled from the EHR and left as
+    it was (`auto`) counted as the clinician's: 'Meets ARP 55 criteria', info, robust, on the
+    EHR's administrative gender alone. It is a value no one confirmed: named, to confirm."""
+    body = call("route-c1-pain", "male")
+    for item in body["prefetch"]["answers"]["entry"][0]["resource"]["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = origin(code)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    if confirmed:
+        assert (card["summary"], card["indicator"]) == ("Meets ARP 55 criteria", "info")
+        return
+    assert card["summary"].startswith("Sex from the ARP 55 answers pre-filled from the EHR"), card["summary"]
+    assert "confirm. Meets ARP 55 criteria" in card["summary"] and card["indicator"] == "warning"
+    assert card["extension"]["llr-asp.robust"] is False
+    assert "sex" in [f["field"] for f in card["extension"]["llr-asp.filled"]]
+
+
+def test_a_prefetch_patient_that_is_not_a_patient_is_not_compared(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: a Bundle holding a female Patient in `prefetch.patient` was
+    passed over in silence and counted as sent: the answered male decided a plain info 'Meets'."""
+    body = call("route-c1-pain", "female")
+    woman = body["prefetch"]["patient"]
+    body["prefetch"]["patient"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": woman}],
+    }
+    for item in body["prefetch"]["answers"]["entry"][0]["resource"]["item"]:
+        if item["linkId"] == "sex":
+            item["answer"] = [{"valueCoding": {"code": "male"}}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning", card["summary"]
+    assert "the sex was not compared with the EHR's" in card["detail"] and "not a Patient" in card["detail"]
+
+
+@pytest.mark.parametrize("unsent", ["answers", "adaptiveAnswers"])
+def test_answers_the_prefetch_did_not_send_are_named(client: TestClient, unsent: str) -> None:
+    """Eleventh review, MEDIUM: a prefetch without one of the answer keys discovery declares (not
+    null: absent, so the EHR did not look) was decided from the other as if it were all, a plain
+    info card: a newer form could be in the search not sent."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["adaptiveAnswers"] = body["prefetch"]["answers"]
+    body["prefetch"].pop(unsent)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
+    assert f"`{unsent}`" in card["detail"] and "not sent" in card["detail"], card["detail"][:300]
+    assert "not sent" in card["summary"], card["summary"]
+
+
+def test_answers_the_fhir_server_could_not_give_are_never_a_plain_card() -> None:
+    """Eleventh review, MEDIUM: the same when the service tried to fetch the missing key from
+    `fhirServer` and could not: the card names it and is neither info nor robust."""
+    from llr_asp.web import cards
+
+    record = json.loads(EXAMPLE.read_text())
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.decision == "eligible" and decision.robust
+    found = cards.Found(unreached="adaptiveAnswers", unseen=("adaptiveAnswers",))
+    said = cards.card(decision, RULES, "http://testserver", found)
+    assert said["indicator"] == "warning" and said["extension"]["llr-asp.robust"] is False
+    assert said["summary"].startswith("adaptiveAnswers not fetched") and "`adaptiveAnswers`" in said["detail"]
+
+
+def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> None:
+    """Eleventh review, MEDIUM: a form still in progress, the only one, decided a plain info
+    'Meets ARP 55 criteria' with nothing saying it came from a draft; the documentation said a
+    form still in progress is not yet an answer. It is set aside, and the card says so."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] != "eligible" and card["indicator"] == "warning"
+    assert "in progress" in card["summary"] and "still in progress" in card["detail"], card["summary"]
+    # a newer draft beside an older finished form: the finished one decides, the draft is named
+    body = two_responses({"pain.severity": {"valueCoding": {"code": "mild"}}}, {})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
+    assert "still in progress" in card["detail"] and card["indicator"] == "warning"

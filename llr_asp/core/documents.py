@@ -204,6 +204,42 @@ def patient_document(response: dict[str, Any], rules: RuleSet, source: str) -> d
     return document
 
 
+INFORMATION_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
+"""Da Vinci DTR's extension on an answered item saying where its answer came from: its `source`
+is `auto` (pre-populated from the EHR, left as it was), `override` (pre-populated, then changed
+by the user) or `manual`."""
+
+
+def prefilled(response: dict[str, Any], rules: RuleSet) -> frozenset[str]:
+    """The fields whose answer a form filler pre-populated from the EHR and no one changed (DTR's
+    information-origin `auto`, on the item or on its answer): the EHR's value, not a clinician's
+    confirmation."""
+    items = response.get("item")
+    found: set[str] = set()
+    for (_, entry), answers in _flattened(items if isinstance(items, list) else [], "item", rules.fields):
+        link = entry.get("linkId") if isinstance(entry, dict) else None
+        if (
+            isinstance(link, str)
+            and link in rules.fields
+            and any(_origin(p) == "auto" for p in (entry, *answers))
+        ):
+            found.add(link)
+    return frozenset(found)
+
+
+def _origin(element: Any) -> str | None:
+    """The `source` code of an element's information-origin extension, if it has one."""
+    extensions = element.get("extension") if isinstance(element, dict) else None
+    for extension in extensions if isinstance(extensions, list) else []:
+        if isinstance(extension, dict) and extension.get("url") == INFORMATION_ORIGIN:
+            parts = extension.get("extension")
+            for part in parts if isinstance(parts, list) else []:
+                if isinstance(part, dict) and part.get("url") == "source":
+                    code = part.get("valueCode")
+                    return code if isinstance(code, str) else None
+    return None
+
+
 def answer_entries(
     items: list[Any], where: str, fields: Collection[str]
 ) -> list[tuple[tuple[str, Any], list[Any]]]:

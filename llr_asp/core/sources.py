@@ -21,11 +21,32 @@ import clingo
 
 from .ruleset import Value, engine_file
 
-KINDS = ("answer", "earlier", "clinical", "administrative")
-"""The kinds of source: the clinician's answer (a record, a form, a QuestionnaireResponse); an
-answer given on an older form that the newest leaves blank (a fact: it still counts, but no
-answer for this referral confirms it); the clinical system's record for clinical use; its
-administrative record."""
+
+def _declared() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The kinds of source asp/sources.lp declares (source_kind/1), and those that never confirm
+    a value for this referral (unconfirmed/1), in the order declared."""
+    control = clingo.Control(["--warn=none"])
+    control.load(engine_file("sources.lp"))
+    control.ground([("base", [])])
+    kinds: list[str] = []
+    unconfirmed: list[str] = []
+    with control.solve(yield_=True) as models:
+        for model in models:
+            for atom in model.symbols(shown=True):
+                if atom.name == "source_kind":
+                    kinds.append(atom.arguments[0].name)
+                elif atom.name == "unconfirmed":
+                    unconfirmed.append(atom.arguments[0].name)
+    return tuple(kinds), tuple(unconfirmed)
+
+
+KINDS, UNCONFIRMED = _declared()
+"""The kinds of source (asp/sources.lp source_kind/1): the clinician's answer (a record, a
+form, a QuestionnaireResponse); an answer given on an older form that the newest leaves blank
+(a fact: it still counts, but no answer for this referral confirms it); an answer a form filler
+prefilled from the EHR and no one changed; the clinical system's record for clinical use; its
+administrative record. UNCONFIRMED (unconfirmed/1): the kinds whose values no one confirmed
+for this referral (the administrative record, an older form's, a prefilled answer)."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +102,17 @@ def settle(statements: Sequence[Stated]) -> Settled:
             ):
                 backend.add_rule([backend.add_atom(atom)])
     control.ground([("base", [])])
+    unknown = sorted({s.kind for s in statements} - set(KINDS))
+    if unknown:
+        raise ValueError(f"no source kind {', '.join(unknown)} in asp/sources.lp (source_kind/1)")
     values: dict[str, Value] = {}
     disputed: dict[str, list[int]] = {}
     filled: list[int] = []
     with control.solve(yield_=True) as models:
         for model in models:
             for atom in model.symbols(shown=True):
+                if atom.name in ("source_kind", "unconfirmed"):  # the kinds themselves
+                    continue
                 field = atom.arguments[0].string
                 if atom.name == "settled":
                     values[field] = texts[atom.arguments[1].string]

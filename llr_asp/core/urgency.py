@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .sources import UNCONFIRMED as SOURCE_KINDS_UNCONFIRMED
 from .sources import Stated
 
 if TYPE_CHECKING:  # a decision's JSON names its urgency: decision.py imports this module
@@ -99,10 +100,11 @@ def _barred(decision: Decision, step: str) -> bool:
     return test is not None and test.field in decision.barred
 
 
-UNCONFIRMED = ("administrative", "earlier")
-"""The sources that never confirm a value for this referral: the EHR's administrative record
-(Patient.gender is not for clinical use), and an older form the newest leaves blank (knee
-compartments spread; the form may be years old)."""
+UNCONFIRMED = SOURCE_KINDS_UNCONFIRMED
+"""The sources that never confirm a value for this referral (asp/sources.lp unconfirmed/1): the
+EHR's administrative record (Patient.gender is not for clinical use), an older form the newest
+leaves blank (knee compartments spread; the form may be years old), and an answer a form filler
+prefilled from the EHR that no one changed."""
 
 
 def refused_beside(decision: Decision, cautioned: str) -> list[Node]:

@@ -289,7 +289,8 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
     it names (`llr-asp explain --format fhir`): for one policy, only the answers its
     Questionnaire asks (a hip response holds no knee compartments, a knee response no sex: a
     validator finds every linkId in the form); read back, it is the same patient for that
-    policy."""
+    policy. No `authored`: when the answers were given is not known
+    here (the time of this run would make old answers look new)."""
     asked = decisions[0].policy.fields() if len(decisions) == 1 else frozenset(rules.fields)
     items = []
     for path, field in rules.fields.items():

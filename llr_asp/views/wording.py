@@ -168,7 +168,10 @@ def filled_words(stated: Stated, rules: RuleSet) -> str:
     """A value the clinical system's record or an older form gave, which no answer given for
     this referral did."""
     field = rules.fields[stated.field]
-    given = "the newest answers leave it blank" if stated.kind == "earlier" else "no answer gave it"
+    given = {
+        "earlier": "the newest answers leave it blank",
+        "prefilled": "no one changed or confirmed it",
+    }.get(stated.kind, "no answer gave it")
     return (
         f"{field.name}: {value_words(field, stated.value)}, from {source_words(stated)}; {given}. "
         "Check it is right for this procedure."

@@ -5,8 +5,11 @@ which feedback names), no null or empty element (the specification prohibits the
 extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` keys):
 
 - `llr-asp.decision`: the adopted decision (eligible, not_eligible, undetermined);
-- `llr-asp.robust`: whether every clinical reading of the policy and every source agree, and
-  the decision rests on no value no one confirmed (the administrative gender, an older form's);
+- `llr-asp.robust`: whether every clinical reading of the policy and every source agree, the
+  decision rests on no value no one confirmed (the administrative gender, an older form's, a
+  pre-filled answer), and every answer search the service declares was seen (an absent
+  prefetch key not fetched: forms not seen may change it; the receipt's `robust` is the
+  decision's from the answers it hashes);
 - `llr-asp.possible`: the decisions some combination of the readings, a disputed field's
   values or the unconfirmed values left unknown reach;
 - `llr-asp.filled`: values only the EHR or an older form gave, each with its source and date;
@@ -56,6 +59,10 @@ class Found:
     unreached: str | None = None
     order: str | None = None  # the order the card is about, `ServiceRequest/<id>`
     patient_given: bool = True  # the EHR's Patient was in the call (its sex compared with the answers)
+    undated: bool = False  # a form decided from gives no readable date (taken as new as the newest)
+    not_patient: str | None = None  # what the call sent as its Patient that is not one (not read)
+    unseen: tuple[str, ...] = ()  # answer keys declared, absent and not fetched: forms not seen
+    draft: bool = False  # a form still in progress set aside (the only one, or newer than the newest)
 
 
 def card(
@@ -66,11 +73,11 @@ def card(
     policy = decision.policy
     summary, indicator = _summary(decision, rules, found)
     unchecked = not found.patient_given and "sex" in policy.fields()  # no EHR sex to compare with
-    if unchecked and indicator == "info":
+    if (unchecked or found.unseen or found.draft) and indicator == "info":
         indicator = "warning"
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
-        f"{NAMESPACE}robust": decision.robust,
+        f"{NAMESPACE}robust": decision.robust and not found.unseen,  # forms not seen may change it
         f"{NAMESPACE}possible": list(decision.possible),
         f"{NAMESPACE}missing": list(decision.missing),
         f"{NAMESPACE}to-settle": list(decision.to_settle),
@@ -124,8 +131,26 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
     said = []
     if found.authored:
         said.append(f"Decided from the answers given on {found.authored[:10]}.")
+    elif not found.answered and found.draft:
+        said.append(
+            "**The only answers to this procedure's questions are in a form still in progress:** a "
+            "form still in progress is not yet an answer, so it was set aside and this card was "
+            "decided from the record alone. Finish the form in the EHR, then order again."
+        )
     elif not found.answered:
         said.append("No answers to this procedure's questions were found: decided from the record alone.")
+    if found.answered and found.draft:
+        said.append(
+            "**A newer form for this procedure is still in progress:** it was set aside (a form "
+            "still in progress is not yet an answer). If it changes these answers, finish it in the "
+            "EHR, then order again."
+        )
+    if found.undated:
+        said.append(
+            "**A form with these answers has no readable date** (its `authored` is missing or is no "
+            "date): it was taken as being as new as the newest, so where forms disagree the answer "
+            "is asked. Check when it was filled in."
+        )
     if found.other is not None:
         other = rules.policies.get(found.other)
         if other is not None:
@@ -140,11 +165,26 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
                 "(or the shared one) were set aside: they may be about another joint. Answer this "
                 "procedure's questions."
             )
+    unseen = " and ".join(f"`{key}`" for key in found.unseen)
     if found.unreached:
         said.append(f"The EHR's FHIR server could not give `{found.unreached}`.")
-    if unchecked:
+    elif found.unseen:
+        were = "were" if len(found.unseen) > 1 else "was"
         said.append(
-            "**The EHR's Patient record was not sent: the sex was not compared with the EHR's.** "
+            f"**The prefetch {unseen} {were} not sent:** absent, not empty, so the EHR did not "
+            "search there, and no FHIR server was given to fetch from."
+        )
+    if found.unseen:
+        said.append(
+            f"What {unseen} would have found (a newer form, one from the EHR's form filler) was "
+            "not seen: check the patient's forms in the EHR before you rely on this card."
+        )
+    if unchecked:
+        sent = (
+            f" (the prefetch's `patient` is {found.not_patient}, not a Patient)" if found.not_patient else ""
+        )
+        said.append(
+            f"**The EHR's Patient record was not sent{sent}: the sex was not compared with the EHR's.** "
             "Check it there before you rely on this card."
         )
     return "".join(f"{s}\n\n" for s in said)
@@ -171,14 +211,24 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     else:
         count = len(decision.missing)
         summary, indicator = f"{policy.reference}: {count} answer{'s' if count != 1 else ''} needed", "info"
-        if not found.answered:
+        if not found.answered and found.draft:
+            drafted = "the answers are in a form still in progress; finish it, then order again"
+            summary = f"{policy.reference}: {drafted}"
+        elif not found.answered:
             looked = "the EHR's answers could not be read" if found.unreached else "no answers found"
+            if found.unseen and not found.unreached:
+                looked += f", {' and '.join(found.unseen)} not sent"
             summary = f"{policy.reference}: {looked}; answer the {policy.reference} questions"
         if decision.contested:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     if decision.disputed:
         fields = ", ".join(c.field for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
+    if found.draft and found.answered:
+        summary = f"A newer form is still in progress. {summary}"
+    if found.unseen and found.answered:  # decided from some forms; others were not seen
+        how = "fetched" if found.unreached else "sent"
+        summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"
     unconfirmed = decision.doubted
     if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
         said = "; ".join(f"{rules.fields[s.field].name} from {source_words(s)}" for s in unconfirmed)

@@ -11,7 +11,9 @@ newly selected orders count (`hookcall.py`). The patient is read from the prefet
 for sex; `answers` and `adaptiveAnswers` for the latest QuestionnaireResponse: `prefetch.py`),
 or, for keys the prefetch lacks, fetched from `fhirServer` with `fhirAuthorization`. Partial
 prefetch is not an error: the card decides what the supplied facts settle and says what is
-missing (a Patient alone settles hip resurfacing for a woman). Only a call with none of the
+missing (a Patient alone settles hip resurfacing for a woman); an answer key the call neither
+sent (absent, unlike null) nor let the service fetch is named on the card, which is then neither
+`info` nor robust: forms there were not seen. Only a call with none of the
 prefetch and nothing fetched (no FHIR server, or one that could not be read) is 412, with an
 OperationOutcome saying why.
 
@@ -38,7 +40,7 @@ from ..core.ruleset import Policy, RuleSet
 from .api import document, engines, hung_up
 from .cards import NAMESPACE, Found, card, inconsistent_card, unfetched_card, unreadable_card
 from .engines import Engines
-from .hookcall import HOOKS, read_call, read_feedback
+from .hookcall import ANSWER_KEYS, HOOKS, read_call, read_feedback
 from .outcome import outcome
 from .prefetch import Unfetched, fetch, templates
 from .receipts import receipts
@@ -194,13 +196,27 @@ async def hook(request: Request, service: str) -> JSON:
         return JSON({"cards": [unreadable_card(policy, call.unreadable)]})
 
     signed = receipts(request)
+    # the answer searches the service declares that the call neither sent nor let it fetch (an
+    # absent key, unlike null, is no search that found nothing): forms there were not seen
+    unseen = tuple(key for key in ANSWER_KEYS if key in call.absent)
 
     def answer(held: Engines) -> Any:
         patient = validate(call.record, held.rules, "prefetch")
         patient = dataclasses.replace(patient, conflicts=call.conflicts, filled=call.filled)
         # the edition in force on the record's referral date, else today (the call's date)
         [decision] = held.interviewer.decide(patient, held.interviewer.chosen(patient, policy.family))
-        found = Found(call.answered, call.authored, call.other, unreached, call.order, call.patient_given)
+        found = Found(
+            call.answered,
+            call.authored,
+            call.other,
+            unreached,
+            call.order,
+            call.patient_given,
+            call.undated,
+            call.not_patient,
+            unseen,
+            call.draft,
+        )
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)
         said["extension"][RECEIPT] = signed.issue(decision, patient)

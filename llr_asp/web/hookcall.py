@@ -4,6 +4,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
 - Which orders count: every draft order for `order-sign`; for `order-select`, only the newly
   selected ones (`context.selections`, `ResourceType/id`): an order drafted earlier in the
   session does not get its card again on every selection.
+- A prefetch `patient` that is not a Patient resource (a Bundle holding one) is not read: not
+  sent, so the sex is not compared, and the card says so; never counted as compared.
 - The prefetch must be about the hook's own patient (`context.patientId`): a Patient or a
   QuestionnaireResponse about someone else is never decided from (the card says the prefetch
   is inconsistent).
@@ -11,13 +13,17 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is decided from the rest (the card says what could not be fetched), never "no answers".
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
-  and only among those for this policy's questionnaire (or the shared `all` one), read from
+  and only among those for this policy's questionnaire (or the shared `all` one; a form whose
+  date cannot be told is as new as the newest, never the older: the card says so; a form
+  still in progress is not yet an answer: set aside, and the card says so), read from
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
   needed): answers given for another procedure (pain, function, radiology of another joint)
   are never used, and responses to other questionnaires are passed over.
-- Each value keeps its source (`core/sources.py`): the answers, and the Patient's sex for
-  clinical use or administrative gender. Two sources that disagree make a conflict (unknown
-  for the decision, named on the card), never one silently winning.
+- Each value keeps its source (`core/sources.py`): the answers (an answer the form filler
+  pre-filled from the EHR and no one changed, DTR's information-origin `auto`, is the EHR's,
+  to confirm), and the Patient's sex for clinical use or administrative gender. Two sources
+  that disagree make a conflict (unknown for the decision, named on the card), never one
+  silently winning.
 - `fhirServer` with `fhirAuthorization` (a bearer token) lets the service fetch what the
   prefetch lacks itself (`prefetch.py`); the token is never logged or echoed.
 """
@@ -31,7 +37,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.documents import RETRACTED, is_response, patient_document, procedure_of, shaped, validate
+from ..core.documents import (
+    RETRACTED,
+    is_response,
+    patient_document,
+    prefilled,
+    procedure_of,
+    shaped,
+    validate,
+)
 from ..core.errors import InputError
 from ..core.patient import nested
 from ..core.ruleset import Policy, RuleSet
@@ -41,13 +55,16 @@ HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
 PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
 """A FHIR dateTime given to the year or the month only."""
+LEAP_SECOND = re.compile(r"(T23:59:)60(?=[.Z+-]|$)")
+"""A leap second in a FHIR dateTime (its pattern allows 60), which Python's dates do not."""
+OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
 CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-clinical-use"
 """The code system of the sex parameter for clinical use: a coding in any other is not read."""
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
-FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) decides only where none is
+FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) is not yet an answer
 KEYS = ("patient", *ANSWER_KEYS)
 """The prefetch keys of every service (their templates: `prefetch.py`)."""
 
@@ -77,10 +94,13 @@ class Call:
     conflicts: tuple[Conflict, ...] = ()  # fields whose sources disagree
     filled: tuple[Stated, ...] = ()  # values the EHR's record gave that no answer did
     authored: str | None = None  # when the answers decided from were given
+    undated: bool = False  # a form decided from gives no readable date (as new as the newest)
+    draft: bool = False  # a form for this procedure still in progress, not older than the newest finished
     answered: bool = False  # whether answers for this procedure were found
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
     patient_given: bool = True  # the prefetch holds the Patient (its sex compared with the answers)
+    not_patient: str | None = None  # the resourceType sent as `patient` that is no Patient (not read)
 
 
 def _family(named: str | None, rules: RuleSet) -> str | None:
@@ -119,9 +139,14 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     if not ordered or len(absent) == len(KEYS):
         return base
     patient = prefetch.get("patient")
+    not_patient = None
     if patient is not None:
         _shaped(patient, dict, "prefetch.patient", "a Patient resource")
     failed = [key for key in KEYS if _failed(prefetch.get(key), key)]
+    if patient is not None and not failed and patient.get("resourceType") != "Patient":
+        # (a Bundle holding a Patient, or any other resource): not read, so not sent, and said
+        kind = patient.get("resourceType")
+        not_patient, patient = (f"`{kind}`" if isinstance(kind, str) and kind else "no resource"), None
     if failed:
         return dataclasses.replace(base, prefetched=True, unfetched=" and ".join(failed))
     responses: list[tuple[str, dict[str, Any]]] = []
@@ -131,23 +156,30 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     if elsewhere is not None:
         return dataclasses.replace(base, prefetched=True, elsewhere=elsewhere)
     valid = [(key, r) for key, r in responses if r.get("status") not in RETRACTED]
-    # the newest finished form first, then drafts: a draft never outranks a finished form
-    valid.sort(key=lambda found: (found[1].get("status") in FINAL, _authored(found[1])), reverse=True)
+    # the newest finished form first, then drafts (set aside below: never decided from)
+    # (a form whose date cannot be told ranks below the dated ones of its kind, yet counts as new
+    # as the newest: `_as_new`; never silently older than any)
+    valid.sort(
+        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), reverse=True
+    )
     # the family whose questionnaire each answers (any edition's form serves every edition)
     procedures = [_family(procedure_of(r), rules) for _, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.family)]
+    # a form still in progress is not yet an answer: set aside, and said where it may be newer
+    drafts = [r for _, r in ours if r.get("status") not in FINAL]
+    ours = [found for found in ours if found[1].get("status") in FINAL]
     latest = ours[0] if ours else None
+    draft = any(latest is None or not _older(d, latest[1]) for d in drafts)
     # answers to another policy's questions given since this one's newest (the form filled for
     # the wrong joint), or llr-asp's questions answered on a form that names none of llr-asp's,
     # are said to be set aside; older ones, and responses to other questionnaires (the searches
     # find every recent response: a PHQ-9 asks none of llr-asp's questions), are passed over
-    newer = zip(valid[: valid.index(latest) if latest else None], procedures)
+    cut = valid.index(latest) if latest else len(valid)
+    newer = [
+        (r, named) for n, ((_, r), named) in enumerate(zip(valid, procedures)) if n < cut or not _dated(r)
+    ]
     other = next(
-        (
-            named or "unnamed"
-            for (_, r), named in newer
-            if named not in ("all", policy.family) and _asks(r, rules)
-        ),
+        (named or "unnamed" for r, named in newer if named not in ("all", policy.family) and _asks(r, rules)),
         None,
     )
     authored = latest[1].get("authored") if latest is not None else None
@@ -162,8 +194,11 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         record=record,
         conflicts=tuple(c for c in settled.conflicts if c.field in policy.fields()),  # what this policy asks
         filled=tuple(s for s in settled.filled if s.field in policy.fields()),  # what this policy asks
-        authored=authored if isinstance(authored, str) else None,
+        authored=authored if isinstance(authored, str) and latest is not None and _dated(latest[1]) else None,
+        undated=any(not _dated(r) and _as_new(r, ours[0][1]) for _, r in ours),
         patient_given=isinstance(patient, dict),
+        not_patient=not_patient,
+        draft=draft,
         answered=latest is not None,
         other=other,
     )
@@ -273,12 +308,13 @@ def _asks(response: dict[str, Any], rules: RuleSet) -> bool:
 
 def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     """Whether `response` is as new as the newest: as finished, and authored at the same time, or
-    on the same day where either gives a date only. Two such forms both give every answer: where
+    on the same day where either gives a date only, or either's date cannot be told (none given,
+    or one that is no date: it may be the newest). Two such forms both give every answer: where
     they disagree it is a conflict, never the server's order deciding."""
     if (response.get("status") in FINAL) != (newest.get("status") in FINAL):
         return False
     one, other = _authored(response), _authored(newest)
-    if one == other:
+    if one is None or other is None or one == other:
         return True
     dated = [r.get("authored") for r in (response, newest)]
     # the coarsest date given (a year, a month or a day: FHIR's partial dates) decides alike
@@ -286,20 +322,32 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     return coarse is not None and one.date().isoformat()[:coarse] == other.date().isoformat()[:coarse]
 
 
-def _authored(response: dict[str, Any]) -> datetime.datetime:
-    """When a response was authored (the oldest possible time if it does not say); a year or a
-    month alone (FHIR's partial dateTime) is its first day."""
-    oldest = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+def _authored(response: dict[str, Any]) -> datetime.datetime | None:
+    """When a response was authored (None: it does not say, or says what is no date); a year or
+    a month alone (FHIR's partial dateTime) is its first day, a leap second (`23:59:60`, which
+    FHIR allows) the second before."""
     text = response.get("authored")
     if not isinstance(text, str):
-        return oldest
+        return None
     if PARTIAL_DATE.fullmatch(text):
         text = (text + "-01-01")[:10]
+    text = LEAP_SECOND.sub(r"\g<1>59", text)
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return oldest
+        return None
     return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def _older(response: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether `response` was certainly authored before `other` (both readably dated)."""
+    one, two = _authored(response), _authored(other)
+    return one is not None and two is not None and one < two
+
+
+def _dated(response: dict[str, Any]) -> bool:
+    """Whether a response says when it was authored, readably."""
+    return _authored(response) is not None
 
 
 def _elsewhere(
@@ -335,20 +383,23 @@ def _record(
     for index, (key, response) in enumerate(responses):  # newest first
         given = validate(patient_document(response, rules, f"prefetch.{key}"), rules, f"prefetch.{key}")
         every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
-        read.append((response, given.values, every))
-    answered_now = {f for _, values, every in read if every for f in values}
-    for response, values, every in read:
+        read.append((response, given.values, every, prefilled(response, rules)))
+    # what a clinician answered now (a value the form filler prefilled from the EHR is not)
+    answered_now = {f for _, values, every, auto in read if every for f in values if f not in auto}
+    for response, values, every, auto in read:
         if not every:  # an older form's facts only where the newest is blank: named, to confirm
             # (a later answer supersedes: the knee's compartments spread, a contra-indication ends)
             values = {
                 f: v for f, v in values.items() if rules.fields[f].kind == "fact" and f not in answered_now
             }
         authored = response.get("authored")
+        date = authored if isinstance(authored, str) and _dated(response) else None
+        mine = {f: v for f, v in values.items() if not every or f not in auto}
+        statements += answers(mine, f"the {policy.reference} answers", date, "answer" if every else "earlier")
+        # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
+        theirs = {f: v for f, v in values.items() if every and f in auto}
         statements += answers(
-            values,
-            f"the {policy.reference} answers",
-            authored if isinstance(authored, str) else None,
-            "answer" if every else "earlier",
+            theirs, f"the {policy.reference} answers pre-filled from the EHR", date, "prefilled"
         )
     subject: str | None = None
     if patient is not None and patient.get("resourceType") == "Patient" and "sex" in rules.fields:
