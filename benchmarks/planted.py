@@ -1269,4 +1269,12 @@ PLANTED = [
         "a form still in progress decides a plain 'Meets' when no finished form exists",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "        auto = sorted(prefilled(document, rules) & patient.values.keys())\n",
+        "        auto: list[str] = []\n",
+        "explain reads an answer DTR pre-filled from the EHR as the clinician's",
+        SEAMS,
+    ),
 ]

@@ -1413,6 +1413,30 @@ def test_an_answer_the_form_filler_prefilled_is_not_the_clinicians(
     assert "sex" in [f["field"] for f in card["extension"]["llr-asp.filled"]]
 
 
+@pytest.mark.parametrize("code", ["auto", "manual"])
+def test_a_prefilled_answer_is_to_confirm_on_every_surface(client: TestClient, code: str) -> None:
+    """Eleventh review, MEDIUM 2 beyond CDS: explain (and the API) read the same form's `auto`
+    answer as the clinician's: a robust ELIGIBLE on the EHR's administrative gender alone."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads((EXAMPLE.parent / "route-c1-pain.json").read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    for item in response["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = origin(code)
+    said = client.post("/api/v1/explain", json=response).json()
+    decided = said  # one policy: the form names it
+    if code == "manual":
+        assert decided["robust"] is True
+        return
+    assert decided["decision"] == "eligible" and decided["robust"] is False, decided
+    assert [f["field"] for f in decided["filled"]] == ["sex"], decided["filled"]
+    read = validate(response, RULES, "t")
+    assert [(s.field, s.kind) for s in read.filled] == [("sex", "prefilled")]
+
+
 def test_a_prefetch_patient_that_is_not_a_patient_is_not_compared(client: TestClient) -> None:
     """Eleventh review, MEDIUM: a Bundle holding a female Patient in `prefetch.patient` was
     passed over in silence and counted as sent: the answered male decided a plain info 'Meets'."""

@@ -19,6 +19,7 @@ from .errors import InputError
 from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
 from .ruleset import Field, Policy, RuleSet, Value, is_date
+from .sources import Stated
 
 RETRACTED = ("entered-in-error", "stopped")
 """QuestionnaireResponse statuses never decided from: retracted by the EHR, or abandoned."""
@@ -80,6 +81,14 @@ def validate(document: Any, rules: RuleSet, source: str) -> Patient:
         )
     patient = validate_record(record(document, rules, source), rules, source)
     if is_response(document):
+        # an answer the form filler pre-populated from the EHR and no one changed is the EHR's
+        # value, not a clinician's: named, to confirm (as a CDS card names it: web/hookcall.py)
+        auto = sorted(prefilled(document, rules) & patient.values.keys())
+        if auto:
+            filled = [
+                Stated(f, patient.values[f], "the answers pre-filled from the EHR", "prefilled") for f in auto
+            ]
+            patient = dataclasses.replace(patient, filled=(*patient.filled, *filled))
         named = procedure_of(document)
         policy = rules.policies.get(named) if named is not None else None
         if policy is not None:
