@@ -1277,4 +1277,12 @@ PLANTED = [
         "explain reads an answer DTR pre-filled from the EHR as the clinician's",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        'and decision.decision != "undetermined":\n        summary = f"Sex not compared',
+        'and decision.decision == "undetermined":\n        summary = f"Sex not compared',
+        "a card decided with no Patient record is a plain 'Meets ARP 55 criteria': the sex not compared",
+        SEAMS,
+    ),
 ]

@@ -206,7 +206,8 @@ def test_a_patient_the_ehr_does_not_have_is_no_data(client: TestClient) -> None:
     """A read of no such Patient (404) is what a null prefetch says: no data, not a failure."""
     ehr = Ehr(responses=[answers_of("route-c1-pain", "123")])
     with fetching(client, ehr):
-        assert card(client, fetched_call(ehr))["summary"] == "Meets ARP 55 criteria"
+        said = card(client, fetched_call(ehr))["summary"]  # decided; the sex not compared
+        assert said == "Sex not compared with the EHR's (no Patient record). Meets ARP 55 criteria"
 
 
 def fetched_call(ehr: Ehr) -> dict[str, Any]:

@@ -1225,6 +1225,8 @@ def test_a_card_whose_call_sent_no_patient_says_the_sex_was_not_compared(client:
     body["prefetch"].pop("patient")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["indicator"] == "warning" and "the sex was not compared with the EHR's" in card["detail"]
+    # and the summary says so before the verdict (eleventh review: a plain 'Meets ARP 55 criteria')
+    assert card["summary"] == "Sex not compared with the EHR's (no Patient record). Meets ARP 55 criteria"
 
 
 def test_a_coding_that_shows_another_answer_or_text_for_a_coded_item_is_refused() -> None:

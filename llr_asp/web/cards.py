@@ -226,6 +226,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
     if found.draft and found.answered:
         summary = f"A newer form is still in progress. {summary}"
+    if not found.patient_given and "sex" in policy.fields() and decision.decision != "undetermined":
+        summary = f"Sex not compared with the EHR's (no Patient record). {summary}"
     if found.unseen and found.answered:  # decided from some forms; others were not seen
         how = "fetched" if found.unreached else "sent"
         summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"
