@@ -228,6 +228,7 @@ def test_the_baseline_needs_a_reason_and_update_keeps_the_reasons(project: Path)
     assert [e["reason"] for e in json.loads(baseline.read_text())["findings"]] == reasons
 
 
+@pytest.mark.whole
 def test_coverage_may_not_fall_below_the_baseline(project: Path) -> None:
     (project / "examples" / "refused-b-not-documented.json").unlink()
     code, report = run(project)

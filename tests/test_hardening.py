@@ -369,10 +369,10 @@ COMMANDS = [
     ["explain", str(EXAMPLE), "-f", "markdown", "-p", "hip-resurfacing"],
     ["whatif", str(EXAMPLE)],
     ["next", str(EXAMPLE)],
-    ["policies"],
+    ["analyze", "-p", "hip-resurfacing"],
     ["schema"],
     ["batch", str(EXAMPLE), "-j", "1"],
-    ["analyze", "-p", "hip-resurfacing"],
+    ["policies"],
     ["diff", "hip-resurfacing", "knee-resurfacing", "-f", "json"],
     ["check", "-f", "json"],
 ]
@@ -472,6 +472,7 @@ def check_project(tmp_path: Path) -> tuple[Path, Path]:
     return rules, examples
 
 
+@pytest.mark.whole
 def test_check_reads_an_example_with_a_bom_and_refuses_a_malformed_expectation(tmp_path: Path) -> None:
     rules, examples = check_project(tmp_path)
     bom = examples / "route-c1-pain.json"
