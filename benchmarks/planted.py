@@ -1285,4 +1285,12 @@ PLANTED = [
         "a card decided with no Patient record is a plain 'Meets ARP 55 criteria': the sex not compared",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/page.py",
+        "    if is_response(document):\n        return with_answer(document, field, value)\n",
+        "    if False:\n        return with_answer(document, field, value)\n",
+        "the page's answer to a pasted form is written where nothing reads it: the question comes back",
+        SEAMS,
+    ),
 ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -1500,3 +1502,39 @@ def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> No
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
     assert "still in progress" in card["detail"] and card["indicator"] == "warning"
+
+
+# -- the twelfth review's findings ---------------------------------------------------------------
+
+
+def pasted_form(leave_out: str) -> dict[str, Any]:
+    """route-c1-pain's answers as a QuestionnaireResponse (as pasted on the page), `leave_out`
+    not yet asked."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads((EXAMPLE.parent / "route-c1-pain.json").read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    response["item"] = [i for i in response["item"] if i["linkId"] != leave_out]
+    return response
+
+
+@pytest.mark.parametrize(("field", "answer"), [("sex", "male"), ("msk.assessed", "yes")])
+def test_the_page_interview_keeps_answers_to_a_pasted_form(
+    client: TestClient, field: str, answer: str
+) -> None:
+    """Twelfth review, MEDIUM: answering the page's question about a pasted QuestionnaireResponse
+    wrote the answer beside the form's items, where nothing reads it: the same question came
+    back, or the result stayed UNDETERMINED."""
+    form = {"policy": "hip-resurfacing", "record": json.dumps(pasted_form(field))}
+    asked = client.post("/ask", data=form).text
+    assert f'name="field" value="{field}"' in asked  # it asks what the form leaves out
+    page = client.post("/ask", data={**form, "field": field, "answer": answer, "trail": ""}).text
+    assert f'name="field" value="{field}"' not in page, "the same question came back"
+    assert "ELIGIBLE" in page and "UNDETERMINED" not in page
+    # Change takes the answer away again and asks it
+    record = re.search(r'name="record" value="([^"]*)"', page)
+    assert record is not None
+    again = client.post("/ask", data={**form, "record": html.unescape(record[1]), "change": field}).text
+    assert f'name="field" value="{field}"' in again

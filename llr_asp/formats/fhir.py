@@ -15,6 +15,7 @@ canonical may carry a version (`…|<version>`), as DTR sends it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.metadata
 from collections.abc import Sequence
@@ -375,3 +376,42 @@ def _value(field: Field, value: Value) -> dict[str, Any]:
     if field.type == "date":
         return {"valueDate": value}
     return {"valueInteger": value} if field.type == "integer" else {"valueDecimal": value}
+
+
+def with_answer(response: dict[str, Any], field: Field, value: Value | None) -> dict[str, Any]:
+    """A copy of a QuestionnaireResponse with the clinician's answer to `field` (None: asked, not
+    known) in place of any it held: the page's interview goes on from a pasted form, and the
+    form's other answers (their sources, its date) stay as they were."""
+    entry: dict[str, Any] = {"linkId": field.path, "text": field.question}
+    if value is not None:
+        entry["answer"] = [_value(field, value)]
+    updated = without_answer(response, field.path)
+    updated["item"] = [*updated.get("item", []), entry]
+    return updated
+
+
+def without_answer(response: dict[str, Any], path: str) -> dict[str, Any]:
+    """A copy of a QuestionnaireResponse without its items for `path`, wherever they are nested
+    (under a group, or under another item's answer)."""
+
+    def kept(items: Any) -> Any:
+        if not isinstance(items, list):
+            return items
+        out = []
+        for entry in items:
+            if isinstance(entry, dict) and entry.get("linkId") == path:
+                continue
+            if isinstance(entry, dict):
+                entry = {**entry, **({"item": kept(entry["item"])} if "item" in entry else {})}
+                if isinstance(entry.get("answer"), list):
+                    entry["answer"] = [
+                        {**a, "item": kept(a["item"])} if isinstance(a, dict) and "item" in a else a
+                        for a in entry["answer"]
+                    ]
+            out.append(entry)
+        return out
+
+    updated = copy.deepcopy(response)
+    if "item" in updated:
+        updated["item"] = kept(updated["item"])
+    return updated

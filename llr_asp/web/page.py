@@ -30,12 +30,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from ..core.documents import validate
+from ..core.documents import is_response, validate
 from ..core.errors import InputError, printable
 from ..core.patient import MAX_BYTES, Patient, parse
-from ..core.ruleset import Policy
+from ..core.ruleset import Field, Policy, Value
 from ..engines.interview import Question, parse_answer
 from ..engines.whatif import whatif
+from ..formats.fhir import with_answer, without_answer
 from ..views.letter import escape, plain_letter, receipt_id
 from ..views.markdown import decision_markdown
 from ..views.pictures import decision_tree
@@ -203,7 +204,7 @@ async def ask(
         if forced not in engines.rules.fields:
             raise InputError("answer", forced, "not a field of the questionnaire")
         answered = [f for f in answered if f != forced]
-        document = without_value(document, forced)
+        document = _unanswered(document, forced)
         patient = validate(document, engines.rules, "answer")
     elif field:
         spec = engines.rules.fields.get(field)
@@ -211,7 +212,7 @@ async def ask(
             raise InputError("answer", field, "not a field of the questionnaire")
         try:
             value = parse_answer("unknown" if unknown else answer, spec)
-            updated = with_value(document, field, value)
+            updated = _answered(document, spec, value)
             document, patient = updated, validate(updated, engines.rules, "answer")
             answered = [*[f for f in answered if f != field], field]
             again.discard(field)
@@ -240,6 +241,19 @@ async def ask(
         trail=answered,
         reask=sorted(again),
     )
+
+
+def _answered(document: dict[str, Any], field: Field, value: Value | None) -> dict[str, Any]:
+    """The document with the clinician's answer to `field`: a pasted QuestionnaireResponse as
+    an item of its own (its answers are read from its items), a record at its dotted path."""
+    if is_response(document):
+        return with_answer(document, field, value)
+    return with_value(document, field.path, value)
+
+
+def _unanswered(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """The document without its answer to `path` (Back, Change: asked again)."""
+    return without_answer(document, path) if is_response(document) else without_value(document, path)
 
 
 def _chosen(engines: Engines, policy: str, patient: Patient) -> list[Policy] | None:
