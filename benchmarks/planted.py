@@ -1293,4 +1293,20 @@ PLANTED = [
         "the page's answer to a pasted form is written where nothing reads it: the question comes back",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        "        if unsuitable:  # said first: no one waits out more care",
+        "        if False:  # said first: no one waits out more care",
+        "a woman's hip card leads with six months of care and cuts the contra-indication off",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "formats/fhir.py",
+        "    if instead:  # the reason before all else",
+        "    if False:  # the reason before all else",
+        "the adaptive form ends 'does not meet the funding criteria' for a procedure not for the patient",
+        SEAMS,
+    ),
 ]

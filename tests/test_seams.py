@@ -689,7 +689,12 @@ def clinical_use(code: str, start: str | None = None, end: str | None = None) ->
             "male",
             "Sources disagree on sex",
         ),
-        ([clinical_use("male-typical", "2000-01-01", "2020-01-01")], "female", None, "Does not meet ARP 55"),
+        (
+            [clinical_use("male-typical", "2000-01-01", "2020-01-01")],
+            "female",
+            None,
+            "Not for this patient (ARP 55)",
+        ),
         # two current entries that disagree are a conflict, whatever their order
         (
             [clinical_use("female-typical"), clinical_use("male-typical")],
@@ -1538,3 +1543,29 @@ def test_the_page_interview_keeps_answers_to_a_pasted_form(
     assert record is not None
     again = client.post("/ask", data={**form, "record": html.unescape(record[1]), "change": field}).text
     assert f'name="field" value="{field}"' in again
+
+
+@pytest.mark.parametrize(
+    ("example", "policy", "said"),
+    [
+        ("refused-hip-female", "hip-resurfacing", "Not for this patient (ARP 55): no_contraindication (Not"),
+        (
+            "refused-knee-three-compartments",
+            "knee-resurfacing",
+            "Not for this patient (ARP 60): compartments (Deterioration",
+        ),
+    ],
+)
+def test_a_procedure_not_for_the_patient_is_said_first(example: str, policy: str, said: str) -> None:
+    """Twelfth review, MEDIUM: a woman's hip card (two months of care) led with "B (six months of
+    documented conservative measures…)" and cut the contra-indication off at 140 characters, and
+    the adaptive form ended with only "does not meet the funding criteria": a GP could go on with
+    conservative care towards a procedure that is not for the patient."""
+    from llr_asp.formats.fhir import said as closing
+    from llr_asp.web.cards import card
+
+    record = changed(json.loads((EXAMPLE.parent / f"{example}.json").read_text()), conservative__months=2)
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies[policy]])
+    summary = card(decision, RULES, "http://x")["summary"]
+    assert summary.startswith(said) and "also B" in summary and len(summary) < 140, summary
+    assert "not for this patient" in closing(decision), closing(decision)

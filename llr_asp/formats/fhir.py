@@ -25,7 +25,7 @@ from ..core.documents import ADAPTIVE as ADAPTIVE_NAME
 from ..core.documents import PREFIX, value_system
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
-from ..views.wording import headline, urgent_note
+from ..views.wording import headline, not_for_the_patient, urgent_note
 
 if TYPE_CHECKING:
     from ..core.decision import Decision
@@ -316,6 +316,9 @@ def said(decision: Decision) -> str:
     """The decision in words for a form's closing item: `ARP 55: the patient meets the funding
     criteria`, qualified when a reading of the text would decide otherwise."""
     words = f"{decision.policy.reference}: the patient {WORDS[decision.decision]} the funding criteria"
+    instead = not_for_the_patient(decision)
+    if instead:  # the reason before all else: no one waits out more care for it
+        words += f": the procedure is not for this patient. {instead}"
     if decision.contested or decision.disputed:
         words += f" on the adopted reading only ({headline(decision)})"
     elif not decision.robust:  # resting on a value no one confirmed

@@ -442,10 +442,15 @@ def after_refusal(decision: Decision) -> str | None:
     commissioner's general route (an Individual Funding Request)."""
     if decision.decision != "not_eligible":
         return None
-    policy = decision.policy
+    return not_for_the_patient(decision) or decision.policy.recourse
+
+
+def not_for_the_patient(decision: Decision) -> str | None:
+    """Where a requirement refuses on clinical grounds (unsuitable/3: the procedure
+    contra-indicated for the patient), what the policy's clinical text implies instead."""
     failed = {n.id for n in decision.tree.walk() if n.status == "not_met"}
-    unsuitable = [text for rid, text in policy.unsuitable.items() if rid in failed]
-    return unsuitable[0] if unsuitable else policy.recourse
+    unsuitable = [text for rid, text in decision.policy.unsuitable.items() if rid in failed]
+    return unsuitable[0] if unsuitable and decision.decision == "not_eligible" else None
 
 
 def root_status(decision: Decision) -> str:

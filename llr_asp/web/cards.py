@@ -205,6 +205,12 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
     elif decision.decision == "not_eligible":
         reasons = ", ".join(f"{r} ({policy.requirements[r].label})" for r in failed)
         summary, indicator = f"Does not meet {policy.reference}: {reasons} not met", "warning"
+        unsuitable = [r for r in failed if r in policy.unsuitable]
+        if unsuitable:  # said first: no one waits out more care for a procedure not for the patient
+            rest = [r for r in failed if r not in unsuitable]
+            also = f"; also {', '.join(rest)} not met" if rest else ""
+            first = f"{unsuitable[0]} ({policy.requirements[unsuitable[0]].label})"
+            summary = f"Not for this patient ({policy.reference}): {first} not met{also}"
         if decision.contested or decision.disputed:
             other = "would fund" if "eligible" in decision.possible else "needs more answers"
             summary = f"Contested: another reading of {policy.reference} {other}; adopted: {reasons} not met"
