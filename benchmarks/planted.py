@@ -693,6 +693,15 @@ PLANTED = [
         "a value the clinician answered is named as the EHR's",
         SEAMS,
     ),
+    # -- the twelfth review: forms and their round trips (seams-forms) -----------------------------
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        '    if posted not in FINISHED or not isinstance(response.get("authored"), str):',
+        "    if True:",
+        "$next-question stamps a finished form posted again as authored today: it outranks newer forms",
+        SEAMS,
+    ),
     Planted(
         "seams",
         "core/sources.py",

@@ -1500,3 +1500,33 @@ def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> No
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
     assert "still in progress" in card["detail"] and card["indicator"] == "warning"
+
+
+NEXT = "/fhir/Questionnaire/$next-question"
+
+
+def test_next_question_keeps_when_a_form_was_authored_unless_an_answer_is_added(client: TestClient) -> None:
+    """Twelfth review, M6: $next-question stamped every response it returned `authored` now: an
+    old completed 2024 form posted again came back dated today, so stored it outranked a
+    clinician's newer form and the card said its answers were given today."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    old = decision_response(patient, [decision], RULES)
+    old.pop("extension")
+    old |= {"authored": "2024-01-01T09:00:00Z", "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
+    reply = client.post(NEXT, json=old).json()
+    assert reply["status"] == "completed" and reply["authored"] == "2024-01-01T09:00:00Z", reply["authored"]
+    # a step of a form in progress that adds an answer is authored now
+    start = {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
+    start["questionnaire"] = "urn:llr-asp:questionnaire:hip-resurfacing"
+    step = client.post(NEXT, json=start).json() | {"authored": "2024-01-01T09:00:00Z"}
+    asked = step["contained"][0]["item"][-1]["linkId"]
+    answer = (
+        {"linkId": asked, "answer": [{"valueBoolean": True}]}
+        if asked != "sex"
+        else {"linkId": "sex", "answer": [{"valueCoding": {"code": "male"}}]}
+    )
+    after = client.post(NEXT, json={**step, "item": [answer]}).json()
+    assert after["authored"] > "2026", after["authored"]
