@@ -704,6 +704,14 @@ PLANTED = [
     ),
     Planted(
         "seams",
+        "web/hookcall.py",
+        '        current.update(heard or {""})',
+        '        current.add(min(heard, default=""))',
+        "one entry of the sex for clinical use with two codes that disagree is decided by its first",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
         "core/sources.py",
         "    if isinstance(value, float) and value.is_integer():",
         "    if False:",

@@ -1530,3 +1530,22 @@ def test_next_question_keeps_when_a_form_was_authored_unless_an_answer_is_added(
     )
     after = client.post(NEXT, json={**step, "item": [answer]}).json()
     assert after["authored"] > "2026", after["authored"]
+
+
+@pytest.mark.parametrize("codes", [["male-typical", "female-typical"], ["female-typical", "male-typical"]])
+def test_two_codes_of_one_entry_of_sex_for_clinical_use_that_disagree_are_a_conflict(
+    client: TestClient, codes: list[str]
+) -> None:
+    """Twelfth review, M7: one entry of the sex for clinical use coded [male-typical,
+    female-typical] decided by its first code (robust either way); two entries that disagree
+    were already a conflict. The answers leave sex blank: only the EHR's entry speaks."""
+    body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    entry = clinical_use(codes[0])
+    entry["extension"][0]["valueCodeableConcept"]["coding"].append({"code": codes[1]})
+    body["prefetch"]["patient"]["extension"] = [entry]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on sex"), card["summary"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
+    assert card["extension"]["llr-asp.conflicts"][0]["field"] == "sex"

@@ -423,8 +423,9 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
     male where female- or male-typical, "" where given otherwise ("specified" points to a
     comment a clinician must read, "unknown"; or coded in another code system): the
     administrative gender is then not heard, and an answer beside it is in doubt (asked,
-    asp/sources.lp). Two current entries that disagree are two values: a conflict. None current
-    (one that has ended says nothing of today): the administrative gender is heard."""
+    asp/sources.lp). Two current entries that disagree, or two codes of one entry that do, are
+    two values: a conflict. None current (one that has ended says nothing of today): the
+    administrative gender is heard."""
     day = (today or datetime.date.today()).isoformat()
     extensions = patient.get("extension")
     current: set[str] = set()
@@ -444,8 +445,11 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
             for coding in concept["coding"]
             if isinstance(coding, dict) and coding.get("system", CLINICAL_SEX_SYSTEM) == CLINICAL_SEX_SYSTEM
         ]
-        known = [CLINICAL_SEX_CODES[c] for c in codes if c in CLINICAL_SEX_CODES]
-        current.add(known[0] if known else "")  # given, but not as female- or male-typical
+        # every code of the entry is heard: two that disagree (male- and female-typical) are two
+        # values, a conflict, never the first code deciding; one that is not simply female- or
+        # male-typical is given, but as no simple value ("")
+        heard = {CLINICAL_SEX_CODES.get(c, "") if isinstance(c, str) else "" for c in codes}
+        current.update(heard or {""})
     return sorted(current)
 
 
