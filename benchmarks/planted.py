@@ -712,6 +712,14 @@ PLANTED = [
     ),
     Planted(
         "seams",
+        "core/documents.py",
+        '    if is_response(document) and document.get("status") == DRAFT and not drafts:',
+        "    if False:",
+        "a form still in progress decides a plain robust ELIGIBLE in explain, the API, the page and batch",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
         "core/sources.py",
         "    if isinstance(value, float) and value.is_integer():",
         "    if False:",

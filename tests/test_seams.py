@@ -1549,3 +1549,46 @@ def test_two_codes_of_one_entry_of_sex_for_clinical_use_that_disagree_are_a_conf
     assert card["summary"].startswith("Sources disagree on sex"), card["summary"]
     assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
     assert card["extension"]["llr-asp.conflicts"][0]["field"] == "sex"
+
+
+def draft_of(example: Path = EXAMPLE) -> dict[str, Any]:
+    """A hip form still in progress whose answers, finished, would decide ELIGIBLE."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(example.read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    assert decision.decision == "eligible" and decision.robust
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    return response | {"status": "in-progress"}
+
+
+def test_a_form_still_in_progress_is_never_decided_plainly_anywhere(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """Twelfth review, M5: a form still in progress gave a plain robust ELIGIBLE from explain, the
+    API, the page and batch; only the CDS card set it aside ("finish it, then order again").
+    Every surface now refuses it in one line saying to finish the form; $next-question, whose
+    working state a form in progress is, still asks on."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    draft = draft_of()
+    said = client.post("/api/v1/explain", json=draft)
+    assert said.status_code == 422 and "in progress" in said.json()["error"], said.text
+    assert "finish" in said.json()["error"]
+    page = client.post("/record", data={"document": json.dumps(draft), "policy": "hip-resurfacing"})
+    assert "ELIGIBLE" not in page.text and "in progress" in page.text
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(draft))
+    run = CliRunner().invoke(app, ["explain", str(path)])
+    assert run.exit_code == 2 and "in progress" in run.stderr, run.output
+    cohort = tmp_path / "drafts.jsonl"
+    cohort.write_text(json.dumps(draft) + "\n")
+    run = CliRunner().invoke(app, ["batch", str(cohort), "-p", "hip-resurfacing"])
+    [line] = [json.loads(x) for x in run.stdout.splitlines() if x.strip()]
+    assert "in progress" in line.get("error", ""), line
+    # the adaptive form's own working state: still asked on, and completed from
+    step = client.post(NEXT, json=draft)
+    assert step.status_code == 200 and step.json()["status"] == "completed", step.text

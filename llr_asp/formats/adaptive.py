@@ -333,4 +333,6 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
         if isinstance(entry, dict) and isinstance(entry.get("linkId"), str)
     }
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
-    return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
+    # a form in progress is the adaptive form's own working state: read, never refused as a draft
+    resource = {**{k: v for k, v in response.items() if k != "contained"}, "item": items}
+    return validate(resource, rules, source, drafts=True)
