@@ -720,6 +720,14 @@ PLANTED = [
     ),
     Planted(
         "seams",
+        "formats/fhir.py",
+        "            if path in unanswered:\n",
+        "            if False:\n",
+        "explain --format fhir writes an answer pre-filled from the EHR as the clinician's: robust read back",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
         "core/sources.py",
         "    if isinstance(value, float) and value.is_integer():",
         "    if False:",

@@ -1592,3 +1592,59 @@ def test_a_form_still_in_progress_is_never_decided_plainly_anywhere(
     # the adaptive form's own working state: still asked on, and completed from
     step = client.post(NEXT, json=draft)
     assert step.status_code == 200 and step.json()["status"] == "completed", step.text
+
+
+def test_explain_as_fhir_keeps_what_no_one_confirmed_unconfirmed(client: TestClient, tmp_path: Path) -> None:
+    """Twelfth review, H1: `explain --format fhir` wrote an answer DTR pre-filled from the EHR
+    (information-origin `auto`) as a plain item: read back, or stored and read by a card, it was
+    the clinician's: a plain ELIGIBLE, an info card. Round trip explain -> fhir -> explain, and ->
+    CDS card: it stays unconfirmed (not robust, a warning); a form in progress is never written
+    out `completed` (explain refuses it: M5)."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    response = draft_of() | {"status": "completed"}
+    for item in response["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = origin("auto")
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps(response))
+    run = CliRunner().invoke(app, ["explain", str(given), "--format", "fhir"])
+    assert run.exit_code == 0, run.output
+    written = json.loads(run.stdout)
+    [sex] = [i for i in written["item"] if i["linkId"] == "sex"]
+    assert sex.get("extension") == origin("auto"), sex
+    again = tmp_path / "again.json"
+    again.write_text(run.stdout)
+    run = CliRunner().invoke(app, ["explain", str(again), "--format", "json"])
+    decided = json.loads(run.stdout)
+    assert decided["decision"] == "eligible" and decided["robust"] is False, decided["robust"]
+    assert [f["field"] for f in decided["filled"]] == ["sex"]
+    # stored in the EHR and read by the next card
+    body = call("route-c1-pain", "male")
+    stored = written | {"authored": "2026-11-01T09:00:00Z", "subject": {"reference": "Patient/pat-1"}}
+    stored.pop("id")
+    body["prefetch"]["answers"]["entry"] = [{"resource": stored}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False, card["summary"]
+    # a form in progress is never written out completed
+    given.write_text(json.dumps(response | {"status": "in-progress"}))
+    run = CliRunner().invoke(app, ["explain", str(given), "--format", "fhir"])
+    assert run.exit_code == 2 and "completed" not in run.stdout
+
+
+@pytest.mark.parametrize("kind", ["administrative", "earlier", "clinical"])
+def test_a_value_no_answer_gave_is_never_written_as_an_answer(kind: str) -> None:
+    """Twelfth review, H1: a value the administrative record, an older form or the EHR gave
+    (Patient.filled) is written with information-origin `auto`: read back it is to confirm,
+    never a clinician's answer."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    patient = dataclasses.replace(patient, filled=(Stated("sex", "male", "the EHR", kind),))
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    written = decision_response(patient, [decision], RULES)
+    [sex] = [i for i in written["item"] if i["linkId"] == "sex"]
+    assert sex.get("extension") == origin("auto"), sex
+    assert [(s.field, s.kind) for s in validate(written, RULES, "t").filled] == [("sex", "prefilled")]
