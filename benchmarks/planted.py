@@ -728,6 +728,22 @@ PLANTED = [
     ),
     Planted(
         "seams",
+        "web/hookcall.py",
+        '        shared = every and _family(procedure_of(response), rules) == "all"',
+        "        shared = False",
+        "the form for every procedure decides a hip order a plain 'Meets': its findings may be the knee's",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "asp/sources.lp",
+        "unconfirmed(earlier; prefilled; administrative; shared).",
+        "unconfirmed(earlier; prefilled; administrative).",
+        "answers about a joint from the form for every procedure count as confirmed: a robust card",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
         "core/sources.py",
         "    if isinstance(value, float) and value.is_integer():",
         "    if False:",

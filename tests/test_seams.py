@@ -56,6 +56,15 @@ SOURCES = [
     # an answer the form filler prefilled from the EHR is not a clinician's: filled, to confirm
     ([("sex", "male", "prefilled")], {"sex": "male"}, set(), {"sex"}),
     ([("sex", "male", "prefilled"), ("sex", "female", "administrative")], {}, {"sex"}, set()),
+    # an answer about a joint on the form for every procedure: to confirm, unless this procedure's
+    # own answers give it too (twelfth review, M9)
+    ([("pain.severity", "severe", "shared")], {"pain.severity": "severe"}, set(), {"pain.severity"}),
+    (
+        [("pain.severity", "severe", "shared"), ("pain.severity", "severe", "answer")],
+        {"pain.severity": "severe"},
+        set(),
+        set(),
+    ),
 ]
 
 
@@ -167,11 +176,28 @@ def test_answers_for_another_procedure_are_set_aside(client: TestClient) -> None
     assert "ARP 60" in card["detail"] and "set aside" in card["detail"]
 
 
-def test_the_shared_questionnaires_answers_are_used(client: TestClient) -> None:
+@pytest.mark.parametrize("compartments", [None, 3])
+def test_the_shared_questionnaires_answers_are_used_to_confirm(
+    client: TestClient, compartments: int | None
+) -> None:
+    """Twelfth review, M9: the form for every procedure (`all`) decided a hip order a plain info
+    'Meets ARP 55 criteria', robust, though it answered knee.compartments_affected = 3: nothing
+    said its pain, function and radiology may be about another joint. Its answers are used, as
+    answers to confirm (asp/sources.lp `shared`): named, a warning, never robust on them; its
+    facts about the patient (the sex) are the clinician's answers."""
     body = call("route-c1-pain", "male")
-    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    if compartments is not None:
+        response["item"] = [i for i in response["item"] if i["linkId"] != "knee.compartments_affected"]
+        response["item"].append({"linkId": "knee.compartments_affected", "answer": [{"valueInteger": 3}]})
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"] == "Meets ARP 55 criteria"
+    assert card["extension"]["llr-asp.decision"] == "eligible"
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False, card["summary"]
+    assert card["summary"] != "Meets ARP 55 criteria" and "form for every procedure" in card["summary"]
+    assert "form for every procedure" in card["detail"] and "another joint" in card["detail"]
+    filled = {f["field"] for f in card["extension"]["llr-asp.filled"]}
+    assert "pain.severity" in filled and "sex" not in filled
 
 
 # -- hazard 3: the newest answers decide, whatever order the server returned them in -------------
@@ -778,6 +804,7 @@ def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: 
     assert "do not delay the referral" not in card["detail"]
 
 
+KNEE_FORM = "urn:llr-asp:questionnaire:knee-resurfacing"
 KNEE_CODE = {
     "system": "http://snomed.info/sct",
     "code": "test-knee-resurfacing",
@@ -804,6 +831,7 @@ def test_a_knee_card_says_nothing_of_the_sex_knee_resurfacing_never_asks(knee_cl
     though ARP 60 asks no sex: noise that teaches a GP to skip warnings."""
     knee = "/cds-services/knee-resurfacing-order-select"
     body = without_sex("route-c1-pain", "female")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = KNEE_FORM
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "sex" not in card["summary"] and "llr-asp.filled" not in card["extension"], card["summary"]
@@ -901,6 +929,7 @@ def test_a_knee_card_names_no_disagreement_about_the_sex_it_never_asks(knee_clie
     this procedure?") though ARP 60 asks no sex."""
     knee = "/cds-services/knee-resurfacing-order-select"
     body = with_sex("route-c1-pain", "male", "female")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = KNEE_FORM
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "llr-asp.conflicts" not in card["extension"] and "sex" not in card["detail"].lower(), card[

@@ -13,7 +13,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is decided from the rest (the card says what could not be fetched), never "no answers".
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
-  and only among those for this policy's questionnaire (or the shared `all` one; a form whose
+  and only among those for this policy's questionnaire (or the shared `all` one, whose answers
+  about a joint may be another joint's: to confirm, kind `shared`; a form whose
   date cannot be told is as new as the newest, never the older: the card says so; a form
   still in progress is not yet an answer: set aside, and the card says so), read from
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
@@ -395,7 +396,14 @@ def _record(
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
         mine = {f: v for f, v in values.items() if not every or f not in auto}
+        # the form for every procedure: its answers about a joint (pain, function, radiology) may
+        # describe another joint than this order's: to confirm (`shared`); its facts about the
+        # patient (kind/2 `fact`: the sex) are the clinician's answers
+        shared = every and _family(procedure_of(response), rules) == "all"
+        joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}
+        mine = {f: v for f, v in mine.items() if f not in joint}
         statements += answers(mine, f"the {policy.reference} answers", date, "answer" if every else "earlier")
+        statements += answers(joint, "the form for every procedure", date, "shared")
         # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
         theirs = {f: v for f, v in values.items() if every and f in auto}
         statements += answers(
