@@ -131,7 +131,8 @@ def call(example: str | None, gender: str | None = "male") -> dict[str, Any]:
     if example is not None:
         response = {
             "resourceType": "QuestionnaireResponse",
-            "questionnaire": "urn:llr-asp:questionnaire:all",  # the shared form: every procedure's
+            # the hip form (the form for every procedure, `all`, is to confirm: tests/test_seams.py)
+            "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
             "status": "completed",
             # the form's sex where it agrees with the EHR's Patient; where they differ, the Patient's
             # alone (both would be a conflict: tests/test_seams.py)

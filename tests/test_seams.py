@@ -58,6 +58,15 @@ SOURCES = [
     # an answer the form filler prefilled from the EHR is not a clinician's: filled, to confirm
     ([("sex", "male", "prefilled")], {"sex": "male"}, set(), {"sex"}),
     ([("sex", "male", "prefilled"), ("sex", "female", "administrative")], {}, {"sex"}, set()),
+    # an answer about a joint on the form for every procedure: to confirm, unless this procedure's
+    # own answers give it too (twelfth review, M9)
+    ([("pain.severity", "severe", "shared")], {"pain.severity": "severe"}, set(), {"pain.severity"}),
+    (
+        [("pain.severity", "severe", "shared"), ("pain.severity", "severe", "answer")],
+        {"pain.severity": "severe"},
+        set(),
+        set(),
+    ),
 ]
 
 
@@ -169,11 +178,28 @@ def test_answers_for_another_procedure_are_set_aside(client: TestClient) -> None
     assert "ARP 60" in card["detail"] and "set aside" in card["detail"]
 
 
-def test_the_shared_questionnaires_answers_are_used(client: TestClient) -> None:
+@pytest.mark.parametrize("compartments", [None, 3])
+def test_the_shared_questionnaires_answers_are_used_to_confirm(
+    client: TestClient, compartments: int | None
+) -> None:
+    """Twelfth review, M9: the form for every procedure (`all`) decided a hip order a plain info
+    'Meets ARP 55 criteria', robust, though it answered knee.compartments_affected = 3: nothing
+    said its pain, function and radiology may be about another joint. Its answers are used, as
+    answers to confirm (asp/sources.lp `shared`): named, a warning, never robust on them; its
+    facts about the patient (the sex) are the clinician's answers."""
     body = call("route-c1-pain", "male")
-    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    if compartments is not None:
+        response["item"] = [i for i in response["item"] if i["linkId"] != "knee.compartments_affected"]
+        response["item"].append({"linkId": "knee.compartments_affected", "answer": [{"valueInteger": 3}]})
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"] == "Meets ARP 55 criteria"
+    assert card["extension"]["llr-asp.decision"] == "eligible"
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False, card["summary"]
+    assert card["summary"] != "Meets ARP 55 criteria" and "form for every procedure" in card["summary"]
+    assert "form for every procedure" in card["detail"] and "another joint" in card["detail"]
+    filled = {f["field"] for f in card["extension"]["llr-asp.filled"]}
+    assert "pain.severity" in filled and "sex" not in filled
 
 
 # -- hazard 3: the newest answers decide, whatever order the server returned them in -------------
@@ -785,6 +811,7 @@ def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: 
     assert "do not delay the referral" not in card["detail"]
 
 
+KNEE_FORM = "urn:llr-asp:questionnaire:knee-resurfacing"
 KNEE_CODE = {
     "system": "http://snomed.info/sct",
     "code": "test-knee-resurfacing",
@@ -811,6 +838,7 @@ def test_a_knee_card_says_nothing_of_the_sex_knee_resurfacing_never_asks(knee_cl
     though ARP 60 asks no sex: noise that teaches a GP to skip warnings."""
     knee = "/cds-services/knee-resurfacing-order-select"
     body = without_sex("route-c1-pain", "female")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = KNEE_FORM
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "sex" not in card["summary"] and "llr-asp.filled" not in card["extension"], card["summary"]
@@ -908,6 +936,7 @@ def test_a_knee_card_names_no_disagreement_about_the_sex_it_never_asks(knee_clie
     this procedure?") though ARP 60 asks no sex."""
     knee = "/cds-services/knee-resurfacing-order-select"
     body = with_sex("route-c1-pain", "male", "female")
+    body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = KNEE_FORM
     body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
     [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
     assert "llr-asp.conflicts" not in card["extension"] and "sex" not in card["detail"].lower(), card[
@@ -1569,3 +1598,151 @@ def test_a_procedure_not_for_the_patient_is_said_first(example: str, policy: str
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith(said) and "also B" in summary and len(summary) < 140, summary
     assert "not for this patient" in closing(decision), closing(decision)
+
+
+NEXT = "/fhir/Questionnaire/$next-question"
+
+
+def test_next_question_keeps_when_a_form_was_authored_unless_an_answer_is_added(client: TestClient) -> None:
+    """Twelfth review, M6: $next-question stamped every response it returned `authored` now: an
+    old completed 2024 form posted again came back dated today, so stored it outranked a
+    clinician's newer form and the card said its answers were given today."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    old = decision_response(patient, [decision], RULES)
+    old.pop("extension")
+    old |= {"authored": "2024-01-01T09:00:00Z", "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
+    reply = client.post(NEXT, json=old).json()
+    assert reply["status"] == "completed" and reply["authored"] == "2024-01-01T09:00:00Z", reply["authored"]
+    # a step of a form in progress that adds an answer is authored now
+    start = {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
+    start["questionnaire"] = "urn:llr-asp:questionnaire:hip-resurfacing"
+    step = client.post(NEXT, json=start).json() | {"authored": "2024-01-01T09:00:00Z"}
+    asked = step["contained"][0]["item"][-1]["linkId"]
+    answer = (
+        {"linkId": asked, "answer": [{"valueBoolean": True}]}
+        if asked != "sex"
+        else {"linkId": "sex", "answer": [{"valueCoding": {"code": "male"}}]}
+    )
+    after = client.post(NEXT, json={**step, "item": [answer]}).json()
+    assert after["authored"] > "2026", after["authored"]
+
+
+@pytest.mark.parametrize("codes", [["male-typical", "female-typical"], ["female-typical", "male-typical"]])
+def test_two_codes_of_one_entry_of_sex_for_clinical_use_that_disagree_are_a_conflict(
+    client: TestClient, codes: list[str]
+) -> None:
+    """Twelfth review, M7: one entry of the sex for clinical use coded [male-typical,
+    female-typical] decided by its first code (robust either way); two entries that disagree
+    were already a conflict. The answers leave sex blank: only the EHR's entry speaks."""
+    body = call("route-c1-pain", "male")
+    response = body["prefetch"]["answers"]["entry"][0]["resource"]
+    response["item"] = [i for i in response["item"] if i["linkId"] != "sex"]
+    entry = clinical_use(codes[0])
+    entry["extension"][0]["valueCodeableConcept"]["coding"].append({"code": codes[1]})
+    body["prefetch"]["patient"]["extension"] = [entry]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sources disagree on sex"), card["summary"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
+    assert card["extension"]["llr-asp.conflicts"][0]["field"] == "sex"
+
+
+def draft_of(example: Path = EXAMPLE) -> dict[str, Any]:
+    """A hip form still in progress whose answers, finished, would decide ELIGIBLE."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(example.read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    assert decision.decision == "eligible" and decision.robust
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    return response | {"status": "in-progress"}
+
+
+def test_a_form_still_in_progress_is_never_decided_plainly_anywhere(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """Twelfth review, M5: a form still in progress gave a plain robust ELIGIBLE from explain, the
+    API, the page and batch; only the CDS card set it aside ("finish it, then order again").
+    Every surface now refuses it in one line saying to finish the form; $next-question, whose
+    working state a form in progress is, still asks on."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    draft = draft_of()
+    said = client.post("/api/v1/explain", json=draft)
+    assert said.status_code == 422 and "in progress" in said.json()["error"], said.text
+    assert "finish" in said.json()["error"]
+    page = client.post("/record", data={"document": json.dumps(draft), "policy": "hip-resurfacing"})
+    assert "ELIGIBLE" not in page.text and "in progress" in page.text
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(draft))
+    run = CliRunner().invoke(app, ["explain", str(path)])
+    assert run.exit_code == 2 and "in progress" in run.stderr, run.output
+    cohort = tmp_path / "drafts.jsonl"
+    cohort.write_text(json.dumps(draft) + "\n")
+    run = CliRunner().invoke(app, ["batch", str(cohort), "-p", "hip-resurfacing"])
+    [line] = [json.loads(x) for x in run.stdout.splitlines() if x.strip()]
+    assert "in progress" in line.get("error", ""), line
+    # the adaptive form's own working state: still asked on, and completed from
+    step = client.post(NEXT, json=draft)
+    assert step.status_code == 200 and step.json()["status"] == "completed", step.text
+
+
+def test_explain_as_fhir_keeps_what_no_one_confirmed_unconfirmed(client: TestClient, tmp_path: Path) -> None:
+    """Twelfth review, H1: `explain --format fhir` wrote an answer DTR pre-filled from the EHR
+    (information-origin `auto`) as a plain item: read back, or stored and read by a card, it was
+    the clinician's: a plain ELIGIBLE, an info card. Round trip explain -> fhir -> explain, and ->
+    CDS card: it stays unconfirmed (not robust, a warning); a form in progress is never written
+    out `completed` (explain refuses it: M5)."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    response = draft_of() | {"status": "completed"}
+    for item in response["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = origin("auto")
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps(response))
+    run = CliRunner().invoke(app, ["explain", str(given), "--format", "fhir"])
+    assert run.exit_code == 0, run.output
+    written = json.loads(run.stdout)
+    [sex] = [i for i in written["item"] if i["linkId"] == "sex"]
+    assert sex.get("extension") == origin("auto"), sex
+    again = tmp_path / "again.json"
+    again.write_text(run.stdout)
+    run = CliRunner().invoke(app, ["explain", str(again), "--format", "json"])
+    decided = json.loads(run.stdout)
+    assert decided["decision"] == "eligible" and decided["robust"] is False, decided["robust"]
+    assert [f["field"] for f in decided["filled"]] == ["sex"]
+    # stored in the EHR and read by the next card
+    body = call("route-c1-pain", "male")
+    stored = written | {"authored": "2026-11-01T09:00:00Z", "subject": {"reference": "Patient/pat-1"}}
+    stored.pop("id")
+    body["prefetch"]["answers"]["entry"] = [{"resource": stored}]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False, card["summary"]
+    # a form in progress is never written out completed
+    given.write_text(json.dumps(response | {"status": "in-progress"}))
+    run = CliRunner().invoke(app, ["explain", str(given), "--format", "fhir"])
+    assert run.exit_code == 2 and "completed" not in run.stdout
+
+
+@pytest.mark.parametrize("kind", ["administrative", "earlier", "clinical"])
+def test_a_value_no_answer_gave_is_never_written_as_an_answer(kind: str) -> None:
+    """Twelfth review, H1: a value the administrative record, an older form or the EHR gave
+    (Patient.filled) is written with information-origin `auto`: read back it is to confirm,
+    never a clinician's answer."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    patient = dataclasses.replace(patient, filled=(Stated("sex", "male", "the EHR", kind),))
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    written = decision_response(patient, [decision], RULES)
+    [sex] = [i for i in written["item"] if i["linkId"] == "sex"]
+    assert sex.get("extension") == origin("auto"), sex
+    assert [(s.field, s.kind) for s in validate(written, RULES, "t").filled] == [("sex", "prefilled")]

@@ -24,6 +24,11 @@ from .sources import Stated
 RETRACTED = ("entered-in-error", "stopped")
 """QuestionnaireResponse statuses never decided from: retracted by the EHR, or abandoned."""
 
+DRAFT = "in-progress"
+"""The status of a QuestionnaireResponse still being filled in: not yet an answer, so never
+decided from (a CDS card sets it aside; explain, the API, the page and batch refuse it), except
+by the adaptive form whose working state it is (`$next-question`: `validate(..., drafts=True)`)."""
+
 PREFIX = "urn:llr-asp:questionnaire:"
 """The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all" (the full form),
 and that + ADAPTIVE (the item-less adaptive form SDC's adaptive search finds)."""
@@ -67,11 +72,12 @@ def to_patient(document: Document, rules: RuleSet, source: str) -> Patient:
     return validate(document, rules, source)
 
 
-def validate(document: Any, rules: RuleSet, source: str) -> Patient:
+def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -> Patient:
     """The patient a parsed document describes: a patient record, or a FHIR
     QuestionnaireResponse read as one (`record`). A response to one policy's questionnaire
     gives answers about one joint: they are for that policy alone, in any of its editions
-    (`answers_for`: its family)."""
+    (`answers_for`: its family). A response still in progress is refused (not yet an answer:
+    finish it first) unless `drafts` (the adaptive form reading its own working state)."""
     if is_response(document) and document.get("status") in RETRACTED:
         raise InputError(
             source,
@@ -80,6 +86,14 @@ def validate(document: Any, rules: RuleSet, source: str) -> Patient:
             "so it is never decided from; send the patient's current answers",
         )
     patient = validate_record(record(document, rules, source), rules, source)
+    # (after its answers are read: an answer that cannot be read is named first)
+    if is_response(document) and document.get("status") == DRAFT and not drafts:
+        raise InputError(
+            source,
+            "status",
+            "this QuestionnaireResponse is still in progress (in-progress): a form in progress is not "
+            "yet an answer, so it is never decided from; finish it (status completed), then decide",
+        )
     if is_response(document):
         # an answer the form filler pre-populated from the EHR and no one changed is the EHR's
         # value, not a clinician's: named, to confirm (as a CDS card names it: web/hookcall.py)

@@ -45,8 +45,9 @@ KINDS, UNCONFIRMED = _declared()
 form, a QuestionnaireResponse); an answer given on an older form that the newest leaves blank
 (a fact: it still counts, but no answer for this referral confirms it); an answer a form filler
 prefilled from the EHR and no one changed; the clinical system's record for clinical use; its
-administrative record. UNCONFIRMED (unconfirmed/1): the kinds whose values no one confirmed
-for this referral (the administrative record, an older form's, a prefilled answer)."""
+administrative record; an answer about a joint on the form for every procedure (`shared`).
+UNCONFIRMED (unconfirmed/1): the kinds whose values no one confirmed for this referral (the
+administrative record, an older form's, a prefilled answer, the form for every procedure's)."""
 
 
 @dataclass(frozen=True)

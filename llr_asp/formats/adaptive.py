@@ -50,6 +50,9 @@ ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
 ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
 TAG = "urn:llr-asp:questionnaire"
 """The system of the tag that names the policy an adaptive response answers."""
+FINISHED = ("completed", "amended")
+"""The statuses of a finished form: posted again, its answers are as they were when it was
+authored, and it keeps that date."""
 MAX_DEPTH = 64
 """The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
 levels): deeper is refused before anything else, since the answer echoes the resource."""
@@ -108,6 +111,7 @@ def next_question(
     `sign` makes a completed decision's receipt (an extension RECEIPT on the response)."""
     rules = interviewer.rules
     response = dict(resource)
+    posted = response.get("status")
     others = shaped(response.get("contained", []), list, source, "contained", "a list of resources")
     form = _form(response, others, source)
     adapted = _adopted(form) if form is not None else _adaptive(response, rules, service)
@@ -156,7 +160,11 @@ def next_question(
         ]
     response["contained"] = [adapted, *[r for r in others if r is not form]]
     response["questionnaire"] = f"#{adapted['id']}"
-    response["authored"] = now()
+    if posted not in FINISHED or not isinstance(response.get("authored"), str):
+        # a step of the form in progress puts its answers together now; a finished form posted
+        # again keeps its date (restamped now, an old form would outrank a clinician's newer one
+        # and its answers be said to be given today)
+        response["authored"] = now()
     response["meta"] = _meta(response.get("meta"), policy, source)
     return {key: value for key, value in response.items() if value != []}  # FHIR JSON has no empty arrays
 
@@ -325,4 +333,6 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
         if isinstance(entry, dict) and isinstance(entry.get("linkId"), str)
     }
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
-    return validate({**{k: v for k, v in response.items() if k != "contained"}, "item": items}, rules, source)
+    # a form in progress is the adaptive form's own working state: read, never refused as a draft
+    resource = {**{k: v for k, v in response.items() if k != "contained"}, "item": items}
+    return validate(resource, rules, source, drafts=True)

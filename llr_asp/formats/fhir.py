@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.documents import ADAPTIVE as ADAPTIVE_NAME
-from ..core.documents import PREFIX, value_system
+from ..core.documents import INFORMATION_ORIGIN, PREFIX, value_system
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
 from ..views.wording import headline, not_for_the_patient, urgent_note
@@ -290,9 +290,14 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
     it names (`llr-asp explain --format fhir`): for one policy, only the answers its
     Questionnaire asks (a hip response holds no knee compartments, a knee response no sex: a
     validator finds every linkId in the form); read back, it is the same patient for that
-    policy. No `authored`: when the answers were given is not known
-    here (the time of this run would make old answers look new)."""
+    policy, sources and all: a value no clinician answered (pre-filled from the EHR, the EHR's
+    record, an older form: `patient.filled`) is written as DTR writes a pre-filled answer no one
+    changed (information-origin `auto`), so read back or stored it is still a value to confirm,
+    never the clinician's answer. No `authored`: when the answers were given is not known
+    here (the time of this run would make old answers look new). `completed`: a form still in
+    progress is never a patient here (`core.documents.validate` refuses it)."""
     asked = decisions[0].policy.fields() if len(decisions) == 1 else frozenset(rules.fields)
+    unanswered = {s.field for s in patient.filled}  # every kind: a stored form never over-claims
     items = []
     for path, field in rules.fields.items():
         if path not in patient.answered or path not in asked:
@@ -301,6 +306,8 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
         value = patient.values.get(path)
         if value is not None:
             entry["answer"] = [_value(field, value)]
+            if path in unanswered:
+                entry["extension"] = [PREFILLED]
         items.append(entry)
     return {
         "resourceType": "QuestionnaireResponse",
@@ -310,6 +317,11 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
         "extension": [e for d in decisions for e in determination(d)],
         "item": items,
     }
+
+
+PREFILLED = {"url": INFORMATION_ORIGIN, "extension": [{"url": "source", "valueCode": "auto"}]}
+"""Da Vinci DTR's mark of an answer pre-populated from the EHR that no one changed: what a value
+no clinician answered is written with, so that read back it is still one to confirm."""
 
 
 def said(decision: Decision) -> str:

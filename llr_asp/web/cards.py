@@ -12,7 +12,8 @@ extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` k
   decision's from the answers it hashes);
 - `llr-asp.possible`: the decisions some combination of the readings, a disputed field's
   values or the unconfirmed values left unknown reach;
-- `llr-asp.filled`: values only the EHR or an older form gave, each with its source and date;
+- `llr-asp.filled`: values only the EHR, an older form or the form for every procedure (its
+  answers about a joint, which may be another joint's) gave, each with its source and date;
 - `llr-asp.edition`: the edition that decided (policy, family, in_force_from, rules);
 - `llr-asp.missing`, `llr-asp.to-settle`: the answers still needed (only when there are any);
 - `llr-asp.conflicts`: fields whose sources disagree (the answers and the EHR's record), each
@@ -63,6 +64,7 @@ class Found:
     not_patient: str | None = None  # what the call sent as its Patient that is not one (not read)
     unseen: tuple[str, ...] = ()  # answer keys declared, absent and not fetched: forms not seen
     draft: bool = False  # a form still in progress set aside (the only one, or newer than the newest)
+    shared: bool = False  # answers about a joint from the form for every procedure (`all`): to confirm
 
 
 def card(
@@ -144,6 +146,13 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
             "**A newer form for this procedure is still in progress:** it was set aside (a form "
             "still in progress is not yet an answer). If it changes these answers, finish it in the "
             "EHR, then order again."
+        )
+    if found.shared:
+        said.append(
+            "**These answers came from the form for every procedure** (llr-asp's `all` "
+            "questionnaire), not this procedure's: its pain, function, radiology and care may "
+            "describe another joint. Confirm they are about this joint before you rely on this "
+            "card, or answer this procedure's own questions."
         )
     if found.undated:
         said.append(

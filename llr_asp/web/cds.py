@@ -216,6 +216,7 @@ async def hook(request: Request, service: str) -> JSON:
             call.not_patient,
             unseen,
             call.draft,
+            any(s.kind == "shared" for s in call.filled),  # answers about a joint from the `all` form
         )
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)

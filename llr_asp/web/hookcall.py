@@ -13,7 +13,8 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
   is decided from the rest (the card says what could not be fetched), never "no answers".
 - The answers are the most recently `authored` QuestionnaireResponse among all those of the
   `answers` and `adaptiveAnswers` prefetch keys, whatever order the server returned them in,
-  and only among those for this policy's questionnaire (or the shared `all` one; a form whose
+  and only among those for this policy's questionnaire (or the shared `all` one, whose answers
+  about a joint may be another joint's: to confirm, kind `shared`; a form whose
   date cannot be told is as new as the newest, never the older: the card says so; a form
   still in progress is not yet an answer: set aside, and the card says so), read from
   what each response holds (its canonical, or its adaptive form's `derivedFrom`; no tag is
@@ -395,7 +396,14 @@ def _record(
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
         mine = {f: v for f, v in values.items() if not every or f not in auto}
+        # the form for every procedure: its answers about a joint (pain, function, radiology) may
+        # describe another joint than this order's: to confirm (`shared`); its facts about the
+        # patient (kind/2 `fact`: the sex) are the clinician's answers
+        shared = every and _family(procedure_of(response), rules) == "all"
+        joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}
+        mine = {f: v for f, v in mine.items() if f not in joint}
         statements += answers(mine, f"the {policy.reference} answers", date, "answer" if every else "earlier")
+        statements += answers(joint, "the form for every procedure", date, "shared")
         # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
         theirs = {f: v for f, v in values.items() if every and f in auto}
         statements += answers(
@@ -423,8 +431,9 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
     male where female- or male-typical, "" where given otherwise ("specified" points to a
     comment a clinician must read, "unknown"; or coded in another code system): the
     administrative gender is then not heard, and an answer beside it is in doubt (asked,
-    asp/sources.lp). Two current entries that disagree are two values: a conflict. None current
-    (one that has ended says nothing of today): the administrative gender is heard."""
+    asp/sources.lp). Two current entries that disagree, or two codes of one entry that do, are
+    two values: a conflict. None current (one that has ended says nothing of today): the
+    administrative gender is heard."""
     day = (today or datetime.date.today()).isoformat()
     extensions = patient.get("extension")
     current: set[str] = set()
@@ -444,8 +453,11 @@ def _clinical_sex(patient: dict[str, Any], today: datetime.date | None = None) -
             for coding in concept["coding"]
             if isinstance(coding, dict) and coding.get("system", CLINICAL_SEX_SYSTEM) == CLINICAL_SEX_SYSTEM
         ]
-        known = [CLINICAL_SEX_CODES[c] for c in codes if c in CLINICAL_SEX_CODES]
-        current.add(known[0] if known else "")  # given, but not as female- or male-typical
+        # every code of the entry is heard: two that disagree (male- and female-typical) are two
+        # values, a conflict, never the first code deciding; one that is not simply female- or
+        # male-typical is given, but as no simple value ("")
+        heard = {CLINICAL_SEX_CODES.get(c, "") if isinstance(c, str) else "" for c in codes}
+        current.update(heard or {""})
     return sorted(current)
 
 
