@@ -1285,4 +1285,28 @@ PLANTED = [
         "a card decided with no Patient record is a plain 'Meets ARP 55 criteria': the sex not compared",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "engines/whatif.py",
+        "        return self.decided.robust if self.decided is not None else steady(self.contested)\n",
+        "        return steady(self.contested)\n",
+        "what-if says 'already eligible under every reading' on a sex pre-filled from the EHR",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "                    under_unconfirmed=self._under_unconfirmed(patient, p),\n",
+        "",
+        "a cohort line resting on a sex pre-filled from the EHR is robust, where explain says it is not",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "engines/whatif.py",
+        "label, fixed).confirming(decision.doubted)\n",
+        "label, fixed)\n",
+        "what-if names a sex no one confirmed as a fixed fact: 'not for the patient', consider another",
+        SEAMS,
+    ),
 ]

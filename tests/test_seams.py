@@ -1500,3 +1500,70 @@ def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> No
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
     assert "still in progress" in card["detail"] and card["indicator"] == "warning"
+
+
+# -- twelfth review: a value no one confirmed decides nothing plainly, on any surface ---------------
+def prefilled_form(record: dict[str, Any], auto: tuple[str, ...], policy: str = "hip-resurfacing") -> Any:
+    """`record` as its policy's QuestionnaireResponse, the answers to `auto` pre-filled by the form
+    filler from the EHR and left as they were (DTR's information-origin `auto`)."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(record, RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies[policy]])
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    for item in response["item"]:
+        if item["linkId"] in auto:
+            item["extension"] = origin("auto")
+    return response
+
+
+UNCONFIRMED_CASES = [
+    # (the record, the answers pre-filled and unchanged, what explain decides, its possible decisions)
+    (changed(C6), ("sex", "conservative.months"), "eligible", ["eligible", "undetermined"]),
+    (changed(C6, sex="female"), ("sex",), "not_eligible", ["not_eligible", "undetermined"]),
+    # (a reading of C6 that dispenses with care would fund: contested as well)
+    (
+        changed(C6, conservative__months=2),
+        ("conservative.months",),
+        "not_eligible",
+        ["eligible", "not_eligible", "undetermined"],
+    ),
+    (changed(C6), (), "eligible", ["eligible"]),  # every answer the clinician's: robust
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "decision", "possible"), UNCONFIRMED_CASES)
+def test_whatif_and_batch_weigh_an_unconfirmed_value_as_explain_does(
+    whatif_of: Any, record: dict[str, Any], auto: tuple[str, ...], decision: str, possible: list[str]
+) -> None:
+    """Twelfth review, M1: what-if said 'Already eligible under every reading: nothing needs to
+    change' (robust true) and a cohort line robust true where explain, for the same form, said
+    not robust, resting on a sex pre-filled from the EHR. Every surface agrees with explain."""
+    from llr_asp.engines.batch import iterate_decisions
+
+    form = prefilled_form(record, auto)
+    [explained] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert (explained.decision, list(explained.possible)) == (decision, possible)
+    robust = len(possible) == 1
+    answer = whatif_of(form)
+    assert (answer.decision, answer.robust, list(answer.possible)) == (decision, robust, possible)
+    assert (answer.to_json()["robust"], answer.to_json()["possible"]) == (robust, possible)
+    [line] = list(iterate_decisions([form], policy="hip-resurfacing"))
+    assert (line.to_json()["robust"], line.to_json()["possible"]) == (robust, possible)
+    words = said(answer)
+    if not robust:  # never 'under every reading', never the unconfirmed value as a fixed fact
+        assert "under every reading" not in words and "confirm" in words, words
+        assert not set(auto) & set(answer.to_json().get("cannot", {}).get("fixed", {})), answer.to_json()
+
+
+def test_whatif_never_turns_a_patient_away_on_a_prefilled_sex(whatif_of: Any) -> None:
+    """Twelfth review, M1: a pre-filled female sex with C6 met: explain says to confirm first that
+    the procedure suits the patient; what-if said 'This procedure is not for the patient … (sex
+    is female) … consider total hip replacement', the EHR's value as a fixed fact."""
+    answer = whatif_of(prefilled_form(changed(C6, sex="female"), ("sex",)))
+    json_said, words = answer.to_json(), said(answer)
+    assert "sex" not in json_said["cannot"]["fixed"]
+    assert json_said["cannot"]["to_confirm"] == {"sex": "female"}
+    assert "This procedure is not for the patient" not in words, words
+    assert "confirm" in words and "pre-filled from the EHR" in words, words

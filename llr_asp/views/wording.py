@@ -164,6 +164,16 @@ def source_words(stated: Stated) -> str:
     return f"{stated.source}{f' of {stated.date[:10]}' if stated.date else ''}"
 
 
+def confirm_words(values: Sequence[Stated], rules: RuleSet) -> str:
+    """Values no one confirmed for this referral, each with where it came from, for "first
+    confirm …": `sex (female, from the answers pre-filled from the EHR)`."""
+    return " and ".join(
+        f"{lower_first(rules.fields[s.field].name)} ({value_words(rules.fields[s.field], s.value)}, "
+        f"from {source_words(s)})"
+        for s in values
+    )
+
+
 def filled_words(stated: Stated, rules: RuleSet) -> str:
     """A value the clinical system's record or an older form gave, which no answer given for
     this referral did."""
@@ -223,6 +233,23 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     fixed = ", ".join(
         f"{lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
     )
+    if blocker.to_confirm:  # in the way only on values no one confirmed: never a fact, confirm first
+        urgent = answer.urgent
+        return (
+            f"{blocker.label} ({blocker.requirement}) is not met only on values no one has confirmed for "
+            f"this referral: first confirm {confirm_words(blocker.to_confirm, rules)}. No change to the "
+            "record is offered meanwhile"
+            + (
+                f"; if it holds: {policy.unsuitable[blocker.requirement]}"
+                if blocker.requirement in policy.unsuitable
+                else "."
+            )
+            + (
+                f" ⚠ The patient meets an urgent route ({urgent['route']}): confirm it now, without waiting."
+                if urgent and urgent["status"] == "met"
+                else ""
+            )
+        )
     if blocker.requirement in policy.unsuitable:
         urgent = answer.urgent
         return (
@@ -253,6 +280,12 @@ def certain_words(answer: WhatIf, rules: RuleSet) -> str:
     """What makes an eligibility that rests on the adopted reading certain: the answers that could
     settle the reading, as explain and the page list them (`to_settle`); only when there are none,
     that no change to the record does and the ICB must confirm the reading."""
+    unconfirmed = getattr(answer, "unconfirmed", ())
+    if unconfirmed:
+        return (
+            f"Eligible only on values no one has confirmed for this referral: first confirm "
+            f"{confirm_words(unconfirmed, rules)}. If they hold, nothing needs to change."
+        )
     settle = settle_words(answer, rules)
     if settle:
         return (
