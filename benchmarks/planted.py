@@ -1309,4 +1309,12 @@ PLANTED = [
         "what-if names a sex no one confirmed as a fixed fact: 'not for the patient', consider another",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/templates/result.html",
+        "    {% elif not d.robust %}{# resting on values no one confirmed: said first, above #}\n",
+        "",
+        "the page's next step says 'meets the criteria under every reading' on a sex pre-filled from the EHR",
+        (*SEAMS, "tests/test_web_page.py"),
+    ),
 ]

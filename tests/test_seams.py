@@ -1567,3 +1567,42 @@ def test_whatif_never_turns_a_patient_away_on_a_prefilled_sex(whatif_of: Any) ->
     assert json_said["cannot"]["to_confirm"] == {"sex": "female"}
     assert "This procedure is not for the patient" not in words, words
     assert "confirm" in words and "pre-filled from the EHR" in words, words
+
+
+def next_step(page: str) -> str:
+    """The words of a result page's 'What to do next', markup and spacing set aside."""
+    import html
+    import re
+
+    found = re.search(r'<div class="next-step"[^>]*>(.*?)</div>', page, re.S)
+    assert found is not None, page[:500]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+
+PAGE_CASES = [
+    # (the record, the answers pre-filled and left as they were, what 'What to do next' must name)
+    (changed(C6), ("sex", "conservative.months"), ("sex (male)", "conservative.months (8)")),
+    (changed(C6, sex="female"), ("sex",), ("sex (female)",)),
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "named"), PAGE_CASES)
+def test_the_pages_next_step_says_to_confirm_an_unconfirmed_value_first(
+    client: TestClient, record: dict[str, Any], auto: tuple[str, ...], named: tuple[str, ...]
+) -> None:
+    """Twelfth review, M2: under the headline 'ELIGIBLE — resting on … pre-filled from the EHR,
+    not yet confirmed: confirm it first', 'What to do next' said 'The patient meets the policy's
+    criteria under every reading of its text' (and, for a pre-filled female sex with C6, 'does not
+    meet …, under every reading … consider total hip replacement'). It says to confirm first,
+    naming the values, and never 'under every reading' while the decision rests on them."""
+    form = json.dumps(prefilled_form(record, auto))
+    for page in (
+        client.post("/record", data={"document": form}).text,
+        client.post("/result", data={"record": form}).text,
+    ):
+        said = next_step(page)
+        assert "under every reading" not in said, said
+        assert "confirm" in said and "pre-filled from the EHR" in said, said
+        assert all(n in said for n in named), said
+    plain = json.dumps(prefilled_form(record, ()))  # the same answers, every one the clinician's
+    assert "under every reading" in next_step(client.post("/record", data={"document": plain}).text)

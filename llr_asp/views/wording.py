@@ -89,7 +89,33 @@ def headline(decision: Verdict) -> str:
 
 def contested_summary(decision: Decision) -> str:
     """One sentence under the headline of a decision that is not robust: what it rests on, and
-    what the clinician can do about it."""
+    what the clinician can do about it; first, the values no one confirmed that it rests on
+    (`unconfirmed_summary`), to confirm before anything else."""
+    unconfirmed = unconfirmed_summary(decision)
+    if not decision.contested:
+        return unconfirmed or ""
+    said = _contest_summary(decision)
+    return f"{unconfirmed} {said}" if unconfirmed else said
+
+
+def unconfirmed_summary(decision: Decision) -> str | None:
+    """What a decision resting on values no one confirmed for this referral asks first, naming
+    them as the headline does (`sex (female) from the answers pre-filled from the EHR`) and
+    what it would be were they not known; None when it rests on none."""
+    values = decision.unconfirmed
+    if not values:
+        return None
+    named = " and ".join(f"{s.field} ({_said(s.value)}) from {source_words(s)}" for s in values)
+    others = [d for d in decision.under_unconfirmed if d != decision.decision]
+    under = " or ".join("not yet decided" if d == "undetermined" else VERDICT_WORDS[d] for d in others)
+    it = "it" if len(values) == 1 else "them"
+    return (
+        f"The decision rests on {named}, which no one has confirmed for this referral: confirm {it} "
+        f"first (were {it} not known, the patient would be {under})."
+    )
+
+
+def _contest_summary(decision: Decision) -> str:
     policy = decision.policy
     points = ", ".join(
         dict.fromkeys(requirement_words(policy, t.requirement) for c in decision.contested for t in c.taken)
@@ -502,3 +528,8 @@ def lower_first(text: str) -> str:
     """A term inside a sentence: `Conservative care` → `conservative care` (not `MSK …`)."""
     head = text.split(" ", 1)[0]
     return text if head.isupper() else text[:1].lower() + text[1:]
+
+
+def _said(value: Value | None) -> str:
+    """A source's value as a sentence names it: `female`, `8`, `true`."""
+    return "no value" if value is None else show(value)
