@@ -1317,4 +1317,28 @@ PLANTED = [
         "the page's next step says 'meets the criteria under every reading' on a sex pre-filled from the EHR",
         (*SEAMS, "tests/test_web_page.py"),
     ),
+    Planted(
+        "seams",
+        "engines/interview.py",
+        "            askable += [f for f in doubted if f not in askable]\n",
+        "",
+        "a sex pre-filled from the EHR decides and is never asked: 'nothing more to ask'",
+        (*SEAMS, "tests/test_interview.py"),
+    ),
+    Planted(
+        "seams",
+        "views/questionnaire.py",
+        "            self.filled = tuple(s for s in self.filled if s.field != field.path)",
+        "            self.filled = self.filled",
+        "the clinician's answer never replaces the pre-filled value: `ask` asks it again and again",
+        (*SEAMS, "tests/test_interview.py"),
+    ),
+    Planted(
+        "seams",
+        "views/questionnaire.py",
+        "        return _answered(document, path, value)\n",
+        "        pass\n",
+        "the page's answer to a pasted form is lost: the pre-filled sex asked again and again",
+        (*SEAMS, "tests/test_web_page.py"),
+    ),
 ]

@@ -1606,3 +1606,76 @@ def test_the_pages_next_step_says_to_confirm_an_unconfirmed_value_first(
         assert all(n in said for n in named), said
     plain = json.dumps(prefilled_form(record, ()))  # the same answers, every one the clinician's
     assert "under every reading" in next_step(client.post("/record", data={"document": plain}).text)
+
+
+ASKED_CASES = [
+    # (the record, the answers pre-filled and left as they were, the question asked first, and the
+    # answers a clinician gives at the terminal until nothing is left to ask)
+    (changed(C6, sex="female"), ("sex",), "sex", ["female"]),
+    (changed(C6, sex="female"), ("sex",), "sex", ["male"]),
+    (changed(C6), ("sex", "conservative.months"), "sex", ["male", "8"]),
+    (changed(C6, conservative__months=2), ("conservative.months",), "conservative.months", ["9"]),
+    (changed(C6), (), None, []),  # every answer the clinician's: nothing to ask
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "first", "answers"), ASKED_CASES)
+def test_a_value_no_one_confirmed_that_decides_is_asked_first(
+    tmp_path: Path, record: dict[str, Any], auto: tuple[str, ...], first: str | None, answers: list[str]
+) -> None:
+    """Twelfth review, M3: with a sex pre-filled from the EHR the only answer, `next` said 'Decided
+    under every reading of the policy: nothing more to ask' (and $next-question completed) after no
+    clinician answered anything: only missing, to_settle or disputed fields were asked. A value no
+    one confirmed that the decision rests on is asked first, to confirm; the clinician's answer
+    replaces it, and the questions end."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    form = prefilled_form(record, auto)
+    [step] = Interviewer(RULES).next(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert (step.question.field if step.question else None) == first
+    if first is not None:
+        assert step.question is not None and "no one has confirmed" in " ".join(step.question.caveats)
+    path = tmp_path / "form.json"
+    path.write_text(json.dumps(form))
+    shown = CliRunner().invoke(app, ["next", str(path)], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0 and ("nothing more to ask" in shown.stdout) == (first is None), shown.stdout
+    ask = CliRunner().invoke(app, ["ask", "--from", str(path)], input="".join(f"{a}\n" for a in answers))
+    assert ask.exit_code == 0, ask.stderr  # ended before the answers ran out
+    assert "not yet confirmed" not in ask.stdout and "Question" not in ask.stdout, ask.stdout
+
+
+@pytest.mark.parametrize("answer", ["female", "male"])
+def test_the_page_interview_asks_a_prefilled_sex_and_the_answer_replaces_it(
+    client: TestClient, answer: str
+) -> None:
+    """Twelfth review, M3 on the page: the pasted form's pre-filled sex is asked first (the result's
+    'Confirm it now'), and the clinician's answer, kept in the form's own item, replaces the EHR's:
+    the decision no longer rests on it (before, an answer to a pasted form was lost)."""
+    form = json.dumps(prefilled_form(changed(C6, sex="female"), ("sex",)))
+    asked = client.post("/ask", data={"record": form}).text
+    assert 'name="field" value="sex"' in asked and "no one has confirmed" in asked, asked[-3000:]
+    done = client.post("/ask", data={"record": form, "field": "sex", "answer": answer}).text
+    assert "Decision" in done and "not yet confirmed" not in done and "no one has confirmed" not in done
+    assert ("NOT ELIGIBLE" in done) == (answer == "female")
+
+
+def test_next_question_never_completes_on_a_prefilled_sex_alone(client: TestClient) -> None:
+    """Twelfth review, M3 in SDC's adaptive form: $next-question completed after zero clinician
+    answers, the only answer a sex pre-filled from the EHR. It asks it to be confirmed; once the
+    clinician changed it (DTR `override`), that answer is theirs and decides."""
+    form = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "in-progress",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing-adaptive",
+        "item": [
+            {"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}], "extension": origin("auto")}
+        ],
+    }
+    reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
+    assert reply["status"] == "in-progress", reply.get("contained")
+    assert "no one has confirmed" in json.dumps(reply["contained"])
+    form["item"][0]["extension"] = origin("override")
+    reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
+    assert reply["status"] == "completed" and "not yet confirmed" not in json.dumps(reply)  # a plain refusal

@@ -10,6 +10,7 @@ interrupted session loses nothing and can go on with `--from`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from ..core.documents import INFORMATION_ORIGIN, is_response, value_system
 from ..core.errors import InputError, printable
 from ..core.files import replaced
 from ..core.patient import Patient, validate
-from ..core.ruleset import Field, Policy, Value
+from ..core.ruleset import Field, Policy, Value, is_date
+from ..core.sources import Stated
 from ..engines.interview import Interviewer, parse_answer
 from .terminal import question_text
 from .wording import urgent_note
@@ -40,10 +43,14 @@ class Questionnaire:
         document: dict[str, Any],
         source: str,
         save: Path | None = None,
+        filled: tuple[Stated, ...] = (),
     ) -> None:
         self.interviewer, self.policies, self.source, self.save = interviewer, policies, source, save
         self.document = document
-        self.patient = validate(document, interviewer.rules, source)
+        # values no one confirmed that the record holds (a QuestionnaireResponse's answers
+        # pre-filled from the EHR): to confirm, until the clinician answers them here
+        self.filled = filled
+        self.patient = dataclasses.replace(validate(document, interviewer.rules, source), filled=filled)
         self.asked = 0
         self.reask: set[str] = set()  # fields recorded as not known, to ask again once
         if save is not None:
@@ -96,14 +103,20 @@ class Questionnaire:
                     reason = reason[: 4 * ECHO] + "…"
                 console.print(Text(f"  ✘ {printable(reason)}. Please answer again.", style="red"))
                 continue
-            self.document, self.patient = document, patient
+            self.filled = tuple(s for s in self.filled if s.field != field.path)  # the clinician's now
+            self.document, self.patient = document, dataclasses.replace(patient, filled=self.filled)
             if self.save is not None:
                 write_record(self.save, document)
             return
 
 
 def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict[str, Any]:
-    """A copy of `document` with the field at dotted `path` set (None: asked, unknown)."""
+    """A copy of `document` with the field at dotted `path` set (None: asked, unknown). A
+    QuestionnaireResponse (the page's interview of a pasted form) gets the answer in its item,
+    as the clinician's: an answer pre-filled from the EHR that it replaces is no longer marked so
+    (DTR's information-origin), and the value no one confirmed is gone."""
+    if is_response(document):
+        return _answered(document, path, value)
     updated = copy.deepcopy(document)
     *groups, name = path.split(".")
     node = updated
@@ -117,7 +130,9 @@ def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict
 
 def without_value(document: dict[str, Any], path: str) -> dict[str, Any]:
     """A copy of `document` with the field at dotted `path` left out (not asked), and any group
-    it empties with it."""
+    it empties with it (of a QuestionnaireResponse, the item that answers it)."""
+    if is_response(document):
+        return _answered(document, path, None, keep=False)
     updated = copy.deepcopy(document)
     *groups, name = path.split(".")
     trail = [updated]
@@ -131,6 +146,50 @@ def without_value(document: dict[str, Any], path: str) -> dict[str, Any]:
         if parent.get(group) == {}:
             del parent[group]
     return updated
+
+
+def _answered(response: dict[str, Any], path: str, value: Value | None, keep: bool = True) -> dict[str, Any]:
+    """A copy of a QuestionnaireResponse whose item `path` (groups opened) holds the clinician's
+    answer `value` (None: asked, no answer), or is left out (`keep` False)."""
+    updated = copy.deepcopy(response)
+    answer: dict[str, Any] = {}
+    if isinstance(value, bool):
+        answer = {"valueBoolean": value}
+    elif isinstance(value, (int, float)):
+        answer = {"valueDecimal": value}
+    elif isinstance(value, str):
+        answer = (
+            {"valueDate": value}
+            if is_date(value)
+            else {"valueCoding": {"system": value_system(path), "code": value}}
+        )
+    entry: dict[str, Any] = {"linkId": path, **({"answer": [answer]} if answer else {})}
+
+    def placed(items: list[Any]) -> tuple[list[Any], bool]:
+        kept, found = [], False
+        for item in items:
+            if isinstance(item, dict) and item.get("linkId") == path:
+                found = True
+                if keep:
+                    mine = {k: v for k, v in item.items() if k not in ("answer", "extension")}
+                    others = [e for e in item.get("extension") or [] if not _origin(e)]
+                    kept.append({**mine, **entry, **({"extension": others} if others else {})})
+                continue
+            if isinstance(item, dict) and isinstance(item.get("item"), list):
+                inner, seen = placed(item["item"])
+                item = {**item, "item": inner}
+                found = found or seen
+            kept.append(item)
+        return kept, found
+
+    items = updated.get("item")
+    inner, found = placed(items if isinstance(items, list) else [])
+    updated["item"] = inner if found or not keep else [*inner, entry]
+    return updated
+
+
+def _origin(extension: Any) -> bool:
+    return isinstance(extension, dict) and extension.get("url") == INFORMATION_ORIGIN
 
 
 def write_record(path: Path, document: dict[str, Any]) -> None:
