@@ -1746,3 +1746,182 @@ def test_a_value_no_answer_gave_is_never_written_as_an_answer(kind: str) -> None
     [sex] = [i for i in written["item"] if i["linkId"] == "sex"]
     assert sex.get("extension") == origin("auto"), sex
     assert [(s.field, s.kind) for s in validate(written, RULES, "t").filled] == [("sex", "prefilled")]
+
+
+# -- twelfth review: a value no one confirmed decides nothing plainly, on any surface ---------------
+def prefilled_form(record: dict[str, Any], auto: tuple[str, ...], policy: str = "hip-resurfacing") -> Any:
+    """`record` as its policy's QuestionnaireResponse, the answers to `auto` pre-filled by the form
+    filler from the EHR and left as they were (DTR's information-origin `auto`)."""
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(record, RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies[policy]])
+    response = decision_response(patient, [decision], RULES)
+    response.pop("extension")
+    for item in response["item"]:
+        if item["linkId"] in auto:
+            item["extension"] = origin("auto")
+    return response
+
+
+UNCONFIRMED_CASES = [
+    # (the record, the answers pre-filled and unchanged, what explain decides, its possible decisions)
+    (changed(C6), ("sex", "conservative.months"), "eligible", ["eligible", "undetermined"]),
+    (changed(C6, sex="female"), ("sex",), "not_eligible", ["not_eligible", "undetermined"]),
+    # (a reading of C6 that dispenses with care would fund: contested as well)
+    (
+        changed(C6, conservative__months=2),
+        ("conservative.months",),
+        "not_eligible",
+        ["eligible", "not_eligible", "undetermined"],
+    ),
+    (changed(C6), (), "eligible", ["eligible"]),  # every answer the clinician's: robust
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "decision", "possible"), UNCONFIRMED_CASES)
+def test_whatif_and_batch_weigh_an_unconfirmed_value_as_explain_does(
+    whatif_of: Any, record: dict[str, Any], auto: tuple[str, ...], decision: str, possible: list[str]
+) -> None:
+    """Twelfth review, M1: what-if said 'Already eligible under every reading: nothing needs to
+    change' (robust true) and a cohort line robust true where explain, for the same form, said
+    not robust, resting on a sex pre-filled from the EHR. Every surface agrees with explain."""
+    from llr_asp.engines.batch import iterate_decisions
+
+    form = prefilled_form(record, auto)
+    [explained] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert (explained.decision, list(explained.possible)) == (decision, possible)
+    robust = len(possible) == 1
+    answer = whatif_of(form)
+    assert (answer.decision, answer.robust, list(answer.possible)) == (decision, robust, possible)
+    assert (answer.to_json()["robust"], answer.to_json()["possible"]) == (robust, possible)
+    [line] = list(iterate_decisions([form], policy="hip-resurfacing"))
+    assert (line.to_json()["robust"], line.to_json()["possible"]) == (robust, possible)
+    words = said(answer)
+    if not robust:  # never 'under every reading', never the unconfirmed value as a fixed fact
+        assert "under every reading" not in words and "confirm" in words, words
+        assert not set(auto) & set(answer.to_json().get("cannot", {}).get("fixed", {})), answer.to_json()
+
+
+def test_whatif_never_turns_a_patient_away_on_a_prefilled_sex(whatif_of: Any) -> None:
+    """Twelfth review, M1: a pre-filled female sex with C6 met: explain says to confirm first that
+    the procedure suits the patient; what-if said 'This procedure is not for the patient … (sex
+    is female) … consider total hip replacement', the EHR's value as a fixed fact."""
+    answer = whatif_of(prefilled_form(changed(C6, sex="female"), ("sex",)))
+    json_said, words = answer.to_json(), said(answer)
+    assert "sex" not in json_said["cannot"]["fixed"]
+    assert json_said["cannot"]["to_confirm"] == {"sex": "female"}
+    assert "This procedure is not for the patient" not in words, words
+    assert "confirm" in words and "pre-filled from the EHR" in words, words
+
+
+def next_step(page: str) -> str:
+    """The words of a result page's 'What to do next', markup and spacing set aside."""
+    import html
+    import re
+
+    found = re.search(r'<div class="next-step"[^>]*>(.*?)</div>', page, re.S)
+    assert found is not None, page[:500]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+
+PAGE_CASES = [
+    # (the record, the answers pre-filled and left as they were, what 'What to do next' must name)
+    (changed(C6), ("sex", "conservative.months"), ("sex (male)", "conservative.months (8)")),
+    (changed(C6, sex="female"), ("sex",), ("sex (female)",)),
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "named"), PAGE_CASES)
+def test_the_pages_next_step_says_to_confirm_an_unconfirmed_value_first(
+    client: TestClient, record: dict[str, Any], auto: tuple[str, ...], named: tuple[str, ...]
+) -> None:
+    """Twelfth review, M2: under the headline 'ELIGIBLE — resting on … pre-filled from the EHR,
+    not yet confirmed: confirm it first', 'What to do next' said 'The patient meets the policy's
+    criteria under every reading of its text' (and, for a pre-filled female sex with C6, 'does not
+    meet …, under every reading … consider total hip replacement'). It says to confirm first,
+    naming the values, and never 'under every reading' while the decision rests on them."""
+    form = json.dumps(prefilled_form(record, auto))
+    for page in (
+        client.post("/record", data={"document": form}).text,
+        client.post("/result", data={"record": form}).text,
+    ):
+        said = next_step(page)
+        assert "under every reading" not in said, said
+        assert "confirm" in said and "pre-filled from the EHR" in said, said
+        assert all(n in said for n in named), said
+    plain = json.dumps(prefilled_form(record, ()))  # the same answers, every one the clinician's
+    assert "under every reading" in next_step(client.post("/record", data={"document": plain}).text)
+
+
+ASKED_CASES = [
+    # (the record, the answers pre-filled and left as they were, the question asked first, and the
+    # answers a clinician gives at the terminal until nothing is left to ask)
+    (changed(C6, sex="female"), ("sex",), "sex", ["female"]),
+    (changed(C6, sex="female"), ("sex",), "sex", ["male"]),
+    (changed(C6), ("sex", "conservative.months"), "sex", ["male", "8"]),
+    (changed(C6, conservative__months=2), ("conservative.months",), "conservative.months", ["9"]),
+    (changed(C6), (), None, []),  # every answer the clinician's: nothing to ask
+]
+
+
+@pytest.mark.parametrize(("record", "auto", "first", "answers"), ASKED_CASES)
+def test_a_value_no_one_confirmed_that_decides_is_asked_first(
+    tmp_path: Path, record: dict[str, Any], auto: tuple[str, ...], first: str | None, answers: list[str]
+) -> None:
+    """Twelfth review, M3: with a sex pre-filled from the EHR the only answer, `next` said 'Decided
+    under every reading of the policy: nothing more to ask' (and $next-question completed) after no
+    clinician answered anything: only missing, to_settle or disputed fields were asked. A value no
+    one confirmed that the decision rests on is asked first, to confirm; the clinician's answer
+    replaces it, and the questions end."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    form = prefilled_form(record, auto)
+    [step] = Interviewer(RULES).next(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert (step.question.field if step.question else None) == first
+    if first is not None:
+        assert step.question is not None and "no one has confirmed" in " ".join(step.question.caveats)
+    path = tmp_path / "form.json"
+    path.write_text(json.dumps(form))
+    shown = CliRunner().invoke(app, ["next", str(path)], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0 and ("nothing more to ask" in shown.stdout) == (first is None), shown.stdout
+    ask = CliRunner().invoke(app, ["ask", "--from", str(path)], input="".join(f"{a}\n" for a in answers))
+    assert ask.exit_code == 0, ask.stderr  # ended before the answers ran out
+    assert "not yet confirmed" not in ask.stdout and "Question" not in ask.stdout, ask.stdout
+
+
+@pytest.mark.parametrize("answer", ["female", "male"])
+def test_the_page_interview_asks_a_prefilled_sex_and_the_answer_replaces_it(
+    client: TestClient, answer: str
+) -> None:
+    """Twelfth review, M3 on the page: the pasted form's pre-filled sex is asked first (the result's
+    'Confirm it now'), and the clinician's answer, kept in the form's own item, replaces the EHR's:
+    the decision no longer rests on it (before, an answer to a pasted form was lost)."""
+    form = json.dumps(prefilled_form(changed(C6, sex="female"), ("sex",)))
+    asked = client.post("/ask", data={"record": form}).text
+    assert 'name="field" value="sex"' in asked and "no one has confirmed" in asked, asked[-3000:]
+    done = client.post("/ask", data={"record": form, "field": "sex", "answer": answer}).text
+    assert "Decision" in done and "not yet confirmed" not in done and "no one has confirmed" not in done
+    assert ("NOT ELIGIBLE" in done) == (answer == "female")
+
+
+def test_next_question_never_completes_on_a_prefilled_sex_alone(client: TestClient) -> None:
+    """Twelfth review, M3 in SDC's adaptive form: $next-question completed after zero clinician
+    answers, the only answer a sex pre-filled from the EHR. It asks it to be confirmed; once the
+    clinician changed it (DTR `override`), that answer is theirs and decides."""
+    form = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "in-progress",
+        "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing-adaptive",
+        "item": [
+            {"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}], "extension": origin("auto")}
+        ],
+    }
+    reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
+    assert reply["status"] == "in-progress", reply.get("contained")
+    assert "no one has confirmed" in json.dumps(reply["contained"])
+    form["item"][0]["extension"] = origin("override")
+    reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
+    assert reply["status"] == "completed" and "not yet confirmed" not in json.dumps(reply)  # a plain refusal

@@ -275,6 +275,7 @@ def ask(
     from rich.text import Text
 
     from ..core.documents import record
+    from ..core.documents import validate as read_document
     from ..core.patient import parse, read_text, validate
     from ..engines.interview import Interviewer
     from ..engines.whatif import WhatIfSearch, weighed
@@ -286,12 +287,16 @@ def ask(
     with user_errors():
         interviewer = Interviewer.load(rules)
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
+        # values no one confirmed (answers a form filler pre-filled from the EHR): asked to confirm
+        filled = read_document(document, interviewer.rules, str(start)).filled if start is not None else ()
         document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
         begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
         chosen = interviewer.policies(policy or begun.policy)
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
-        session = Questionnaire(interviewer, chosen, document, str(start or save or "questionnaire"), save)
+        session = Questionnaire(
+            interviewer, chosen, document, str(start or save or "questionnaire"), save, filled
+        )
         if reask:
             session.reask = set(session.patient.answered - set(session.patient.values))
         if sys.stdin is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -150,6 +150,17 @@ def plain(decision: str) -> str:
 """The decisions, in the order `possible` lists them."""
 
 
+def steady(
+    contested: Sequence[object], disputed: Sequence[object] = (), under_unconfirmed: Sequence[str] = ()
+) -> bool:
+    """Whether a decision is robust (DESIGN §4): no clinical reading of the text decides otherwise
+    (`contested`), no field whose sources disagree could change it (`disputed`), and it does not
+    rest on a value no one confirmed for this referral (`under_unconfirmed`: the decisions reached
+    were those values not known, `Reasoner._weigh_unconfirmed`). The one rule every surface
+    applies: a Decision, what-if (from its Decision) and a cohort's line."""
+    return not contested and not disputed and not under_unconfirmed
+
+
 def warnings(assumptions: Mapping[str, str], violated: Iterable[str]) -> tuple[Warning, ...]:
     """The violated domain assumptions, in the order the rules declare them."""
     violated = set(violated)
@@ -180,7 +191,7 @@ class Decision:
         """Whether every combination of the clinical readings gives this decision, no field whose
         sources disagree could change it, and it does not rest on a value no one confirmed (the
         EHR's administrative record, an older form's answer)."""
-        return not self.contested and not self.disputed and not self.under_unconfirmed
+        return steady(self.contested, self.disputed, self.under_unconfirmed)
 
     @property
     def unconfirmed(self) -> tuple[Stated, ...]:

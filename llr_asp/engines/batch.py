@@ -30,7 +30,7 @@ from typing import Any, Protocol, Union
 
 import clingo
 
-from ..core.decision import Contest, Warning, reached, warnings
+from ..core.decision import Contest, Warning, reached, steady, warnings
 from ..core.documents import Document, Numbered, for_procedure, to_patient
 from ..core.errors import InputError, LlrError, NotInForce, UsageError, WorkerError
 from ..core.patient import Patient
@@ -39,6 +39,7 @@ from ..core.reasoner import (
     Answers,
     Parts,
     PatientInput,
+    Reasoner,
     focus_key,
     focus_parts,
     forget,
@@ -47,6 +48,7 @@ from ..core.reasoner import (
 )
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
 from ..core.shown import ShownAtoms
+from ..core.sources import UNCONFIRMED
 from ..core.verdicts import SIZE, VerdictCache
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
@@ -70,14 +72,17 @@ class Screening:
     stopped_by: tuple[str, ...] = ()  # the parts of the decision root that refuse it or leave it open
     unnamed: bool = False  # the record named no policy and none was asked for: decided for every one
     edition: Mapping[str, str | None] | None = None  # the edition that decided (Policy.edition_json)
+    under_unconfirmed: tuple[str, ...] = ()  # decisions reached were the unconfirmed values unknown
 
     @property
     def robust(self) -> bool:
-        return not self.contested
+        """As explain's (core.decision.steady): a line resting on a value no one confirmed (a
+        form filler's pre-fill from the EHR) is not robust."""
+        return steady(self.contested, under_unconfirmed=self.under_unconfirmed)
 
     @property
     def possible(self) -> tuple[str, ...]:
-        return reached(self.decision, self.contested)
+        return reached(self.decision, self.contested, self.under_unconfirmed)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -177,6 +182,19 @@ class Screener:
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
         self._chosen: dict[tuple[str | None, datetime.date | None], list[Policy]] = {}
+        self._reasoner: Reasoner | None = None  # explain's, for the few lines resting on unconfirmed values
+
+    def _under_unconfirmed(self, patient: Patient, policy: Policy) -> tuple[str, ...]:
+        """The decisions the patient would reach were its values no one confirmed not known
+        (Decision.under_unconfirmed, weighed by explain's reasoner: one place decides it); none
+        for a record every answer of which is the clinician's, as nearly every cohort line is."""
+        fields = policy.fields()
+        if not any(s.kind in UNCONFIRMED and s.field in fields for s in patient.filled):
+            return ()
+        if self._reasoner is None:
+            self._reasoner = Reasoner(self.rules)
+        [decision] = self._reasoner.decide(patient, [policy])
+        return decision.under_unconfirmed
 
     def _lane(self, choice: Choice) -> _Lane:
         """The groundings for the policies `choice` can ask for (every policy when records name
@@ -297,6 +315,7 @@ class Screener:
                     *verdicts[p.id],
                     unnamed=unnamed,
                     edition=p.edition_json(digest),
+                    under_unconfirmed=self._under_unconfirmed(patient, p),
                 )
                 for p in asked
             )

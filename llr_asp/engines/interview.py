@@ -119,11 +119,15 @@ class Interviewer(Reasoner):
         asked = [d.policy.id for d in decisions]
         for decision in decisions:
             disputed = {c.field: c for c in decision.disputed}  # answered, by sources that disagree
+            # known only from a source no one confirmed for this referral, and the decision rests
+            # on it: asked, to confirm (the clinician's answer then replaces it: Patient.filled)
+            doubted = {s.field: s for s in decision.unconfirmed}
             askable = [
                 f
                 for f in (*decision.missing, *decision.to_settle)
                 if f not in patient.answered or f in disputed
             ]
+            askable += [f for f in doubted if f not in askable]
             if not askable:
                 result.append(Next(decision, None, 0))
                 continue
@@ -138,6 +142,21 @@ class Interviewer(Reasoner):
                     self.rules.fields[best],
                     (
                         f"The sources disagree ({said}): which is right for this procedure?",
+                        *caveats(best, [decision.policy]),
+                    ),
+                )
+                result.append(Next(decision, question, len(askable)))
+                continue
+            if doubted:  # then a value the decision rests on that no one confirmed, before any other
+                best = next(f for f in order if f in doubted)
+                stated = doubted[best]
+                given = f"{stated.source}{f' of {stated.date[:10]}' if stated.date else ''}"
+                question = Question.of(
+                    self.rules.fields[best],
+                    (
+                        f"Known only from {given} ({_said(stated.value)}), which no one has "
+                        "confirmed for this referral, and the decision rests on it: confirm it, or "
+                        "give the right answer.",
                         *caveats(best, [decision.policy]),
                     ),
                 )
@@ -180,6 +199,8 @@ def parse_answer(text: str, field: Field) -> Value | None:
         raise ValueError(f'answer {error}, or "unknown"') from None
 
 
-def _said(value: Value) -> str:
+def _said(value: Value | None) -> str:
     """A value as a question's note says it: yes or no for a yes/no answer."""
+    if value is None:
+        return "no value"
     return ("yes" if value else "no") if isinstance(value, bool) else show(value)

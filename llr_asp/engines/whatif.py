@@ -22,11 +22,12 @@ from typing import Any
 
 import clingo
 
-from ..core.decision import Contest, Decision, reached
+from ..core.decision import Contest, Decision, reached, steady
 from ..core.errors import LlrError
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
 from ..core.ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
+from ..core.sources import Stated
 from ..core.urgency import care_steps, urgent_route
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
@@ -74,20 +75,34 @@ class Caution:
 
 @dataclass(frozen=True)
 class Blocker:
-    """The requirement no change can meet, and the fixed fields that stop it."""
+    """The requirement no change can meet, the fixed fields that stop it, and those that would
+    stop it but that no one confirmed for this referral (only the EHR's record, an older form or
+    a form filler's pre-fill gave them): never a fixed fact, to confirm first."""
 
     requirement: str
     label: str
     fixed: tuple[tuple[str, Value], ...]  # immutable fields whose known values stand in the way
     assumptions: tuple[tuple[str, str], ...] = ()  # (id, statement): domain assumptions in the way
+    to_confirm: tuple[Stated, ...] = ()  # values in the way that no one confirmed (Decision.doubted)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "requirement": self.requirement,
             "label": self.label,
             "fixed": dict(self.fixed),
+            "to_confirm": {s.field: s.value for s in self.to_confirm},
             "assumptions": [{"assumption": a, "text": t} for a, t in self.assumptions],
         }
+
+    def confirming(self, doubted: tuple[Stated, ...]) -> Blocker:
+        """The blocker with the values no one confirmed (`doubted`) moved from `fixed` to
+        `to_confirm`: what a form filler pre-filled from the EHR is not a fact that cannot change."""
+        of = {s.field: s for s in doubted}
+        return dataclasses.replace(
+            self,
+            fixed=tuple((f, v) for f, v in self.fixed if f not in of),
+            to_confirm=tuple(of[f] for f, _ in self.fixed if f in of),
+        )
 
 
 @dataclass(frozen=True)
@@ -103,14 +118,27 @@ class WhatIf:
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
     urgent: Mapping[str, str] | None = None  # the decision's urgency (Decision.urgent_json)
     to_settle: tuple[str, ...] = ()  # the answers that could settle the readings (Decision.to_settle)
+    decided: Decision | None = None  # the decision explain gives, whose robustness this is (`weighed`)
 
     @property
     def robust(self) -> bool:
-        return not self.contested
+        """Explain's robustness for the same record (Decision.robust: readings, sources that
+        disagree, values no one confirmed); a bare search, of the adopted reading, its readings'."""
+        return self.decided.robust if self.decided is not None else steady(self.contested)
 
     @property
     def possible(self) -> tuple[str, ...]:
-        return reached(self.decision, self.contested)
+        return self.decided.possible if self.decided is not None else reached(self.decision, self.contested)
+
+    @property
+    def unconfirmed(self) -> tuple[Stated, ...]:
+        """The values no one confirmed that the decision rests on (Decision.unconfirmed)."""
+        return self.decided.unconfirmed if self.decided is not None else ()
+
+    @property
+    def disputed(self) -> tuple[Any, ...]:
+        """The conflicts the decision turns on (Decision.disputed)."""
+        return self.decided.disputed if self.decided is not None else ()
 
     @property
     def eligible_now(self) -> tuple[Contest, ...]:
@@ -381,7 +409,7 @@ def weighed(
         rid = unsuitable[0]
         tested = policy.tested_below(rid)
         fixed = tuple((f, patient.values[f]) for f in tested if f in patient.values)
-        blocker = Blocker(rid, policy.requirements[rid].label, fixed)
+        blocker = Blocker(rid, policy.requirements[rid].label, fixed).confirming(decision.doubted)
         return WhatIf(
             patient.id,
             policy,
@@ -391,6 +419,7 @@ def weighed(
             decision.contested,
             urgent=decision.urgent_json(),
             to_settle=decision.to_settle,
+            decided=decision,
         )
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
     urgent = urgent_route(decision)
@@ -399,8 +428,14 @@ def weighed(
         answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
     if not answer.counterfactuals and decision.decision != "eligible":
         answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision))
+    if answer.blocker is not None:  # a value no one confirmed is never a fact that cannot change
+        answer = dataclasses.replace(answer, blocker=answer.blocker.confirming(decision.doubted))
     return dataclasses.replace(
-        answer, contested=decision.contested, urgent=decision.urgent_json(), to_settle=decision.to_settle
+        answer,
+        contested=decision.contested,
+        urgent=decision.urgent_json(),
+        to_settle=decision.to_settle,
+        decided=decision,
     )
 
 

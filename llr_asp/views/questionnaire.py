@@ -10,6 +10,7 @@ interrupted session loses nothing and can go on with `--from`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..core.errors import InputError, printable
 from ..core.files import replaced
 from ..core.patient import Patient, validate
 from ..core.ruleset import Field, Policy, Value
+from ..core.sources import Stated
 from ..engines.interview import Interviewer, parse_answer
 from .terminal import question_text
 from .wording import urgent_note
@@ -40,10 +42,14 @@ class Questionnaire:
         document: dict[str, Any],
         source: str,
         save: Path | None = None,
+        filled: tuple[Stated, ...] = (),
     ) -> None:
         self.interviewer, self.policies, self.source, self.save = interviewer, policies, source, save
         self.document = document
-        self.patient = validate(document, interviewer.rules, source)
+        # values no one confirmed that the record holds (a QuestionnaireResponse's answers
+        # pre-filled from the EHR): to confirm, until the clinician answers them here
+        self.filled = filled
+        self.patient = dataclasses.replace(validate(document, interviewer.rules, source), filled=filled)
         self.asked = 0
         self.reask: set[str] = set()  # fields recorded as not known, to ask again once
         if save is not None:
@@ -96,14 +102,16 @@ class Questionnaire:
                     reason = reason[: 4 * ECHO] + "…"
                 console.print(Text(f"  ✘ {printable(reason)}. Please answer again.", style="red"))
                 continue
-            self.document, self.patient = document, patient
+            self.filled = tuple(s for s in self.filled if s.field != field.path)  # the clinician's now
+            self.document, self.patient = document, dataclasses.replace(patient, filled=self.filled)
             if self.save is not None:
                 write_record(self.save, document)
             return
 
 
 def with_value(document: dict[str, Any], path: str, value: Value | None) -> dict[str, Any]:
-    """A copy of `document` with the field at dotted `path` set (None: asked, unknown)."""
+    """A copy of `document` with the field at dotted `path` set (None: asked, unknown). (A pasted
+    QuestionnaireResponse gets its answers as items: formats/fhir.with_answer.)"""
     updated = copy.deepcopy(document)
     *groups, name = path.split(".")
     node = updated

@@ -486,6 +486,8 @@ def next_view(step: Next) -> Group:
         )
     elif decision.contested or decision.disputed:
         lines.append(Text("Nothing more to ask: no answer can settle the reading; the ICB must confirm it."))
+    elif not decision.robust:  # resting on values no one confirmed (asked first: `Interviewer.next`)
+        lines.append(Text(contested_summary(decision)))
     else:
         lines.append(Text("Decided under every reading of the policy: nothing more to ask."))
     return Group(*lines)

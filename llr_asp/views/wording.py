@@ -89,7 +89,33 @@ def headline(decision: Verdict) -> str:
 
 def contested_summary(decision: Decision) -> str:
     """One sentence under the headline of a decision that is not robust: what it rests on, and
-    what the clinician can do about it."""
+    what the clinician can do about it; first, the values no one confirmed that it rests on
+    (`unconfirmed_summary`), to confirm before anything else."""
+    unconfirmed = unconfirmed_summary(decision)
+    if not decision.contested:
+        return unconfirmed or ""
+    said = _contest_summary(decision)
+    return f"{unconfirmed} {said}" if unconfirmed else said
+
+
+def unconfirmed_summary(decision: Decision) -> str | None:
+    """What a decision resting on values no one confirmed for this referral asks first, naming
+    them as the headline does (`sex (female) from the answers pre-filled from the EHR`) and
+    what it would be were they not known; None when it rests on none."""
+    values = decision.unconfirmed
+    if not values:
+        return None
+    named = " and ".join(f"{s.field} ({_said(s.value)}) from {source_words(s)}" for s in values)
+    others = [d for d in decision.under_unconfirmed if d != decision.decision]
+    under = " or ".join("not yet decided" if d == "undetermined" else VERDICT_WORDS[d] for d in others)
+    it = "it" if len(values) == 1 else "them"
+    return (
+        f"The decision rests on {named}, which no one has confirmed for this referral: confirm {it} "
+        f"first (were {it} not known, the patient would be {under})."
+    )
+
+
+def _contest_summary(decision: Decision) -> str:
     policy = decision.policy
     points = ", ".join(
         dict.fromkeys(requirement_words(policy, t.requirement) for c in decision.contested for t in c.taken)
@@ -164,6 +190,16 @@ def source_words(stated: Stated) -> str:
     return f"{stated.source}{f' of {stated.date[:10]}' if stated.date else ''}"
 
 
+def confirm_words(values: Sequence[Stated], rules: RuleSet) -> str:
+    """Values no one confirmed for this referral, each with where it came from, for "first
+    confirm …": `sex (female, from the answers pre-filled from the EHR)`."""
+    return " and ".join(
+        f"{lower_first(rules.fields[s.field].name)} ({value_words(rules.fields[s.field], s.value)}, "
+        f"from {source_words(s)})"
+        for s in values
+    )
+
+
 def filled_words(stated: Stated, rules: RuleSet) -> str:
     """A value the clinical system's record or an older form gave, which no answer given for
     this referral did."""
@@ -223,6 +259,23 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     fixed = ", ".join(
         f"{lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
     )
+    if blocker.to_confirm:  # in the way only on values no one confirmed: never a fact, confirm first
+        urgent = answer.urgent
+        return (
+            f"{blocker.label} ({blocker.requirement}) is not met only on values no one has confirmed for "
+            f"this referral: first confirm {confirm_words(blocker.to_confirm, rules)}. No change to the "
+            "record is offered meanwhile"
+            + (
+                f"; if it holds: {policy.unsuitable[blocker.requirement]}"
+                if blocker.requirement in policy.unsuitable
+                else "."
+            )
+            + (
+                f" ⚠ The patient meets an urgent route ({urgent['route']}): confirm it now, without waiting."
+                if urgent and urgent["status"] == "met"
+                else ""
+            )
+        )
     if blocker.requirement in policy.unsuitable:
         urgent = answer.urgent
         return (
@@ -253,6 +306,12 @@ def certain_words(answer: WhatIf, rules: RuleSet) -> str:
     """What makes an eligibility that rests on the adopted reading certain: the answers that could
     settle the reading, as explain and the page list them (`to_settle`); only when there are none,
     that no change to the record does and the ICB must confirm the reading."""
+    unconfirmed = getattr(answer, "unconfirmed", ())
+    if unconfirmed:
+        return (
+            f"Eligible only on values no one has confirmed for this referral: first confirm "
+            f"{confirm_words(unconfirmed, rules)}. If they hold, nothing needs to change."
+        )
     settle = settle_words(answer, rules)
     if settle:
         return (
@@ -474,3 +533,8 @@ def lower_first(text: str) -> str:
     """A term inside a sentence: `Conservative care` → `conservative care` (not `MSK …`)."""
     head = text.split(" ", 1)[0]
     return text if head.isupper() else text[:1].lower() + text[1:]
+
+
+def _said(value: Value | None) -> str:
+    """A source's value as a sentence names it: `female`, `8`, `true`."""
+    return "no value" if value is None else show(value)
