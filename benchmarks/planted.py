@@ -1406,4 +1406,12 @@ PLANTED = [
         "the clinician's answer never replaces the pre-filled value: `ask` asks it again and again",
         (*SEAMS, "tests/test_interview.py"),
     ),
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        "            response.update(without_answer(response, field))\n",
+        "",
+        "$next-question asks a pre-filled value to confirm for ever while the form filler keeps it auto",
+        SEAMS,
+    ),
 ]

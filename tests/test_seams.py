@@ -1922,6 +1922,17 @@ def test_next_question_never_completes_on_a_prefilled_sex_alone(client: TestClie
     reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
     assert reply["status"] == "in-progress", reply.get("contained")
     assert "no one has confirmed" in json.dumps(reply["contained"])
+    # the question is asked afresh: one item for it in the form, the last, and no pre-filled answer
+    # left in the response (a form filler keeping `auto` on an accepted value asked for ever)
+    links = [i["linkId"] for i in reply["contained"][0]["item"] if i.get("type") != "display"]
+    assert links.count("sex") == 1 and links[-1] == "sex", links
+    assert [i for i in reply.get("item", []) if i["linkId"] == "sex"] == []
+    answered = {
+        **reply,
+        "item": [*reply.get("item", []), {"linkId": "sex", "answer": [{"valueCoding": {"code": "female"}}]}],
+    }
+    again = client.post("/fhir/Questionnaire/$next-question", json=answered).json()
+    assert again["status"] == "completed" and "not yet confirmed" not in json.dumps(again)  # the clinician's
     form["item"][0]["extension"] = origin("override")
     reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
     assert reply["status"] == "completed" and "not yet confirmed" not in json.dumps(reply)  # a plain refusal

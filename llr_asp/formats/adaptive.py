@@ -41,6 +41,7 @@ from .fhir import (
     determination,
     item,
     said,
+    without_answer,
 )
 
 if TYPE_CHECKING:
@@ -143,7 +144,12 @@ def next_question(
         urgent = _urgent(steps)
         if urgent:  # said before the next question: a form left half-way still said it
             adapted["item"].append({"linkId": "urgent", "type": "display", "text": "⚠ " + " ".join(urgent)})
-        adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))
+        field = step.question.field
+        if field in asked:  # a value the form holds, to confirm: asked afresh, once, last, its
+            held = adapted["item"]  # pre-filled answer taken away (kept, `auto` is asked for ever)
+            adapted["item"] = [i for i in held if not (isinstance(i, dict) and i.get("linkId") == field)]
+            response.update(without_answer(response, field))
+        adapted["item"].append(item(rules.fields[field], step.question.caveats))
         response["status"] = "in-progress"
     else:
         words = " ".join([*_urgent(steps), "; ".join(said(s.decision) for s in steps)])
