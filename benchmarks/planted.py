@@ -1414,4 +1414,12 @@ PLANTED = [
         "$next-question asks a pre-filled value to confirm for ever while the form filler keeps it auto",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        'f"{len(names)} answers from {source}" if len(names) > 2 else',
+        'f"{len(names)} answers from {source}" if len(names) > 99 else',
+        "a card from the form for every procedure names sixteen values one by one and loses its verdict",
+        SEAMS,
+    ),
 ]

@@ -197,6 +197,11 @@ def test_the_shared_questionnaires_answers_are_used_to_confirm(
     assert card["extension"]["llr-asp.decision"] == "eligible"
     assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False, card["summary"]
     assert card["summary"] != "Meets ARP 55 criteria" and "form for every procedure" in card["summary"]
+    # grouped by source, so the verdict is never cut off (the fields are in the detail)
+    assert re.match(
+        r"\d+ answers from the .*form for every procedure.*: confirm\. Meets ARP 55 criteria$",
+        card["summary"],
+    ), card["summary"]
     assert "form for every procedure" in card["detail"] and "another joint" in card["detail"]
     filled = {f["field"] for f in card["extension"]["llr-asp.filled"]}
     assert "pain.severity" in filled and "sex" not in filled

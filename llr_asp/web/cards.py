@@ -248,7 +248,15 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"
     unconfirmed = decision.doubted
     if unconfirmed and decision.decision != "undetermined":  # it rests on data to confirm
-        said = "; ".join(f"{rules.fields[s.field].name} from {source_words(s)}" for s in unconfirmed)
+        by_source: dict[str, list[str]] = {}
+        for s in unconfirmed:
+            by_source.setdefault(source_words(s), []).append(rules.fields[s.field].name)
+        said = "; ".join(  # many from one source counted, so the verdict is never cut off
+            f"{len(names)} answers from {source}"
+            if len(names) > 2
+            else f"{' and '.join(names)} from {source}"
+            for source, names in by_source.items()
+        )
         summary = f"{said}: confirm. {summary}"  # before the verdict: a cut summary keeps it
         indicator = "warning"
     urgent = urgent_route(decision)
