@@ -1417,8 +1417,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/cards.py",
-        'f"{len(names)} answers from {source}" if len(names) > 2 else',
-        'f"{len(names)} answers from {source}" if len(names) > 99 else',
+        "            if len(names) > 2\n",
+        "            if len(names) > 99\n",
         "a card from the form for every procedure names sixteen values one by one and loses its verdict",
         SEAMS,
     ),
