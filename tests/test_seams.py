@@ -203,6 +203,7 @@ def test_the_shared_questionnaires_answers_are_used_to_confirm(
         card["summary"],
     ), card["summary"]
     assert "form for every procedure" in card["detail"] and "another joint" in card["detail"]
+    assert "it may be about another joint" in card["detail"]  # each value named so
     filled = {f["field"] for f in card["extension"]["llr-asp.filled"]}
     assert "pain.severity" in filled and "sex" not in filled
 

@@ -207,6 +207,7 @@ def filled_words(stated: Stated, rules: RuleSet) -> str:
     given = {
         "earlier": "the newest answers leave it blank",
         "prefilled": "no one changed or confirmed it",
+        "shared": "given on the form for every procedure, it may be about another joint",
     }.get(stated.kind, "no answer gave it")
     return (
         f"{field.name}: {value_words(field, stated.value)}, from {source_words(stated)}; {given}. "
