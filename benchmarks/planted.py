@@ -1422,4 +1422,12 @@ PLANTED = [
         "a card from the form for every procedure names sixteen values one by one and loses its verdict",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "    if status not in FINAL and not (drafts and status == DRAFT):\n",
+        "    if status == DRAFT and not drafts:\n",
+        "a form with no status, or 'draft', is decided plainly while the card sets it aside",
+        SEAMS,
+    ),
 ]

@@ -1942,3 +1942,19 @@ def test_next_question_never_completes_on_a_prefilled_sex_alone(client: TestClie
     form["item"][0]["extension"] = origin("override")
     reply = client.post("/fhir/Questionnaire/$next-question", json=form).json()
     assert reply["status"] == "completed" and "not yet confirmed" not in json.dumps(reply)  # a plain refusal
+
+
+# -- the thirteenth review's findings ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [None, "draft", "preliminary", "in-progress"])
+def test_a_form_that_is_not_finished_is_never_decided_plainly(client: TestClient, status: str | None) -> None:
+    """Thirteenth review, MEDIUM: a response with no status, or one FHIR does not know (`draft`),
+    was decided plainly by explain, the API and batch while the card set it aside as unfinished."""
+    form = draft_of()
+    if status is None:
+        form.pop("status")
+    else:
+        form["status"] = status
+    said = client.post("/api/v1/explain", json=form)
+    assert said.status_code == 422 and "finish" in said.json()["error"], said.text

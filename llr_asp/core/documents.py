@@ -29,6 +29,10 @@ DRAFT = "in-progress"
 decided from (a CDS card sets it aside; explain, the API, the page and batch refuse it), except
 by the adaptive form whose working state it is (`$next-question`: `validate(..., drafts=True)`)."""
 
+FINAL = ("completed", "amended")
+"""The statuses of a finished form: any other (a draft, none, one FHIR does not know) is not yet
+an answer, on every surface (a CDS card sets it aside: web/hookcall.py)."""
+
 PREFIX = "urn:llr-asp:questionnaire:"
 """The canonical of llr-asp's Questionnaires: PREFIX + a policy id, or "all" (the full form),
 and that + ADAPTIVE (the item-less adaptive form SDC's adaptive search finds)."""
@@ -87,12 +91,18 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         )
     patient = validate_record(record(document, rules, source), rules, source)
     # (after its answers are read: an answer that cannot be read is named first)
-    if is_response(document) and document.get("status") == DRAFT and not drafts:
+    status = document.get("status") if is_response(document) else "completed"
+    if status not in FINAL and not (drafts and status == DRAFT):
+        said = (
+            "still in progress (in-progress)"
+            if status == DRAFT
+            else f"not a finished form (status {status!r})"
+        )
         raise InputError(
             source,
             "status",
-            "this QuestionnaireResponse is still in progress (in-progress): a form in progress is not "
-            "yet an answer, so it is never decided from; finish it (status completed), then decide",
+            f"this QuestionnaireResponse is {said}: only a finished form (completed or amended) is an "
+            "answer, so it is never decided from; finish it (status completed), then decide",
         )
     if is_response(document):
         # an answer the form filler pre-populated from the EHR and no one changed is the EHR's

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.documents import (
+    FINAL,
     RETRACTED,
     is_response,
     patient_document,
@@ -65,7 +66,6 @@ CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-c
 CLINICAL_SEX_CODES = {"female-typical": "female", "male-typical": "male"}  # "specified": see the comment
 SOURCE = "request body"
 ANSWER_KEYS = ("answers", "adaptiveAnswers")
-FINAL = ("completed", "amended")  # a finished form; a draft (in-progress) is not yet an answer
 KEYS = ("patient", *ANSWER_KEYS)
 """The prefetch keys of every service (their templates: `prefetch.py`)."""
 
