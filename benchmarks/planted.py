@@ -1430,4 +1430,12 @@ PLANTED = [
         "a form with no status, or 'draft', is decided plainly while the card sets it aside",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        "    return (not found.patient_given or not found.patient_sex) and",
+        "    return (not found.patient_given) and",
+        "a Patient whose gender is other or unknown gives a plain card: the sex never compared",
+        SEAMS,
+    ),
 ]

@@ -793,7 +793,10 @@ def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: 
     body = two_responses({"sex": None}, {"sex": male})
     body["prefetch"]["patient"].pop("gender")
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"] == "Sex from the ARP 55 answers of 2026-06-01: confirm. Meets ARP 55 criteria"
+    assert card["summary"] == (
+        "Sex from the ARP 55 answers of 2026-06-01: confirm. Sex not compared with the EHR's (its record "
+        "gives none). Meets ARP 55 criteria"
+    )
     assert card["indicator"] == "warning"
     [filled] = card["extension"]["llr-asp.filled"]
     assert (filled["field"], filled["value"], filled["date"]) == ("sex", "male", "2026-06-01T09:00:00Z")
@@ -1958,3 +1961,21 @@ def test_a_form_that_is_not_finished_is_never_decided_plainly(client: TestClient
         form["status"] = status
     said = client.post("/api/v1/explain", json=form)
     assert said.status_code == 422 and "finish" in said.json()["error"], said.text
+
+
+@pytest.mark.parametrize("gender", ["other", "unknown", None])
+def test_a_patient_record_that_gives_no_sex_is_said_not_compared(
+    client: TestClient, gender: str | None
+) -> None:
+    """Thirteenth review, MEDIUM: a Patient with gender other, unknown or none gave a plain info
+    'Meets ARP 55 criteria', while no Patient at all said the sex was not compared."""
+    body = call("route-c1-pain", "male")
+    if gender is None:
+        body["prefetch"]["patient"].pop("gender")
+    else:
+        body["prefetch"]["patient"]["gender"] = gender
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Sex not compared with the EHR's (its record gives none)"), card[
+        "summary"
+    ]
+    assert card["indicator"] == "warning" and "gives no sex to compare" in card["detail"]

@@ -65,6 +65,7 @@ class Found:
     unseen: tuple[str, ...] = ()  # answer keys declared, absent and not fetched: forms not seen
     draft: bool = False  # a form still in progress set aside (the only one, or newer than the newest)
     shared: bool = False  # answers about a joint from the form for every procedure (`all`): to confirm
+    patient_sex: bool = True  # the Patient sent gives a sex to compare (gender other or unknown: none)
 
 
 def card(
@@ -74,7 +75,7 @@ def card(
     of the EHR's form filler (None: no `smart` link)."""
     policy = decision.policy
     summary, indicator = _summary(decision, rules, found)
-    unchecked = not found.patient_given and "sex" in policy.fields()  # no EHR sex to compare with
+    unchecked = _uncompared(found, policy)  # no EHR sex to compare with
     if (unchecked or found.unseen or found.draft) and indicator == "info":
         indicator = "warning"
     extension: dict[str, Any] = {
@@ -192,11 +193,20 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
         sent = (
             f" (the prefetch's `patient` is {found.not_patient}, not a Patient)" if found.not_patient else ""
         )
+        what = (
+            f"The EHR's Patient record was not sent{sent}"
+            if not found.patient_given
+            else "The EHR's Patient record gives no sex to compare (its gender is other, unknown or absent)"
+        )
         said.append(
-            f"**The EHR's Patient record was not sent{sent}: the sex was not compared with the EHR's.** "
-            "Check it there before you rely on this card."
+            f"**{what}: the sex was not compared with the EHR's.** Check it there before you rely on it."
         )
     return "".join(f"{s}\n\n" for s in said)
+
+
+def _uncompared(found: Found, policy: Policy) -> bool:
+    """Whether the answered sex went uncompared with the EHR's: no Patient, or none it gives."""
+    return (not found.patient_given or not found.patient_sex) and "sex" in policy.fields()
 
 
 def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tuple[str, str]:
@@ -241,8 +251,9 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
     if found.draft and found.answered:
         summary = f"A newer form is still in progress. {summary}"
-    if not found.patient_given and "sex" in policy.fields() and decision.decision != "undetermined":
-        summary = f"Sex not compared with the EHR's (no Patient record). {summary}"
+    if _uncompared(found, policy) and decision.decision != "undetermined":
+        why = "no Patient record" if not found.patient_given else "its record gives none"
+        summary = f"Sex not compared with the EHR's ({why}). {summary}"
     if found.unseen and found.answered:  # decided from some forms; others were not seen
         how = "fetched" if found.unreached else "sent"
         summary = f"{' and '.join(found.unseen)} not {how}: check the EHR's forms. {summary}"

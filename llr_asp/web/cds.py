@@ -217,6 +217,7 @@ async def hook(request: Request, service: str) -> JSON:
             unseen,
             call.draft,
             any(s.kind == "shared" for s in call.filled),  # answers about a joint from the `all` form
+            patient_sex=call.patient_sex,
         )
         launch = request.app.state.settings.dtr_launch_url
         said = card(decision, held.rules, public_url(request), found, launch)

@@ -101,6 +101,7 @@ class Call:
     other: str | None = None  # a procedure whose answers were found and set aside, if any
     order: str | None = None  # the order the card is about (`ServiceRequest/<id>`), when it has an id
     patient_given: bool = True  # the prefetch holds the Patient (its sex compared with the answers)
+    patient_sex: bool = True  # and the Patient gives a sex to compare (gender other or unknown: none)
     not_patient: str | None = None  # the resourceType sent as `patient` that is no Patient (not read)
 
 
@@ -198,6 +199,8 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         authored=authored if isinstance(authored, str) and latest is not None and _dated(latest[1]) else None,
         undated=any(not _dated(r) and _as_new(r, ours[0][1]) for _, r in ours),
         patient_given=isinstance(patient, dict),
+        patient_sex=isinstance(patient, dict)
+        and (GENDER.get(str(patient.get("gender"))) is not None or bool(_clinical_sex(patient))),
         not_patient=not_patient,
         draft=draft,
         answered=latest is not None,
