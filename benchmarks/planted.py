@@ -1438,4 +1438,12 @@ PLANTED = [
         "a Patient whose gender is other or unknown gives a plain card: the sex never compared",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "formats/fhir.py",
+        "if len(decisions) == 1 and not patient.shared else",
+        "if len(decisions) == 1 else",
+        "explain as FHIR writes the form for every procedure's answers as this procedure's own",
+        SEAMS,
+    ),
 ]

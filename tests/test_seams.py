@@ -1979,3 +1979,22 @@ def test_a_patient_record_that_gives_no_sex_is_said_not_compared(
         "summary"
     ]
     assert card["indicator"] == "warning" and "gives no sex to compare" in card["detail"]
+
+
+def test_a_form_for_every_procedure_stays_one_through_explain_as_fhir(client: TestClient) -> None:
+    """Thirteenth review, HIGH: the `all` form's answers, written by `explain -p hip --format fhir`,
+    became a hip form: stored, the hip card lost its 'to confirm for this joint' and was a plain
+    info 'Meets ARP 55 criteria'."""
+    from llr_asp.formats.fhir import decision_response
+
+    body = call("route-c1-pain", "male")
+    form = body["prefetch"]["answers"]["entry"][0]["resource"]
+    form["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    form["authored"] = "2026-11-01"
+    patient = validate(form, RULES, "qr")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    written = decision_response(patient, [decision], RULES)
+    assert written["questionnaire"] == "urn:llr-asp:questionnaire:all"
+    body["prefetch"]["answers"]["entry"][0]["resource"] = {**written, "authored": "2026-11-02"}
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and "form for every procedure" in card["summary"], card["summary"]

@@ -117,6 +117,8 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         policy = rules.policies.get(named) if named is not None else None
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
+        if named == "all":  # written out again, still the form for every procedure's answers
+            return dataclasses.replace(patient, shared=True)
     return patient
 
 

@@ -46,6 +46,7 @@ class Patient:
     conflicts: tuple[Conflict, ...] = ()  # fields two sources give two values (unknown here)
     filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
     answers_for: str | None = None  # the policy family whose questionnaire these answers were given for
+    shared: bool = False  # the answers were given on the form for every procedure (`all`)
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -312,7 +312,11 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
     return {
         "resourceType": "QuestionnaireResponse",
         "id": patient.id,
-        "questionnaire": questionnaire_url(decisions[0].policy.family if len(decisions) == 1 else "all"),
+        # answers given on the form for every procedure stay so: a card reads them as to confirm
+        # for its joint, never as this procedure's own answers
+        "questionnaire": questionnaire_url(
+            decisions[0].policy.family if len(decisions) == 1 and not patient.shared else "all"
+        ),
         "status": "completed",
         "extension": [e for d in decisions for e in determination(d)],
         "item": items,
