@@ -1446,4 +1446,12 @@ PLANTED = [
         "explain as FHIR writes the form for every procedure's answers as this procedure's own",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '    first = f"first confirm {said} (not yet confirmed); " if unconfirmed else ""\n',
+        '    first = ""\n',
+        "a contested headline resting on values no one confirmed sends the GP to the ICB without 'confirm'",
+        SEAMS,
+    ),
 ]

@@ -1998,3 +1998,17 @@ def test_a_form_for_every_procedure_stays_one_through_explain_as_fhir(client: Te
     body["prefetch"]["answers"]["entry"][0]["resource"] = {**written, "authored": "2026-11-02"}
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["indicator"] == "warning" and "form for every procedure" in card["summary"], card["summary"]
+
+
+def test_a_contested_headline_resting_on_unconfirmed_values_says_to_confirm_them_first() -> None:
+    """Thirteenth review, MEDIUM: C5 resting on a contra-indication and a danger to independence
+    pre-filled from the EHR read 'NOT ELIGIBLE ON THE ADOPTED READING — another reading of the
+    policy would fund: ask the ICB', without 'confirm': a GP would go to the ICB on them."""
+    from llr_asp.views.wording import headline
+
+    form = prefilled_form(changed(C5), ("conservative.contraindicated", "independence.immediate_danger"))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    said = headline(decision)
+    assert decision.contested and decision.unconfirmed, said
+    assert said.startswith("NOT ELIGIBLE ON THE ADOPTED READING — first confirm "), said
+    assert "conservative.contraindicated" in said and "another reading of the policy would fund" in said

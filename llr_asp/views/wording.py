@@ -70,21 +70,24 @@ def headline(decision: Verdict) -> str:
         return words
     disputed = getattr(decision, "disputed", ())
     unconfirmed = getattr(decision, "unconfirmed", ())
+    said = " and ".join(f"{s.field} from {source_words(s)}" for s in unconfirmed)
     if unconfirmed and not disputed and not getattr(decision, "contested", ()):
-        said = " and ".join(f"{s.field} from {source_words(s)}" for s in unconfirmed)
         return f"{words} — resting on {said}, not yet confirmed: confirm it first"
+    # values no one confirmed come first whatever else is open: the ICB is asked on confirmed ones
+    first = f"first confirm {said} (not yet confirmed); " if unconfirmed else ""
     if disputed and not getattr(decision, "contested", ()):
         fields = ", ".join(c.field for c in disputed)
-        return f"{words} — the record's sources disagree on {fields}: settle it first"
+        return f"{words} — {first}the record's sources disagree on {fields}: settle it first"
     if decision.decision == "eligible":
-        return f"{words} ON THE ADOPTED READING — the ICB must confirm"
+        return f"{words} ON THE ADOPTED READING — {first}the ICB must confirm"
     if decision.decision == "not_eligible":
         if "eligible" in decision.possible:
-            return f"{words} ON THE ADOPTED READING — another reading of the policy would fund: ask the ICB"
-        return f"{words} ON THE ADOPTED READING — another reading needs more answers"
+            fund = "another reading of the policy would fund: ask the ICB"
+            return f"{words} ON THE ADOPTED READING — {first}{fund}"
+        return f"{words} ON THE ADOPTED READING — {first}another reading needs more answers"
     if "eligible" in decision.possible:
-        return f"{words} — and another reading of the policy could fund: ask the ICB"
-    return f"{words} — readings of the policy text differ"
+        return f"{words} — {first}and another reading of the policy could fund: ask the ICB"
+    return f"{words} — {first}readings of the policy text differ"
 
 
 def contested_summary(decision: Decision) -> str:
