@@ -1454,4 +1454,12 @@ PLANTED = [
         "a contested headline resting on values no one confirmed sends the GP to the ICB without 'confirm'",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "and decided is not None and not unconfirmed_suitability(decided):\n",
+        "and decided is not None and False:\n",
+        "what-if says 'confirm the procedure suits the patient' where the route rests on pre-filled values",
+        SEAMS,
+    ),
 ]

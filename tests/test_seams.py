@@ -2012,3 +2012,14 @@ def test_a_contested_headline_resting_on_unconfirmed_values_says_to_confirm_them
     assert decision.contested and decision.unconfirmed, said
     assert said.startswith("NOT ELIGIBLE ON THE ADOPTED READING — first confirm "), said
     assert "conservative.contraindicated" in said and "another reading of the policy would fund" in said
+
+
+def test_whatif_names_what_an_urgent_route_rests_on_to_confirm(whatif_of: Any) -> None:
+    """Thirteenth review, MEDIUM: C5 resting on values pre-filled from the EHR (the sex the
+    clinician's): what-if said 'first confirm the procedure suits the patient', pointing at the
+    sex, while explain, next and the card pointed at the pre-filled values."""
+    from llr_asp.views.wording import withheld_words
+
+    form = prefilled_form(changed(C5), ("conservative.contraindicated", "independence.immediate_danger"))
+    said = withheld_words(whatif_of(form, "hip-resurfacing")) or ""
+    assert "suits the patient" not in said and "first confirm conservative.contraindicated" in said, said

@@ -351,6 +351,10 @@ def withheld_words(answer: WhatIf) -> str | None:
         "settle": "settle what is still open now",
         "refused": "this procedure is refused on another requirement whatever the ICB is asked (see above)",
     }.get(answer.advice or "", "ask the ICB now")
+    decided = answer.decided
+    if answer.advice == "confirm" and decided is not None and not unconfirmed_suitability(decided):
+        # the route itself rests on values no one confirmed: those, as the urgent line says them
+        first = f"first confirm {route_doubt_words(decided, route)} (see the urgent line above)"
     return (
         f"Meets an urgent route ({route}: {lower_first(label)}): no change that waits for more "
         f"conservative care is offered — {first}. “{answer.policy.sentence(route)}”"
@@ -414,6 +418,12 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
     return said
 
 
+def route_doubt_words(decision: Decision, route: str) -> str:
+    """The values no one confirmed that an urgent route rests on: `conservative.contraindicated —
+    known only from the answers pre-filled from the EHR`."""
+    return "; ".join(f"{s.field} — known only from {source_words(s)}" for s in route_doubts(decision, route))
+
+
 def unconfirmed_suitability(decision: Decision) -> list[str]:
     """In words, what says whether the procedure suits the patient at all (unsuitable/3) and is
     not confirmed: not known, or known only from the EHR's administrative record or an older
@@ -452,9 +462,7 @@ def urgent_note(decision: Decision) -> str | None:
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
         meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""
         if not first:  # the route itself rests on a value no one confirmed for this referral
-            doubts = "; ".join(
-                f"{s.field} — known only from {source_words(s)}" for s in route_doubts(decision, route)
-            )
+            doubts = route_doubt_words(decision, route)
             return (
                 f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, ask "
                 f"the ICB now, without waiting for more care.{meanwhile}"
