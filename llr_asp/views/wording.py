@@ -114,7 +114,7 @@ def unconfirmed_summary(decision: Decision) -> str | None:
     it = "it" if len(values) == 1 else "them"
     return (
         f"The decision rests on {named}, which no one has confirmed for this referral: confirm {it} "
-        f"first (were {it} not known, the patient would be {under})."
+        f"first (were {'it' if len(values) == 1 else 'they'} not known, the patient would be {under})."
     )
 
 
