@@ -482,7 +482,7 @@ def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) ->
     log = SqliteLog(tmp_path / "log.sqlite3")
     log.add_key(signer.jwk)
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    start = context.Barrier(2)  # both begin together, once both are up (a spawn takes a while)
     writers = [
         context.Process(
             target=_writer, args=(str(tmp_path / "log.sqlite3"), str(tmp_path / "k.pem"), 150, start)
@@ -491,7 +491,6 @@ def test_two_writers_append_without_a_lost_or_duplicated_link(tmp_path: Path) ->
     ]
     for writer in writers:
         writer.start()
-    start.set()
     for writer in writers:
         writer.join(60)
         assert writer.exitcode == 0
