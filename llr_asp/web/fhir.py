@@ -205,19 +205,23 @@ def _served(request: Request, rules: RuleSet, policy: str, adaptive: bool = Fals
     return questionnaire(rules, chosen, name=policy)
 
 
+def _body(description: str, *types: str) -> dict[str, Any]:
+    """The OpenAPI description of a FHIR operation's required JSON body (of `types`, else FHIR's
+    and plain JSON)."""
+    schema = {"schema": {"type": "object"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {kind: schema for kind in types or (FHIR_JSON, "application/json")},
+        }
+    }
+
+
 @router.post(
     "/fhir/Questionnaire/$next-question",
     summary="SDC adaptive form: the next question, or the decision",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A Parameters with one questionnaire-response, or the bare QuestionnaireResponse.",
-            "content": {
-                FHIR_JSON: {"schema": {"type": "object"}},
-                "application/json": {"schema": {"type": "object"}},
-            },
-        }
-    },
+    openapi_extra=_body("A Parameters with one questionnaire-response, or the bare QuestionnaireResponse."),
 )
 async def post_next_question(request: Request) -> JSON:
     return await _next_question(request)
@@ -226,16 +230,7 @@ async def post_next_question(request: Request) -> JSON:
 @router.post(
     "/fhir/Questionnaire/$questionnaire-package",
     summary="Da Vinci DTR: the forms named by canonical or by order, each in a Bundle",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A Parameters (dtr-qpackage-input-parameters): canonicals and/or orders.",
-            "content": {
-                FHIR_JSON: {"schema": {"type": "object"}},
-                "application/json": {"schema": {"type": "object"}},
-            },
-        }
-    },
+    openapi_extra=_body("A Parameters (dtr-qpackage-input-parameters): canonicals and/or orders."),
 )
 async def post_questionnaire_package(request: Request) -> JSON:
     """The DTR app's first call: the forms to render. A form named by an order is the policy's
@@ -249,13 +244,9 @@ async def post_questionnaire_package(request: Request) -> JSON:
 @router.post(
     "/fhir",
     summary="$next-question posted to the FHIR base (the questionnaireAdaptive URL), as the DTR app posts it",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A Parameters with one questionnaire-response, or the bare QuestionnaireResponse.",
-            "content": {FHIR_JSON: {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=_body(
+        "A Parameters with one questionnaire-response, or the bare QuestionnaireResponse.", FHIR_JSON
+    ),
 )
 async def post_to_base(request: Request) -> JSON:
     """The Da Vinci DTR reference app POSTs $next-question to the questionnaireAdaptive
