@@ -1462,4 +1462,28 @@ PLANTED = [
         "what-if says 'confirm the procedure suits the patient' where the route rests on pre-filled values",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "engines/interview.py",
+        "            doubted |= {f: s for f, s in urging.items() if f not in doubted}\n",
+        "",
+        "next never asks the pre-filled fact an urgent route rests on",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "        if doubts:  # the urgency itself rests on values no one confirmed: those first\n",
+        "        if False:  # the urgency itself rests on values no one confirmed: those first\n",
+        "an urgent route on a pre-filled fact is said for another procedure with no doubt",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        "        if route_doubts(decision, urgent[0].id):  # the urgency itself rests on values to confirm\n",
+        "        if False:  # the urgency itself rests on values to confirm\n",
+        "a card sends a woman to another procedure urgently on a destruction risk pre-filled from the EHR",
+        SEAMS,
+    ),
 ]

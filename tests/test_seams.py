@@ -2023,3 +2023,29 @@ def test_whatif_names_what_an_urgent_route_rests_on_to_confirm(whatif_of: Any) -
     form = prefilled_form(changed(C5), ("conservative.contraindicated", "independence.immediate_danger"))
     said = withheld_words(whatif_of(form, "hip-resurfacing")) or ""
     assert "suits the patient" not in said and "first confirm conservative.contraindicated" in said, said
+
+
+# -- the fourteenth review's findings ------------------------------------------------------------
+
+
+def test_an_urgent_route_on_unconfirmed_facts_is_to_confirm_even_where_the_procedure_does_not_suit(
+    client: TestClient,
+) -> None:
+    """Fourteenth review, HIGH: a woman (the clinician's answer) whose C6 rested only on a
+    destruction risk pre-filled from the EHR was told, with no doubt, that the urgency stands for
+    another procedure ('refer for the one indicated now'), robust, with nothing more to ask."""
+    from llr_asp.views.wording import urgent_note
+    from llr_asp.web.cards import card
+
+    form = prefilled_form(changed(C6, sex="female"), ("joint.destruction_risk",))
+    patient = validate(form, RULES, "t")
+    [step] = Interviewer(RULES).next(patient, [RULES.policies["hip-resurfacing"]])
+    decision = step.decision
+    assert decision.urgent_json()["action"] == "unsuitable"
+    assert decision.urgent_json()["to_confirm"] == ["joint.destruction_risk"]
+    note = urgent_note(decision) or ""
+    assert "first confirm joint.destruction_risk" in note and "do not refer for it" in note, note
+    assert step.question is not None and step.question.field == "joint.destruction_risk"
+    assert "urgent route rests on it" in " ".join(step.question.caveats)
+    summary = card(decision, RULES, "http://x")["summary"]
+    assert summary.startswith("Urgent (C6) on a value to confirm, but not this procedure"), summary

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
 from .sources import Conflict, Stated
-from .urgency import UNCONFIRMED, urgent_route
+from .urgency import UNCONFIRMED, route_doubts, urgent_route
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
@@ -255,7 +255,7 @@ class Decision:
             "rules": self.rules,
         }
 
-    def urgent_json(self) -> dict[str, str] | None:
+    def urgent_json(self) -> dict[str, Any] | None:
         """The route the policy says not to wait for that the patient meets or may meet, and the
         action it asks first (core.urgency: unsuitable, confirm, refer, assess, ask, settle, find
         out); None for none. A program that reads only the verdict must not miss it."""
@@ -263,7 +263,16 @@ class Decision:
         if urgent is None:
             return None
         node, action = urgent
-        return {"route": node.id, "label": node.label, "status": node.status, "action": action}
+        said: dict[str, Any] = {
+            "route": node.id,
+            "label": node.label,
+            "status": node.status,
+            "action": action,
+        }
+        doubts = [s.field for s in route_doubts(self, node.id)] if node.status == "met" else []
+        if doubts:  # the facts the route rests on that no one confirmed: to confirm first
+            said["to_confirm"] = doubts
+        return said
 
 
 def _node_json(node: Node) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..core.decision import Decision
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner, focus_key, focus_parts, forget
 from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file, show
+from ..core.urgency import route_doubts, urgent_route
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
 
@@ -122,6 +123,11 @@ class Interviewer(Reasoner):
             # known only from a source no one confirmed for this referral, and the decision rests
             # on it: asked, to confirm (the clinician's answer then replaces it: Patient.filled)
             doubted = {s.field: s for s in decision.unconfirmed}
+            # and a met urgent route's facts that no one confirmed: the urgency rests on them
+            urgent = urgent_route(decision)
+            route = urgent[0].id if urgent is not None and urgent[0].status == "met" else None
+            urging = {s.field: s for s in route_doubts(decision, route)} if route else {}
+            doubted |= {f: s for f, s in urging.items() if f not in doubted}
             askable = [
                 f
                 for f in (*decision.missing, *decision.to_settle)
@@ -150,12 +156,17 @@ class Interviewer(Reasoner):
             if doubted:  # then a value the decision rests on that no one confirmed, before any other
                 best = next(f for f in order if f in doubted)
                 stated = doubted[best]
+                rests = (
+                    "the decision"
+                    if any(s.field == best for s in decision.unconfirmed)
+                    else "the urgent route"
+                )
                 given = f"{stated.source}{f' of {stated.date[:10]}' if stated.date else ''}"
                 question = Question.of(
                     self.rules.fields[best],
                     (
                         f"Known only from {given} ({_said(stated.value)}), which no one has "
-                        "confirmed for this referral, and the decision rests on it: confirm it, or "
+                        f"confirmed for this referral, and {rests} rests on it: confirm it, or "
                         "give the right answer.",
                         *caveats(best, [decision.policy]),
                     ),

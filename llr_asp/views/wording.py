@@ -287,8 +287,14 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
             f"{f' ({fixed})' if fixed else ''}, and no change is offered toward it. "
             f"{policy.unsuitable[blocker.requirement]}"
             + (
-                f" ⚠ The patient meets an urgent route ({urgent['route']}): the urgency stands for "
-                "whatever procedure is indicated instead; do not let it wait."
+                f" ⚠ The patient meets an urgent route ({urgent['route']})"
+                + (
+                    f", on values no one has confirmed — first confirm {', '.join(urgent['to_confirm'])}; "
+                    "if they hold,"
+                    if urgent.get("to_confirm")
+                    else ":"
+                )
+                + " the urgency stands for whatever procedure is indicated instead; do not let it wait."
                 if urgent and urgent["status"] == "met"
                 else ""
             )
@@ -453,6 +459,13 @@ def urgent_note(decision: Decision) -> str | None:
     route, policy = node.id, decision.policy
     met = f"Meets an urgent route ({route}: {lower_first(node.label)})"
     if advice == "unsuitable":
+        doubts = route_doubt_words(decision, route)
+        if doubts:  # the urgency itself rests on values no one confirmed: those first
+            return (
+                f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, the "
+                "urgency stands for whatever procedure is indicated instead: this procedure is not "
+                "suitable for the patient (see below), so do not refer for it."
+            )
         return (
             f"{met}, but this procedure is not suitable for the patient (see below): do not refer "
             "for it; the urgency stands for whatever procedure is indicated instead."

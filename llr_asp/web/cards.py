@@ -272,10 +272,11 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         indicator = "warning"
     urgent = urgent_route(decision)
     if urgent is not None and urgent[1] == "unsuitable":  # urgent all the same: for another procedure
-        summary = (
-            f"Urgent ({urgent[0].id}), but not this procedure: refer for the one indicated now. {summary}"
-        )
-        indicator = "warning"
+        if route_doubts(decision, urgent[0].id):  # the urgency itself rests on values to confirm
+            act = f"Urgent ({urgent[0].id}) on a value to confirm, but not this procedure: confirm it first"
+        else:
+            act = f"Urgent ({urgent[0].id}), but not this procedure: refer for the one indicated now"
+        summary, indicator = f"{act}. {summary}", "warning"
     elif urgent is not None:  # the urgency first: a cut keeps it
         node, advice = urgent
         act = {
