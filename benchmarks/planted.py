@@ -1486,4 +1486,12 @@ PLANTED = [
         "a card sends a woman to another procedure urgently on a destruction risk pre-filled from the EHR",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""\n',
+        '        also = ""\n',
+        "while suitability is open, the urgent line hides that its facts were pre-filled from the EHR",
+        SEAMS,
+    ),
 ]

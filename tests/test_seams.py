@@ -2049,3 +2049,20 @@ def test_an_urgent_route_on_unconfirmed_facts_is_to_confirm_even_where_the_proce
     assert "urgent route rests on it" in " ".join(step.question.caveats)
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith("Urgent (C6) on a value to confirm, but not this procedure"), summary
+
+
+def test_an_urgent_route_on_unconfirmed_facts_is_named_while_suitability_is_open() -> None:
+    """Fourteenth review, MEDIUM: with the knee's compartments not known, a C6 resting on a
+    destruction risk pre-filled from the EHR said only 'first confirm the procedure suits the
+    patient … If it does, ask the ICB now'; the card the same."""
+    from llr_asp.views.wording import urgent_note
+    from llr_asp.web.cards import card
+
+    record = changed(C6)
+    record.pop("knee")
+    form = prefilled_form(record, ("joint.destruction_risk",), policy="knee-resurfacing")
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["knee-resurfacing"]])
+    note = urgent_note(decision) or ""
+    assert "first confirm the procedure suits the patient" in note and "joint.destruction_risk" in note, note
+    summary = card(decision, RULES, "http://x")["summary"]
+    assert summary.startswith("Urgent (C6): confirm its facts and that the procedure suits first"), summary

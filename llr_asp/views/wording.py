@@ -480,9 +480,11 @@ def urgent_note(decision: Decision) -> str | None:
                 f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, ask "
                 f"the ICB now, without waiting for more care.{meanwhile}"
             )
+        doubts = route_doubt_words(decision, route)  # and the route's own facts no one confirmed
+        also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
-            f"patient. If it does, ask the ICB now, without waiting for more care.{meanwhile}"
+            f"patient.{also} If it does, ask the ICB now, without waiting for more care.{meanwhile}"
         )
     if advice == "refer":
         return f"{met} — refer without delay. “{policy.sentence(route)}”"

@@ -285,6 +285,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             "settle": "settle what is open now",
             "confirm": "confirm what the urgency rests on first"
             if _on_route_doubts(decision, node.id)
+            else "confirm its facts and that the procedure suits first"
+            if route_doubts(decision, node.id)
             else "confirm the procedure suits the patient first",
             "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
             "refused": "refused on another requirement: the care indicated instead, now",
