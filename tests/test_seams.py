@@ -1961,6 +1961,7 @@ def test_a_form_that_is_not_finished_is_never_decided_plainly(client: TestClient
         form["status"] = status
     said = client.post("/api/v1/explain", json=form)
     assert said.status_code == 422 and "finish" in said.json()["error"], said.text
+    assert "None" not in said.json()["error"]  # no Python words (fourteenth review, LOW)
 
 
 @pytest.mark.parametrize("gender", ["other", "unknown", None])

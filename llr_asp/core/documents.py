@@ -97,6 +97,8 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             "still in progress (in-progress)"
             if status == DRAFT
             else f"not a finished form (status {status!r})"
+            if isinstance(status, str)
+            else "not said to be finished (it has no status)"
         )
         raise InputError(
             source,
