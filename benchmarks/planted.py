@@ -1494,4 +1494,28 @@ PLANTED = [
         "while suitability is open, the urgent line hides that its facts were pre-filled from the EHR",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '    first = f"first confirm {unsure}; if it holds, " if unsure else ""\n',
+        '    first = ""\n',
+        "an urgent 'refer without delay' or 'refused' rests on a pre-filled MSK finding, unsaid",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/decision.py",
+        "doubts += [s.field for s in self.unconfirmed if s.field not in doubts]",
+        "doubts += []",
+        "the urgent JSON's to_confirm leaves out the values the verdict rests on",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        first += f"first settle {fields} (the sources disagree); "\n',
+        "",
+        "a contested headline on disputed sources sends the GP to the ICB before the sex is settled",
+        SEAMS,
+    ),
 ]

@@ -2067,3 +2067,54 @@ def test_an_urgent_route_on_unconfirmed_facts_is_named_while_suitability_is_open
     assert "first confirm the procedure suits the patient" in note and "joint.destruction_risk" in note, note
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith("Urgent (C6): confirm its facts and that the procedure suits first"), summary
+
+
+# -- the fifteenth review's findings -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "auto", "action"),
+    [
+        (
+            changed(C6, conservative__months=2, msk__suitable_for_surgical_referral=False),
+            ("msk.suitable_for_surgical_referral",),
+            "refused",
+        ),
+        (changed(C6), ("msk.end_stage_oa",), "refer"),
+    ],
+)
+def test_an_urgent_action_resting_on_unconfirmed_values_says_to_confirm_them_first(
+    record: dict[str, Any], auto: tuple[str, ...], action: str
+) -> None:
+    """Fifteenth review, MEDIUM: a C6 patient refused ('whatever the ICB is asked') or told 'refer
+    without delay' only on an MSK finding pre-filled from the EHR: the urgent line, the card and
+    the urgent JSON never said to confirm it."""
+    from llr_asp.views.wording import urgent_note
+    from llr_asp.web.cards import card
+
+    form = prefilled_form(record, auto)
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    said = decision.urgent_json()
+    assert said["action"] == action and said["to_confirm"] == list(auto), said
+    note = urgent_note(decision) or ""
+    assert f"first confirm {auto[0]}" in note, note
+    summary = card(decision, RULES, "http://x")["summary"]
+    assert summary.startswith("Urgent (C6): first confirm the values below"), summary
+
+
+def test_a_contested_headline_on_disputed_sources_says_to_settle_them_first() -> None:
+    """Fifteenth review, MEDIUM: contested, with the sources disagreeing on the sex: 'another
+    reading of the policy would fund: ask the ICB', no word of settling the sex first."""
+    from llr_asp.core.sources import Conflict
+    from llr_asp.views.wording import headline
+
+    patient = validate(changed(C6, conservative__months=2, sex=None), RULES, "t")
+    conflict = Conflict(
+        "sex",
+        (Stated("sex", "female", "the form", "answer"), Stated("sex", "male", "the EHR", "administrative")),
+    )
+    patient = dataclasses.replace(patient, conflicts=(conflict,))
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    said = headline(decision)
+    assert decision.contested and decision.disputed, said
+    assert "first settle sex (the sources disagree)" in said, said

@@ -270,7 +270,8 @@ class Decision:
             "action": action,
         }
         doubts = [s.field for s in route_doubts(self, node.id)] if node.status == "met" else []
-        if doubts:  # the facts the route rests on that no one confirmed: to confirm first
+        doubts += [s.field for s in self.unconfirmed if s.field not in doubts]  # and the verdict's
+        if doubts:  # the facts the route or the verdict rests on that no one confirmed: first
             said["to_confirm"] = doubts
         return said
 

@@ -73,10 +73,13 @@ def headline(decision: Verdict) -> str:
     said = " and ".join(f"{s.field} from {source_words(s)}" for s in unconfirmed)
     if unconfirmed and not disputed and not getattr(decision, "contested", ()):
         return f"{words} — resting on {said}, not yet confirmed: confirm it first"
-    # values no one confirmed come first whatever else is open: the ICB is asked on confirmed ones
+    # values no one confirmed, and sources that disagree, come first whatever else is open: the
+    # ICB is asked on settled, confirmed ones
+    fields = ", ".join(c.field for c in disputed)
     first = f"first confirm {said} (not yet confirmed); " if unconfirmed else ""
+    if disputed and getattr(decision, "contested", ()):
+        first += f"first settle {fields} (the sources disagree); "
     if disputed and not getattr(decision, "contested", ()):
-        fields = ", ".join(c.field for c in disputed)
         return f"{words} — {first}the record's sources disagree on {fields}: settle it first"
     if decision.decision == "eligible":
         return f"{words} ON THE ADOPTED READING — {first}the ICB must confirm"
@@ -486,15 +489,18 @@ def urgent_note(decision: Decision) -> str | None:
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
             f"patient.{also} If it does, ask the ICB now, without waiting for more care.{meanwhile}"
         )
+    # a verdict resting on values no one confirmed: those first, whatever the action
+    unsure = "; ".join(f"{s.field} — known only from {source_words(s)}" for s in decision.unconfirmed)
+    first = f"first confirm {unsure}; if it holds, " if unsure else ""
     if advice == "refer":
-        return f"{met} — refer without delay. “{policy.sentence(route)}”"
+        return f"{met} — {first}refer without delay. “{policy.sentence(route)}”"
     if advice == "refused":
         refused = refused_beside(decision, _cautioned(policy, route))
         failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
         return (
-            f"{met}, but {failed} {'is' if len(refused) == 1 else 'are'} not met under any reading: this "
-            "procedure is refused whatever the ICB is asked. The urgency stands for the care "
-            "indicated instead (or an Individual Funding Request where the ICB allows one)."
+            f"{met} — {first}{failed} {'is' if len(refused) == 1 else 'are'} not met under any "
+            "reading: this procedure is refused whatever the ICB is asked. The urgency stands for "
+            "the care indicated instead (or an Individual Funding Request where the ICB allows one)."
         )
     if advice == "assess":
         first = "; ".join(lower_first(n.label) for n in care_steps(decision))

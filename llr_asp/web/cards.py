@@ -291,6 +291,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
             "refused": "refused on another requirement: the care indicated instead, now",
         }.get(advice, "find out now")
+        if decision.unconfirmed and advice in ("refer", "refused"):  # the verdict rests on them
+            act = f"first confirm the values below, then {act}"
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
         indicator = "warning" if indicator == "info" and advice != "refer" else indicator
     if len(summary) >= 140:
