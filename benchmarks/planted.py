@@ -288,8 +288,8 @@ PLANTED = [
     Planted(
         "fhir",
         "formats/adaptive.py",
-        'adapted["item"].append(item(rules.fields[step.question.field], step.question.caveats))',
-        'adapted["item"].append(item(rules.fields[step.question.field]))',
+        'adapted["item"].append(item(rules.fields[field], step.question.caveats))',
+        'adapted["item"].append(item(rules.fields[field]))',
         "the adaptive form asks a question without the help text the Questionnaire has",
         FHIR,
     ),
@@ -713,7 +713,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        '    if is_response(document) and document.get("status") == DRAFT and not drafts:',
+        "    if status not in FINAL and not (drafts and status == DRAFT):",
         "    if False:",
         "a form still in progress decides a plain robust ELIGIBLE in explain, the API, the page and batch",
         SEAMS,
@@ -1161,7 +1161,7 @@ PLANTED = [
     Planted(
         "seams",
         "web/cards.py",
-        'unchecked = not found.patient_given and "sex" in policy.fields()',
+        "unchecked = _uncompared(found, policy)",
         "unchecked = False",
         "a card whose call sent no Patient never says the sex was not compared",
         SEAMS,
@@ -1329,8 +1329,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/cards.py",
-        'and decision.decision != "undetermined":\n        summary = f"Sex not compared',
-        'and decision.decision == "undetermined":\n        summary = f"Sex not compared',
+        'if _uncompared(found, policy) and decision.decision != "undetermined":',
+        'if _uncompared(found, policy) and decision.decision == "undetermined":',
         "a card decided with no Patient record is a plain 'Meets ARP 55 criteria': the sex not compared",
         SEAMS,
     ),
