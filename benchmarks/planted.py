@@ -1518,4 +1518,20 @@ PLANTED = [
         "a contested headline on disputed sources sends the GP to the ICB before the sex is settled",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        '            auto = "auto" in own or (inherited and not own)\n',
+        '            auto = "auto" in own\n',
+        "a pre-filled mark on the group that holds a question is not heard",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        '                    codes.add(part["valueCode"].lower())\n',
+        '                    codes.add(part["valueCode"])\n',
+        "a pre-filled mark coded 'AUTO' is read as the clinician's answer",
+        SEAMS,
+    ),
 ]

@@ -2118,3 +2118,38 @@ def test_a_contested_headline_on_disputed_sources_says_to_settle_them_first() ->
     said = headline(decision)
     assert decision.contested and decision.disputed, said
     assert "first settle sex (the sources disagree)" in said, said
+
+
+# -- the sixteenth review's findings -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "marked",
+    [
+        "two marks, manual then auto",  # ambiguous: read as pre-filled
+        "AUTO",  # a code in capitals
+        "auto on the group",  # the mark on the item that holds the question
+    ],
+)
+def test_a_prefilled_mark_anywhere_the_reader_finds_it_is_heard(marked: str) -> None:
+    """Sixteenth review, MEDIUM: a pre-filled sex was read as the clinician's where its mark sat on
+    the enclosing group, was coded 'AUTO', or followed a 'manual' mark: a plain NOT ELIGIBLE."""
+    form = prefilled_form(changed(C6, sex="female"), ())
+    [sex] = [i for i in form["item"] if i["linkId"] == "sex"]
+    if marked.startswith("two"):
+        sex["extension"] = origin("manual") + origin("auto")
+    elif marked == "AUTO":
+        sex["extension"] = origin("AUTO")
+    else:
+        form["item"] = [i for i in form["item"] if i["linkId"] != "sex"]
+        form["item"].append({"linkId": "about", "extension": origin("auto"), "item": [sex]})
+    assert [(s.field, s.kind) for s in validate(form, RULES, "t").filled] == [("sex", "prefilled")]
+
+
+def test_an_explicit_mark_on_the_question_beats_its_groups() -> None:
+    form = prefilled_form(changed(C6, sex="female"), ())
+    [sex] = [i for i in form["item"] if i["linkId"] == "sex"]
+    sex["extension"] = origin("override")
+    form["item"] = [i for i in form["item"] if i["linkId"] != "sex"]
+    form["item"].append({"linkId": "about", "extension": origin("auto"), "item": [sex]})
+    assert validate(form, RULES, "t").filled == ()

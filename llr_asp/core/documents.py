@@ -249,32 +249,47 @@ by the user) or `manual`."""
 
 def prefilled(response: dict[str, Any], rules: RuleSet) -> frozenset[str]:
     """The fields whose answer a form filler pre-populated from the EHR and no one changed (DTR's
-    information-origin `auto`, on the item or on its answer): the EHR's value, not a clinician's
-    confirmation."""
-    items = response.get("item")
+    information-origin `auto`, any case): the EHR's value, not a clinician's confirmation. The
+    mark is heard on the item, on its answer, or on a group that holds it (unless the item's own
+    mark says the clinician changed it); an item marked both ways counts as pre-filled."""
     found: set[str] = set()
-    for (_, entry), answers in _flattened(items if isinstance(items, list) else [], "item", rules.fields):
-        link = entry.get("linkId") if isinstance(entry, dict) else None
-        if (
-            isinstance(link, str)
-            and link in rules.fields
-            and any(_origin(p) == "auto" for p in (entry, *answers))
-        ):
-            found.add(link)
+
+    def walk(items: Any, inherited: bool) -> None:
+        for entry in items if isinstance(items, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            given = entry.get("answer")
+            answers: list[Any] = given if isinstance(given, list) else []
+            own: set[str] = set()
+            for element in (entry, *answers):
+                own |= _origins(element)
+            auto = "auto" in own or (inherited and not own)
+            link = entry.get("linkId")
+            if auto and isinstance(link, str) and link in rules.fields:
+                found.add(link)
+            walk(entry.get("item"), auto)
+            for answer in answers:
+                walk(answer.get("item") if isinstance(answer, dict) else None, auto)
+
+    walk(response.get("item"), False)
     return frozenset(found)
 
 
-def _origin(element: Any) -> str | None:
-    """The `source` code of an element's information-origin extension, if it has one."""
+def _origins(element: Any) -> set[str]:
+    """The `source` codes (lower case) of an element's information-origin extensions."""
+    codes: set[str] = set()
     extensions = element.get("extension") if isinstance(element, dict) else None
     for extension in extensions if isinstance(extensions, list) else []:
         if isinstance(extension, dict) and extension.get("url") == INFORMATION_ORIGIN:
             parts = extension.get("extension")
             for part in parts if isinstance(parts, list) else []:
-                if isinstance(part, dict) and part.get("url") == "source":
-                    code = part.get("valueCode")
-                    return code if isinstance(code, str) else None
-    return None
+                if (
+                    isinstance(part, dict)
+                    and part.get("url") == "source"
+                    and isinstance(part.get("valueCode"), str)
+                ):
+                    codes.add(part["valueCode"].lower())
+    return codes
 
 
 def answer_entries(
