@@ -1534,4 +1534,20 @@ PLANTED = [
         "a pre-filled mark coded 'AUTO' is read as the clinician's answer",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        'f"{NAMESPACE}robust": decision.robust and not found.unseen and not found.draft,',
+        'f"{NAMESPACE}robust": decision.robust and not found.unseen,',
+        "a card beside a newer form still in progress is coded robust",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        '        elif found.draft and found.answered and advice in ("refer", "refused"):',
+        "        elif False:",
+        "an urgent card says 'refer without delay' while a newer form in progress may change the answers",
+        SEAMS,
+    ),
 ]

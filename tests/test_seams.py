@@ -1545,6 +1545,9 @@ def test_a_form_still_in_progress_is_not_yet_an_answer(client: TestClient) -> No
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "eligible" and "given on 2026-06-01" in card["detail"]
     assert "still in progress" in card["detail"] and card["indicator"] == "warning"
+    # and it is never certain: the newer form may change it (sixteenth review, MEDIUM: a newer
+    # draft saying female left 'Urgent (C6): refer without delay', robust)
+    assert card["extension"]["llr-asp.robust"] is False
 
 
 # -- the twelfth review's findings ---------------------------------------------------------------
@@ -2153,3 +2156,21 @@ def test_an_explicit_mark_on_the_question_beats_its_groups() -> None:
     form["item"] = [i for i in form["item"] if i["linkId"] != "sex"]
     form["item"].append({"linkId": "about", "extension": origin("auto"), "item": [sex]})
     assert validate(form, RULES, "t").filled == ()
+
+
+def test_an_urgent_referral_waits_for_a_newer_form_in_progress_to_be_read(client: TestClient) -> None:
+    """Sixteenth review, MEDIUM: a newer form still in progress answering 'female' left an older
+    man's C6 card at 'Urgent (C6): refer without delay', robust."""
+    female = {"valueCoding": {"code": "female"}}
+    body = two_responses({"sex": female}, {})
+    for entry in body["prefetch"]["answers"]["entry"]:
+        entry["resource"]["item"] = [
+            i for i in entry["resource"]["item"] if i["linkId"] != "joint.destruction_risk"
+        ]
+        entry["resource"]["item"].append(
+            {"linkId": "joint.destruction_risk", "answer": [{"valueBoolean": True}]}
+        )
+    body["prefetch"]["answers"]["entry"][0]["resource"]["status"] = "in-progress"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.robust"] is False
+    assert card["summary"].startswith("Urgent (C6): read the newer form in progress first"), card["summary"]

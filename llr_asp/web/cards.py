@@ -80,7 +80,8 @@ def card(
         indicator = "warning"
     extension: dict[str, Any] = {
         f"{NAMESPACE}decision": decision.decision,
-        f"{NAMESPACE}robust": decision.robust and not found.unseen,  # forms not seen may change it
+        # forms not seen, or a newer one still in progress, may change it
+        f"{NAMESPACE}robust": decision.robust and not found.unseen and not found.draft,
         f"{NAMESPACE}possible": list(decision.possible),
         f"{NAMESPACE}missing": list(decision.missing),
         f"{NAMESPACE}to-settle": list(decision.to_settle),
@@ -293,6 +294,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         }.get(advice, "find out now")
         if decision.unconfirmed and advice in ("refer", "refused"):  # the verdict rests on them
             act = f"first confirm the values below, then {act}"
+        elif found.draft and found.answered and advice in ("refer", "refused"):  # it may change them
+            act = f"read the newer form in progress first, then {act}"
         summary = f"{'Maybe urgent' if advice == 'find out' else 'Urgent'} ({node.id}): {act}. {summary}"
         indicator = "warning" if indicator == "info" and advice != "refer" else indicator
     if len(summary) >= 140:
