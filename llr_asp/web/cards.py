@@ -7,9 +7,9 @@ extension keys namespaced `llr-asp.` (as Da Vinci CRD names its `davinci-crd.` k
 - `llr-asp.decision`: the adopted decision (eligible, not_eligible, undetermined);
 - `llr-asp.robust`: whether every clinical reading of the policy and every source agree, the
   decision rests on no value no one confirmed (the administrative gender, an older form's, a
-  pre-filled answer), and every answer search the service declares was seen (an absent
-  prefetch key not fetched: forms not seen may change it; the receipt's `robust` is the
-  decision's from the answers it hashes);
+  pre-filled answer), every answer search the service declares was seen (an absent prefetch
+  key not fetched: forms not seen may change it), and no newer form is still in progress (the
+  receipt's `robust` is the decision's from the answers it hashes);
 - `llr-asp.possible`: the decisions some combination of the readings, a disputed field's
   values or the unconfirmed values left unknown reach;
 - `llr-asp.filled`: values only the EHR, an older form or the form for every procedure (its
