@@ -737,8 +737,8 @@ PLANTED = [
     Planted(
         "seams",
         "asp/sources.lp",
-        "unconfirmed(earlier; prefilled; administrative; shared).",
-        "unconfirmed(earlier; prefilled; administrative).",
+        "unconfirmed(earlier; prefilled; clinical; administrative; shared).",
+        "unconfirmed(earlier; prefilled; clinical; administrative).",
         "answers about a joint from the form for every procedure count as confirmed: a robust card",
         SEAMS,
     ),
@@ -1289,8 +1289,8 @@ PLANTED = [
     Planted(
         "seams",
         "asp/sources.lp",
-        "unconfirmed(earlier; prefilled; administrative; shared).",
-        "unconfirmed(earlier; administrative; shared).",
+        "unconfirmed(earlier; prefilled; clinical; administrative; shared).",
+        "unconfirmed(earlier; clinical; administrative; shared).",
         "an answer the form filler prefilled from the EHR counts as the clinician's confirmation",
         SEAMS,
     ),
@@ -1548,6 +1548,14 @@ PLANTED = [
         '        elif found.draft and found.answered and advice in ("refer", "refused"):',
         "        elif False:",
         "an urgent card says 'refer without delay' while a newer form in progress may change the answers",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "asp/sources.lp",
+        "unconfirmed(earlier; prefilled; clinical; administrative; shared).",
+        "unconfirmed(earlier; prefilled; administrative; shared).",
+        "a sex only the EHR's sex for clinical use gave decides a plain robust card",
         SEAMS,
     ),
 ]

@@ -150,7 +150,11 @@ def test_sex_for_clinical_use_is_preferred_to_administrative_gender(client: Test
         }
     ]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"] == "Meets ARP 55 criteria"
+    # preferred, yet the EHR's: to confirm for this referral, as the same value pre-filled into the
+    # form is (sixteenth review, MEDIUM: it read a plain 'Meets', robust, for a procedure
+    # contra-indicated in women, while the EHR's administrative gender said female)
+    assert card["summary"] == "Sex from the EHR (sex for clinical use): confirm. Meets ARP 55 criteria"
+    assert card["indicator"] == "warning" and card["extension"]["llr-asp.robust"] is False
     assert "sex for clinical use" in card["detail"]  # the EHR's value is named as such
 
 
