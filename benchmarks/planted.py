@@ -697,7 +697,7 @@ PLANTED = [
     Planted(
         "seams",
         "formats/adaptive.py",
-        '    if posted not in FINISHED or not isinstance(response.get("authored"), str):',
+        '    if posted not in FINAL or not isinstance(response.get("authored"), str):',
         "    if True:",
         "$next-question stamps a finished form posted again as authored today: it outranks newer forms",
         SEAMS,

@@ -101,10 +101,10 @@ def _barred(decision: Decision, step: str) -> bool:
 
 
 UNCONFIRMED = SOURCE_KINDS_UNCONFIRMED
-"""The sources that never confirm a value for this referral (asp/sources.lp unconfirmed/1): the
-EHR's administrative record (Patient.gender is not for clinical use), an older form the newest
-leaves blank (knee compartments spread; the form may be years old), and an answer a form filler
-prefilled from the EHR that no one changed."""
+"""The sources that never confirm a value for this referral, as asp/sources.lp declares them
+(unconfirmed/1): the EHR's records (administrative gender, sex for clinical use), an older form
+the newest leaves blank (knee compartments spread; the form may be years old), an answer a form
+filler prefilled from the EHR that no one changed, the form for every procedure's answers."""
 
 
 def refused_beside(decision: Decision, cautioned: str) -> list[Node]:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.decision import Decision
-from ..core.documents import answer_entries, is_response, policy_of, shaped, validate, value_system
+from ..core.documents import FINAL, answer_entries, is_response, policy_of, shaped, validate, value_system
 from ..core.errors import InputError
 from ..core.patient import Patient
 from ..core.ruleset import RuleSet
@@ -51,9 +51,6 @@ ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
 ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
 TAG = "urn:llr-asp:questionnaire"
 """The system of the tag that names the policy an adaptive response answers."""
-FINISHED = ("completed", "amended")
-"""The statuses of a finished form: posted again, its answers are as they were when it was
-authored, and it keeps that date."""
 MAX_DEPTH = 64
 """The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
 levels): deeper is refused before anything else, since the answer echoes the resource."""
@@ -166,7 +163,7 @@ def next_question(
         ]
     response["contained"] = [adapted, *[r for r in others if r is not form]]
     response["questionnaire"] = f"#{adapted['id']}"
-    if posted not in FINISHED or not isinstance(response.get("authored"), str):
+    if posted not in FINAL or not isinstance(response.get("authored"), str):
         # a step of the form in progress puts its answers together now; a finished form posted
         # again keeps its date (restamped now, an old form would outrank a clinician's newer one
         # and its answers be said to be given today)
