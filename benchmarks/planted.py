@@ -721,8 +721,8 @@ PLANTED = [
     Planted(
         "seams",
         "formats/fhir.py",
-        "            if path in unanswered:\n",
-        "            if False:\n",
+        '        if "answer" in entry and path in unanswered:\n',
+        "        if False:\n",
         "explain --format fhir writes an answer pre-filled from the EHR as the clinician's: robust read back",
         SEAMS,
     ),

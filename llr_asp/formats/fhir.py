@@ -302,12 +302,9 @@ def decision_response(patient: Patient, decisions: list[Decision], rules: RuleSe
     for path, field in rules.fields.items():
         if path not in patient.answered or path not in asked:
             continue
-        entry: dict[str, Any] = {"linkId": path, "text": field.question}
-        value = patient.values.get(path)
-        if value is not None:
-            entry["answer"] = [_value(field, value)]
-            if path in unanswered:
-                entry["extension"] = [PREFILLED]
+        entry = _answered_item(field, patient.values.get(path))
+        if "answer" in entry and path in unanswered:
+            entry["extension"] = [PREFILLED]
         items.append(entry)
     return {
         "resourceType": "QuestionnaireResponse",
@@ -401,12 +398,17 @@ def with_answer(response: dict[str, Any], field: Field, value: Value | None) -> 
     """A copy of a QuestionnaireResponse with the clinician's answer to `field` (None: asked, not
     known) in place of any it held: the page's interview goes on from a pasted form, and the
     form's other answers (their sources, its date) stay as they were."""
+    updated = without_answer(response, field.path)
+    updated["item"] = [*updated.get("item", []), _answered_item(field, value)]
+    return updated
+
+
+def _answered_item(field: Field, value: Value | None) -> dict[str, Any]:
+    """A response's item for `field`: its answer, or none (asked, not known)."""
     entry: dict[str, Any] = {"linkId": field.path, "text": field.question}
     if value is not None:
         entry["answer"] = [_value(field, value)]
-    updated = without_answer(response, field.path)
-    updated["item"] = [*updated.get("item", []), entry]
-    return updated
+    return entry
 
 
 def without_answer(response: dict[str, Any], path: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ always said with its qualification, in the same words wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..core.decision import Contest, Decision, Evidence, Node
@@ -430,7 +430,13 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
 def route_doubt_words(decision: Decision, route: str) -> str:
     """The values no one confirmed that an urgent route rests on: `conservative.contraindicated —
     known only from the answers pre-filled from the EHR`."""
-    return "; ".join(f"{s.field} — known only from {source_words(s)}" for s in route_doubts(decision, route))
+    return known_only(route_doubts(decision, route))
+
+
+def known_only(values: Iterable[Stated]) -> str:
+    """Values no one confirmed, each with where it came from: `msk.end_stage_oa — known only
+    from the answers pre-filled from the EHR`."""
+    return "; ".join(f"{s.field} — known only from {source_words(s)}" for s in values)
 
 
 def unconfirmed_suitability(decision: Decision) -> list[str]:
@@ -490,7 +496,7 @@ def urgent_note(decision: Decision) -> str | None:
             f"patient.{also} If it does, ask the ICB now, without waiting for more care.{meanwhile}"
         )
     # a verdict resting on values no one confirmed: those first, whatever the action
-    unsure = "; ".join(f"{s.field} — known only from {source_words(s)}" for s in decision.unconfirmed)
+    unsure = known_only(decision.unconfirmed)
     first = f"first confirm {unsure}; if it holds, " if unsure else ""
     if advice == "refer":
         return f"{met} — {first}refer without delay. “{policy.sentence(route)}”"
