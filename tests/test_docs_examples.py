@@ -33,7 +33,7 @@ COMMANDS = r"(llr-asp|python3?|curl|cat|printf|pip|cp|sed|git)\b"  # how a shell
 TIMEOUT = 180  # seconds a command may take: `analyze` and `diff` take a few on a loaded machine
 IGNORE = shutil.ignore_patterns(
     ".git", ".venv*", ".ci-venv", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache",
-    ".ruff_cache", "*.egg-info", "dist", "build", "keys",
+    ".ruff_cache", "*.egg-info", "dist", "build", "keys", "node_modules",
 )  # fmt: skip
 
 
