@@ -218,7 +218,7 @@ def adaptive_start(derived_from: str, patient: str = "proband") -> dict[str, Any
         "questionnaire": "#contained-adaptive",
         "status": "in-progress",
         "subject": {"reference": f"Patient/{patient}"},
-        "authored": "2019-08-21T20:36:57.544Z",
+        "authored": "2026-08-21T20:36:57.544Z",  # (the DTR example's 2019, within a year of the tests' clock)
     }
 
 

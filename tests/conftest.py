@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import collections
+import datetime
 import os
 import shutil
 import signal
@@ -75,6 +76,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"documentation examples: {ran} ran, {sum(skipped.values())} skipped"
             + "".join(f"\n  {count} {reason}" for reason, count in sorted(skipped.items()))
         )
+
+
+TODAY = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
+"""The tests' time now (core/clock.py): the dates their forms are written with are weighed
+against it, whatever the year they are run in (a form's age, a date still to come)."""
+
+
+@pytest.fixture(autouse=True)
+def _the_tests_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llr_asp.core import clock
+
+    monkeypatch.setattr(clock, "now", lambda: TODAY)
 
 
 @pytest.fixture(autouse=True)

@@ -102,7 +102,7 @@ def answers_of(example: str, patient: str) -> dict[str, Any]:
         "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing",
         "status": "completed",
         "subject": {"reference": f"Patient/{patient}"},
-        "authored": "2025-01-10T09:00:00Z",
+        "authored": "2026-01-10T09:00:00Z",
         "item": test_cds_hooks.answer_items(example),
     }
 
@@ -958,7 +958,7 @@ def test_the_sandboxs_own_request_gets_a_card(folder: Path, hook: str) -> None:
             [card] = reply.json()["cards"]
             cards.append(card)
     assert [c["summary"] for c in cards] == ["Meets ARP 55 criteria"] * 2
-    assert all(c["extension"]["llr-asp.answers-authored"] == "2025-01-10T09:00:00Z" for c in cards)
+    assert all(c["extension"]["llr-asp.answers-authored"] == "2026-01-10T09:00:00Z" for c in cards)
     fetched = [
         (p, q) for p, q, _ in ehr.requests if p.endswith("/QuestionnaireResponse") and "questionnaire" in q
     ]

@@ -42,8 +42,8 @@ def card(client: TestClient, call: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("static", "adaptive", "summary"),
     [
-        ("2025-01-10T09:00:00Z", "2025-03-01T10:30:00+00:00", "Meets ARP 55 criteria"),
-        ("2025-03-01T10:30:00Z", "2025-01-10T09:00:00Z", "Does not meet ARP 55"),
+        ("2026-01-10T09:00:00Z", "2026-03-01T10:30:00+00:00", "Meets ARP 55 criteria"),
+        ("2026-03-01T10:30:00Z", "2026-01-10T09:00:00Z", "Does not meet ARP 55"),
     ],
 )
 def test_the_most_recently_authored_response_decides(

@@ -397,8 +397,10 @@ def test_no_change_can_is_said_only_of_the_adopted_reading(whatif_of: Any) -> No
 
 
 # -- the second review's findings at the same seams ------------------------------------------------
-def two_responses(newer: dict[str, Any], older: dict[str, Any]) -> dict[str, Any]:
-    body = call("route-c1-pain", "male")
+def two_responses(
+    newer: dict[str, Any], older: dict[str, Any], example: str = "route-c1-pain"
+) -> dict[str, Any]:
+    body = call(example, "male")
     base = body["prefetch"]["answers"]["entry"][0]["resource"]
     responses = []
     for changes, authored in ((newer, "2026-11-01T09:00:00Z"), (older, "2026-06-01T09:00:00Z")):
@@ -647,7 +649,7 @@ def test_two_forms_as_new_as_each_other_that_disagree_are_a_conflict(
     if not newest_first:
         entries.reverse()
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"].startswith("Sources disagree on pain.severity") and card["indicator"] == "warning"
+    assert card["summary"].startswith("Sources disagree on pain") and card["indicator"] == "warning"
     assert card["extension"]["llr-asp.decision"] != "eligible"
 
 
@@ -785,7 +787,7 @@ def test_a_form_dated_to_the_year_or_month_is_not_the_oldest(
     entries[0 if newest_first else 1]["resource"]["authored"] = "2026-11-01T09:00:00Z"
     entries[1 if newest_first else 0]["resource"]["authored"] = authored
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"].startswith("Sources disagree on pain.severity")
+    assert card["summary"].startswith("Sources disagree on pain")
 
 
 def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: TestClient) -> None:
@@ -1154,7 +1156,10 @@ def test_an_urgent_route_resting_on_an_older_form_is_to_confirm_first(client: Te
     body["prefetch"]["answers"]["entry"] = [{"resource": newer}, {"resource": older}]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Urgent (C5): confirm what the urgency rests on first"), card["summary"]
-    assert "on a value no one has confirmed — first confirm conservative.contraindicated" in card["detail"]
+    assert (
+        "on a value no one has confirmed — first confirm conservative management contra-indicated"
+        in card["detail"]
+    )
     assert "do not delay the referral" not in card["detail"]
 
 
@@ -1418,7 +1423,7 @@ def test_a_form_with_no_readable_date_is_never_ranked_below_a_dated_one(
     if not newest_first:
         body["prefetch"]["answers"]["entry"].reverse()
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
-    assert card["summary"].startswith("Sources disagree on pain.severity"), card["summary"]
+    assert card["summary"].startswith("Sources disagree on pain"), card["summary"]
     assert card["indicator"] == "warning" and card["extension"]["llr-asp.decision"] != "eligible"
     assert "no readable date" in card["detail"]
 
@@ -1428,10 +1433,10 @@ def test_a_form_authored_in_a_leap_second_is_dated(client: TestClient) -> None:
     newer form was ranked oldest and the older one decided. It is the second before."""
     mild = {"valueCoding": {"code": "mild"}}
     body = two_responses({"pain.severity": mild}, {})
-    body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = "2026-12-31T23:59:60Z"
+    body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = "2026-06-30T23:59:60Z"
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "not_eligible", card["summary"]
-    assert "given on 2026-12-31" in card["detail"] and "no readable date" not in card["detail"]
+    assert "given on 2026-06-30" in card["detail"] and "no readable date" not in card["detail"]
 
 
 DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
@@ -1843,7 +1848,7 @@ def next_step(page: str) -> str:
 
 PAGE_CASES = [
     # (the record, the answers pre-filled and left as they were, what 'What to do next' must name)
-    (changed(C6), ("sex", "conservative.months"), ("sex (male)", "conservative.months (8)")),
+    (changed(C6), ("sex", "conservative.months"), ("sex (male)", "conservative care (8)")),
     (changed(C6, sex="female"), ("sex",), ("sex (female)",)),
 ]
 
@@ -2019,7 +2024,10 @@ def test_a_contested_headline_resting_on_unconfirmed_values_says_to_confirm_them
     said = headline(decision)
     assert decision.contested and decision.unconfirmed, said
     assert said.startswith("NOT ELIGIBLE ON THE ADOPTED READING — first confirm "), said
-    assert "conservative.contraindicated" in said and "another reading of the policy would fund" in said
+    assert (
+        "conservative management contra-indicated" in said
+        and "another reading of the policy would fund" in said
+    )
 
 
 def test_whatif_names_what_an_urgent_route_rests_on_to_confirm(whatif_of: Any) -> None:
@@ -2030,7 +2038,9 @@ def test_whatif_names_what_an_urgent_route_rests_on_to_confirm(whatif_of: Any) -
 
     form = prefilled_form(changed(C5), ("conservative.contraindicated", "independence.immediate_danger"))
     said = withheld_words(whatif_of(form, "hip-resurfacing")) or ""
-    assert "suits the patient" not in said and "first confirm conservative.contraindicated" in said, said
+    assert (
+        "suits the patient" not in said and "first confirm conservative management contra-indicated" in said
+    ), said
 
 
 # -- the fourteenth review's findings ------------------------------------------------------------
@@ -2052,7 +2062,7 @@ def test_an_urgent_route_on_unconfirmed_facts_is_to_confirm_even_where_the_proce
     assert decision.urgent_json()["action"] == "unsuitable"
     assert decision.urgent_json()["to_confirm"] == ["joint.destruction_risk"]
     note = urgent_note(decision) or ""
-    assert "first confirm joint.destruction_risk" in note and "do not refer for it" in note, note
+    assert "first confirm at risk of joint destruction" in note and "do not refer for it" in note, note
     assert step.question is not None and step.question.field == "joint.destruction_risk"
     assert "urgent route rests on it" in " ".join(step.question.caveats)
     summary = card(decision, RULES, "http://x")["summary"]
@@ -2071,7 +2081,9 @@ def test_an_urgent_route_on_unconfirmed_facts_is_named_while_suitability_is_open
     form = prefilled_form(record, ("joint.destruction_risk",), policy="knee-resurfacing")
     [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["knee-resurfacing"]])
     note = urgent_note(decision) or ""
-    assert "first confirm the procedure suits the patient" in note and "joint.destruction_risk" in note, note
+    assert (
+        "first confirm the procedure suits the patient" in note and "at risk of joint destruction" in note
+    ), note
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith("Urgent (C6): confirm its facts and that the procedure suits first"), summary
 
@@ -2104,7 +2116,8 @@ def test_an_urgent_action_resting_on_unconfirmed_values_says_to_confirm_them_fir
     said = decision.urgent_json()
     assert said["action"] == action and said["to_confirm"] == list(auto), said
     note = urgent_note(decision) or ""
-    assert f"first confirm {auto[0]}" in note, note
+    assert f"first confirm {RULES.fields[auto[0]].name.lower()}" in note.lower(), note
+    assert auto[0] not in note, note  # the field in words, never its JSON path (seventeenth review)
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith("Urgent (C6): first confirm the values below"), summary
 
@@ -2178,3 +2191,144 @@ def test_an_urgent_referral_waits_for_a_newer_form_in_progress_to_be_read(client
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.robust"] is False
     assert card["summary"].startswith("Urgent (C6): read the newer form in progress first"), card["summary"]
+
+
+# -- seventeenth review ---------------------------------------------------------------------------
+def _retagged(response: dict[str, Any], family: str) -> dict[str, Any]:
+    """`response` as a knee form resumed under the hip's canonical: llr-asp's tag and a contained
+    adaptive form derived from `family`'s questionnaire, its canonical left as it was."""
+    return response | {
+        "meta": {"tag": [{"system": "urn:llr-asp:questionnaire", "code": family}]},
+        "contained": [
+            {
+                "resourceType": "Questionnaire",
+                "id": "adaptive",
+                "status": "active",
+                "derivedFrom": [f"urn:llr-asp:questionnaire:{family}-adaptive"],
+            }
+        ],
+    }
+
+
+def test_a_response_whose_canonical_tag_and_form_name_two_procedures_decides_neither(
+    client: TestClient,
+) -> None:
+    """Seventeenth review, HIGH: a knee form (its tag and contained form the knee's) resumed
+    under the hip's canonical decided a hip order 'Meets ARP 55 criteria', robust, on the API and
+    a card, where $next-question refused it. Every place that names a questionnaire must agree:
+    refused (exit 2's one line) by explain and the API, set aside (and said) on a card."""
+    from llr_asp.core.documents import procedure_of
+    from llr_asp.core.errors import InputError
+
+    body = call("route-c1-pain", "male")
+    answers = body["prefetch"]["answers"]["entry"][0]
+    answers["resource"] = _retagged(answers["resource"], "knee-resurfacing")
+    with pytest.raises(InputError, match=r"meta\.tag\[0\] knee-resurfacing"):
+        validate(answers["resource"], RULES, "t")
+    assert procedure_of(_retagged(answers["resource"], "hip-resurfacing")) == "hip-resurfacing"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["extension"]["llr-asp.decision"] == "undetermined", card["summary"]
+    assert "set aside" in card["detail"], card["detail"][:400]
+
+
+def test_this_procedures_own_older_answer_is_heard_beside_the_shared_forms_newer_one(
+    client: TestClient,
+) -> None:
+    """Seventeenth review, HIGH: the hip's own form of June answered 'at risk of joint destruction:
+    yes' (C6); November's form for every procedure (which may describe another joint) said no.
+    The card read 'Does not meet ARP 55', the hip's yes named nowhere, no urgency. The two
+    disagree: named, and the route may be met ('Maybe urgent (C6)'). Where they agree, or the
+    newer answer is this procedure's own, the newer decides as before."""
+    yes, no = {"valueBoolean": True}, {"valueBoolean": False}
+    for newer, older, conflict in ((no, yes, True), (yes, yes, False), (no, no, False)):
+        changes = ({"joint.destruction_risk": newer}, {"joint.destruction_risk": older})
+        body = two_responses(*changes, example="route-c6-destruction-risk")
+        body["prefetch"]["answers"]["entry"][0]["resource"]["questionnaire"] = "urn:llr-asp:questionnaire:all"
+        [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+        disputed = [c["field"] for c in card["extension"].get("llr-asp.conflicts", [])]
+        assert disputed == (["joint.destruction_risk"] if conflict else []), card["summary"]
+        if conflict:
+            assert card["summary"].startswith(
+                "Maybe urgent (C6): find out now. Sources disagree on at risk"
+            ), card["summary"]
+            assert "the ARP 55 answers of 2026-06-01: yes" in card["detail"], card["detail"]
+    own = two_responses(  # both the hip's own
+        {"joint.destruction_risk": no}, {"joint.destruction_risk": yes}, "route-c6-destruction-risk"
+    )
+    [card] = client.post(HIP, json=own, headers=auth(HIP)).json()["cards"]
+    assert "llr-asp.conflicts" not in card["extension"], card["summary"]
+
+
+@pytest.mark.parametrize(
+    ("field", "newer", "older", "disagree"),
+    [
+        ("sex", {"valueCoding": {"code": "male"}}, {"valueCoding": {"code": "female"}}, True),
+        ("conservative.contraindicated", {"valueBoolean": False}, {"valueBoolean": True}, False),
+    ],
+)
+def test_a_fact_answered_otherwise_on_an_older_form_is_a_disagreement_unless_it_may_change(
+    client: TestClient, field: str, newer: dict[str, Any], older: dict[str, Any], disagree: bool
+) -> None:
+    """Seventeenth review, MEDIUM: June's form said female, November's male: 'Meets ARP 55
+    criteria', robust, June's female named nowhere. A sex does not change from form to form; a
+    contra-indication may begin or end (changes/2 in rules/fields.lp), so a newer answer of it
+    stands."""
+    body = two_responses({field: newer}, {field: older})
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    disputed = [c["field"] for c in card["extension"].get("llr-asp.conflicts", [])]
+    assert disputed == ([field] if disagree else []), card["summary"]
+    assert (card["indicator"] != "info" and not card["extension"]["llr-asp.robust"]) if disagree else True
+
+
+@pytest.mark.parametrize(("newer", "older", "disagree"), [(2, 3, True), (3, 2, False)])
+def test_fewer_knee_compartments_than_an_older_form_is_a_disagreement_more_is_the_disease(
+    knee_client: TestClient, newer: int, older: int, disagree: bool
+) -> None:
+    """Seventeenth review, MEDIUM: 3 compartments in June, 2 in November: 'info', eligible. Arthritis
+    spreads (changes(…, rising)); it does not withdraw: fewer is asked, more supersedes."""
+    knee = "/cds-services/knee-resurfacing-order-select"
+    body = two_responses(
+        {"knee.compartments_affected": {"valueInteger": newer}},
+        {"knee.compartments_affected": {"valueInteger": older}},
+    )
+    for entry in body["prefetch"]["answers"]["entry"]:
+        entry["resource"]["questionnaire"] = KNEE_FORM
+    body["context"]["draftOrders"]["entry"][0]["resource"]["code"]["coding"] = [KNEE_CODE]
+    [card] = knee_client.post(knee, json=body, headers=auth(knee)).json()["cards"]
+    disputed = [c["field"] for c in card["extension"].get("llr-asp.conflicts", [])]
+    assert disputed == (["knee.compartments_affected"] if disagree else []), card["summary"]
+
+
+def test_a_form_dated_ahead_of_today_never_outranks_a_clinicians_newest_answer(client: TestClient) -> None:
+    """Seventeenth review, MEDIUM: a form dated 2031 that said male outranked last week's female
+    answer: 'Urgent (C6): refer without delay. Meets ARP 55 criteria', robust. A date still to
+    come is no date: taken as new as the newest, so the two disagree (asked)."""
+    female, male = {"valueCoding": {"code": "female"}}, {"valueCoding": {"code": "male"}}
+    body = two_responses({"sex": male}, {"sex": female})
+    body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = "2031-01-01T09:00:00Z"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert [c["field"] for c in card["extension"]["llr-asp.conflicts"]] == ["sex"], card["summary"]
+    assert "a date still to come" in card["detail"] and card["indicator"] != "info"
+
+
+def test_answers_older_than_the_icb_allows_are_to_confirm(client: TestClient) -> None:
+    """Seventeenth review, MEDIUM: answers of ten years ago gave 'info', robust: 'Meets ARP 55
+    criteria'. Past answers_current_for/1 (twelve months, rules/llr_icb.lp) they are named with
+    their date, to confirm, and the card is never robust; a year's answers decide as before."""
+    for authored, stale in (("2025-12-01T09:00:00Z", True), ("2026-01-01T09:00:00Z", False)):
+        body = call("route-c1-pain", "male")
+        body["prefetch"]["answers"]["entry"][0]["resource"]["authored"] = authored
+        [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+        assert card["extension"]["llr-asp.robust"] is not stale, card["summary"]
+        if stale:
+            said = rf"\d+ answers from the ARP 55 answers of {authored[:10]}\b.*: confirm\. Meets ARP 55"
+            assert re.match(said, card["summary"]), card["summary"]
+
+
+def test_a_failed_answers_search_is_named_as_the_answers_not_the_record(client: TestClient) -> None:
+    """Seventeenth review, LOW: an OperationOutcome for the answers search read 'the EHR could not
+    fetch the patient's record' though the Patient was fetched."""
+    body = call("route-c1-pain", "male")
+    body["prefetch"]["answers"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].endswith("the EHR could not fetch the patient's answers"), card["summary"]

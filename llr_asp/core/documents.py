@@ -40,6 +40,10 @@ and that + ADAPTIVE (the item-less adaptive form SDC's adaptive search finds).""
 ADAPTIVE = "-adaptive"
 """What names a policy's adaptive Questionnaire after its own name (id and canonical)."""
 
+TAG = "urn:llr-asp:questionnaire"
+"""The system of the tag (`meta.tag`) naming the policy whose questionnaire a response answers
+(the code: the policy id, or "all"), as $next-question writes it."""
+
 UCUM = "http://unitsofmeasure.org"
 """The one code system a Quantity's unit is read in (a field's unit/2 is a UCUM code)."""
 
@@ -115,7 +119,7 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
                 Stated(f, patient.values[f], "the answers pre-filled from the EHR", "prefilled") for f in auto
             ]
             patient = dataclasses.replace(patient, filled=(*patient.filled, *filled))
-        named = procedure_of(document)
+        named = procedure_of(document, source)
         policy = rules.policies.get(named) if named is not None else None
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
@@ -414,16 +418,37 @@ def _unit(quantity: dict[str, Any], source: str, path: str) -> Any:
     return code if code is not None else unit
 
 
-def procedure_of(response: dict[str, Any]) -> str | None:
-    """The policy (or "all") whose questionnaire a response answers: its canonical, or for an
-    adaptive response (`#form`) the form it was derived from; None when it does not say."""
-    named = response.get("questionnaire")
-    if isinstance(named, str) and named.startswith("#"):
-        contained = response.get("contained")
-        for form in contained if isinstance(contained, list) else []:
-            if isinstance(form, dict) and form.get("id") == named[1:]:
-                derived = form.get("derivedFrom")
-                first = derived[0] if isinstance(derived, list) and derived else form.get("url")
-                return policy_of(first)
-        return None
-    return policy_of(named)
+def procedure_of(response: dict[str, Any], source: str = "QuestionnaireResponse") -> str | None:
+    """The policy (or "all") whose questionnaire a response answers, as every place that names
+    one says it: its canonical (for an adaptive response, `#form`: the form it was derived
+    from), each contained Questionnaire of llr-asp's (`derivedFrom`, `url`) and llr-asp's tag in
+    `meta`; None when none says. Places that name two are refused: a form resumed under
+    another procedure's canonical holds answers about another joint (an InputError)."""
+    named: dict[str, str] = {}  # where -> the policy it names
+    canonical = response.get("questionnaire")
+    contained = response.get("contained")
+    forms = [f for f in contained if isinstance(f, dict)] if isinstance(contained, list) else []
+    if not (isinstance(canonical, str) and canonical.startswith("#")):
+        named["questionnaire"] = policy_of(canonical) or ""
+    for n, form in enumerate(forms):
+        if form.get("resourceType") != "Questionnaire":
+            continue
+        derived = form.get("derivedFrom")
+        for m, reference in enumerate(derived if isinstance(derived, list) else []):
+            named[f"contained[{n}].derivedFrom[{m}]"] = policy_of(reference) or ""
+        named[f"contained[{n}].url"] = policy_of(form.get("url")) or ""
+    meta = response.get("meta")
+    tags = meta.get("tag") if isinstance(meta, dict) else None
+    for n, tag in enumerate(tags if isinstance(tags, list) else []):
+        if isinstance(tag, dict) and tag.get("system") == TAG and isinstance(tag.get("code"), str):
+            named[f"meta.tag[{n}]"] = tag["code"]
+    said = {where: policy for where, policy in named.items() if policy}
+    if len(set(said.values())) > 1:
+        places = "; ".join(f"{where} {policy}" for where, policy in said.items())
+        raise InputError(
+            source,
+            next(iter(said)),
+            f"names the questionnaires of two procedures ({places}): answers are about one joint; "
+            "send the response of the procedure's own form",
+        )
+    return next(iter(said.values()), None)

@@ -61,6 +61,16 @@ class Field:
     kind: str  # fact | finding | outcome | care (see kind/2 in vocabulary.lp)
     unit: str | None = None  # UCUM code of a number field (unit/2), e.g. "mo"
     term: str | None = None  # how running text names it (term/2): "Conservative care"
+    changes: str | None = None  # a fact's natural change over time (changes/2): rising | either
+
+    def supersedes(self, later: Value, earlier: Value) -> bool:
+        """Whether a later answer `later` of this fact may stand for `earlier` as the patient's
+        course (changes/2): arthritis spreads, a contra-indication begins or ends. A sex does
+        not change from form to form: two answers are then sources that disagree."""
+        if later == earlier or self.changes == "either":
+            return True
+        rising = self.changes == "rising" and not isinstance(later, (bool, str))
+        return rising and not isinstance(earlier, (bool, str)) and later > earlier  # type: ignore[operator]
 
     @property
     def name(self) -> str:
@@ -170,6 +180,9 @@ class Policy:
     family: str = ""
     """The family this policy is an edition of (edition/3): the id users name, and the id of its
     questionnaire, whose answers serve every edition. Its own id when it declares no edition."""
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per field it tests, the field in words (`Field.name`: `At risk of joint destruction …`),
+    for text that names a field without the rule set at hand: never a JSON path to a GP."""
     in_force_from: str | None = None
     """The first day ("YYYY-MM-DD") this edition is in force; None: from the start (undated)."""
     in_force_until: str | None = None
@@ -327,6 +340,8 @@ class RuleSet:
 
     decided_on: str | None = None
     """The date field that holds the day a record is decided on (decided_on/1): its edition."""
+    answers_current_for: int | None = None
+    """Months a form's answers decide without being confirmed (answers_current_for/1; None: any age)."""
 
     @property
     def families(self) -> dict[str, list[Policy]]:
@@ -527,17 +542,19 @@ def compile_rules(
             str(directory), None, "the rules declare no policy (policy/1); is this the right directory?"
         )
     _check_editions(facts, files)
+    fields = _fields(facts)
     rules = RuleSet(
         directory=directory,
         files=tuple(str(f) for f in files),
         digest=digest(files, directory),
-        fields=_fields(facts),
-        policies=_policies(facts),
+        fields=fields,
+        policies=_policies(facts, fields),
         assumptions={a.string: _said(s) for a, s in facts.get("assumption", 2)},
         warnings=located_warnings,
         procedures=_procedures(facts),
         bars=tuple((a.string, x.string, f.string, symbol_value(v)) for a, x, f, v in facts.get("bars", 4)),
         decided_on=next((f.string for (f,) in facts.get("decided_on", 1)), None),
+        answers_current_for=next((m.number for (m,) in facts.get("answers_current_for", 1)), None),
     )
     return rules, control
 
@@ -614,6 +631,7 @@ def _fields(facts: _Facts) -> dict[str, Field]:
     kinds = {f.string: k.name for f, k in facts.get("kind", 2)}
     units = {f.string: u.string for f, u in facts.get("unit", 2)}
     terms = {f.string: _said(t) for f, t in facts.get("term", 2)}
+    changes = {f.string: d.name for f, d in facts.get("changes", 2)}
     immutable = {f.string for (f,) in facts.get("immutable", 1)}  # kind fact, or declared so before kind/2
     fields = {}
     for f, t in facts.get("field", 2):
@@ -622,7 +640,16 @@ def _fields(facts: _Facts) -> dict[str, Field]:
         lo, hi = ranges.get(path, (None, None))
         kind = kinds.get(path) or ("fact" if path in immutable else "finding")
         fields[path] = Field(
-            path, t.name, tuple(values), lo, hi, questions[path], kind, units.get(path), terms.get(path)
+            path,
+            t.name,
+            tuple(values),
+            lo,
+            hi,
+            questions[path],
+            kind,
+            units.get(path),
+            terms.get(path),
+            changes.get(path),
         )
     return fields
 
@@ -654,7 +681,7 @@ def _grouped(facts: list[list[clingo.Symbol]]) -> dict[tuple[str, str], list[str
     return grouped
 
 
-def _policies(facts: _Facts) -> dict[str, Policy]:
+def _policies(facts: _Facts, fields: Mapping[str, Field]) -> dict[str, Policy]:
     meta = {
         name: {p.string: v[0] for p, v in facts.table(name, 2).items()}
         for name in ("title", "reference", "commissioner", "review", "source", "root", "recourse")
@@ -750,6 +777,7 @@ def _policies(facts: _Facts) -> dict[str, Policy]:
             unsuitable={r.string: _said(t) for q, r, t in facts.get("unsuitable", 3) if q == p},
             taken=taken.get(p.string),
             steps=steps(p.string),
+            names={path: field.name for path, field in fields.items()},
         )
         for (p,) in facts.get("policy", 1)
     }

@@ -36,7 +36,9 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
     - `ask`: the requirement the route cautions about (B, care) is not met or not known: ask
       the ICB now, not after more care;
     - `settle`: the route and care are met, something else is open: settle it now;
-    - `find out`: some of a route met, none of it refuted, the rest not known: find out first.
+    - `find out`: some of a route met, none of it refuted, the rest not known; or a route not
+      known because sources disagree on what it tests, one of them meeting it (an older form's
+      "at risk of joint destruction: yes" against a newer "no"): find out first.
     """
     policy = decision.policy
     nodes = {n.id: n for n in decision.tree.walk()}
@@ -70,7 +72,23 @@ def urgent_route(decision: Decision) -> tuple[Node, str] | None:
             parts = [c.status for c in nodes[route].children] if route in nodes else []
             if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
                 return nodes[route], "find out"  # some of it met, none refuted, the rest not known
+            if status.get(route) == "unknown" and _disputed_meets(decision, nodes[route]):
+                return nodes[route], "find out"  # a source says it is met, another not (B met or not)
     return None
+
+
+def _disputed_meets(decision: Decision, route: Node) -> bool:
+    """Whether sources that disagree on a field the route tests (`Decision.disputed`) may meet
+    it: one of them gives the value its condition asks (`= true`), or, for a route of several
+    conditions or another comparison, any disagreement on what it tests (it may)."""
+    tested = set(decision.policy.tested_below(route.id))
+    for conflict in decision.disputed:
+        if conflict.field not in tested:
+            continue
+        wanted = [e.test.value for e in route.evidence if e.field == conflict.field and e.test.op == "eq"]
+        if not wanted or any(s.value in wanted for s in conflict.values):
+            return True
+    return False
 
 
 def care_steps(decision: Decision) -> list[Node]:

@@ -19,12 +19,21 @@ from its contained form's `derivedFrom`, `web/hookcall.py`).
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core import clock
 from ..core.decision import Decision
-from ..core.documents import FINAL, answer_entries, is_response, policy_of, shaped, validate, value_system
+from ..core.documents import (
+    FINAL,
+    TAG,
+    answer_entries,
+    is_response,
+    policy_of,
+    shaped,
+    validate,
+    value_system,
+)
 from ..core.errors import InputError
 from ..core.patient import Patient
 from ..core.ruleset import RuleSet
@@ -49,8 +58,6 @@ if TYPE_CHECKING:
 
 ADAPT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-adapt"
 ADAPTED_RESPONSE = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaireresponse-adapt"
-TAG = "urn:llr-asp:questionnaire"
-"""The system of the tag that names the policy an adaptive response answers."""
 MAX_DEPTH = 64
 """The deepest nesting of a FHIR resource read (a QuestionnaireResponse's groups are a few
 levels): deeper is refused before anything else, since the answer echoes the resource."""
@@ -320,7 +327,7 @@ def _meta(meta: Any, policy: str, source: str) -> dict[str, Any]:
 
 def now() -> str:
     """The current time as a FHIR dateTime in UTC, to the millisecond."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    stamp = clock.now().isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
 

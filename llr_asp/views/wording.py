@@ -70,12 +70,12 @@ def headline(decision: Verdict) -> str:
         return words
     disputed = getattr(decision, "disputed", ())
     unconfirmed = getattr(decision, "unconfirmed", ())
-    said = " and ".join(f"{s.field} from {source_words(s)}" for s in unconfirmed)
+    said = " and ".join(f"{_field(decision, s.field)} from {source_words(s)}" for s in unconfirmed)
     if unconfirmed and not disputed and not getattr(decision, "contested", ()):
         return f"{words} — resting on {said}, not yet confirmed: confirm it first"
     # values no one confirmed, and sources that disagree, come first whatever else is open: the
     # ICB is asked on settled, confirmed ones
-    fields = ", ".join(c.field for c in disputed)
+    fields = ", ".join(_field(decision, c.field) for c in disputed)
     first = f"first confirm {said} (not yet confirmed); " if unconfirmed else ""
     if disputed and getattr(decision, "contested", ()):
         first += f"first settle {fields} (the sources disagree); "
@@ -91,6 +91,14 @@ def headline(decision: Verdict) -> str:
     if "eligible" in decision.possible:
         return f"{words} — {first}and another reading of the policy could fund: ask the ICB"
     return f"{words} — {first}readings of the policy text differ"
+
+
+def _field(decision: object, path: str) -> str:
+    """A field as running text names it (`Policy.names`: `sex`, `at risk of joint destruction
+    …`), never its JSON path; the path for a verdict that carries no policy."""
+    policy = getattr(decision, "policy", None)
+    names = getattr(policy, "names", {})
+    return lower_first(names[path]) if path in names else path
 
 
 def contested_summary(decision: Decision) -> str:
@@ -111,7 +119,9 @@ def unconfirmed_summary(decision: Decision) -> str | None:
     values = decision.unconfirmed
     if not values:
         return None
-    named = " and ".join(f"{s.field} ({_said(s.value)}) from {source_words(s)}" for s in values)
+    named = " and ".join(
+        f"{_field(decision, s.field)} ({_said(s.value)}) from {source_words(s)}" for s in values
+    )
     others = [d for d in decision.under_unconfirmed if d != decision.decision]
     under = " or ".join("not yet decided" if d == "undetermined" else VERDICT_WORDS[d] for d in others)
     it = "it" if len(values) == 1 else "them"
@@ -186,7 +196,7 @@ def conflict_words(conflict: Conflict, rules: RuleSet) -> str:
     said = "; ".join(f"{source_words(s)}: {value_words(field, s.value)}" for s in conflict.values)
     return (
         f"The sources disagree on {lower_first(field.name)}: {said}. Which is right for this "
-        f"procedure? Until it is settled, {conflict.field} is unknown for the decision."
+        "procedure? Until it is settled, it is unknown for the decision."
     )
 
 
@@ -428,15 +438,15 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
 
 
 def route_doubt_words(decision: Decision, route: str) -> str:
-    """The values no one confirmed that an urgent route rests on: `conservative.contraindicated —
-    known only from the answers pre-filled from the EHR`."""
-    return known_only(route_doubts(decision, route))
+    """The values no one confirmed that an urgent route rests on: `conservative management
+    contra-indicated — known only from the answers pre-filled from the EHR`."""
+    return known_only(decision, route_doubts(decision, route))
 
 
-def known_only(values: Iterable[Stated]) -> str:
-    """Values no one confirmed, each with where it came from: `msk.end_stage_oa — known only
-    from the answers pre-filled from the EHR`."""
-    return "; ".join(f"{s.field} — known only from {source_words(s)}" for s in values)
+def known_only(decision: Decision, values: Iterable[Stated]) -> str:
+    """Values no one confirmed, each with where it came from: `end-stage osteoarthritis
+    diagnosed by MSK Services — known only from the answers pre-filled from the EHR`."""
+    return "; ".join(f"{_field(decision, s.field)} — known only from {source_words(s)}" for s in values)
 
 
 def unconfirmed_suitability(decision: Decision) -> list[str]:
@@ -496,7 +506,7 @@ def urgent_note(decision: Decision) -> str | None:
             f"patient.{also} If it does, ask the ICB now, without waiting for more care.{meanwhile}"
         )
     # a verdict resting on values no one confirmed: those first, whatever the action
-    unsure = known_only(decision.unconfirmed)
+    unsure = known_only(decision, decision.unconfirmed)
     first = f"first confirm {unsure}; if it holds, " if unsure else ""
     if advice == "refer":
         return f"{met} — {first}refer without delay. “{policy.sentence(route)}”"
@@ -517,6 +527,10 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "find out":
         unknown = "; ".join(lower_first(c.label) for c in node.children if c.status == "unknown")
+        disputed = [c.field for c in decision.disputed if c.field in policy.tested_below(route)]
+        if disputed:  # the sources disagree on what it tests
+            unknown = "; ".join([*filter(None, [unknown]), *(_field(decision, f) for f in disputed)])
+            unknown = f"the sources disagree: {unknown}" if not node.children else unknown
         return (
             f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
             f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."

@@ -158,9 +158,9 @@ def _found_words(found: Found, rules: RuleSet, unchecked: bool = False) -> str:
         )
     if found.undated:
         said.append(
-            "**A form with these answers has no readable date** (its `authored` is missing or is no "
-            "date): it was taken as being as new as the newest, so where forms disagree the answer "
-            "is asked. Check when it was filled in."
+            "**A form with these answers has no readable date** (its `authored` is missing, is no "
+            "date, or is a date still to come): it was taken as being as new as the newest, so "
+            "where forms disagree the answer is asked. Check when it was filled in."
         )
     if found.other is not None:
         other = rules.policies.get(found.other)
@@ -248,7 +248,7 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
         if decision.contested:
             summary, indicator = f"Contested: {summary}; readings of the policy differ", "warning"
     if decision.disputed:
-        fields = ", ".join(c.field for c in decision.disputed)
+        fields = ", ".join(lower_first(rules.fields[c.field].name) for c in decision.disputed)
         summary, indicator = f"Sources disagree on {fields}: settle it first. {summary}", "warning"
     if found.draft and found.answered:
         summary = f"A newer form is still in progress. {summary}"
@@ -329,13 +329,16 @@ def inconsistent_card(policy: Policy, elsewhere: str) -> dict[str, Any]:
 
 
 def unfetched_card(policy: Policy, keys: str) -> dict[str, Any]:
-    """The card for a prefetch the EHR could not fetch (an OperationOutcome in its place)."""
+    """The card for a prefetch the EHR could not fetch (an OperationOutcome in its place), naming
+    what it could not fetch: the Patient, or a search for the answers (whose newest form may be
+    the one missing: nothing is decided from the others)."""
+    what = "the patient's answers" if "patient" not in keys.split(" and ") else "the patient's record"
     return _not_checked(
         policy,
-        "the EHR could not fetch the patient's record",
+        f"the EHR could not fetch {what}",
         f"The EHR sent an OperationOutcome in place of the prefetch `{keys}`: it could not fetch "
-        "that part of the record, so llr-asp decided nothing (the answers may exist). Try again, "
-        "or answer the questions in llr-asp.",
+        "that part of the record, so llr-asp decided nothing (the answers may exist, and what was "
+        "fetched may not be the newest). Try again, or answer the questions in llr-asp.",
     )
 
 

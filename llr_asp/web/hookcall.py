@@ -31,6 +31,7 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime
 import re
@@ -38,6 +39,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import clock
 from ..core.documents import (
     FINAL,
     RETRACTED,
@@ -50,7 +52,7 @@ from ..core.documents import (
 )
 from ..core.errors import InputError
 from ..core.patient import nested
-from ..core.ruleset import Policy, RuleSet
+from ..core.ruleset import Policy, RuleSet, Value
 from ..core.sources import Conflict, Stated, answers, settle
 
 HOOKS = ("order-select", "order-sign")
@@ -103,6 +105,16 @@ class Call:
     patient_given: bool = True  # the prefetch holds the Patient (its sex compared with the answers)
     patient_sex: bool = True  # and the Patient gives a sex to compare (gender other or unknown: none)
     not_patient: str | None = None  # the resourceType sent as `patient` that is no Patient (not read)
+
+
+def _procedure(response: dict[str, Any], source: str) -> str | None:
+    """The policy (or "all") whose questionnaire `response` answers; None for none, and for a
+    response whose canonical, contained form and tag name two procedures (set aside, and said
+    where it is newer than this procedure's own answers: it may hold another joint's)."""
+    try:
+        return procedure_of(response, source)
+    except InputError:
+        return None
 
 
 def _family(named: str | None, rules: RuleSet) -> str | None:
@@ -165,7 +177,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
         key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), reverse=True
     )
     # the family whose questionnaire each answers (any edition's form serves every edition)
-    procedures = [_family(procedure_of(r), rules) for _, r in valid]
+    procedures = [_family(_procedure(r, f"prefetch.{key}"), rules) for key, r in valid]
     ours = [found for found, named in zip(valid, procedures) if named in ("all", policy.family)]
     # a form still in progress is not yet an answer: set aside, and said where it may be newer
     drafts = [r for _, r in ours if r.get("status") not in FINAL]
@@ -327,9 +339,10 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
 
 
 def _authored(response: dict[str, Any]) -> datetime.datetime | None:
-    """When a response was authored (None: it does not say, or says what is no date); a year or
-    a month alone (FHIR's partial dateTime) is its first day, a leap second (`23:59:60`, which
-    FHIR allows) the second before."""
+    """When a response was authored (None: it does not say, says what is no date, or says a
+    time more than AHEAD from now, which cannot be its date: a form dated years ahead would
+    otherwise outrank a clinician's newest answers); a year or a month alone (FHIR's partial
+    dateTime) is its first day, a leap second (`23:59:60`, which FHIR allows) the second before."""
     text = response.get("authored")
     if not isinstance(text, str):
         return None
@@ -340,7 +353,25 @@ def _authored(response: dict[str, Any]) -> datetime.datetime | None:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+    when = when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+    return when if when <= clock.now() + AHEAD else None
+
+
+AHEAD = datetime.timedelta(days=1)
+"""How far ahead of this server's clock a form's `authored` may be and still be its date (an
+EHR's clock, a time zone written wrongly); later is no date."""
+
+
+def _stale(response: dict[str, Any], rules: RuleSet) -> bool:
+    """Whether a response was authored more than answers_current_for/1 months before today: its
+    answers are no longer confirmed for this referral."""
+    months, when = rules.answers_current_for, _authored(response)
+    if months is None or when is None:
+        return False
+    day = clock.now().date()
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    limit = datetime.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+    return when.date() < limit
 
 
 def _older(response: dict[str, Any], other: dict[str, Any]) -> bool:
@@ -377,35 +408,57 @@ def _record(
     policy: Policy,
 ) -> tuple[dict[str, Any], Any]:
     """The patient record the prefetch gives, and how its sources settled (`core/sources.py`):
-    every answer of the newest QuestionnaireResponse (with the prefetch key it came in), the
-    answers older responses gave about facts (kind/2 `fact`: the sex, the knee's compartments)
-    that the newest leaves blank (to confirm: `earlier`; a newer answer supersedes them), and the
-    Patient's sex for clinical use, else its administrative gender; anything else is unknown."""
+    every answer of the newest QuestionnaireResponse (with the prefetch key it came in); what
+    older responses answered that the newest does not settle, named, to confirm (`earlier`):
+    a fact (kind/2) the newest leaves blank, a fact it answers otherwise than as the fact may
+    change (changes/2: a sex never does; the sources disagree), and this procedure's own answer
+    where the newest's comes only from the form for every procedure (which may describe
+    another joint); and the Patient's sex for clinical use, else its administrative gender.
+    Answers older than answers_current_for/1 months are to confirm (`earlier`) however new.
+    Anything else is unknown."""
     statements: list[Stated] = []
     newest = responses[0][1] if responses else None
     read = []
     for index, (key, response) in enumerate(responses):  # newest first
         given = validate(patient_document(response, rules, f"prefetch.{key}"), rules, f"prefetch.{key}")
         every = index == 0 or (newest is not None and _as_new(response, newest))  # a tie: both count
-        read.append((response, given.values, every, prefilled(response, rules)))
-    # what a clinician answered now (a value the form filler prefilled from the EHR is not)
-    answered_now = {f for _, values, every, auto in read if every for f in values if f not in auto}
-    for response, values, every, auto in read:
-        if not every:  # an older form's facts only where the newest is blank: named, to confirm
-            # (a later answer supersedes: the knee's compartments spread, a contra-indication ends)
-            values = {
-                f: v for f, v in values.items() if rules.fields[f].kind == "fact" and f not in answered_now
-            }
+        shared = _family(procedure_of(response), rules) == "all"
+        read.append((response, given.values, every, prefilled(response, rules), shared))
+    # what a clinician answered now (a value the form filler prefilled from the EHR is not), and
+    # what of it this procedure's own form answered
+    answered_now: dict[str, list[Value]] = {}  # field -> the values the newest forms answer
+    own_now: set[str] = set()
+    for _, values, every, auto, shared in read:
+        for f, v in values.items() if every else ():
+            if f not in auto:
+                answered_now.setdefault(f, []).append(v)
+                own_now |= set() if shared else {f}
+
+    def heard(field: str, value: Value) -> bool:
+        """Whether an older form's answer is heard beside the newest's (as `earlier`)."""
+        declared = rules.fields[field]
+        if field not in answered_now:
+            return declared.kind == "fact"  # a fact the newest leaves blank
+        if declared.kind == "fact":  # answered otherwise than as it may change: they disagree
+            return not all(declared.supersedes(later, value) for later in answered_now[field])
+        return field not in own_now  # answered now only on the form for every procedure
+
+    for response, values, every, auto, shared in read:
+        if not every:
+            values = {f: v for f, v in values.items() if not (shared and rules.fields[f].kind != "fact")}
+            values = {f: v for f, v in values.items() if heard(f, v)}
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
+        current = every and not _stale(response, rules)
         mine = {f: v for f, v in values.items() if not every or f not in auto}
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
         # patient (kind/2 `fact`: the sex) are the clinician's answers
-        shared = every and _family(procedure_of(response), rules) == "all"
-        joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}
+        joint = {f: v for f, v in mine.items() if every and shared and rules.fields[f].kind != "fact"}
         mine = {f: v for f, v in mine.items() if f not in joint}
-        statements += answers(mine, f"the {policy.reference} answers", date, "answer" if every else "earlier")
+        statements += answers(
+            mine, f"the {policy.reference} answers", date, "answer" if current else "earlier"
+        )
         statements += answers(joint, "the form for every procedure", date, "shared")
         # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
         theirs = {f: v for f, v in values.items() if every and f in auto}
