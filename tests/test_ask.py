@@ -106,10 +106,15 @@ def test_a_refused_patient_ends_with_what_would_have_to_change(tmp_path: Path) -
     )
     result = ask("-p", "knee-resurfacing", "--from", str(refused), lines=[])
     # the months already known refuse B under every reading (no urgent route can hold): nothing
-    # is asked, and whatif says what would change
+    # is asked, and whatif says what would change: its smallest set waits for care and needs the
+    # joint at risk of destruction (C6), so it is withheld (the seventeenth review's F6), with what
+    # to do should the joint come to be at risk, and the care to give meanwhile
     assert result.exit_code == 0, result.output
     assert "Question 1" not in result.stderr
-    assert "conservative care went from 3 months to 6 months" in " ".join(result.stdout.split())
+    said = " ".join(result.stdout.split())
+    assert "conservative care went from 3 months to 6 months" not in said
+    assert "should the patient come to meet C6, ask the ICB now" in said
+    assert "Meanwhile, a step you can take: assessed by MSK Services" in said
 
 
 def test_from_a_partial_record_asks_neither_its_answers_nor_its_unknowns(tmp_path: Path) -> None:

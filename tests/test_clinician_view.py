@@ -193,6 +193,12 @@ SEEKING = {  # a patient who meets A, has 2 months of documented conservative ca
 }
 
 
+# C1 met (severe persistent pain, moderate impairment): a set of care alone makes SEEKING eligible,
+# one that leaves C5 and C6 unknown. Without it the smallest sets answer "at risk of joint
+# destruction?" yes, and wait for care besides: withheld (the seventeenth review's F6).
+C1_MET = {"pain": {"severity": "severe", "persistent": True}, "function": {"impairment": "moderate"}}
+
+
 def _whatif(document: dict, policy: str = "hip-resurfacing") -> dict:
     path_result = runner.invoke(app, ["whatif", "-", "-p", policy, "-f", "json"], input=json.dumps(document))
     assert path_result.exit_code == 0, path_result.output
@@ -202,7 +208,9 @@ def _whatif(document: dict, policy: str = "hip-resurfacing") -> dict:
 def test_more_care_for_a_patient_who_may_meet_an_urgent_route_carries_the_caution() -> None:
     """C6 not known yet (destruction risk unasked): four more months of care are not advised
     plainly; the route's own sentence goes with them, said as 'may meet'."""
-    answer = _whatif({**SEEKING, "conservative": {**SEEKING["conservative"], "contraindicated": False}})
+    answer = _whatif(
+        {**SEEKING, **C1_MET, "conservative": {**SEEKING["conservative"], "contraindicated": False}}
+    )
     changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
     assert changes
     for change in changes:
@@ -211,13 +219,14 @@ def test_more_care_for_a_patient_who_may_meet_an_urgent_route_carries_the_cautio
 
 
 def test_more_care_while_a_contra_indication_is_unknown_hangs_on_finding_out() -> None:
-    answer = _whatif(SEEKING)  # contraindicated not known
+    document = {**SEEKING, **C1_MET}  # contraindicated not known
+    answer = _whatif(document)
     changes = [c for s in answer["counterfactuals"] for c in s if c["field"] == "conservative.months"]
     assert changes and all(
         c["unless"] == [{"field": "conservative.contraindicated", "is": True}] for c in changes
     )
     text = runner.invoke(
-        app, ["whatif", "-", "-p", "hip-resurfacing"], input=json.dumps(SEEKING), env={"COLUMNS": "300"}
+        app, ["whatif", "-", "-p", "hip-resurfacing"], input=json.dumps(document), env={"COLUMNS": "300"}
     )
     assert "is not yes: it is not known yet, so find out first" in text.stdout
 
@@ -321,11 +330,11 @@ def test_the_readings_of_c5_and_c6_are_not_worded_as_advice(rules: RuleSet) -> N
 def test_a_routes_caution_is_said_once_a_set() -> None:
     """A new referral's what-if set asks months, documentation and failure, each cautioned by
     C5 (which the patient may meet): the 60-word sentence once, then named (bug: three times in
-    one line)."""
-    text = runner.invoke(
-        app,
-        ["whatif", str(EXAMPLES / "undetermined-new-referral.json"), "-p", "hip-resurfacing"],
-    ).stdout
+    one line). C1 met (severe persistent pain, severe impairment), so that the set needs no
+    destruction risk: one that did would be withheld (the seventeenth review's F6)."""
+    document = json.loads((EXAMPLES / "undetermined-new-referral.json").read_text())
+    document.update(pain={"severity": "severe", "persistent": True}, function={"impairment": "severe"})
+    text = runner.invoke(app, ["whatif", "-", "-p", "hip-resurfacing"], input=json.dumps(document)).stdout
     words = " ".join(line.strip() for line in text.splitlines())  # however the lines were wrapped
     first = words.split("1. Eligible if", 1)[1].split(" 2. Eligible if")[0].split("care: what")[0]
     assert first.count("⚠ Caution: the patient may meet C5") == 1

@@ -2037,10 +2037,10 @@ def test_whatif_names_what_an_urgent_route_rests_on_to_confirm(whatif_of: Any) -
     from llr_asp.views.wording import withheld_words
 
     form = prefilled_form(changed(C5), ("conservative.contraindicated", "independence.immediate_danger"))
-    said = withheld_words(whatif_of(form, "hip-resurfacing")) or ""
-    assert (
-        "suits the patient" not in said and "first confirm conservative management contra-indicated" in said
-    ), said
+    said = withheld_words(whatif_of(form, "hip-resurfacing"), RULES) or ""
+    assert "suits the patient" not in said, said
+    assert "first confirm conservative management contra-indicated (yes, from " in said, said
+    assert "conservative.contraindicated" not in said, said  # by its label, never its path
 
 
 # -- the fourteenth review's findings ------------------------------------------------------------
@@ -2332,3 +2332,166 @@ def test_a_failed_answers_search_is_named_as_the_answers_not_the_record(client: 
     body["prefetch"]["answers"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].endswith("the EHR could not fetch the patient's answers"), card["summary"]
+
+
+# -- the seventeenth review's findings -----------------------------------------------------------
+# F6: a set that is reached only if the patient, so changed, meets an urgent route (C5, C6) and
+# that waits for more conservative care (B) was offered, with "may meet C6 (not yet known)".
+C6_MAY_SHORT = {  # the review's repro: a man, three months of care, destruction risk not known
+    "id": "c6_mayrisk_short",
+    "sex": "male",
+    "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
+    "conservative": {"months": 3, "documented": True, "failed": True, "contraindicated": False},
+    "pain": {"severity": "mild", "persistent": False},
+    "function": {
+        "impairment": "mild",
+        "prevents_work_or_education": False,
+        "prevents_domestic_or_carer": False,
+    },
+    "joint": {"instability": "none"},
+    "radiology": {"severity": "mild"},
+    "independence": {"immediate_danger": False, "replacement_would_relieve": False},
+    "knee": {"compartments_affected": 2},
+}
+C1_MET = {"pain__severity": "severe", "pain__persistent": True, "function__impairment": "moderate"}
+PERSISTENT = "“Is the patient's pain persistent?”"
+RISK = "“Is the joint at risk of destruction so severe that delaying surgery would increase its technical difficulty?”"
+WITHHOLDING = [
+    # (case, record, the route withheld, its action, words it must say, the sets' fields)
+    (
+        "C6 may meet, care short (the repro): no set adds care, the step named",
+        C6_MAY_SHORT,
+        "C6",
+        "find out",
+        [f"find out now {RISK}; if the answer meets C6, ask the ICB now", "May meet an urgent route (C6"],
+        [],
+    ),
+    (
+        "C5 may meet (pain persistent not known), care failed not known: the set that answers both is "
+        "withheld; C3 on radiology, which leaves C5 unknown, is kept",
+        changed(C5, conservative__months=6, pain__persistent=None, conservative__failed=False),
+        "C5",
+        "find out",
+        [f"find out now {PERSISTENT}; if the answer meets C5, ask the ICB now"],
+        [["conservative.failed", "radiology.severity"]],
+    ),
+    (
+        "C6 may meet, care done: the set that answers it waits for no care, and is offered",
+        {**C6_MAY_SHORT, "conservative": {**C6_MAY_SHORT["conservative"], "months": 6}},
+        None,
+        None,
+        [f"Eligible if you find out {RISK} and the answer is yes"],
+        [["joint.destruction_risk"]],
+    ),
+    (
+        "C6 met, care short: no care set (kept as it was)",
+        changed(C6, conservative__months=2),
+        "C6",
+        "ask",
+        ["Meets an urgent route (C6", "— ask the ICB now"],
+        [],
+    ),
+    (
+        "not urgent (C1 met, no destruction risk), care short: the care set is offered",
+        changed(C6, conservative__months=3, joint__destruction_risk=False, **C1_MET),
+        None,
+        None,
+        ["Eligible if conservative care went from 3 months to 6 months"],
+        [["conservative.months"]],
+    ),
+    (
+        "C1 met, destruction risk not known, care short: so changed, C6 is still not known: the care "
+        "set is offered, with the caution",
+        changed(C6, conservative__months=3, joint__destruction_risk=None, **C1_MET),
+        None,
+        None,
+        ["may meet C6 (not yet known)"],
+        [["conservative.months"]],
+    ),
+    (
+        "no destruction risk, care short, nothing else near: the set that needs the joint at risk is "
+        "withheld, and what to do should it be",
+        changed(
+            C6,
+            conservative__months=3,
+            joint__destruction_risk=False,
+            pain__severity="mild",
+            pain__persistent=False,
+            function__impairment="mild",
+            radiology__severity="mild",
+        ),
+        "C6",
+        "if met",
+        ["should the patient come to meet C6, ask the ICB now"],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "route", "action", "words", "sets"),
+    [case[1:] for case in WITHHOLDING],
+    ids=[case[0].split(":")[0] for case in WITHHOLDING],
+)
+def test_no_set_waits_for_care_that_the_changed_patient_need_not_wait_for(
+    whatif_of: Any,
+    record: dict[str, Any],
+    route: str | None,
+    action: str | None,
+    words: list[str],
+    sets: list[Any],
+) -> None:
+    """Seventeenth review, F6 (MEDIUM): every set offered, applied, is one in which the patient
+    meets no urgent route while a change waits for the care it says not to wait for; what is
+    withheld is named with the route's own step, never 'no change can make the patient eligible'."""
+    policy = RULES.policies["hip-resurfacing"]
+    answer = whatif_of(record)
+    assert (answer.withheld, answer.advice) == (route, action)
+    assert [[c.field for c in s] for s in answer.counterfactuals] == sets
+    waited = {field for rid in policy.cautions for field in policy.tested_below(rid)}
+    patient = validate(record, RULES, "t")
+    for changes in answer.counterfactuals:  # applied, the changed patient is not urgent, or waits for nothing
+        values = {**patient.values, **{c.field: c.after for c in changes}}
+        [decision] = Reasoner(RULES).decide(dataclasses.replace(patient, values=values), [policy])
+        status = {n.id: n.status for n in decision.tree.walk()}
+        urgent = {u for routes in policy.cautions.values() for u in routes if status[u] == "met"}
+        assert not (urgent and waited & {c.field for c in changes}), (urgent, changes)
+    text = said(answer)
+    for word in words:
+        assert word in text, text
+    assert "no change to the record can make the patient eligible" not in text
+    if route is not None:
+        assert answer.to_json()["withheld"]["action"] == action
+
+
+def test_a_standalone_whatif_names_what_to_confirm_inline(tmp_path: Path, client: TestClient) -> None:
+    """Seventeenth review, F10 (LOW): a standalone what-if said 'first confirm the procedure suits
+    the patient (see the urgent line above)', with no urgent line above it. It names the fact, by
+    its label, never a field's path, at the terminal, on the page and the same words everywhere."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+
+    record = {
+        **C6_MAY_SHORT,
+        "id": "c6_sexunk_short",
+        "sex": None,
+        "joint": {"instability": "none", "destruction_risk": True},
+    }
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record))
+    result = CliRunner().invoke(app, ["whatif", str(path), "-p", "hip-resurfacing"], env={"COLUMNS": "400"})
+    terminal = " ".join(result.stdout.split())
+    page = " ".join(
+        html.unescape(
+            client.post("/result", data={"record": json.dumps(record), "policy": "hip-resurfacing"}).text
+        ).split()
+    )
+    first = (
+        "no change that waits for more conservative care is offered — first confirm sex (not known; not "
+        "female: the procedure is contra-indicated in women); if the procedure suits the patient, ask the ICB now."
+    )
+    for text in (terminal, page):
+        assert first in text, text
+    assert "urgent line above" not in terminal + page
+    assert "joint.destruction_risk" not in terminal

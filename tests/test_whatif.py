@@ -188,10 +188,11 @@ def test_an_unknown_field_is_as_far_as_its_value_from_the_bottom_of_the_scale(
 ) -> None:
     """A woman's knee: months, compartments and every route unknown but radiology (none). Each set
     answers the months (6) and the compartments (1) and one route; the sets come nearest first,
-    an unknown field as far as its value from the bottom of its scale: destruction risk (a yes:
-    0), significant instability (2 grades up), intense pain (3), then radiology, a finding to be
-    otherwise (bug: an unknown field had no distance, so any qualifying value did, and the sets
-    came in field order, pain first)."""
+    an unknown field as far as its value from the bottom of its scale: significant instability
+    (2 grades up), intense pain (3), then radiology, a finding to be otherwise (bug: an unknown
+    field had no distance, so any qualifying value did, and the sets came in field order, pain
+    first). The nearest of all, destruction risk (a yes: 0), is withheld: so changed, she meets
+    C6, which says not to wait for B's months (the seventeenth review's F6)."""
     record = {
         "sex": "female",
         "msk": {"assessed": True, "end_stage_oa": True, "suitable_for_surgical_referral": True},
@@ -210,12 +211,12 @@ def test_an_unknown_field_is_as_far_as_its_value_from_the_bottom_of_the_scale(
     assert [[(c.field, c.after) for c in changes] for changes in answer.counterfactuals] == [
         [("conservative.months", 6), (route, value), ("knee.compartments_affected", 1)]
         for route, value in [
-            ("joint.destruction_risk", True),
             ("joint.instability", "significant"),
             ("pain.severity", "intense"),
             ("radiology.severity", "moderate"),
         ]
     ]
+    assert (answer.withheld, answer.advice) == ("C6", "find out")
 
 
 CI2 = {  # eleventh review M7: eight months, not documented, failed, contra-indicated now; C1 met

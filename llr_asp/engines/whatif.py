@@ -7,7 +7,9 @@ The changed patient, and the change, respect every domain assumption, so more of
 the record says is contra-indicated now is never proposed. Sets that answer unknowns and act on
 care come before those that need a clinical finding or an outcome to be otherwise, which are
 worded as conditions. A change toward a requirement that a met urgent route says not to wait
-for (caution/3: conservative care for a patient who meets C6) carries that route's sentence.
+for (caution/3: conservative care for a patient who meets C6) carries that route's sentence, and
+a set in which the patient, so changed, meets such a route (meets/1) and that waits for that
+requirement is never offered: only what the route asks first.
 """
 
 from __future__ import annotations
@@ -113,8 +115,9 @@ class WhatIf:
     counterfactuals: tuple[tuple[Change, ...], ...]
     blocker: Blocker | None  # set when no change can make the patient eligible
     contested: tuple[Contest, ...] = ()  # clinical alternatives under which the decision differs
-    withheld: str | None = None  # a met urgent route: changes that wait for care are not offered
-    advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...)
+    withheld: str | None = None  # an urgent route met, now or in a set: sets that wait for care withheld
+    advice: str | None = None  # what that route asks first (core.urgency: confirm, assess, ask, ...;
+    # met only once changed: `find out` what it rests on, or `if met`, refuted now)
     steps: tuple[Change, ...] = ()  # care a clinician can act on meanwhile (no full set, or none safe)
     urgent: Mapping[str, str] | None = None  # the decision's urgency (Decision.urgent_json)
     to_settle: tuple[str, ...] = ()  # the answers that could settle the readings (Decision.to_settle)
@@ -162,7 +165,11 @@ class WhatIf:
         if self.blocker is not None:
             result["cannot"] = self.blocker.to_json()
         if self.withheld is not None:
-            result["withheld"] = {"route": self.withheld, "text": self.policy.sentence(self.withheld)}
+            result["withheld"] = {
+                "route": self.withheld,
+                "text": self.policy.sentence(self.withheld),
+                "action": self.advice,
+            }
         if self.steps:
             result["steps"] = [c.to_json() for c in self.steps]
         result["urgent"] = self.urgent
@@ -206,7 +213,11 @@ class WhatIfSearch:
         `seconds`: a time limit for the whole search (the service sets one per request); past it
         the search stops with a WhatIfTimeout. `met`, `maybe`: the requirements the patient meets
         as the record stands, and those still unknown (an urgent route met, or maybe met,
-        cautions against changes that wait for another)."""
+        cautions against changes that wait for another).
+
+        A set in which the changed patient meets an urgent route (meets/1: C5, C6) and that
+        changes what the route says not to wait for (B's care) is withheld, before the limit:
+        `withheld` names the route, one met now first, then one that may be."""
         self._deadline = None if seconds is None else time.monotonic() + seconds
         if decision == "eligible":
             return WhatIf(patient.id, policy, decision, (), None)
@@ -216,15 +227,23 @@ class WhatIfSearch:
                 return WhatIf(patient.id, policy, decision, (), self._blocker(patient, policy))
             sets = self._sets(policy, size)
             found = [self._nearest(patient, policy, fields, met, maybe) for fields in sets]
+        # a set that waits for care a route the changed patient meets says not to wait for
+        waiting = [_waits(policy, changes, meets) for _, changes, meets in found]
+        safe = [(cost, changes) for (cost, changes, _), routes in zip(found, waiting) if not routes]
+        # the route named: one met now first, then one that may be, then one refuted now
+        named = {route for routes in waiting for route in routes}
+        withheld = min(named, key=lambda r: (r not in met, r not in maybe, r), default=None)
         order = list(self.rules.fields)
-        found.sort(
+        safe.sort(
             key=lambda item: (
                 sum(c.condition for c in item[1]),  # answers and care first
                 item[0],  # then the nearest values
                 [order.index(c.field) for c in item[1]],
             )
         )
-        return WhatIf(patient.id, policy, decision, tuple(c for _, c in found[:limit]), None)
+        return WhatIf(
+            patient.id, policy, decision, tuple(c for _, c in safe[:limit]), None, withheld=withheld
+        )
 
     def _respect(self, assumptions: Iterable[str]) -> None:
         """Hold the changed patient to the domain `assumptions` (by id), and to no other."""
@@ -290,7 +309,9 @@ class WhatIfSearch:
         fields: frozenset[str],
         met: frozenset[str] = frozenset(),
         maybe: frozenset[str] = frozenset(),
-    ) -> tuple[int, tuple[Change, ...]]:
+    ) -> tuple[int, tuple[Change, ...], frozenset[str]]:
+        """The nearest values for the set `fields`, their distance, and the urgent routes the
+        changed patient meets (meets/1)."""
         assumptions = [(clingo.Function("change", [clingo.String(f)]), True) for f in fields]
         with self._wanting(policy, policy.root, len(fields)):
             models = self._solve("opt", assumptions)
@@ -309,7 +330,8 @@ class WhatIfSearch:
             )
             for f in sorted(fields, key=order.index)
         )
-        return cost[-1], changes
+        meets = frozenset(s.arguments[0].string for s in best if s.name == "meets")
+        return cost[-1], changes, meets
 
     def _unless(self, patient: Patient, field: str, after: Value) -> tuple[tuple[str, Value], ...]:
         """The unknown fields on which a change of `field` hangs: a domain assumption (bars/4)
@@ -361,6 +383,19 @@ class WhatIfSearch:
         return tuple(blamed)
 
 
+def _waits(policy: Policy, changes: Sequence[Change], meets: frozenset[str]) -> list[str]:
+    """The routes the changed patient meets (`meets`) that say not to wait for a requirement
+    (caution/3: C5, C6 for B) under which a change of the set is tested: more conservative care
+    for a patient who, so changed, meets C6. Such a set is never offered."""
+    fields = {c.field for c in changes}
+    return [
+        route
+        for rid, routes in policy.cautions.items()
+        for route in routes
+        if route in meets and fields & set(policy.tested_below(rid))
+    ]
+
+
 def _cautions(policy: Policy, met: frozenset[str], maybe: frozenset[str] = frozenset()) -> dict[str, Caution]:
     """Per field, the caution a change of it carries: it is tested under a requirement that a
     route the patient meets, or may meet (not yet known), says not to wait for."""
@@ -397,8 +432,10 @@ def weighed(
 
     Safe whatever the reading: a procedure that does not suit the patient (unsuitable/3 not met:
     the contra-indication, the knee's compartments) is named first and no change is offered
-    toward it; a patient who meets an urgent route is never offered more conservative care (the
-    sets that wait for it are withheld, the route named); where no safe set is left, the care
+    toward it; a patient who meets an urgent route, now or once changed, is never offered more
+    conservative care (the sets that wait for it are withheld, the route named, with its step:
+    the urgent line's; for a route met only once changed, what to find out first); where no
+    safe set is left, the care
     a clinician can act on meanwhile (an MSK assessment not yet made) is named as the step."""
     policy = decision.policy
     status = {n.id: n.status for n in decision.tree.walk()}
@@ -424,8 +461,10 @@ def weighed(
     answer = search.whatif(patient, policy, decision.decision, limit, seconds, met, maybe)
     urgent = urgent_route(decision)
     if urgent is not None and urgent[0].status == "met" and decision.decision != "eligible":
-        safe = tuple(s for s in answer.counterfactuals if not any(c.caution and c.caution.met for c in s))
-        answer = dataclasses.replace(answer, counterfactuals=safe, withheld=urgent[0].id, advice=urgent[1])
+        answer = dataclasses.replace(answer, withheld=urgent[0].id, advice=urgent[1])
+    elif answer.withheld is not None:  # met only in a set withheld: the route's own step, first
+        later = "find out" if status.get(answer.withheld) == "unknown" else "if met"
+        answer = dataclasses.replace(answer, advice=later)
     if not answer.counterfactuals and decision.decision != "eligible":
         answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision))
     if answer.blocker is not None:  # a value no one confirmed is never a fact that cannot change

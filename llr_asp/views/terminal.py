@@ -427,7 +427,7 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
         lines.append(Text("Already eligible under every reading: nothing needs to change."))
     elif answer.decision == "eligible":
         lines.append(Text(certain_words(answer, rules)))
-    withheld = withheld_words(answer)
+    withheld = withheld_words(answer, rules)
     if withheld:
         lines.append(Text(f"⚠ {withheld}", style="bold yellow"))
     if answer.decision != "eligible" and answer.blocker is not None:

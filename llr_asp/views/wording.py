@@ -357,27 +357,81 @@ def settle_words(answer: WhatIf, rules: RuleSet) -> str | None:
     return f"{count} answer{'s' if count != 1 else ''} could settle the reading: {names}"
 
 
-def withheld_words(answer: WhatIf) -> str | None:
-    """A met urgent route's word on what-if: more care is not offered as a way to funding, and
-    what to do first, as the urgent line says it (core.urgency)."""
+def withheld_words(answer: WhatIf, rules: RuleSet) -> str | None:
+    """An urgent route's word on what-if: more care is not offered as a way to funding, and what
+    to do first, as the urgent line says it (core.urgency), said in full here (a standalone
+    what-if has no urgent line above it), every fact by its label. A route the patient would
+    meet only in a set withheld (`find out`, `if met`): what it rests on, to find out first."""
     if answer.withheld is None:
         return None
-    route = answer.withheld
-    label = answer.policy.requirements[route].label
+    route, policy, decided = answer.withheld, answer.policy, answer.decided
+    label = f"{route}: {lower_first(policy.requirements[route].label)}"
+    sentence = f"“{policy.sentence(route)}”"
+    wait = "no change that waits for more conservative care is offered"
+    if answer.advice == "find out":
+        unknown = _unknown_below(decided, route, rules) if decided is not None else []
+        ask = (
+            "; ".join(f"“{rules.fields[f].question}”" for f in unknown)
+            or f"whether the patient meets {route}"
+        )
+        return (
+            f"May meet an urgent route ({label}): {wait} where the patient would meet it — find out "
+            f"now {ask}; if the answer{'s meet' if len(unknown) > 1 else ' meets'} {route}, ask the ICB "
+            f"now, without waiting for more care. {sentence}"
+        )
+    if answer.advice == "if met":
+        return (
+            f"Would meet an urgent route ({label}) only were a finding otherwise: {wait} where the "
+            f"patient would meet it — should the patient come to meet {route}, ask the ICB now, "
+            f"without waiting for more care. {sentence}"
+        )
     first = {
-        "confirm": "first confirm the procedure suits the patient (see the urgent line above)",
         "assess": "first give the care the policy asks under every reading (below)",
         "settle": "settle what is still open now",
         "refused": "this procedure is refused on another requirement whatever the ICB is asked (see above)",
     }.get(answer.advice or "", "ask the ICB now")
-    decided = answer.decided
-    if answer.advice == "confirm" and decided is not None and not unconfirmed_suitability(decided):
-        # the route itself rests on values no one confirmed: those, as the urgent line says them
-        first = f"first confirm {route_doubt_words(decided, route)} (see the urgent line above)"
-    return (
-        f"Meets an urgent route ({route}: {lower_first(label)}): no change that waits for more "
-        f"conservative care is offered — {first}. “{answer.policy.sentence(route)}”"
-    )
+    if answer.advice == "confirm":
+        first = _confirm_first(decided, route, rules) if decided else "first confirm the facts"
+    return f"Meets an urgent route ({label}): {wait} — {first}. {sentence}"
+
+
+def _confirm_first(decision: Decision, route: str, rules: RuleSet) -> str:
+    """What an urgent route's `confirm` asks first, each fact by its label: whether the procedure
+    suits the patient (unsuitable/3: not known, sources that disagree, or known only from a
+    source no one confirmed), then what the route itself rests on that no one confirmed."""
+    policy = decision.policy
+    nodes = {n.id: n for n in decision.tree.walk()}
+    doubted = unconfirmed_sources(decision)
+    disputed = {c.field for c in decision.disputed}
+    suits = []
+    for rid in policy.unsuitable:
+        node, fields = nodes.get(rid), policy.tested_below(rid)
+        if node is None:
+            continue
+        values = [s for s in doubted if s.field in fields]
+        if node.status == "unknown":
+            state = "the sources disagree" if disputed & set(fields) else "not known"
+            names = " and ".join(lower_first(rules.fields[f].name) for f in fields)
+            suits.append(f"{names} ({state}; {lower_first(node.label)})")
+        elif values:
+            suits.append(f"{confirm_words(values, rules)} ({lower_first(node.label)})")
+    doubts = route_doubts(decision, route)
+    if not suits:
+        facts = confirm_words(doubts, rules) or "what the urgency rests on"
+        return f"first confirm {facts}; if it holds, ask the ICB now"
+    also = f", and what the urgency rests on: {confirm_words(doubts, rules)}" if doubts else ""
+    return f"first confirm {'; '.join(suits)}{also}; if the procedure suits the patient, ask the ICB now"
+
+
+def _unknown_below(decision: Decision, route: str, rules: RuleSet) -> list[str]:
+    """The fields of the conditions under an urgent route that are not known, in field order."""
+    status = {n.id: n.status for n in decision.tree.walk()}
+    tested = {
+        r.test.field
+        for r in decision.policy.below(route)
+        if r.test is not None and status.get(r.id) == "unknown"
+    }
+    return [f for f in rules.fields if f in tested]
 
 
 def steps_words(answer: WhatIf, rules: RuleSet) -> str | None:
