@@ -44,6 +44,7 @@ ENGINE = (
 )
 BATCH = ("tests/test_batch.py", "tests/test_hardening.py", "tests/test_readers.py", "tests/test_arrow.py")
 SEAMS = ("tests/test_seams.py", "tests/test_cds_hooks.py", "tests/test_whatif.py", "tests/test_fhir.py")
+COHORT_URGENT = ("tests/test_batch_urgent.py", "tests/test_batch.py", "tests/test_arrow.py")
 RECEIPTS = ("tests/test_receipts.py", "tests/test_receipts_pg.py")
 EDITIONS = ("tests/test_editions.py",)
 CLI = ("tests/test_cli.py", "tests/test_interview.py", "tests/test_escaping.py", "tests/test_markdown.py")
@@ -831,7 +832,7 @@ PLANTED = [
         "core/urgency.py",
         "            if unconfirmed or route_doubts(decision, route):"
         "  # the route itself on an old form's fact\n"
-        '                return nodes[route], "confirm"\n',
+        '                return route, "confirm"\n',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
         SEAMS,
@@ -839,8 +840,8 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        'return nodes[route], "ask" if status.get(rid) != "met" else "settle"',
-        'return nodes[route], "ask"',
+        'return route, "ask" if status.get(rid) != "met" else "settle"',
+        'return route, "ask"',
         "a route and care met, something else open: told to ask instead of settling it now",
         SEAMS,
     ),
@@ -863,8 +864,8 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        'nodes[s].status != "met" and s not in waiting and not',
-        'nodes[s].status != "met" and not',
+        'status[s] != "met" and s not in waiting and not',
+        'status[s] != "met" and not',
         "care under a met urgent route is offered as the step",
         SEAMS,
     ),
@@ -1048,9 +1049,10 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "core/decision.py",
-        "        urgent = urgent_route(self)\n",
-        "        urgent = None\n",
+        "core/urgency.py",
+        "    urgent = urgency(decision)\n    if urgent is None:\n        return None\n"
+        "    route, action = urgent\n",
+        "    return None\n",
         "a decision's JSON never names its urgency",
         SEAMS,
     ),
@@ -1137,7 +1139,7 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        '            if refused_beside(decision, rid):\n                return nodes[route], "refused"\n',
+        '            if refused_parts(decision, rid):\n                return route, "refused"\n',
         "",
         "MSK found no end-stage disease, yet the urgent line says 'ask the ICB now; do not delay'",
         SEAMS,
@@ -1257,8 +1259,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/reasoner.py",
-        "barred=tuple(f for f in barred if f in policy.fields()),",
-        "barred=tuple(f for f in barred if f not in policy.fields()),",
+        "return tuple(f for f in rules.fields if f in held and f in fields)",
+        "return tuple(f for f in rules.fields if f in held and f not in fields)",
         "a decision forgets what the record bars, and what-if offers it as a step",
         SEAMS,
     ),
@@ -1369,8 +1371,8 @@ PLANTED = [
     Planted(
         "seams",
         "engines/batch.py",
-        "                    under_unconfirmed=self._under_unconfirmed(patient, p),\n",
-        "",
+        "        under = self._under_unconfirmed(patient, policy)\n",
+        "        under = ()\n",
         "a cohort line resting on a sex pre-filled from the EHR is robust, where explain says it is not",
         SEAMS,
     ),
@@ -1504,8 +1506,8 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "core/decision.py",
-        "doubts += [s.field for s in self.unconfirmed if s.field not in doubts]",
+        "core/urgency.py",
+        "doubts += [s.field for s in decision.unconfirmed if s.field not in doubts]",
         "doubts += []",
         "the urgent JSON's to_confirm leaves out the values the verdict rests on",
         SEAMS,
@@ -1557,5 +1559,79 @@ PLANTED = [
         "unconfirmed(earlier; prefilled; administrative; shared).",
         "a sex only the EHR's sex for clinical use gave decides a plain robust card",
         SEAMS,
+    ),
+    # -- the seventeenth review's F7: a cohort's lines carry the urgent route -----------------------
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "            urgent=urgent_json(standing),\n",
+        "",
+        "F7: a cohort line says only not_eligible, stopped by B, for a patient meeting C6",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "            patient.filled,\n",
+        "            (),\n",
+        "F7: a cohort line's urgency ignores a sex pre-filled from the EHR (refer, not confirm first)",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        'return "not_met" if rid in self._not_met else "unknown" if rid in self._unknown else "met"\n\n'
+        "    def __contains__",
+        'return "not_met" if rid in self._not_met else "met"\n\n    def __contains__',
+        "F7: a part of a route not known reads as met in a cohort line (C5 met, not maybe)",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "asp/screen.lp",
+        "unknown(S,P,R) :- slot(S), policy(P), status(S,P,R,unknown).",
+        "unknown(S,P,R) :- slot(S), policy(P), root(P,T), part(P,T,_,R), status(S,P,R,unknown).",
+        "F7: screen.lp names only the decision's parts left open: a line's urgency misreads the rest",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/results.py",
+        "        value = None if urgent is None else urgent.get(column.key)\n",
+        "        value = None if urgent is None or column.listed else urgent.get(column.key)\n",
+        "F7: CSV and Parquet rows leave out what the urgency rests on that no one confirmed",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/results.py",
+        "    *(c.name for c in URGENT),\n",
+        "",
+        "F7: CSV rows carry no urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/arrow.py",
+        "        *(pa.field(c.name, _TEXTS if c.listed else _TEXT) for c in URGENT),\n",
+        "",
+        "F7: Parquet and Spark rows carry no urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        'maybe = sum(n for (r, status, _), n in counts.items() if r == rid and status != "met")',
+        "maybe = 0",
+        "F7: the cohort summary counts no patient who may meet an urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "views/terminal.py",
+        "        if said:  # before the decisions: these patients must not wait\n",
+        "        if False:\n",
+        "F7: the terminal's cohort summary leaves out the urgent patients",
+        COHORT_URGENT,
     ),
 ]
