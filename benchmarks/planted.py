@@ -44,6 +44,7 @@ ENGINE = (
 )
 BATCH = ("tests/test_batch.py", "tests/test_hardening.py", "tests/test_readers.py", "tests/test_arrow.py")
 SEAMS = ("tests/test_seams.py", "tests/test_cds_hooks.py", "tests/test_whatif.py", "tests/test_fhir.py")
+COHORT_URGENT = ("tests/test_batch_urgent.py", "tests/test_batch.py", "tests/test_arrow.py")
 RECEIPTS = ("tests/test_receipts.py", "tests/test_receipts_pg.py")
 EDITIONS = ("tests/test_editions.py",)
 CLI = ("tests/test_cli.py", "tests/test_interview.py", "tests/test_escaping.py", "tests/test_markdown.py")
@@ -729,7 +730,7 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '        shared = every and _family(procedure_of(response), rules) == "all"',
+        '        shared = _family(procedure_of(response), rules) == "all"',
         "        shared = False",
         "the form for every procedure decides a hip order a plain 'Meets': its findings may be the knee's",
         SEAMS,
@@ -804,8 +805,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/cards.py",
-        '    if decision.disputed:\n        fields = ", ".join(c.field for c in decision.disputed)',
-        '    if False:\n        fields = ", ".join(c.field for c in decision.disputed)',
+        '    if decision.disputed:\n        fields = ", ".join(lower_first(',
+        '    if False:\n        fields = ", ".join(lower_first(',
         "the card does not lead with sources that disagree",
         SEAMS,
     ),
@@ -828,36 +829,10 @@ PLANTED = [
     # -- urgency and what-if from the patient (issue 32) --------------------------------------------
     Planted(
         "urgent",
-        "core/urgency.py",
-        "            if unconfirmed or route_doubts(decision, route):"
-        "  # the route itself on an old form's fact\n"
-        '                return nodes[route], "confirm"\n',
-        "",
-        "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
-        SEAMS,
-    ),
-    Planted(
-        "urgent",
-        "core/urgency.py",
-        'return nodes[route], "ask" if status.get(rid) != "met" else "settle"',
-        'return nodes[route], "ask"',
-        "a route and care met, something else open: told to ask instead of settling it now",
-        SEAMS,
-    ),
-    Planted(
-        "urgent",
         "engines/whatif.py",
         'unsuitable = [rid for rid in policy.unsuitable if status.get(rid) == "not_met"]',
         'unsuitable = [rid for rid in policy.unsuitable if status.get(rid) == "unknown"]',
         "a woman's what-if names conservative care, never her sex",
-        SEAMS,
-    ),
-    Planted(
-        "urgent",
-        "core/urgency.py",
-        'nodes[s].status != "met" and s not in waiting and not',
-        'nodes[s].status != "met" and not',
-        "care under a met urgent route is offered as the step",
         SEAMS,
     ),
     Planted(
@@ -1001,8 +976,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '"answer" if every else "earlier")',
-        '"answer")',
+        '"answer" if current else "earlier"',
+        '"answer"',
         "an older form's fact stands as an answer given now, unnamed",
         SEAMS,
     ),
@@ -1040,14 +1015,6 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "core/decision.py",
-        "        urgent = urgent_route(self)\n",
-        "        urgent = None\n",
-        "a decision's JSON never names its urgency",
-        SEAMS,
-    ),
-    Planted(
-        "seams",
         "web/cards.py",
         '"the EHR\'s answers could not be read" if found.unreached else ',
         "",
@@ -1057,8 +1024,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        'if rules.fields[f].kind == "fact" and f not in answered_now',
-        'if rules.fields[f].kind == "fact"',
+        '        if field not in answered_now:\n            return declared.kind == "fact"',
+        '        if True:\n            return declared.kind == "fact"',
         "an older form's fact stands against today's answer as a conflict no answer settles",
         SEAMS,
     ),
@@ -1124,14 +1091,6 @@ PLANTED = [
         "if unconfirmed or route_doubts(decision, route):",
         "if unconfirmed:",
         "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
-        SEAMS,
-    ),
-    Planted(
-        "urgent",
-        "core/urgency.py",
-        '            if refused_beside(decision, rid):\n                return nodes[route], "refused"\n',
-        "",
-        "MSK found no end-stage disease, yet the urgent line says 'ask the ICB now; do not delay'",
         SEAMS,
     ),
     Planted(
@@ -1248,14 +1207,6 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "core/reasoner.py",
-        "barred=tuple(f for f in barred if f in policy.fields()),",
-        "barred=tuple(f for f in barred if f not in policy.fields()),",
-        "a decision forgets what the record bars, and what-if offers it as a step",
-        SEAMS,
-    ),
-    Planted(
-        "seams",
         "engines/whatif.py",
         "        to_settle=decision.to_settle,\n        decided=decision,\n    )\n",
         "        decided=decision,\n    )\n",
@@ -1360,14 +1311,6 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "engines/batch.py",
-        "                    under_unconfirmed=self._under_unconfirmed(patient, p),\n",
-        "",
-        "a cohort line resting on a sex pre-filled from the EHR is robust, where explain says it is not",
-        SEAMS,
-    ),
-    Planted(
-        "seams",
         "engines/whatif.py",
         "label, fixed).confirming(decision.doubted)\n",
         "label, fixed)\n",
@@ -1449,8 +1392,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        "and decided is not None and not unconfirmed_suitability(decided):\n",
-        "and decided is not None and False:\n",
+        "    if not suits:\n        facts = confirm_words(doubts, rules)",
+        "    if False:\n        facts = confirm_words(doubts, rules)",
         "what-if says 'confirm the procedure suits the patient' where the route rests on pre-filled values",
         SEAMS,
     ),
@@ -1492,14 +1435,6 @@ PLANTED = [
         '    first = f"first confirm {unsure}; if it holds, " if unsure else ""\n',
         '    first = ""\n',
         "an urgent 'refer without delay' or 'refused' rests on a pre-filled MSK finding, unsaid",
-        SEAMS,
-    ),
-    Planted(
-        "seams",
-        "core/decision.py",
-        "doubts += [s.field for s in self.unconfirmed if s.field not in doubts]",
-        "doubts += []",
-        "the urgent JSON's to_confirm leaves out the values the verdict rests on",
         SEAMS,
     ),
     Planted(
@@ -1602,7 +1537,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        '            if status.get(route) == "unknown" and _disputed_meets(decision, nodes[route]):',
+        '            if status.get(route) == "unknown" and _disputed_meets(decision, route):',
         '            if status.get(route) == "unknown" and False:',
         "sources disagreeing on 'at risk of joint destruction' (one says yes) give no urgency at all",
         SEAMS,
@@ -1679,5 +1614,146 @@ PLANTED = [
         '        first = "first confirm the procedure suits the patient (see the urgent line above)"\n',
         "a standalone what-if points to an urgent line that is not there",
         SEAMS,
+    ),
+    # -- batch lines' urgency (seventeenth review, F7), and mutants moved with urgency's Judged ----
+    Planted(
+        "urgent",
+        "core/urgency.py",
+        "            if unconfirmed or route_doubts(decision, route):"
+        "  # the route itself on an old form's fact\n"
+        '                return route, "confirm"\n',
+        "",
+        "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
+        SEAMS,
+    ),
+    Planted(
+        "urgent",
+        "core/urgency.py",
+        'return route, "ask" if status.get(rid) != "met" else "settle"',
+        'return route, "ask"',
+        "a route and care met, something else open: told to ask instead of settling it now",
+        SEAMS,
+    ),
+    Planted(
+        "urgent",
+        "core/urgency.py",
+        'status[s] != "met" and s not in waiting and not',
+        'status[s] != "met" and not',
+        "care under a met urgent route is offered as the step",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "    urgent = urgency(decision)\n    if urgent is None:\n        return None\n"
+        "    route, action = urgent\n",
+        "    return None\n",
+        "a decision's JSON never names its urgency",
+        SEAMS,
+    ),
+    Planted(
+        "urgent",
+        "core/urgency.py",
+        '            if refused_parts(decision, rid):\n                return route, "refused"\n',
+        "",
+        "MSK found no end-stage disease, yet the urgent line says 'ask the ICB now; do not delay'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/reasoner.py",
+        "return tuple(f for f in rules.fields if f in held and f in fields)",
+        "return tuple(f for f in rules.fields if f in held and f not in fields)",
+        "a decision forgets what the record bars, and what-if offers it as a step",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "        under = self._under_unconfirmed(patient, policy)\n",
+        "        under = ()\n",
+        "a cohort line resting on a sex pre-filled from the EHR is robust, where explain says it is not",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "doubts += [s.field for s in decision.unconfirmed if s.field not in doubts]",
+        "doubts += []",
+        "the urgent JSON's to_confirm leaves out the values the verdict rests on",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "            urgent=urgent_json(standing),\n",
+        "",
+        "F7: a cohort line says only not_eligible, stopped by B, for a patient meeting C6",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "            patient.filled,\n",
+        "            (),\n",
+        "F7: a cohort line's urgency ignores a sex pre-filled from the EHR (refer, not confirm first)",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        'return "not_met" if rid in self._not_met else "unknown" if rid in self._unknown else "met"\n\n'
+        "    def __contains__",
+        'return "not_met" if rid in self._not_met else "met"\n\n    def __contains__',
+        "F7: a part of a route not known reads as met in a cohort line (C5 met, not maybe)",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "asp/screen.lp",
+        "unknown(S,P,R) :- slot(S), policy(P), status(S,P,R,unknown).",
+        "unknown(S,P,R) :- slot(S), policy(P), root(P,T), part(P,T,_,R), status(S,P,R,unknown).",
+        "F7: screen.lp names only the decision's parts left open: a line's urgency misreads the rest",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/results.py",
+        "        value = None if urgent is None else urgent.get(column.key)\n",
+        "        value = None if urgent is None or column.listed else urgent.get(column.key)\n",
+        "F7: CSV and Parquet rows leave out what the urgency rests on that no one confirmed",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/results.py",
+        "    *(c.name for c in URGENT),\n",
+        "",
+        "F7: CSV rows carry no urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "formats/arrow.py",
+        "        *(pa.field(c.name, _TEXTS if c.listed else _TEXT) for c in URGENT),\n",
+        "",
+        "F7: Parquet and Spark rows carry no urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        'maybe = sum(n for (r, status, _), n in counts.items() if r == rid and status != "met")',
+        "maybe = 0",
+        "F7: the cohort summary counts no patient who may meet an urgent route",
+        COHORT_URGENT,
+    ),
+    Planted(
+        "seams",
+        "views/terminal.py",
+        "        if said:  # before the decisions: these patients must not wait\n",
+        "        if False:\n",
+        "F7: the terminal's cohort summary leaves out the urgent patients",
+        COHORT_URGENT,
     ),
 ]

@@ -27,6 +27,7 @@ pa = pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not i
 pq = pytest.importorskip("pyarrow.parquet")
 import llr_asp.arrow  # noqa: E402  (the public entry, as Spark users import it)
 from llr_asp.formats import arrow  # noqa: E402
+from llr_asp.formats.results import URGENT  # noqa: E402
 
 RULES = load_rules()
 runner = CliRunner()
@@ -54,14 +55,27 @@ def write_cohort(tmp_path: Path, documents: list[dict[str, Any]]) -> tuple[Path,
 
 def as_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Parquet rows as the batch lines they carry: without nulls (a JSON line leaves the key
-    out: an error line, a contest's missing parts) and the rule set's hash."""
+    out: an error line, a contest's missing parts) and the rule set's hash, the flat urgent_*
+    columns as the line's `urgent` object (its label the route's, as the rules declare it)."""
     lines = []
     for row in rows:
+        urgent = {c.key: row.pop(c.name) for c in URGENT}
         line = {k: v for k, v in row.items() if v is not None and k != "rules"}
         if "contested" in line:
             line["contested"] = [{k: v for k, v in c.items() if v is not None} for c in line["contested"]]
+        if "error" not in line:
+            line = {**line, "urgent": _urgent(line["policy"], urgent)}
         lines.append(line)
     return lines
+
+
+def _urgent(policy: str, flat: dict[str, Any]) -> dict[str, Any] | None:
+    if flat["route"] is None:
+        assert set(flat.values()) == {None}, flat  # none: every urgent column null
+        return None
+    label = RULES.policies[policy].requirements[flat["route"]].label
+    said = {"route": flat["route"], "label": label, "status": flat["status"], "action": flat["action"]}
+    return {**said, "to_confirm": flat["to_confirm"]} if flat["to_confirm"] else said
 
 
 @pytest.mark.whole
@@ -303,7 +317,7 @@ def test_schema_prints_the_parquet_columns() -> None:
         (f.name, str(f.type)) for f in arrow.OUTPUT
     ]
     assert all(c["meaning"] for c in described["columns"])
-    assert described["columns"][10]["type"].startswith("list<item: struct<reading: string")  # contested
+    assert described["columns"][14]["type"].startswith("list<item: struct<reading: string")  # contested
     assert (
         described["spark"].startswith("`line` BIGINT, `patient` STRING")
         and "`robust` BOOLEAN" in described["spark"]

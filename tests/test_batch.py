@@ -52,11 +52,12 @@ Said = tuple[
     tuple[str, ...],
     tuple[str, ...],
     list[tuple[tuple[str, ...], str]],
+    Any,
 ]
 """What a cohort line says of a patient and policy: the decision, the requirements not met, the
-answers missing, the requirements it is stopped by, the decisions possible and the readings it
+answers missing, the requirements it is stopped by, the decisions possible, the readings it
 rests on (a line that called a contested refusal robust, as a batch that weighed too few
-patients did, is not explain's)."""
+patients did, is not explain's) and the urgent route (explain's `urgent`)."""
 
 
 def expected(reasoner: Reasoner, document: dict[str, Any], policy: str | None = None) -> list[Said]:
@@ -72,6 +73,7 @@ def expected(reasoner: Reasoner, document: dict[str, Any], policy: str | None = 
             tuple(d.stopped_by()),
             d.possible,
             contests(d.contested),
+            d.urgent_json(),
         )
         for d in reasoner.decide(patient, reasoner.chosen(patient, policy))
     ]
@@ -79,7 +81,7 @@ def expected(reasoner: Reasoner, document: dict[str, Any], policy: str | None = 
 
 def got(results: list[Any]) -> list[Said]:
     return [
-        (r.policy, r.decision, r.failed, r.missing, r.stopped_by, r.possible, contests(r.contested))
+        (r.policy, r.decision, r.failed, r.missing, r.stopped_by, r.possible, contests(r.contested), r.urgent)
         for r in results
     ]
 
@@ -173,6 +175,7 @@ def test_bad_lines_become_error_lines_and_the_run_goes_on(tmp_path: Path) -> Non
         "policy",
         "reference",
         "decision",
+        "urgent",
         "robust",
         "possible",
         "stopped_by",
@@ -248,14 +251,17 @@ def test_csv_in_and_out(tmp_path: Path) -> None:
     assert result.exit_code == 1  # c3's "maybe" is not a boolean
     rows = result.stdout.splitlines()
     assert rows[0] == (
-        "line,patient,policy,reference,decision,robust,possible,stopped_by,failed,missing,contested,warnings,error"
+        "line,patient,policy,reference,decision,urgent_route,urgent_status,urgent_action,urgent_to_confirm,"
+        "robust,possible,stopped_by,failed,missing,contested,warnings,error"
     )
-    assert rows[1].startswith("2,c1,knee-resurfacing,ARP 60,not_eligible,false,not_eligible;undetermined,B,")
+    assert rows[1].startswith(
+        "2,c1,knee-resurfacing,ARP 60,not_eligible,,,,,false,not_eligible;undetermined,B,"
+    )
     assert ",eligibility;B;B.months," in rows[1] and "C6.route=undetermined" in rows[1]
     assert rows[2].startswith(
-        "3,c2,knee-resurfacing,ARP 60,undetermined,true,undetermined,A;B;C;compartments,,"
+        "3,c2,knee-resurfacing,ARP 60,undetermined,,,,,true,undetermined,A;B;C;compartments,,"
     )
-    assert rows[3].startswith("4,,,,,,,,,,,,") and "msk.assessed: expected yes or no" in rows[3]
+    assert rows[3].startswith("4,,,,,,,,,,,,,,,,") and "msk.assessed: expected yes or no" in rows[3]
 
 
 def test_a_csv_cell_takes_the_words_ask_takes(rules: RuleSet) -> None:
@@ -398,6 +404,7 @@ def test_results_serialise_as_the_contract_says() -> None:
         "policy": "hip-resurfacing",
         "reference": "ARP 55",
         "decision": "undetermined",
+        "urgent": None,
         "robust": False,
         "possible": ["not_eligible", "undetermined"],
         "stopped_by": [],

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from .ruleset import Policy, Test, Value, show
 from .sources import Conflict, Stated
-from .urgency import UNCONFIRMED, route_doubts, urgent_route
+from .urgency import doubted, urgent_json
 
 NEEDS = {"eq": "", "ne": "not ", "ge": "≥ ", "gt": "> ", "le": "≤ ", "lt": "< "}
 
@@ -203,7 +203,12 @@ class Decision:
     def doubted(self) -> tuple[Stated, ...]:
         """The values of the policy's fields that only a source no one confirmed for this
         referral gave (core.urgency.UNCONFIRMED), whether or not the decision turns on them."""
-        return tuple(s for s in self.filled if s.kind in UNCONFIRMED and s.field in self.policy.fields())
+        return doubted(self.policy, self.filled)
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """Every requirement of the tree and its status (what core.urgency reads)."""
+        return {n.id: n.status for n in self.tree.walk()}
 
     @property
     def disputed(self) -> tuple[Conflict, ...]:
@@ -257,23 +262,9 @@ class Decision:
 
     def urgent_json(self) -> dict[str, Any] | None:
         """The route the policy says not to wait for that the patient meets or may meet, and the
-        action it asks first (core.urgency: unsuitable, confirm, refer, assess, ask, settle, find
-        out); None for none. A program that reads only the verdict must not miss it."""
-        urgent = urgent_route(self)
-        if urgent is None:
-            return None
-        node, action = urgent
-        said: dict[str, Any] = {
-            "route": node.id,
-            "label": node.label,
-            "status": node.status,
-            "action": action,
-        }
-        doubts = [s.field for s in route_doubts(self, node.id)] if node.status == "met" else []
-        doubts += [s.field for s in self.unconfirmed if s.field not in doubts]  # and the verdict's
-        if doubts:  # the facts the route or the verdict rests on that no one confirmed: first
-            said["to_confirm"] = doubts
-        return said
+        action it asks first (core.urgency.urgent_json: a cohort's line says the same); None for
+        none. A program that reads only the verdict must not miss it."""
+        return urgent_json(self)
 
 
 def _node_json(node: Node) -> dict[str, Any]:

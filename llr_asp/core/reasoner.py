@@ -23,7 +23,7 @@ import dataclasses
 import datetime
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -161,8 +161,6 @@ class Reasoner:
                 violated.append(value)
         warned = warnings(self.rules.assumptions, violated)
         fields = self.rules.fields
-        held = {x for _, x, guard, value in self.rules.bars if holds(patient.values.get(guard), value)}
-        barred = tuple(f for f in fields if f in held)  # bars/4: what the record says not to raise
         decisions = []
         for policy in policies:
             tree = self._shape(policy).node(policy.id, patient, status, reasons)
@@ -181,7 +179,7 @@ class Reasoner:
                     tuple(f for f in fields if f in settling),
                     patient.conflicts,
                     patient.filled,
-                    barred=tuple(f for f in barred if f in policy.fields()),
+                    barred=barred(self.rules, patient, policy.fields()),
                 )
             )
         return decisions
@@ -588,6 +586,16 @@ def _text_of(symbol: clingo.Symbol) -> str:
 def _key(value: Value) -> Value:
     """A dictionary key that keeps true apart from 1."""
     return ("bool", value) if isinstance(value, bool) else value  # type: ignore[return-value]
+
+
+def barred(rules: RuleSet, patient: Patient, fields: Collection[str]) -> tuple[str, ...]:
+    """The fields of a policy (`fields`: those it tests) that the rules bar raising for
+    `patient` (bars/4: the guard holds, as conservative care contra-indicated now bars more
+    months of it), in the rules' order (Decision.barred; a cohort's line reads the same)."""
+    held = {x for _, x, guard, value in rules.bars if holds(patient.values.get(guard), value)}
+    if not held:
+        return ()
+    return tuple(f for f in rules.fields if f in held and f in fields)
 
 
 def holds(value: Value | None, wanted: Value) -> bool:

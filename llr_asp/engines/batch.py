@@ -26,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, NamedTuple, Protocol, Union
 
 import clingo
 
@@ -40,6 +40,7 @@ from ..core.reasoner import (
     Parts,
     PatientInput,
     Reasoner,
+    barred,
     focus_key,
     focus_parts,
     forget,
@@ -48,7 +49,7 @@ from ..core.reasoner import (
 )
 from ..core.ruleset import Policy, RuleSet, compile_rules, engine_file
 from ..core.shown import ShownAtoms
-from ..core.sources import UNCONFIRMED
+from ..core.urgency import Standing, doubted, urgent_json
 from ..core.verdicts import SIZE, VerdictCache
 
 CHUNK = 500  # documents per task: large enough to amortise the hand-over, small enough to stream
@@ -73,6 +74,7 @@ class Screening:
     unnamed: bool = False  # the record named no policy and none was asked for: decided for every one
     edition: Mapping[str, str | None] | None = None  # the edition that decided (Policy.edition_json)
     under_unconfirmed: tuple[str, ...] = ()  # decisions reached were the unconfirmed values unknown
+    urgent: Mapping[str, Any] | None = None  # the urgent route met or maybe met (Decision.urgent_json)
 
     @property
     def robust(self) -> bool:
@@ -91,6 +93,7 @@ class Screening:
             "policy": self.policy,
             "reference": self.reference,
             "decision": self.decision,
+            "urgent": self.urgent,
             "robust": self.robust,
             "possible": list(self.possible),
             "stopped_by": list(self.stopped_by),
@@ -127,16 +130,54 @@ class LineError:
 
 
 Result = Union[Screening, LineError]
-Verdict = tuple[
-    str,
-    tuple[str, ...],
-    tuple[str, ...],
-    tuple[Contest, ...],
-    tuple[Warning, ...],
-    tuple[str, ...],
-    tuple[str, ...],
-]
-# decision, failed, missing, contested, warnings, open, stopped_by
+
+
+class Statuses(Mapping[str, str]):
+    """Every requirement of a policy's tree and its status, read from a verdict's requirements
+    not met and left unknown (the rest are met) as they are looked up: a line's urgency looks
+    up a few, and a dict of them all cost a cohort line some 6 µs."""
+
+    def __init__(self, tree: frozenset[str], not_met: frozenset[str], unknown: frozenset[str]) -> None:
+        self._tree, self._not_met, self._unknown = tree, not_met, unknown
+
+    def __getitem__(self, rid: str) -> str:
+        if rid not in self._tree:
+            raise KeyError(rid)
+        return "not_met" if rid in self._not_met else "unknown" if rid in self._unknown else "met"
+
+    def get(self, rid: str, default: Any = None) -> Any:  # Mapping's own goes through KeyError
+        if rid not in self._tree:
+            return default
+        return "not_met" if rid in self._not_met else "unknown" if rid in self._unknown else "met"
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._tree
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tree)
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+
+class Verdict(NamedTuple):
+    """What one policy decides for a profile (the patients clingo sees alike), as cached."""
+
+    decision: str
+    failed: tuple[str, ...]  # every requirement not met, in tree order
+    missing: tuple[str, ...]
+    contested: tuple[Contest, ...]
+    warnings: tuple[Warning, ...]
+    open: tuple[str, ...]  # the parts of the decision root left unknown
+    stopped_by: tuple[str, ...]
+    unknown: frozenset[str]  # every requirement left unknown, at any depth (for the statuses)
+
+    def statuses(self, tree: frozenset[str]) -> Statuses:
+        """Every requirement of the policy's tree (`tree`: their ids) and its status, as
+        explain's tree holds them (Decision.statuses): what core.urgency reads."""
+        return Statuses(tree, frozenset(self.failed), self.unknown)
+
+
 DECIDE = ("kleene.lp", "readings.lp", "slots.lp", "screen.lp")
 WEIGH = ("kleene.lp", "readings.lp", "contest.lp", "slots.lp")
 """The two groundings of a cohort's decisions: screen.lp decides a group of patients by
@@ -180,6 +221,8 @@ class Screener:
             lambda s: (slot[s.arguments[0]], s.name, *map(_text, s.arguments[1:]))
         )
         self._order = {p.id: _first_places(r.id for r in p.below(p.root)) for p in rules.policies.values()}
+        self._tree = {p: frozenset(order) for p, order in self._order.items()}  # for a line's statuses
+        self._tested = {p.id: p.fields() for p in rules.policies.values()}
         self._fields = _first_places(rules.fields)
         self._chosen: dict[tuple[str | None, datetime.date | None], list[Policy]] = {}
         self._reasoner: Reasoner | None = None  # explain's, for the few lines resting on unconfirmed values
@@ -188,8 +231,7 @@ class Screener:
         """The decisions the patient would reach were its values no one confirmed not known
         (Decision.under_unconfirmed, weighed by explain's reasoner: one place decides it); none
         for a record every answer of which is the clinician's, as nearly every cohort line is."""
-        fields = policy.fields()
-        if not any(s.kind in UNCONFIRMED and s.field in fields for s in patient.filled):
+        if not patient.filled or not doubted(policy, patient.filled):
             return ()
         if self._reasoner is None:
             self._reasoner = Reasoner(self.rules)
@@ -260,7 +302,6 @@ class Screener:
         order: with no selection, under the policy the record names, else under every policy
         (`Screening.unnamed`). The verdicts are those of every policy `choice` can ask for (each
         record's own under no selection: every policy), from groundings for those alone."""
-        digest = self.rules.digest
         lane = self._lane(choice)
         read: list[tuple[int, Patient, tuple[int, ...]] | LineError] = []
         todo: dict[tuple[int, ...], tuple[Patient, list[int]]] = {}  # profiles not yet screened
@@ -306,21 +347,43 @@ class Screener:
             except NotInForce as error:
                 results.append(LineError(line, f"{source}:{line}: {error}", patient.id))
                 continue
-            results += (
-                Screening(
-                    line,
-                    patient.id,
-                    p.id,
-                    p.reference,
-                    *verdicts[p.id],
-                    unnamed=unnamed,
-                    edition=p.edition_json(digest),
-                    under_unconfirmed=self._under_unconfirmed(patient, p),
-                )
-                for p in asked
-            )
+            results += (self._screening(line, patient, p, verdicts[p.id], unnamed) for p in asked)
         lane.cache.trim()
         return results
+
+    def _screening(
+        self, line: int, patient: Patient, policy: Policy, verdict: Verdict, unnamed: bool
+    ) -> Screening:
+        """A line of the cohort: the profile's cached verdict, with what the record itself adds
+        (its id, the values no one confirmed it rests on) and the urgent route, judged by
+        core.urgency from every requirement's status as explain's is from its tree."""
+        under = self._under_unconfirmed(patient, policy)
+        standing = Standing(
+            policy,
+            verdict.decision,
+            verdict.statuses(self._tree[policy.id]),
+            reached(verdict.decision, verdict.contested, under),
+            patient.filled,
+            barred(self.rules, patient, self._tested[policy.id]),
+            under,
+        )
+        return Screening(
+            line,
+            patient.id,
+            policy.id,
+            policy.reference,
+            verdict.decision,
+            verdict.failed,
+            verdict.missing,
+            verdict.contested,
+            verdict.warnings,
+            verdict.open,
+            verdict.stopped_by,
+            unnamed=unnamed,
+            edition=policy.edition_json(self.rules.digest),
+            under_unconfirmed=under,
+            urgent=urgent_json(standing),
+        )
 
     def _screened(self, lane: _Lane, group: list[list[int]]) -> list[Screened]:
         """Each patient's decisions, requirements not met and unknown, and violated assumptions,
@@ -340,8 +403,8 @@ class Screener:
                 one.decided[args[0]] = args[1]
             elif name == "failed":
                 one.failed[args[0]].append(args[1])
-            elif name == "open":
-                one.open[args[0]].append(args[1])
+            elif name == "unknown":
+                one.unknown[args[0]].append(args[1])
             else:
                 one.violated.append(args[0])
         return screened
@@ -385,18 +448,22 @@ class Screener:
         for _, key, field in lane.answers.find(patient, undetermined, {}, policies):
             missing[key[0]].append(field)
         warned = warnings(self.rules.assumptions, screened.violated) if screened.violated else ()
-        return {
-            p: (
+        verdicts = {}
+        for p, policy in policies.items():
+            unknown = frozenset(screened.unknown[p])
+            root = policy.requirements[policy.root]
+            left = tuple(r for r in root.parts if r in unknown)  # the parts of the root left open
+            verdicts[p] = Verdict(
                 screened.decided[p],
                 tuple(sorted(screened.failed[p], key=self._order[p].__getitem__)),
                 tuple(sorted(missing[p], key=self._fields.__getitem__)),
                 contested.get(p, ()),
                 warned,
-                tuple(screened.open[p]),
-                stopped_by(policies[p], screened.decided[p], screened.failed[p], screened.open[p]),
+                left,
+                stopped_by(policy, screened.decided[p], screened.failed[p], left),
+                unknown,
             )
-            for p in policies
-        }
+        return verdicts
 
 
 class _Lane:
@@ -422,12 +489,12 @@ class _Lane:
 
 @dataclass
 class Screened:
-    """What screen.lp says of one patient: decisions, the requirements not met and left unknown,
-    by policy, and the domain assumptions the record contradicts."""
+    """What screen.lp says of one patient: decisions, the requirements not met and left unknown
+    (at any depth), by policy, and the domain assumptions the record contradicts."""
 
     decided: dict[str, str]
     failed: dict[str, list[str]]
-    open: dict[str, list[str]]
+    unknown: dict[str, list[str]]
     violated: list[str]
 
 
@@ -638,7 +705,9 @@ def default_jobs() -> int:
 
 
 class Summary:
-    """What a run found: decisions per policy, the requirements that stopped patients (the sum of
+    """What a run found: decisions per policy, the patients on an urgent route (meeting it or
+    maybe meeting it, by route and by the action it asks first: counts only, no one named), the
+    requirements that stopped patients (the sum of
     the lines' `stopped_by`), the requirements most often not met at any depth, the funnel
     (how many patients pass each part of the decision, in the policy's order, how many it stops
     and how many it leaves open), the fields most often missing, how many patients each contested
@@ -654,6 +723,9 @@ class Summary:
         self.missing: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.contested: defaultdict[str, Counter[tuple[str, str]]] = defaultdict(Counter)  # (readings, alts)
         self.warnings: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.urgent: defaultdict[str, Counter[tuple[str, str, str]]] = defaultdict(
+            Counter
+        )  # (route, status, action)
         self.funnel: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
             lambda: defaultdict(Counter)
         )  # policy -> step -> met, not_met, unknown, refused_later (unknown, then refused)
@@ -680,6 +752,9 @@ class Summary:
             self.contested[result.policy][contest.label(), contest.described()] += 1
         for warning in result.warnings:
             self.warnings[result.policy][warning.assumption] += 1
+        if result.urgent is not None:
+            urgent = result.urgent
+            self.urgent[result.policy][urgent["route"], urgent["status"], urgent["action"]] += 1
         self._through(result)
 
     def policies(self) -> list[str]:
@@ -710,6 +785,31 @@ class Summary:
             if status != "met":
                 return
 
+    def urgent_json(self, policy: str) -> dict[str, Any]:
+        """The policy's patients on an urgent route: how many meet one (`meets`) and how many may
+        (`may_meet`: some of it met, the rest not known), by route in the policy's order and by
+        the action each asks first (core.urgency), most common first."""
+        counts = self.urgent[policy]
+        routes: dict[str, dict[str, int]] = {}
+        for rid in self._order(policy):
+            met = sum(n for (r, status, _), n in counts.items() if r == rid and status == "met")
+            maybe = sum(n for (r, status, _), n in counts.items() if r == rid and status != "met")
+            if met or maybe:
+                routes[rid] = {"meets": met, "may_meet": maybe}
+        actions: Counter[str] = Counter()
+        for (_, _, action), n in counts.items():
+            actions[action] += n
+        return {
+            "meets": sum(r["meets"] for r in routes.values()),
+            "may_meet": sum(r["may_meet"] for r in routes.values()),
+            "routes": routes,
+            "actions": dict(actions.most_common()),
+        }
+
+    def _order(self, policy: str) -> list[str]:
+        declared = self.rules.policies[policy]
+        return list(dict.fromkeys(r.id for r in declared.below(declared.root)))
+
     def funnel_json(self, policy: str) -> list[dict[str, Any]]:
         requirements = self.rules.policies[policy].requirements
         steps = []
@@ -738,6 +838,7 @@ class Summary:
                 p: {
                     "reference": self.rules.policies[p].reference,
                     "decisions": dict(self.decisions[p]),
+                    "urgent": self.urgent_json(p),
                     "stopped_by": dict(self.stopped_by[p].most_common()),
                     "most_failed": self.failed[p].most_common(10),
                     "most_missing": self.missing[p].most_common(10),

@@ -7,8 +7,9 @@
   is unknown. Values keep their Arrow types, which validation judges as strictly as JSON's; a
   column no value of which could be valid (a string column for a true/false field) or that is
   not a field is refused before any row is read, naming the column and the fix.
-- `OUTPUT`: the result columns, a batch line's (`Screening.to_json`) with `error` for a row
-  that is not a valid patient and `rules`, the rule set's hash. `result_batch` builds them.
+- `OUTPUT`: the result columns, a batch line's (`Screening.to_json`, its `urgent` as the flat
+  columns `formats.results.URGENT` declares for CSV too) with `error` for a row that is not a
+  valid patient and `rules`, the rule set's hash. `result_batch` builds them.
 - `decide_batches`: Spark's `mapInArrow` shape, record batches in and out, with the screener
   built once per process and kept in this module (what Spark pickles is the function's name).
   `decide_frames` is the same for `mapInPandas`; `decide_table` for Polars, DuckDB or pandas
@@ -35,6 +36,7 @@ from ..core.documents import Numbered
 from ..core.errors import InputError
 from ..core.ruleset import Field, RuleSet, load_rules
 from ..engines.batch import CHUNK, LineError, Result, Screener, decide_chunks
+from .results import URGENT, flat
 
 BATCH_ROWS = 8192  # rows of input read at a time
 OUTPUT_ROWS = 1024  # results turned into a record batch at a time (their JSON objects: 2-4 KB each)
@@ -50,6 +52,7 @@ OUTPUT = pa.schema(
         pa.field("policy", _TEXT),
         pa.field("reference", _TEXT),
         pa.field("decision", _TEXT),
+        *(pa.field(c.name, _TEXTS if c.listed else _TEXT) for c in URGENT),
         pa.field("robust", pa.bool_()),
         pa.field("possible", _TEXTS),
         pa.field("stopped_by", _TEXTS),
@@ -96,6 +99,7 @@ MEANING = {
     "policy": "the policy id",
     "reference": "the policy's reference, e.g. ARP 55",
     "decision": "eligible | not_eligible | undetermined, under the adopted reading",
+    **{c.name: c.meaning for c in URGENT},
     "robust": "whether every combination of the clinical readings gives this decision",
     "possible": "the decisions reached under some combination of the clinical readings",
     "stopped_by": "the requirements that refuse the patient or leave the decision open (the parts of "
@@ -120,7 +124,7 @@ def result_batch(results: Sequence[Result], digest: str) -> pa.RecordBatch:
     reader, not `pa.array` over Python lists: that imports pandas where it is installed, 50 MB.)"""
     lines = []
     for result in results:
-        row = result.to_json()
+        row = flat(result.to_json())
         if isinstance(result, LineError) and result.patient is not None:
             row["patient"] = result.patient
         row["rules"] = digest

@@ -1,7 +1,8 @@
 """A cohort's summary as one self-contained HTML page (`llr-asp batch --report FILE.html`, and
-the API's batch summary): per policy, the decisions, the funnel through its criteria, the
-patients each contested reading would decide otherwise, the answers most often missing, the
-records that contradict a domain assumption; then the bad lines. Standard library only."""
+the API's batch summary): per policy, the patients on an urgent route (first), the decisions,
+the funnel through its criteria, the patients each contested reading would decide otherwise,
+the answers most often missing, the records that contradict a domain assumption; then the bad
+lines. Standard library only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..engines.batch import Summary
 from ..engines.cohort_difference import CLASSES, CohortDifference
 from . import charts
 from .htmlpage import document
-from .wording import counted, unnamed_note
+from .wording import counted, unnamed_note, urgent_summary
 
 MARKS = {"eligible": "✔", "not_eligible": "✘", "undetermined": "?"}
 WORDS = {"eligible": "eligible", "not_eligible": "not eligible", "undetermined": "undetermined"}
@@ -34,10 +35,12 @@ def cohort_fragment(summary: Summary, source: str, today: datetime.date | None =
         declared = summary.rules.policies[policy]
         decisions = summary.decisions[policy]
         total = sum(decisions.values())
+        urgent = urgent_summary(f"{declared.reference} {declared.title}", summary.urgent_json(policy))
         out += [
             f'<section class="card" aria-labelledby="c-{escape(policy)}">',
             f'<h2 id="c-{escape(policy)}">{escape(declared.reference)} {escape(declared.title)}: '
             f"{total:,} patients</h2>",
+            *([f'<p class="urgent"><strong>{escape(urgent)}</strong></p>'] if urgent else []),
             '<ul class="decisions">',
             *(
                 f"<li>{MARKS[d]} {WORDS[d]}: <strong>{decisions.get(d, 0):,}</strong>"

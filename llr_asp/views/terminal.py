@@ -42,6 +42,7 @@ from .wording import (
     tone,
     unnamed_note,
     urgent_note,
+    urgent_summary,
     withheld_words,
 )
 
@@ -540,9 +541,10 @@ def funnel_text(summary: Summary, policy: str) -> Text:
 
 
 def summary_view(summary: Summary) -> Group:
-    """Per policy: how many patients got each decision, the funnel through its criteria, the
-    requirements most often not met, the fields most often missing, with bars; then the bad
-    lines. Records that named no policy and were decided for every policy are said first."""
+    """Per policy: the patients on an urgent route first, how many patients got each decision,
+    the funnel through its criteria, the requirements most often not met, the fields most often
+    missing, with bars; then the bad lines. Records that named no policy and were decided for
+    every policy are said first."""
     parts: list[RenderableType] = []
     note = unnamed_note(summary.unnamed, list(summary.rules.policies))
     if note:
@@ -560,6 +562,9 @@ def summary_view(summary: Summary) -> Group:
             table.add_row(
                 Text(VERDICT[decision][0].split(":")[0], style=VERDICT[decision][1]), f"{count} ({share})"
             )
+        said = urgent_summary(f"{policy} ({reference})", summary.urgent_json(policy))
+        if said:  # before the decisions: these patients must not wait
+            parts.append(Text(said, style="bold red"))
         parts.append(table)
         parts.append(funnel_text(summary, policy))
         requirements = summary.rules.policies[policy].requirements

@@ -7,8 +7,8 @@ always said with its qualification, in the same words wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.decision import Contest, Decision, Evidence, Node
 from ..core.ruleset import Field, Policy, RuleSet, Value, show
@@ -645,3 +645,21 @@ def lower_first(text: str) -> str:
 def _said(value: Value | None) -> str:
     """A source's value as a sentence names it: `female`, `8`, `true`."""
     return "no value" if value is None else show(value)
+
+
+def urgent_summary(policy: str, urgent: Mapping[str, Any]) -> str | None:
+    """A policy's urgent patients in a cohort, in one line (Summary.urgent_json), as the terminal
+    and the cohort's page say it first; None for none."""
+    if not urgent["meets"] and not urgent["may_meet"]:
+        return None
+    routes = ", ".join(
+        f"{rid}: {n['meets']} meet{'s' if n['meets'] == 1 else ''}"
+        + (f", {n['may_meet']} may meet" if n["may_meet"] else "")
+        for rid, n in urgent["routes"].items()
+    )
+    actions = ", ".join(f"{action} {n}" for action, n in urgent["actions"].items())
+    return (
+        f"⚠ {policy}: {counted(urgent['meets'] + urgent['may_meet'], 'patient')} on an urgent route "
+        f"the policy says not to wait for ({routes}; to do first: {actions}). Their lines name it "
+        "(`urgent`): they must not wait behind the cohort's order."
+    )
