@@ -6,7 +6,6 @@ with the urgency each line must carry (potassco coom-suite's style)."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from test_batch import random_patient
+from test_seams import changed
 from typer.testing import CliRunner
 
 from llr_asp import Reasoner, RuleSet, load_rules, validate
@@ -42,18 +42,6 @@ def example(name: str) -> dict[str, Any]:
 
 C6 = example("route-c6-destruction-risk.json")  # a man meeting C6 alone, eligible
 C5 = example("route-c5-independence.json")
-
-
-def changed(document: dict[str, Any], **paths: Any) -> dict[str, Any]:
-    """`document` with `group__name=value` changed."""
-    record = copy.deepcopy(document)
-    for path, value in paths.items():
-        *groups, name = path.split("__")
-        node = record
-        for group in groups:
-            node = node[group]
-        node[name] = value
-    return record
 
 
 def prefilled(record: dict[str, Any], auto: tuple[str, ...], policy: str = HIP) -> dict[str, Any]:
