@@ -779,7 +779,7 @@ PLANTED = [
         "seams",
         "web/hookcall.py",
         "    valid.sort(\n"
-        '        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), '
+        '        key=lambda found: (found[1].get("status") in FINAL, authored_at(found[1]) or OLDEST), '
         "reverse=True\n"
         "    )\n",
         "",
@@ -967,7 +967,7 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "web/hookcall.py",
+        "core/documents.py",
         'PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")',
         'PARTIAL_DATE = re.compile(r"[0-9]{4}")',
         "a form dated to the month is taken as the oldest",
@@ -1024,8 +1024,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '        if field not in answered_now:\n            return declared.kind == "fact"',
-        '        if True:\n            return declared.kind == "fact"',
+        "            return not all(declared.supersedes(later, value) for later in answered_now[field])",
+        "            return True",
         "an older form's fact stands against today's answer as a conflict no answer settles",
         SEAMS,
     ),
@@ -1088,8 +1088,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        "if unconfirmed or route_doubts(decision, route):",
-        "if unconfirmed:",
+        "            if route_doubts(decision, route):  # the route itself on an old form's fact",
+        "            if False:  # the route itself on an old form's fact",
         "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
         SEAMS,
     ),
@@ -1223,9 +1223,10 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "web/hookcall.py",
+        "core/documents.py",
         "    if not isinstance(text, str):\n        return None\n",
-        "    if not isinstance(text, str):\n        return OLDEST\n",
+        "    if not isinstance(text, str):\n"
+        "        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)\n",
         "a form with no authored is ranked oldest: an older dated form decides, nothing said",
         SEAMS,
     ),
@@ -1497,8 +1498,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        "        return field not in own_now  # answered now only on the form for every procedure",
-        "        return False",
+        "        return field not in own_now\n",
+        "        return False\n",
         "the form for every procedure's newer 'no' hides this joint's own 'at risk of destruction: yes'",
         SEAMS,
     ),
@@ -1520,7 +1521,7 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "web/hookcall.py",
+        "core/documents.py",
         "    return when if when <= clock.now() + AHEAD else None",
         "    return when",
         "a form dated years ahead outranks a clinician's newest answers",
@@ -1528,7 +1529,7 @@ PLANTED = [
     ),
     Planted(
         "seams",
-        "web/hookcall.py",
+        "core/documents.py",
         "    return when.date() < limit",
         "    return when.date() < limit - datetime.timedelta(days=3650)",
         "answers years old decide a card as if given today",
@@ -1619,9 +1620,8 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        "            if unconfirmed or route_doubts(decision, route):"
-        "  # the route itself on an old form's fact\n"
-        '                return route, "confirm"\n',
+        "            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):\n"
+        '                return route, "confirm"',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
         SEAMS,
@@ -1755,5 +1755,46 @@ PLANTED = [
         "        if False:\n",
         "F7: the terminal's cohort summary leaves out the urgent patients",
         COHORT_URGENT,
+    ),
+    # -- eighteenth review ---------------------------------------------------------------------
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "            if f not in auto:\n                answered_now",
+        "            if True:\n                answered_now",
+        "the EHR's pre-filled 'no' on the newest form hides a clinician's earlier 'at risk: yes'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        'if f not in older or rules.fields[f].kind == "fact"}',
+        "if True}",
+        "every older form's answer to a finding is heard, the superseded ones as a disagreement",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):",
+        "            if unconfirmed:",
+        "a C6 patient refused on A whatever the sex is told to confirm the sex, then ask the ICB now",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "        if stale(document, rules):",
+        "        if False:",
+        "a form of 2016 is a plain robust ELIGIBLE on explain, the API and the page",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "        if len(given) > 2",
+        "        if len(given) > 99",
+        "a headline lists eighteen answers of an old form one by one, the verdict lost behind them",
+        SEAMS,
     ),
 ]

@@ -807,7 +807,10 @@ def test_a_fact_from_an_older_form_is_named_with_its_date_and_confirmed(client: 
     assert card["indicator"] == "warning"
     [filled] = card["extension"]["llr-asp.filled"]
     assert (filled["field"], filled["value"], filled["date"]) == ("sex", "male", "2026-06-01T09:00:00Z")
-    assert "from the ARP 55 answers of 2026-06-01; the newest answers leave it blank" in card["detail"]
+    assert (
+        "from the ARP 55 answers of 2026-06-01; given on an earlier form and not confirmed since"
+        in card["detail"]
+    )
     urgent = copy.deepcopy(body)  # C6 met, two months of care: urgent, the sex only from June
     for entry in urgent["prefetch"]["answers"]["entry"]:
         for item in entry["resource"]["item"]:
@@ -1635,9 +1638,12 @@ def test_next_question_keeps_when_a_form_was_authored_unless_an_answer_is_added(
     [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
     old = decision_response(patient, [decision], RULES)
     old.pop("extension")
-    old |= {"authored": "2024-01-01T09:00:00Z", "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
+    old |= {"authored": "2026-01-01T09:00:00Z", "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
     reply = client.post(NEXT, json=old).json()
-    assert reply["status"] == "completed" and reply["authored"] == "2024-01-01T09:00:00Z", reply["authored"]
+    assert reply["status"] == "completed" and reply["authored"] == "2026-01-01T09:00:00Z", reply["authored"]
+    # older than the ICB allows (answers_current_for/1): its answers are asked again, its date kept
+    reply = client.post(NEXT, json=old | {"authored": "2024-01-01T09:00:00Z"}).json()
+    assert reply["status"] == "in-progress" and reply["authored"] == "2024-01-01T09:00:00Z", reply["status"]
     # a step of a form in progress that adds an answer is authored now
     start = {"resourceType": "QuestionnaireResponse", "status": "in-progress"}
     start["questionnaire"] = "urn:llr-asp:questionnaire:hip-resurfacing"
@@ -2496,3 +2502,96 @@ def test_a_standalone_whatif_names_what_to_confirm_inline(tmp_path: Path, client
         assert first in text, text
     assert "urgent line above" not in terminal + page
     assert "joint.destruction_risk" not in terminal
+
+
+# -- eighteenth review ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("newest", "summary"),
+    [
+        # the newest hip form's 'no' pre-filled from the EHR, left as it was: the EHR's against
+        # the clinician's earlier 'yes': they disagree
+        ({"valueBoolean": False}, "Maybe urgent (C6): find out now. Sources disagree on at risk"),
+        # the newest hip form leaves it blank: the earlier 'yes' is heard, to confirm
+        (None, "Urgent (C6): confirm what the urgency rests on first. At risk of joint destruction"),
+    ],
+)
+def test_a_clinicians_earlier_yes_is_never_lost_behind_a_newer_form_that_does_not_answer_it(
+    client: TestClient, newest: dict[str, Any] | None, summary: str
+) -> None:
+    """Eighteenth review, HIGH: June's hip form answered 'at risk of joint destruction: yes' (C6,
+    two months of care); November's left it blank, or held the EHR's 'no' pre-filled and left as
+    it was. The card read NOT ELIGIBLE (or 'not known'), no urgency, the 'yes' named nowhere.
+    An older form's answer is heard wherever no clinician answered it on the newest form."""
+    answer = None
+    if newest is not None:
+        answer = {"valueBoolean": newest["valueBoolean"], "extension": origin("auto")}
+    body = two_responses(
+        {"joint.destruction_risk": answer},
+        {"joint.destruction_risk": {"valueBoolean": True}},
+        "route-c6-destruction-risk",
+    )
+    for entry in body["prefetch"]["answers"]["entry"]:
+        items = {i["linkId"]: i for i in entry["resource"]["item"]}
+        two = {"value": 2, "unit": "months", "system": "http://unitsofmeasure.org", "code": "mo"}
+        items["conservative.months"] = {"linkId": "conservative.months", "answer": [{"valueQuantity": two}]}
+        entry["resource"]["item"] = list(items.values())
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith(summary), card["summary"]
+    assert (
+        "2026-06-01: yes" in card["detail"] or "yes, from the ARP 55 answers of 2026-06-01" in card["detail"]
+    )
+    assert not card["extension"]["llr-asp.robust"]
+
+
+def test_an_urgent_patient_refused_on_a_whatever_the_sex_is_told_so_not_to_confirm_the_sex() -> None:
+    """Eighteenth review, MEDIUM: C6 met, sex not known, MSK found no end-stage osteoarthritis:
+    robust NOT ELIGIBLE on A, yet every surface said 'first confirm the procedure suits the
+    patient … If it does, ask the ICB now'. A refuses it whatever the sex: `refused`, the
+    urgency standing for the care indicated instead. (A woman by the EHR's gender alone, B short,
+    is still to confirm: the sixth review's test.)"""
+    from llr_asp.views.wording import urgent_note
+
+    record = changed(C6, sex=None, msk__end_stage_oa=False)
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.urgent_json()["action"] == "refused", decision.urgent_json()
+    note = urgent_note(decision) or ""
+    assert "is not met under any reading" in note and "ask the ICB now" not in note, note
+
+
+def test_answers_older_than_the_icb_allows_are_to_confirm_on_every_surface(client: TestClient) -> None:
+    """Eighteenth review, MEDIUM: a hip form of 2016 was a plain ELIGIBLE, robust, everywhere but
+    a CDS card. Past answers_current_for/1 (rules/llr_icb.lp) its answers are to confirm, named
+    by their date, on explain, the API and the page alike; a form of this year decides as before."""
+    from llr_asp.views.wording import headline
+
+    form = prefilled_form(changed(C6), ())
+    for authored, robust in (("2016-01-01", False), ("2026-06-01", True)):
+        dated = form | {"authored": authored}
+        [decision] = Reasoner(RULES).decide(validate(dated, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+        assert decision.robust is robust, decision.possible
+        answer = client.post("/api/v1/explain?policy=hip-resurfacing", json=dated).json()
+        assert answer["robust"] is robust and answer["decision"] == "eligible"
+        if not robust:
+            assert {s["date"] for s in answer["filled"]} == {authored}
+            assert re.search(
+                r"resting on \d+ answers from the ARP 55 answers of 2016-01-01", headline(decision)
+            )
+
+
+def test_of_the_older_forms_the_most_recent_answer_is_heard(client: TestClient) -> None:
+    """Where the newest form leaves a finding blank, the most recent older answer is the one to
+    confirm: September's 'no' after June's 'yes' (a clinician's later answer), never both as a
+    disagreement among forms the newest superseded."""
+    body = two_responses(
+        {"joint.destruction_risk": None}, {"joint.destruction_risk": {"valueBoolean": False}}
+    )
+    oldest = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
+    oldest["resource"]["authored"] = "2026-01-01T09:00:00Z"
+    for item in oldest["resource"]["item"]:
+        if item["linkId"] == "joint.destruction_risk":
+            item["answer"] = [{"valueBoolean": True}]
+    body["prefetch"]["answers"]["entry"].append(oldest)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert "llr-asp.conflicts" not in card["extension"], card["extension"]["llr-asp.conflicts"]
+    filled = [f for f in card["extension"]["llr-asp.filled"] if f["field"] == "joint.destruction_risk"]
+    assert [(f["value"], f["date"][:10]) for f in filled] == [(False, "2026-06-01")], filled

@@ -10,11 +10,15 @@ one is an `InputError` naming the source, the JSON path and the fix.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import datetime
 import json
+import re
 from collections.abc import Collection, Mapping
 from typing import Any, TypeGuard, Union
 
+from . import clock
 from .errors import InputError
 from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
@@ -121,6 +125,15 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             patient = dataclasses.replace(patient, filled=(*patient.filled, *filled))
         named = procedure_of(document, source)
         policy = rules.policies.get(named) if named is not None else None
+        if stale(document, rules):  # answers older than the ICB allows: to confirm, with their date
+            given = {s.field for s in patient.filled}
+            form = f"the {policy.reference} answers" if policy is not None else "the answers"
+            old = [
+                Stated(f, v, form, "earlier", str(document["authored"]))
+                for f, v in patient.values.items()
+                if v is not None and f not in given
+            ]
+            patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
         if named == "all":  # written out again, still the form for every procedure's answers
@@ -452,3 +465,45 @@ def procedure_of(response: dict[str, Any], source: str = "QuestionnaireResponse"
             "send the response of the procedure's own form",
         )
     return next(iter(said.values()), None)
+
+
+PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
+"""A FHIR dateTime given to the year or the month only."""
+LEAP_SECOND = re.compile(r"(T23:59:)60(?=[.Z+-]|$)")
+"""A leap second in a FHIR dateTime (its pattern allows 60), which Python's dates do not."""
+
+
+def authored_at(response: dict[str, Any]) -> datetime.datetime | None:
+    """When a response was authored (None: it does not say, says what is no date, or says a
+    time more than AHEAD from now, which cannot be its date: a form dated years ahead would
+    otherwise outrank a clinician's newest answers); a year or a month alone (FHIR's partial
+    dateTime) is its first day, a leap second (`23:59:60`, which FHIR allows) the second before."""
+    text = response.get("authored")
+    if not isinstance(text, str):
+        return None
+    if PARTIAL_DATE.fullmatch(text):
+        text = (text + "-01-01")[:10]
+    text = LEAP_SECOND.sub(r"\g<1>59", text)
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
+    return when if when <= clock.now() + AHEAD else None
+
+
+AHEAD = datetime.timedelta(days=1)
+"""How far ahead of this server's clock a form's `authored` may be and still be its date (an
+EHR's clock, a time zone written wrongly); later is no date."""
+
+
+def stale(response: dict[str, Any], rules: RuleSet) -> bool:
+    """Whether a response was authored more than answers_current_for/1 months before today: its
+    answers are no longer confirmed for this referral."""
+    months, when = rules.answers_current_for, authored_at(response)
+    if months is None or when is None:
+        return False
+    day = clock.now().date()
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    limit = datetime.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+    return when.date() < limit

@@ -77,7 +77,8 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
     - `confirm`: whether it is suitable is not known (the sex, the knee's compartments), or
       known only from a source no one confirmed (the EHR's administrative gender, an older
       form), or the route itself rests on such a value: confirm that first, never "do not
-      delay the referral" for it, nor "do not refer";
+      delay the referral" for it, nor "do not refer" (unless a requirement beside suitability
+      refuses it whatever the answer: `refused`);
     - `refer`: eligible: refer without delay;
     - `refused`: a requirement beside the one the route cautions about (A: the MSK findings) is
       not met under every reading: this procedure is refused whatever the ICB is asked; the
@@ -106,8 +107,10 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
                 continue
             if unsuitable:
                 return route, "unsuitable"
-            if unconfirmed or route_doubts(decision, route):  # the route itself on an old form's fact
+            if route_doubts(decision, route):  # the route itself on an old form's fact
                 return route, "confirm"
+            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):
+                return route, "confirm"  # (refused on A whatever suits the patient: `refused`, below)
             if decision.decision == "eligible":
                 return route, "refer"
             if steps_to_give(decision):  # care still to give (an MSK assessment) comes first

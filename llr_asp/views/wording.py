@@ -70,9 +70,10 @@ def headline(decision: Verdict) -> str:
         return words
     disputed = getattr(decision, "disputed", ())
     unconfirmed = getattr(decision, "unconfirmed", ())
-    said = " and ".join(f"{_field(decision, s.field)} from {source_words(s)}" for s in unconfirmed)
+    said = _from_sources(decision, unconfirmed)
     if unconfirmed and not disputed and not getattr(decision, "contested", ()):
-        return f"{words} — resting on {said}, not yet confirmed: confirm it first"
+        them = "them" if len(unconfirmed) > 1 else "it"
+        return f"{words} — resting on {said}, not yet confirmed: confirm {them} first"
     # values no one confirmed, and sources that disagree, come first whatever else is open: the
     # ICB is asked on settled, confirmed ones
     fields = ", ".join(_field(decision, c.field) for c in disputed)
@@ -91,6 +92,24 @@ def headline(decision: Verdict) -> str:
     if "eligible" in decision.possible:
         return f"{words} — {first}and another reading of the policy could fund: ask the ICB"
     return f"{words} — {first}readings of the policy text differ"
+
+
+def _from_sources(decision: object, values: Sequence[Stated], valued: bool = False) -> str:
+    """Values no one confirmed, by source: `sex (male) from the answers pre-filled from the EHR`,
+    or, for more than two from one source (a form of years ago), `18 answers from the ARP 55
+    answers of 2016-01-01`, so that the verdict is never lost behind them."""
+    by_source: dict[str, list[Stated]] = {}
+    for stated in values:
+        by_source.setdefault(source_words(stated), []).append(stated)
+    return " and ".join(
+        f"{len(given)} answers from {source}"
+        if len(given) > 2
+        else " and ".join(
+            f"{_field(decision, s.field)}{f' ({_said(s.value)})' if valued else ''} from {source}"
+            for s in given
+        )
+        for source, given in by_source.items()
+    )
 
 
 def _field(decision: object, path: str) -> str:
@@ -119,9 +138,7 @@ def unconfirmed_summary(decision: Decision) -> str | None:
     values = decision.unconfirmed
     if not values:
         return None
-    named = " and ".join(
-        f"{_field(decision, s.field)} ({_said(s.value)}) from {source_words(s)}" for s in values
-    )
+    named = _from_sources(decision, values, valued=True)
     others = [d for d in decision.under_unconfirmed if d != decision.decision]
     under = " or ".join("not yet decided" if d == "undetermined" else VERDICT_WORDS[d] for d in others)
     it = "it" if len(values) == 1 else "them"
@@ -221,7 +238,7 @@ def filled_words(stated: Stated, rules: RuleSet) -> str:
     this referral did."""
     field = rules.fields[stated.field]
     given = {
-        "earlier": "the newest answers leave it blank",
+        "earlier": "given on an earlier form and not confirmed since",
         "prefilled": "no one changed or confirmed it",
         "shared": "given on the form for every procedure, it may be about another joint",
     }.get(stated.kind, "no answer gave it")

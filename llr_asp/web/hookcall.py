@@ -31,23 +31,22 @@ that is a list, an `entry` that is a string, a `coding` that is a number: 422 na
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import clock
 from ..core.documents import (
     FINAL,
     RETRACTED,
+    authored_at,
     is_response,
     patient_document,
     prefilled,
     procedure_of,
     shaped,
+    stale,
     validate,
 )
 from ..core.errors import InputError
@@ -57,10 +56,6 @@ from ..core.sources import Conflict, Stated, answers, settle
 
 HOOKS = ("order-select", "order-sign")
 GENDER = {"male": "male", "female": "female"}  # Patient.gender "other" and "unknown" leave sex unknown
-PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?")
-"""A FHIR dateTime given to the year or the month only."""
-LEAP_SECOND = re.compile(r"(T23:59:)60(?=[.Z+-]|$)")
-"""A leap second in a FHIR dateTime (its pattern allows 60), which Python's dates do not."""
 OLDEST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 CLINICAL_SEX = "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse"
 CLINICAL_SEX_SYSTEM = "http://terminology.hl7.org/CodeSystem/sex-parameter-for-clinical-use"
@@ -174,7 +169,7 @@ def read_call(call: Any, rules: RuleSet, policy: Policy, served: str | None = No
     # (a form whose date cannot be told ranks below the dated ones of its kind, yet counts as new
     # as the newest: `_as_new`; never silently older than any)
     valid.sort(
-        key=lambda found: (found[1].get("status") in FINAL, _authored(found[1]) or OLDEST), reverse=True
+        key=lambda found: (found[1].get("status") in FINAL, authored_at(found[1]) or OLDEST), reverse=True
     )
     # the family whose questionnaire each answers (any edition's form serves every edition)
     procedures = [_family(_procedure(r, f"prefetch.{key}"), rules) for key, r in valid]
@@ -329,7 +324,7 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     they disagree it is a conflict, never the server's order deciding."""
     if (response.get("status") in FINAL) != (newest.get("status") in FINAL):
         return False
-    one, other = _authored(response), _authored(newest)
+    one, other = authored_at(response), authored_at(newest)
     if one is None or other is None or one == other:
         return True
     dated = [r.get("authored") for r in (response, newest)]
@@ -338,51 +333,15 @@ def _as_new(response: dict[str, Any], newest: dict[str, Any]) -> bool:
     return coarse is not None and one.date().isoformat()[:coarse] == other.date().isoformat()[:coarse]
 
 
-def _authored(response: dict[str, Any]) -> datetime.datetime | None:
-    """When a response was authored (None: it does not say, says what is no date, or says a
-    time more than AHEAD from now, which cannot be its date: a form dated years ahead would
-    otherwise outrank a clinician's newest answers); a year or a month alone (FHIR's partial
-    dateTime) is its first day, a leap second (`23:59:60`, which FHIR allows) the second before."""
-    text = response.get("authored")
-    if not isinstance(text, str):
-        return None
-    if PARTIAL_DATE.fullmatch(text):
-        text = (text + "-01-01")[:10]
-    text = LEAP_SECOND.sub(r"\g<1>59", text)
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    when = when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
-    return when if when <= clock.now() + AHEAD else None
-
-
-AHEAD = datetime.timedelta(days=1)
-"""How far ahead of this server's clock a form's `authored` may be and still be its date (an
-EHR's clock, a time zone written wrongly); later is no date."""
-
-
-def _stale(response: dict[str, Any], rules: RuleSet) -> bool:
-    """Whether a response was authored more than answers_current_for/1 months before today: its
-    answers are no longer confirmed for this referral."""
-    months, when = rules.answers_current_for, _authored(response)
-    if months is None or when is None:
-        return False
-    day = clock.now().date()
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    limit = datetime.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
-    return when.date() < limit
-
-
 def _older(response: dict[str, Any], other: dict[str, Any]) -> bool:
     """Whether `response` was certainly authored before `other` (both readably dated)."""
-    one, two = _authored(response), _authored(other)
+    one, two = authored_at(response), authored_at(other)
     return one is not None and two is not None and one < two
 
 
 def _dated(response: dict[str, Any]) -> bool:
     """Whether a response says when it was authored, readably."""
-    return _authored(response) is not None
+    return authored_at(response) is not None
 
 
 def _elsewhere(
@@ -409,11 +368,12 @@ def _record(
 ) -> tuple[dict[str, Any], Any]:
     """The patient record the prefetch gives, and how its sources settled (`core/sources.py`):
     every answer of the newest QuestionnaireResponse (with the prefetch key it came in); what
-    older responses answered that the newest does not settle, named, to confirm (`earlier`):
-    a fact (kind/2) the newest leaves blank, a fact it answers otherwise than as the fact may
-    change (changes/2: a sex never does; the sources disagree), and this procedure's own answer
-    where the newest's comes only from the form for every procedure (which may describe
-    another joint); and the Patient's sex for clinical use, else its administrative gender.
+    older responses answered that no clinician answered on the newest form of this procedure
+    (left blank, pre-filled from the EHR, answered only on the form for every procedure, which
+    may describe another joint), named, to confirm (`earlier`), the most recent older answer of
+    each; a fact the newest answers otherwise than as the fact may change (changes/2: a sex never
+    does; the sources disagree); and the Patient's sex for clinical use, else its
+    administrative gender.
     Answers older than answers_current_for/1 months are to confirm (`earlier`) however new.
     Anything else is unknown."""
     statements: list[Stated] = []
@@ -435,21 +395,26 @@ def _record(
                 own_now |= set() if shared else {f}
 
     def heard(field: str, value: Value) -> bool:
-        """Whether an older form's answer is heard beside the newest's (as `earlier`)."""
+        """Whether an older form's answer is heard beside the newest's (as `earlier`, to confirm):
+        wherever no clinician answered it on the newest form of this procedure (left blank,
+        pre-filled from the EHR and left as it was, or answered only on the form for every
+        procedure, which may describe another joint); and a fact the newest answers otherwise
+        than as the fact may change (changes/2: then they disagree)."""
         declared = rules.fields[field]
-        if field not in answered_now:
-            return declared.kind == "fact"  # a fact the newest leaves blank
-        if declared.kind == "fact":  # answered otherwise than as it may change: they disagree
+        if declared.kind == "fact" and field in answered_now:
             return not all(declared.supersedes(later, value) for later in answered_now[field])
-        return field not in own_now  # answered now only on the form for every procedure
+        return field not in own_now
 
+    older: set[str] = set()  # the fields an older form's answer is heard for already
     for response, values, every, auto, shared in read:
-        if not every:
+        if not every:  # of the older forms, the most recent answer of each (every one of a fact)
             values = {f: v for f, v in values.items() if not (shared and rules.fields[f].kind != "fact")}
             values = {f: v for f, v in values.items() if heard(f, v)}
+            values = {f: v for f, v in values.items() if f not in older or rules.fields[f].kind == "fact"}
+            older |= values.keys()
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
-        current = every and not _stale(response, rules)
+        current = every and not stale(response, rules)
         mine = {f: v for f, v in values.items() if not every or f not in auto}
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
