@@ -1797,4 +1797,20 @@ PLANTED = [
         "a headline lists eighteen answers of an old form one by one, the verdict lost behind them",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '    if answer.advice == "refused" and refused:',
+        "    if False:",
+        "a standalone what-if says 'refused on another requirement (see above)' with nothing above",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'f"find out now ({unknown}: not yet known); if',
+        'f"find out now ({unknown}); if',
+        "'find out now (conservative management is contra-indicated)' reads as a statement of fact",
+        SEAMS,
+    ),
 ]

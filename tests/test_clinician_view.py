@@ -375,7 +375,7 @@ def test_a_route_the_patient_may_meet_is_said_first_with_what_to_find_out() -> N
     document["independence"]["immediate_danger"] = None
     line = _urgent_line(document, "hip-resurfacing")
     assert line.startswith("⚠ May meet an urgent route (C5: severe pain and impairment")
-    assert "find out now (in immediate danger of losing independence)" in line
+    assert "find out now (in immediate danger of losing independence: not yet known)" in line
     letter = runner.invoke(
         app,
         [

@@ -2595,3 +2595,19 @@ def test_of_the_older_forms_the_most_recent_answer_is_heard(client: TestClient) 
     assert "llr-asp.conflicts" not in card["extension"], card["extension"]["llr-asp.conflicts"]
     filled = [f for f in card["extension"]["llr-asp.filled"] if f["field"] == "joint.destruction_risk"]
     assert [(f["value"], f["date"][:10]) for f in filled] == [(False, "2026-06-01")], filled
+
+
+def test_the_urgent_lines_words_name_what_refuses_and_ask_what_is_not_known(
+    whatif_of: Any,
+) -> None:
+    """Eighteenth review, LOW: a standalone what-if said 'refused on another requirement … (see
+    above)' with nothing above; 'find out now (conservative management is contra-indicated)'
+    read as a statement of fact."""
+    from llr_asp.views.wording import urgent_note, withheld_words
+
+    said = withheld_words(whatif_of(changed(C6, msk__end_stage_oa=False)), RULES) or ""
+    assert "A (assessed by MSK Services" in said and "see above" not in said, said
+    record = changed(C5, conservative__months=3, conservative__contraindicated=None)
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision) or ""
+    assert "(conservative management is contra-indicated: not yet known)" in note, note

@@ -409,6 +409,13 @@ def withheld_words(answer: WhatIf, rules: RuleSet) -> str | None:
     }.get(answer.advice or "", "ask the ICB now")
     if answer.advice == "confirm":
         first = _confirm_first(decided, route, rules) if decided else "first confirm the facts"
+    refused = refused_beside(decided, _cautioned(policy, route)) if decided is not None else []
+    if answer.advice == "refused" and refused:  # named here: a standalone what-if has nothing above
+        failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+        first = (
+            f"this procedure is refused whatever the ICB is asked: {failed} "
+            f"{'is' if len(refused) == 1 else 'are'} not met under any reading"
+        )
     return f"Meets an urgent route ({label}): {wait} — {first}. {sentence}"
 
 
@@ -604,7 +611,8 @@ def urgent_note(decision: Decision) -> str | None:
             unknown = f"the sources disagree: {unknown}" if not node.children else unknown
         return (
             f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
-            f"find out now ({unknown}); if it is met, ask the ICB without waiting for more care."
+            f"find out now ({unknown}: not yet known); if it is met, ask the ICB without waiting for "
+            "more care."
         )
     if advice == "settle":
         return f"{met} — settle what is still open (below) now, without waiting. “{policy.sentence(route)}”"
