@@ -1841,6 +1841,9 @@ def test_whatif_never_turns_a_patient_away_on_a_prefilled_sex(whatif_of: Any) ->
     assert json_said["cannot"]["to_confirm"] == {"sex": "female"}
     assert "This procedure is not for the patient" not in words, words
     assert "confirm" in words and "pre-filled from the EHR" in words, words
+    # (eighteenth review, LOW: 'not met only on values no one has confirmed' said of a requirement
+    # not met on the clinician's own answer; what rests on the unconfirmed value is any change)
+    assert "is not met, and whether anything could change that rests on values no one has confirmed" in words
 
 
 def next_step(page: str) -> str:

@@ -296,9 +296,9 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     if blocker.to_confirm:  # in the way only on values no one confirmed: never a fact, confirm first
         urgent = answer.urgent
         return (
-            f"{blocker.label} ({blocker.requirement}) is not met only on values no one has confirmed for "
-            f"this referral: first confirm {confirm_words(blocker.to_confirm, rules)}. No change to the "
-            "record is offered meanwhile"
+            f"{blocker.label} ({blocker.requirement}) is not met, and whether anything could change that "
+            f"rests on values no one has confirmed for this referral: first confirm "
+            f"{confirm_words(blocker.to_confirm, rules)}. No change to the record is offered meanwhile"
             + (
                 f"; if it holds: {policy.unsuitable[blocker.requirement]}"
                 if blocker.requirement in policy.unsuitable
