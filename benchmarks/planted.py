@@ -1088,8 +1088,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        "            if route_doubts(decision, route):  # the route itself on an old form's fact",
-        "            if False:  # the route itself on an old form's fact",
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:",
+        "            if unconfirmed and not refused_beyond:",
         "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
         SEAMS,
     ),
@@ -1433,8 +1433,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '    first = f"first confirm {unsure}; if it holds, " if unsure else ""\n',
-        '    first = ""\n',
+        '    first = f"first confirm {unsure}; if it holds, " if unsure else ""\n    if advice == "refer":',
+        '    first = ""\n    if advice == "refer":',
         "an urgent 'refer without delay' or 'refused' rests on a pre-filled MSK finding, unsaid",
         SEAMS,
     ),
@@ -1620,7 +1620,7 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        "            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):\n"
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:\n"
         '                return route, "confirm"',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
@@ -1776,8 +1776,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        "            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):",
-        "            if unconfirmed:",
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:",
+        "            if route_doubts(decision, route) or unconfirmed:",
         "a C6 patient refused on A whatever the sex is told to confirm the sex, then ask the ICB now",
         SEAMS,
     ),
@@ -1811,6 +1811,47 @@ PLANTED = [
         'f"find out now ({unknown}: not yet known); if',
         'f"find out now ({unknown}); if',
         "'find out now (conservative management is contra-indicated)' reads as a statement of fact",
+        SEAMS,
+    ),
+    # -- nineteenth review ----------------------------------------------------------------------
+    Planted(
+        "seams",
+        "core/urgency.py",
+        '    for conflict in getattr(decision, "conflicts", ()):',
+        '    for conflict in getattr(decision, "disputed", ()):',
+        "a clinician's 'at risk: yes' against the EHR's 'no': no urgency where the verdict is not at stake",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        'joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}',
+        'joint = {f: v for f, v in mine.items() if every and shared and rules.fields[f].kind != "fact"}',
+        "an older form for every procedure's joint answers pass as this procedure's own",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "        unsure = known_only(decision, [*decision.unconfirmed, *shaky])",
+        "        unsure = known_only(decision, decision.unconfirmed)",
+        "a refusal of an urgent patient never says the route itself rests on a pre-filled value",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        elif steps:\n            then = f"first, now: {steps}; then {then}"',
+        '        elif False:\n            then = f"first, now: {steps}; then {then}"',
+        "a maybe-urgent patient never assessed by MSK is told the care indicated instead, not to assess",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        '        shaky = advice == "refused" and bool(route_doubts(decision, node.id))',
+        "        shaky = False",
+        "a card says 'refused: the care indicated instead, now' before the route's pre-filled fact",
         SEAMS,
     ),
 ]

@@ -2614,3 +2614,81 @@ def test_the_urgent_lines_words_name_what_refuses_and_ask_what_is_not_known(
     [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     note = urgent_note(decision) or ""
     assert "(conservative management is contra-indicated: not yet known)" in note, note
+
+
+# -- nineteenth review ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("changes", "then"),
+    [
+        ({"msk.assessed": {"valueBoolean": False}}, "first, now: assessed by Musculoskeletal Services"),
+        (
+            {"msk.end_stage_oa": {"valueBoolean": False}},
+            "the urgency stands for the care indicated instead: A (",
+        ),
+        ({"sex": {"valueCoding": {"code": "female"}}}, "the urgency is for the procedure indicated instead"),
+    ],
+)
+def test_a_route_a_source_says_is_met_is_maybe_urgent_whatever_else_the_patient_stands_on(
+    client: TestClient, changes: dict[str, Any], then: str
+) -> None:
+    """Nineteenth review, HIGH: June's 'at risk of joint destruction: yes' against November's 'no'
+    pre-filled from the EHR, for a patient not yet assessed, refused on A, or a woman: 'Does not
+    meet ARP 55', robust, no urgent line, the conflict in the extension alone (the decision did
+    not turn on it). Maybe urgent, with what it asks as the patient stands."""
+    body = two_responses(
+        {"joint.destruction_risk": {"valueBoolean": False, "extension": origin("auto")}, **changes},
+        {"joint.destruction_risk": {"valueBoolean": True}, **changes},
+        "route-c6-destruction-risk",
+    )
+    if "sex" in changes:  # a woman by every source
+        body["prefetch"]["patient"]["gender"] = "female"
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Maybe urgent (C6): find out now."), card["summary"]
+    line = next(b for b in card["detail"].split("\n\n") if "May meet an urgent route (C6" in b)
+    assert then in line, line
+    assert "ask the ICB without waiting" not in line or then.startswith("first, now"), line
+
+
+@pytest.mark.parametrize(
+    ("newest", "summary"), [(None, "Urgent (C6): confirm"), (False, "Maybe urgent (C6)")]
+)
+def test_an_older_shared_forms_joint_answer_is_heard_as_one_to_confirm(
+    client: TestClient, newest: bool | None, summary: str
+) -> None:
+    """Nineteenth review, HIGH: June's form for every procedure said 'at risk of joint destruction:
+    yes'; November's hip form left it blank (or held the EHR's 'no', pre-filled): no urgency, the
+    'yes' nowhere. It is heard as the shared form's answer (it may be another joint's): to
+    confirm, or a disagreement."""
+    answer = None if newest is None else {"valueBoolean": newest, "extension": origin("auto")}
+    body = two_responses(
+        {"joint.destruction_risk": answer},
+        {"joint.destruction_risk": {"valueBoolean": True}},
+        "route-c6-destruction-risk",
+    )
+    body["prefetch"]["answers"]["entry"][1]["resource"]["questionnaire"] = "urn:llr-asp:questionnaire:all"
+    for entry in body["prefetch"]["answers"]["entry"]:
+        two = {"value": 2, "unit": "months", "system": "http://unitsofmeasure.org", "code": "mo"}
+        items = {i["linkId"]: i for i in entry["resource"]["item"]}
+        items["conservative.months"] = {"linkId": "conservative.months", "answer": [{"valueQuantity": two}]}
+        entry["resource"]["item"] = list(items.values())
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith(summary), card["summary"]
+    assert "the form for every procedure of 2026-06-01" in card["detail"], card["detail"][:600]
+
+
+def test_a_route_on_an_unconfirmed_fact_of_a_patient_refused_on_a_is_refused_after_confirming_it() -> None:
+    """Nineteenth review, MEDIUM: not end-stage (A refused under every reading), 'at risk of joint
+    destruction' pre-filled from the EHR: 'first confirm … If it holds, ask the ICB now' for a
+    procedure A refuses. Confirm it, and if it holds, the urgency stands for the care instead."""
+    from llr_asp.views.wording import urgent_note
+
+    form = prefilled_form(changed(C6, msk__end_stage_oa=False), ("joint.destruction_risk",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.urgent_json()["action"] == "refused", decision.urgent_json()
+    note = urgent_note(decision) or ""
+    assert "first confirm at risk of joint destruction" in note and "ask the ICB now" not in note, note
+    assert "is not met under any reading: this procedure is refused" in note, note
+    from llr_asp.web.cards import card
+
+    summary = card(decision, RULES, "http://x")["summary"]
+    assert summary.startswith("Urgent (C6): first confirm the values below, then refused"), summary

@@ -102,15 +102,16 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
     )
     unconfirmed = any(status.get(rid) == "unknown" for rid in policy.unsuitable) or bool(doubted)
     for rid, routes in policy.cautions.items():
+        refused_beyond = set(refused_parts(decision, rid)) - set(policy.unsuitable)
         for route in routes:
             if status.get(route) != "met":
                 continue
             if unsuitable:
                 return route, "unsuitable"
-            if route_doubts(decision, route):  # the route itself on an old form's fact
+            # the route itself on an old form's fact, or whether the procedure suits not known:
+            # confirm first, unless a requirement beside suitability refuses it whatever they are
+            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:
                 return route, "confirm"
-            if unconfirmed and not set(refused_parts(decision, rid)) - set(policy.unsuitable):
-                return route, "confirm"  # (refused on A whatever suits the patient: `refused`, below)
             if decision.decision == "eligible":
                 return route, "refer"
             if steps_to_give(decision):  # care still to give (an MSK assessment) comes first
@@ -118,6 +119,10 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
             if refused_parts(decision, rid):
                 return route, "refused"
             return route, "ask" if status.get(rid) != "met" else "settle"
+    for routes in policy.cautions.values():  # a source says it is met, another not: whatever else
+        for route in routes:
+            if status.get(route) == "unknown" and _disputed_meets(decision, route):
+                return route, "find out"
     if unsuitable or decision.decision == "eligible":
         return None
     for rid, routes in policy.cautions.items():
@@ -125,19 +130,17 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
             parts = [status.get(c) for c in policy.requirements[route].parts] if route in status else []
             if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
                 return route, "find out"  # some of it met, none refuted, the rest not known
-            if status.get(route) == "unknown" and _disputed_meets(decision, route):
-                return route, "find out"  # a source says it is met, another not (B met or not)
     return None
 
 
 def _disputed_meets(decision: Judged, route: str) -> bool:
-    """Whether sources that disagree on a field the route tests (`Decision.disputed`; a cohort's
-    line weighs none) may meet it: one of them gives the value its condition asks (`= true`),
-    or, for a route of several conditions or another comparison, any disagreement on what it
-    tests (it may)."""
+    """Whether sources that disagree on a field the route tests (`Decision.conflicts`, whether or
+    not the decision turns on them; a cohort's line weighs none) may meet it: one of them gives
+    the value its condition asks (`= true`), or, for a route of several conditions or another
+    comparison, any disagreement on what it tests (it may)."""
     test = decision.policy.requirements[route].test
     tested = set(decision.policy.tested_below(route))
-    for conflict in getattr(decision, "disputed", ()):
+    for conflict in getattr(decision, "conflicts", ()):
         if conflict.field not in tested:
             continue
         wanted = [test.value] if test is not None and test.op == "eq" and test.field == conflict.field else []

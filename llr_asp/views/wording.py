@@ -591,6 +591,9 @@ def urgent_note(decision: Decision) -> str | None:
     if advice == "refused":
         refused = refused_beside(decision, _cautioned(policy, route))
         failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+        shaky = [s for s in route_doubts(decision, route) if s not in decision.unconfirmed]
+        unsure = known_only(decision, [*decision.unconfirmed, *shaky])  # the route's own facts too
+        first = f"first confirm {unsure}; if it holds, " if unsure else ""
         return (
             f"{met} — {first}{failed} {'is' if len(refused) == 1 else 'are'} not met under any "
             "reading: this procedure is refused whatever the ICB is asked. The urgency stands for "
@@ -605,14 +608,30 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "find out":
         unknown = "; ".join(lower_first(c.label) for c in node.children if c.status == "unknown")
-        disputed = [c.field for c in decision.disputed if c.field in policy.tested_below(route)]
+        disputed = [c.field for c in decision.conflicts if c.field in policy.tested_below(route)]
         if disputed:  # the sources disagree on what it tests
             unknown = "; ".join([*filter(None, [unknown]), *(_field(decision, f) for f in disputed)])
             unknown = f"the sources disagree: {unknown}" if not node.children else unknown
+        then = "ask the ICB without waiting for more care"  # what it asks if met, as the patient stands
+        refused = refused_beside(decision, _cautioned(policy, route))
+        steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
+        suits = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
+        if "not_met" in suits:
+            then = "the urgency is for the procedure indicated instead: this one does not suit the patient"
+        elif "unknown" in suits:
+            first = "; ".join(unconfirmed_suitability(decision)) or "it is not for every patient"
+            then = f"first confirm the procedure suits the patient ({first}); if it does, {then}"
+        elif steps:
+            then = f"first, now: {steps}; then {then}"
+        elif refused:
+            failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+            then = (
+                f"the urgency stands for the care indicated instead: {failed} "
+                f"{'is' if len(refused) == 1 else 'are'} not met under any reading"
+            )
         return (
             f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
-            f"find out now ({unknown}: not yet known); if it is met, ask the ICB without waiting for "
-            "more care."
+            f"find out now ({unknown}: not yet known); if it is met, {then}."
         )
     if advice == "settle":
         return f"{met} — settle what is still open (below) now, without waiting. “{policy.sentence(route)}”"

@@ -292,7 +292,8 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             "assess": "first " + "; ".join(lower_first(n.label) for n in care_steps(decision)),
             "refused": "refused on another requirement: the care indicated instead, now",
         }.get(advice, "find out now")
-        if decision.unconfirmed and advice in ("refer", "refused"):  # the verdict rests on them
+        shaky = advice == "refused" and bool(route_doubts(decision, node.id))  # the route's own facts
+        if (decision.unconfirmed or shaky) and advice in ("refer", "refused"):  # the verdict rests on them
             act = f"first confirm the values below, then {act}"
         elif found.draft and found.answered and advice in ("refer", "refused"):  # it may change them
             act = f"read the newer form in progress first, then {act}"

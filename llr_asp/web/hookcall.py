@@ -408,7 +408,6 @@ def _record(
     older: set[str] = set()  # the fields an older form's answer is heard for already
     for response, values, every, auto, shared in read:
         if not every:  # of the older forms, the most recent answer of each (every one of a fact)
-            values = {f: v for f, v in values.items() if not (shared and rules.fields[f].kind != "fact")}
             values = {f: v for f, v in values.items() if heard(f, v)}
             values = {f: v for f, v in values.items() if f not in older or rules.fields[f].kind == "fact"}
             older |= values.keys()
@@ -419,7 +418,7 @@ def _record(
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
         # patient (kind/2 `fact`: the sex) are the clinician's answers
-        joint = {f: v for f, v in mine.items() if every and shared and rules.fields[f].kind != "fact"}
+        joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}
         mine = {f: v for f, v in mine.items() if f not in joint}
         statements += answers(
             mine, f"the {policy.reference} answers", date, "answer" if current else "earlier"
