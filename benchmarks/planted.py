@@ -1854,4 +1854,20 @@ PLANTED = [
         "a card says 'refused: the care indicated instead, now' before the route's pre-filled fact",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "formats/fhir.py",
+        "    if value is not None:  # when it was given",
+        "    if False:  # when it was given",
+        "an answer given on the page to a form of years ago takes the form's date: asked for ever",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        'f for f, when in since.items() if not stale({"authored": when}, rules)',
+        "f for f, when in since.items() if False",
+        "an answer dated today in a form of years ago is still to confirm: the page never moves on",
+        SEAMS,
+    ),
 ]

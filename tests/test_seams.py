@@ -2692,3 +2692,19 @@ def test_a_route_on_an_unconfirmed_fact_of_a_patient_refused_on_a_is_refused_aft
 
     summary = card(decision, RULES, "http://x")["summary"]
     assert summary.startswith("Urgent (C6): first confirm the values below, then refused"), summary
+
+
+def test_an_answer_given_on_the_page_to_an_old_form_is_heard_as_given_today(client: TestClient) -> None:
+    """Nineteenth review, MEDIUM: on the page, a form of 2025 (older than answers_current_for/1)
+    asked 'What is the patient's sex?' again and again: the answer went into the old form and
+    took its date. An answer the page adds carries its own date (urn:llr-asp:answered): heard as
+    given today, the next value to confirm asked."""
+    stale = prefilled_form(changed(C6), ()) | {"authored": "2025-06-01"}
+    form = {"record": json.dumps(stale), "policy": "hip-resurfacing", "field": "sex", "answer": "male"}
+    page = client.post("/ask", data=form | {"trail": "sex"}).text
+    record = json.loads(html.unescape(re.search(r'name="record" value="([^"]*)"', page).group(1)))
+    [sex] = [i for i in record["item"] if i["linkId"] == "sex"]
+    assert sex["extension"][0]["url"] == "urn:llr-asp:answered", sex
+    patient = validate(record, RULES, "t")
+    assert "sex" not in {s.field for s in patient.filled}, patient.filled
+    assert len(patient.filled) == len(validate(stale, RULES, "t").filled) - 1

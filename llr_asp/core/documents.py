@@ -126,7 +126,10 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         named = procedure_of(document, source)
         policy = rules.policies.get(named) if named is not None else None
         if stale(document, rules):  # answers older than the ICB allows: to confirm, with their date
-            given = {s.field for s in patient.filled}
+            since = answered_on(document, rules)  # (but an answer given since: as old as its own date)
+            given = {s.field for s in patient.filled} | {
+                f for f, when in since.items() if not stale({"authored": when}, rules)
+            }
             form = f"the {policy.reference} answers" if policy is not None else "the answers"
             old = [
                 Stated(f, v, form, "earlier", str(document["authored"]))
@@ -262,6 +265,34 @@ INFORMATION_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/inf
 """Da Vinci DTR's extension on an answered item saying where its answer came from: its `source`
 is `auto` (pre-populated from the EHR, left as it was), `override` (pre-populated, then changed
 by the user) or `manual`."""
+
+
+ANSWERED = "urn:llr-asp:answered"
+"""An extension on an answered item (`valueDateTime`): when the clinician gave that answer, where
+it differs from the response's `authored` (an answer given today on the page to a form of years
+ago): that answer is as old as its own date, the form's others as the form."""
+
+
+def answered_on(response: dict[str, Any], rules: RuleSet) -> dict[str, str]:
+    """The fields whose item says when its answer was given (ANSWERED), with that date."""
+    found: dict[str, str] = {}
+
+    def walk(items: Any) -> None:
+        for entry in items if isinstance(items, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            link, extensions = entry.get("linkId"), entry.get("extension")
+            for extension in extensions if isinstance(extensions, list) else []:
+                when = extension.get("valueDateTime") if isinstance(extension, dict) else None
+                if extension.get("url") == ANSWERED and isinstance(when, str) and link in rules.fields:
+                    found[str(link)] = when
+            walk(entry.get("item"))
+            given = entry.get("answer")
+            for answer in given if isinstance(given, list) else []:
+                walk(answer.get("item") if isinstance(answer, dict) else None)
+
+    walk(response.get("item"))
+    return found
 
 
 def prefilled(response: dict[str, Any], rules: RuleSet) -> frozenset[str]:

@@ -21,8 +21,9 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..core import clock
 from ..core.documents import ADAPTIVE as ADAPTIVE_NAME
-from ..core.documents import INFORMATION_ORIGIN, PREFIX, value_system
+from ..core.documents import ANSWERED, INFORMATION_ORIGIN, PREFIX, value_system
 from ..core.patient import Patient
 from ..core.ruleset import Field, Policy, RuleSet, Value
 from ..views.wording import headline, not_for_the_patient, urgent_note
@@ -396,10 +397,16 @@ def _value(field: Field, value: Value) -> dict[str, Any]:
 
 def with_answer(response: dict[str, Any], field: Field, value: Value | None) -> dict[str, Any]:
     """A copy of a QuestionnaireResponse with the clinician's answer to `field` (None: asked, not
-    known) in place of any it held: the page's interview goes on from a pasted form, and the
-    form's other answers (their sources, its date) stay as they were."""
+    known) in place of any it held, dated (ANSWERED: the form's `authored` says when its other
+    answers were given): the page's interview goes on from a pasted form, and the form's other
+    answers (their sources, its date) stay as they were."""
     updated = without_answer(response, field.path)
-    updated["item"] = [*updated.get("item", []), _answered_item(field, value)]
+    answered = _answered_item(field, value)
+    if value is not None:  # when it was given: the form's `authored` may be years before
+        answered["extension"] = [
+            {"url": ANSWERED, "valueDateTime": clock.now().isoformat(timespec="seconds")}
+        ]
+    updated["item"] = [*updated.get("item", []), answered]
     return updated
 
 
