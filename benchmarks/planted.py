@@ -1088,8 +1088,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:",
-        "            if unconfirmed and not refused_beyond:",
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused:",
+        "            if unconfirmed and not refused:",
         "an urgent route resting on an older form's fact says 'ask the ICB now; do not delay'",
         SEAMS,
     ),
@@ -1620,7 +1620,7 @@ PLANTED = [
     Planted(
         "urgent",
         "core/urgency.py",
-        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:\n"
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused:\n"
         '                return route, "confirm"',
         "",
         "an urgent route with the sex (or compartments) unknown says 'do not delay the referral'",
@@ -1776,7 +1776,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        "            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:",
+        "            if (route_doubts(decision, route) or unconfirmed) and not refused:",
         "            if route_doubts(decision, route) or unconfirmed:",
         "a C6 patient refused on A whatever the sex is told to confirm the sex, then ask the ICB now",
         SEAMS,
@@ -1784,8 +1784,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        "        if stale(document, rules):",
-        "        if False:",
+        '            and stale({"authored": since[f]} if f in since else document, rules)\n',
+        "            and False\n",
         "a form of 2016 is a plain robust ELIGIBLE on explain, the API and the page",
         SEAMS,
     ),
@@ -1865,9 +1865,50 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        'f for f, when in since.items() if not stale({"authored": when}, rules)',
-        "f for f, when in since.items() if False",
-        "an answer dated today in a form of years ago is still to confirm: the page never moves on",
+        '            Stated(f, v, form, "earlier", since.get(f) or str(document.get("authored")))',
+        '            Stated(f, v, form, "earlier", str(document.get("authored")))',
+        "an old answer in a current form is named by the form's date, not its own",
+        SEAMS,
+    ),
+    # -- twentieth review -----------------------------------------------------------------------
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        'older |= {f for f in values if f not in auto and not (shared and rules.fields[f].kind != "fact")}',
+        "older |= values.keys()",
+        "an older form's pre-filled 'no' hides a clinician's 'at risk: yes' on a form before it",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "        theirs = {f: v for f, v in values.items() if f in auto}",
+        "        theirs = {f: v for f, v in values.items() if every and f in auto}",
+        "an older form's value pre-filled from the EHR is dropped, never named",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "            refused = bool(refused_beyond) and not steps_to_give(decision)",
+        "            refused = bool(refused_beyond)",
+        "an unassessed patient's urgency on a pre-filled value: 'first assess, then ask the ICB', no confirm",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        'since = {f: w for f, w in answered_on(document, rules).items() if authored_at({"authored": w})}',
+        "since = answered_on(document, rules)",
+        "an answer dated 'unknown' or 2099 in a form of 2016 passes as current",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        '            and stale({"authored": since[f]} if f in since else document, rules)',
+        "            and stale(document, rules)",
+        "an answer dated 2015 in a form of this year passes as current",
         SEAMS,
     ),
 ]

@@ -2708,3 +2708,70 @@ def test_an_answer_given_on_the_page_to_an_old_form_is_heard_as_given_today(clie
     patient = validate(record, RULES, "t")
     assert "sex" not in {s.field for s in patient.filled}, patient.filled
     assert len(patient.filled) == len(validate(stale, RULES, "t").filled) - 1
+
+
+# -- twentieth review -----------------------------------------------------------------------------
+def test_a_prefilled_or_shared_value_on_a_form_between_hides_no_clinicians_older_answer(
+    client: TestClient,
+) -> None:
+    """Twentieth review, HIGH: November's and October's hip forms held the EHR's 'no', pre-filled
+    and left as it was; June's a clinician's 'yes'. Of the older forms only the most recent answer
+    was heard, October's pre-filled 'no' (named as 'the ARP 55 answers'): no conflict, no urgency.
+    A pre-filled or shared value hides no clinician's answer, and is named as what it is."""
+    no = {"valueBoolean": False, "extension": origin("auto")}
+    body = two_responses(
+        {"joint.destruction_risk": no}, {"joint.destruction_risk": no}, "route-c6-destruction-risk"
+    )
+    june = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
+    june["resource"]["authored"] = "2026-02-01T09:00:00Z"
+    for item in june["resource"]["item"]:
+        if item["linkId"] == "joint.destruction_risk":
+            item["answer"] = [{"valueBoolean": True}]
+    body["prefetch"]["answers"]["entry"].append(june)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Maybe urgent (C6): find out now."), card["summary"]
+    [conflict] = card["extension"]["llr-asp.conflicts"]
+    said = {(v["value"], v["source"]) for v in conflict["values"]}
+    assert (True, "the ARP 55 answers") in said, said
+    assert (False, "the ARP 55 answers pre-filled from the EHR") in said
+    assert (False, "the ARP 55 answers") not in said, said  # never named as a clinician's answer
+    prefilled_on = sorted(v["date"][:10] for v in conflict["values"] if "pre-filled" in v["source"])
+    assert prefilled_on == ["2026-06-01", "2026-11-01"], conflict  # the form between named too
+
+
+def test_an_unassessed_patients_urgency_on_an_unconfirmed_value_is_to_confirm_first() -> None:
+    """Twentieth review, MEDIUM: not yet assessed by MSK, 'at risk of joint destruction' only
+    pre-filled from the EHR: 'Meets an urgent route … first, now: assessed by MSK. Then ask the
+    ICB', the card 'Urgent (C6): first assessed …', robust. Confirm it first; if it holds, the
+    assessment, then the ICB."""
+    from llr_asp.views.wording import urgent_note
+    from llr_asp.web.cards import card
+
+    form = prefilled_form(changed(C6, msk__assessed=False), ("joint.destruction_risk",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.urgent_json()["action"] == "confirm", decision.urgent_json()
+    note = urgent_note(decision) or ""
+    assert "first confirm at risk of joint destruction" in note, note
+    assert "If it holds, first, now: assessed by Musculoskeletal Services; then ask the ICB" in note, note
+    assert card(decision, RULES, "http://x")["summary"].startswith(
+        "Urgent (C6): confirm what the urgency rests on"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "robust"), [("unknown", False), ("2099-01-01", False), ("2026-12-01", True)]
+)
+def test_an_answers_own_date_counts_only_when_it_can_be_its_date(given: str, robust: bool) -> None:
+    """Twentieth review, LOW: a 2016 form whose answers said they were given on 'unknown' or in
+    2099 was a plain ELIGIBLE; and a current form's answer dated 2015 was current. An answer's own
+    date counts where it is a date not ahead of today; otherwise the form's."""
+    stale = prefilled_form(changed(C6), ()) | {"authored": "2016-01-01"}
+    for item in stale["item"]:
+        item["extension"] = [{"url": "urn:llr-asp:answered", "valueDateTime": given}]
+    [decision] = Reasoner(RULES).decide(validate(stale, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert decision.robust is robust, decision.possible
+    current = prefilled_form(changed(C6), ()) | {"authored": "2026-11-01"}
+    for item in current["item"]:
+        item["extension"] = [{"url": "urn:llr-asp:answered", "valueDateTime": "2015-01-01"}]
+    [decision] = Reasoner(RULES).decide(validate(current, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert not decision.robust and decision.filled[0].date == "2015-01-01"

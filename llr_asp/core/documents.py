@@ -125,17 +125,19 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             patient = dataclasses.replace(patient, filled=(*patient.filled, *filled))
         named = procedure_of(document, source)
         policy = rules.policies.get(named) if named is not None else None
-        if stale(document, rules):  # answers older than the ICB allows: to confirm, with their date
-            since = answered_on(document, rules)  # (but an answer given since: as old as its own date)
-            given = {s.field for s in patient.filled} | {
-                f for f, when in since.items() if not stale({"authored": when}, rules)
-            }
-            form = f"the {policy.reference} answers" if policy is not None else "the answers"
-            old = [
-                Stated(f, v, form, "earlier", str(document["authored"]))
-                for f, v in patient.values.items()
-                if v is not None and f not in given
-            ]
+        # answers older than the ICB allows: to confirm, with their date; an answer's own date
+        # (ANSWERED, readable and not ahead) is when it was given, else the form's
+        since = {f: w for f, w in answered_on(document, rules).items() if authored_at({"authored": w})}
+        form = f"the {policy.reference} answers" if policy is not None else "the answers"
+        given = {s.field for s in patient.filled}
+        old = [
+            Stated(f, v, form, "earlier", since.get(f) or str(document.get("authored")))
+            for f, v in patient.values.items()
+            if v is not None
+            and f not in given
+            and stale({"authored": since[f]} if f in since else document, rules)
+        ]
+        if old:
             patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)

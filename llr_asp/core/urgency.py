@@ -110,7 +110,8 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
                 return route, "unsuitable"
             # the route itself on an old form's fact, or whether the procedure suits not known:
             # confirm first, unless a requirement beside suitability refuses it whatever they are
-            if (route_doubts(decision, route) or unconfirmed) and not refused_beyond:
+            refused = bool(refused_beyond) and not steps_to_give(decision)  # (not assessed: a step)
+            if (route_doubts(decision, route) or unconfirmed) and not refused:
                 return route, "confirm"
             if decision.decision == "eligible":
                 return route, "refer"

@@ -573,9 +573,10 @@ def urgent_note(decision: Decision) -> str | None:
         meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""
         if not first:  # the route itself rests on a value no one confirmed for this referral
             doubts = route_doubt_words(decision, route)
+            then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
             return (
-                f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, ask "
-                f"the ICB now, without waiting for more care.{meanwhile}"
+                f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, "
+                f"{then}, without waiting for more care."
             )
         doubts = route_doubt_words(decision, route)  # and the route's own facts no one confirmed
         also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""

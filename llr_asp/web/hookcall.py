@@ -405,16 +405,17 @@ def _record(
             return not all(declared.supersedes(later, value) for later in answered_now[field])
         return field not in own_now
 
-    older: set[str] = set()  # the fields an older form's answer is heard for already
+    older: set[str] = set()  # the fields a clinician answered on an older form of this procedure
     for response, values, every, auto, shared in read:
-        if not every:  # of the older forms, the most recent answer of each (every one of a fact)
+        if not every:  # of the older forms, the most recent clinician's answer of each (every one
+            # of a fact), and every value pre-filled or shared on the way (they hide none of them)
             values = {f: v for f, v in values.items() if heard(f, v)}
             values = {f: v for f, v in values.items() if f not in older or rules.fields[f].kind == "fact"}
-            older |= values.keys()
+            older |= {f for f in values if f not in auto and not (shared and rules.fields[f].kind != "fact")}
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
         current = every and not stale(response, rules)
-        mine = {f: v for f, v in values.items() if not every or f not in auto}
+        mine = {f: v for f, v in values.items() if f not in auto}
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
         # patient (kind/2 `fact`: the sex) are the clinician's answers
@@ -425,7 +426,7 @@ def _record(
         )
         statements += answers(joint, "the form for every procedure", date, "shared")
         # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
-        theirs = {f: v for f, v in values.items() if every and f in auto}
+        theirs = {f: v for f, v in values.items() if f in auto}
         statements += answers(
             theirs, f"the {policy.reference} answers pre-filled from the EHR", date, "prefilled"
         )
