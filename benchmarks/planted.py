@@ -1800,7 +1800,7 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '    if answer.advice == "refused" and refused:',
+        '    if answer.advice == "refused" and refused and decided is not None:',
         "    if False:",
         "a standalone what-if says 'refused on another requirement (see above)' with nothing above",
         SEAMS,
@@ -1909,6 +1909,40 @@ PLANTED = [
         '            and stale({"authored": since[f]} if f in since else document, rules)',
         "            and stale(document, rules)",
         "an answer dated 2015 in a form of this year passes as current",
+        SEAMS,
+    ),
+    # -- twenty-first review --------------------------------------------------------------------
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "        for f, v in values.items() if every and _dated(response) else ():",
+        "        for f, v in values.items() if every else ():",
+        "a form with no date between two dated ones hides June's clinician's 'at risk: yes'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "        unsure = confirm_words([*decided.unconfirmed, *shaky], rules)",
+        "        unsure = confirm_words([], rules)",
+        "what-if says 'refused whatever the ICB is asked' on a pre-filled 'no end-stage osteoarthritis'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "f\"{', '.join(lower_first(rules.fields[f].name) for f in urgent['to_confirm'])}; \"",
+        "f\"{', '.join(urgent['to_confirm'])}; \"",
+        "what-if tells a GP to 'first confirm joint.destruction_risk'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"\n'
+        '        return f"first confirm {facts}',
+        '        then = "ask the ICB now"\n        return f"first confirm {facts}',
+        "what-if tells an unassessed urgent patient's GP to ask the ICB before the MSK assessment",
         SEAMS,
     ),
 ]

@@ -2775,3 +2775,49 @@ def test_an_answers_own_date_counts_only_when_it_can_be_its_date(given: str, rob
         item["extension"] = [{"url": "urn:llr-asp:answered", "valueDateTime": "2015-01-01"}]
     [decision] = Reasoner(RULES).decide(validate(current, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     assert not decision.robust and decision.filled[0].date == "2015-01-01"
+
+
+# -- twenty-first review --------------------------------------------------------------------------
+@pytest.mark.parametrize("authored", [None, "2027-10-01T09:00:00Z"])
+def test_a_form_whose_date_cannot_be_told_hides_no_older_answer(
+    client: TestClient, authored: str | None
+) -> None:
+    """Twenty-first review, HIGH: November's form left 'at risk of joint destruction' blank; a form
+    with no date (or dated 2027) said no; June's clinician said yes. The undated form's 'no' won
+    outright: robust, no urgency. It may be the oldest: where it differs from June's, a conflict."""
+    body = two_responses(
+        {"joint.destruction_risk": None},
+        {"joint.destruction_risk": {"valueBoolean": True}},
+        "route-c6-destruction-risk",
+    )
+    undated = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
+    undated["resource"].pop("authored")
+    if authored is not None:
+        undated["resource"]["authored"] = authored
+    for item in undated["resource"]["item"]:
+        if item["linkId"] == "joint.destruction_risk":
+            item["answer"] = [{"valueBoolean": False}]
+    body["prefetch"]["answers"]["entry"].append(undated)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["summary"].startswith("Maybe urgent (C6): find out now."), card["summary"]
+    assert [c["field"] for c in card["extension"]["llr-asp.conflicts"]] == ["joint.destruction_risk"]
+
+
+def test_whatif_says_to_confirm_what_a_refusal_or_an_urgency_rests_on_as_explain_does(whatif_of: Any) -> None:
+    """Twenty-first review, MEDIUM and LOWs: what-if said 'this procedure is refused whatever the
+    ICB is asked' where the refusal rested on a pre-filled 'no end-stage osteoarthritis'; named
+    'joint.destruction_risk' for a woman; and put the MSK assessment after 'ask the ICB now'."""
+    from llr_asp.views.wording import cannot_words, withheld_words
+
+    refused = whatif_of(prefilled_form(changed(C6, msk__end_stage_oa=False), ("msk.end_stage_oa",)))
+    said = withheld_words(refused, RULES) or ""
+    assert "first confirm end-stage osteoarthritis diagnosed by MSK Services" in said, said
+    assert said.index("first confirm") < said.index("this procedure is refused"), said
+    woman = whatif_of(
+        prefilled_form(changed(C6, sex="female", msk__assessed=False), ("joint.destruction_risk",))
+    )
+    words = cannot_words(woman, RULES) if woman.blocker is not None else withheld_words(woman, RULES) or ""
+    assert "joint.destruction_risk" not in words and "at risk of joint destruction" in words, words
+    unassessed = whatif_of(prefilled_form(changed(C6, msk__assessed=False), ("joint.destruction_risk",)))
+    said = withheld_words(unassessed, RULES) or ""
+    assert "if it holds, first, now: assessed by Musculoskeletal Services; then ask the ICB" in said, said

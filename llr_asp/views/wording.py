@@ -319,7 +319,8 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
             + (
                 f" ⚠ The patient meets an urgent route ({urgent['route']})"
                 + (
-                    f", on values no one has confirmed — first confirm {', '.join(urgent['to_confirm'])}; "
+                    ", on values no one has confirmed — first confirm "
+                    f"{', '.join(lower_first(rules.fields[f].name) for f in urgent['to_confirm'])}; "
                     "if they hold,"
                     if urgent.get("to_confirm")
                     else ":"
@@ -410,11 +411,14 @@ def withheld_words(answer: WhatIf, rules: RuleSet) -> str | None:
     if answer.advice == "confirm":
         first = _confirm_first(decided, route, rules) if decided else "first confirm the facts"
     refused = refused_beside(decided, _cautioned(policy, route)) if decided is not None else []
-    if answer.advice == "refused" and refused:  # named here: a standalone what-if has nothing above
+    if answer.advice == "refused" and refused and decided is not None:  # named: nothing above
         failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+        shaky = [s for s in route_doubts(decided, route) if s not in decided.unconfirmed]
+        unsure = confirm_words([*decided.unconfirmed, *shaky], rules)  # the refusal or route on them
         first = (
-            f"this procedure is refused whatever the ICB is asked: {failed} "
-            f"{'is' if len(refused) == 1 else 'are'} not met under any reading"
+            f"{f'first confirm {unsure}; if it holds, ' if unsure else ''}this procedure is refused "
+            f"whatever the ICB is asked: {failed} {'is' if len(refused) == 1 else 'are'} not met under "
+            "any reading"
         )
     return f"Meets an urgent route ({label}): {wait} — {first}. {sentence}"
 
@@ -442,7 +446,9 @@ def _confirm_first(decision: Decision, route: str, rules: RuleSet) -> str:
     doubts = route_doubts(decision, route)
     if not suits:
         facts = confirm_words(doubts, rules) or "what the urgency rests on"
-        return f"first confirm {facts}; if it holds, ask the ICB now"
+        steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
+        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
+        return f"first confirm {facts}; if it holds, {then}"
     also = f", and what the urgency rests on: {confirm_words(doubts, rules)}" if doubts else ""
     return f"first confirm {'; '.join(suits)}{also}; if the procedure suits the patient, ask the ICB now"
 

@@ -388,8 +388,10 @@ def _record(
     # what of it this procedure's own form answered
     answered_now: dict[str, list[Value]] = {}  # field -> the values the newest forms answer
     own_now: set[str] = set()
-    for _, values, every, auto, shared in read:
-        for f, v in values.items() if every else ():
+    for response, values, every, auto, shared in read:
+        # (a form whose date cannot be told gives its answers as the newest's, but hides no older
+        # form's: it may be the oldest, so where they differ it is a conflict)
+        for f, v in values.items() if every and _dated(response) else ():
             if f not in auto:
                 answered_now.setdefault(f, []).append(v)
                 own_now |= set() if shared else {f}
