@@ -1064,8 +1064,9 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        'meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""',
-        'meanwhile = ""',
+        '        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"\n'
+        "        recorded",
+        '        then = "ask the ICB now"\n        recorded',
         "'confirm first' leaves the MSK assessment unnamed",
         SEAMS,
     ),
@@ -1943,6 +1944,31 @@ PLANTED = [
         '        return f"first confirm {facts}',
         '        then = "ask the ICB now"\n        return f"first confirm {facts}',
         "what-if tells an unassessed urgent patient's GP to ask the ICB before the MSK assessment",
+        SEAMS,
+    ),
+    # -- twenty-second review -------------------------------------------------------------------
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "        current = every and not stale(response if _dated(response) else newest_dated, rules)",
+        "        current = every and not stale(response, rules)",
+        "an undated copy of a form of 2024 makes its answers current: a plain robust 'Meets'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '            if "not_met" in recorded\n',
+        "            if False\n",
+        "a woman only by a pre-filled sex: nothing said of what the urgency asks if she is female",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"',
+        'f"known only from {source_words(s)}"',
+        "'first confirm the procedure suits the patient' never names the sex recorded",
         SEAMS,
     ),
 ]

@@ -1114,7 +1114,7 @@ def test_confirm_first_still_names_the_assessment_to_make_now() -> None:
     [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     note = urgent_note(decision)
     assert note is not None and "first confirm the procedure suits the patient" in note
-    assert "Meanwhile, now: assessed by Musculoskeletal Services" in note
+    assert "If it does, first, now: assessed by Musculoskeletal Services; then ask the ICB" in note, note
 
 
 # -- the eighth review's findings ----------------------------------------------------------------
@@ -2821,3 +2821,40 @@ def test_whatif_says_to_confirm_what_a_refusal_or_an_urgency_rests_on_as_explain
     unassessed = whatif_of(prefilled_form(changed(C6, msk__assessed=False), ("joint.destruction_risk",)))
     said = withheld_words(unassessed, RULES) or ""
     assert "if it holds, first, now: assessed by Musculoskeletal Services; then ask the ICB" in said, said
+
+
+# -- twenty-second review -------------------------------------------------------------------------
+@pytest.mark.parametrize("authored", [None, "2027-05-01T09:00:00Z", "unknown"])
+def test_a_form_whose_date_cannot_be_told_is_no_newer_than_the_newest_dated_one(
+    client: TestClient, authored: str | None
+) -> None:
+    """Twenty-second review, MEDIUM: a form of 2024 and the same answers with no readable date:
+    'Meets ARP 55 criteria', info, robust, all eighteen answers current. A form whose date cannot
+    be told is as old as the newest dated one: here, older than the ICB allows, to confirm."""
+    body = call("route-c1-pain", "male")
+    dated = body["prefetch"]["answers"]["entry"][0]
+    dated["resource"]["authored"] = "2024-01-01T09:00:00Z"
+    copy_ = copy.deepcopy(dated)
+    copy_["resource"].pop("authored")
+    if authored is not None:
+        copy_["resource"]["authored"] = authored
+    body["prefetch"]["answers"]["entry"].append(copy_)
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and not card["extension"]["llr-asp.robust"], card["summary"]
+
+
+def test_an_urgent_line_on_an_unconfirmed_sex_names_it_and_says_what_if_it_holds() -> None:
+    """Twenty-second review, MEDIUM: a C6 patient whose sex was female only as pre-filled from the
+    EHR read, word for word as one pre-filled male, 'first confirm the procedure suits the patient
+    (not female …)… If it does, ask the ICB now': the recorded value unnamed, and nothing said of
+    the likely branch. It names the value, and what the urgency asks if she is female."""
+    from llr_asp.views.wording import urgent_note
+
+    notes = {}
+    for sex in ("female", "male"):
+        form = prefilled_form(changed(C6, sex=sex), ("sex",))
+        [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+        notes[sex] = urgent_note(decision) or ""
+        assert f"sex {sex}, known only from the answers pre-filled from the EHR" in notes[sex], notes[sex]
+    assert "If it does not (as recorded), the urgency stands for whatever procedure" in notes["female"]
+    assert "If it does not" not in notes["male"], notes["male"]

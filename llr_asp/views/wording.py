@@ -544,11 +544,16 @@ def unconfirmed_suitability(decision: Decision) -> list[str]:
     for rid in policy.unsuitable:
         node = nodes.get(rid)
         fields = set(policy.tested_below(rid))
-        sources = [source_words(s) for s in unconfirmed if s.field in fields]
+        values = [s for s in unconfirmed if s.field in fields]
         if node is not None and node.status == "unknown":
             said.append(lower_first(node.label))
-        elif node is not None and sources:
-            said.append(f"{lower_first(node.label)} — known only from {' and '.join(sources)}")
+        elif node is not None and values:  # the value recorded, where from, and what it is for
+            given = " and ".join(
+                f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"
+                for s in values
+            )
+            verdict = "not met as recorded" if node.status == "not_met" else "met as recorded"
+            said.append(f"{given}: {lower_first(node.label)}, {verdict}")
     return said
 
 
@@ -576,7 +581,6 @@ def urgent_note(decision: Decision) -> str | None:
     if advice == "confirm":
         first = "; ".join(unconfirmed_suitability(decision))
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
-        meanwhile = f" Meanwhile, now: {steps} (the policy asks it under every reading)." if steps else ""
         if not first:  # the route itself rests on a value no one confirmed for this referral
             doubts = route_doubt_words(decision, route)
             then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
@@ -586,9 +590,17 @@ def urgent_note(decision: Decision) -> str | None:
             )
         doubts = route_doubt_words(decision, route)  # and the route's own facts no one confirmed
         also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""
+        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
+        recorded = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
+        otherwise = (  # as recorded, it does not suit: what the urgency asks then, too
+            " If it does not (as recorded), the urgency stands for whatever procedure is indicated "
+            "instead: do not let it wait."
+            if "not_met" in recorded
+            else ""
+        )
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
-            f"patient.{also} If it does, ask the ICB now, without waiting for more care.{meanwhile}"
+            f"patient.{also} If it does, {then}, without waiting for more care.{otherwise}"
         )
     # a verdict resting on values no one confirmed: those first, whatever the action
     unsure = known_only(decision, decision.unconfirmed)

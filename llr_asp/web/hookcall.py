@@ -407,6 +407,7 @@ def _record(
             return not all(declared.supersedes(later, value) for later in answered_now[field])
         return field not in own_now
 
+    newest_dated = next((r for r, *_ in read if _dated(r)), {})  # ({}: none dated, none stale)
     older: set[str] = set()  # the fields a clinician answered on an older form of this procedure
     for response, values, every, auto, shared in read:
         if not every:  # of the older forms, the most recent clinician's answer of each (every one
@@ -416,7 +417,8 @@ def _record(
             older |= {f for f in values if f not in auto and not (shared and rules.fields[f].kind != "fact")}
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
-        current = every and not stale(response, rules)
+        # (a form whose date cannot be told is no newer than the newest dated one: as old as it)
+        current = every and not stale(response if _dated(response) else newest_dated, rules)
         mine = {f: v for f, v in values.items() if f not in auto}
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
