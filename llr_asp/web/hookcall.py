@@ -374,8 +374,9 @@ def _record(
     each; a fact the newest answers otherwise than as the fact may change (changes/2: a sex never
     does; the sources disagree); and the Patient's sex for clinical use, else its
     administrative gender.
-    Answers older than answers_current_for/1 months are to confirm (`earlier`) however new.
-    Anything else is unknown."""
+    Answers older than answers_current_for/1 months are to confirm (`earlier`) however new. A
+    form whose date cannot be told gives its answers as the newest's, hides no older answer and
+    is as old as the newest dated form. Anything else is unknown."""
     statements: list[Stated] = []
     newest = responses[0][1] if responses else None
     read = []
