@@ -976,8 +976,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        '"answer" if current else "earlier"',
-        '"answer"',
+        '        statements += answers(old, f"the {policy.reference} answers", date, "earlier")',
+        '        statements += answers(old, f"the {policy.reference} answers", date, "answer")',
         "an older form's fact stands as an answer given now, unnamed",
         SEAMS,
     ),
@@ -1950,8 +1950,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        "        current = every and not stale(response if _dated(response) else newest_dated, rules)",
-        "        current = every and not stale(response, rules)",
+        "stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)",
+        "stale(response, rules)",
         "an undated copy of a form of 2024 makes its answers current: a plain robust 'Meets'",
         SEAMS,
     ),
@@ -1969,6 +1969,23 @@ PLANTED = [
         'f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"',
         'f"known only from {source_words(s)}"',
         "'first confirm the procedure suits the patient' never names the sex recorded",
+        SEAMS,
+    ),
+    # -- twenty-third review --------------------------------------------------------------------
+    Planted(
+        "seams",
+        "core/urgency.py",
+        '    if decision.decision == "eligible":\n        return None\n    for rid, routes',
+        '    if unsuitable or decision.decision == "eligible":\n        return None\n    for rid, routes',
+        "a woman in immediate danger of losing her independence, C5 not yet known: no urgent line",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/hookcall.py",
+        "stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)",
+        "stale(response if _dated(response) else newest_dated, rules)",
+        "a sex-only newer form makes an undated copy of a form of 2024 current: a plain robust 'Meets'",
         SEAMS,
     ),
 ]

@@ -2858,3 +2858,36 @@ def test_an_urgent_line_on_an_unconfirmed_sex_names_it_and_says_what_if_it_holds
         assert f"sex {sex}, known only from the answers pre-filled from the EHR" in notes[sex], notes[sex]
     assert "If it does not (as recorded), the urgency stands for whatever procedure" in notes["female"]
     assert "If it does not" not in notes["male"], notes["male"]
+
+
+# -- twenty-third review --------------------------------------------------------------------------
+def test_a_patient_the_procedure_does_not_suit_who_may_meet_an_urgent_route_is_told_so() -> None:
+    """Twenty-third review, HIGH: a woman (the clinician's answer) in immediate danger of losing
+    her independence, C5 not yet known (the contra-indication of care not known): NOT ELIGIBLE,
+    no urgent line anywhere, though the same record pre-filled female or male said 'May meet an
+    urgent route (C5)'. A confirmed unsuitability makes the urgency another procedure's, not none."""
+    from llr_asp.views.wording import urgent_note
+
+    record = changed(C5, sex="female", conservative__contraindicated=None, conservative__months=None)
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    urgent = decision.urgent_json()
+    assert urgent is not None and (urgent["route"], urgent["action"]) == ("C5", "find out"), urgent
+    assert "the urgency is for the procedure indicated instead" in (urgent_note(decision) or "")
+
+
+def test_an_undated_copy_is_as_old_as_the_newest_dated_answer_to_each_question(client: TestClient) -> None:
+    """Twenty-third review, MEDIUM: a hip form of 2024, an undated copy, and November's hip form
+    answering only the sex: 'Meets ARP 55 criteria', info, robust, seventeen answers of 2024 made
+    current by a form that did not give them. An undated answer is as old as the newest dated
+    answer to its question."""
+    body = call("route-c1-pain", "male")
+    dated = body["prefetch"]["answers"]["entry"][0]
+    dated["resource"]["authored"] = "2024-01-01T09:00:00Z"
+    undated = copy.deepcopy(dated)
+    undated["resource"].pop("authored")
+    november = copy.deepcopy(dated)
+    november["resource"]["authored"] = "2026-11-01T09:00:00Z"
+    november["resource"]["item"] = [i for i in november["resource"]["item"] if i["linkId"] == "sex"]
+    body["prefetch"]["answers"]["entry"] = [dated, undated, november]
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    assert card["indicator"] == "warning" and not card["extension"]["llr-asp.robust"], card["summary"]

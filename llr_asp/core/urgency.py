@@ -124,9 +124,9 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
         for route in routes:
             if status.get(route) == "unknown" and _disputed_meets(decision, route):
                 return route, "find out"
-    if unsuitable or decision.decision == "eligible":
+    if decision.decision == "eligible":
         return None
-    for rid, routes in policy.cautions.items():
+    for rid, routes in policy.cautions.items():  # (not suitable: urgent for another procedure)
         for route in routes:
             parts = [status.get(c) for c in policy.requirements[route].parts] if route in status else []
             if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:

@@ -409,6 +409,11 @@ def _record(
         return field not in own_now
 
     newest_dated = next((r for r, *_ in read if _dated(r)), {})  # ({}: none dated, none stale)
+    dated_for: dict[str, dict[str, Any]] = {}  # field -> the newest dated form that answers it
+    for response, values, _, _, shared in read:  # (of a joint: this procedure's own forms)
+        for f in values if _dated(response) else ():
+            if not (shared and rules.fields[f].kind != "fact"):
+                dated_for.setdefault(f, response)
     older: set[str] = set()  # the fields a clinician answered on an older form of this procedure
     for response, values, every, auto, shared in read:
         if not every:  # of the older forms, the most recent clinician's answer of each (every one
@@ -418,17 +423,22 @@ def _record(
             older |= {f for f in values if f not in auto and not (shared and rules.fields[f].kind != "fact")}
         authored = response.get("authored")
         date = authored if isinstance(authored, str) and _dated(response) else None
-        # (a form whose date cannot be told is no newer than the newest dated one: as old as it)
-        current = every and not stale(response if _dated(response) else newest_dated, rules)
         mine = {f: v for f, v in values.items() if f not in auto}
         # the form for every procedure: its answers about a joint (pain, function, radiology) may
         # describe another joint than this order's: to confirm (`shared`); its facts about the
         # patient (kind/2 `fact`: the sex) are the clinician's answers
         joint = {f: v for f, v in mine.items() if shared and rules.fields[f].kind != "fact"}
         mine = {f: v for f, v in mine.items() if f not in joint}
-        statements += answers(
-            mine, f"the {policy.reference} answers", date, "answer" if current else "earlier"
-        )
+        # a form whose date cannot be told is no newer than the newest dated form that answers the
+        # same question (else than the newest dated form): as old as it
+        current = {
+            f: v
+            for f, v in mine.items()
+            if every and not stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)
+        }
+        statements += answers(current, f"the {policy.reference} answers", date, "answer")
+        old = {f: v for f, v in mine.items() if f not in current}
+        statements += answers(old, f"the {policy.reference} answers", date, "earlier")
         statements += answers(joint, "the form for every procedure", date, "shared")
         # prefilled from the EHR and left as it was: the EHR's value, to confirm (asp/sources.lp)
         theirs = {f: v for f, v in values.items() if f in auto}
