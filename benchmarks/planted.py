@@ -1988,4 +1988,20 @@ PLANTED = [
         "a sex-only newer form makes an undated copy of a form of 2024 current: a plain robust 'Meets'",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '                f" ⚠ {urgent_note(answer.decided)}"\n',
+        '                f" ⚠ The patient meets an urgent route: confirm it now."\n',
+        "what-if for a woman only by a pre-filled sex ends 'confirm it now', not explain's urgent line",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '            if "unknown" in recorded\n',
+        "            if False\n",
+        "the sex not known, an urgent line says only 'if it does, ask the ICB': nothing if she is a woman",
+        SEAMS,
+    ),
 ]

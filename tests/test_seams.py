@@ -2891,3 +2891,20 @@ def test_an_undated_copy_is_as_old_as_the_newest_dated_answer_to_each_question(c
     body["prefetch"]["answers"]["entry"] = [dated, undated, november]
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["indicator"] == "warning" and not card["extension"]["llr-asp.robust"], card["summary"]
+
+
+def test_whatif_and_every_urgent_line_on_an_open_suitability_say_both_branches(whatif_of: Any) -> None:
+    """Twenty-third review, MEDIUMs: what-if for a woman only by a pre-filled sex ended 'the patient
+    meets an urgent route (C6): confirm it now' (not explain's line); and where the sex was not
+    known (sources that disagree, or none), the urgent line gave only 'if it does, ask the ICB'."""
+    from llr_asp.views.wording import cannot_words, urgent_note
+
+    woman = whatif_of(prefilled_form(changed(C6, sex="female", msk__assessed=False), ("sex",)))
+    said = cannot_words(woman, RULES) if woman.blocker is not None else ""
+    assert "first, now: assessed by Musculoskeletal Services; then ask the ICB" in said, said
+    assert "sex female, known only from the answers pre-filled from the EHR" in said, said
+    [decision] = Reasoner(RULES).decide(
+        validate(changed(C6, sex=None), RULES, "t"), [RULES.policies["hip-resurfacing"]]
+    )
+    note = urgent_note(decision) or ""
+    assert "If it does not, the urgency stands for whatever procedure is indicated instead" in note, note

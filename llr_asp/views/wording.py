@@ -304,8 +304,10 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
                 if blocker.requirement in policy.unsuitable
                 else "."
             )
-            + (
-                f" ⚠ The patient meets an urgent route ({urgent['route']}): confirm it now, without waiting."
+            + (  # the urgent line as explain says it (the value recorded, both branches, the step first)
+                f" ⚠ {urgent_note(answer.decided)}"
+                if urgent and urgent["status"] == "met" and answer.decided is not None
+                else f" ⚠ The patient meets an urgent route ({urgent['route']}): confirm it now."
                 if urgent and urgent["status"] == "met"
                 else ""
             )
@@ -592,10 +594,13 @@ def urgent_note(decision: Decision) -> str | None:
         also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""
         then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
         recorded = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
-        otherwise = (  # as recorded, it does not suit: what the urgency asks then, too
+        otherwise = (  # as recorded (or as a source says) it does not suit: what the urgency asks then
             " If it does not (as recorded), the urgency stands for whatever procedure is indicated "
             "instead: do not let it wait."
             if "not_met" in recorded
+            else " If it does not, the urgency stands for whatever procedure is indicated instead: do not "
+            "let it wait."
+            if "unknown" in recorded
             else ""
         )
         return (
