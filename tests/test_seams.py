@@ -2581,6 +2581,20 @@ def test_answers_older_than_the_icb_allows_are_to_confirm_on_every_surface(clien
             )
 
 
+def with_third_form(body: dict[str, Any], authored: str | None, at_risk: bool) -> dict[str, Any]:
+    """`two_responses`' call with a third form, a copy of its older one dated `authored` (None: no
+    date), answering 'at risk of joint destruction' `at_risk`."""
+    third = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
+    third["resource"].pop("authored")
+    if authored is not None:
+        third["resource"]["authored"] = authored
+    for item in third["resource"]["item"]:
+        if item["linkId"] == "joint.destruction_risk":
+            item["answer"] = [{"valueBoolean": at_risk}]
+    body["prefetch"]["answers"]["entry"].append(third)
+    return body
+
+
 def test_of_the_older_forms_the_most_recent_answer_is_heard(client: TestClient) -> None:
     """Where the newest form leaves a finding blank, the most recent older answer is the one to
     confirm: September's 'no' after June's 'yes' (a clinician's later answer), never both as a
@@ -2588,12 +2602,7 @@ def test_of_the_older_forms_the_most_recent_answer_is_heard(client: TestClient) 
     body = two_responses(
         {"joint.destruction_risk": None}, {"joint.destruction_risk": {"valueBoolean": False}}
     )
-    oldest = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
-    oldest["resource"]["authored"] = "2026-01-01T09:00:00Z"
-    for item in oldest["resource"]["item"]:
-        if item["linkId"] == "joint.destruction_risk":
-            item["answer"] = [{"valueBoolean": True}]
-    body["prefetch"]["answers"]["entry"].append(oldest)
+    with_third_form(body, "2026-01-01T09:00:00Z", True)
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert "llr-asp.conflicts" not in card["extension"], card["extension"]["llr-asp.conflicts"]
     filled = [f for f in card["extension"]["llr-asp.filled"] if f["field"] == "joint.destruction_risk"]
@@ -2722,12 +2731,7 @@ def test_a_prefilled_or_shared_value_on_a_form_between_hides_no_clinicians_older
     body = two_responses(
         {"joint.destruction_risk": no}, {"joint.destruction_risk": no}, "route-c6-destruction-risk"
     )
-    june = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
-    june["resource"]["authored"] = "2026-02-01T09:00:00Z"
-    for item in june["resource"]["item"]:
-        if item["linkId"] == "joint.destruction_risk":
-            item["answer"] = [{"valueBoolean": True}]
-    body["prefetch"]["answers"]["entry"].append(june)
+    with_third_form(body, "2026-02-01T09:00:00Z", True)
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Maybe urgent (C6): find out now."), card["summary"]
     [conflict] = card["extension"]["llr-asp.conflicts"]
@@ -2790,14 +2794,7 @@ def test_a_form_whose_date_cannot_be_told_hides_no_older_answer(
         {"joint.destruction_risk": {"valueBoolean": True}},
         "route-c6-destruction-risk",
     )
-    undated = copy.deepcopy(body["prefetch"]["answers"]["entry"][1])
-    undated["resource"].pop("authored")
-    if authored is not None:
-        undated["resource"]["authored"] = authored
-    for item in undated["resource"]["item"]:
-        if item["linkId"] == "joint.destruction_risk":
-            item["answer"] = [{"valueBoolean": False}]
-    body["prefetch"]["answers"]["entry"].append(undated)
+    with_third_form(body, authored, False)
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["summary"].startswith("Maybe urgent (C6): find out now."), card["summary"]
     assert [c["field"] for c in card["extension"]["llr-asp.conflicts"]] == ["joint.destruction_risk"]
