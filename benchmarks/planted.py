@@ -1064,10 +1064,9 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"\n'
-        "        recorded",
-        '        then = "ask the ICB now"\n        recorded',
-        "'confirm first' leaves the MSK assessment unnamed",
+        '    return f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"',
+        '    return "ask the ICB now"',
+        "'confirm first' (explain, the card, what-if) leaves the MSK assessment unnamed, the ICB first",
         SEAMS,
     ),
     Planted(
@@ -1935,15 +1934,6 @@ PLANTED = [
         "f\"{', '.join(lower_first(rules.fields[f].name) for f in urgent['to_confirm'])}; \"",
         "f\"{', '.join(urgent['to_confirm'])}; \"",
         "what-if tells a GP to 'first confirm joint.destruction_risk'",
-        SEAMS,
-    ),
-    Planted(
-        "seams",
-        "views/wording.py",
-        '        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"\n'
-        '        return f"first confirm {facts}',
-        '        then = "ask the ICB now"\n        return f"first confirm {facts}',
-        "what-if tells an unassessed urgent patient's GP to ask the ICB before the MSK assessment",
         SEAMS,
     ),
     # -- twenty-second review -------------------------------------------------------------------

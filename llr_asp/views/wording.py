@@ -414,15 +414,27 @@ def withheld_words(answer: WhatIf, rules: RuleSet) -> str | None:
         first = _confirm_first(decided, route, rules) if decided else "first confirm the facts"
     refused = refused_beside(decided, _cautioned(policy, route)) if decided is not None else []
     if answer.advice == "refused" and refused and decided is not None:  # named: nothing above
-        failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
         shaky = [s for s in route_doubts(decided, route) if s not in decided.unconfirmed]
         unsure = confirm_words([*decided.unconfirmed, *shaky], rules)  # the refusal or route on them
         first = (
             f"{f'first confirm {unsure}; if it holds, ' if unsure else ''}this procedure is refused "
-            f"whatever the ICB is asked: {failed} {'is' if len(refused) == 1 else 'are'} not met under "
-            "any reading"
+            f"whatever the ICB is asked: {_not_met_anyway(refused)}"
         )
     return f"Meets an urgent route ({label}): {wait} — {first}. {sentence}"
+
+
+def _then_ask(decision: Decision) -> str:
+    """What an urgent route asks once what it rests on holds: the care the policy asks under every
+    reading first (an MSK assessment, `care_steps`), then the ICB."""
+    steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
+    return f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
+
+
+def _not_met_anyway(refused: Sequence[Node]) -> str:
+    """The requirements beside the one an urgent route cautions about that no reading meets
+    (`refused_beside`): `A (…) is not met under any reading`."""
+    failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
+    return f"{failed} {'is' if len(refused) == 1 else 'are'} not met under any reading"
 
 
 def _confirm_first(decision: Decision, route: str, rules: RuleSet) -> str:
@@ -448,9 +460,7 @@ def _confirm_first(decision: Decision, route: str, rules: RuleSet) -> str:
     doubts = route_doubts(decision, route)
     if not suits:
         facts = confirm_words(doubts, rules) or "what the urgency rests on"
-        steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
-        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
-        return f"first confirm {facts}; if it holds, {then}"
+        return f"first confirm {facts}; if it holds, {_then_ask(decision)}"
     also = f", and what the urgency rests on: {confirm_words(doubts, rules)}" if doubts else ""
     return f"first confirm {'; '.join(suits)}{also}; if the procedure suits the patient, ask the ICB now"
 
@@ -582,17 +592,15 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "confirm":
         first = "; ".join(unconfirmed_suitability(decision))
-        steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
+        then = _then_ask(decision)
         if not first:  # the route itself rests on a value no one confirmed for this referral
             doubts = route_doubt_words(decision, route)
-            then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
             return (
                 f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, "
                 f"{then}, without waiting for more care."
             )
         doubts = route_doubt_words(decision, route)  # and the route's own facts no one confirmed
         also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""
-        then = f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
         recorded = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
         otherwise = (  # as recorded (or as a source says) it does not suit: what the urgency asks then
             " If it does not (as recorded), the urgency stands for whatever procedure is indicated "
@@ -614,14 +622,13 @@ def urgent_note(decision: Decision) -> str | None:
         return f"{met} — {first}refer without delay. “{policy.sentence(route)}”"
     if advice == "refused":
         refused = refused_beside(decision, _cautioned(policy, route))
-        failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
         shaky = [s for s in route_doubts(decision, route) if s not in decision.unconfirmed]
         unsure = known_only(decision, [*decision.unconfirmed, *shaky])  # the route's own facts too
         first = f"first confirm {unsure}; if it holds, " if unsure else ""
         return (
-            f"{met} — {first}{failed} {'is' if len(refused) == 1 else 'are'} not met under any "
-            "reading: this procedure is refused whatever the ICB is asked. The urgency stands for "
-            "the care indicated instead (or an Individual Funding Request where the ICB allows one)."
+            f"{met} — {first}{_not_met_anyway(refused)}: this procedure is refused whatever the ICB "
+            "is asked. The urgency stands for the care indicated instead (or an Individual Funding "
+            "Request where the ICB allows one)."
         )
     if advice == "assess":
         first = "; ".join(lower_first(n.label) for n in care_steps(decision))
@@ -648,11 +655,7 @@ def urgent_note(decision: Decision) -> str | None:
         elif steps:
             then = f"first, now: {steps}; then {then}"
         elif refused:
-            failed = "; ".join(f"{n.id} ({lower_first(n.label)})" for n in refused)
-            then = (
-                f"the urgency stands for the care indicated instead: {failed} "
-                f"{'is' if len(refused) == 1 else 'are'} not met under any reading"
-            )
+            then = f"the urgency stands for the care indicated instead: {_not_met_anyway(refused)}"
         return (
             f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
             f"find out now ({unknown}: not yet known); if it is met, {then}."
