@@ -1994,4 +1994,12 @@ PLANTED = [
         "the sex not known, an urgent line says only 'if it does, ask the ICB': nothing if she is a woman",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        if "not_met" in suits and not open_suit:\n',
+        '        if "not_met" in suits:\n',
+        "a woman only by a pre-filled sex who may meet C5 is told as a fact the procedure does not suit her",
+        SEAMS,
+    ),
 ]

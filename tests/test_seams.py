@@ -2905,3 +2905,25 @@ def test_whatif_and_every_urgent_line_on_an_open_suitability_say_both_branches(w
     )
     note = urgent_note(decision) or ""
     assert "If it does not, the urgency stands for whatever procedure is indicated instead" in note, note
+
+
+def test_a_may_meet_line_never_states_an_unsuitability_no_one_confirmed() -> None:
+    """Twenty-third review, L1: a woman (or a knee with three compartments) only by a value
+    pre-filled from the EHR who may meet C5 was told 'if it is met, the urgency is for the
+    procedure indicated instead: this one does not suit the patient', as a fact. Confirmed by the
+    clinician it is a fact; pre-filled, both branches, the value named."""
+    from llr_asp.views.wording import urgent_note
+
+    maybe = {"sex": "female", "conservative__contraindicated": None}
+    hip = RULES.policies["hip-resurfacing"]
+    for auto, fact in (((), True), (("sex",), False)):
+        form = prefilled_form(changed(C5, **maybe), auto)
+        [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+        note = urgent_note(decision) or ""
+        assert note.startswith("May meet an urgent route (C5"), note
+        assert ("this one does not suit the patient" in note) is fact, note
+        if not fact:
+            assert "sex female, known only from the answers pre-filled from the EHR" in note, note
+            assert (
+                "if it does, ask the ICB without waiting for more care; if it does not, the urgency" in note
+            )

@@ -647,11 +647,15 @@ def urgent_note(decision: Decision) -> str | None:
         refused = refused_beside(decision, _cautioned(policy, route))
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
         suits = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
-        if "not_met" in suits:
+        open_suit = "; ".join(unconfirmed_suitability(decision))  # resting on values no one confirmed
+        if "not_met" in suits and not open_suit:
             then = "the urgency is for the procedure indicated instead: this one does not suit the patient"
-        elif "unknown" in suits:
-            first = "; ".join(unconfirmed_suitability(decision)) or "it is not for every patient"
-            then = f"first confirm the procedure suits the patient ({first}); if it does, {then}"
+        elif "not_met" in suits or "unknown" in suits:
+            first = open_suit or "it is not for every patient"
+            then = (
+                f"first confirm the procedure suits the patient ({first}); "
+                f"if it does, {then}; if it does not, the urgency is for the procedure indicated instead"
+            )
         elif steps:
             then = f"first, now: {steps}; then {then}"
         elif refused:
