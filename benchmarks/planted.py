@@ -2002,4 +2002,12 @@ PLANTED = [
         "a woman only by a pre-filled sex who may meet C5 is told as a fact the procedure does not suit her",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        "            said.append(lower_first(node.label) + clashes)\n",
+        "            said.append(lower_first(node.label))\n",
+        "an urgent line on a sex the sources disagree on names neither the clinician's nor the EHR's value",
+        SEAMS,
+    ),
 ]

@@ -2927,3 +2927,13 @@ def test_a_may_meet_line_never_states_an_unsuitability_no_one_confirmed() -> Non
             assert (
                 "if it does, ask the ICB without waiting for more care; if it does not, the urgency" in note
             )
+
+
+def test_an_urgent_line_on_disputed_suitability_names_what_each_source_says(client: TestClient) -> None:
+    """Twenty-third review, L2: a C6 patient answered male on the form, the EHR's administrative
+    gender female: the card's urgent line said 'first confirm the procedure suits the patient (not
+    female …)' without naming the two values a GP has to choose between."""
+    body = with_sex("route-c6-destruction-risk", "male", "female")
+    [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
+    line = next(b for b in card["detail"].split("\n\n") if "Meets an urgent route (C6" in b)
+    assert f"the sources disagree on sex: male in {FORM} of 2026-11-02; female in {EHR}" in line, line

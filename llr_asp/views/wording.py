@@ -557,8 +557,14 @@ def unconfirmed_suitability(decision: Decision) -> list[str]:
         node = nodes.get(rid)
         fields = set(policy.tested_below(rid))
         values = [s for s in unconfirmed if s.field in fields]
-        if node is not None and node.status == "unknown":
-            said.append(lower_first(node.label))
+        if node is not None and node.status == "unknown":  # not known, or sources that disagree: each
+            clashes = "".join(
+                f" — the sources disagree on {_field(decision, c.field)}: "
+                + "; ".join(f"{_said(s.value)} in {source_words(s)}" for s in c.values)
+                for c in decision.conflicts
+                if c.field in fields
+            )
+            said.append(lower_first(node.label) + clashes)
         elif node is not None and values:  # the value recorded, where from, and what it is for
             given = " and ".join(
                 f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"
