@@ -1784,7 +1784,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        '            and stale({"authored": since[f]} if f in since else document, rules)\n',
+        "            and stale(date_time(since[f]) if f in since else authored_at(document), rules)\n",
         "            and False\n",
         "a form of 2016 is a plain robust ELIGIBLE on explain, the API and the page",
         SEAMS,
@@ -1898,7 +1898,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        'since = {f: w for f, w in answered_on(document, rules).items() if authored_at({"authored": w})}',
+        "since = {f: w for f, w in answered_on(document, rules).items() if date_time(w)}",
         "since = answered_on(document, rules)",
         "an answer dated 'unknown' or 2099 in a form of 2016 passes as current",
         SEAMS,
@@ -1906,8 +1906,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        '            and stale({"authored": since[f]} if f in since else document, rules)',
-        "            and stale(document, rules)",
+        "            and stale(date_time(since[f]) if f in since else authored_at(document), rules)",
+        "            and stale(authored_at(document), rules)",
         "an answer dated 2015 in a form of this year passes as current",
         SEAMS,
     ),
@@ -1940,8 +1940,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        "stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)",
-        "stale(response, rules)",
+        "response if _dated(response) else dated_for.get(f, newest_dated) for f in mine",
+        "response for f in mine",
         "an undated copy of a form of 2024 makes its answers current: a plain robust 'Meets'",
         SEAMS,
     ),
@@ -1973,8 +1973,8 @@ PLANTED = [
     Planted(
         "seams",
         "web/hookcall.py",
-        "stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)",
-        "stale(response if _dated(response) else newest_dated, rules)",
+        "response if _dated(response) else dated_for.get(f, newest_dated) for f in mine",
+        "response if _dated(response) else newest_dated for f in mine",
         "a sex-only newer form makes an undated copy of a form of 2024 current: a plain robust 'Meets'",
         SEAMS,
     ),

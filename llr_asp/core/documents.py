@@ -127,7 +127,7 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         policy = rules.policies.get(named) if named is not None else None
         # answers older than the ICB allows: to confirm, with their date; an answer's own date
         # (ANSWERED, readable and not ahead) is when it was given, else the form's
-        since = {f: w for f, w in answered_on(document, rules).items() if authored_at({"authored": w})}
+        since = {f: w for f, w in answered_on(document, rules).items() if date_time(w)}
         form = f"the {policy.reference} answers" if policy is not None else "the answers"
         given = {s.field for s in patient.filled}
         old = [
@@ -135,7 +135,7 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             for f, v in patient.values.items()
             if v is not None
             and f not in given
-            and stale({"authored": since[f]} if f in since else document, rules)
+            and stale(date_time(since[f]) if f in since else authored_at(document), rules)
         ]
         if old:
             patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
@@ -507,11 +507,15 @@ LEAP_SECOND = re.compile(r"(T23:59:)60(?=[.Z+-]|$)")
 
 
 def authored_at(response: dict[str, Any]) -> datetime.datetime | None:
-    """When a response was authored (None: it does not say, says what is no date, or says a
-    time more than AHEAD from now, which cannot be its date: a form dated years ahead would
+    """When a response was authored (`date_time` of its `authored`)."""
+    return date_time(response.get("authored"))
+
+
+def date_time(text: object) -> datetime.datetime | None:
+    """A FHIR dateTime as a moment (None: no date, what is no date, or a time more than AHEAD
+    from now, which cannot be when anything was answered: a form dated years ahead would
     otherwise outrank a clinician's newest answers); a year or a month alone (FHIR's partial
     dateTime) is its first day, a leap second (`23:59:60`, which FHIR allows) the second before."""
-    text = response.get("authored")
     if not isinstance(text, str):
         return None
     if PARTIAL_DATE.fullmatch(text):
@@ -530,10 +534,10 @@ AHEAD = datetime.timedelta(days=1)
 EHR's clock, a time zone written wrongly); later is no date."""
 
 
-def stale(response: dict[str, Any], rules: RuleSet) -> bool:
-    """Whether a response was authored more than answers_current_for/1 months before today: its
-    answers are no longer confirmed for this referral."""
-    months, when = rules.answers_current_for, authored_at(response)
+def stale(when: datetime.datetime | None, rules: RuleSet) -> bool:
+    """Whether answers given at `when` were given more than answers_current_for/1 months before
+    today: no longer confirmed for this referral (None, no date: never)."""
+    months = rules.answers_current_for
     if months is None or when is None:
         return False
     day = clock.now().date()

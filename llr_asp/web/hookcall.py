@@ -431,11 +431,8 @@ def _record(
         mine = {f: v for f, v in mine.items() if f not in joint}
         # a form whose date cannot be told is no newer than the newest dated form that answers the
         # same question (else than the newest dated form): as old as it
-        current = {
-            f: v
-            for f, v in mine.items()
-            if every and not stale(response if _dated(response) else dated_for.get(f, newest_dated), rules)
-        }
+        dated = {f: response if _dated(response) else dated_for.get(f, newest_dated) for f in mine}
+        current = {f: v for f, v in mine.items() if every and not stale(authored_at(dated[f]), rules)}
         statements += answers(current, f"the {policy.reference} answers", date, "answer")
         old = {f: v for f, v in mine.items() if f not in current}
         statements += answers(old, f"the {policy.reference} answers", date, "earlier")
