@@ -2937,3 +2937,79 @@ def test_an_urgent_line_on_disputed_suitability_names_what_each_source_says(clie
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     line = next(b for b in card["detail"].split("\n\n") if "Meets an urgent route (C6" in b)
     assert f"the sources disagree on sex: male in {FORM} of 2026-11-02; female in {EHR}" in line, line
+
+
+# -- twenty-fourth review ---------------------------------------------------------------------------
+C5_CARE_MET = {"conservative__months": 8, "conservative__failed": True, "conservative__contraindicated": None}
+
+
+@pytest.mark.parametrize(
+    ("record", "policy"),
+    [
+        (changed(C5, sex="female", **C5_CARE_MET), "hip-resurfacing"),
+        (changed(C5, knee__compartments_affected=3, **C5_CARE_MET), "knee-resurfacing"),
+    ],
+    ids=["woman", "three compartments"],
+)
+def test_a_patient_the_procedure_does_not_suit_who_may_meet_c5_is_told_to_find_out_whatever_her_care(
+    record: dict[str, Any], policy: str
+) -> None:
+    """Twenty-fourth review, F1 (HIGH): a woman (a knee of three compartments) who may meet C5,
+    with eight months of care documented and failed, got no urgent line on any surface: B met
+    silenced it, though her urgency is for the procedure indicated instead."""
+    from llr_asp.views.wording import urgent_note
+
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies[policy]])
+    assert decision.decision == "not_eligible" and decision.statuses["B"] == "met"
+    assert (decision.urgent_json() or {}).get("action") == "find out", decision.urgent_json()
+    note = urgent_note(decision) or ""
+    assert note.startswith("May meet an urgent route (C5") and "procedure indicated instead" in note, note
+
+
+def test_whatif_that_offers_no_change_still_says_a_route_the_patient_may_meet(whatif_of: Any) -> None:
+    """Twenty-fourth review, F2: what-if for a woman who may meet C5 (no change offered: the
+    procedure does not suit her), or for a man whom no change can make eligible, said nothing
+    of the route every other surface leads with."""
+    from llr_asp.views.wording import cannot_words
+
+    maybe = {"conservative__contraindicated": None}
+    for record in (changed(C5, sex="female", **maybe), changed(C5, pain__persistent=None)):
+        answer = whatif_of(record)
+        said = cannot_words(answer, RULES) if answer.blocker is not None else ""
+        assert "⚠ May meet an urgent route (C5" in said, said
+
+
+def test_a_route_refuted_only_by_a_value_no_one_confirmed_may_be_met(whatif_of: Any) -> None:
+    """Twenty-fourth review, F3a: every finding of C5 met, two months of care, 'conservative care
+    contra-indicated: no' only as pre-filled from the EHR: no urgent line anywhere, and what-if
+    offered four more months of care with no caution. Left blank, the same record was cautioned."""
+    from llr_asp.views.wording import change_words, urgent_note
+
+    record = changed(
+        C5, conservative__months=2, conservative__failed=True, conservative__contraindicated=False
+    )
+    form = prefilled_form(record, ("conservative.contraindicated",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert (decision.urgent_json() or {}).get("action") == "find out", decision.urgent_json()
+    note = urgent_note(decision) or ""
+    assert "conservative management contra-indicated no, known only from the answers pre-filled" in note, note
+    [[change]] = whatif_of(form).counterfactuals
+    assert change.caution is not None and change.caution.route == "C5", change
+    said = change_words(change, RULES)
+    assert "recorded as no, known only from the answers pre-filled from the EHR, so confirm it first" in said
+    # the clinician's own 'no' refutes it: no urgency, no caution
+    [plain] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    assert plain.urgent_json() is None and whatif_of(record).counterfactuals[0][0].caution is None
+
+
+def test_whatif_names_a_value_no_one_confirmed_that_every_change_rests_on(whatif_of: Any) -> None:
+    """Twenty-fourth review, F3b: 'Eligible if conservative care went from 3 to 6 months' for a
+    man only by a sex pre-filled from the EHR, the sex never named."""
+    from llr_asp.views.wording import resting_words
+
+    record = changed(json.loads((EXAMPLE.parent / "route-c1-pain.json").read_text()), conservative__months=3)
+    answer = whatif_of(prefilled_form(record, ("sex",)))
+    assert answer.counterfactuals, answer
+    said = resting_words(answer, RULES) or ""
+    assert "first confirm sex (male, from the answers pre-filled from the EHR)" in said, said
+    assert resting_words(whatif_of(record), RULES) is None  # the clinician's answer: nothing to confirm

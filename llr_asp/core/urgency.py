@@ -126,12 +126,41 @@ def urgency(decision: Judged) -> tuple[str, str] | None:
                 return route, "find out"
     if decision.decision == "eligible":
         return None
-    for rid, routes in policy.cautions.items():  # (not suitable: urgent for another procedure)
+    for rid, routes in policy.cautions.items():
+        # care met, a route only possible: nothing waits for it, unless the procedure does not (or
+        # may not) suit the patient: then the urgency is for the procedure indicated instead
+        waits = status.get(rid) != "met" or unsuitable or unconfirmed
         for route in routes:
-            parts = [status.get(c) for c in policy.requirements[route].parts] if route in status else []
-            if status.get(rid) != "met" and "met" in parts and "not_met" not in parts:
-                return route, "find out"  # some of it met, none refuted, the rest not known
+            parts = (
+                [as_confirmed(decision, c) for c in policy.requirements[route].parts]
+                if route in status
+                else []
+            )
+            if waits and "met" in parts and "not_met" not in parts:
+                return route, "find out"  # some of it met, none refuted (but on values to confirm)
     return None
+
+
+def as_confirmed(decision: Judged, rid: str) -> str | None:
+    """A requirement's status as what a clinician has confirmed for this referral shows it: not
+    met only on values no one confirmed (UNCONFIRMED: a 'no' pre-filled from the EHR, an older
+    form's) is not known. An urgent route refuted only by such a value may be met: find out."""
+    status = decision.statuses.get(rid)
+    if status != "not_met" or not decision.filled:
+        return status
+    doubted = {s.field for s in decision.filled if s.kind in UNCONFIRMED}
+    return "unknown" if doubted & set(decision.policy.tested_below(rid)) else status
+
+
+def possible_routes(decision: Judged) -> frozenset[str]:
+    """The urgent routes (caution/3) the patient may meet: not known, or not met only on values
+    no one confirmed (`as_confirmed`)."""
+    return frozenset(
+        route
+        for routes in decision.policy.cautions.values()
+        for route in routes
+        if as_confirmed(decision, route) == "unknown"
+    )
 
 
 def _disputed_meets(decision: Judged, route: str) -> bool:

@@ -30,7 +30,7 @@ from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner
 from ..core.ruleset import Policy, RuleSet, Value, compile_rules, engine_file, symbol_value
 from ..core.sources import Stated
-from ..core.urgency import care_steps, urgent_route
+from ..core.urgency import UNCONFIRMED, as_confirmed, care_steps, possible_routes, urgent_route
 
 PROGRAMS = [engine_file("kleene.lp"), engine_file("patient.lp"), engine_file("whatif.lp")]
 
@@ -47,6 +47,7 @@ class Change:
     unless: tuple[
         tuple[str, Value], ...
     ] = ()  # (field, value): only once the field, unknown, is known not so
+    doubted: tuple[Stated, ...] = ()  # of those fields, the ones recorded only by a source no one confirmed
 
     @property
     def condition(self) -> bool:
@@ -58,7 +59,12 @@ class Change:
         if self.caution is not None:
             said["caution"] = self.caution.to_json()
         if self.unless:
-            said["unless"] = [{"field": f, "is": v} for f, v in self.unless]
+            recorded = {s.field: s for s in self.doubted}
+            said["unless"] = [
+                {"field": f, "is": v}
+                | ({"recorded": recorded[f].value, "source": recorded[f].source} if f in recorded else {})
+                for f, v in self.unless
+            ]
         return said
 
 
@@ -326,7 +332,8 @@ class WhatIfSearch:
                 values[f],
                 self._kind(patient, f),
                 cautions.get(f),
-                self._unless(patient, f, values[f]),
+                unless := self._unless(patient, f, values[f]),
+                tuple(s for s in patient.filled if s.kind in UNCONFIRMED and s.field in dict(unless)),
             )
             for f in sorted(fields, key=order.index)
         )
@@ -334,14 +341,16 @@ class WhatIfSearch:
         return cost[-1], changes, meets
 
     def _unless(self, patient: Patient, field: str, after: Value) -> tuple[tuple[str, Value], ...]:
-        """The unknown fields on which a change of `field` hangs: a domain assumption (bars/4)
-        forbids raising it while one of them has a value the record does not rule out."""
+        """The fields on which a change of `field` hangs: a domain assumption (bars/4) forbids
+        raising it while one of them has a value the record does not rule out: not known, or
+        ruled out only by a value no one confirmed (a 'no' pre-filled from the EHR)."""
         before = patient.values.get(field)
         raised = before is not None and isinstance(after, (int, float)) and after > before  # type: ignore[operator]
+        doubted = {s.field for s in patient.filled if s.kind in UNCONFIRMED}
         return tuple(
             (guard, value)
             for _, raised_field, guard, value in self.rules.bars
-            if raised and raised_field == field and guard not in patient.values
+            if raised and raised_field == field and (guard not in patient.values or guard in doubted)
         )
 
     def _kind(self, patient: Patient, field: str) -> str:
@@ -440,7 +449,9 @@ def weighed(
     policy = decision.policy
     status = {n.id: n.status for n in decision.tree.walk()}
     met = frozenset(r for r, s in status.items() if s == "met")
-    maybe = frozenset(r for r, s in status.items() if s == "unknown")
+    # (an urgent route refuted only on a value no one confirmed may be met: a set that waits for
+    # care carries its caution, as one of a route not known does)
+    maybe = frozenset(r for r, s in status.items() if s == "unknown") | possible_routes(decision)
     unsuitable = [rid for rid in policy.unsuitable if status.get(rid) == "not_met"]
     if unsuitable and decision.decision != "eligible":
         rid = unsuitable[0]
@@ -463,7 +474,7 @@ def weighed(
     if urgent is not None and urgent[0].status == "met" and decision.decision != "eligible":
         answer = dataclasses.replace(answer, withheld=urgent[0].id, advice=urgent[1])
     elif answer.withheld is not None:  # met only in a set withheld: the route's own step, first
-        later = "find out" if status.get(answer.withheld) == "unknown" else "if met"
+        later = "find out" if as_confirmed(decision, answer.withheld) == "unknown" else "if met"
         answer = dataclasses.replace(answer, advice=later)
     if not answer.counterfactuals and decision.decision != "eligible":
         answer = dataclasses.replace(answer, steps=_steps(search.rules, patient, decision))

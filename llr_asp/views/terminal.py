@@ -36,6 +36,7 @@ from .wording import (
     headline,
     leads_to,
     marked,
+    resting_words,
     root_status,
     set_words,
     steps_words,
@@ -445,6 +446,9 @@ def whatif_view(answer: WhatIf, rules: RuleSet) -> Group:
                 line.append("; and " if index else "")
                 line.append(words, style="bold yellow" if caution else "")
             lines.append(Hanging(f"  {number}. ", line))
+        resting = resting_words(answer, rules)
+        if resting:
+            lines.append(Text(f"ⓘ {resting}"))
         lines.append(Text(CHANGE_KEY, style="dim"))
     steps = steps_words(answer, rules)
     if steps:

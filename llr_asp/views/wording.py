@@ -293,8 +293,15 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
     fixed = ", ".join(
         f"{lower_first(rules.fields[f].name)} is {value_words(rules.fields[f], v)}" for f, v in blocker.fixed
     )
+    urgent = answer.urgent
+    # a route the patient may meet (find out): explain's urgent line, which a standalone what-if
+    # has nowhere else (a route met is worded in each branch below)
+    maybe = (
+        f" ⚠ {urgent_note(answer.decided)}"
+        if urgent and urgent["status"] != "met" and answer.withheld is None and answer.decided is not None
+        else ""
+    )
     if blocker.to_confirm:  # in the way only on values no one confirmed: never a fact, confirm first
-        urgent = answer.urgent
         return (
             f"{blocker.label} ({blocker.requirement}) is not met, and whether anything could change that "
             f"rests on values no one has confirmed for this referral: first confirm "
@@ -309,11 +316,10 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
                 if urgent and urgent["status"] == "met" and answer.decided is not None
                 else f" ⚠ The patient meets an urgent route ({urgent['route']}): confirm it now."
                 if urgent and urgent["status"] == "met"
-                else ""
+                else maybe
             )
         )
     if blocker.requirement in policy.unsuitable:
-        urgent = answer.urgent
         return (
             f"This procedure is not for the patient: {blocker.label} ({blocker.requirement}) is not met"
             f"{f' ({fixed})' if fixed else ''}, and no change is offered toward it. "
@@ -329,7 +335,7 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
                 )
                 + " the urgency stands for whatever procedure is indicated instead; do not let it wait."
                 if urgent and urgent["status"] == "met"
-                else ""
+                else maybe
             )
         )
     because = f": {fixed}, which cannot change" if fixed else ""
@@ -342,7 +348,7 @@ def cannot_words(answer: WhatIf, rules: RuleSet) -> str:
             if settle
             else "ask the ICB."
         )
-    return said
+    return said + maybe
 
 
 def certain_words(answer: WhatIf, rules: RuleSet) -> str:
@@ -364,6 +370,24 @@ def certain_words(answer: WhatIf, rules: RuleSet) -> str:
     return (
         "Eligible on the adopted reading only; no change to the record makes it certain: "
         "ask the ICB to confirm the reading."
+    )
+
+
+def resting_words(answer: WhatIf, rules: RuleSet) -> str | None:
+    """What every change offered rests on too, that no one confirmed for this referral (a sex
+    pre-filled from the EHR, an older form's knee compartments): none of the changes funds the
+    patient were it wrong. None where nothing offered rests on such a value, or where each one
+    is named with the change it concerns."""
+    decided = answer.decided
+    if not answer.counterfactuals or decided is None:
+        return None
+    named = {f for changes in answer.counterfactuals for c in changes for f in (c.field, *dict(c.unless))}
+    values = [s for s in decided.doubted if s.field not in named]
+    if not values:
+        return None
+    return (
+        f"Each of these rests too on values no one has confirmed for this referral: first confirm "
+        f"{confirm_words(values, rules)}."
     )
 
 
@@ -515,11 +539,14 @@ def change_words(change: Change, rules: RuleSet, caution: bool = True) -> str:
         said += f" (now {before}; {what}, not a step to take)"
     else:
         said = f"{name} went from {before} to {after} (care you can act on)"
+    recorded = {s.field: s for s in change.doubted}
     for guard, value in change.unless:
         spec = rules.fields[guard]
-        said += (
-            f" — only if the answer to “{spec.question}” is not {value_words(spec, value)}: it is not "
-            "known yet, so find out first"
+        said += f" — only if the answer to “{spec.question}” is not {value_words(spec, value)}: " + (
+            f"recorded as {value_words(spec, recorded[guard].value)}, known only from "
+            f"{source_words(recorded[guard])}, so confirm it first"
+            if guard in recorded
+            else "it is not known yet, so find out first"
         )
     if change.caution is not None and caution:
         route = change.caution
@@ -649,6 +676,16 @@ def urgent_note(decision: Decision) -> str | None:
         if disputed:  # the sources disagree on what it tests
             unknown = "; ".join([*filter(None, [unknown]), *(_field(decision, f) for f in disputed)])
             unknown = f"the sources disagree: {unknown}" if not node.children else unknown
+        # (a part not met only on a value no one confirmed, core.urgency.as_confirmed: named)
+        refuting = {f for c in node.children if c.status == "not_met" for f in policy.tested_below(c.id)}
+        to_confirm = "; ".join(
+            f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"
+            for s in route_doubts(decision, route)
+            if s.field in refuting
+        )
+        found = "; ".join(
+            [f"{unknown}: not yet known"] * bool(unknown) + [f"{to_confirm}: to confirm"] * bool(to_confirm)
+        )
         then = "ask the ICB without waiting for more care"  # what it asks if met, as the patient stands
         refused = refused_beside(decision, _cautioned(policy, route))
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
@@ -668,7 +705,7 @@ def urgent_note(decision: Decision) -> str | None:
             then = f"the urgency stands for the care indicated instead: {_not_met_anyway(refused)}"
         return (
             f"May meet an urgent route ({route}: {lower_first(node.label)}) — "
-            f"find out now ({unknown}: not yet known); if it is met, {then}."
+            f"find out now ({found}); if it is met, {then}."
         )
     if advice == "settle":
         return f"{met} — settle what is still open (below) now, without waiting. “{policy.sentence(route)}”"
@@ -724,7 +761,9 @@ def lower_first(text: str) -> str:
 
 
 def _said(value: Value | None) -> str:
-    """A source's value as a sentence names it: `female`, `8`, `true`."""
+    """A source's value as a sentence names it: `female`, `8`, `yes`."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return "no value" if value is None else show(value)
 
 
