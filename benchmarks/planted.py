@@ -1956,8 +1956,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '\n                f"{_field(decision, s.field)} {_said(s.value)}, known only from {source_words(s)}"',
-        '\n                f"known only from {source_words(s)}"',
+        '\n                f"{_field(decision, s.field)} {_said(s.value)}, known only from',
+        '\n                f"known only from',
         "'first confirm the procedure suits the patient' never names the sex recorded",
         SEAMS,
     ),
@@ -2072,6 +2072,14 @@ PLANTED = [
         " | possible_routes(decision)",
         "",
         "more care offered without C5's caution when a pre-filled 'no' is all that refutes it",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '    also = f" Find out now too: {\'; \'.join(open_)} (not yet known)." if open_ else ""',
+        '    also = ""',
+        "an urgent C6 line says 'ask the ICB now' and nothing of the MSK findings still not known",
         SEAMS,
     ),
 ]

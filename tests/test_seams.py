@@ -3013,3 +3013,24 @@ def test_whatif_names_a_value_no_one_confirmed_that_every_change_rests_on(whatif
     said = resting_words(answer, RULES) or ""
     assert "first confirm sex (male, from the answers pre-filled from the EHR)" in said, said
     assert resting_words(whatif_of(record), RULES) is None  # the clinician's answer: nothing to confirm
+
+
+def test_an_urgent_line_that_asks_the_icb_names_the_findings_still_to_find_out() -> None:
+    """Twenty-fourth review, L1: C6 met, two months of care, the MSK assessment made but its
+    findings not known: 'ask the ICB now; do not delay the referral', nothing of the findings
+    the ICB will need (an unassessed patient is told 'first, now: assessed by MSK')."""
+    from llr_asp.views.wording import urgent_note
+
+    record = changed(
+        C6, conservative__months=2, msk__end_stage_oa=None, msk__suitable_for_surgical_referral=None
+    )
+    [decision] = Reasoner(RULES).decide(validate(record, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision) or ""
+    assert "ask the ICB now; do not delay the referral for conservative care. Find out now too: " in note, (
+        note
+    )
+    assert "diagnosed with end-stage osteoarthritis; suitable for referral" in note, note
+    [known] = Reasoner(RULES).decide(
+        validate(changed(C6, conservative__months=2), RULES, "t"), [RULES.policies["hip-resurfacing"]]
+    )
+    assert "Find out now too" not in (urgent_note(known) or "")

@@ -709,8 +709,15 @@ def urgent_note(decision: Decision) -> str | None:
         )
     if advice == "settle":
         return f"{met} — settle what is still open (below) now, without waiting. “{policy.sentence(route)}”"
+    # what else the funding needs and no one knows yet (the MSK findings): to find out meanwhile
+    cautioned = _cautioned(policy, route)
+    beside = [c for c in decision.tree.children if c.id != cautioned and c.status == "unknown"]
+    open_ = [
+        lower_first(n.label) for c in beside for n in c.walk() if n.status == "unknown" and not n.children
+    ]
+    also = f" Find out now too: {'; '.join(open_)} (not yet known)." if open_ else ""
     return (
-        f"{met} — ask the ICB now; do not delay the referral for conservative care. "
+        f"{met} — ask the ICB now; do not delay the referral for conservative care.{also} "
         f"“{policy.sentence(route)}”"
     )
 
