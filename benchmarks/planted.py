@@ -2082,4 +2082,20 @@ PLANTED = [
         "an urgent C6 line says 'ask the ICB now' and nothing of the MSK findings still not known",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '"refer without delay"\n            if decision.decision == "eligible"',
+        '"refer without delay"\n            if False',
+        "a patient already eligible who may meet C5 is told to ask the ICB, not to refer without delay",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'if c.status == "unknown" and not set(policy.tested_below(c.id)) <= set(disputed)',
+        'if c.status == "unknown"',
+        "a route part the sources disagree on is named twice in the find-out line",
+        SEAMS,
+    ),
 ]

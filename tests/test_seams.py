@@ -3034,3 +3034,28 @@ def test_an_urgent_line_that_asks_the_icb_names_the_findings_still_to_find_out()
         validate(changed(C6, conservative__months=2), RULES, "t"), [RULES.policies["hip-resurfacing"]]
     )
     assert "Find out now too" not in (urgent_note(known) or "")
+
+
+def test_a_route_the_sources_disagree_on_is_named_once_and_an_eligible_patient_is_referred() -> None:
+    """Twenty-fourth review, L2: sources that disagree on the contra-indication of care, C5's
+    other findings met: 'find out now (conservative management is contra-indicated; conservative
+    management contra-indicated: not yet known)' named it twice, and told a patient already
+    eligible to 'ask the ICB without waiting for more care', not to refer without delay."""
+    from llr_asp.views.wording import urgent_note
+
+    record = changed(
+        C5, conservative__months=8, conservative__failed=True, conservative__contraindicated=None
+    )
+    patient = validate(record, RULES, "t")
+    stated = [
+        Stated("conservative.contraindicated", True, FORM, "answer"),
+        Stated("conservative.contraindicated", False, "the EHR", "clinical"),
+    ]
+    patient = dataclasses.replace(patient, conflicts=settle(stated).conflicts)
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision) or ""
+    assert decision.decision == "eligible", decision.decision
+    assert (
+        "find out now (the sources disagree on conservative management contra-indicated: not yet" in note
+    ), note
+    assert note.endswith("if it is met, refer without delay."), note

@@ -671,11 +671,15 @@ def urgent_note(decision: Decision) -> str | None:
             f"Then ask the ICB without waiting for more care. “{policy.sentence(route)}”"
         )
     if advice == "find out":
-        unknown = "; ".join(lower_first(c.label) for c in node.children if c.status == "unknown")
         disputed = [c.field for c in decision.conflicts if c.field in policy.tested_below(route)]
+        unknown = "; ".join(  # (a part not known only as the sources disagree on it: said once, so)
+            lower_first(c.label)
+            for c in node.children
+            if c.status == "unknown" and not set(policy.tested_below(c.id)) <= set(disputed)
+        )
         if disputed:  # the sources disagree on what it tests
-            unknown = "; ".join([*filter(None, [unknown]), *(_field(decision, f) for f in disputed)])
-            unknown = f"the sources disagree: {unknown}" if not node.children else unknown
+            clash = "the sources disagree on " + "; ".join(_field(decision, f) for f in disputed)
+            unknown = "; ".join(filter(None, [unknown, clash]))
         # (a part not met only on a value no one confirmed, core.urgency.as_confirmed: named)
         refuting = {f for c in node.children if c.status == "not_met" for f in policy.tested_below(c.id)}
         to_confirm = "; ".join(
@@ -686,7 +690,11 @@ def urgent_note(decision: Decision) -> str | None:
         found = "; ".join(
             [f"{unknown}: not yet known"] * bool(unknown) + [f"{to_confirm}: to confirm"] * bool(to_confirm)
         )
-        then = "ask the ICB without waiting for more care"  # what it asks if met, as the patient stands
+        then = (  # what it asks if met, as the patient stands
+            "refer without delay"
+            if decision.decision == "eligible"
+            else "ask the ICB without waiting for more care"
+        )
         refused = refused_beside(decision, _cautioned(policy, route))
         steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
         suits = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
