@@ -2098,4 +2098,12 @@ PLANTED = [
         "a route part the sources disagree on is named twice in the find-out line",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/terminal.py",
+        'if route and route[1] == "find out"',
+        "if False",
+        "next says 'nothing more to ask' plainly under an urgent line that says to find out now",
+        SEAMS,
+    ),
 ]

@@ -3059,3 +3059,26 @@ def test_a_route_the_sources_disagree_on_is_named_once_and_an_eligible_patient_i
         "find out now (the sources disagree on conservative management contra-indicated: not yet" in note
     ), note
     assert note.endswith("if it is met, refer without delay."), note
+
+
+def test_next_never_says_nothing_more_to_ask_plainly_while_an_urgent_route_is_to_find_out() -> None:
+    """Twenty-fourth review, L3: for a woman who may meet C5, `next` said 'find out now (…)' and
+    then 'Decided under every reading of the policy: nothing more to ask'."""
+    from rich.console import Console
+
+    from llr_asp.views.terminal import next_view
+
+    hip = [RULES.policies["hip-resurfacing"]]
+    console = Console(record=True, width=300)
+    woman = validate(changed(C5, sex="female", conservative__contraindicated=None), RULES, "t")
+    [step] = Interviewer(RULES).next(woman, hip)
+    console.print(next_view(step))
+    said = console.export_text()
+    assert "nothing more to ask for its funding; find out what the urgent line above asks." in said, said
+    [plain] = Interviewer(RULES).next(validate(changed(C5, sex="female"), RULES, "t"), hip)
+    console.print(next_view(plain))
+    assert (
+        console.export_text()
+        .rstrip()
+        .endswith("Decided under every reading of the policy: nothing more to ask.")
+    )

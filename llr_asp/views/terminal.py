@@ -21,6 +21,7 @@ from rich.tree import Tree
 from ..core.decision import Decision, Evidence, Node
 from ..core.errors import printable
 from ..core.ruleset import RuleSet, show
+from ..core.urgency import urgent_route
 from .wording import (
     CHANGE_KEY,
     after_refusal,
@@ -493,8 +494,14 @@ def next_view(step: Next) -> Group:
         lines.append(Text("Nothing more to ask: no answer can settle the reading; the ICB must confirm it."))
     elif not decision.robust:  # resting on values no one confirmed (asked first: `Interviewer.next`)
         lines.append(Text(contested_summary(decision)))
-    else:
-        lines.append(Text("Decided under every reading of the policy: nothing more to ask."))
+    else:  # (a route it may meet is still to find out: the urgent line above says what)
+        route = urgent_route(decision)
+        later = (
+            " for its funding; find out what the urgent line above asks."
+            if route and route[1] == "find out"
+            else "."
+        )
+        lines.append(Text(f"Decided under every reading of the policy: nothing more to ask{later}"))
     return Group(*lines)
 
 
