@@ -2106,4 +2106,12 @@ PLANTED = [
         "next says 'nothing more to ask' plainly under an urgent line that says to find out now",
         SEAMS,
     ),
+    Planted(
+        "cds",
+        "web/hookcall.py",
+        'if isinstance(reference, str) and "/_history/" in reference:',
+        "if False:",
+        "a form about a version of the order's patient (Patient/1/_history/3) is set aside as another's",
+        ("tests/test_cds_hooks.py",),
+    ),
 ]

@@ -527,8 +527,19 @@ def _subject(body: dict[str, Any], reference: str) -> None:
         lambda b: _subject(b, "Patient/pat-2"),
         lambda b: _subject(b, "https://ehr.example/fhir/Patient/pat-2"),
         lambda b: _subject(b, "Group/pat-1"),
+        lambda b: _subject(b, "Patient/pat-2/_history/3"),
+        lambda b: b["prefetch"]["answers"]["entry"][0]["resource"].update(
+            subject={"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}}
+        ),
     ],
-    ids=["Patient", "answers' subject", "answers' absolute subject", "answers about a group"],
+    ids=[
+        "Patient",
+        "answers' subject",
+        "answers' absolute subject",
+        "answers about a group",
+        "another patient's version",
+        "a subject by identifier only",
+    ],
 )
 def test_a_prefetch_about_another_patient_is_not_decided(client: TestClient, change: Any) -> None:
     body = call("route-c1-pain")
@@ -743,3 +754,16 @@ def test_a_card_for_a_patient_who_may_meet_an_urgent_route_says_find_out_first(r
     made = card(decision, rules, BASE)
     assert made["summary"].startswith("Maybe urgent (C5): find out now. Contested: another reading")
     assert made["indicator"] == "warning"
+
+
+@pytest.mark.parametrize(
+    "reference", ["Patient/pat-1/_history/3", "https://ehr.example/fhir/Patient/pat-1/_history/2"]
+)
+def test_answers_about_a_version_of_the_patient_are_decided(client: TestClient, reference: str) -> None:
+    """Twenty-fourth review, L4: a form whose subject is a version of the order's patient (FHIR
+    allows a versioned reference) was set aside as another patient's."""
+    body = call("route-c1-pain")
+    _subject(body, reference)
+    path = "/cds-services/hip-resurfacing-order-select"
+    [card] = client.post(path, json=body, headers=auth(path)).json()["cards"]
+    assert card["summary"] == "Meets ARP 55 criteria", card["summary"]

@@ -320,12 +320,13 @@ def source(policy: Policy) -> dict[str, Any]:
 
 
 def inconsistent_card(policy: Policy, elsewhere: str) -> dict[str, Any]:
-    """The card for a prefetch about another patient: nothing is decided from it."""
+    """The card for a prefetch that may be about another patient (it names another, or names
+    none by reference): nothing is decided from it."""
     return _not_checked(
         policy,
-        "the prefetch is about another patient",
-        f"{elsewhere} in the prefetch is not the patient of this order (context.patientId), "
-        "so llr-asp did not decide from it. Check the record, then order again.",
+        "the prefetch may be about another patient",
+        f"{elsewhere} in the prefetch does not name the patient of this order (context.patientId) "
+        "by reference, so llr-asp did not decide from it. Check the record, then order again.",
     )
 
 

@@ -355,6 +355,8 @@ def _elsewhere(
         if subject is not None:
             reference = subject.get("reference") if isinstance(subject, dict) else None
             ours = f"Patient/{patient_id}"  # relative, or the end of an absolute URL
+            if isinstance(reference, str) and "/_history/" in reference:  # a version of the Patient
+                reference = reference[: reference.index("/_history/")]
             if not isinstance(reference, str) or not (reference == ours or reference.endswith("/" + ours)):
                 return "the QuestionnaireResponse"
     return None
