@@ -2114,4 +2114,12 @@ PLANTED = [
         "a form about a version of the order's patient (Patient/1/_history/3) is set aside as another's",
         ("tests/test_cds_hooks.py",),
     ),
+    Planted(
+        "seams",
+        "web/cards.py",
+        "if found.other is not None and not found.unreached:",
+        "if False:",
+        "a knee form set aside on a hip order: an info card saying 'no answers found'",
+        SEAMS,
+    ),
 ]

@@ -178,7 +178,10 @@ def test_answers_for_another_procedure_are_set_aside(client: TestClient) -> None
     )
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert card["extension"]["llr-asp.decision"] == "undetermined"  # not "eligible" from knee answers
-    assert "answer the ARP 55 questions" in card["summary"]
+    assert card["summary"] == (  # twenty-fourth review, L6: found, and set aside: never 'no answers found'
+        "ARP 55: the answers found are on another procedure's form, set aside; answer the ARP 55 questions"
+    )
+    assert card["indicator"] == "warning"
     assert "ARP 60" in card["detail"] and "set aside" in card["detail"]
 
 
@@ -633,6 +636,7 @@ def test_a_form_that_names_no_llr_asp_questionnaire_is_said_so(client: TestClien
     )
     [card] = client.post(HIP, json=body, headers=auth(HIP)).json()["cards"]
     assert "unnamed" not in card["detail"] and "does not name llr-asp's questionnaire" in card["detail"]
+    assert card["summary"].startswith("ARP 55: the answers found are on a form for another questionnaire")
 
 
 @pytest.mark.parametrize("second", ["2026-11-01T09:00:00Z", "2026-11-01"])

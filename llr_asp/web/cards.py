@@ -242,6 +242,13 @@ def _summary(decision: Decision, rules: RuleSet, found: Found = Found()) -> tupl
             summary = f"{policy.reference}: {drafted}"
         elif not found.answered:
             looked = "the EHR's answers could not be read" if found.unreached else "no answers found"
+            if found.other is not None and not found.unreached:  # found, and set aside: said so
+                whose = (
+                    "another procedure's form"
+                    if found.other in rules.policies
+                    else "a form for another questionnaire"
+                )
+                looked, indicator = f"the answers found are on {whose}, set aside", "warning"
             if found.unseen and not found.unreached:
                 looked += f", {' and '.join(found.unseen)} not sent"
             summary = f"{policy.reference}: {looked}; answer the {policy.reference} questions"
