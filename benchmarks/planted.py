@@ -2122,4 +2122,12 @@ PLANTED = [
         "a knee form set aside on a hip order: an info card saying 'no answers found'",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "cli/clinician.py",
+        "else form_keeper(save, form)",
+        "else record_keeper(save)",
+        "ask --from FORM --save writes a plain record: a sex pre-filled from the EHR becomes the clinician's",
+        ("tests/test_ask.py",),
+    ),
 ]

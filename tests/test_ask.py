@@ -184,3 +184,38 @@ def test_ask_in_a_real_terminal(tmp_path: Path) -> None:
     assert process.wait(timeout=30) == 0
     os.close(main)
     assert json.loads(saved.read_text())["sex"] == "female"
+
+
+def test_a_session_begun_from_a_form_saves_the_form_so_a_prefilled_value_stays_to_confirm(
+    tmp_path: Path,
+) -> None:
+    """Twenty-fifth review, H1: `ask --from FORM --save FILE` wrote a plain record, so the sex the
+    form filler pre-filled from the EHR became the clinician's answer: resumed with --from FILE,
+    the session asked nothing and refused a woman robustly on the EHR's word. The form is kept:
+    what no one answered here keeps its source, and an answer given here is dated and the
+    clinician's."""
+    from llr_asp import Reasoner
+    from llr_asp.core.documents import ANSWERED, INFORMATION_ORIGIN
+    from llr_asp.core.documents import validate as read_document
+    from llr_asp.formats.fhir import decision_response
+
+    hip = RULES.policies["hip-resurfacing"]
+    patient = validate({**json.loads(ROUTE_C1.read_text()), "sex": "female"}, RULES, "t")
+    form = decision_response(patient, Reasoner(RULES).decide(patient, [hip]), RULES)
+    form.pop("extension")
+    for item in form["item"]:
+        if item["linkId"] == "sex":  # pre-filled from the EHR, left as it was (DTR's `auto`)
+            item["extension"] = [
+                {"url": INFORMATION_ORIGIN, "extension": [{"url": "source", "valueCode": "auto"}]}
+            ]
+    start, saved = tmp_path / "form.json", tmp_path / "saved.json"
+    start.write_text(json.dumps(form))
+    stopped = ask("-p", "hip-resurfacing", "--from", str(start), "--save", str(saved), lines=[])
+    assert stopped.exit_code == 1 and json.loads(saved.read_text())["resourceType"] == "QuestionnaireResponse"
+    resumed = ask("-p", "hip-resurfacing", "--from", str(saved), lines=[])
+    assert "What is the patient's sex?" in resumed.stderr and "pre-filled from the EHR" in resumed.stderr
+    answered = ask("-p", "hip-resurfacing", "--from", str(saved), "--save", str(saved), lines=["female"])
+    assert answered.exit_code == 0, answered.output
+    [sex] = [i for i in json.loads(saved.read_text())["item"] if i["linkId"] == "sex"]
+    assert sex["extension"][0]["url"] == ANSWERED  # the clinician's, dated: no longer DTR's `auto`
+    assert read_document(json.loads(saved.read_text()), RULES, "saved").filled == ()

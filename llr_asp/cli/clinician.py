@@ -6,7 +6,7 @@ import datetime
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -27,6 +27,10 @@ from .app import (
     print_per_policy,
     user_errors,
 )
+
+if TYPE_CHECKING:  # the session's types, imported when a session starts
+    from ..core.ruleset import Field, Value
+    from ..views.questionnaire import Keeper
 
 
 class ExplainFormat(str, enum.Enum):
@@ -255,7 +259,9 @@ def ask(
         typer.Option(
             "--save",
             metavar="FILE",
-            help="Write the answers to FILE as a patient record, after every answer.",
+            help="Write the answers to FILE after every answer: as a patient record, or, begun "
+            "--from a FHIR QuestionnaireResponse, as that form with each answer given here dated, "
+            "so that what was pre-filled from the EHR or answered long ago stays to confirm.",
             show_default=False,
         ),
     ] = None,
@@ -274,12 +280,12 @@ def ask(
     """
     from rich.text import Text
 
-    from ..core.documents import record
+    from ..core.documents import is_response, record
     from ..core.documents import validate as read_document
     from ..core.patient import parse, read_text, validate
     from ..engines.interview import Interviewer
     from ..engines.whatif import WhatIfSearch, weighed
-    from ..views.questionnaire import Questionnaire, line_reader, terminal_reader
+    from ..views.questionnaire import Questionnaire, line_reader, record_keeper, terminal_reader
     from ..views.terminal import decision_view, print_all, whatif_view
 
     prompts = console(stderr=True)
@@ -289,13 +295,15 @@ def ask(
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
         # values no one confirmed (answers a form filler pre-filled from the EHR): asked to confirm
         filled = read_document(document, interviewer.rules, str(start)).filled if start is not None else ()
+        form = document if is_response(document) else None
         document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
         begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
         chosen = interviewer.policies(policy or begun.policy)
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
+        keep = None if save is None else record_keeper(save) if form is None else form_keeper(save, form)
         session = Questionnaire(
-            interviewer, chosen, document, str(start or save or "questionnaire"), save, filled
+            interviewer, chosen, document, str(start or save or "questionnaire"), keep, filled
         )
         if reask:
             session.reask = set(session.patient.answered - set(session.patient.values))
@@ -320,3 +328,21 @@ def ask(
         ended = Text(f"The answers ended before the questionnaire did{again}.", style="bold yellow")
         prompts.print(ended, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def form_keeper(path: Path, form: dict[str, Any]) -> Keeper:
+    """A questionnaire session's Keeper for one begun from a FHIR QuestionnaireResponse: the form,
+    each answer given in the session in place of its item and dated (formats.fhir.with_answer, as
+    the page keeps a pasted form), written to `path` after every answer. Never a plain record:
+    that would make what was pre-filled from the EHR, or answered long ago, the clinician's now."""
+    from ..formats.fhir import with_answer
+    from ..views.questionnaire import write_record
+
+    kept = [form]
+
+    def keep(document: dict[str, Any], field: Field | None, value: Value | None) -> None:
+        if field is not None:
+            kept[0] = with_answer(kept[0], field, value)
+        write_record(path, kept[0])
+
+    return keep

@@ -30,6 +30,10 @@ from .wording import urgent_note
 
 ECHO = 80  # characters of a piped answer echoed back: a runaway line is not shown whole
 Reader = Callable[[], str]  # one line of answer; raises EOFError when there are no more
+Keeper = Callable[[dict[str, Any], "Field | None", "Value | None"], None]
+"""Keeps the session after every answer (`--save`): given the record so far and the answer just
+accepted (None, None at the start). `record_keeper` writes the record; a session begun from a
+QuestionnaireResponse keeps the form itself, so that every value keeps its source and date."""
 
 
 class Questionnaire:
@@ -41,7 +45,7 @@ class Questionnaire:
         policies: Sequence[Policy],
         document: dict[str, Any],
         source: str,
-        save: Path | None = None,
+        save: Keeper | None = None,
         filled: tuple[Stated, ...] = (),
     ) -> None:
         self.interviewer, self.policies, self.source, self.save = interviewer, policies, source, save
@@ -53,7 +57,7 @@ class Questionnaire:
         self.asked = 0
         self.reask: set[str] = set()  # fields recorded as not known, to ask again once
         if save is not None:
-            write_record(save, document)
+            save(document, None, None)
 
     def run(self, console: Console, read: Reader) -> Patient:
         """Ask until no policy has a question left; the patient it ends with.
@@ -105,7 +109,7 @@ class Questionnaire:
             self.filled = tuple(s for s in self.filled if s.field != field.path)  # the clinician's now
             self.document, self.patient = document, dataclasses.replace(patient, filled=self.filled)
             if self.save is not None:
-                write_record(self.save, document)
+                self.save(document, field, value)
             return
 
 
@@ -146,6 +150,11 @@ def write_record(path: Path, document: dict[str, Any]) -> None:
     with replaced(path, "--save") as out:
         json.dump(document, out, indent=2, ensure_ascii=False)
         out.write("\n")
+
+
+def record_keeper(path: Path) -> Keeper:
+    """A Keeper that writes the record so far to `path` after every answer."""
+    return lambda document, field, value: write_record(path, document)
 
 
 def terminal_reader(console: Console) -> Reader:
