@@ -2021,7 +2021,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/urgency.py",
-        'return "unknown" if doubted & set(decision.policy.tested_below(rid)) else status',
+        'return "unknown" if requirement.test.field in doubted else status',
         "return status",
         "C5 refuted only by a 'no' pre-filled from the EHR: no urgent line, care offered without caution",
         SEAMS,
@@ -2129,5 +2129,13 @@ PLANTED = [
         "else record_keeper(save)",
         "ask --from FORM --save writes a plain record: a sex pre-filled from the EHR becomes the clinician's",
         ("tests/test_ask.py",),
+    ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        "    if decisive in parts:\n        return decisive\n    return other if",
+        "    if False:\n        return decisive\n    return other if",
+        "a route the clinician refuted is made possible by any other value pre-filled: what-if cautions",
+        SEAMS,
     ),
 ]

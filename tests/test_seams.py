@@ -3086,3 +3086,34 @@ def test_next_never_says_nothing_more_to_ask_plainly_while_an_urgent_route_is_to
         .rstrip()
         .endswith("Decided under every reading of the policy: nothing more to ask.")
     )
+
+
+def test_a_route_a_clinician_refuted_is_not_made_possible_by_another_value_no_one_confirmed(
+    whatif_of: Any,
+) -> None:
+    """Twenty-fifth review, M1: C5 refuted by the clinician's own answers (mild pain, no danger to
+    independence), only 'pain persistent: yes' pre-filled from the EHR: what-if cautioned 'the
+    patient may meet C5 … do not delay the referral' where every other surface says no route.
+    A route is possible only where what refutes it is a value no one confirmed."""
+    from llr_asp.core.urgency import possible_routes
+
+    hip = RULES.policies["hip-resurfacing"]
+    refuted = changed(
+        C5,
+        pain__severity="mild",
+        independence__immediate_danger=False,
+        conservative__contraindicated=False,
+        conservative__months=3,
+        conservative__failed=True,
+    )
+    form = prefilled_form(refuted, ("pain.persistent",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+    assert "C5" not in possible_routes(decision) and decision.urgent_json() is None
+    assert all(c.caution is None for changes in whatif_of(form).counterfactuals for c in changes)
+    # refuted only on the pre-filled value: possible
+    only = prefilled_form(
+        changed(refuted, pain__severity="severe", independence__immediate_danger=True),
+        ("conservative.contraindicated",),
+    )
+    [maybe] = Reasoner(RULES).decide(validate(only, RULES, "t"), [hip])
+    assert "C5" in possible_routes(maybe)

@@ -148,8 +148,17 @@ def as_confirmed(decision: Judged, rid: str) -> str | None:
     status = decision.statuses.get(rid)
     if status != "not_met" or not decision.filled:
         return status
-    doubted = {s.field for s in decision.filled if s.kind in UNCONFIRMED}
-    return "unknown" if doubted & set(decision.policy.tested_below(rid)) else status
+    requirement = decision.policy.requirements[rid]
+    if requirement.test is not None:  # a condition: refuted by what its field's source says
+        doubted = {s.field for s in decision.filled if s.kind in UNCONFIRMED}
+        return "unknown" if requirement.test.field in doubted else status
+    # its parts as confirmed, combined as the rules combine them (Kleene): a part refuted by a
+    # clinician's answer still refutes an all_of, whatever else was pre-filled
+    parts = [as_confirmed(decision, part) for part in requirement.parts]
+    decisive, other = ("not_met", "met") if requirement.form == "all_of" else ("met", "not_met")
+    if decisive in parts:
+        return decisive
+    return other if all(p == other for p in parts) else "unknown"
 
 
 def possible_routes(decision: Judged) -> frozenset[str]:
