@@ -159,8 +159,12 @@ def test_ask_from_a_questionnaire_response_keeps_the_answers(tmp_path: Path) -> 
     command = ["ask", "-p", "hip-resurfacing", "--from", str(start), "--save", str(saved)]
     result = CliRunner().invoke(app, command, input="female\n")
     assert result.exit_code == 0, result.output
-    record = json.loads(saved.read_text())
-    assert record["sex"] == "female" and record["pain"]["severity"] == known["pain.severity"]
+    # saved as the form, the answer given in the session in its item (not a plain record)
+    from llr_asp.core.documents import read_patient
+
+    assert json.loads(saved.read_text())["resourceType"] == "QuestionnaireResponse"
+    kept = read_patient(str(saved), RULES).values
+    assert kept["sex"] == "female" and kept["pain.severity"] == known["pain.severity"]
     assert "NOT ELIGIBLE" in result.stdout
 
 
