@@ -2138,4 +2138,12 @@ PLANTED = [
         "a route the clinician refuted is made possible by any other value pre-filled: what-if cautions",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/reasoner.py",
+        "reached = set(under.possible) - set(decision.possible)",
+        "reached = set(under.possible) - {decision.decision}",
+        "a decision the readings contest 'rests on' every value pre-filled: asked before the ICB",
+        SEAMS,
+    ),
 ]

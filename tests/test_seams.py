@@ -3117,3 +3117,23 @@ def test_a_route_a_clinician_refuted_is_not_made_possible_by_another_value_no_on
     )
     [maybe] = Reasoner(RULES).decide(validate(only, RULES, "t"), [hip])
     assert "C5" in possible_routes(maybe)
+
+
+def test_a_decision_the_readings_contest_does_not_rest_on_a_value_that_changes_nothing() -> None:
+    """Twenty-fifth review, M2: a C6 patient with three months of care (not eligible on the adopted
+    reading, eligible under C6's other) whose 'joint instability: none' was pre-filled from the
+    EHR was told the decision rests on it ('first confirm joint instability'), asked it before
+    the ICB, though unknown it changes nothing: every reading's decision was already possible."""
+    from llr_asp.views.wording import urgent_note
+
+    hip = RULES.policies["hip-resurfacing"]
+    form = prefilled_form(changed(C6, conservative__months=3), ("joint.instability",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+    assert decision.contested and decision.under_unconfirmed == (), decision.under_unconfirmed
+    assert "to_confirm" not in (decision.urgent_json() or {}) and "confirm" not in (
+        urgent_note(decision) or ""
+    )
+    # a value the adopted decision turns on still does: the sex pre-filled, not known, undetermined
+    sexed = prefilled_form(changed(C6, conservative__months=3), ("sex",))
+    [rests] = Reasoner(RULES).decide(validate(sexed, RULES, "t"), [hip])
+    assert rests.under_unconfirmed and rests.unconfirmed[0].field == "sex"

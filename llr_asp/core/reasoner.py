@@ -121,7 +121,11 @@ class Reasoner:
             return decision
         values = {f: v for f, v in patient.values.items() if f not in doubted}
         [under] = self.decide(dataclasses.replace(patient, values=values, filled=()), [decision.policy])
-        others = tuple(sorted(set(under.possible) - {decision.decision}))
+        # it rests on them if, not known, the adopted reading decides otherwise, or some reading
+        # reaches a decision no reading reaches as the record stands (a decision contested by the
+        # readings does not rest on every value no one confirmed)
+        reached = set(under.possible) - set(decision.possible) | {under.decision} - {decision.decision}
+        others = tuple(sorted(reached))
         return dataclasses.replace(decision, under_unconfirmed=others) if others else decision
 
     def _weigh_conflicts(self, patient: Patient, decision: Decision) -> Decision:
