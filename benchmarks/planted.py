@@ -2146,4 +2146,20 @@ PLANTED = [
         "a decision the readings contest 'rests on' every value pre-filled: asked before the ICB",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        '        response["item"] = _dated(response.get("item", []), str(response["authored"]), just)\n',
+        "",
+        "$next-question restamps a form of 2024: after the sex, every stale answer is current, ELIGIBLE",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        'if entry.get("answer") and entry.get("linkId") != just and not dated:',
+        'if entry.get("answer") and not dated:',
+        "$next-question dates the answer just given with the form's old date: asked again and again",
+        SEAMS,
+    ),
 ]

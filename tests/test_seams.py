@@ -3137,3 +3137,33 @@ def test_a_decision_the_readings_contest_does_not_rest_on_a_value_that_changes_n
     sexed = prefilled_form(changed(C6, conservative__months=3), ("sex",))
     [rests] = Reasoner(RULES).decide(validate(sexed, RULES, "t"), [hip])
     assert rests.under_unconfirmed and rests.unconfirmed[0].field == "sex"
+
+
+def test_next_question_keeps_the_date_each_answer_was_given_when_it_restamps_a_form(
+    client: TestClient,
+) -> None:
+    """Twenty-fifth review, M3: a form of 2024 posted to $next-question asked only the sex; its
+    next step, restamped today, made every 2024 answer current, and the form completed ELIGIBLE,
+    robust. The answers a step carries keep the date they were given; only the answer just given
+    is today's, so the stale ones are asked, as the page asks them."""
+    from llr_asp.core.documents import ANSWERED
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    old = decision_response(patient, [decision], RULES)
+    old.pop("extension")
+    old |= {"authored": "2024-03-01T09:00:00Z", "questionnaire": "urn:llr-asp:questionnaire:hip-resurfacing"}
+    reply, asked, replies = client.post(NEXT, json=old).json(), [], []
+    while reply["status"] == "in-progress" and len(asked) < 25:
+        question = reply["contained"][0]["item"][-1]["linkId"]
+        asked.append(question)
+        [given] = [i for i in old["item"] if i["linkId"] == question]  # the same answer, given today
+        reply = client.post(NEXT, json={**reply, "item": [*reply.get("item", []), given]}).json()
+        replies.append(reply)
+    assert len(asked) > 5 and len(set(asked)) == len(asked), asked  # every stale answer, each once
+    assert reply["status"] == "completed", asked
+    # after the first answer: that one is today's, an answer not asked yet keeps its date of 2024
+    items = {i["linkId"]: i.get("extension", []) for i in replies[0]["item"]}
+    assert {"url": ANSWERED, "valueDateTime": "2024-03-01T09:00:00Z"} in items[asked[-1]], items[asked[-1]]
+    assert not any(e.get("url") == ANSWERED and "2024" in e["valueDateTime"] for e in items[asked[0]])

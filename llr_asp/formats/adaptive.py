@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 from ..core import clock
 from ..core.decision import Decision
 from ..core.documents import (
+    ANSWERED,
     FINAL,
     TAG,
     answer_entries,
+    date_time,
     is_response,
     policy_of,
     shaped,
@@ -131,6 +133,13 @@ def next_question(
         )
     items = shaped(adapted.get("item", []), list, source, "contained.item", "a list of items")
     asked = [i.get("linkId") for i in items if isinstance(i, dict) and i.get("type") != "display"]
+    just = asked[-1] if asked and posted not in FINAL else None  # the question answered now, if any
+    if posted not in FINAL and date_time(response.get("authored")) is not None:
+        # a step of a form in progress: the answer just given is given now; the answers the form
+        # held keep the date they were given (ANSWERED, the form's `authored` until now), so that
+        # a form of 2024 answered one question today is not current, at this step or the next
+        response["item"] = _dated(response.get("item", []), str(response["authored"]), just)
+        response["authored"] = now()
     # every answer checked against its item before anything is decided; an answer to a question
     # the form does not hold yet (a form filler's prefilled start) puts that question in the form
     given = _checked(response, rules, policy, source)
@@ -177,6 +186,26 @@ def next_question(
         response["authored"] = now()
     response["meta"] = _meta(response.get("meta"), policy, source)
     return {key: value for key, value in response.items() if value != []}  # FHIR JSON has no empty arrays
+
+
+def _dated(items: Any, when: str, just: str | None) -> Any:
+    """`items` with each answer that does not say when it was given (ANSWERED) dated `when`, the
+    form's `authored` before it is put together anew, but for the question answered now (`just`)."""
+    if not isinstance(items, list):
+        return items
+    out = []
+    for entry in items:
+        if isinstance(entry, dict):
+            entry = dict(entry)
+            found = entry.get("extension")
+            own: list[Any] = found if isinstance(found, list) else []
+            dated = any(isinstance(e, dict) and e.get("url") == ANSWERED for e in own)
+            if entry.get("answer") and entry.get("linkId") != just and not dated:
+                entry["extension"] = [*own, {"url": ANSWERED, "valueDateTime": when}]
+            if "item" in entry:
+                entry["item"] = _dated(entry["item"], when, just)
+        out.append(entry)
+    return out
 
 
 VALUE_OF = {
