@@ -2162,4 +2162,12 @@ PLANTED = [
         "$next-question dates the answer just given with the form's old date: asked again and again",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "if named is None:  # whose questionnaire",
+        "if False:  # whose questionnaire",
+        "a knee form naming the service's Questionnaire URL is decided for hip on explain, API, batch",
+        SEAMS,
+    ),
 ]

@@ -3167,3 +3167,38 @@ def test_next_question_keeps_the_date_each_answer_was_given_when_it_restamps_a_f
     items = {i["linkId"]: i.get("extension", []) for i in replies[0]["item"]}
     assert {"url": ANSWERED, "valueDateTime": "2024-03-01T09:00:00Z"} in items[asked[-1]], items[asked[-1]]
     assert not any(e.get("url") == ANSWERED and "2024" in e["valueDateTime"] for e in items[asked[0]])
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    ["http://127.0.0.1:8925/fhir/Questionnaire/knee-resurfacing", "http://ehr.example/Questionnaire/x", None],
+    ids=["the service's own URL", "another questionnaire", "none"],
+)
+def test_a_form_that_names_no_questionnaire_of_llr_asps_is_never_decided(
+    client: TestClient, tmp_path: Path, canonical: str | None
+) -> None:
+    """Twenty-fifth review, M4: a knee form naming the service's own Questionnaire URL (not its
+    canonical) was decided for hip, ELIGIBLE and robust, by explain, the API and batch, and
+    counted in hip's funnels; a card set it aside. Which joint its answers are about cannot be
+    told: refused on every surface, saying why (exit 2, 422, a line's error)."""
+    from typer.testing import CliRunner
+
+    from llr_asp.cli import app
+    from llr_asp.engines.batch import LineError, iterate_decisions
+
+    response = knee_response()
+    response.pop("questionnaire")
+    if canonical is not None:
+        response["questionnaire"] = canonical
+    path = tmp_path / "form.json"
+    path.write_text(json.dumps(response))
+    refused = CliRunner().invoke(app, ["explain", str(path), "--policy", "hip-resurfacing"])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
+    assert (
+        "questionnaire: this QuestionnaireResponse names" in refused.stderr
+        and "another joint" in refused.stderr
+    )
+    reply = client.post("/api/v1/explain?policy=hip-resurfacing", json=response)
+    assert reply.status_code == 422 and "one of llr-asp's" in reply.json()["error"]
+    [line] = list(iterate_decisions([response], policy="hip-resurfacing"))
+    assert isinstance(line, LineError) and "one of llr-asp's" in line.error

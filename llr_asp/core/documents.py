@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, TypeGuard, Union
 
 from . import clock
-from .errors import InputError
+from .errors import InputError, printable
 from .patient import Patient, nested, parse, read_text
 from .patient import validate as validate_record
 from .ruleset import Field, Policy, RuleSet, Value, is_date
@@ -124,7 +124,21 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             ]
             patient = dataclasses.replace(patient, filled=(*patient.filled, *filled))
         named = procedure_of(document, source)
-        policy = rules.policies.get(named) if named is not None else None
+        if named is None:  # whose questionnaire, and so which joint, cannot be told: never decided
+            canonical = document.get("questionnaire")
+            which = (
+                f"names the questionnaire {printable(canonical)!r}, not"
+                if isinstance(canonical, str)
+                else "names no"
+            )
+            raise InputError(
+                source,
+                "questionnaire",
+                f"this QuestionnaireResponse {which} one of llr-asp's (urn:llr-asp:questionnaire:"
+                "<policy>, or a contained form derived from one): its answers may be about another "
+                "joint, so it is never decided from; answer llr-asp's questionnaire for the procedure",
+            )
+        policy = rules.policies.get(named)
         # answers older than the ICB allows: to confirm, with their date; an answer's own date
         # (ANSWERED, readable and not ahead) is when it was given, else the form's
         since = {f: w for f, w in answered_on(document, rules).items() if date_time(w)}

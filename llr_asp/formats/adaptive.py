@@ -149,7 +149,7 @@ def next_question(
     extensions = shaped(response.get("extension", []), list, source, "extension", "a list of extensions")
     for n, extension in enumerate(extensions):
         shaped(extension, dict, source, f"extension[{n}]", "an Extension object")
-    patient = validate_response(response, asked, rules, source)
+    patient = validate_response(response, asked, rules, source, base)
     steps = interviewer.next(patient, rules.select(policy, rules.date_of(patient.values)))  # else today
     step = next((s for s in steps if s.question is not None), None)
     adapted["item"] = [i for i in items if not _closing(i)]  # a completed form posted again: said anew
@@ -360,9 +360,12 @@ def now() -> str:
     return stamp.replace("+00:00", "Z")
 
 
-def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str) -> Patient:
+def validate_response(
+    response: dict[str, Any], asked: list[Any], rules: RuleSet, source: str, questionnaire: str
+) -> Patient:
     """The patient of an adaptive response: its answers, and every question the adaptive
-    Questionnaire asked that the response leaves unanswered, as asked and unknown."""
+    Questionnaire asked that the response leaves unanswered, as asked and unknown; the answers
+    are to `questionnaire`, the policy's form the adaptive one derives from."""
     items = list(
         shaped(response.get("item", []), list, source, "item", "a list of QuestionnaireResponse items")
     )
@@ -374,4 +377,5 @@ def validate_response(response: dict[str, Any], asked: list[Any], rules: RuleSet
     items += [{"linkId": link} for link in asked if isinstance(link, str) and link not in answered]
     # a form in progress is the adaptive form's own working state: read, never refused as a draft
     resource = {**{k: v for k, v in response.items() if k != "contained"}, "item": items}
+    resource["questionnaire"] = questionnaire
     return validate(resource, rules, source, drafts=True)
