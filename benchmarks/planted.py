@@ -2170,4 +2170,20 @@ PLANTED = [
         "a knee form naming the service's Questionnaire URL is decided for hip on explain, API, batch",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "            patient = dataclasses.replace(patient, given=authored)\n",
+        "",
+        "the letter never says when the answers were given, only today's date",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/letter.py",
+        "    if when is None:\n",
+        "    if False:\n",
+        "a letter for a form dated a year ahead says 'answers given on 1 June 2027'",
+        SEAMS,
+    ),
 ]

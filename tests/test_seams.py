@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import html
 import json
 import re
@@ -3202,3 +3203,29 @@ def test_a_form_that_names_no_questionnaire_of_llr_asps_is_never_decided(
     assert reply.status_code == 422 and "one of llr-asp's" in reply.json()["error"]
     [line] = list(iterate_decisions([response], policy="hip-resurfacing"))
     assert isinstance(line, LineError) and "one of llr-asp's" in line.error
+
+
+@pytest.mark.parametrize(
+    ("authored", "said"),
+    [
+        ("2026-11-01T09:00:00Z", "Answers given on 1 November 2026."),
+        ("2027-06-01", "The form's date (2027-06-01) cannot be when it was answered"),
+        (None, None),
+    ],
+)
+def test_the_letter_says_when_the_answers_were_given(authored: str | None, said: str | None) -> None:
+    """Twenty-fifth review, L5 (issue 32: 'the card and letter say when the answers were given'):
+    the letter carried today's date only, even for a form dated a year still to come."""
+    from llr_asp.formats.fhir import decision_response
+    from llr_asp.views.letter import plain_letter
+
+    hip = RULES.policies["hip-resurfacing"]
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), RULES, "t")
+    form = decision_response(patient, Reasoner(RULES).decide(patient, [hip]), RULES)
+    form.pop("extension")
+    form.pop("authored", None)
+    if authored is not None:
+        form["authored"] = authored
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+    head = plain_letter([decision], RULES, datetime.date(2026, 12, 7)).split("\n\n")[1]
+    assert (said in head) if said else ("Answers given" not in head and "form's date" not in head), head

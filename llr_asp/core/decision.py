@@ -185,6 +185,7 @@ class Decision:
     under_conflicts: tuple[str, ...] = ()  # decisions a disputed field's other values would give
     under_unconfirmed: tuple[str, ...] = ()  # decisions reached were the unconfirmed values unknown
     barred: tuple[str, ...] = ()  # fields the rules bar raising for this patient (bars/4: the guard holds)
+    given: str | None = None  # when the form says the answers were given (Patient.given)
 
     @property
     def robust(self) -> bool:

@@ -153,6 +153,9 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         ]
         if old:
             patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
+        authored = document.get("authored")
+        if isinstance(authored, str):  # when the form says they were given: the letter says it
+            patient = dataclasses.replace(patient, given=authored)
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
         if named == "all":  # written out again, still the form for every procedure's answers

@@ -47,6 +47,7 @@ class Patient:
     filled: tuple[Stated, ...] = ()  # values the clinical system's record gave, no one answered
     answers_for: str | None = None  # the policy family whose questionnaire these answers were given for
     shared: bool = False  # the answers were given on the form for every procedure (`all`)
+    given: str | None = None  # when the form says they were given (a QuestionnaireResponse's `authored`)
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, Any]:

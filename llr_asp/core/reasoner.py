@@ -184,6 +184,7 @@ class Reasoner:
                     patient.conflicts,
                     patient.filled,
                     barred=barred(self.rules, patient, policy.fields()),
+                    given=patient.given,
                 )
             )
         return decisions

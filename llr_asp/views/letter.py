@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from ..core.decision import Decision, Node
+from ..core.documents import date_time
 from ..core.errors import printable
 from ..core.ruleset import RuleSet
 from .wording import (
@@ -47,11 +48,25 @@ class Block(NamedTuple):
     under: tuple[str, ...] = ()
 
 
+def _given(decision: Decision) -> str:
+    """When the form says the answers were given (a QuestionnaireResponse's `authored`), or that
+    its date cannot be theirs (no date, or one still to come): nothing for a patient record."""
+    if decision.given is None:
+        return ""
+    when = date_time(decision.given)
+    if when is None:
+        return (
+            f" The form's date ({printable(decision.given)}) cannot be when it was answered (not a date, "
+            "or one still to come): check when it was filled in."
+        )
+    return f" Answers given on {when.day} {when:%B %Y}."
+
+
 def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool = False) -> Iterator[Block]:
     """The letter for one decision, top to bottom."""
     policy = decision.policy
     yield Block("heading", f"{policy.title} ({policy.reference})")
-    yield Block("para", f"Patient: {decision.patient}. Date: {today.day} {today:%B %Y}.")
+    yield Block("para", f"Patient: {decision.patient}. Date: {today.day} {today:%B %Y}.{_given(decision)}")
     if policy.dated:
         yield Block("para", f"Decided under the {policy.edition_words()}.")
     yield Block("strong", f"Decision: {headline(decision)}")
