@@ -2037,7 +2037,7 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        "    values = [s for s in decided.doubted if s.field not in named]",
+        "    values = [s for s in decided.doubted if s.field not in named and s.field in relied]",
         "    values = []",
         "what-if's changes rest on a sex pre-filled from the EHR, never named",
         SEAMS,
@@ -2184,6 +2184,14 @@ PLANTED = [
         "    if when is None:\n",
         "    if False:\n",
         "a letter for a form dated a year ahead says 'answers given on 1 June 2027'",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        " and s.field in relied]",
+        "]",
+        "what-if says its changes rest on a pre-filled instability no condition met tests",
         SEAMS,
     ),
 ]

@@ -3018,6 +3018,9 @@ def test_whatif_names_a_value_no_one_confirmed_that_every_change_rests_on(whatif
     said = resting_words(answer, RULES) or ""
     assert "first confirm sex (male, from the answers pre-filled from the EHR)" in said, said
     assert resting_words(whatif_of(record), RULES) is None  # the clinician's answer: nothing to confirm
+    # twenty-fifth review, L1: a value no met condition tests (instability 'none', pre-filled) is
+    # not one the changes rest on
+    assert resting_words(whatif_of(prefilled_form(record, ("joint.instability",))), RULES) is None
 
 
 def test_an_urgent_line_that_asks_the_icb_names_the_findings_still_to_find_out() -> None:

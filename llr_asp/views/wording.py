@@ -382,7 +382,14 @@ def resting_words(answer: WhatIf, rules: RuleSet) -> str | None:
     if not answer.counterfactuals or decided is None:
         return None
     named = {f for changes in answer.counterfactuals for c in changes for f in (c.field, *dict(c.unless))}
-    values = [s for s in decided.doubted if s.field not in named]
+    # a value no one confirmed that a condition met as recorded tests (the sex, for 'not female'):
+    # what the eligibility the changes reach would rest on
+    relied = {
+        r.test.field
+        for r in decided.policy.requirements.values()
+        if r.test is not None and decided.statuses.get(r.id) == "met"
+    }
+    values = [s for s in decided.doubted if s.field not in named and s.field in relied]
     if not values:
         return None
     return (
