@@ -2194,4 +2194,12 @@ PLANTED = [
         "what-if says its changes rest on a pre-filled instability no condition met tests",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/urgency.py",
+        '    if action in ("confirm", "find out"):\n        doubts +=',
+        "    if False:\n        doubts +=",
+        "the urgent JSON names nothing to confirm where the line asks to confirm a pre-filled sex",
+        SEAMS,
+    ),
 ]

@@ -3232,3 +3232,13 @@ def test_the_letter_says_when_the_answers_were_given(authored: str | None, said:
     [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
     head = plain_letter([decision], RULES, datetime.date(2026, 12, 7)).split("\n\n")[1]
     assert (said in head) if said else ("Answers given" not in head and "form's date" not in head), head
+
+
+def test_an_urgent_line_s_json_names_what_the_line_asks_to_confirm() -> None:
+    """Twenty-fifth review, L2: a C6 patient whose sex (female) was only pre-filled from the EHR
+    is told 'first confirm the procedure suits the patient (sex female, known only from …)'; the
+    `urgent` JSON a program reads had no `to_confirm`."""
+    form = prefilled_form(changed(C6, sex="female", msk__assessed=False), ("sex",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    urgent = decision.urgent_json() or {}
+    assert urgent.get("action") == "confirm" and urgent.get("to_confirm") == ["sex"], urgent

@@ -204,8 +204,15 @@ def urgent_json(decision: Judged) -> dict[str, Any] | None:
         "status": status,
         "action": action,
     }
-    doubts = [s.field for s in route_doubts(decision, route)] if status == "met" else []
-    doubts += [s.field for s in decision.unconfirmed if s.field not in doubts]  # and the verdict's
+    # what the urgent line asks to confirm first: the values no one confirmed the route rests on
+    # (met, or refuted only by them: find out), whether the procedure suits the patient on them,
+    # and the verdict's
+    doubts = (
+        [s.field for s in route_doubts(decision, route)] if status == "met" or action == "find out" else []
+    )
+    if action in ("confirm", "find out"):
+        doubts += [s.field for s in unconfirmed_sources(decision) if s.field not in doubts]
+    doubts += [s.field for s in decision.unconfirmed if s.field not in doubts]
     if doubts:  # the facts the route or the verdict rests on that no one confirmed: first
         said["to_confirm"] = doubts
     return said
