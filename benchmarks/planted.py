@@ -1064,8 +1064,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '    return f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"',
-        '    return "ask the ICB now"',
+        '    if steps:\n        return f"first, now: {steps}; then ask the ICB',
+        '    if False:\n        return f"first, now: {steps}; then ask the ICB',
         "'confirm first' (explain, the card, what-if) leaves the MSK assessment unnamed, the ICB first",
         SEAMS,
     ),
@@ -2200,6 +2200,14 @@ PLANTED = [
         '    if action in ("confirm", "find out"):\n        doubts +=',
         "    if False:\n        doubts +=",
         "the urgent JSON names nothing to confirm where the line asks to confirm a pre-filled sex",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '        "refer without delay"\n        if decision.decision == "eligible"\n',
+        '        "refer without delay"\n        if False\n',
+        "an eligible urgent patient, the sex to confirm, is told to ask the ICB rather than to refer",
         SEAMS,
     ),
 ]

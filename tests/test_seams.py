@@ -3242,3 +3242,19 @@ def test_an_urgent_line_s_json_names_what_the_line_asks_to_confirm() -> None:
     [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
     urgent = decision.urgent_json() or {}
     assert urgent.get("action") == "confirm" and urgent.get("to_confirm") == ["sex"], urgent
+
+
+def test_an_eligible_patient_on_an_urgent_route_to_confirm_is_referred_without_delay() -> None:
+    """Twenty-fifth review, L3: an eligible C6 patient whose sex was only pre-filled was told
+    'If it does, ask the ICB now, without waiting for more care': eligible as it stands, the
+    referral itself is what must not wait."""
+    from llr_asp.views.wording import urgent_note
+
+    hip = RULES.policies["hip-resurfacing"]
+    form = prefilled_form(changed(C6), ("sex",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+    assert decision.decision == "eligible" and (decision.urgent_json() or {}).get("action") == "confirm"
+    assert (urgent_note(decision) or "").endswith("If it does, refer without delay."), urgent_note(decision)
+    short = prefilled_form(changed(C6, conservative__months=2), ("sex",))  # not eligible: ask the ICB
+    [asks] = Reasoner(RULES).decide(validate(short, RULES, "t"), [hip])
+    assert "If it does, ask the ICB now, without waiting for more care." in (urgent_note(asks) or "")

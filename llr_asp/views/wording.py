@@ -458,7 +458,14 @@ def _then_ask(decision: Decision) -> str:
     """What an urgent route asks once what it rests on holds: the care the policy asks under every
     reading first (an MSK assessment, `care_steps`), then the ICB."""
     steps = "; ".join(lower_first(n.label) for n in care_steps(decision))
-    return f"first, now: {steps}; then ask the ICB" if steps else "ask the ICB now"
+    if steps:
+        return f"first, now: {steps}; then ask the ICB, without waiting for more care"
+    # (eligible as it stands: the referral itself is what must not wait)
+    return (
+        "refer without delay"
+        if decision.decision == "eligible"
+        else "ask the ICB now, without waiting for more care"
+    )
 
 
 def _not_met_anyway(refused: Sequence[Node]) -> str:
@@ -635,10 +642,7 @@ def urgent_note(decision: Decision) -> str | None:
         then = _then_ask(decision)
         if not first:  # the route itself rests on a value no one confirmed for this referral
             doubts = route_doubt_words(decision, route)
-            return (
-                f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, "
-                f"{then}, without waiting for more care."
-            )
+            return f"{met}, on a value no one has confirmed — first confirm {doubts}. If it holds, {then}."
         doubts = route_doubt_words(decision, route)  # and the route's own facts no one confirmed
         also = f" Confirm too what the urgency rests on: {doubts}." if doubts else ""
         recorded = {n.status for n in decision.tree.walk() if n.id in policy.unsuitable}
@@ -653,7 +657,7 @@ def urgent_note(decision: Decision) -> str | None:
         )
         return (
             f"{met} — first confirm the procedure suits the patient ({first}): it is not for every "
-            f"patient.{also} If it does, {then}, without waiting for more care.{otherwise}"
+            f"patient.{also} If it does, {then}.{otherwise}"
         )
     # a verdict resting on values no one confirmed: those first, whatever the action
     unsure = known_only(decision, decision.unconfirmed)
