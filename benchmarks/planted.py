@@ -2210,4 +2210,12 @@ PLANTED = [
         "an eligible urgent patient, the sex to confirm, is told to ask the ICB rather than to refer",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "cli/clinician.py",
+        "chosen = interviewer.chosen(given or begun, policy)",
+        "chosen = interviewer.chosen(begun, policy)",
+        "ask --from a knee form -p hip asks the ARP 55 questions and decides hip from the knee's answers",
+        ("tests/test_ask.py",),
+    ),
 ]

@@ -219,3 +219,24 @@ def test_a_session_begun_from_a_form_saves_the_form_so_a_prefilled_value_stays_t
     [sex] = [i for i in json.loads(saved.read_text())["item"] if i["linkId"] == "sex"]
     assert sex["extension"][0]["url"] == ANSWERED  # the clinician's, dated: no longer DTR's `auto`
     assert read_document(json.loads(saved.read_text()), RULES, "saved").filled == ()
+
+
+def test_a_form_for_one_procedure_is_never_asked_for_another(tmp_path: Path) -> None:
+    """Twenty-sixth review, H1: `ask --from` a knee form with `-p hip-resurfacing` asked the ARP 55
+    sex question and decided hip ELIGIBLE from the knee's pain, function and radiology; without
+    `-p` it asked for both policies. Refused for another procedure, as every surface refuses it;
+    without `-p`, the form's own procedure alone."""
+    from llr_asp import Reasoner
+    from llr_asp.formats.fhir import decision_response
+
+    knee = RULES.policies["knee-resurfacing"]
+    patient = validate({**json.loads(ROUTE_C1.read_text()), "sex": None}, RULES, "t")
+    form = decision_response(patient, Reasoner(RULES).decide(patient, [knee]), RULES)
+    form.pop("extension")
+    start = tmp_path / "knee.json"
+    start.write_text(json.dumps(form))
+    refused = ask("-p", "hip-resurfacing", "--from", str(start), lines=["male"])
+    assert refused.exit_code == 2 and refused.stdout == "", refused.output
+    assert "given for the knee-resurfacing questionnaire" in refused.stderr
+    own = ask("--from", str(start), lines=["male"])
+    assert "Questionnaire: ARP 60." in own.stderr and "ARP 55" not in own.output, own.output

@@ -293,12 +293,14 @@ def ask(
     with user_errors():
         interviewer = Interviewer.load(rules)
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
-        # values no one confirmed (answers a form filler pre-filled from the EHR): asked to confirm
-        filled = read_document(document, interviewer.rules, str(start)).filled if start is not None else ()
+        # as every surface reads it: values no one confirmed (answers a form filler pre-filled from
+        # the EHR, old answers) asked to confirm, and a form's answers for its own procedure alone
+        given = read_document(document, interviewer.rules, str(start)) if start is not None else None
+        filled = given.filled if given is not None else ()
         form = document if is_response(document) else None
         document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
         begun = validate(document, interviewer.rules, str(start))  # a record, or one line saying why not
-        chosen = interviewer.policies(policy or begun.policy)
+        chosen = interviewer.chosen(given or begun, policy)  # (a knee form for hip: one line, exit 2)
         if len(chosen) == 1:
             document.setdefault("policy", chosen[0].id)
         keep = None if save is None else record_keeper(save) if form is None else form_keeper(save, form)
