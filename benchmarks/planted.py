@@ -2218,4 +2218,12 @@ PLANTED = [
         "ask --from a knee form -p hip asks the ARP 55 questions and decides hip from the knee's answers",
         ("tests/test_ask.py",),
     ),
+    Planted(
+        "seams",
+        "engines/batch.py",
+        "own = for_procedure(patient, found, every=True)",
+        "own = found",
+        "a knee form named by llr-asp's tag is decided for hip too in a cohort, in hip's funnel",
+        SEAMS,
+    ),
 ]

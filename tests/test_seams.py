@@ -3258,3 +3258,27 @@ def test_an_eligible_patient_on_an_urgent_route_to_confirm_is_referred_without_d
     short = prefilled_form(changed(C6, conservative__months=2), ("sex",))  # not eligible: ask the ICB
     [asks] = Reasoner(RULES).decide(validate(short, RULES, "t"), [hip])
     assert "If it does, ask the ICB now, without waiting for more care." in (urgent_note(asks) or "")
+
+
+def test_a_cohort_decides_a_form_for_its_own_procedure_however_it_names_it() -> None:
+    """Twenty-sixth review, M1: batch without --policy read a form's procedure from its top-level
+    `questionnaire` only: a knee form named by llr-asp's tag (or its contained adaptive form, as
+    $next-question writes it) got a hip line, counted in hip's funnel, and with a value pre-filled
+    from the EHR the whole cohort failed (exit 2, no line)."""
+    from llr_asp.core.documents import INFORMATION_ORIGIN, TAG
+    from llr_asp.engines.batch import iterate_decisions
+
+    tagged = knee_response()
+    tagged.pop("questionnaire")
+    tagged["meta"] = {"tag": [{"system": TAG, "code": "knee-resurfacing"}]}
+    prefilled = copy.deepcopy(tagged)
+    for item in prefilled["item"]:
+        if item["linkId"] == "sex":
+            item["extension"] = [
+                {"url": INFORMATION_ORIGIN, "extension": [{"url": "source", "valueCode": "auto"}]}
+            ]
+    lines = list(iterate_decisions([tagged, prefilled], policy=None))
+    assert [(line.to_json()["line"], line.to_json()["policy"]) for line in lines] == [
+        (1, "knee-resurfacing"),
+        (2, "knee-resurfacing"),
+    ], [line.to_json() for line in lines]

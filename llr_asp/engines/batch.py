@@ -295,7 +295,10 @@ class Screener:
         if choice.selection is not None:  # a response to one policy's questionnaire: that policy alone
             every = choice.selection == "all" or len(found) == len(self.rules.families)
             return for_procedure(patient, found, every=every), False
-        return found, patient.policy is None
+        # a form's answers for its own procedure alone, however it names it (its canonical, its
+        # contained form, llr-asp's tag): "every policy" only for a record that names none
+        own = for_procedure(patient, found, every=True)
+        return own, patient.policy is None and patient.answers_for is None
 
     def screen(self, documents: Sequence[tuple[int, Document]], source: str, choice: Choice) -> list[Result]:
         """The results of each numbered document under each of the policies of `choice`, in
