@@ -2226,4 +2226,12 @@ PLANTED = [
         "a knee form named by llr-asp's tag is decided for hip too in a cohort, in hip's funnel",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        'if policy is None and named != "all":  # llr-asp',
+        "if False:  # llr-asp",
+        "a form for a policy the rules lack (a typo, another rule set's edition) is decided for every one",
+        SEAMS,
+    ),
 ]

@@ -3282,3 +3282,17 @@ def test_a_cohort_decides_a_form_for_its_own_procedure_however_it_names_it() -> 
         (1, "knee-resurfacing"),
         (2, "knee-resurfacing"),
     ], [line.to_json() for line in lines]
+
+
+@pytest.mark.parametrize("named", ["knee", "knee-resurfacing-2027"])
+def test_a_form_for_a_procedure_these_rules_lack_is_never_decided(client: TestClient, named: str) -> None:
+    """Twenty-sixth review, M2: a form naming llr-asp's questionnaire of a policy the loaded rules
+    do not hold (a typo, an edition of another rule set) was decided for every policy, hip and
+    knee ELIGIBLE, robust; a card set it aside."""
+    from llr_asp.engines.batch import LineError, iterate_decisions
+
+    response = knee_response() | {"questionnaire": f"urn:llr-asp:questionnaire:{named}"}
+    reply = client.post("/api/v1/explain", json=response)
+    assert reply.status_code == 422 and "which these rules do not hold" in reply.json()["error"], reply.text
+    [line] = list(iterate_decisions([response], policy=None))
+    assert isinstance(line, LineError) and "which these rules do not hold" in line.error

@@ -139,6 +139,15 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
                 "joint, so it is never decided from; answer llr-asp's questionnaire for the procedure",
             )
         policy = rules.policies.get(named)
+        if policy is None and named != "all":  # llr-asp's name for a procedure these rules lack
+            raise InputError(
+                source,
+                "questionnaire",
+                f'this QuestionnaireResponse answers the questionnaire of "{printable(named)}", which '
+                f"these rules do not hold (their policies: {', '.join(rules.policies)}): which joint "
+                "its answers are about cannot be told, so it is never decided from; answer the "
+                "questionnaire of the procedure these rules decide",
+            )
         # answers older than the ICB allows: to confirm, with their date; an answer's own date
         # (ANSWERED, readable and not ahead) is when it was given, else the form's
         since = {f: w for f, w in answered_on(document, rules).items() if date_time(w)}
