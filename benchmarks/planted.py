@@ -2141,8 +2141,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/reasoner.py",
-        "reached = set(under.possible) - set(decision.possible)",
-        "reached = set(under.possible) - {decision.decision}",
+        "changed = set(under.possible) != set(decision.possible) or",
+        "changed = True or",
         "a decision the readings contest 'rests on' every value pre-filled: asked before the ICB",
         SEAMS,
     ),
@@ -2232,6 +2232,14 @@ PLANTED = [
         'if policy is None and named != "all":  # llr-asp',
         "if False:  # llr-asp",
         "a form for a policy the rules lack (a typo, another rule set's edition) is decided for every one",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "core/reasoner.py",
+        "changed = set(under.possible) != set(decision.possible) or",
+        "changed = set(under.possible) - set(decision.possible) or",
+        "'another reading would fund' resting only on a pre-filled C6 'yes' is not said to rest on it",
         SEAMS,
     ),
 ]

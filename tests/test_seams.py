@@ -3296,3 +3296,18 @@ def test_a_form_for_a_procedure_these_rules_lack_is_never_decided(client: TestCl
     assert reply.status_code == 422 and "which these rules do not hold" in reply.json()["error"], reply.text
     [line] = list(iterate_decisions([response], policy=None))
     assert isinstance(line, LineError) and "which these rules do not hold" in line.error
+
+
+def test_another_reading_funding_only_on_a_value_no_one_confirmed_rests_on_it() -> None:
+    """Twenty-sixth review, L3 (from the twenty-fifth's M2 fix): 'another reading of the policy
+    would fund' resting only on a C6 'yes' pre-filled from the EHR was no longer said to rest on
+    it where the readings already reached 'undetermined': without it, the funding reading is gone."""
+    hip = RULES.policies["hip-resurfacing"]
+    record = changed(
+        C5, conservative__months=2, conservative__contraindicated=None, joint__destruction_risk=True
+    )
+    [plain] = Reasoner(RULES).decide(validate(record, RULES, "t"), [hip])
+    assert "eligible" in plain.possible and "undetermined" in plain.possible, plain.possible
+    form = prefilled_form(record, ("joint.destruction_risk",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
+    assert decision.under_unconfirmed and decision.unconfirmed[0].field == "joint.destruction_risk"

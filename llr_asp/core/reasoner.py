@@ -121,11 +121,12 @@ class Reasoner:
             return decision
         values = {f: v for f, v in patient.values.items() if f not in doubted}
         [under] = self.decide(dataclasses.replace(patient, values=values, filled=()), [decision.policy])
-        # it rests on them if, not known, the adopted reading decides otherwise, or some reading
-        # reaches a decision no reading reaches as the record stands (a decision contested by the
-        # readings does not rest on every value no one confirmed)
-        reached = set(under.possible) - set(decision.possible) | {under.decision} - {decision.decision}
-        others = tuple(sorted(reached))
+        # it rests on them if, not known, the adopted reading decides otherwise or the readings
+        # reach other decisions (one more, or one fewer: 'another reading would fund' resting on a
+        # pre-filled C6); a decision contested by the readings whose decisions stay the same does
+        # not rest on every value no one confirmed
+        changed = set(under.possible) != set(decision.possible) or under.decision != decision.decision
+        others = tuple(sorted(set(under.possible) - {decision.decision})) if changed else ()
         return dataclasses.replace(decision, under_unconfirmed=others) if others else decision
 
     def _weigh_conflicts(self, patient: Patient, decision: Decision) -> Decision:
