@@ -2242,4 +2242,12 @@ PLANTED = [
         "'another reading would fund' resting only on a pre-filled C6 'yes' is not said to rest on it",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'elif "not_met" in suits or "unknown" in suits or open_suit:',
+        'elif "not_met" in suits or "unknown" in suits:',
+        "a may-meet line for a man only by a pre-filled sex never asks to confirm the sex",
+        SEAMS,
+    ),
 ]

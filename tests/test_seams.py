@@ -3311,3 +3311,16 @@ def test_another_reading_funding_only_on_a_value_no_one_confirmed_rests_on_it() 
     form = prefilled_form(record, ("joint.destruction_risk",))
     [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
     assert decision.under_unconfirmed and decision.unconfirmed[0].field == "joint.destruction_risk"
+
+
+def test_a_may_meet_line_asks_to_confirm_a_suitability_met_only_on_a_prefilled_value() -> None:
+    """Twenty-sixth review, L1: a man only by a sex pre-filled from the EHR who may meet C5 was
+    told 'if it is met, ask the ICB without waiting for more care', the sex not named (its JSON
+    named it to confirm)."""
+    from llr_asp.views.wording import urgent_note
+
+    form = prefilled_form(changed(C5, conservative__contraindicated=None), ("sex",))
+    [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [RULES.policies["hip-resurfacing"]])
+    note = urgent_note(decision) or ""
+    assert note.startswith("May meet an urgent route (C5"), note
+    assert "first confirm the procedure suits the patient (sex male, known only from" in note, note

@@ -712,7 +712,7 @@ def urgent_note(decision: Decision) -> str | None:
         open_suit = "; ".join(unconfirmed_suitability(decision))  # resting on values no one confirmed
         if "not_met" in suits and not open_suit:
             then = "the urgency is for the procedure indicated instead: this one does not suit the patient"
-        elif "not_met" in suits or "unknown" in suits:
+        elif "not_met" in suits or "unknown" in suits or open_suit:  # (or met only as recorded)
             first = open_suit or "it is not for every patient"
             then = (
                 f"first confirm the procedure suits the patient ({first}); "
