@@ -2250,4 +2250,12 @@ PLANTED = [
         "a may-meet line for a man only by a pre-filled sex never asks to confirm the sex",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        '            elif child.status == "met":\n                yield from relied_on(child)',
+        "            else:\n                yield from relied_on(child)",
+        "what-if's changes 'rest on' a pre-filled value met only inside a route that is not met",
+        SEAMS,
+    ),
 ]

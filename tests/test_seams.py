@@ -3021,6 +3021,12 @@ def test_whatif_names_a_value_no_one_confirmed_that_every_change_rests_on(whatif
     # twenty-fifth review, L1: a value no met condition tests (instability 'none', pre-filled) is
     # not one the changes rest on
     assert resting_words(whatif_of(prefilled_form(record, ("joint.instability",))), RULES) is None
+    # twenty-sixth review, L4: nor one met inside a route that is not met (pain persistent, met
+    # inside C5 and C1, for a patient eligible through C4 once changed)
+    c4 = changed(
+        record, pain__severity="mild", function__impairment="severe", joint__instability="significant"
+    )
+    assert resting_words(whatif_of(prefilled_form(c4, ("pain.persistent",))), RULES) is None
 
 
 def test_an_urgent_line_that_asks_the_icb_names_the_findings_still_to_find_out() -> None:

@@ -7,7 +7,7 @@ always said with its qualification, in the same words wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.decision import Contest, Decision, Evidence, Node
@@ -384,11 +384,17 @@ def resting_words(answer: WhatIf, rules: RuleSet) -> str | None:
     named = {f for changes in answer.counterfactuals for c in changes for f in (c.field, *dict(c.unless))}
     # a value no one confirmed that a condition met as recorded tests (the sex, for 'not female'):
     # what the eligibility the changes reach would rest on
-    relied = {
-        r.test.field
-        for r in decided.policy.requirements.values()
-        if r.test is not None and decided.statuses.get(r.id) == "met"
-    }
+    requirements = decided.policy.requirements
+
+    def relied_on(node: Node) -> Iterator[str]:  # conditions met under parts met (a route not
+        for child in node.children:  # met is not what the eligibility the changes reach rests on)
+            test = requirements[child.id].test
+            if child.status == "met" and test is not None:
+                yield test.field
+            elif child.status == "met":
+                yield from relied_on(child)
+
+    relied = set(relied_on(decided.tree))
     values = [s for s in decided.doubted if s.field not in named and s.field in relied]
     if not values:
         return None
