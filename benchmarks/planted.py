@@ -2258,4 +2258,12 @@ PLANTED = [
         "what-if's changes 'rest on' a pre-filled value met only inside a route that is not met",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "engines/interview.py",
+        "best = min(doubted, key=lambda f: (f not in suits, f not in urging, order.index(f)))",
+        "best = min(doubted, key=lambda f: (f not in suits, order.index(f)))",
+        "the urgent line says to confirm the route's value first; the questionnaire asks it 15th",
+        SEAMS,
+    ),
 ]

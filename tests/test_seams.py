@@ -3330,3 +3330,15 @@ def test_a_may_meet_line_asks_to_confirm_a_suitability_met_only_on_a_prefilled_v
     note = urgent_note(decision) or ""
     assert note.startswith("May meet an urgent route (C5"), note
     assert "first confirm the procedure suits the patient (sex male, known only from" in note, note
+
+
+def test_values_to_confirm_are_asked_in_the_urgent_lines_order() -> None:
+    """Twenty-sixth review, L2: the urgent line says 'first confirm' whether the procedure suits
+    the patient, then what the urgency rests on; every questionnaire asked the values pre-filled
+    from the EHR in the form's order (at risk of joint destruction 15th)."""
+    hip = [RULES.policies["hip-resurfacing"]]
+    record = changed(C6, conservative__months=2)
+    every = tuple(f for f in RULES.fields if f in validate(record, RULES, "t").values)
+    for auto, first in ((every, "sex"), (tuple(f for f in every if f != "sex"), "joint.destruction_risk")):
+        [step] = Interviewer(RULES).next(validate(prefilled_form(record, auto), RULES, "t"), hip)
+        assert step.question is not None and step.question.field == first, (first, step.question)

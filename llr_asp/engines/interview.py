@@ -25,7 +25,7 @@ from ..core.decision import Decision
 from ..core.patient import Patient
 from ..core.reasoner import PatientInput, Reasoner, focus_key, focus_parts, forget
 from ..core.ruleset import Field, Policy, RuleSet, Value, engine_file, show
-from ..core.urgency import route_doubts, urgent_route
+from ..core.urgency import route_doubts, unconfirmed_sources, urgent_route
 
 LOOKAHEAD = ("kleene.lp", "patient.lp", "next.lp")
 
@@ -124,8 +124,9 @@ class Interviewer(Reasoner):
             # on it: asked, to confirm (the clinician's answer then replaces it: Patient.filled)
             doubted = {s.field: s for s in decision.unconfirmed}
             # and a met urgent route's facts that no one confirmed: the urgency rests on them
+            # (met, or to find out: refuted only on such a value)
             urgent = urgent_route(decision)
-            route = urgent[0].id if urgent is not None and urgent[0].status == "met" else None
+            route = urgent[0].id if urgent is not None else None
             urging = {s.field: s for s in route_doubts(decision, route)} if route else {}
             doubted |= {f: s for f, s in urging.items() if f not in doubted}
             askable = [
@@ -154,7 +155,10 @@ class Interviewer(Reasoner):
                 result.append(Next(decision, question, len(askable)))
                 continue
             if doubted:  # then a value the decision rests on that no one confirmed, before any other
-                best = next(f for f in order if f in doubted)
+                # in the urgent line's order: whether the procedure suits the patient, then what
+                # the urgency rests on, then the rest as the form asks them
+                suits = {s.field for s in unconfirmed_sources(decision)}
+                best = min(doubted, key=lambda f: (f not in suits, f not in urging, order.index(f)))
                 stated = doubted[best]
                 rests = (
                     "the decision"
