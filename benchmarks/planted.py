@@ -2173,7 +2173,7 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        "            patient = dataclasses.replace(patient, given=authored)\n",
+        "            patient = dataclasses.replace(patient, given=span)\n",
         "",
         "the letter never says when the answers were given, only today's date",
         SEAMS,
@@ -2264,6 +2264,22 @@ PLANTED = [
         "best = min(doubted, key=lambda f: (f not in suits, f not in urging, order.index(f)))",
         "best = min(doubted, key=lambda f: (f not in suits, order.index(f)))",
         "the urgent line says to confirm the route's value first; the questionnaire asks it 15th",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/letter.py",
+        'if "/" in decision.given:',
+        "if False:",
+        "a form of 2024 with answers confirmed today: the letter says the answers were given in 2024",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/letter.py",
+        "if PARTIAL_DATE.fullmatch(decision.given):",
+        "if False:",
+        "a form dated '2026' alone: the letter says the answers were given on 1 January 2026",
         SEAMS,
     ),
 ]

@@ -3219,6 +3219,8 @@ def test_a_form_that_names_no_questionnaire_of_llr_asps_is_never_decided(
     [
         ("2026-11-01T09:00:00Z", "Answers given on 1 November 2026."),
         ("2027-06-01", "The form's date (2027-06-01) cannot be when it was answered"),
+        ("2026", "Answers given in 2026."),  # (twenty-sixth review, L5: a year alone is not 1 January)
+        ("2024-03-01/2026-12-01", "Answers given between 1 March 2024 and 1 December 2026."),
         (None, None),
     ],
 )
@@ -3233,7 +3235,10 @@ def test_the_letter_says_when_the_answers_were_given(authored: str | None, said:
     form = decision_response(patient, Reasoner(RULES).decide(patient, [hip]), RULES)
     form.pop("extension")
     form.pop("authored", None)
-    if authored is not None:
+    if authored is not None and "/" in authored:  # a form of 2024, one answer confirmed since
+        form["authored"], since = authored.split("/")
+        form["item"][0]["extension"] = [{"url": "urn:llr-asp:answered", "valueDateTime": since}]
+    elif authored is not None:
         form["authored"] = authored
     [decision] = Reasoner(RULES).decide(validate(form, RULES, "t"), [hip])
     head = plain_letter([decision], RULES, datetime.date(2026, 12, 7)).split("\n\n")[1]

@@ -163,8 +163,13 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         if old:
             patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
         authored = document.get("authored")
-        if isinstance(authored, str):  # when the form says they were given: the letter says it
-            patient = dataclasses.replace(patient, given=authored)
+        if isinstance(authored, str):  # when the form says they were given: the letter says it;
+            # answers dated apart (ANSWERED: confirmed later) make it a span, `first/last`
+            days = sorted(
+                {w[:10] for w in since.values()} | ({authored[:10]} if date_time(authored) else set())
+            )
+            span = f"{days[0]}/{days[-1]}" if len(days) > 1 and since else authored
+            patient = dataclasses.replace(patient, given=span)
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
         if named == "all":  # written out again, still the form for every procedure's answers

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from ..core.decision import Decision, Node
-from ..core.documents import date_time
+from ..core.documents import PARTIAL_DATE, date_time
 from ..core.errors import printable
 from ..core.ruleset import RuleSet
 from .wording import (
@@ -53,6 +53,12 @@ def _given(decision: Decision) -> str:
     its date cannot be theirs (no date, or one still to come): nothing for a patient record."""
     if decision.given is None:
         return ""
+    if "/" in decision.given:  # answers given over a span (some confirmed later)
+        first, last = (date_time(d) for d in decision.given.split("/", 1))
+        if first is not None and last is not None:
+            return f" Answers given between {first.day} {first:%B %Y} and {last.day} {last:%B %Y}."
+    if PARTIAL_DATE.fullmatch(decision.given):  # a year, or a month, alone: said so
+        return f" Answers given in {decision.given}."
     when = date_time(decision.given)
     if when is None:
         return (
