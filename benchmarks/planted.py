@@ -2253,8 +2253,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/wording.py",
-        '            elif child.status == "met":\n                yield from relied_on(child)',
-        "            else:\n                yield from relied_on(child)",
+        'elif child.status != "not_met" or changed & set(policy.tested_below(child.id)):',
+        "else:",
         "what-if's changes 'rest on' a pre-filled value met only inside a route that is not met",
         SEAMS,
     ),
@@ -2280,6 +2280,14 @@ PLANTED = [
         "if PARTIAL_DATE.fullmatch(decision.given):",
         "if False:",
         "a form dated '2026' alone: the letter says the answers were given on 1 January 2026",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/wording.py",
+        'elif child.status != "not_met" or changed & set(policy.tested_below(child.id)):',
+        'elif child.status == "met":',
+        "what-if never names the pre-filled pain the route a change completes (C1) rests on",
         SEAMS,
     ),
 ]

@@ -3024,9 +3024,14 @@ def test_whatif_names_a_value_no_one_confirmed_that_every_change_rests_on(whatif
     # twenty-sixth review, L4: nor one met inside a route that is not met (pain persistent, met
     # inside C5 and C1, for a patient eligible through C4 once changed)
     c4 = changed(
-        record, pain__severity="mild", function__impairment="severe", joint__instability="significant"
+        record, pain__severity="mild", function__impairment="mild", function__prevents_work_or_education=True
     )
     assert resting_words(whatif_of(prefilled_form(c4, ("pain.persistent",))), RULES) is None
+    # twenty-seventh review, M2: but one met inside a route a change completes is (C1 on a pain
+    # pre-filled from the EHR, its impairment still to find out)
+    c1 = changed(record, function__impairment=None)
+    said = resting_words(whatif_of(prefilled_form(c1, ("pain.severity", "pain.persistent"))), RULES) or ""
+    assert "pain persistent (yes, from the answers pre-filled from the EHR)" in said, said
 
 
 def test_an_urgent_line_that_asks_the_icb_names_the_findings_still_to_find_out() -> None:

@@ -384,14 +384,16 @@ def resting_words(answer: WhatIf, rules: RuleSet) -> str | None:
     named = {f for changes in answer.counterfactuals for c in changes for f in (c.field, *dict(c.unless))}
     # a value no one confirmed that a condition met as recorded tests (the sex, for 'not female'):
     # what the eligibility the changes reach would rest on
-    requirements = decided.policy.requirements
+    policy = decided.policy
+    changed = {c.field for changes in answer.counterfactuals for c in changes}
 
-    def relied_on(node: Node) -> Iterator[str]:  # conditions met under parts met (a route not
-        for child in node.children:  # met is not what the eligibility the changes reach rests on)
-            test = requirements[child.id].test
-            if child.status == "met" and test is not None:
-                yield test.field
-            elif child.status == "met":
+    def relied_on(node: Node) -> Iterator[str]:  # the conditions met under every part that is not
+        for child in node.children:  # refuted, or that a change reaches into (a route refuted as
+            test = policy.requirements[child.id].test  # the record stands, and left so by every
+            if test is not None:  # change, is not what the eligibility they reach rests on)
+                if child.status == "met":
+                    yield test.field
+            elif child.status != "not_met" or changed & set(policy.tested_below(child.id)):
                 yield from relied_on(child)
 
     relied = set(relied_on(decided.tree))
