@@ -2290,4 +2290,12 @@ PLANTED = [
         "what-if never names the pre-filled pain the route a change completes (C1) rests on",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "policy = rules.policies.get(named) or next(iter(rules.families.get(named, ())), None)",
+        "policy = rules.policies.get(named)",
+        "llr-asp's own form for a family whose first edition is retired is refused everywhere",
+        SEAMS,
+    ),
 ]

@@ -3352,3 +3352,32 @@ def test_values_to_confirm_are_asked_in_the_urgent_lines_order() -> None:
     for auto, first in ((every, "sex"), (tuple(f for f in every if f != "sex"), "joint.destruction_risk")):
         [step] = Interviewer(RULES).next(validate(prefilled_form(record, auto), RULES, "t"), hip)
         assert step.question is not None and step.question.field == first, (first, step.question)
+
+
+def test_a_form_for_a_family_whose_first_edition_is_retired_is_that_familys(tmp_path: Path) -> None:
+    """Twenty-seventh review, M1: in rules where no edition keeps the family's id (the first
+    edition retired, `hip-resurfacing-2027` of family `hip-resurfacing`), llr-asp's own form for
+    the family (`explain --format fhir`, the DTR package's adaptive form) was refused everywhere
+    as 'a questionnaire these rules do not hold', while a card decided it. It is the family's."""
+    import shutil
+
+    from llr_asp.core.errors import InputError
+    from llr_asp.formats.fhir import decision_response
+
+    rules = tmp_path / "rules"
+    shutil.copytree(EXAMPLE.parent.parent / "rules", rules)
+    source = (rules / "hip_resurfacing.lp").read_text().replace('"hip-resurfacing"', '"hip-resurfacing-2027"')
+    (rules / "hip_resurfacing.lp").write_text(
+        source + '\nedition("hip-resurfacing-2027", "hip-resurfacing", "2020-01-01").\n'
+    )
+    retired = load_rules(rules)
+    edition = retired.policies["hip-resurfacing-2027"]
+    patient = validate(changed(json.loads(EXAMPLE.read_text())), retired, "t")
+    form = decision_response(patient, Reasoner(retired).decide(patient, [edition]), retired)
+    assert form["questionnaire"] == "urn:llr-asp:questionnaire:hip-resurfacing"
+    read = validate(form, retired, "form")
+    assert read.answers_for == "hip-resurfacing"
+    [decision] = Reasoner(retired).decide(read, [edition])
+    assert decision.decision == "eligible"
+    with pytest.raises(InputError, match="never used for knee-resurfacing"):
+        Reasoner(retired).decide(read, [retired.policies["knee-resurfacing"]])

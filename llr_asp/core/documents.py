@@ -138,7 +138,9 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
                 "<policy>, or a contained form derived from one): its answers may be about another "
                 "joint, so it is never decided from; answer llr-asp's questionnaire for the procedure",
             )
-        policy = rules.policies.get(named)
+        # a policy, or a family (its editions share one questionnaire: an edition retired, the
+        # family's id is no policy's but its forms are still its answers)
+        policy = rules.policies.get(named) or next(iter(rules.families.get(named, ())), None)
         if policy is None and named != "all":  # llr-asp's name for a procedure these rules lack
             raise InputError(
                 source,
