@@ -2298,4 +2298,12 @@ PLANTED = [
         "llr-asp's own form for a family whose first edition is retired is refused everywhere",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "cli/clinician.py",
+        "str(start), drafts=True) if start else None",
+        "str(start)) if start else None",
+        "ask --from a form left half-way is refused: 'finish it, then decide'",
+        ("tests/test_ask.py",),
+    ),
 ]

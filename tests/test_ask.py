@@ -240,3 +240,24 @@ def test_a_form_for_one_procedure_is_never_asked_for_another(tmp_path: Path) -> 
     assert "given for the knee-resurfacing questionnaire" in refused.stderr
     own = ask("--from", str(start), lines=["male"])
     assert "Questionnaire: ARP 60." in own.stderr and "ARP 55" not in own.output, own.output
+
+
+def test_a_form_in_progress_is_continued(tmp_path: Path) -> None:
+    """Twenty-seventh review, M3: `ask --from` a form still in progress (a $next-question step, a
+    DTR form left half-way) was refused ('finish it, then decide'), though the documentation
+    says ask continues it, as $next-question does. Continued, its answers not asked again."""
+    from llr_asp import Reasoner
+    from llr_asp.formats.fhir import decision_response
+
+    hip = RULES.policies["hip-resurfacing"]
+    patient = validate({**json.loads(ROUTE_C1.read_text()), "sex": None}, RULES, "t")
+    form = decision_response(patient, Reasoner(RULES).decide(patient, [hip]), RULES)
+    form.pop("extension")
+    form["status"] = "in-progress"
+    form["item"] = [i for i in form["item"] if i["linkId"] != "sex"]  # not asked yet
+    start = tmp_path / "half-way.json"
+    start.write_text(json.dumps(form))
+    result = ask("--from", str(start), lines=["male"])
+    assert result.exit_code == 0, result.output
+    assert "What is the patient's sex?" in result.stderr and "Question 2" not in result.stderr
+    assert "ELIGIBLE" in result.stdout

@@ -295,7 +295,8 @@ def ask(
         document: dict[str, Any] = {} if start is None else parse(read_text(str(start)), str(start))
         # as every surface reads it: values no one confirmed (answers a form filler pre-filled from
         # the EHR, old answers) asked to confirm, and a form's answers for its own procedure alone
-        given = read_document(document, interviewer.rules, str(start)) if start is not None else None
+        # (a form still in progress is continued here, as $next-question continues it: drafts)
+        given = read_document(document, interviewer.rules, str(start), drafts=True) if start else None
         filled = given.filled if given is not None else ()
         form = document if is_response(document) else None
         document = record(document, interviewer.rules, str(start))  # a FHIR response: its record
