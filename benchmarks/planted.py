@@ -2157,8 +2157,8 @@ PLANTED = [
     Planted(
         "seams",
         "formats/adaptive.py",
-        'if entry.get("answer") and entry.get("linkId") != just and not dated:',
-        'if entry.get("answer") and not dated:',
+        'and entry.get("linkId") != just\n',
+        "and True\n",
         "$next-question dates the answer just given with the form's old date: asked again and again",
         SEAMS,
     ),
@@ -2305,5 +2305,13 @@ PLANTED = [
         "str(start)) if start else None",
         "ask --from a form left half-way is refused: 'finish it, then decide'",
         ("tests/test_ask.py",),
+    ),
+    Planted(
+        "seams",
+        "formats/adaptive.py",
+        'and not any(date_time(e.get("valueDateTime")) for e in said)',
+        "and not said",
+        "$next-question keeps an answer's date of 2099: the 2024 answer falls to today's authored",
+        SEAMS,
     ),
 ]

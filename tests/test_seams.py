@@ -3381,3 +3381,24 @@ def test_a_form_for_a_family_whose_first_edition_is_retired_is_that_familys(tmp_
     assert decision.decision == "eligible"
     with pytest.raises(InputError, match="never used for knee-resurfacing"):
         Reasoner(retired).decide(read, [retired.policies["knee-resurfacing"]])
+
+
+def test_next_question_never_turns_an_answer_dated_ahead_into_one_given_today(client: TestClient) -> None:
+    """Twenty-seventh review, L4: a form of 2024 in progress whose pain answer said it was given in
+    2099 (a clock error): re-dating kept the 2099 date, which counts for nothing, so the answer
+    fell to the form's new `authored` (today) and a 2024 pain grade became current. It is dated
+    as the form was."""
+    from llr_asp.core.documents import ANSWERED
+    from llr_asp.formats.fhir import decision_response
+
+    patient = validate(changed(json.loads(EXAMPLE.read_text()), sex=None), RULES, "t")
+    [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
+    form = decision_response(patient, [decision], RULES)
+    form.pop("extension")
+    form |= {"status": "in-progress", "authored": "2024-05-01T09:00:00Z"}
+    form["item"] = [i for i in form["item"] if i["linkId"] != "sex"]
+    [pain] = [i for i in form["item"] if i["linkId"] == "pain.severity"]
+    pain["extension"] = [{"url": ANSWERED, "valueDateTime": "2099-01-01T00:00:00Z"}]
+    reply = client.post(NEXT, json=form).json()
+    [kept] = [i for i in reply["item"] if i["linkId"] == "pain.severity"]
+    assert kept["extension"] == [{"url": ANSWERED, "valueDateTime": "2024-05-01T09:00:00Z"}], kept

@@ -189,8 +189,9 @@ def next_question(
 
 
 def _dated(items: Any, when: str, just: str | None) -> Any:
-    """`items` with each answer that does not say when it was given (ANSWERED) dated `when`, the
-    form's `authored` before it is put together anew, but for the question answered now (`just`)."""
+    """`items` with each answer that does not say when it was given (ANSWERED, a date not ahead
+    of today: one that cannot be its date is dropped) dated `when`, the form's `authored` before
+    it is put together anew, but for the question answered now (`just`)."""
     if not isinstance(items, list):
         return items
     out = []
@@ -199,8 +200,13 @@ def _dated(items: Any, when: str, just: str | None) -> Any:
             entry = dict(entry)
             found = entry.get("extension")
             own: list[Any] = found if isinstance(found, list) else []
-            dated = any(isinstance(e, dict) and e.get("url") == ANSWERED for e in own)
-            if entry.get("answer") and entry.get("linkId") != just and not dated:
+            said = [e for e in own if isinstance(e, dict) and e.get("url") == ANSWERED]
+            if (
+                entry.get("answer")
+                and entry.get("linkId") != just
+                and not any(date_time(e.get("valueDateTime")) for e in said)
+            ):
+                own = [e for e in own if e not in said]  # (a date ahead: the form's date instead)
                 entry["extension"] = [*own, {"url": ANSWERED, "valueDateTime": when}]
             if "item" in entry:
                 entry["item"] = _dated(entry["item"], when, just)
