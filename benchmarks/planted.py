@@ -2277,7 +2277,7 @@ PLANTED = [
     Planted(
         "seams",
         "views/letter.py",
-        "if PARTIAL_DATE.fullmatch(decision.given):",
+        "if PARTIAL_DATE.fullmatch(decision.given) and date_time(decision.given):",
         "if False:",
         "a form dated '2026' alone: the letter says the answers were given on 1 January 2026",
         SEAMS,
@@ -2312,6 +2312,14 @@ PLANTED = [
         'and not any(date_time(e.get("valueDateTime")) for e in said)',
         "and not said",
         "$next-question keeps an answer's date of 2099: the 2024 answer falls to today's authored",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "views/letter.py",
+        'if 1 <= month <= 12 and text[:4] != "0000"\n',
+        "if False\n",
+        "a form dated by its month alone: the letter says 'between 2026-10 and …'",
         SEAMS,
     ),
 ]

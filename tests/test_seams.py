@@ -3226,6 +3226,10 @@ def test_a_form_that_names_no_questionnaire_of_llr_asps_is_never_decided(
         ("2027-06-01", "The form's date (2027-06-01) cannot be when it was answered"),
         ("2026", "Answers given in 2026."),  # (twenty-sixth review, L5: a year alone is not 1 January)
         ("2024-03-01/2026-12-01", "Answers given between 1 March 2024 and 1 December 2026."),
+        # (twenty-seventh review, L2: a form dated ahead stays said so whatever its answers say;
+        # a month alone is a month)
+        ("2027-06-01/2026-12-01", "The form's date (2027-06-01) cannot be when it was answered"),
+        ("2026-10/2026-12-01", "Answers given between October 2026 and 1 December 2026."),
         (None, None),
     ],
 )

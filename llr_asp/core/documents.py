@@ -167,10 +167,12 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         authored = document.get("authored")
         if isinstance(authored, str):  # when the form says they were given: the letter says it;
             # answers dated apart (ANSWERED: confirmed later) make it a span, `first/last`
-            days = sorted(
-                {w[:10] for w in since.values()} | ({authored[:10]} if date_time(authored) else set())
-            )
-            span = f"{days[0]}/{days[-1]}" if len(days) > 1 and since else authored
+            # (the form's own date counts where an answer has none; a form whose date cannot be
+            # theirs is said so, whatever its answers say)
+            own = any(v is not None and f not in since for f, v in patient.values.items())
+            days = sorted({w[:10] for w in since.values()} | ({authored[:10]} if own else set()))
+            span = f"{days[0]}/{days[-1]}" if len(days) > 1 and date_time(authored) else authored
+            span = days[0] if len(days) == 1 and since and not own and date_time(authored) else span
             patient = dataclasses.replace(patient, given=span)
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)

@@ -48,17 +48,30 @@ class Block(NamedTuple):
     under: tuple[str, ...] = ()
 
 
+def _day(text: str) -> str | None:
+    """A day in words (`1 March 2024`); a year or a month alone as it is (`2026`, `March 2024`)."""
+    if PARTIAL_DATE.fullmatch(text):
+        month = int(text[5:7]) if len(text) > 4 else 0
+        return (
+            f"{datetime.date(int(text[:4]), month, 1):%B %Y}"
+            if 1 <= month <= 12 and text[:4] != "0000"
+            else text
+        )
+    when = date_time(text)
+    return None if when is None else f"{when.day} {when:%B %Y}"
+
+
 def _given(decision: Decision) -> str:
     """When the form says the answers were given (a QuestionnaireResponse's `authored`), or that
     its date cannot be theirs (no date, or one still to come): nothing for a patient record."""
     if decision.given is None:
         return ""
     if "/" in decision.given:  # answers given over a span (some confirmed later)
-        first, last = (date_time(d) for d in decision.given.split("/", 1))
+        first, last = (_day(d) for d in decision.given.split("/", 1))
         if first is not None and last is not None:
-            return f" Answers given between {first.day} {first:%B %Y} and {last.day} {last:%B %Y}."
-    if PARTIAL_DATE.fullmatch(decision.given):  # a year, or a month, alone: said so
-        return f" Answers given in {decision.given}."
+            return f" Answers given between {first} and {last}."
+    if PARTIAL_DATE.fullmatch(decision.given) and date_time(decision.given):  # a year, a month: so
+        return f" Answers given in {_day(decision.given)}."
     when = date_time(decision.given)
     if when is None:
         return (
