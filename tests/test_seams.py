@@ -542,17 +542,20 @@ def test_an_urgent_card_is_never_info_unless_it_refers(client: TestClient) -> No
     assert card["summary"].startswith("Urgent (C6): confirm") and card["indicator"] == "warning"
 
 
+def disputed(record: dict[str, Any], field: str) -> Any:
+    """`record`'s patient with `field` given two values by two sources: yes on the form, no in
+    the EHR (a conflict: unknown for the decision)."""
+    stated = [Stated(field, True, FORM, "answer"), Stated(field, False, "the EHR", "clinical")]
+    return dataclasses.replace(validate(record, RULES, "t"), conflicts=settle(stated).conflicts)
+
+
 def test_a_conflict_that_could_settle_a_reading_is_asked_first_naming_the_sources() -> None:
     """A field the adopted reading does not need but another reading does (to_settle: C5's
     'replacement would relieve' for a C5 patient short of care, under C5.route), given two values
     by two sources: disputed all the same, asked first with what each source says."""
-    record = changed(C5, independence__replacement_would_relieve=None)
-    patient = validate(record, RULES, "t")
-    stated = [
-        Stated("independence.replacement_would_relieve", True, FORM, "answer"),
-        Stated("independence.replacement_would_relieve", False, "the EHR", "clinical"),
-    ]
-    patient = dataclasses.replace(patient, conflicts=settle(stated).conflicts)
+    patient = disputed(
+        changed(C5, independence__replacement_would_relieve=None), "independence.replacement_would_relieve"
+    )
     [step] = Interviewer(RULES).next(patient, [RULES.policies["hip-resurfacing"]])
     decision = step.decision
     assert decision.missing == () and "independence.replacement_would_relieve" in decision.to_settle
@@ -3065,12 +3068,7 @@ def test_a_route_the_sources_disagree_on_is_named_once_and_an_eligible_patient_i
     record = changed(
         C5, conservative__months=8, conservative__failed=True, conservative__contraindicated=None
     )
-    patient = validate(record, RULES, "t")
-    stated = [
-        Stated("conservative.contraindicated", True, FORM, "answer"),
-        Stated("conservative.contraindicated", False, "the EHR", "clinical"),
-    ]
-    patient = dataclasses.replace(patient, conflicts=settle(stated).conflicts)
+    patient = disputed(record, "conservative.contraindicated")
     [decision] = Reasoner(RULES).decide(patient, [RULES.policies["hip-resurfacing"]])
     note = urgent_note(decision) or ""
     assert decision.decision == "eligible", decision.decision
