@@ -2322,4 +2322,12 @@ PLANTED = [
         "a form dated by its month alone: the letter says 'between 2026-10 and …'",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "core/documents.py",
+        "if said is not None and (kept is None or said > kept):",
+        "if True:",
+        "an answer dated 2024 and 2099 is read by its last date, none: on a step it becomes today's",
+        SEAMS,
+    ),
 ]

@@ -3228,6 +3228,8 @@ def test_a_form_that_names_no_questionnaire_of_llr_asps_is_never_decided(
         # a month alone is a month)
         ("2027-06-01/2026-12-01", "The form's date (2027-06-01) cannot be when it was answered"),
         ("2026-10/2026-12-01", "Answers given between October 2026 and 1 December 2026."),
+        # (an answer's date in another ISO form is put in time order, never hidden)
+        ("2024-12-01/20240301", "Answers given between 1 March 2024 and 1 December 2024."),
         (None, None),
     ],
 )
@@ -3404,3 +3406,18 @@ def test_next_question_never_turns_an_answer_dated_ahead_into_one_given_today(cl
     reply = client.post(NEXT, json=form).json()
     [kept] = [i for i in reply["item"] if i["linkId"] == "pain.severity"]
     assert kept["extension"] == [{"url": ANSWERED, "valueDateTime": "2024-05-01T09:00:00Z"}], kept
+
+
+def test_an_answer_with_several_dates_is_as_old_as_the_latest_that_can_be_its_date() -> None:
+    """Focused review of the twenty-eighth's follow-ups, L1: an item dated 2024 and 2099 (or 2024
+    and garbage) was read by its last date, which is none, so the answer fell to the form's new
+    date (today) on a $next-question step and a 2024 pain grade decided as current. A malformed
+    extension beside them is passed over, never a crash."""
+    from llr_asp.core.documents import ANSWERED, answered_on
+
+    for dates in (["2024-01-01", "2099-01-01"], ["2024-01-01", "garbage"], ["2099-01-01", "2024-01-01"]):
+        extension = ["junk", *({"url": ANSWERED, "valueDateTime": d} for d in dates)]
+        item = {"linkId": "pain.severity", "extension": extension}
+        assert answered_on({"item": [item]}, RULES) == {"pain.severity": "2024-01-01"}, dates
+    two = [{"url": ANSWERED, "valueDateTime": d} for d in ("2025-01-01", "2024-01-01")]
+    assert answered_on({"item": [{"linkId": "sex", "extension": two}]}, RULES) == {"sex": "2025-01-01"}

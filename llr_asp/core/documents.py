@@ -170,7 +170,13 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
             # (the form's own date counts where an answer has none; a form whose date cannot be
             # theirs is said so, whatever its answers say)
             own = any(v is not None and f not in since for f, v in patient.values.items())
-            days = sorted({w[:10] for w in since.values()} | ({authored[:10]} if own else set()))
+            dated = [(date_time(w), w) for w in since.values()] + [(date_time(authored), authored)] * own
+            # in time order, each day once as a date (`20240301`, a week date: 2024-03-01), a year
+            # or a month alone as it is
+            moments = {
+                w if PARTIAL_DATE.fullmatch(w) else when.date().isoformat(): when for when, w in dated if when
+            }
+            days = sorted(moments, key=lambda day: moments[day])
             span = f"{days[0]}/{days[-1]}" if len(days) > 1 and date_time(authored) else authored
             span = days[0] if len(days) == 1 and since and not own and date_time(authored) else span
             patient = dataclasses.replace(patient, given=span)
@@ -320,9 +326,16 @@ def answered_on(response: dict[str, Any], rules: RuleSet) -> dict[str, str]:
                 continue
             link, extensions = entry.get("linkId"), entry.get("extension")
             for extension in extensions if isinstance(extensions, list) else []:
-                when = extension.get("valueDateTime") if isinstance(extension, dict) else None
+                if not isinstance(extension, dict):
+                    continue
+                when = extension.get("valueDateTime")
                 if extension.get("url") == ANSWERED and isinstance(when, str) and link in rules.fields:
-                    found[str(link)] = when
+                    # several: the latest that can be its date (one ahead of today, or none, is not)
+                    said, kept = date_time(when), date_time(found.get(str(link)))
+                    if said is not None and (kept is None or said > kept):
+                        found[str(link)] = when
+                    else:
+                        found.setdefault(str(link), when)
             walk(entry.get("item"))
             given = entry.get("answer")
             for answer in given if isinstance(given, list) else []:
