@@ -2173,8 +2173,8 @@ PLANTED = [
     Planted(
         "seams",
         "core/documents.py",
-        "            patient = dataclasses.replace(patient, given=span)\n",
-        "",
+        "patient = dataclasses.replace(patient, given=given_span(authored, list(since.values()), own))",
+        "patient = patient",
         "the letter never says when the answers were given, only today's date",
         SEAMS,
     ),

@@ -165,26 +165,32 @@ def validate(document: Any, rules: RuleSet, source: str, drafts: bool = False) -
         if old:
             patient = dataclasses.replace(patient, filled=(*patient.filled, *old))
         authored = document.get("authored")
-        if isinstance(authored, str):  # when the form says they were given: the letter says it;
-            # answers dated apart (ANSWERED: confirmed later) make it a span, `first/last`
-            # (the form's own date counts where an answer has none; a form whose date cannot be
-            # theirs is said so, whatever its answers say)
+        if isinstance(authored, str):  # when the form says they were given: the letter says it
             own = any(v is not None and f not in since for f, v in patient.values.items())
-            dated = [(date_time(w), w) for w in since.values()] + [(date_time(authored), authored)] * own
-            # in time order, each day once as a date (`20240301`, a week date: 2024-03-01), a year
-            # or a month alone as it is
-            moments = {
-                w if PARTIAL_DATE.fullmatch(w) else when.date().isoformat(): when for when, w in dated if when
-            }
-            days = sorted(moments, key=lambda day: moments[day])
-            span = f"{days[0]}/{days[-1]}" if len(days) > 1 and date_time(authored) else authored
-            span = days[0] if len(days) == 1 and since and not own and date_time(authored) else span
-            patient = dataclasses.replace(patient, given=span)
+            patient = dataclasses.replace(patient, given=given_span(authored, list(since.values()), own))
         if policy is not None:
             return dataclasses.replace(patient, answers_for=policy.family)
         if named == "all":  # written out again, still the form for every procedure's answers
             return dataclasses.replace(patient, shared=True)
     return patient
+
+
+def given_span(authored: str, dated: list[str], own: bool) -> str:
+    """When a form's answers were given (`Patient.given`): its `authored`, or, where answers say
+    their own day (ANSWERED: confirmed later), the span `first/last` in time order, each day once
+    (a year or a month alone as it is), the form's own date counting where an answer has none
+    (`own`). A form whose date cannot be theirs keeps it, so that it is said so."""
+    if date_time(authored) is None:
+        return authored
+    moments = {
+        text if PARTIAL_DATE.fullmatch(text) else when.date().isoformat(): when
+        for text in [*dated, *([authored] * own)]
+        if (when := date_time(text)) is not None
+    }
+    days = sorted(moments, key=lambda day: moments[day])
+    if len(days) > 1:
+        return f"{days[0]}/{days[-1]}"
+    return days[0] if days and not own else authored
 
 
 def for_procedure(patient: Patient, policies: list[Policy], every: bool) -> list[Policy]:
