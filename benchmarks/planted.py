@@ -2330,4 +2330,20 @@ PLANTED = [
         "an answer dated 2024 and 2099 is read by its last date, none: on a step it becomes today's",
         SEAMS,
     ),
+    Planted(
+        "seams",
+        "web/page.py",
+        "named = (patient.policy or patient.answers_for) if",
+        "named = patient.policy if",
+        "the page calls a knee form named by llr-asp's tag 'names none' and asks which procedure",
+        SEAMS,
+    ),
+    Planted(
+        "seams",
+        "web/page.py",
+        'return for_procedure(patient, chosen, every=named == "all")',
+        "return chosen",
+        "the page refuses 'every procedure' for a knee form that explain -p all decides for the knee",
+        SEAMS,
+    ),
 ]

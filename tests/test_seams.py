@@ -3421,3 +3421,19 @@ def test_an_answer_with_several_dates_is_as_old_as_the_latest_that_can_be_its_da
         assert answered_on({"item": [item]}, RULES) == {"pain.severity": "2024-01-01"}, dates
     two = [{"url": ANSWERED, "valueDateTime": d} for d in ("2025-01-01", "2024-01-01")]
     assert answered_on({"item": [{"linkId": "sex", "extension": two}]}, RULES) == {"sex": "2025-01-01"}
+
+
+@pytest.mark.parametrize("chosen", ["record", "all"])
+def test_the_page_reads_a_forms_procedure_however_it_names_it(client: TestClient, chosen: str) -> None:
+    """Twenty-seventh review L1, twenty-eighth L1: a knee form naming its procedure only in
+    llr-asp's tag (as $next-question and the DTR flow write theirs, or a family whose first
+    edition is retired) was 'The record names none' on the page, and 'every procedure' was
+    refused; explain -p all decides it for the knee alone. So does the page."""
+    from llr_asp.core.documents import TAG
+
+    tagged = knee_response()
+    tagged.pop("questionnaire")
+    tagged["meta"] = {"tag": [{"system": TAG, "code": "knee-resurfacing"}]}
+    page = client.post("/record", data={"document": json.dumps(tagged), "policy": chosen}).text
+    assert "The record names none" not in page and "Policy for Knee Resurfacing" in page, page[-2000:]
+    assert "Policy for Hip Resurfacing" not in page

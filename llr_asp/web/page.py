@@ -30,7 +30,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from ..core.documents import is_response, validate
+from ..core.documents import for_procedure, is_response, validate
 from ..core.errors import InputError, printable
 from ..core.patient import MAX_BYTES, Patient, parse
 from ..core.ruleset import Field, Policy, Value
@@ -262,8 +262,13 @@ def _chosen(engines: Engines, policy: str, patient: Patient) -> list[Policy] | N
     """The policies a page is about: the one chosen, else the one the record names (a
     QuestionnaireResponse's questionnaire names it too), each in the edition in force on the
     record's referral date, else today; None when neither says (ask)."""
-    named = patient.policy if policy in ("", "record") else policy
-    return engines.rules.select(named, engines.rules.date_of(patient.values)) if named else None
+    # (a form names its procedure in its canonical, its contained form or llr-asp's tag; its
+    # answers are for that one alone, "every procedure" included, as explain -p all reads them)
+    named = (patient.policy or patient.answers_for) if policy in ("", "record") else policy
+    if not named:
+        return None
+    chosen = engines.rules.select(named, engines.rules.date_of(patient.values))
+    return for_procedure(patient, chosen, every=named == "all")
 
 
 def _named(chosen: list[Policy]) -> str:
