@@ -349,6 +349,14 @@ def fill(page: Any, link: str, value: Any) -> None:
         shown = re.compile(rf"^\d+:\s+{re.escape(str(value))}( - \d+)?$")
         page.locator("#lhc-tools-searchResults li").filter(has_text=shown).click()
         page.press(f'input[id="{link}/1"]', "Tab")  # leave the field, as a clinician does
+    # LHC-Forms takes the answer into its model a moment after the click or the Tab: an export
+    # read at once can miss it (seen once in CI, under load: the answer sent as not known)
+    page.wait_for_function(
+        "(link) => (LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', 'formContainer').item"
+        " || []).some((i) => i.linkId === link && (i.answer || []).length)",
+        arg=link,
+        timeout=15_000,
+    )
 
 
 def exported(page: Any) -> dict[str, Any]:
