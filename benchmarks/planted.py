@@ -2181,7 +2181,7 @@ PLANTED = [
     Planted(
         "seams",
         "views/letter.py",
-        "    if when is None:\n",
+        "    if date_time(decision.given) is None:\n",
         "    if False:\n",
         "a letter for a form dated a year ahead says 'answers given on 1 June 2027'",
         SEAMS,
@@ -2277,8 +2277,8 @@ PLANTED = [
     Planted(
         "seams",
         "views/letter.py",
-        "if PARTIAL_DATE.fullmatch(decision.given) and date_time(decision.given):",
-        "if False:",
+        'on = "in" if PARTIAL_DATE.fullmatch(decision.given) else "on"',
+        'on = "on"',
         "a form dated '2026' alone: the letter says the answers were given on 1 January 2026",
         SEAMS,
     ),

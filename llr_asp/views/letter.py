@@ -70,15 +70,13 @@ def _given(decision: Decision) -> str:
         first, last = (_day(d) for d in decision.given.split("/", 1))
         if first is not None and last is not None:
             return f" Answers given between {first} and {last}."
-    if PARTIAL_DATE.fullmatch(decision.given) and date_time(decision.given):  # a year, a month: so
-        return f" Answers given in {_day(decision.given)}."
-    when = date_time(decision.given)
-    if when is None:
+    if date_time(decision.given) is None:
         return (
             f" The form's date ({printable(decision.given)}) cannot be when it was answered (not a date, "
             "or one still to come): check when it was filled in."
         )
-    return f" Answers given on {when.day} {when:%B %Y}."
+    on = "in" if PARTIAL_DATE.fullmatch(decision.given) else "on"  # (a year, or a month, alone)
+    return f" Answers given {on} {_day(decision.given)}."
 
 
 def blocks(decision: Decision, rules: RuleSet, today: datetime.date, full: bool = False) -> Iterator[Block]:
